@@ -1,0 +1,212 @@
+//! Who is acting, what they may do, and the record of what they did.
+//!
+//! This is the skeleton the access-control work builds on. A request or association is first
+//! turned into a [`Principal`]; use cases then demand a *capability* ([`IngestGrant`],
+//! [`AdminGrant`]) that only this crate can mint from a principal, so a handler that skipped
+//! the check does not compile. Every capability carries the principal, so audit events always
+//! name who acted. Pure: no I/O; token hashing only.
+//!
+//! ```
+//! use huren_access::{Principal, Sender, grant_ingest};
+//! let p = Principal::Admin { token_id: 1 };
+//! assert!(grant_ingest(&p).is_err()); // admins configure; they do not send images
+//! ```
+
+use huren_types::{AeTitle, InstitutionCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Internal key of an institution row (never a DICOM or HL7 identifier).
+pub type InstitutionId = i64;
+
+/// A sending system as the archive knows it: the institution it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub institution_id: InstitutionId,
+    pub institution_code: InstitutionCode,
+    pub kind: SenderKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SenderKind {
+    /// A DIMSE peer, identified by AE title + source network (PS3.8 has no authentication).
+    Dimse { ae_id: i64, ae_title: AeTitle },
+    /// An HTTP client holding an institution-bound token.
+    Token { token_id: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Principal {
+    /// A regional operator token (configuration, not patient data).
+    Admin { token_id: i64 },
+    /// The bootstrap admin from `HUREN_BOOTSTRAP_ADMIN_TOKEN`.
+    BootstrapAdmin,
+    /// A hospital system sending or querying as its institution.
+    System(Sender),
+    /// The local command line (`huren institution add …`): the operator at the console.
+    Console,
+}
+
+impl Principal {
+    /// Stable, non-secret label for audit records and logs.
+    pub fn label(&self) -> String {
+        match self {
+            Principal::Admin { token_id } => format!("admin-token:{token_id}"),
+            Principal::BootstrapAdmin => "bootstrap-admin".into(),
+            Principal::Console => "console".into(),
+            Principal::System(s) => match &s.kind {
+                SenderKind::Dimse { ae_title, ae_id } => {
+                    format!("ae:{ae_title}#{ae_id}@{}", s.institution_code)
+                }
+                SenderKind::Token { token_id } => {
+                    format!("token:{token_id}@{}", s.institution_code)
+                }
+            },
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("this action needs an institution's sending system")]
+    NotASender,
+    #[error("this action needs an administrator")]
+    NotAdmin,
+}
+
+/// Permission to store objects as `sender`. Only [`grant_ingest`] makes one.
+#[derive(Debug, Clone)]
+pub struct IngestGrant {
+    principal: Principal,
+    sender: Sender,
+}
+
+impl IngestGrant {
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub fn grant_ingest(p: &Principal) -> Result<IngestGrant, Denied> {
+    match p {
+        Principal::System(sender) => Ok(IngestGrant {
+            principal: p.clone(),
+            sender: sender.clone(),
+        }),
+        _ => Err(Denied::NotASender),
+    }
+}
+
+/// Permission to change configuration and object lifecycle. Only [`grant_admin`] makes one.
+#[derive(Debug, Clone)]
+pub struct AdminGrant {
+    principal: Principal,
+}
+
+impl AdminGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub fn grant_admin(p: &Principal) -> Result<AdminGrant, Denied> {
+    if p.is_admin() {
+        Ok(AdminGrant {
+            principal: p.clone(),
+        })
+    } else {
+        Err(Denied::NotAdmin)
+    }
+}
+
+/// Tokens are stored only as SHA-256 digests: a database leak does not leak credentials.
+/// (Tokens are 256-bit random values, so a fast hash is sufficient; passwords will use argon2.)
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What happened, in IHE ATNA terms where one exists (DICOM PS3.15 §A.5, event IDs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// DICOM "DICOM Instances Transferred" (110104), import direction.
+    InstanceStored,
+    /// An object was refused (status other than success/warning).
+    InstanceRefused,
+    /// A peer was refused at association (110114 "User Authentication" failure analogue).
+    AssociationRejected,
+    /// "Security Alert"/configuration change (110113).
+    ConfigurationChanged,
+    /// Study rejected or deleted by an operator ("DICOM Study Deleted", 110105).
+    StudyLifecycleChanged,
+    /// HTTP request refused for lack of credentials.
+    AuthenticationFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    /// Succeeded with a warning (DIMSE 0xBxxx, STOW 202 part).
+    Warning,
+    Failure,
+}
+
+/// One audit event: one principal's one action on one object (an instance, a study, a
+/// configuration record), with its outcome. See ARCHITECTURE.md, "What one audit event is".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub action: AuditAction,
+    pub outcome: Outcome,
+    pub actor: String,
+    pub institution: Option<String>,
+    pub patient: Option<String>,
+    pub study_uid: Option<String>,
+    pub object: Option<String>,
+    pub source_address: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender() -> Sender {
+        Sender {
+            institution_id: 1,
+            institution_code: InstitutionCode::parse("cq-a").unwrap(),
+            kind: SenderKind::Token { token_id: 9 },
+        }
+    }
+
+    #[test]
+    fn only_senders_ingest_only_admins_administer() {
+        let sys = Principal::System(sender());
+        assert_eq!(grant_ingest(&sys).unwrap().sender().institution_id, 1);
+        assert_eq!(grant_admin(&sys).unwrap_err(), Denied::NotAdmin);
+        assert!(grant_admin(&Principal::BootstrapAdmin).is_ok());
+        assert_eq!(
+            grant_ingest(&Principal::Console).unwrap_err(),
+            Denied::NotASender
+        );
+    }
+
+    #[test]
+    fn token_hash_is_stable_hex() {
+        assert_eq!(hash_token("abc").len(), 64);
+        assert_eq!(hash_token("abc"), hash_token("abc"));
+        assert_ne!(hash_token("abc"), hash_token("abd"));
+    }
+}

@@ -1,0 +1,368 @@
+//! Imaging use cases of the regional archive: ingest (from C-STORE and STOW-RS alike),
+//! institutions and their senders, object lifecycle, start-up recovery and study stability.
+//!
+//! Owns the ports it needs ([`ports::Index`], [`ports::BlobStore`]); adapters (`huren-dimse`,
+//! `huren-http`) call it, storage (`huren-store`) implements it. It knows nothing of sockets,
+//! SQL or HTTP. Every entry point takes a capability from `huren-access` ([`IngestGrant`],
+//! [`AdminGrant`]), so an unauthorized call does not compile.
+//!
+//! ```ignore
+//! let status = archive.ingest(&grant, IngestRequest { spooled, expected, source, settings }).await;
+//! ```
+
+pub mod ingest;
+pub mod model;
+pub mod ports;
+pub mod spool;
+pub mod time;
+
+use huren_access::{AdminGrant, AuditAction, AuditEvent, IngestGrant, Outcome};
+pub use ingest::{Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Warning};
+use model::*;
+use ports::{BlobStore, Index, StoreError};
+pub use spool::{Spool, SpoolError, Spooled};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// The region's zone for DICOM dates/times (DA/TM carry none).
+    pub zone: &'static time_tz::Tz,
+    /// Default quiet period after which a study is stable (senders may override).
+    pub stable_after_secs: i64,
+    /// Largest object accepted (C-STORE and each STOW part).
+    pub max_object_bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct Archive {
+    pub index: Arc<dyn Index>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub config: ArchiveConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl Archive {
+    pub fn new(index: Arc<dyn Index>, blobs: Arc<dyn BlobStore>, config: ArchiveConfig) -> Self {
+        Archive {
+            index,
+            blobs,
+            config,
+        }
+    }
+
+    pub async fn spool(&self) -> std::io::Result<Spool> {
+        Spool::create(self.blobs.spool_dir(), self.config.max_object_bytes).await
+    }
+
+    async fn audit_admin(
+        &self,
+        grant: &AdminGrant,
+        action: AuditAction,
+        object: String,
+        detail: serde_json::Value,
+    ) {
+        let ev = AuditEvent {
+            action,
+            outcome: Outcome::Success,
+            actor: grant.principal().label(),
+            institution: None,
+            patient: None,
+            study_uid: None,
+            object: Some(object),
+            source_address: None,
+            detail,
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record audit event");
+        }
+    }
+
+    pub async fn add_institution(
+        &self,
+        grant: &AdminGrant,
+        inst: NewInstitution,
+    ) -> Result<i64, AdminError> {
+        let code = inst.code.to_string();
+        let detail = serde_json::to_value(&inst).unwrap_or_default();
+        let id = self.index.add_institution(inst).await?;
+        self.audit_admin(
+            grant,
+            AuditAction::ConfigurationChanged,
+            format!("institution:{code}"),
+            detail,
+        )
+        .await;
+        Ok(id)
+    }
+
+    pub async fn change_institution(
+        &self,
+        grant: &AdminGrant,
+        code: &str,
+        change: AttributeChange,
+    ) -> Result<(), AdminError> {
+        if change.attribute == InstitutionAttribute::Level {
+            huren_types::InstitutionLevel::parse(&change.value)
+                .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        }
+        if change.attribute == InstitutionAttribute::Ownership {
+            huren_types::Ownership::parse(&change.value)
+                .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        }
+        let detail = serde_json::to_value(&change).unwrap_or_default();
+        self.index.set_institution_attribute(code, change).await?;
+        self.audit_admin(
+            grant,
+            AuditAction::ConfigurationChanged,
+            format!("institution:{code}"),
+            detail,
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn institution_as_of(
+        &self,
+        _grant: &AdminGrant,
+        code: &str,
+        date: ::time::Date,
+    ) -> Result<Option<InstitutionView>, AdminError> {
+        Ok(self.index.institution_as_of(code, date).await?)
+    }
+
+    pub async fn list_institutions(
+        &self,
+        _grant: &AdminGrant,
+        date: ::time::Date,
+    ) -> Result<Vec<InstitutionView>, AdminError> {
+        Ok(self.index.list_institutions(date).await?)
+    }
+
+    pub async fn add_membership(
+        &self,
+        grant: &AdminGrant,
+        m: NewMembership,
+    ) -> Result<(), AdminError> {
+        let detail = serde_json::to_value(&m).unwrap_or_default();
+        let object = format!("institution:{}", m.institution_code);
+        self.index.add_consortium_membership(m).await?;
+        self.audit_admin(grant, AuditAction::ConfigurationChanged, object, detail)
+            .await;
+        Ok(())
+    }
+
+    pub async fn add_ae(&self, grant: &AdminGrant, ae: NewAe) -> Result<i64, AdminError> {
+        if let Some(cs) = &ae.assumed_charset {
+            if huren_dicom::charset::encoding_for_label(cs).is_none() {
+                return Err(AdminError::Invalid(format!("unknown character set {cs:?}")));
+            }
+        }
+        let detail = serde_json::to_value(&ae).unwrap_or_default();
+        let object = format!("ae:{}", ae.ae_title);
+        let id = self.index.add_ae(ae).await?;
+        self.audit_admin(grant, AuditAction::ConfigurationChanged, object, detail)
+            .await;
+        Ok(id)
+    }
+
+    pub async fn list_aes(&self, _grant: &AdminGrant) -> Result<Vec<Peer>, AdminError> {
+        Ok(self.index.list_aes().await?)
+    }
+
+    /// Allows `sender` to send for `performer`; with `institution_name`, objects from the
+    /// sender whose InstitutionName (0008,0080) equals it are attributed to `performer`.
+    pub async fn add_send_for(
+        &self,
+        grant: &AdminGrant,
+        sender: &str,
+        performer: &str,
+        institution_name: Option<&str>,
+    ) -> Result<(), AdminError> {
+        self.index
+            .add_send_for(sender, performer, institution_name)
+            .await?;
+        self.audit_admin(
+            grant,
+            AuditAction::ConfigurationChanged,
+            format!("institution:{sender}"),
+            serde_json::json!({ "send_for": performer, "institution_name": institution_name }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Creates a bearer token; returns the secret (shown once) — only its hash is stored.
+    pub async fn create_token(
+        &self,
+        grant: &AdminGrant,
+        scope: TokenScope,
+    ) -> Result<String, AdminError> {
+        let secret = format!(
+            "hr_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let hash = huren_access::hash_token(&secret);
+        let id = self.index.create_token(&hash, scope.clone()).await?;
+        self.audit_admin(
+            grant,
+            AuditAction::ConfigurationChanged,
+            format!("token:{id}"),
+            serde_json::to_value(&scope).unwrap_or_default(),
+        )
+        .await;
+        Ok(secret)
+    }
+
+    /// Rejects or deletes a study (audited). Deleted instances keep a tombstone row; their
+    /// blobs are removed after the index change is durable.
+    pub async fn set_study_lifecycle(
+        &self,
+        grant: &AdminGrant,
+        study_uid: &str,
+        institution: Option<&str>,
+        to: huren_types::Lifecycle,
+        reason: &str,
+    ) -> Result<StudyLifecycleChange, AdminError> {
+        if !matches!(
+            to,
+            huren_types::Lifecycle::Rejected | huren_types::Lifecycle::Deleted
+        ) {
+            return Err(AdminError::Invalid(
+                "a study can only be rejected or deleted".into(),
+            ));
+        }
+        if reason.trim().is_empty() {
+            return Err(AdminError::Invalid("a reason is required".into()));
+        }
+        let change = self
+            .index
+            .set_study_lifecycle(study_uid, institution, to)
+            .await?;
+        for key in &change.blob_keys {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::warn!(error = %e, key, "blob of deleted instance not removed");
+            }
+        }
+        let ev = AuditEvent {
+            action: AuditAction::StudyLifecycleChanged,
+            outcome: Outcome::Success,
+            actor: grant.principal().label(),
+            institution: institution.map(str::to_owned),
+            patient: None,
+            study_uid: Some(study_uid.to_owned()),
+            object: Some(format!("study:{study_uid}")),
+            source_address: None,
+            detail: serde_json::json!({ "to": to.as_str(), "reason": reason, "instances": change.instances }),
+        };
+        self.index.record_audit(ev).await?;
+        Ok(change)
+    }
+
+    /// Start-up recovery: removes spool leftovers and blobs that no index row references in the
+    /// partitions written since the last clean sweep (a crash between blob fsync and index
+    /// commit). Returns the number of orphans removed.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        if let Ok(mut rd) = tokio::fs::read_dir(self.blobs.spool_dir()).await {
+            while let Ok(Some(e)) = rd.next_entry().await {
+                if tokio::fs::remove_file(e.path()).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        let today = ::time::OffsetDateTime::now_utc().date();
+        let from = match self.index.sweep_watermark().await? {
+            Some(p) => huren_archive_partition_date(&p).unwrap_or(today),
+            // First start: sweep everything once.
+            None => ::time::Date::MIN,
+        };
+        let partitions: Vec<String> = if from == ::time::Date::MIN {
+            vec!["objects/".to_string()]
+        } else {
+            let mut v = Vec::new();
+            let mut d = from.previous_day().unwrap_or(from);
+            while d <= today {
+                v.push(format!(
+                    "objects/{:04}/{:02}/{:02}/",
+                    d.year(),
+                    u8::from(d.month()),
+                    d.day()
+                ));
+                d = d.next_day().unwrap_or(today);
+                if d == today
+                    && v.last().is_some_and(|l| {
+                        l.contains(&format!(
+                            "{:02}/{:02}/",
+                            u8::from(today.month()),
+                            today.day()
+                        ))
+                    })
+                {
+                    break;
+                }
+            }
+            v
+        };
+        for prefix in partitions {
+            let blobs = self.blobs.list(&prefix).await?;
+            if blobs.is_empty() {
+                continue;
+            }
+            let known: std::collections::HashSet<String> = self
+                .index
+                .blob_keys_with_prefix(&prefix)
+                .await?
+                .into_iter()
+                .collect();
+            for key in blobs {
+                if !known.contains(&key) {
+                    tracing::warn!(key, "removing orphan blob (written but never indexed)");
+                    self.blobs.delete(&key).await?;
+                    removed += 1;
+                }
+            }
+        }
+        self.index
+            .set_sweep_watermark(&format!(
+                "{:04}-{:02}-{:02}",
+                today.year(),
+                u8::from(today.month()),
+                today.day()
+            ))
+            .await?;
+        Ok(removed)
+    }
+
+    /// One pass of the stability check; the server calls it periodically.
+    pub async fn mark_stable(&self) -> Result<Vec<i64>, StoreError> {
+        self.index
+            .mark_stable_studies(::time::OffsetDateTime::now_utc().unix_timestamp())
+            .await
+    }
+
+    /// Registers the grant-free read of counts for `/metrics` and the demo banner.
+    pub async fn counts(&self) -> Result<ArchiveCounts, StoreError> {
+        self.index.counts().await
+    }
+
+    /// Permission check used by adapters before ingest: the grant's sender must still exist.
+    pub fn sender_of<'a>(&self, grant: &'a IngestGrant) -> &'a huren_access::Sender {
+        grant.sender()
+    }
+}
+
+fn huren_archive_partition_date(p: &str) -> Option<::time::Date> {
+    let mut it = p.split('-');
+    let y: i32 = it.next()?.parse().ok()?;
+    let m: u8 = it.next()?.parse().ok()?;
+    let d: u8 = it.next()?.parse().ok()?;
+    ::time::Date::from_calendar_date(y, ::time::Month::try_from(m).ok()?, d).ok()
+}

@@ -1,0 +1,230 @@
+//! Records crossing the ports. Keys are internal integers, never DICOM UIDs (a UID is an
+//! attribute that may collide across a region; see ARCHITECTURE.md, "Identity of objects").
+
+use huren_types::{AeTitle, InstitutionCode, InstitutionLevel, Ownership};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// A registered DIMSE peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: i64,
+    pub institution_id: i64,
+    pub institution_code: String,
+    pub ae_title: AeTitle,
+    /// The network the peer's associations come from (a host is a /32 or /128).
+    pub network: IpNet,
+    /// Set for C-MOVE destinations.
+    pub port: Option<u16>,
+    /// Charset to assume when the peer sends non-ASCII text with no or a wrong (0008,0005).
+    pub assumed_charset: Option<String>,
+    /// Seconds without a new instance after which a study from this peer is stable.
+    pub stable_after_secs: Option<i64>,
+    /// Performing institution for everything this peer sends, unless InstitutionName maps.
+    pub default_performer_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewAe {
+    pub institution_code: InstitutionCode,
+    pub ae_title: AeTitle,
+    pub network: IpNet,
+    pub port: Option<u16>,
+    pub assumed_charset: Option<String>,
+    pub stable_after_secs: Option<i64>,
+    pub default_performer_code: Option<InstitutionCode>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewInstitution {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub level: InstitutionLevel,
+    pub ownership: Ownership,
+    pub identifier_system: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    /// First day the attributes hold (defaults to the day of registration).
+    pub valid_from: time::Date,
+}
+
+/// Effective-dated attributes of an institution (each with its own validity period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstitutionAttribute {
+    Name,
+    Level,
+    Ownership,
+    IdentifierSystem,
+    Region,
+    City,
+}
+
+impl InstitutionAttribute {
+    pub const ALL: [InstitutionAttribute; 6] = [
+        Self::Name,
+        Self::Level,
+        Self::Ownership,
+        Self::IdentifierSystem,
+        Self::Region,
+        Self::City,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Level => "level",
+            Self::Ownership => "ownership",
+            Self::IdentifierSystem => "identifier_system",
+            Self::Region => "region",
+            Self::City => "city",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// A new value for one attribute from `valid_from` on; the previous value's period is closed
+/// the day before.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub attribute: InstitutionAttribute,
+    pub value: String,
+    pub valid_from: time::Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewMembership {
+    pub institution_code: InstitutionCode,
+    pub consortium_code: String,
+    pub consortium_name: String,
+    /// 医联体 (medical alliance) or 医共体 (county medical community).
+    pub consortium_kind: String,
+    pub valid_from: time::Date,
+    pub valid_to: Option<time::Date>,
+}
+
+/// An institution as it stood on a given date.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstitutionView {
+    pub id: i64,
+    pub code: String,
+    pub as_of: String,
+    pub name: Option<String>,
+    pub level: Option<String>,
+    pub ownership: Option<String>,
+    pub identifier_system: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub consortia: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TokenScope {
+    Admin,
+    Institution(InstitutionCode),
+}
+
+/// Everything the index keeps about one received instance.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub transfer_syntax_uid: String,
+    pub sender_institution_id: i64,
+    pub sender_ae_id: Option<i64>,
+    pub sender_token_id: Option<i64>,
+    pub performing_institution_id: i64,
+    /// Issuer scoping the PatientID (IssuerOfPatientID, else the performer's identifier system).
+    pub patient_issuer: String,
+    pub patient_id: String,
+    pub attrs: huren_dicom::attrs::IndexAttributes,
+    /// Study date/time as an instant (unix seconds) in the region's zone, when parseable.
+    pub study_instant: Option<i64>,
+    pub blob_key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub pixel_layout: String,
+    /// DICOM JSON of the instance, deflate-compressed.
+    pub dicom_json_deflated: Vec<u8>,
+    pub received_unix: i64,
+    pub stable_after_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Stored {
+        instance_id: i64,
+    },
+    /// Same owner sent identical bytes again: nothing changed; the new blob is not needed.
+    Duplicate {
+        instance_id: i64,
+    },
+    /// Same owner, new content: stored as a new version, the previous one superseded.
+    NewVersion {
+        instance_id: i64,
+        superseded_id: i64,
+    },
+    /// Another institution already holds this SOP Instance UID: stored separately, flagged.
+    UidConflict {
+        instance_id: i64,
+        other_id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceRow {
+    pub id: i64,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub lifecycle: String,
+    pub version: i64,
+    pub sender_institution_id: i64,
+    pub performing_institution_id: i64,
+    pub blob_key: String,
+    pub sha256: String,
+    pub size: i64,
+    pub patient_issuer: String,
+    pub patient_id: String,
+    pub patient_name: Option<String>,
+    pub uid_conflict: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StudyLifecycleChange {
+    pub studies: i64,
+    pub instances: i64,
+    /// Blob keys to delete (for a deletion), removed after the index change commits.
+    pub blob_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArchiveCounts {
+    pub institutions: i64,
+    pub patients: i64,
+    pub studies: i64,
+    pub series: i64,
+    pub instances: i64,
+}
+
+/// The registered peer for a calling AE title arriving from `addr`: same title, network
+/// containing the address; the most specific network wins (a /32 beats a NAT'd /24).
+pub fn match_peer<'a>(
+    peers: &'a [Peer],
+    calling_ae: &str,
+    addr: std::net::IpAddr,
+) -> Option<&'a Peer> {
+    let addr = match addr {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(addr),
+        v4 => v4,
+    };
+    peers
+        .iter()
+        .filter(|p| p.ae_title.as_str() == calling_ae.trim() && p.network.contains(&addr))
+        .max_by_key(|p| p.network.prefix_len())
+}

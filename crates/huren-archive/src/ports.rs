@@ -1,0 +1,127 @@
+//! The ports the archive's use cases need. Implementations live in `huren-store` (SQLite +
+//! local files today; PostgreSQL + S3 later) — use cases never name a database or a bucket.
+
+use crate::model::*;
+use async_trait::async_trait;
+use huren_access::{AuditEvent, Principal};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device or quota is full: DIMSE 0xA700, HTTP 507.
+    #[error("storage is out of space: {0}")]
+    OutOfSpace(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("storage back end failed: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn from_io(e: std::io::Error) -> Self {
+        // ENOSPC (28) and EDQUOT (122) on Linux.
+        match e.raw_os_error() {
+            Some(28) | Some(122) => StoreError::OutOfSpace(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// Where object bytes live. Writes are two-phase: bytes are first spooled to a local file
+/// (streamed, hashed), then made durable under their final key by [`BlobStore::persist`].
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// A directory for spool files, on the same file system as the objects when local (so
+    /// persisting is a rename).
+    fn spool_dir(&self) -> &Path;
+    /// Makes the spooled file durable under `key` (fsync'd, directory entry too) and consumes it.
+    async fn persist(&self, spool: &Path, key: &str) -> Result<(), StoreError>;
+    /// Reads a whole object (tests, small objects); large reads use ranges.
+    async fn read(&self, key: &str) -> Result<bytes::Bytes, StoreError>;
+    async fn read_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Keys under a prefix (startup sweep of recent partitions).
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Local path of an object when the store is a file system (for scanning in place).
+    fn local_path(&self, key: &str) -> Option<PathBuf>;
+}
+
+/// The index: institutions, senders, patients/studies/series/instances, audit.
+#[async_trait]
+pub trait Index: Send + Sync + 'static {
+    // --- senders and principals ---
+    /// Finds the DIMSE peer registered for this calling AE title whose network contains `addr`.
+    async fn find_peer(&self, calling_ae: &str, addr: IpAddr) -> Result<Option<Peer>, StoreError>;
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError>;
+    /// The institution that performed an instance sent by `sender_institution` (configured
+    /// InstitutionName mapping), if any mapping applies.
+    async fn map_performer(
+        &self,
+        sender_institution: i64,
+        institution_name: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn institution_code(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// The identifier system (issuer) an institution uses for its MRNs on `date` (YYYYMMDD).
+    async fn institution_identifier_system(&self, id: i64) -> Result<Option<String>, StoreError>;
+
+    // --- ingest ---
+    /// Commits one instance and its audit event atomically, applying the duplicate-UID policy
+    /// inside the same serialized transaction (see ARCHITECTURE.md). May be batched with other
+    /// concurrent commits (group commit); returns only once durable.
+    async fn commit_instance(
+        &self,
+        rec: NewInstance,
+        audit: AuditEvent,
+    ) -> Result<CommitOutcome, StoreError>;
+    async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError>;
+
+    // --- administration ---
+    async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError>;
+    async fn set_institution_attribute(
+        &self,
+        code: &str,
+        change: AttributeChange,
+    ) -> Result<(), StoreError>;
+    async fn institution_as_of(
+        &self,
+        code: &str,
+        date: time::Date,
+    ) -> Result<Option<InstitutionView>, StoreError>;
+    async fn list_institutions(&self, date: time::Date)
+    -> Result<Vec<InstitutionView>, StoreError>;
+    async fn add_consortium_membership(&self, m: NewMembership) -> Result<(), StoreError>;
+    async fn add_ae(&self, ae: NewAe) -> Result<i64, StoreError>;
+    async fn list_aes(&self) -> Result<Vec<Peer>, StoreError>;
+    async fn add_send_for(
+        &self,
+        sender_code: &str,
+        performer_code: &str,
+        institution_name: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn create_token(&self, hash: &str, scope: TokenScope) -> Result<i64, StoreError>;
+    async fn set_study_lifecycle(
+        &self,
+        study_uid: &str,
+        institution_code: Option<&str>,
+        to: huren_types::Lifecycle,
+    ) -> Result<StudyLifecycleChange, StoreError>;
+
+    // --- reads used by tests, retrieval and the sweep ---
+    async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError>;
+    async fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    async fn sweep_watermark(&self) -> Result<Option<String>, StoreError>;
+    async fn set_sweep_watermark(&self, partition: &str) -> Result<(), StoreError>;
+    /// Marks studies with no new instance for their sender's quiet period as stable; returns
+    /// the study keys that just became stable (each gets one `study_stable` event row).
+    async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError>;
+    async fn counts(&self) -> Result<ArchiveCounts, StoreError>;
+}

@@ -1,0 +1,111 @@
+//! Where each frame's bytes lie in the stored object, computed once at ingest so frames can be
+//! served by range reads without decoding or loading the whole object (PS3.5 §8.2, §A.4).
+
+use crate::parse::{Dataset, Fragment, PIXEL_DATA, Value};
+use crate::values::TextContext;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PixelLayout {
+    /// No pixel data (SR, ECG, RT plan…).
+    None,
+    /// Native pixel data: frame *i* is `[offset + i·frame_length, +frame_length)`.
+    /// `frame_length` is in bits ÷ 8 rounded up per frame only for BitsAllocated ≥ 8; 1-bit
+    /// frames are packed across byte boundaries (PS3.5 §8.1.1) and are marked `packed_bits`.
+    Native {
+        offset: u64,
+        length: u64,
+        frame_length: u64,
+        frames: u32,
+        packed_bits: bool,
+    },
+    /// Encapsulated: the fragments making up each frame, as (offset, length) of fragment values.
+    Encapsulated { frames: Vec<Vec<(u64, u32)>> },
+    /// Encapsulated, but the fragment→frame mapping cannot be derived from the header (several
+    /// fragments per frame and no offset table): frames must be found by scanning codestreams.
+    EncapsulatedUnmapped {
+        fragments: Vec<(u64, u32)>,
+        frames: u32,
+    },
+    /// The dataset is deflated: offsets do not address the stored bytes.
+    Deflated,
+}
+
+impl PixelLayout {
+    pub fn frame_count(&self) -> u32 {
+        match self {
+            PixelLayout::None | PixelLayout::Deflated => 0,
+            PixelLayout::Native { frames, .. } => *frames,
+            PixelLayout::Encapsulated { frames } => frames.len() as u32,
+            PixelLayout::EncapsulatedUnmapped { frames, .. } => *frames,
+        }
+    }
+}
+
+pub fn layout(ds: &Dataset, cx: &TextContext, deflated: bool) -> PixelLayout {
+    let Some(pixel) = ds.get(PIXEL_DATA) else {
+        return PixelLayout::None;
+    };
+    if deflated {
+        return PixelLayout::Deflated;
+    }
+    let frames = cx.int(ds, 0x0028_0008).filter(|n| *n > 0).unwrap_or(1) as u32;
+    match &pixel.value {
+        Value::Bulk { offset, length } => {
+            let rows = cx.int(ds, 0x0028_0010).unwrap_or(0) as u64;
+            let cols = cx.int(ds, 0x0028_0011).unwrap_or(0) as u64;
+            let spp = cx.int(ds, 0x0028_0002).unwrap_or(1) as u64;
+            let bits = cx.int(ds, 0x0028_0100).unwrap_or(16) as u64;
+            let frame_bits = rows * cols * spp * bits;
+            let packed_bits = bits < 8 || frame_bits % 8 != 0;
+            let frame_length = frame_bits.div_ceil(8);
+            PixelLayout::Native {
+                offset: *offset,
+                length: *length,
+                frame_length,
+                frames,
+                packed_bits,
+            }
+        }
+        // The scan always leaves native pixel data on storage (see `parse`), never inline.
+        Value::Bytes(_) => PixelLayout::None,
+        Value::Fragments {
+            offset_table,
+            fragments,
+        } => map_fragments(offset_table, fragments, frames),
+        Value::Sequence(_) => PixelLayout::None,
+    }
+}
+
+fn map_fragments(bot: &[u32], fragments: &[Fragment], frames: u32) -> PixelLayout {
+    let pairs: Vec<(u64, u32)> = fragments.iter().map(|f| (f.offset, f.length)).collect();
+    if frames == 1 {
+        return PixelLayout::Encapsulated {
+            frames: vec![pairs],
+        };
+    }
+    if pairs.len() == frames as usize {
+        return PixelLayout::Encapsulated {
+            frames: pairs.into_iter().map(|p| vec![p]).collect(),
+        };
+    }
+    // Basic Offset Table: byte offsets of each frame's first fragment item, relative to the
+    // first byte of the first fragment item's tag (PS3.5 §A.4, Table A.4-1).
+    if bot.len() == frames as usize && !pairs.is_empty() {
+        let first_item = pairs[0].0 - 8;
+        let mut out: Vec<Vec<(u64, u32)>> = vec![Vec::new(); frames as usize];
+        for &(off, len) in &pairs {
+            let rel = (off - 8 - first_item) as u32;
+            let frame = bot.iter().rposition(|&start| start <= rel).unwrap_or(0);
+            out[frame].push((off, len));
+        }
+        if out.iter().all(|f| !f.is_empty()) {
+            return PixelLayout::Encapsulated { frames: out };
+        }
+    }
+    PixelLayout::EncapsulatedUnmapped {
+        fragments: pairs,
+        frames,
+    }
+}

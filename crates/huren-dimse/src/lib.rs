@@ -1,0 +1,12 @@
+//! The DIMSE adapter: DICOM upper layer (PS3.8) associations via dicom-ul, and the DIMSE
+//! services (PS3.7) huren serves: C-ECHO and C-STORE today; C-FIND/C-MOVE/C-GET come with the
+//! query/retrieve work. dicom-ul provides PDUs and negotiation only; command sets, message
+//! reassembly and statuses are ours ([`command`]).
+//!
+//! Peers are identified by calling AE title *and* source network; an unknown peer or a wrong
+//! called AE title gets A-ASSOCIATE-RJ (PS3.8 §9.3.4, reasons 3 and 7).
+
+pub mod command;
+pub mod scp;
+
+pub use scp::{ScpConfig, dimse_status, serve};

@@ -1,0 +1,565 @@
+//! The association acceptor: identifies the calling peer (AE title + source network), then
+//! serves C-ECHO and C-STORE on the association until release or abort.
+
+use crate::command::{self, Command, field, tag};
+use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
+use dicom_ul::pdu::{
+    AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
+};
+use huren_access::{AuditAction, AuditEvent, Outcome, Principal, Sender, SenderKind, grant_ingest};
+use huren_archive::model::{Peer, match_peer};
+use huren_archive::{
+    Archive, Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Spool, SpoolError,
+    Warning,
+};
+use huren_dicom::meta::file_meta;
+use huren_types::{AeTitle, InstitutionCode};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+const VERIFICATION: &str = "1.2.840.10008.1.1";
+
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    pub ae_title: AeTitle,
+    /// Largest P-DATA PDU we accept (our A-ASSOCIATE-AC max length).
+    pub max_pdu_length: u32,
+    /// An association idle this long is aborted (the ARTIM-like guard of PS3.8 §9.1.5).
+    pub idle_timeout: Duration,
+    /// Concurrent associations served; more wait for a slot (back-pressure).
+    pub max_associations: usize,
+}
+
+/// Decides at A-ASSOCIATE-RQ time, inside dicom-ul's negotiation: the called AE must be ours
+/// and the calling AE + source address must match a registered peer (PS3.8 §7.1.1.x reasons).
+struct PeerAccess {
+    peers: Vec<Peer>,
+    addr: IpAddr,
+    matched: Arc<Mutex<Option<Peer>>>,
+    refused: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl AccessControl for PeerAccess {
+    fn check_access(
+        &self,
+        this_ae: &str,
+        calling: &str,
+        called: &str,
+        _user: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        if called.trim() != this_ae.trim() {
+            if let Ok(mut r) = self.refused.lock() {
+                *r = Some("called AE title not recognized");
+            }
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        }
+        match match_peer(&self.peers, calling, self.addr) {
+            Some(p) => {
+                if let Ok(mut m) = self.matched.lock() {
+                    *m = Some(p.clone());
+                }
+                Ok(())
+            }
+            None => {
+                if let Ok(mut r) = self.refused.lock() {
+                    *r = Some("calling AE title not recognized from this address");
+                }
+                Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+            }
+        }
+    }
+}
+
+pub async fn serve(listener: TcpListener, archive: Archive, cfg: ScpConfig) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_associations));
+    let cfg = Arc::new(cfg);
+    loop {
+        let (socket, peer_addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let archive = archive.clone();
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            if let Err(e) = association(socket, peer_addr, archive, &cfg).await {
+                tracing::info!(peer = %peer_addr, error = %e, "association ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AssocError {
+    #[error("upper layer: {0}")]
+    Ul(#[from] dicom_ul::association::Error),
+    #[error("index: {0}")]
+    Index(#[from] huren_archive::ports::StoreError),
+    #[error("spool: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+enum State {
+    Idle,
+    /// Receiving a C-STORE data set into a spool file.
+    Receiving {
+        rq: StoreRq,
+        spool: Spool,
+    },
+    /// Data set being drained after a failure decided before its end.
+    Draining {
+        rq: StoreRq,
+        status: u16,
+        comment: String,
+    },
+}
+
+struct StoreRq {
+    message_id: u16,
+    pc_id: u8,
+    sop_class: String,
+    sop_instance: String,
+    transfer_syntax: String,
+}
+
+async fn association(
+    socket: TcpStream,
+    peer_addr: SocketAddr,
+    archive: Archive,
+    cfg: &ScpConfig,
+) -> Result<(), AssocError> {
+    let peers = archive.index.list_aes().await?;
+    let matched = Arc::new(Mutex::new(None));
+    let refused = Arc::new(Mutex::new(None));
+    let access = PeerAccess {
+        peers,
+        addr: peer_addr.ip(),
+        matched: matched.clone(),
+        refused: refused.clone(),
+    };
+    let mut opts = ServerAssociationOptions::new()
+        .ae_access_control(access)
+        .ae_title(cfg.ae_title.as_str().to_owned())
+        // Every storage SOP class is accepted, private and future ones included: an archive
+        // stores what it is sent. Non-storage services are answered with 0x0122 below.
+        .promiscuous(true)
+        .max_pdu_length(cfg.max_pdu_length)
+        .read_timeout(cfg.idle_timeout)
+        .write_timeout(cfg.idle_timeout);
+    for ts in huren_dicom::ts::ACCEPTED {
+        opts = opts.with_transfer_syntax(ts.uid);
+    }
+    let mut assoc = match opts.establish_async(socket).await {
+        Ok(a) => a,
+        Err(e) => {
+            let reason = refused.lock().ok().and_then(|r| *r);
+            if let Some(reason) = reason {
+                let ev = AuditEvent {
+                    action: AuditAction::AssociationRejected,
+                    outcome: Outcome::Failure,
+                    actor: "dimse-peer".into(),
+                    institution: None,
+                    patient: None,
+                    study_uid: None,
+                    object: None,
+                    source_address: Some(peer_addr.ip().to_string()),
+                    detail: serde_json::json!({ "reason": reason }),
+                };
+                let _ = archive.index.record_audit(ev).await;
+                metrics::counter!("huren_dimse_associations_rejected_total").increment(1);
+                tracing::info!(peer = %peer_addr, reason, "association rejected");
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+    };
+    let Some(peer) = matched.lock().ok().and_then(|m| m.clone()) else {
+        return Ok(());
+    };
+    metrics::counter!("huren_dimse_associations_total").increment(1);
+    let Ok(institution_code) = InstitutionCode::parse(&peer.institution_code) else {
+        let _ = assoc.abort().await;
+        return Ok(());
+    };
+    let principal = Principal::System(Sender {
+        institution_id: peer.institution_id,
+        institution_code,
+        kind: SenderKind::Dimse {
+            ae_id: peer.id,
+            ae_title: peer.ae_title.clone(),
+        },
+    });
+    let Ok(grant) = grant_ingest(&principal) else {
+        return Ok(());
+    };
+    let settings = SenderSettings {
+        assumed_charset: peer.assumed_charset.clone(),
+        stable_after_secs: peer.stable_after_secs,
+        default_performer_id: peer.default_performer_id,
+    };
+    let contexts: Vec<(u8, String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|pc| {
+            (
+                pc.id,
+                pc.abstract_syntax.clone(),
+                pc.transfer_syntax.clone(),
+            )
+        })
+        .collect();
+    let mut cmd_buf: Vec<u8> = Vec::new();
+    let mut state = State::Idle;
+    loop {
+        let pdu = match assoc.receive().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(peer = %peer_addr, error = %e, "association lost");
+                return Ok(());
+            }
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                for pdv in data {
+                    match pdv.value_type {
+                        PDataValueType::Command => {
+                            cmd_buf.extend_from_slice(&pdv.data);
+                            if !pdv.is_last {
+                                continue;
+                            }
+                            let bytes = std::mem::take(&mut cmd_buf);
+                            let reply = on_command(
+                                &bytes,
+                                pdv.presentation_context_id,
+                                &contexts,
+                                &archive,
+                                peer.ae_title.as_str(),
+                                &mut state,
+                            )
+                            .await;
+                            if let Some((pc, rsp)) = reply {
+                                send_command(&mut assoc, pc, &rsp).await?;
+                            }
+                        }
+                        PDataValueType::Data => {
+                            let reply = on_data(
+                                pdv,
+                                &mut state,
+                                &archive,
+                                &grant,
+                                &settings,
+                                peer_addr.ip(),
+                            )
+                            .await;
+                            if let Some((pc, rsp)) = reply {
+                                send_command(&mut assoc, pc, &rsp).await?;
+                            }
+                        }
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                let _ = assoc.send(&Pdu::ReleaseRP).await;
+                return Ok(());
+            }
+            Pdu::AbortRQ { .. } => return Ok(()),
+            other => {
+                tracing::info!(peer = %peer_addr, pdu = ?std::mem::discriminant(&other), "unexpected PDU; aborting");
+                let _ = assoc.abort().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn send_command<S>(
+    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
+    pc_id: u8,
+    cmd: &Command,
+) -> Result<(), AssocError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    let pdu = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc_id,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: cmd.encode(),
+        }],
+    };
+    assoc.send(&pdu).await?;
+    Ok(())
+}
+
+/// Handles a complete command set. Returns a response to send now, if any (C-STORE responds
+/// after its data set).
+async fn on_command(
+    bytes: &[u8],
+    pc_id: u8,
+    contexts: &[(u8, String, String)],
+    archive: &Archive,
+    calling_ae: &str,
+    state: &mut State,
+) -> Option<(u8, Command)> {
+    let cmd = match Command::decode(bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            // No message ID to answer to: a malformed command set cannot get a response.
+            tracing::warn!(error = %e, "undecodable command set ignored");
+            return None;
+        }
+    };
+    let message_id = cmd.message_id().unwrap_or(0);
+    let field_value = cmd.command_field().unwrap_or(0);
+    let Some((_, abstract_syntax, ts)) = contexts.iter().find(|(id, _, _)| *id == pc_id) else {
+        return None;
+    };
+    match field_value {
+        field::C_ECHO_RQ => Some((
+            pc_id,
+            command::response(
+                field::C_ECHO_RSP,
+                message_id,
+                Some(VERIFICATION),
+                None,
+                0x0000,
+                None,
+            ),
+        )),
+        field::C_STORE_RQ => {
+            let sop_class = cmd
+                .string(tag::AFFECTED_SOP_CLASS_UID)
+                .unwrap_or_else(|| abstract_syntax.clone());
+            let sop_instance = cmd
+                .string(tag::AFFECTED_SOP_INSTANCE_UID)
+                .unwrap_or_default();
+            let rq = StoreRq {
+                message_id,
+                pc_id,
+                sop_class,
+                sop_instance,
+                transfer_syntax: ts.clone(),
+            };
+            if !cmd.has_data_set() {
+                return Some((
+                    pc_id,
+                    store_rsp(&rq, 0xC000, Some("C-STORE-RQ announces no data set")),
+                ));
+            }
+            if rq.sop_class == VERIFICATION || is_non_storage_service(&rq.sop_class) {
+                *state = State::Draining {
+                    status: 0x0122,
+                    comment: "SOP class is not a storage SOP class".into(),
+                    rq,
+                };
+                return None;
+            }
+            match archive.spool().await {
+                Ok(mut spool) => {
+                    // DIMSE carries a bare data set; a File Meta header makes the stored
+                    // object a Part 10 file (PS3.10 §7.1). The data set bytes follow unchanged.
+                    let meta = file_meta(
+                        &rq.sop_class,
+                        &rq.sop_instance,
+                        &rq.transfer_syntax,
+                        Some(calling_ae),
+                    );
+                    match spool.write(&meta).await {
+                        Ok(()) => *state = State::Receiving { rq, spool },
+                        Err(e) => {
+                            *state = State::Draining {
+                                status: 0xA700,
+                                comment: format!("{e}"),
+                                rq,
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    *state = State::Draining {
+                        status: 0xA700,
+                        comment: format!("cannot spool: {e}"),
+                        rq,
+                    }
+                }
+            }
+            None
+        }
+        field::C_FIND_RQ | field::C_MOVE_RQ | field::C_GET_RQ => {
+            let rsp = field_value | 0x8000;
+            Some((
+                pc_id,
+                command::response(
+                    rsp,
+                    message_id,
+                    Some(abstract_syntax),
+                    None,
+                    0x0122,
+                    Some("query/retrieve is not served on this port yet"),
+                ),
+            ))
+        }
+        field::C_CANCEL_RQ => None,
+        other => {
+            // 0x0211 "Unrecognized operation" (PS3.7 §C.5.8).
+            tracing::info!(command_field = other, "unsupported DIMSE command");
+            Some((
+                pc_id,
+                command::response(
+                    other | 0x8000,
+                    message_id,
+                    Some(abstract_syntax),
+                    None,
+                    0x0211,
+                    Some("unsupported DIMSE service"),
+                ),
+            ))
+        }
+    }
+}
+
+/// Query/retrieve, worklist, MPPS and commitment SOP classes: accepted at association level
+/// (promiscuous negotiation) but not storage.
+fn is_non_storage_service(sop_class: &str) -> bool {
+    sop_class.starts_with("1.2.840.10008.5.1.4.1.2.")
+        || sop_class.starts_with("1.2.840.10008.5.1.4.31")
+        || sop_class.starts_with("1.2.840.10008.3.1.")
+        || sop_class.starts_with("1.2.840.10008.1.20")
+}
+
+fn store_rsp(rq: &StoreRq, status: u16, comment: Option<&str>) -> Command {
+    command::response(
+        field::C_STORE_RSP,
+        rq.message_id,
+        Some(&rq.sop_class),
+        Some(&rq.sop_instance),
+        status,
+        comment,
+    )
+}
+
+async fn on_data(
+    pdv: PDataValue,
+    state: &mut State,
+    archive: &Archive,
+    grant: &huren_access::IngestGrant,
+    settings: &SenderSettings,
+    source: IpAddr,
+) -> Option<(u8, Command)> {
+    match state {
+        State::Idle => {
+            tracing::warn!("data set fragment without a C-STORE-RQ; ignored");
+            None
+        }
+        State::Draining { .. } => {
+            if !pdv.is_last {
+                return None;
+            }
+            let State::Draining {
+                rq,
+                status,
+                comment,
+            } = std::mem::replace(state, State::Idle)
+            else {
+                return None;
+            };
+            Some((rq.pc_id, store_rsp(&rq, status, Some(&comment))))
+        }
+        State::Receiving { spool, .. } => {
+            if let Err(e) = spool.write(&pdv.data).await {
+                let State::Receiving { rq, .. } = std::mem::replace(state, State::Idle) else {
+                    return None;
+                };
+                let (status, comment) = match e {
+                    SpoolError::TooLarge(_) => (0xA700, e.to_string()),
+                    SpoolError::Io(io) => (io_status(&io), io.to_string()),
+                };
+                if pdv.is_last {
+                    return Some((rq.pc_id, store_rsp(&rq, status, Some(&comment))));
+                }
+                *state = State::Draining {
+                    rq,
+                    status,
+                    comment,
+                };
+                return None;
+            }
+            if !pdv.is_last {
+                return None;
+            }
+            let State::Receiving { rq, spool } = std::mem::replace(state, State::Idle) else {
+                return None;
+            };
+            let spooled = match spool.finish().await {
+                Ok(s) => s,
+                Err(e) => return Some((rq.pc_id, store_rsp(&rq, 0xA700, Some(&e.to_string())))),
+            };
+            let req = IngestRequest {
+                spooled,
+                expected: Expected {
+                    sop_class_uid: Some(rq.sop_class.clone()),
+                    sop_instance_uid: Some(rq.sop_instance.clone()),
+                    study_instance_uid: None,
+                    transfer_syntax_uid: Some(rq.transfer_syntax.clone()),
+                },
+                source: Some(source),
+                settings: settings.clone(),
+            };
+            let status = archive.ingest(grant, req).await;
+            let (code, comment) = dimse_status(&status);
+            metrics::counter!("huren_dimse_cstore_total", "status" => format!("{code:04X}"))
+                .increment(1);
+            Some((rq.pc_id, store_rsp(&rq, code, comment.as_deref())))
+        }
+    }
+}
+
+fn io_status(e: &std::io::Error) -> u16 {
+    match e.raw_os_error() {
+        Some(28) | Some(122) => 0xA700,
+        _ => 0xA700,
+    }
+}
+
+/// PS3.4 Table B.2-1 statuses for an ingest outcome.
+pub fn dimse_status(s: &IngestStatus) -> (u16, Option<String>) {
+    match s {
+        IngestStatus::Stored { warnings, .. } => {
+            // When several warnings apply, the one most relevant to the sender wins.
+            let pick = warnings
+                .iter()
+                .find(|w| matches!(w, Warning::DoesNotMatchSopClass(_)))
+                .or_else(|| {
+                    warnings
+                        .iter()
+                        .find(|w| matches!(w, Warning::ElementsDiscarded(_)))
+                })
+                .or_else(|| warnings.first());
+            match pick {
+                None => (0x0000, None),
+                Some(Warning::DoesNotMatchSopClass(m)) => (0xB007, Some(m.clone())),
+                Some(Warning::ElementsDiscarded(m)) => (0xB006, Some(m.clone())),
+                Some(Warning::Coerced(m)) => (0xB000, Some(m.clone())),
+            }
+        }
+        IngestStatus::Refused { refusal, .. } => match refusal {
+            Refusal::CannotUnderstand(m) => (0xC000, Some(m.clone())),
+            Refusal::DoesNotMatchSopClass(m) => (0xA900, Some(m.clone())),
+            Refusal::OutOfResources(m) => (0xA700, Some(m.clone())),
+            Refusal::StudyMismatch(m) => (0xC000, Some(m.clone())),
+            // 0x0110 "Processing failure" (PS3.7 §C.4.1.1.3).
+            Refusal::Internal(m) => (0x0110, Some(m.clone())),
+        },
+    }
+}

@@ -1,0 +1,367 @@
+//! The operators' JSON API: institutions (effective-dated), senders, tokens, study lifecycle.
+//! Every handler demands an [`huren_access::AdminGrant`].
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use huren_access::grant_admin;
+use huren_archive::model::*;
+use huren_types::{AeTitle, InstitutionCode, InstitutionLevel, Lifecycle, Ownership};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/institutions",
+            get(list_institutions).post(add_institution),
+        )
+        .route("/institutions/{code}", get(show_institution))
+        .route("/institutions/{code}/attributes", post(change_attribute))
+        .route("/institutions/{code}/memberships", post(add_membership))
+        .route("/aes", get(list_aes).post(add_ae))
+        .route("/send-for", post(add_send_for))
+        .route("/tokens", post(create_token))
+        .route("/studies/{study}/reject", post(reject_study))
+        .route("/studies/{study}/delete", post(delete_study))
+}
+
+pub fn parse_date(s: &str) -> Result<time::Date, ApiError> {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, f).or_else(|_| {
+        huren_archive::time::parse_da(s)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid date {s:?}; use YYYY-MM-DD")))
+    })
+}
+
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+#[derive(Deserialize)]
+struct AsOf {
+    date: Option<String>,
+}
+
+async fn list_institutions(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Query(q): Query<AsOf>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let date = q
+        .date
+        .as_deref()
+        .map(parse_date)
+        .transpose()?
+        .unwrap_or_else(today);
+    Ok(Json(json!(
+        s.archive.list_institutions(&grant, date).await?
+    )))
+}
+
+async fn show_institution(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(code): Path<String>,
+    Query(q): Query<AsOf>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let date = q
+        .date
+        .as_deref()
+        .map(parse_date)
+        .transpose()?
+        .unwrap_or_else(today);
+    match s.archive.institution_as_of(&grant, &code, date).await? {
+        Some(v) => Ok(Json(json!(v))),
+        None => Err(ApiError::not_found(format!("institution {code}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstitutionBody {
+    code: String,
+    name: String,
+    level: String,
+    ownership: Option<String>,
+    identifier_system: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    valid_from: Option<String>,
+}
+
+async fn add_institution(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Json(b): Json<InstitutionBody>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let inst = NewInstitution {
+        code: InstitutionCode::parse(&b.code).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        name: b.name,
+        level: InstitutionLevel::parse(&b.level)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ownership: Ownership::parse(b.ownership.as_deref().unwrap_or("public"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        identifier_system: b.identifier_system,
+        region: b.region,
+        city: b.city,
+        valid_from: b
+            .valid_from
+            .as_deref()
+            .map(parse_date)
+            .transpose()?
+            .unwrap_or_else(today),
+    };
+    let id = s.archive.add_institution(&grant, inst).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "id": id, "code": b.code })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributeBody {
+    attribute: String,
+    value: String,
+    valid_from: String,
+}
+
+async fn change_attribute(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(code): Path<String>,
+    Json(b): Json<AttributeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let attribute = InstitutionAttribute::parse(&b.attribute)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown attribute {:?}", b.attribute)))?;
+    let value = match attribute {
+        InstitutionAttribute::Level => InstitutionLevel::parse(&b.value)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .as_str()
+            .to_owned(),
+        InstitutionAttribute::Ownership => Ownership::parse(&b.value)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .as_str()
+            .to_owned(),
+        _ => b.value,
+    };
+    let change = AttributeChange {
+        attribute,
+        value,
+        valid_from: parse_date(&b.valid_from)?,
+    };
+    s.archive.change_institution(&grant, &code, change).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    consortium_code: String,
+    consortium_name: String,
+    consortium_kind: String,
+    valid_from: String,
+    valid_to: Option<String>,
+}
+
+async fn add_membership(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(code): Path<String>,
+    Json(b): Json<MembershipBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    if !matches!(
+        b.consortium_kind.as_str(),
+        "医联体" | "医共体" | "alliance" | "community"
+    ) {
+        return Err(ApiError::bad_request(
+            "consortium_kind must be 医联体 or 医共体",
+        ));
+    }
+    let m = NewMembership {
+        institution_code: InstitutionCode::parse(&code)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        consortium_code: b.consortium_code,
+        consortium_name: b.consortium_name,
+        consortium_kind: b.consortium_kind,
+        valid_from: parse_date(&b.valid_from)?,
+        valid_to: b.valid_to.as_deref().map(parse_date).transpose()?,
+    };
+    s.archive.add_membership(&grant, m).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn list_aes(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    Ok(Json(json!(s.archive.list_aes(&grant).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AeBody {
+    pub institution: String,
+    pub ae_title: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub assumed_charset: Option<String>,
+    pub stable_after_secs: Option<i64>,
+    pub default_performer: Option<String>,
+}
+
+/// A host is an IP address or a CIDR network ("localhost" means 127.0.0.1).
+pub fn parse_network(host: &str) -> Result<ipnet::IpNet, String> {
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    if let Ok(n) = host.parse::<ipnet::IpNet>() {
+        return Ok(n.trunc());
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("host must be an IP address or CIDR network, got {host:?}"))
+}
+
+impl AeBody {
+    pub fn into_new_ae(self) -> Result<NewAe, String> {
+        Ok(NewAe {
+            institution_code: InstitutionCode::parse(&self.institution)
+                .map_err(|e| e.to_string())?,
+            ae_title: AeTitle::parse(&self.ae_title).map_err(|e| e.to_string())?,
+            network: parse_network(&self.host)?,
+            port: self.port,
+            assumed_charset: self.assumed_charset,
+            stable_after_secs: self.stable_after_secs,
+            default_performer_code: self
+                .default_performer
+                .as_deref()
+                .map(InstitutionCode::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+async fn add_ae(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Json(b): Json<AeBody>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let ae = b.into_new_ae().map_err(ApiError::bad_request)?;
+    let id = s.archive.add_ae(&grant, ae).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendForBody {
+    sender: String,
+    performer: String,
+    institution_name: Option<String>,
+}
+
+async fn add_send_for(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Json(b): Json<SendForBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    s.archive
+        .add_send_for(
+            &grant,
+            &b.sender,
+            &b.performer,
+            b.institution_name.as_deref(),
+        )
+        .await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    institution: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Json(b): Json<TokenBody>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let scope = match (b.admin, b.institution) {
+        (true, None) => TokenScope::Admin,
+        (false, Some(code)) => TokenScope::Institution(
+            InstitutionCode::parse(&code).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of admin=true or institution",
+            ));
+        }
+    };
+    let token = s.archive.create_token(&grant, scope).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "token": token })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleBody {
+    reason: String,
+    institution: Option<String>,
+}
+
+async fn reject_study(
+    s: State<AppState>,
+    a: Authenticated,
+    study: Path<String>,
+    b: Json<LifecycleBody>,
+) -> Result<Json<Value>, ApiError> {
+    lifecycle(s, a, study, b, Lifecycle::Rejected).await
+}
+
+async fn delete_study(
+    s: State<AppState>,
+    a: Authenticated,
+    study: Path<String>,
+    b: Json<LifecycleBody>,
+) -> Result<Json<Value>, ApiError> {
+    lifecycle(s, a, study, b, Lifecycle::Deleted).await
+}
+
+async fn lifecycle(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(study): Path<String>,
+    Json(b): Json<LifecycleBody>,
+    to: Lifecycle,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let change = s
+        .archive
+        .set_study_lifecycle(&grant, &study, b.institution.as_deref(), to, &b.reason)
+        .await?;
+    Ok(Json(
+        json!({ "studies": change.studies, "instances": change.instances }),
+    ))
+}

@@ -1,0 +1,93 @@
+//! The one place errors become HTTP responses: a stable code, a status, a message safe to
+//! show (RFC 9457 problem details). Internal causes are logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+macro_rules! error_codes {
+    ($($name:ident => ($code:literal, $status:ident)),* $(,)?) => {
+        impl ApiError {
+            $(pub fn $name(message: impl Into<String>) -> Self {
+                ApiError { code: $code, status: StatusCode::$status, message: message.into() }
+            })*
+        }
+        /// Every code the API can return, for documentation and tests.
+        pub const ERROR_CODES: &[(&str, u16)] = &[$(($code, StatusCode::$status.as_u16())),*];
+    };
+}
+
+error_codes! {
+    unauthorized => ("unauthorized", UNAUTHORIZED),
+    forbidden => ("forbidden", FORBIDDEN),
+    not_found => ("not_found", NOT_FOUND),
+    bad_request => ("bad_request", BAD_REQUEST),
+    conflict => ("conflict", CONFLICT),
+    unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
+    payload_too_large => ("payload_too_large", PAYLOAD_TOO_LARGE),
+    insufficient_storage => ("insufficient_storage", INSUFFICIENT_STORAGE),
+    internal => ("internal", INTERNAL_SERVER_ERROR),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": format!("https://huren.dev/errors/{}", self.code),
+            "title": self.code,
+            "status": self.status.as_u16(),
+            "detail": self.message,
+        });
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"huren\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<huren_archive::ports::StoreError> for ApiError {
+    fn from(e: huren_archive::ports::StoreError) -> Self {
+        use huren_archive::ports::StoreError::*;
+        match e {
+            NotFound(m) => ApiError::not_found(m),
+            Conflict(m) => ApiError::conflict(m),
+            Invalid(m) => ApiError::bad_request(m),
+            OutOfSpace(m) => {
+                tracing::error!(error = %m, "out of space");
+                ApiError::insufficient_storage("storage is full")
+            }
+            Backend(m) => {
+                tracing::error!(error = %m, "storage back end failed");
+                ApiError::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<huren_archive::AdminError> for ApiError {
+    fn from(e: huren_archive::AdminError) -> Self {
+        match e {
+            huren_archive::AdminError::Store(s) => s.into(),
+            huren_archive::AdminError::Invalid(m) => ApiError::bad_request(m),
+        }
+    }
+}
+
+impl From<huren_access::Denied> for ApiError {
+    fn from(e: huren_access::Denied) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
+}

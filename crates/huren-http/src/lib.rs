@@ -1,0 +1,50 @@
+//! The HTTP adapter (axum): DICOMweb under `/dicom-web` (STOW-RS today), the operators' API
+//! under `/api/admin`, `/healthz` and Prometheus `/metrics`. Handlers are thin: authenticate →
+//! capability → use case → map; errors become responses only in [`error`].
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod stow;
+
+use auth::Authenticated;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use error::ApiError;
+use huren_archive::Archive;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub archive: Archive,
+    /// SHA-256 of `HUREN_BOOTSTRAP_ADMIN_TOKEN`, when set.
+    pub bootstrap_admin_hash: Option<String>,
+    /// Largest STOW-RS request body.
+    pub max_stow_bytes: u64,
+    /// Renders the Prometheus exposition text.
+    pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .route("/dicom-web/studies", post(stow::store_studies))
+        .route("/dicom-web/studies/{study}", post(stow::store_study))
+        .nest("/api/admin", admin::router())
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+async fn metrics_text(
+    State(s): State<AppState>,
+    Authenticated(_p): Authenticated,
+) -> Result<String, ApiError> {
+    if let Ok(c) = s.archive.counts().await {
+        metrics::gauge!("huren_instances").set(c.instances as f64);
+        metrics::gauge!("huren_studies").set(c.studies as f64);
+        metrics::gauge!("huren_patients").set(c.patients as f64);
+    }
+    Ok((s.render_metrics)())
+}

@@ -1,0 +1,310 @@
+//! STOW-RS (PS3.18 §10.5): `POST /dicom-web/studies[/{study}]` with
+//! `multipart/related; type="application/dicom"`. Each part is streamed to a spool file and
+//! ingested exactly like a C-STORE; the response is a DICOM JSON Store Instances Response.
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use huren_access::grant_ingest;
+use huren_archive::{
+    Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, SpoolError, Warning,
+};
+use serde_json::{Value, json};
+
+pub async fn store_studies(
+    state: State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    store(state, auth, headers, None, body).await
+}
+
+pub async fn store_study(
+    state: State<AppState>,
+    auth: Authenticated,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let study = huren_types::Uid::parse_lenient(&study)
+        .map_err(|e| ApiError::bad_request(format!("study UID in path: {e}")))?;
+    store(state, auth, headers, Some(study.as_str().to_owned()), body).await
+}
+
+/// Parses `multipart/related; type="application/dicom"; boundary=…` (parameters quoted or
+/// not, any order, case-insensitive names — RFC 2387, RFC 9110 §5.6.6).
+pub fn related_boundary(content_type: &str) -> Result<String, ApiError> {
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if media != "multipart/related" {
+        return Err(ApiError::unsupported_media_type(format!(
+            "expected multipart/related, got {media:?}"
+        )));
+    }
+    let mut boundary = None;
+    let mut ty = None;
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_owned();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "boundary" => boundary = Some(v),
+            "type" => ty = Some(v.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    match ty.as_deref() {
+        Some("application/dicom") => {}
+        Some(other) => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "type={other} is not supported; send type=\"application/dicom\" (PS3.18 §10.5.1.1)"
+            )));
+        }
+        None => {
+            return Err(ApiError::unsupported_media_type(
+                "multipart/related needs type=\"application/dicom\"",
+            ));
+        }
+    }
+    boundary
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| ApiError::bad_request("multipart/related without a boundary"))
+}
+
+async fn store(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    study: Option<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let grant = grant_ingest(&principal)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = related_boundary(content_type)?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > state.max_stow_bytes {
+            return Err(ApiError::payload_too_large(format!(
+                "request of {len} bytes exceeds the limit of {}",
+                state.max_stow_bytes
+            )));
+        }
+    }
+    let base = base_url(&headers);
+    let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut referenced = Vec::new();
+    let mut failed = Vec::new();
+    let mut warned = false;
+    let mut total: u64 = 0;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                if referenced.is_empty() && failed.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "malformed multipart body: {e}"
+                    )));
+                }
+                failed.push(failure(None, None, 0xC000));
+                break;
+            }
+        };
+        let part_type = field
+            .content_type()
+            .map(|m| m.essence_str().to_ascii_lowercase());
+        if part_type
+            .as_deref()
+            .is_some_and(|t| t != "application/dicom")
+        {
+            // A part of another media type cannot be stored (PS3.18 §10.5.1.1 allows only
+            // application/dicom here); drain it and report it failed.
+            let mut field = field;
+            while let Ok(Some(_)) = field.chunk().await {}
+            failed.push(failure(None, None, 0xC000));
+            continue;
+        }
+        let mut spool = state.archive.spool().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot create spool file");
+            ApiError::insufficient_storage("cannot spool the object")
+        })?;
+        let mut field = field;
+        let mut part_error: Option<u16> = None;
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    total += chunk.len() as u64;
+                    if total > state.max_stow_bytes {
+                        return Err(ApiError::payload_too_large(format!(
+                            "request exceeds the limit of {} bytes",
+                            state.max_stow_bytes
+                        )));
+                    }
+                    if part_error.is_none() {
+                        if let Err(e) = spool.write(&chunk).await {
+                            part_error = Some(match e {
+                                SpoolError::TooLarge(_) => 0xA700,
+                                SpoolError::Io(_) => 0xA700,
+                            });
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(error = %e, "STOW part ended abnormally");
+                    part_error = Some(0xC000);
+                    break;
+                }
+            }
+        }
+        if let Some(code) = part_error {
+            failed.push(failure(None, None, code));
+            continue;
+        }
+        let spooled = match spool.finish().await {
+            Ok(s) => s,
+            Err(_) => {
+                failed.push(failure(None, None, 0xA700));
+                continue;
+            }
+        };
+        let req = IngestRequest {
+            spooled,
+            expected: Expected {
+                study_instance_uid: study.clone(),
+                ..Default::default()
+            },
+            source: None,
+            settings: SenderSettings::default(),
+        };
+        match state.archive.ingest(&grant, req).await {
+            IngestStatus::Stored {
+                warnings,
+                sop_class_uid,
+                sop_instance_uid,
+                study_instance_uid,
+                series_instance_uid,
+                ..
+            } => {
+                let url = format!(
+                    "{base}/studies/{study_instance_uid}/series/{series_instance_uid}/instances/{sop_instance_uid}"
+                );
+                let mut item = json!({
+                    "00081150": { "vr": "UI", "Value": [sop_class_uid] },
+                    "00081155": { "vr": "UI", "Value": [sop_instance_uid] },
+                    "00081190": { "vr": "UR", "Value": [url] },
+                });
+                if let Some(code) = warnings.first().map(warning_code) {
+                    warned = true;
+                    item["00081196"] = json!({ "vr": "US", "Value": [code] });
+                }
+                referenced.push(item);
+                metrics::counter!("huren_stow_instances_total", "result" => "stored").increment(1);
+            }
+            IngestStatus::Refused {
+                refusal,
+                sop_class_uid,
+                sop_instance_uid,
+            } => {
+                tracing::info!(reason = refusal.message(), "STOW part refused");
+                failed.push(failure(
+                    sop_class_uid,
+                    sop_instance_uid,
+                    failure_code(&refusal),
+                ));
+                metrics::counter!("huren_stow_instances_total", "result" => "failed").increment(1);
+            }
+        }
+    }
+    if referenced.is_empty() && failed.is_empty() {
+        return Err(ApiError::bad_request(
+            "the multipart body contains no parts",
+        ));
+    }
+    let mut body = serde_json::Map::new();
+    if let Some(s) = &study {
+        body.insert(
+            "00081190".into(),
+            json!({ "vr": "UR", "Value": [format!("{base}/studies/{s}")] }),
+        );
+    }
+    if !referenced.is_empty() {
+        body.insert(
+            "00081199".into(),
+            json!({ "vr": "SQ", "Value": referenced }),
+        );
+    }
+    if !failed.is_empty() {
+        body.insert("00081198".into(), json!({ "vr": "SQ", "Value": failed }));
+    }
+    // PS3.18 Table 10.5.3-1: 200 all stored; 202 stored with warnings or some failures;
+    // 409 none stored.
+    let status = if referenced.is_empty() {
+        StatusCode::CONFLICT
+    } else if !failed.is_empty() || warned {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (status, Value::Object(body).to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    Ok(resp)
+}
+
+fn failure(class: Option<String>, instance: Option<String>, code: u16) -> Value {
+    let mut item = json!({ "00081197": { "vr": "US", "Value": [code] } });
+    if let Some(c) = class {
+        item["00081150"] = json!({ "vr": "UI", "Value": [c] });
+    }
+    if let Some(i) = instance {
+        item["00081155"] = json!({ "vr": "UI", "Value": [i] });
+    }
+    item
+}
+
+fn failure_code(r: &Refusal) -> u16 {
+    match r {
+        Refusal::CannotUnderstand(_) => 0xC000,
+        Refusal::DoesNotMatchSopClass(_) => 0xA900,
+        Refusal::OutOfResources(_) => 0xA700,
+        // No PS3.4 status names this; 0xC409 is the value dcm4chee and others use for
+        // "Study Instance UID does not match" — kept in the 0xCxxx "cannot understand" range.
+        Refusal::StudyMismatch(_) => 0xC409,
+        Refusal::Internal(_) => 0x0110,
+    }
+}
+
+fn warning_code(w: &Warning) -> u16 {
+    match w {
+        Warning::Coerced(_) => 0xB000,
+        Warning::ElementsDiscarded(_) => 0xB006,
+        Warning::DoesNotMatchSopClass(_) => 0xB007,
+    }
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http");
+    format!("{proto}://{host}/dicom-web")
+}

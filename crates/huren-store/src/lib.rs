@@ -1,0 +1,12 @@
+//! Storage adapters implementing `huren-archive`'s ports: the index in SQLite through sqlx
+//! ([`SqliteIndex`]) and objects as files through object_store ([`LocalBlobs`]). PostgreSQL
+//! and S3 implementations slot in beside these without touching the use cases.
+//!
+//! Layout of a data directory: `index.sqlite` (+ WAL), `objects/YYYY/MM/DD/<uuid7>.dcm`
+//! (one file per received object, never overwritten), `spool/` (objects being received).
+
+pub mod blob;
+pub mod sqlite;
+
+pub use blob::LocalBlobs;
+pub use sqlite::SqliteIndex;

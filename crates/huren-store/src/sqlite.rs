@@ -1,0 +1,889 @@
+//! The index in SQLite (embedded default). WAL mode with `synchronous=FULL`: a commit is on
+//! disk when it returns. Instance commits go through one writer task that batches whatever
+//! arrived concurrently into a single transaction (group commit), so many associations share
+//! one fsync; each instance runs inside its own savepoint so one failure fails only itself.
+
+use async_trait::async_trait;
+use huren_access::{AuditEvent, Principal, Sender, SenderKind};
+use huren_archive::model::*;
+use huren_archive::ports::{Index, StoreError};
+use huren_types::{AeTitle, InstitutionCode, Lifecycle};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
+
+pub struct SqliteIndex {
+    pool: SqlitePool,
+    writer: mpsc::Sender<(NewInstance, AuditEvent, Reply)>,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(d.message().to_owned());
+        }
+        if d.message().contains("disk is full") || d.message().contains("SQLITE_FULL") {
+            return StoreError::OutOfSpace(d.message().to_owned());
+        }
+        if d.is_foreign_key_violation() || d.is_check_violation() {
+            return StoreError::Invalid(d.message().to_owned());
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn iso(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl SqliteIndex {
+    pub fn connect_options(path: &Path) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+    }
+
+    /// Opens (creating and migrating) the index at `path` and starts the group-commit writer.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = Self::connect_options(path);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.clone())
+            .await
+            .map_err(db)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let conn = SqliteConnection::connect_with(&opts).await.map_err(db)?;
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(writer(conn, rx));
+        Ok(SqliteIndex { pool, writer: tx })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn institution_id(&self, code: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("institution {code}")))
+    }
+}
+
+/// The group-commit loop: waits for one request, takes every other one already queued (up to
+/// a bound), and commits them together.
+async fn writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<(NewInstance, AuditEvent, Reply)>,
+) {
+    const MAX_BATCH: usize = 256;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let tx_result: Result<(), sqlx::Error> = async {
+            let mut tx = conn.begin().await?;
+            for (rec, audit, _) in &batch {
+                sqlx::query("SAVEPOINT one").execute(&mut *tx).await?;
+                match commit_one(&mut tx, rec, audit).await {
+                    Ok(o) => {
+                        sqlx::query("RELEASE one").execute(&mut *tx).await?;
+                        results.push(Ok(o));
+                    }
+                    Err(e) => {
+                        sqlx::query("ROLLBACK TO one").execute(&mut *tx).await?;
+                        sqlx::query("RELEASE one").execute(&mut *tx).await?;
+                        results.push(Err(e));
+                    }
+                }
+            }
+            tx.commit().await
+        }
+        .await;
+        match tx_result {
+            Ok(()) => {
+                for ((_, _, reply), r) in batch.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let err = db(e);
+                tracing::error!(error = %err, "group commit failed");
+                for (_, _, reply) in batch {
+                    let _ = reply.send(Err(clone_err(&err)));
+                }
+            }
+        }
+    }
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::OutOfSpace(m) => StoreError::OutOfSpace(m.clone()),
+        StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+    }
+}
+
+async fn insert_audit(conn: &mut SqliteConnection, ev: &AuditEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now())
+    .bind(serde_json::to_value(ev.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+    .bind(serde_json::to_value(ev.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+    .bind(&ev.actor)
+    .bind(&ev.institution)
+    .bind(&ev.patient)
+    .bind(&ev.study_uid)
+    .bind(&ev.object)
+    .bind(&ev.source_address)
+    .bind(ev.detail.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One instance inside the group transaction: duplicate policy, patient/study/series upserts,
+/// counts, instance row, DICOM JSON, audit event.
+async fn commit_one(
+    conn: &mut SqliteConnection,
+    r: &NewInstance,
+    audit: &AuditEvent,
+) -> Result<CommitOutcome, StoreError> {
+    let existing = sqlx::query("SELECT id, sender_institution_id, sha256, version, series_id, study_id FROM instance WHERE sop_uid = ? AND lifecycle = 'active'")
+        .bind(&r.sop_instance_uid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut version = 1i64;
+    let mut supersedes: Option<(i64, i64, i64)> = None;
+    let mut conflict_with: Option<i64> = None;
+    for row in &existing {
+        let id: i64 = row.get("id");
+        if row.get::<i64, _>("sender_institution_id") == r.sender_institution_id {
+            if row.get::<String, _>("sha256") == r.sha256 {
+                insert_audit(conn, audit).await.map_err(db)?;
+                return Ok(CommitOutcome::Duplicate { instance_id: id });
+            }
+            version = row.get::<i64, _>("version") + 1;
+            supersedes = Some((id, row.get("series_id"), row.get("study_id")));
+        } else if conflict_with.is_none() {
+            conflict_with = Some(id);
+        }
+    }
+    let a = &r.attrs;
+    let ts = now();
+    let name = a.patient_name.as_ref();
+    let other_ids = serde_json::to_string(&a.other_patient_ids).unwrap_or_else(|_| "[]".into());
+    let patient_id: i64 = sqlx::query_scalar(
+        "INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, name_phonetic, birth_date, sex, other_ids, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (issuer, patient_id) DO UPDATE SET
+           name_raw = COALESCE(excluded.name_raw, name_raw),
+           name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
+           name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
+           name_phonetic = COALESCE(excluded.name_phonetic, name_phonetic),
+           birth_date = COALESCE(excluded.birth_date, birth_date),
+           sex = COALESCE(excluded.sex, sex),
+           other_ids = CASE WHEN excluded.other_ids = '[]' THEN other_ids ELSE excluded.other_ids END,
+           updated_at = excluded.updated_at
+         RETURNING id",
+    )
+    .bind(&r.patient_issuer)
+    .bind(&r.patient_id)
+    .bind(name.map(|n| n.raw.clone()))
+    .bind(name.map(|n| n.alphabetic.clone()).filter(|s| !s.is_empty()))
+    .bind(name.map(|n| n.ideographic.clone()).filter(|s| !s.is_empty()))
+    .bind(name.map(|n| n.phonetic.clone()).filter(|s| !s.is_empty()))
+    .bind(&a.patient_birth_date)
+    .bind(&a.patient_sex)
+    .bind(&other_ids)
+    .bind(ts)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let study_id: i64 = sqlx::query_scalar(
+        "INSERT INTO study (patient_id, study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
+                            description, referring_physician, institution_name, last_instance_at, stable_after_secs)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (study_uid, institution_id) DO UPDATE SET
+           last_instance_at = excluded.last_instance_at, stable_at = NULL,
+           stable_after_secs = excluded.stable_after_secs,
+           study_date = COALESCE(study_date, excluded.study_date),
+           study_time = COALESCE(study_time, excluded.study_time),
+           study_instant = COALESCE(study_instant, excluded.study_instant),
+           accession_number = COALESCE(accession_number, excluded.accession_number),
+           description = COALESCE(description, excluded.description)
+         RETURNING id",
+    )
+    .bind(patient_id)
+    .bind(&r.study_instance_uid)
+    .bind(r.performing_institution_id)
+    .bind(&a.study_date)
+    .bind(&a.study_time)
+    .bind(r.study_instant)
+    .bind(&a.accession_number)
+    .bind(&a.study_id)
+    .bind(&a.study_description)
+    .bind(&a.referring_physician_name)
+    .bind(&a.institution_name)
+    .bind(r.received_unix)
+    .bind(r.stable_after_secs)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let series_id: i64 = sqlx::query_scalar(
+        "INSERT INTO series (study_id, series_uid, modality, series_number, description, body_part, series_date, series_time, station_name, manufacturer, model)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (study_id, series_uid) DO UPDATE SET modality = COALESCE(modality, excluded.modality)
+         RETURNING id",
+    )
+    .bind(study_id)
+    .bind(&r.series_instance_uid)
+    .bind(&a.modality)
+    .bind(a.series_number)
+    .bind(&a.series_description)
+    .bind(&a.body_part_examined)
+    .bind(&a.series_date)
+    .bind(&a.series_time)
+    .bind(&a.station_name)
+    .bind(&a.manufacturer)
+    .bind(&a.manufacturer_model_name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+
+    if let Some((old, old_series, old_study)) = supersedes {
+        sqlx::query("UPDATE instance SET lifecycle = 'superseded' WHERE id = ?")
+            .bind(old)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE series SET num_instances = num_instances - 1 WHERE id = ?")
+            .bind(old_series)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE study SET num_instances = num_instances - 1 WHERE id = ?")
+            .bind(old_study)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    let instance_id: i64 = sqlx::query_scalar(
+        "INSERT INTO instance (series_id, study_id, sop_uid, sop_class_uid, instance_number, transfer_syntax_uid, lifecycle, version, supersedes_id,
+            sender_institution_id, sender_ae_id, sender_token_id, performing_institution_id, blob_key, size, sha256, received_at,
+            number_of_frames, rows, columns, bits_allocated, photometric, lossy, image_type, content_date, content_time, pixel_layout, uid_conflict, attributes)
+         VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         RETURNING id",
+    )
+    .bind(series_id)
+    .bind(study_id)
+    .bind(&r.sop_instance_uid)
+    .bind(&r.sop_class_uid)
+    .bind(a.instance_number)
+    .bind(&r.transfer_syntax_uid)
+    .bind(version)
+    .bind(supersedes.map(|s| s.0))
+    .bind(r.sender_institution_id)
+    .bind(r.sender_ae_id)
+    .bind(r.sender_token_id)
+    .bind(r.performing_institution_id)
+    .bind(&r.blob_key)
+    .bind(r.size as i64)
+    .bind(&r.sha256)
+    .bind(r.received_unix)
+    .bind(a.number_of_frames)
+    .bind(a.rows)
+    .bind(a.columns)
+    .bind(a.bits_allocated)
+    .bind(&a.photometric_interpretation)
+    .bind(&a.lossy_image_compression)
+    .bind(a.image_type.join("\\"))
+    .bind(&a.content_date)
+    .bind(&a.content_time)
+    .bind(&r.pixel_layout)
+    .bind(conflict_with.is_some())
+    .bind(serde_json::to_string(a).unwrap_or_else(|_| "{}".into()))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    sqlx::query("INSERT INTO instance_json (instance_id, json) VALUES (?, ?)")
+        .bind(instance_id)
+        .bind(&r.dicom_json_deflated)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let series_was_empty: i64 = sqlx::query_scalar(
+        "UPDATE series SET num_instances = num_instances + 1 WHERE id = ? RETURNING num_instances",
+    )
+    .bind(series_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    sqlx::query(
+        "UPDATE study SET num_instances = num_instances + 1,
+           num_series = (SELECT COUNT(*) FROM series WHERE study_id = study.id AND num_instances > 0),
+           modalities = CASE WHEN ? THEN (SELECT COALESCE(group_concat(m, '\\'), '') FROM (SELECT DISTINCT modality AS m FROM series WHERE study_id = study.id AND num_instances > 0 AND modality IS NOT NULL ORDER BY modality)) ELSE modalities END
+         WHERE id = ?",
+    )
+    .bind(series_was_empty == 1)
+    .bind(study_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if let Some(other) = conflict_with {
+        sqlx::query("UPDATE instance SET uid_conflict = 1 WHERE id = ?")
+            .bind(other)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO uid_conflict (sop_uid, instance_id, other_instance_id, detected_at) VALUES (?, ?, ?, ?)")
+            .bind(&r.sop_instance_uid)
+            .bind(instance_id)
+            .bind(other)
+            .bind(ts)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    insert_audit(conn, audit).await.map_err(db)?;
+    Ok(match (supersedes, conflict_with) {
+        (Some((old, _, _)), _) => CommitOutcome::NewVersion {
+            instance_id,
+            superseded_id: old,
+        },
+        (None, Some(other)) => CommitOutcome::UidConflict {
+            instance_id,
+            other_id: other,
+        },
+        (None, None) => CommitOutcome::Stored { instance_id },
+    })
+}
+
+const ATTR_AS_OF: &str = "SELECT value FROM institution_attribute WHERE institution_id = ? AND attribute = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to >= ?) ORDER BY valid_from DESC LIMIT 1";
+
+#[async_trait]
+impl Index for SqliteIndex {
+    async fn find_peer(&self, calling_ae: &str, addr: IpAddr) -> Result<Option<Peer>, StoreError> {
+        let rows = sqlx::query("SELECT ae.*, i.code FROM ae JOIN institution i ON i.id = ae.institution_id WHERE ae.ae_title = ?")
+            .bind(calling_ae)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let peers = rows
+            .iter()
+            .map(peer_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match_peer(&peers, calling_ae, addr).cloned())
+    }
+
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query("SELECT t.id, t.scope, t.institution_id, i.code FROM token t LEFT JOIN institution i ON i.id = t.institution_id WHERE t.hash = ? AND t.revoked_at IS NULL")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.get("id");
+        Ok(Some(match row.get::<String, _>("scope").as_str() {
+            "admin" => Principal::Admin { token_id: id },
+            _ => {
+                let code: String = row.get("code");
+                Principal::System(Sender {
+                    institution_id: row.get("institution_id"),
+                    institution_code: InstitutionCode::parse(&code)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    kind: SenderKind::Token { token_id: id },
+                })
+            }
+        }))
+    }
+
+    async fn map_performer(
+        &self,
+        sender_institution: i64,
+        institution_name: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT performer_institution_id FROM send_for WHERE sender_institution_id = ? AND institution_name = ?")
+            .bind(sender_institution)
+            .bind(institution_name.trim())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn institution_code(&self, id: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT code FROM institution WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn institution_identifier_system(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let today = iso(time::OffsetDateTime::now_utc().date());
+        sqlx::query_scalar(ATTR_AS_OF)
+            .bind(id)
+            .bind("identifier_system")
+            .bind(&today)
+            .bind(&today)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn commit_instance(
+        &self,
+        rec: NewInstance,
+        audit: AuditEvent,
+    ) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((rec, audit, tx))
+            .await
+            .map_err(|_| StoreError::Backend("index writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("index writer dropped the commit".into()))?
+    }
+
+    async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        insert_audit(&mut conn, &ev).await.map_err(db)
+    }
+
+    async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO institution (code, created_at) VALUES (?, ?) RETURNING id",
+        )
+        .bind(inst.code.as_str())
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let from = iso(inst.valid_from);
+        let attrs: [(&str, Option<String>); 6] = [
+            ("name", Some(inst.name.clone())),
+            ("level", Some(inst.level.as_str().to_owned())),
+            ("ownership", Some(inst.ownership.as_str().to_owned())),
+            ("identifier_system", inst.identifier_system.clone()),
+            ("region", inst.region.clone()),
+            ("city", inst.city.clone()),
+        ];
+        for (k, v) in attrs {
+            if let Some(v) = v {
+                sqlx::query("INSERT INTO institution_attribute (institution_id, attribute, value, valid_from) VALUES (?, ?, ?, ?)")
+                    .bind(id)
+                    .bind(k)
+                    .bind(v)
+                    .bind(&from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(id)
+    }
+
+    async fn set_institution_attribute(
+        &self,
+        code: &str,
+        change: AttributeChange,
+    ) -> Result<(), StoreError> {
+        let id = self.institution_id(code).await?;
+        let from = iso(change.valid_from);
+        let day_before = iso(change
+            .valid_from
+            .previous_day()
+            .unwrap_or(change.valid_from));
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Periods starting on or after the new one are replaced; the one in force is closed.
+        sqlx::query("DELETE FROM institution_attribute WHERE institution_id = ? AND attribute = ? AND valid_from >= ?")
+            .bind(id)
+            .bind(change.attribute.as_str())
+            .bind(&from)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE institution_attribute SET valid_to = ? WHERE institution_id = ? AND attribute = ? AND (valid_to IS NULL OR valid_to >= ?)")
+            .bind(&day_before)
+            .bind(id)
+            .bind(change.attribute.as_str())
+            .bind(&from)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO institution_attribute (institution_id, attribute, value, valid_from) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(change.attribute.as_str())
+            .bind(&change.value)
+            .bind(&from)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn institution_as_of(
+        &self,
+        code: &str,
+        date: time::Date,
+    ) -> Result<Option<InstitutionView>, StoreError> {
+        let Ok(id) = self.institution_id(code).await else {
+            return Ok(None);
+        };
+        let d = iso(date);
+        let mut view = InstitutionView {
+            id,
+            code: code.to_owned(),
+            as_of: d.clone(),
+            ..Default::default()
+        };
+        for attr in InstitutionAttribute::ALL {
+            let v: Option<String> = sqlx::query_scalar(ATTR_AS_OF)
+                .bind(id)
+                .bind(attr.as_str())
+                .bind(&d)
+                .bind(&d)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            match attr {
+                InstitutionAttribute::Name => view.name = v,
+                InstitutionAttribute::Level => view.level = v,
+                InstitutionAttribute::Ownership => view.ownership = v,
+                InstitutionAttribute::IdentifierSystem => view.identifier_system = v,
+                InstitutionAttribute::Region => view.region = v,
+                InstitutionAttribute::City => view.city = v,
+            }
+        }
+        view.consortia = sqlx::query_scalar(
+            "SELECT c.code FROM consortium_member m JOIN consortium c ON c.id = m.consortium_id
+             WHERE m.institution_id = ? AND m.valid_from <= ? AND (m.valid_to IS NULL OR m.valid_to >= ?) ORDER BY c.code",
+        )
+        .bind(id)
+        .bind(&d)
+        .bind(&d)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(Some(view))
+    }
+
+    async fn list_institutions(
+        &self,
+        date: time::Date,
+    ) -> Result<Vec<InstitutionView>, StoreError> {
+        let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM institution ORDER BY code")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(codes.len());
+        for c in codes {
+            if let Some(v) = self.institution_as_of(&c, date).await? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_consortium_membership(&self, m: NewMembership) -> Result<(), StoreError> {
+        let id = self.institution_id(m.institution_code.as_str()).await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let cid: i64 = sqlx::query_scalar(
+            "INSERT INTO consortium (code, name, kind) VALUES (?, ?, ?) ON CONFLICT (code) DO UPDATE SET name = excluded.name RETURNING id",
+        )
+        .bind(&m.consortium_code)
+        .bind(&m.consortium_name)
+        .bind(&m.consortium_kind)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("INSERT INTO consortium_member (consortium_id, institution_id, valid_from, valid_to) VALUES (?, ?, ?, ?)")
+            .bind(cid)
+            .bind(id)
+            .bind(iso(m.valid_from))
+            .bind(m.valid_to.map(iso))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn add_ae(&self, ae: NewAe) -> Result<i64, StoreError> {
+        let inst = self.institution_id(ae.institution_code.as_str()).await?;
+        let performer = match &ae.default_performer_code {
+            Some(c) => Some(self.institution_id(c.as_str()).await?),
+            None => None,
+        };
+        sqlx::query_scalar(
+            "INSERT INTO ae (institution_id, ae_title, network, port, assumed_charset, stable_after_secs, default_performer_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(inst)
+        .bind(ae.ae_title.as_str())
+        .bind(ae.network.to_string())
+        .bind(ae.port.map(i64::from))
+        .bind(&ae.assumed_charset)
+        .bind(ae.stable_after_secs)
+        .bind(performer)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn list_aes(&self) -> Result<Vec<Peer>, StoreError> {
+        let rows = sqlx::query("SELECT ae.*, i.code FROM ae JOIN institution i ON i.id = ae.institution_id ORDER BY ae.ae_title")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(peer_from_row).collect()
+    }
+
+    async fn add_send_for(
+        &self,
+        sender_code: &str,
+        performer_code: &str,
+        institution_name: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let s = self.institution_id(sender_code).await?;
+        let p = self.institution_id(performer_code).await?;
+        sqlx::query("INSERT INTO send_for (sender_institution_id, performer_institution_id, institution_name) VALUES (?, ?, ?)")
+            .bind(s)
+            .bind(p)
+            .bind(institution_name.map(str::trim))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_token(&self, hash: &str, scope: TokenScope) -> Result<i64, StoreError> {
+        let (kind, inst) = match &scope {
+            TokenScope::Admin => ("admin", None),
+            TokenScope::Institution(code) => (
+                "institution",
+                Some(self.institution_id(code.as_str()).await?),
+            ),
+        };
+        sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(hash)
+            .bind(kind)
+            .bind(inst)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_study_lifecycle(
+        &self,
+        study_uid: &str,
+        institution_code: Option<&str>,
+        to: Lifecycle,
+    ) -> Result<StudyLifecycleChange, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let study_ids: Vec<i64> = match institution_code {
+            Some(code) => sqlx::query_scalar("SELECT s.id FROM study s JOIN institution i ON i.id = s.institution_id WHERE s.study_uid = ? AND i.code = ?")
+                .bind(study_uid)
+                .bind(code)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?,
+            None => sqlx::query_scalar("SELECT id FROM study WHERE study_uid = ?").bind(study_uid).fetch_all(&mut *tx).await.map_err(db)?,
+        };
+        if study_ids.is_empty() {
+            return Err(StoreError::NotFound(format!("study {study_uid}")));
+        }
+        let mut change = StudyLifecycleChange {
+            studies: study_ids.len() as i64,
+            instances: 0,
+            blob_keys: Vec::new(),
+        };
+        for sid in study_ids {
+            let keys: Vec<String> = sqlx::query_scalar("SELECT blob_key FROM instance WHERE study_id = ? AND lifecycle IN ('active','superseded','rejected')")
+                .bind(sid)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            let n = sqlx::query("UPDATE instance SET lifecycle = ? WHERE study_id = ? AND lifecycle IN ('active','superseded','rejected') AND lifecycle != ?")
+                .bind(to.as_str())
+                .bind(sid)
+                .bind(to.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            change.instances += n as i64;
+            sqlx::query("UPDATE series SET num_instances = 0 WHERE study_id = ?")
+                .bind(sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query(
+                "UPDATE study SET num_instances = 0, num_series = 0, modalities = '' WHERE id = ?",
+            )
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if to == Lifecycle::Deleted {
+                sqlx::query("DELETE FROM instance_json WHERE instance_id IN (SELECT id FROM instance WHERE study_id = ?)")
+                    .bind(sid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                change.blob_keys.extend(keys);
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(change)
+    }
+
+    async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.*, st.study_uid, p.issuer, p.patient_id AS pid, p.name_raw FROM instance i
+             JOIN study st ON st.id = i.study_id JOIN patient p ON p.id = st.patient_id WHERE i.sop_uid = ? ORDER BY i.id",
+        )
+        .bind(sop_uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| InstanceRow {
+                id: r.get("id"),
+                sop_instance_uid: r.get("sop_uid"),
+                study_instance_uid: r.get("study_uid"),
+                lifecycle: r.get("lifecycle"),
+                version: r.get("version"),
+                sender_institution_id: r.get("sender_institution_id"),
+                performing_institution_id: r.get("performing_institution_id"),
+                blob_key: r.get("blob_key"),
+                sha256: r.get("sha256"),
+                size: r.get("size"),
+                patient_issuer: r.get("issuer"),
+                patient_id: r.get("pid"),
+                patient_name: r.get("name_raw"),
+                uid_conflict: r.get::<i64, _>("uid_conflict") != 0,
+            })
+            .collect())
+    }
+
+    async fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT blob_key FROM instance WHERE blob_key >= ? AND blob_key < ?")
+            .bind(prefix)
+            .bind(format!("{prefix}\u{10FFFF}"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn sweep_watermark(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM setting WHERE key = 'sweep_watermark'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_sweep_watermark(&self, partition: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO setting (key, value) VALUES ('sweep_watermark', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(partition)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let ids: Vec<i64> = sqlx::query_scalar("UPDATE study SET stable_at = ? WHERE stable_at IS NULL AND last_instance_at + stable_after_secs <= ? RETURNING id")
+            .bind(now_unix)
+            .bind(now_unix)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for id in &ids {
+            sqlx::query(
+                "INSERT INTO study_event (study_id, kind, at) VALUES (?, 'study_stable', ?)",
+            )
+            .bind(id)
+            .bind(now_unix)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(ids)
+    }
+
+    async fn counts(&self) -> Result<ArchiveCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM institution) AS inst, (SELECT COUNT(*) FROM patient) AS pat,
+                    (SELECT COUNT(*) FROM study WHERE num_instances > 0) AS st, (SELECT COUNT(*) FROM series WHERE num_instances > 0) AS se,
+                    (SELECT COUNT(*) FROM instance WHERE lifecycle = 'active') AS ins",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(ArchiveCounts {
+            institutions: row.get("inst"),
+            patients: row.get("pat"),
+            studies: row.get("st"),
+            series: row.get("se"),
+            instances: row.get("ins"),
+        })
+    }
+}
+
+fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {
+    let title: String = row.get("ae_title");
+    let network: String = row.get("network");
+    Ok(Peer {
+        id: row.get("id"),
+        institution_id: row.get("institution_id"),
+        institution_code: row.get("code"),
+        ae_title: AeTitle::parse(&title).map_err(|e| StoreError::Invalid(e.to_string()))?,
+        network: ipnet::IpNet::from_str(&network)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        port: row
+            .get::<Option<i64>, _>("port")
+            .and_then(|p| u16::try_from(p).ok()),
+        assumed_charset: row.get("assumed_charset"),
+        stable_after_secs: row.get("stable_after_secs"),
+        default_performer_id: row.get("default_performer_id"),
+    })
+}

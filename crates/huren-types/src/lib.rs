@@ -1,0 +1,328 @@
+//! The vocabulary of huren: validated identifiers that the rest of the workspace passes around.
+//!
+//! Values are parsed once at the edge (DIMSE command sets, HTTP paths, CLI flags) into these
+//! newtypes, so use cases never see an unchecked `String` where a UID or an AE title is meant.
+//! This crate owns no behaviour beyond parsing and display; it does no I/O.
+//!
+//! ```
+//! use huren_types::{Uid, AeTitle, InstitutionCode};
+//! let uid = Uid::parse("1.2.840.10008.5.1.4.1.1.2").unwrap();
+//! assert_eq!(uid.as_str(), "1.2.840.10008.5.1.4.1.1.2");
+//! assert!(AeTitle::parse("PACS_01").is_ok());
+//! assert!(InstitutionCode::parse("cq-rmyy").is_ok());
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("UID is empty")]
+    EmptyUid,
+    #[error("UID longer than 64 characters (PS3.5 §9.1)")]
+    UidTooLong,
+    #[error("UID contains a character other than digits and '.' (PS3.5 §9.1): {0:?}")]
+    UidCharacter(String),
+    #[error("UID component has a leading zero or is empty (PS3.5 §9.1): {0:?}")]
+    UidComponent(String),
+    #[error(
+        "AE title must be 1–16 characters of the default repertoire without '\\' (PS3.5 §6.2): {0:?}"
+    )]
+    AeTitle(String),
+    #[error("institution code must be 1–32 characters of a–z, 0–9, '-', '_': {0:?}")]
+    InstitutionCode(String),
+    #[error(
+        "institution level must be one of 三级/二级/一级/other (or tertiary/secondary/primary): {0:?}"
+    )]
+    Level(String),
+    #[error("ownership must be public or private: {0:?}")]
+    Ownership(String),
+}
+
+/// A DICOM unique identifier (PS3.5 §9.1): at most 64 characters, digits and dots,
+/// no empty components, no leading zeros in multi-digit components.
+///
+/// Trailing NUL/space padding from the wire is removed by [`Uid::parse`]; the strict
+/// component rule is applied leniently to a leading-zero component only when
+/// [`Uid::parse_lenient`] is used (equipment in the field does emit `1.2.04.5`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Uid(String);
+
+impl Uid {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = Self::parse_lenient(raw)?;
+        for comp in s.0.split('.') {
+            if comp.len() > 1 && comp.starts_with('0') {
+                return Err(ParseError::UidComponent(s.0.clone()));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Accepts leading zeros in components: archives must store what modalities send.
+    pub fn parse_lenient(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim_end_matches(['\0', ' ']).trim_start_matches(' ');
+        if s.is_empty() {
+            return Err(ParseError::EmptyUid);
+        }
+        if s.len() > 64 {
+            return Err(ParseError::UidTooLong);
+        }
+        if !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(ParseError::UidCharacter(s.to_owned()));
+        }
+        if s.split('.').any(|c| c.is_empty()) {
+            return Err(ParseError::UidComponent(s.to_owned()));
+        }
+        Ok(Uid(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Uid {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Uid::parse_lenient(&s)
+    }
+}
+impl From<Uid> for String {
+    fn from(u: Uid) -> String {
+        u.0
+    }
+}
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An application entity title (PS3.5 §6.2, VR AE): 1–16 characters of the default
+/// repertoire, no backslash or control characters; leading/trailing spaces are not significant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AeTitle(String);
+
+impl AeTitle {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim_matches([' ', '\0']);
+        if s.is_empty()
+            || s.len() > 16
+            || !s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+        {
+            return Err(ParseError::AeTitle(raw.to_owned()));
+        }
+        Ok(AeTitle(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for AeTitle {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        AeTitle::parse(&s)
+    }
+}
+impl From<AeTitle> for String {
+    fn from(a: AeTitle) -> String {
+        a.0
+    }
+}
+impl fmt::Display for AeTitle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The region's short, stable code for an institution (e.g. `cq-rmyy`). Codes are chosen by the
+/// operator, never reused, and appear in URLs and audit records; the display name may change
+/// over time (it is effective-dated), the code does not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstitutionCode(String);
+
+impl InstitutionCode {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim();
+        if s.is_empty()
+            || s.len() > 32
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(ParseError::InstitutionCode(raw.to_owned()));
+        }
+        Ok(InstitutionCode(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for InstitutionCode {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        InstitutionCode::parse(&s)
+    }
+}
+impl From<InstitutionCode> for String {
+    fn from(a: InstitutionCode) -> String {
+        a.0
+    }
+}
+impl fmt::Display for InstitutionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Hospital grade under the national grading scheme (医院等级).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstitutionLevel {
+    /// 三级
+    Tertiary,
+    /// 二级
+    Secondary,
+    /// 一级
+    Primary,
+    /// 未定级 / other (clinics, imaging centres, township health centres)
+    Other,
+}
+
+impl InstitutionLevel {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Ok(match raw.trim() {
+            "三级" | "3" | "tertiary" => Self::Tertiary,
+            "二级" | "2" | "secondary" => Self::Secondary,
+            "一级" | "1" | "primary" => Self::Primary,
+            "其他" | "other" => Self::Other,
+            _ => return Err(ParseError::Level(raw.to_owned())),
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tertiary => "tertiary",
+            Self::Secondary => "secondary",
+            Self::Primary => "primary",
+            Self::Other => "other",
+        }
+    }
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Tertiary => "三级",
+            Self::Secondary => "二级",
+            Self::Primary => "一级",
+            Self::Other => "其他",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ownership {
+    Public,
+    Private,
+}
+
+impl Ownership {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        match raw.trim() {
+            "public" | "公立" => Ok(Self::Public),
+            "private" | "民营" | "私立" => Ok(Self::Private),
+            _ => Err(ParseError::Ownership(raw.to_owned())),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// Lifecycle of a stored instance. Every read path filters on it; rows are never
+/// hard-deleted while a tombstone is owed (see ARCHITECTURE.md, "Object lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    Active,
+    /// A newer version from the same sender replaced it; kept for audit and rollback.
+    Superseded,
+    /// Rejected by an operator (e.g. wrong patient); hidden from queries, kept.
+    Rejected,
+    /// Deleted by an operator: blob removed, row kept as tombstone.
+    Deleted,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Superseded => "superseded",
+            Self::Rejected => "rejected",
+            Self::Deleted => "deleted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => Self::Active,
+            "superseded" => Self::Superseded,
+            "rejected" => Self::Rejected,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_rules() {
+        assert!(Uid::parse("1.2.3\0").is_ok());
+        assert_eq!(Uid::parse("").unwrap_err(), ParseError::EmptyUid);
+        assert!(matches!(
+            Uid::parse("1..2"),
+            Err(ParseError::UidComponent(_))
+        ));
+        assert!(matches!(
+            Uid::parse("1.02"),
+            Err(ParseError::UidComponent(_))
+        ));
+        assert!(Uid::parse_lenient("1.02").is_ok());
+        assert!(matches!(
+            Uid::parse("1.2a"),
+            Err(ParseError::UidCharacter(_))
+        ));
+        assert_eq!(
+            Uid::parse(&"1".repeat(65)).unwrap_err(),
+            ParseError::UidTooLong
+        );
+    }
+
+    #[test]
+    fn ae_title_rules() {
+        assert_eq!(AeTitle::parse(" PACS ").unwrap().as_str(), "PACS");
+        assert!(AeTitle::parse("A\\B").is_err());
+        assert!(AeTitle::parse("ABCDEFGHIJKLMNOPQ").is_err());
+        assert!(AeTitle::parse("").is_err());
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(
+            InstitutionLevel::parse("二级").unwrap(),
+            InstitutionLevel::Secondary
+        );
+        assert_eq!(
+            InstitutionLevel::parse("tertiary").unwrap().label_zh(),
+            "三级"
+        );
+        assert!(InstitutionLevel::parse("四级").is_err());
+    }
+}

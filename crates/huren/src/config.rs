@@ -1,0 +1,159 @@
+//! Settings, layered: built-in defaults → `huren.toml` (in the data directory, or `--config`)
+//! → `HUREN__SECTION__KEY` environment variables → command-line flags. Validated once into
+//! runtime values.
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub http: Http,
+    pub dimse: Dimse,
+    pub archive: ArchiveSettings,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: String,
+    /// Largest STOW-RS request, in MiB.
+    pub max_stow_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dimse {
+    pub listen: String,
+    pub ae_title: String,
+    pub max_pdu_length: u32,
+    pub idle_timeout_secs: u64,
+    pub max_associations: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSettings {
+    /// IANA zone in which DICOM dates/times are interpreted.
+    pub zone: String,
+    pub stable_after_secs: i64,
+    /// Largest single object, in MiB.
+    pub max_object_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// tracing-subscriber filter, e.g. `info,huren_dimse=debug`.
+    pub filter: String,
+    pub json: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http: Http::default(),
+            dimse: Dimse::default(),
+            archive: ArchiveSettings::default(),
+            log: Log::default(),
+        }
+    }
+}
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: "127.0.0.1:8080".into(),
+            max_stow_mib: 4096,
+        }
+    }
+}
+impl Default for Dimse {
+    fn default() -> Self {
+        Dimse {
+            listen: "127.0.0.1:11112".into(),
+            ae_title: "HUREN".into(),
+            max_pdu_length: 131_072,
+            idle_timeout_secs: 120,
+            max_associations: 64,
+        }
+    }
+}
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            zone: "Asia/Shanghai".into(),
+            stable_after_secs: 60,
+            max_object_mib: 2048,
+        }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+/// Flags that override the layered settings.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimse: Option<DimseFlags>,
+}
+#[derive(Debug, Default, Serialize)]
+pub struct HttpFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+#[derive(Debug, Default, Serialize)]
+pub struct DimseFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ae_title: Option<String>,
+}
+
+pub fn load(
+    data_dir: &Path,
+    config: Option<&Path>,
+    flags: FlagOverrides,
+) -> anyhow::Result<Settings> {
+    let file: PathBuf = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join("huren.toml"));
+    if config.is_some() && !file.exists() {
+        bail!("configuration file {} does not exist", file.display());
+    }
+    let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+        .merge(Toml::file(&file))
+        .merge(Env::prefixed("HUREN__").split("__").lowercase(true))
+        .merge(Serialized::defaults(flags))
+        .extract()
+        .context("invalid settings")?;
+    validate(&settings)?;
+    Ok(settings)
+}
+
+fn validate(s: &Settings) -> anyhow::Result<()> {
+    huren_types::AeTitle::parse(&s.dimse.ae_title).context("dimse.ae_title")?;
+    zone(&s.archive.zone)?;
+    if s.dimse.max_pdu_length < 4096 {
+        bail!("dimse.max_pdu_length must be at least 4096");
+    }
+    if s.archive.stable_after_secs < 0 {
+        bail!("archive.stable_after_secs must not be negative");
+    }
+    Ok(())
+}
+
+pub fn zone(name: &str) -> anyhow::Result<&'static time_tz::Tz> {
+    time_tz::timezones::get_by_name(name).with_context(|| format!("unknown time zone {name:?}"))
+}

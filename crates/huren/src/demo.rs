@@ -1,0 +1,236 @@
+//! Demo data: institutions of a fictional Chongqing-area region at several levels, a DIMSE
+//! peer on loopback, and synthetic patients with Chinese names who have CT, DX and MR studies
+//! at more than one institution. Seeded once per data directory.
+
+use anyhow::Context;
+use huren_access::{AdminGrant, grant_ingest};
+use huren_archive::model::{NewAe, NewInstitution, NewMembership, TokenScope};
+use huren_archive::{Archive, Expected, IngestRequest, IngestStatus, SenderSettings};
+use huren_dicom::synth::{self, SynthImage, SynthPatient};
+use huren_types::{AeTitle, InstitutionCode, InstitutionLevel, Ownership};
+
+struct Site {
+    code: &'static str,
+    name: &'static str,
+    level: InstitutionLevel,
+    ownership: Ownership,
+    city: &'static str,
+}
+
+const SITES: &[Site] = &[
+    Site {
+        code: "cq-city-1",
+        name: "重庆市第一人民医院(演示)",
+        level: InstitutionLevel::Tertiary,
+        ownership: Ownership::Public,
+        city: "重庆",
+    },
+    Site {
+        code: "cq-county-1",
+        name: "演示县人民医院",
+        level: InstitutionLevel::Secondary,
+        ownership: Ownership::Public,
+        city: "重庆",
+    },
+    Site {
+        code: "cq-town-1",
+        name: "演示镇卫生院",
+        level: InstitutionLevel::Primary,
+        ownership: Ownership::Public,
+        city: "重庆",
+    },
+    Site {
+        code: "cq-private-1",
+        name: "演示民营影像中心",
+        level: InstitutionLevel::Other,
+        ownership: Ownership::Private,
+        city: "重庆",
+    },
+];
+
+const NAMES: &[(&str, &str, &str)] = &[
+    ("Zhang^Wei", "张^伟", "M"),
+    ("Wang^Fang", "王^芳", "F"),
+    ("Li^Na", "李^娜", "F"),
+    ("Liu^Yang", "刘^洋", "M"),
+    ("Chen^Jing", "陈^静", "F"),
+    ("Yang^Lei", "杨^磊", "M"),
+    ("Zhao^Min", "赵^敏", "F"),
+    ("Huang^Qiang", "黄^强", "M"),
+    ("Zhou^Shen", "周^珅", "M"),
+    ("Wu^Bing", "吴^昞", "M"),
+];
+
+pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
+    if archive.counts().await?.institutions > 0 {
+        tracing::info!("data directory already has institutions; demo seeding skipped");
+        return Ok(());
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let since = time::Date::from_calendar_date(2020, time::Month::January, 1)?;
+    for s in SITES {
+        archive
+            .add_institution(
+                grant,
+                NewInstitution {
+                    code: InstitutionCode::parse(s.code)?,
+                    name: s.name.into(),
+                    level: s.level,
+                    ownership: s.ownership,
+                    identifier_system: Some(format!("urn:oid:2.16.156.10011.1.9.{}", s.code)),
+                    region: Some("川渝".into()),
+                    city: Some(s.city.into()),
+                    valid_from: since,
+                },
+            )
+            .await?;
+    }
+    archive
+        .add_membership(
+            grant,
+            NewMembership {
+                institution_code: InstitutionCode::parse("cq-town-1")?,
+                consortium_code: "demo-ygt".into(),
+                consortium_name: "演示县医共体".into(),
+                consortium_kind: "医共体".into(),
+                valid_from: since,
+                valid_to: None,
+            },
+        )
+        .await?;
+    archive
+        .add_send_for(grant, "cq-county-1", "cq-town-1", Some("演示镇卫生院"))
+        .await?;
+    archive
+        .add_ae(
+            grant,
+            NewAe {
+                institution_code: InstitutionCode::parse("cq-county-1")?,
+                ae_title: AeTitle::parse("COUNTY_PACS")?,
+                network: "127.0.0.0/8".parse()?,
+                port: None,
+                assumed_charset: None,
+                stable_after_secs: None,
+                default_performer_code: None,
+            },
+        )
+        .await?;
+
+    let mut stored = 0;
+    for (pi, (alpha, ideo, sex)) in NAMES.iter().enumerate() {
+        let pi = pi as u64;
+        for (si, (site, modality, slices)) in [
+            ("cq-county-1", "CT", 24u16),
+            ("cq-city-1", "DX", 1),
+            ("cq-town-1", "MR", 12),
+        ]
+        .iter()
+        .enumerate()
+        {
+            if (pi + si as u64) % 3 == 2 && *modality == "MR" {
+                continue;
+            }
+            let sender_site = if *site == "cq-town-1" {
+                "cq-county-1"
+            } else {
+                site
+            };
+            let token = archive
+                .create_token(
+                    grant,
+                    TokenScope::Institution(InstitutionCode::parse(sender_site)?),
+                )
+                .await?;
+            let principal = archive
+                .index
+                .principal_for_token(&huren_access::hash_token(&token))
+                .await?
+                .context("demo token")?;
+            let ingest = grant_ingest(&principal)?;
+            let patient = SynthPatient {
+                id: format!(
+                    "{}{:06}",
+                    &site[3..].to_uppercase().replace('-', ""),
+                    1000 + pi
+                ),
+                issuer: None,
+                name: format!("{alpha}={ideo}"),
+                birth_date: format!("19{:02}0{}1{}", 50 + pi * 4, 1 + pi % 9, pi % 10),
+                sex: (*sex).into(),
+            };
+            let study_uid = synth::uid(&[pi, si as u64]);
+            let series_uid = synth::uid(&[pi, si as u64, 1]);
+            let day = today
+                .checked_sub(time::Duration::days((pi * 7 + si as u64 * 3) as i64))
+                .unwrap_or(today);
+            let study_date = format!(
+                "{:04}{:02}{:02}",
+                day.year(),
+                u8::from(day.month()),
+                day.day()
+            );
+            let institution_name = SITES
+                .iter()
+                .find(|s| s.code == *site)
+                .map(|s| s.name)
+                .unwrap_or("");
+            let description = match *modality {
+                "CT" => "胸部CT平扫 CT chest plain",
+                "DX" => "胸部正位 DR chest PA",
+                _ => "腰椎MR平扫 MR lumbar spine plain",
+            };
+            for n in 0..*slices {
+                let sop_uid = synth::uid(&[pi, si as u64, 1, u64::from(n) + 1]);
+                let (rows, cols) = if *modality == "DX" {
+                    (512, 512)
+                } else {
+                    (256, 256)
+                };
+                let bytes = synth::image(&SynthImage {
+                    patient: &patient,
+                    modality,
+                    study_uid: &study_uid,
+                    series_uid: &series_uid,
+                    sop_uid: &sop_uid,
+                    study_date: &study_date,
+                    study_time: "093000",
+                    accession: &format!("A{pi}{si}"),
+                    institution_name,
+                    study_description: description,
+                    series_number: 1,
+                    instance_number: i32::from(n) + 1,
+                    rows,
+                    columns: cols,
+                    slice_position: f64::from(n) * 5.0,
+                });
+                let mut spool = archive.spool().await?;
+                spool.write(&bytes).await?;
+                let spooled = spool.finish().await?;
+                let status = archive
+                    .ingest(
+                        &ingest,
+                        IngestRequest {
+                            spooled,
+                            expected: Expected::default(),
+                            source: None,
+                            settings: SenderSettings::default(),
+                        },
+                    )
+                    .await;
+                match status {
+                    IngestStatus::Stored { .. } => stored += 1,
+                    IngestStatus::Refused { refusal, .. } => {
+                        anyhow::bail!("demo object refused: {}", refusal.message())
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(instances = stored, "demo data seeded");
+    println!(
+        "demo data: {} institutions, {} patients, {stored} instances",
+        SITES.len(),
+        NAMES.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,566 @@
+//! `huren`: the one binary. `serve` runs DIMSE + HTTP on embedded defaults; the other
+//! subcommands administer a data directory directly (whether or not a server runs on it:
+//! SQLite in WAL mode lets both work at once, and the server reads configuration per
+//! association and per request).
+
+mod config;
+mod demo;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use huren_access::{AdminGrant, Principal, grant_admin};
+use huren_archive::model::{
+    AttributeChange, InstitutionAttribute, NewInstitution, NewMembership, TokenScope,
+};
+use huren_archive::{Archive, ArchiveConfig};
+use huren_store::{LocalBlobs, SqliteIndex};
+use huren_types::{InstitutionCode, InstitutionLevel, Lifecycle, Ownership};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "huren",
+    version,
+    about = "huren 互认 — regional imaging and result sharing with mutual recognition"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Data directory: index.sqlite, objects/, huren.toml.
+    #[arg(long, env = "HUREN_DATA_DIR", default_value = "./huren-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: DICOM (DIMSE) and HTTP (DICOMweb, admin API).
+    Serve(ServeArgs),
+    /// Seed a data directory with demo institutions, peers and synthetic studies, then serve.
+    Demo(ServeArgs),
+    /// Institutions (effective-dated attributes).
+    #[command(subcommand)]
+    Institution(InstitutionCmd),
+    /// DIMSE peers (AE title + network), C-MOVE destinations when a port is given.
+    #[command(subcommand)]
+    Ae(AeCmd),
+    /// Bearer tokens for HTTP clients.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Let one institution's systems send for another (attributed by InstitutionName).
+    SendFor {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        sender: String,
+        #[arg(long)]
+        performer: String,
+        /// InstitutionName (0008,0080) value that identifies the performer in objects.
+        #[arg(long)]
+        institution_name: Option<String>,
+    },
+    /// Reject or delete a study (audited; deletion keeps tombstones).
+    #[command(subcommand)]
+    Study(StudyCmd),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// HTTP listen address.
+    #[arg(long)]
+    http: Option<String>,
+    /// DIMSE listen address.
+    #[arg(long)]
+    dimse: Option<String>,
+    /// This archive's AE title.
+    #[arg(long)]
+    ae_title: Option<String>,
+    /// Settings file (default: DATA_DIR/huren.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum InstitutionCmd {
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// 三级/二级/一级/other (or tertiary/secondary/primary).
+        #[arg(long)]
+        level: String,
+        #[arg(long, default_value = "public")]
+        ownership: String,
+        #[arg(long)]
+        city: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// URI/OID of the institution's MRN and accession number system.
+        #[arg(long)]
+        identifier_system: Option<String>,
+        /// First day these attributes hold (YYYY-MM-DD; default today).
+        #[arg(long)]
+        valid_from: Option<String>,
+    },
+    /// Show an institution as it stood on a date.
+    Show {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        date: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Change one attribute from a date on (the previous value's period closes the day before).
+    Set {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        code: String,
+        /// name, level, ownership, identifier_system, region or city.
+        #[arg(long)]
+        attribute: String,
+        #[arg(long)]
+        value: String,
+        #[arg(long)]
+        valid_from: String,
+    },
+    /// Add a consortium (医联体/医共体) membership.
+    Join {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        consortium: String,
+        #[arg(long)]
+        consortium_name: String,
+        #[arg(long, default_value = "医联体")]
+        kind: String,
+        #[arg(long)]
+        valid_from: String,
+        #[arg(long)]
+        valid_to: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AeCmd {
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        ae_title: String,
+        /// IP address or CIDR network the peer connects from.
+        #[arg(long)]
+        host: String,
+        /// Port of the peer's storage SCP (makes it a C-MOVE destination).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Charset to assume for text with no or a wrong (0008,0005), e.g. GB18030.
+        #[arg(long)]
+        assumed_charset: Option<String>,
+        /// Quiet seconds after which a study from this peer is stable.
+        #[arg(long)]
+        stable_after_secs: Option<i64>,
+        /// Institution that performed what this peer sends (default: its own).
+        #[arg(long)]
+        performer: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    Create {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long, conflicts_with = "institution")]
+        admin: bool,
+        #[arg(long)]
+        institution: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StudyCmd {
+    Reject {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        study_uid: String,
+        #[arg(long)]
+        institution: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    Delete {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        study_uid: String,
+        #[arg(long)]
+        institution: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyhow::Result<Archive> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let index = SqliteIndex::open(&data_dir.join("index.sqlite"))
+        .await
+        .context("opening the index")?;
+    let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
+    let cfg = ArchiveConfig {
+        zone: config::zone(&settings.archive.zone)?,
+        stable_after_secs: settings.archive.stable_after_secs,
+        max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
+    };
+    Ok(Archive::new(Arc::new(index), Arc::new(blobs), cfg))
+}
+
+async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {
+    let settings = config::load(&dir.data_dir, None, config::FlagOverrides::default())?;
+    let archive = open_archive(&dir.data_dir, &settings).await?;
+    let grant = grant_admin(&Principal::Console)?;
+    Ok((archive, grant))
+}
+
+fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
+    match s {
+        Some(s) => huren_http::admin::parse_date(s).map_err(|e| anyhow::anyhow!(e.message)),
+        None => Ok(time::OffsetDateTime::now_utc().date()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args, false).await,
+        Command::Demo(args) => serve(args, true).await,
+        Command::Institution(cmd) => institution(cmd).await,
+        Command::Ae(AeCmd::Add {
+            dir,
+            institution,
+            ae_title,
+            host,
+            port,
+            assumed_charset,
+            stable_after_secs,
+            performer,
+        }) => {
+            let (archive, grant) = console(&dir).await?;
+            let body = huren_http::admin::AeBody {
+                institution,
+                ae_title,
+                host,
+                port,
+                assumed_charset,
+                stable_after_secs,
+                default_performer: performer,
+            };
+            let ae = body.into_new_ae().map_err(anyhow::Error::msg)?;
+            let id = archive.add_ae(&grant, ae).await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Ae(AeCmd::List { dir }) => {
+            let (archive, grant) = console(&dir).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&archive.list_aes(&grant).await?)?
+            );
+            Ok(())
+        }
+        Command::Token(TokenCmd::Create {
+            dir,
+            admin,
+            institution,
+        }) => {
+            let (archive, grant) = console(&dir).await?;
+            let scope = match (admin, institution) {
+                (true, None) => TokenScope::Admin,
+                (false, Some(code)) => TokenScope::Institution(InstitutionCode::parse(&code)?),
+                _ => bail!("give --admin or --institution CODE"),
+            };
+            println!("{}", archive.create_token(&grant, scope).await?);
+            Ok(())
+        }
+        Command::SendFor {
+            dir,
+            sender,
+            performer,
+            institution_name,
+        } => {
+            let (archive, grant) = console(&dir).await?;
+            archive
+                .add_send_for(&grant, &sender, &performer, institution_name.as_deref())
+                .await?;
+            Ok(())
+        }
+        Command::Study(StudyCmd::Reject {
+            dir,
+            study_uid,
+            institution,
+            reason,
+        }) => study_lifecycle(dir, study_uid, institution, reason, Lifecycle::Rejected).await,
+        Command::Study(StudyCmd::Delete {
+            dir,
+            study_uid,
+            institution,
+            reason,
+        }) => study_lifecycle(dir, study_uid, institution, reason, Lifecycle::Deleted).await,
+    }
+}
+
+async fn study_lifecycle(
+    dir: DataDir,
+    study: String,
+    institution: Option<String>,
+    reason: String,
+    to: Lifecycle,
+) -> anyhow::Result<()> {
+    let (archive, grant) = console(&dir).await?;
+    let c = archive
+        .set_study_lifecycle(&grant, &study, institution.as_deref(), to, &reason)
+        .await?;
+    println!(
+        "{} studies, {} instances now {}",
+        c.studies,
+        c.instances,
+        to.as_str()
+    );
+    Ok(())
+}
+
+async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
+    match cmd {
+        InstitutionCmd::Add {
+            dir,
+            code,
+            name,
+            level,
+            ownership,
+            city,
+            region,
+            identifier_system,
+            valid_from,
+        } => {
+            let (archive, grant) = console(&dir).await?;
+            let inst = NewInstitution {
+                code: InstitutionCode::parse(&code)?,
+                name,
+                level: InstitutionLevel::parse(&level)?,
+                ownership: Ownership::parse(&ownership)?,
+                identifier_system,
+                region,
+                city,
+                valid_from: date_or_today(valid_from.as_deref())?,
+            };
+            println!("{}", archive.add_institution(&grant, inst).await?);
+        }
+        InstitutionCmd::Show { dir, code, date } => {
+            let (archive, grant) = console(&dir).await?;
+            match archive
+                .institution_as_of(&grant, &code, date_or_today(date.as_deref())?)
+                .await?
+            {
+                Some(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                None => bail!("no institution {code}"),
+            }
+        }
+        InstitutionCmd::List { dir, date } => {
+            let (archive, grant) = console(&dir).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &archive
+                        .list_institutions(&grant, date_or_today(date.as_deref())?)
+                        .await?
+                )?
+            );
+        }
+        InstitutionCmd::Set {
+            dir,
+            code,
+            attribute,
+            value,
+            valid_from,
+        } => {
+            let (archive, grant) = console(&dir).await?;
+            let attribute = InstitutionAttribute::parse(&attribute)
+                .with_context(|| format!("unknown attribute {attribute}"))?;
+            let value = match attribute {
+                InstitutionAttribute::Level => InstitutionLevel::parse(&value)?.as_str().to_owned(),
+                InstitutionAttribute::Ownership => Ownership::parse(&value)?.as_str().to_owned(),
+                _ => value,
+            };
+            archive
+                .change_institution(
+                    &grant,
+                    &code,
+                    AttributeChange {
+                        attribute,
+                        value,
+                        valid_from: date_or_today(Some(&valid_from))?,
+                    },
+                )
+                .await?;
+        }
+        InstitutionCmd::Join {
+            dir,
+            code,
+            consortium,
+            consortium_name,
+            kind,
+            valid_from,
+            valid_to,
+        } => {
+            let (archive, grant) = console(&dir).await?;
+            let m = NewMembership {
+                institution_code: InstitutionCode::parse(&code)?,
+                consortium_code: consortium,
+                consortium_name,
+                consortium_kind: kind,
+                valid_from: date_or_today(Some(&valid_from))?,
+                valid_to: valid_to
+                    .as_deref()
+                    .map(|d| date_or_today(Some(d)))
+                    .transpose()?,
+            };
+            archive.add_membership(&grant, m).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    let flags = config::FlagOverrides {
+        http: args.http.map(|l| config::HttpFlags { listen: Some(l) }),
+        dimse: (args.dimse.is_some() || args.ae_title.is_some()).then(|| config::DimseFlags {
+            listen: args.dimse,
+            ae_title: args.ae_title,
+        }),
+    };
+    let settings = config::load(&args.dir.data_dir, args.config.as_deref(), flags)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.filter));
+    if settings.log.json {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let archive = open_archive(&args.dir.data_dir, &settings).await?;
+    let removed = archive.sweep().await.context("start-up sweep")?;
+    if removed > 0 {
+        tracing::warn!(removed, "start-up sweep removed half-written objects");
+    }
+    let bootstrap = std::env::var("HUREN_BOOTSTRAP_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if demo {
+        let grant = grant_admin(&Principal::Console)?;
+        demo::seed(&archive, &grant).await?;
+    }
+    let http_listener = tokio::net::TcpListener::bind(&settings.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP {}", settings.http.listen))?;
+    let dimse_listener = tokio::net::TcpListener::bind(&settings.dimse.listen)
+        .await
+        .with_context(|| format!("binding DIMSE {}", settings.dimse.listen))?;
+    let ae_title = huren_types::AeTitle::parse(&settings.dimse.ae_title)?;
+    tracing::info!(http = %settings.http.listen, dimse = %settings.dimse.listen, ae_title = %ae_title, data_dir = %args.dir.data_dir.display(), "huren serving");
+    if demo {
+        println!(
+            "huren demo: http://{}/  DICOMweb http://{}/dicom-web  DIMSE {}@{}",
+            settings.http.listen, settings.http.listen, ae_title, settings.dimse.listen
+        );
+        if bootstrap.is_none() {
+            println!("set HUREN_BOOTSTRAP_ADMIN_TOKEN to use the HTTP API as an administrator");
+        }
+    }
+    let scp_cfg = huren_dimse::ScpConfig {
+        ae_title,
+        max_pdu_length: settings.dimse.max_pdu_length,
+        idle_timeout: std::time::Duration::from_secs(settings.dimse.idle_timeout_secs),
+        max_associations: settings.dimse.max_associations,
+    };
+    let dimse_task = tokio::spawn(huren_dimse::serve(dimse_listener, archive.clone(), scp_cfg));
+    let stable_archive = archive.clone();
+    let stability = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            match stable_archive.mark_stable().await {
+                Ok(ids) if !ids.is_empty() => {
+                    metrics::counter!("huren_studies_stable_total").increment(ids.len() as u64);
+                    tracing::debug!(studies = ids.len(), "studies became stable");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "stability check failed"),
+            }
+        }
+    });
+    let state = huren_http::AppState {
+        archive,
+        bootstrap_admin_hash: bootstrap.as_deref().map(huren_access::hash_token),
+        max_stow_bytes: settings.http.max_stow_mib * 1024 * 1024,
+        render_metrics: Arc::new(move || prometheus.render()),
+    };
+    let app = huren_http::router(state);
+    axum::serve(
+        http_listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("HTTP server")?;
+    dimse_task.abort();
+    stability.abort();
+    tracing::info!("huren stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the external peers the test suite drives: DCMTK and dicom3tools (Debian),
+# openjph-tools for HTJ2K samples, and the Python peers (pydicom, pynetdicom, pydicom-data,
+# dicomweb-client) into .venv. Idempotent: does nothing when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/bin/storescu ] || need_apt+=(dcmtk)
+[ -x /usr/bin/dciodvfy ] || need_apt+=(dicom3tools)
+command -v ojph_compress >/dev/null 2>&1 || need_apt+=(openjph-tools)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # openjph-tools is optional (HTJ2K sample generation); the suite skips that case without it.
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq dcmtk dicom3tools >/dev/null
+fi
+
+PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, pydicom_data" 2>/dev/null; then
+  echo "installing Python test peers into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
+fi
