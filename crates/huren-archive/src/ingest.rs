@@ -218,6 +218,14 @@ impl Archive {
                 )));
             }
         }
+        // PS3.10 §7.1: the File Meta must describe the data set it precedes. For DIMSE the
+        // meta is built from the C-STORE-RQ, so this also checks the request's SOP class.
+        if scanned.meta.media_storage_sop_class_uid != sop_class {
+            return refuse(Refusal::DoesNotMatchSopClass(format!(
+                "data set SOPClassUID {sop_class} differs from MediaStorageSOPClassUID {}",
+                scanned.meta.media_storage_sop_class_uid
+            )));
+        }
         if scanned.meta.media_storage_sop_instance_uid != sop_instance {
             return refuse(Refusal::CannotUnderstand(format!(
                 "MediaStorageSOPInstanceUID {} differs from SOPInstanceUID {sop_instance}",

@@ -287,6 +287,7 @@ impl Archive {
         let partitions: Vec<String> = if from == ::time::Date::MIN {
             vec!["objects/".to_string()]
         } else {
+            // The day before the watermark too: a crash just after midnight UTC.
             let mut v = Vec::new();
             let mut d = from.previous_day().unwrap_or(from);
             while d <= today {
@@ -296,17 +297,9 @@ impl Archive {
                     u8::from(d.month()),
                     d.day()
                 ));
-                d = d.next_day().unwrap_or(today);
-                if d == today
-                    && v.last().is_some_and(|l| {
-                        l.contains(&format!(
-                            "{:02}/{:02}/",
-                            u8::from(today.month()),
-                            today.day()
-                        ))
-                    })
-                {
-                    break;
+                match d.next_day() {
+                    Some(n) => d = n,
+                    None => break,
                 }
             }
             v

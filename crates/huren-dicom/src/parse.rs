@@ -158,6 +158,14 @@ impl<R: Read + Seek> SeekSource<R> {
     }
 }
 
+impl<R: Read + Seek> SeekSource<R> {
+    pub fn seek_to(&mut self, pos: u64) -> io::Result<()> {
+        self.inner.seek(SeekFrom::Start(pos))?;
+        self.pos = pos;
+        Ok(())
+    }
+}
+
 impl<R: Read + Seek> Source for SeekSource<R> {
     fn read_exact_at_cursor(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.inner.read_exact(buf)?;
@@ -599,13 +607,37 @@ pub struct FileMeta {
 }
 
 /// Reads the preamble and file meta group (always explicit VR little endian, PS3.10 §7.1).
-pub fn read_file_meta<S: Source>(src: &mut S) -> Result<FileMeta, ParseError> {
+///
+/// Lenient where senders commonly deviate: some writers (pydicom 3's `dcmwrite` without
+/// `enforce_file_format`, hence dicomweb-client) omit the 128-byte preamble and `DICM`, or
+/// only the preamble. The meta group itself is required: without it the transfer syntax
+/// is unknown.
+pub fn read_file_meta<R: Read + Seek>(src: &mut SeekSource<R>) -> Result<FileMeta, ParseError> {
     let mut pre = [0u8; 132];
-    src.read_exact_at_cursor(&mut pre)
-        .map_err(|_| ParseError::NotPart10("shorter than the 128-byte preamble and DICM prefix"))?;
-    if &pre[128..132] != b"DICM" {
-        return Err(ParseError::NotPart10("no DICM prefix after the preamble"));
+    let mut n = 0;
+    while n < pre.len() {
+        match src.inner.read(&mut pre[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(ParseError::Io(e)),
+        }
     }
+    let start = if n >= 132 && &pre[128..132] == b"DICM" {
+        132
+    } else if n >= 4 && &pre[0..4] == b"DICM" {
+        4
+    } else if n >= 6
+        && pre[0] == 0x02
+        && pre[1] == 0x00
+        && pre[4..6].iter().all(u8::is_ascii_uppercase)
+    {
+        0
+    } else {
+        return Err(ParseError::NotPart10(
+            "no File Meta Information (no DICM prefix and no group 0002 at the start)",
+        ));
+    };
+    src.seek_to(start)?;
     let ts =
         crate::ts::lookup(crate::ts::EXPLICIT_VR_LE).ok_or(ParseError::Meta("table".into()))?;
     let limits = Limits::default();

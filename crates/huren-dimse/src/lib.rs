@@ -10,3 +10,7 @@ pub mod command;
 pub mod scp;
 
 pub use scp::{ScpConfig, dimse_status, serve};
+
+// Linked for its `deflate` feature: dicom-ul accepts Deflated Explicit VR LE only when the
+// registry can inflate it.
+use dicom_transfer_syntax_registry as _;

@@ -159,9 +159,19 @@ async fn association(
     for ts in huren_dicom::ts::ACCEPTED {
         opts = opts.with_transfer_syntax(ts.uid);
     }
+    // A second handle on the connection: after an A-ASSOCIATE-RJ, dicom-ul drops its socket at
+    // once, and a requestor still reading the RJ may see the close first (pynetdicom then
+    // reports an abort). PS3.8 §9.1.4: the requestor closes after RJ; we wait for that.
+    let std_socket = socket.into_std()?;
+    let keep = std_socket.try_clone()?;
+    let socket = TcpStream::from_std(std_socket)?;
     let mut assoc = match opts.establish_async(socket).await {
-        Ok(a) => a,
+        Ok(a) => {
+            drop(keep);
+            a
+        }
         Err(e) => {
+            tokio::spawn(linger_until_peer_closes(keep));
             let reason = refused.lock().ok().and_then(|r| *r);
             if let Some(reason) = reason {
                 let ev = AuditEvent {
@@ -280,6 +290,22 @@ async fn association(
             }
         }
     }
+}
+
+async fn linger_until_peer_closes(keep: std::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut s) = TcpStream::from_std(keep) else {
+        return;
+    };
+    let mut buf = [0u8; 512];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send_command<S>(

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: installs its external peers when missing, builds, runs the Rust tests,
+# then drives the real binary with DCMTK, pynetdicom and dicomweb-client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-tools.sh
+# A target directory outside the clone lets repeated runs (and CI on the same machine) reuse
+# compilation; the suite passes without it too.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/huren/target}"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --quiet
+cargo build --quiet -p huren
+export HUREN_BIN="$CARGO_TARGET_DIR/debug/huren"
+cd tests/e2e
+../../.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
