@@ -204,19 +204,19 @@ impl Archive {
             Ok(ids) => ids,
             Err(r) => return refuse(r),
         };
-        if let Some(expected) = &req.expected.sop_class_uid {
-            if expected.trim_end_matches(['\0', ' ']) != sop_class {
-                return refuse(Refusal::DoesNotMatchSopClass(format!(
-                    "dataset SOPClassUID {sop_class} differs from the request's {expected}"
-                )));
-            }
+        if let Some(expected) = &req.expected.sop_class_uid
+            && expected.trim_end_matches(['\0', ' ']) != sop_class
+        {
+            return refuse(Refusal::DoesNotMatchSopClass(format!(
+                "dataset SOPClassUID {sop_class} differs from the request's {expected}"
+            )));
         }
-        if let Some(expected) = &req.expected.sop_instance_uid {
-            if expected.trim_end_matches(['\0', ' ']) != sop_instance {
-                return refuse(Refusal::CannotUnderstand(format!(
-                    "dataset SOPInstanceUID {sop_instance} differs from the request's {expected}"
-                )));
-            }
+        if let Some(expected) = &req.expected.sop_instance_uid
+            && expected.trim_end_matches(['\0', ' ']) != sop_instance
+        {
+            return refuse(Refusal::CannotUnderstand(format!(
+                "dataset SOPInstanceUID {sop_instance} differs from the request's {expected}"
+            )));
         }
         // PS3.10 §7.1: the File Meta must describe the data set it precedes. For DIMSE the
         // meta is built from the C-STORE-RQ, so this also checks the request's SOP class.
@@ -232,12 +232,12 @@ impl Archive {
                 scanned.meta.media_storage_sop_instance_uid
             )));
         }
-        if let Some(study) = &req.expected.study_instance_uid {
-            if *study != study_uid {
-                return refuse(Refusal::StudyMismatch(format!(
-                    "instance belongs to study {study_uid}, not {study}"
-                )));
-            }
+        if let Some(study) = &req.expected.study_instance_uid
+            && *study != study_uid
+        {
+            return refuse(Refusal::StudyMismatch(format!(
+                "instance belongs to study {study_uid}, not {study}"
+            )));
         }
 
         let mut warnings = Vec::new();
@@ -367,10 +367,10 @@ impl Archive {
                 return refuse(store_refusal(e));
             }
         };
-        if let CommitOutcome::Duplicate { .. } = outcome {
-            if let Err(e) = self.blobs.delete(&blob_key).await {
-                tracing::warn!(error = %e, key = %blob_key, "duplicate's blob not removed; the sweep will");
-            }
+        if let CommitOutcome::Duplicate { .. } = outcome
+            && let Err(e) = self.blobs.delete(&blob_key).await
+        {
+            tracing::warn!(error = %e, key = %blob_key, "duplicate's blob not removed; the sweep will");
         }
         metrics_ingested(&outcome);
         IngestStatus::Stored {

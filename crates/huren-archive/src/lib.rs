@@ -159,10 +159,10 @@ impl Archive {
     }
 
     pub async fn add_ae(&self, grant: &AdminGrant, ae: NewAe) -> Result<i64, AdminError> {
-        if let Some(cs) = &ae.assumed_charset {
-            if huren_dicom::charset::encoding_for_label(cs).is_none() {
-                return Err(AdminError::Invalid(format!("unknown character set {cs:?}")));
-            }
+        if let Some(cs) = &ae.assumed_charset
+            && huren_dicom::charset::encoding_for_label(cs).is_none()
+        {
+            return Err(AdminError::Invalid(format!("unknown character set {cs:?}")));
         }
         let detail = serde_json::to_value(&ae).unwrap_or_default();
         let object = format!("ae:{}", ae.ae_title);

@@ -69,10 +69,10 @@ pub fn decode(bytes: &[u8], cs: &CharacterSet, assumed: Assumed) -> String {
         return ascii(bytes);
     }
     let first = cs.terms.first().map(String::as_str).unwrap_or("");
-    if let Assumed::Override(enc) = assumed {
-        if cs.is_default() || first == "ISO_IR 100" {
-            return enc.decode_without_bom_handling(bytes).0.into_owned();
-        }
+    if let Assumed::Override(enc) = assumed
+        && (cs.is_default() || first == "ISO_IR 100")
+    {
+        return enc.decode_without_bom_handling(bytes).0.into_owned();
     }
     if cs.uses_iso2022() {
         return decode_iso2022(bytes, cs);

@@ -341,15 +341,15 @@ impl<S: Source> Parser<'_, S> {
     }
 
     fn check_len(&self, h: &Header, len: u64) -> Result<(), ParseError> {
-        if let Some(rem) = self.src.remaining() {
-            if len > rem {
-                return Err(ParseError::AbsurdLength {
-                    tag: h.tag,
-                    at: h.at,
-                    len,
-                    remaining: rem,
-                });
-            }
+        if let Some(rem) = self.src.remaining()
+            && len > rem
+        {
+            return Err(ParseError::AbsurdLength {
+                tag: h.tag,
+                at: h.at,
+                len,
+                remaining: rem,
+            });
         }
         Ok(())
     }
@@ -362,10 +362,10 @@ impl<S: Source> Parser<'_, S> {
         }
         let mut ds = Dataset::default();
         loop {
-            if let Some(end) = end {
-                if self.src.position() >= end {
-                    break;
-                }
+            if let Some(end) = end
+                && self.src.position() >= end
+            {
+                break;
             }
             let Some(h) = self.header(false)? else {
                 if depth > 0 {
@@ -490,10 +490,10 @@ impl<S: Source> Parser<'_, S> {
         }
         let mut items = Vec::new();
         let result = loop {
-            if let Some(end) = seq_end {
-                if self.src.position() >= end {
-                    break Ok(());
-                }
+            if let Some(end) = seq_end
+                && self.src.position() >= end
+            {
+                break Ok(());
             }
             let ih = match self.header(true)? {
                 Some(ih) => ih,

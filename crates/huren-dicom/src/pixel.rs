@@ -58,7 +58,7 @@ pub fn layout(ds: &Dataset, cx: &TextContext, deflated: bool) -> PixelLayout {
             let spp = cx.int(ds, 0x0028_0002).unwrap_or(1) as u64;
             let bits = cx.int(ds, 0x0028_0100).unwrap_or(16) as u64;
             let frame_bits = rows * cols * spp * bits;
-            let packed_bits = bits < 8 || frame_bits % 8 != 0;
+            let packed_bits = bits < 8 || !frame_bits.is_multiple_of(8);
             let frame_length = frame_bits.div_ceil(8);
             PixelLayout::Native {
                 offset: *offset,

@@ -114,7 +114,7 @@ enum State {
     /// Receiving a C-STORE data set into a spool file.
     Receiving {
         rq: StoreRq,
-        spool: Spool,
+        spool: Box<Spool>,
     },
     /// Data set being drained after a failure decided before its end.
     Draining {
@@ -348,9 +348,7 @@ async fn on_command(
     };
     let message_id = cmd.message_id().unwrap_or(0);
     let field_value = cmd.command_field().unwrap_or(0);
-    let Some((_, abstract_syntax, ts)) = contexts.iter().find(|(id, _, _)| *id == pc_id) else {
-        return None;
-    };
+    let (_, abstract_syntax, ts) = contexts.iter().find(|(id, _, _)| *id == pc_id)?;
     match field_value {
         field::C_ECHO_RQ => Some((
             pc_id,
@@ -402,7 +400,12 @@ async fn on_command(
                         Some(calling_ae),
                     );
                     match spool.write(&meta).await {
-                        Ok(()) => *state = State::Receiving { rq, spool },
+                        Ok(()) => {
+                            *state = State::Receiving {
+                                rq,
+                                spool: Box::new(spool),
+                            }
+                        }
                         Err(e) => {
                             *state = State::Draining {
                                 status: 0xA700,
@@ -527,7 +530,7 @@ async fn on_data(
             let State::Receiving { rq, spool } = std::mem::replace(state, State::Idle) else {
                 return None;
             };
-            let spooled = match spool.finish().await {
+            let spooled = match (*spool).finish().await {
                 Ok(s) => s,
                 Err(e) => return Some((rq.pc_id, store_rsp(&rq, 0xA700, Some(&e.to_string())))),
             };

@@ -94,13 +94,12 @@ async fn store(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > state.max_stow_bytes
     {
-        if len > state.max_stow_bytes {
-            return Err(ApiError::payload_too_large(format!(
-                "request of {len} bytes exceeds the limit of {}",
-                state.max_stow_bytes
-            )));
-        }
+        return Err(ApiError::payload_too_large(format!(
+            "request of {len} bytes exceeds the limit of {}",
+            state.max_stow_bytes
+        )));
     }
     let base = base_url(&headers);
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
@@ -152,13 +151,13 @@ async fn store(
                             state.max_stow_bytes
                         )));
                     }
-                    if part_error.is_none() {
-                        if let Err(e) = spool.write(&chunk).await {
-                            part_error = Some(match e {
-                                SpoolError::TooLarge(_) => 0xA700,
-                                SpoolError::Io(_) => 0xA700,
-                            });
-                        }
+                    if part_error.is_none()
+                        && let Err(e) = spool.write(&chunk).await
+                    {
+                        part_error = Some(match e {
+                            SpoolError::TooLarge(_) => 0xA700,
+                            SpoolError::Io(_) => 0xA700,
+                        });
                     }
                 }
                 Ok(None) => break,

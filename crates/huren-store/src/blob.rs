@@ -58,10 +58,8 @@ impl BlobStore for LocalBlobs {
             std::fs::rename(&spool, &target)?;
             // The rename is durable only once the directory entry is (POSIX: fsync the dir).
             std::fs::File::open(dir)?.sync_all()?;
-            if created {
-                if let Some(parent) = dir.parent() {
-                    std::fs::File::open(parent)?.sync_all()?;
-                }
+            if created && let Some(parent) = dir.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
             }
             Ok(())
         })

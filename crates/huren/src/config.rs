@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Settings {
     pub http: Http,
     pub dimse: Dimse,
@@ -53,16 +54,6 @@ pub struct Log {
     pub json: bool,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            http: Http::default(),
-            dimse: Dimse::default(),
-            archive: ArchiveSettings::default(),
-            log: Log::default(),
-        }
-    }
-}
 impl Default for Http {
     fn default() -> Self {
         Http {

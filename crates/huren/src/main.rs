@@ -460,7 +460,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let flags = config::FlagOverrides {
         http: args.http.map(|l| config::HttpFlags { listen: Some(l) }),
-        dimse: (args.dimse.is_some() || args.ae_title.is_some()).then(|| config::DimseFlags {
+        dimse: (args.dimse.is_some() || args.ae_title.is_some()).then_some(config::DimseFlags {
             listen: args.dimse,
             ae_title: args.ae_title,
         }),
