@@ -18,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 pytest requests)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, pydicom_data, pytest, requests" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, data_store, pytest, requests" 2>/dev/null; then
   echo "installing Python test peers into .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"

@@ -309,3 +309,76 @@ def test_ingest_is_audited(server):
     actor, inst, patient, outcome, source = rows[0]
     assert actor.startswith("ae:COUNTY#") and inst == "county" and patient.startswith("AUD1@") and outcome == "success"
     assert source == "127.0.0.1"
+
+
+DATA_STORE = Path(__import__("data_store").__file__).parent / "data"
+# pydicom-data: JPEG lossless process 14, multi-frame MR in several syntaxes, multi-frame SEG,
+# multi-frame JPEG baseline, a 7 MB CR, palette colour, US with 16-bit samples.
+DATA_STORE_FILES = ["JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "emri_small.dcm", "emri_small_RLE.dcm",
+                    "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm", "emri_small_jpeg_ls_lossless.dcm",
+                    "liver.dcm", "color3d_jpeg_baseline.dcm", "RG1_UNCI.dcm", "RG1_J2KR.dcm",
+                    "gdcm-US-ALOKA-16.dcm", "eCT_Supplemental.dcm"]
+
+
+@pytest.mark.parametrize("name", DATA_STORE_FILES)
+def test_pydicom_data_files(server, name):
+    path = DATA_STORE / name
+    assert store_files(server.dimse_port, [path])[str(path)] == 0x0000
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    rows = server.query("SELECT transfer_syntax_uid, number_of_frames, pixel_layout FROM instance WHERE sop_uid = ? ORDER BY id DESC", ds.SOPInstanceUID)
+    assert rows[0][0] == ds.file_meta.TransferSyntaxUID
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    import json
+    layout = json.loads(rows[0][2])
+    if layout["kind"] == "encapsulated":
+        assert len(layout["frames"]) == frames
+    elif layout["kind"] == "native":
+        assert layout["frames"] == frames
+
+
+def test_echo_echoes_message_id(server):
+    assoc = associate(server.dimse_port, contexts=["1.2.840.10008.1.1"])
+    seen = responded_to(assoc)
+    assert assoc.send_c_echo(msg_id=321).Status == 0
+    assoc.release()
+    assert seen == [321]
+
+
+def test_large_object_streams_with_bounded_memory(server, tmp_path):
+    # A 160 MB multi-frame object: the server must not hold it in memory.
+    frames, rows, cols = 320, 512, 512
+    ds = ct(rows=rows, cols=cols, patient_id="BIG")
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    ds.NumberOfFrames = frames
+    ds.PixelData = bytes(range(256)) * (frames * rows * cols * 2 // 256)
+    p = tmp_path / "big.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    del ds
+    r = dcmtk("storescu", "-aet", "COUNTY", "-aec", "HUREN", "127.0.0.1", str(server.dimse_port), str(p), timeout=600)
+    assert r.returncode == 0, r.stderr
+    sop = pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID
+    import json
+    layout = json.loads(server.query("SELECT pixel_layout FROM instance WHERE sop_uid = ?", sop)[0][0])
+    assert layout["kind"] == "native" and layout["frames"] == frames and layout["frame_length"] == rows * cols * 2
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    peak_kib = int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1])
+    assert peak_kib < 120 * 1024, f"peak RSS {peak_kib} KiB while receiving a 160 MB object"
+
+
+def test_study_becomes_stable_and_again_after_late_instance(fresh_server):
+    import time
+    s = fresh_server({"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1"})
+    study = generate_uid()
+    assoc = associate(s.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(ct(study=study)).Status == 0
+    q = "SELECT COUNT(*) FROM study_event e JOIN study s ON s.id = e.study_id WHERE s.study_uid = ? AND e.kind = 'study_stable'"
+    deadline = time.time() + 15
+    while time.time() < deadline and s.query(q, study) != [(1,)]:
+        time.sleep(0.2)
+    assert s.query(q, study) == [(1,)]
+    assert assoc.send_c_store(ct(study=study)).Status == 0  # a late instance
+    assoc.release()
+    deadline = time.time() + 15
+    while time.time() < deadline and s.query(q, study) != [(2,)]:
+        time.sleep(0.2)
+    assert s.query(q, study) == [(2,)]

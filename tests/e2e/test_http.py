@@ -92,6 +92,18 @@ def test_stow_admin_token_cannot_ingest(server):
     assert r.status_code == 403
 
 
+def test_retrieve_url_uses_public_url(fresh_server):
+    s = fresh_server({"HUREN__HTTP__PUBLIC_URL": "https://pacs.example.org/"})
+    t = token(s, "city")
+    ds = ct()
+    body, ctype = multipart([to_bytes(ds)])
+    r = requests.post(f"{s.url}/dicom-web/studies", data=body, headers={"Content-Type": ctype, "Authorization": f"Bearer {t}"})
+    assert r.status_code == 200
+    url = r.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+    assert url == (f"https://pacs.example.org/dicom-web/studies/{ds.StudyInstanceUID}"
+                   f"/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}")
+
+
 def test_stow_too_large_is_413(fresh_server):
     s = fresh_server({"HUREN__HTTP__MAX_STOW_MIB": "1"})
     t = token(s, "city")

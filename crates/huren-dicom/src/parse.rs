@@ -650,6 +650,9 @@ pub fn read_file_meta<R: Read + Seek>(src: &mut SeekSource<R>) -> Result<FileMet
     let mut meta = Dataset::default();
     loop {
         let at = p.src.position();
+        if p.src.remaining() == Some(0) {
+            return finish_meta(meta, at);
+        }
         // Peek the group: the meta group ends at the first non-0002 element.
         let mut tb = [0u8; 2];
         p.src
@@ -712,4 +715,148 @@ fn finish_meta(meta: Dataset, dataset_offset: u64) -> Result<FileMeta, ParseErro
         source_ae_title: text(0x0002_0016).filter(|s| !s.is_empty()),
         dataset_offset,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::DatasetWriter;
+    use std::io::Cursor;
+
+    fn explicit() -> &'static TransferSyntax {
+        crate::ts::lookup(crate::ts::EXPLICIT_VR_LE).unwrap()
+    }
+
+    fn scan(bytes: &[u8], ts: &'static TransferSyntax) -> Result<Dataset, ParseError> {
+        let mut src = SeekSource::new(Cursor::new(bytes.to_vec()), 0).unwrap();
+        read_dataset(&mut src, ts, &Limits::default())
+    }
+
+    fn sample() -> DatasetWriter {
+        let mut w = DatasetWriter::new();
+        w.str(0x0008_0016, b"UI", "1.2.840.10008.5.1.4.1.1.2")
+            .str(0x0010_0010, b"PN", "Wang^Wu");
+        w
+    }
+
+    #[test]
+    fn reads_values_and_skips_bulk_by_offset() {
+        let mut w = sample();
+        w.raw(PIXEL_DATA, b"OW", &[7u8; 4096]);
+        let bytes = w.into_bytes();
+        let ds = scan(&bytes, explicit()).unwrap();
+        assert_eq!(ds.bytes(0x0010_0010), Some(&b"Wang^Wu "[..]));
+        match ds.get(PIXEL_DATA).unwrap().value {
+            Value::Bulk { offset, length } => {
+                assert_eq!(length, 4096);
+                assert_eq!(&bytes[offset as usize..offset as usize + 4], &[7, 7, 7, 7]);
+            }
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncation_and_absurd_lengths_are_errors() {
+        let mut w = sample();
+        w.raw(PIXEL_DATA, b"OW", &[0u8; 64]);
+        let bytes = w.into_bytes();
+        assert!(matches!(
+            scan(&bytes[..bytes.len() - 10], explicit()),
+            Err(ParseError::AbsurdLength { .. })
+        ));
+        assert!(matches!(
+            scan(&bytes[..bytes.len() - 70], explicit()),
+            Err(ParseError::AbsurdLength { .. } | ParseError::Truncated { .. })
+        ));
+        // A header cut in the middle.
+        let cut = &bytes[..bytes.len() - 64 - 5];
+        assert!(scan(cut, explicit()).is_err());
+        // Unknown VR.
+        let mut bad = sample().into_bytes();
+        bad.extend_from_slice(&[0x10, 0x00, 0x20, 0x00, b'Z', b'Z', 2, 0, b'A', b'B']);
+        assert!(matches!(
+            scan(&bad, explicit()),
+            Err(ParseError::UnknownVr { .. })
+        ));
+    }
+
+    #[test]
+    fn sequences_defined_and_undefined_length() {
+        let mut item = DatasetWriter::new();
+        item.str(0x0010_0020, b"LO", "110101199003077777");
+        let mut w = sample();
+        w.seq(0x0010_1002, &[item.into_bytes()]);
+        let ds = scan(&w.into_bytes(), explicit()).unwrap();
+        assert_eq!(ds.items(0x0010_1002).len(), 1);
+        // Undefined-length sequence and item.
+        let mut b = sample().into_bytes();
+        b.extend_from_slice(&[
+            0x10, 0x00, 0x02, 0x10, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend_from_slice(&[0x10, 0x00, 0x20, 0x00, b'L', b'O', 2, 0, b'I', b'D']);
+        b.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let ds = scan(&b, explicit()).unwrap();
+        assert_eq!(
+            ds.items(0x0010_1002)[0].bytes(0x0010_0020),
+            Some(&b"ID"[..])
+        );
+        // Missing sequence delimiter: truncated.
+        assert!(scan(&b[..b.len() - 8], explicit()).is_err());
+    }
+
+    #[test]
+    fn encapsulated_fragments_and_offset_table() {
+        let mut b = sample().into_bytes();
+        b.extend_from_slice(&[
+            0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        // BOT with two frames: offsets 0 and 16 (item header 8 + 8 bytes).
+        b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0]);
+        for f in 0..2u8 {
+            b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+            b.extend_from_slice(&[f; 8]);
+        }
+        b.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let ds = scan(&b, explicit()).unwrap();
+        let Value::Fragments {
+            offset_table,
+            fragments,
+        } = &ds.get(PIXEL_DATA).unwrap().value
+        else {
+            panic!()
+        };
+        assert_eq!(offset_table, &vec![0, 16]);
+        assert_eq!(fragments.len(), 2);
+        assert_eq!(b[fragments[1].offset as usize], 1);
+    }
+
+    #[test]
+    fn implicit_vr_uses_the_dictionary() {
+        let mut b = Vec::new();
+        // (0010,0010) PN "Li^Si" implicit: tag, 4-byte length.
+        b.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 6, 0, 0, 0]);
+        b.extend_from_slice(b"Li^Si ");
+        let ts = crate::ts::lookup(crate::ts::IMPLICIT_VR_LE).unwrap();
+        let ds = scan(&b, ts).unwrap();
+        assert_eq!(ds.get(0x0010_0010).unwrap().vr, Vr::PN);
+    }
+
+    #[test]
+    fn file_meta_with_and_without_preamble() {
+        let meta = crate::meta::file_meta("1.2.3", "1.2.3.4", crate::ts::EXPLICIT_VR_LE, None);
+        let mut src = SeekSource::new(Cursor::new(meta.clone()), 0).unwrap();
+        let m = read_file_meta(&mut src).unwrap();
+        assert_eq!(m.media_storage_sop_instance_uid, "1.2.3.4");
+        assert_eq!(m.dataset_offset, meta.len() as u64);
+        let bare = meta[132..].to_vec();
+        let mut src = SeekSource::new(Cursor::new(bare.clone()), 0).unwrap();
+        assert_eq!(
+            read_file_meta(&mut src).unwrap().dataset_offset,
+            bare.len() as u64
+        );
+        let mut src = SeekSource::new(Cursor::new(b"garbage".to_vec()), 0).unwrap();
+        assert!(read_file_meta(&mut src).is_err());
+    }
 }

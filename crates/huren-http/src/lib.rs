@@ -22,6 +22,8 @@ pub struct AppState {
     pub bootstrap_admin_hash: Option<String>,
     /// Largest STOW-RS request body.
     pub max_stow_bytes: u64,
+    /// Public base URL (no trailing slash) for links; else from the Host header.
+    pub public_url: Option<String>,
     /// Renders the Prometheus exposition text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

@@ -101,7 +101,10 @@ async fn store(
             state.max_stow_bytes
         )));
     }
-    let base = base_url(&headers);
+    let base = match &state.public_url {
+        Some(u) => format!("{u}/dicom-web"),
+        None => base_url(&headers),
+    };
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut referenced = Vec::new();
     let mut failed = Vec::new();

@@ -24,6 +24,9 @@ pub struct Http {
     pub listen: String,
     /// Largest STOW-RS request, in MiB.
     pub max_stow_mib: u64,
+    /// Public base URL for links in responses (RetrieveURL), e.g. behind a reverse proxy:
+    /// `https://pacs.example.org`. Default: built from the request's Host header.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +62,7 @@ impl Default for Http {
         Http {
             listen: "127.0.0.1:8080".into(),
             max_stow_mib: 4096,
+            public_url: None,
         }
     }
 }

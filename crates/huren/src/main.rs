@@ -534,6 +534,11 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         archive,
         bootstrap_admin_hash: bootstrap.as_deref().map(huren_access::hash_token),
         max_stow_bytes: settings.http.max_stow_mib * 1024 * 1024,
+        public_url: settings
+            .http
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned()),
         render_metrics: Arc::new(move || prometheus.render()),
     };
     let app = huren_http::router(state);
