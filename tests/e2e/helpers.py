@@ -86,3 +86,28 @@ def store_files(port, paths, calling="COUNTY"):
     finally:
         assoc.release()
     return out
+
+
+def raw_store(assoc, sop_class, sop_instance, data: bytes, msg_id=1):
+    """Sends `data` as the C-STORE data set exactly as given (pynetdicom's send_c_store
+    re-encodes datasets, which would repair the malformed input these tests need).
+    Returns (Status, ErrorComment, MessageIDBeingRespondedTo)."""
+    import time
+    from io import BytesIO
+    from pynetdicom.dimse_primitives import C_STORE
+    req = C_STORE()
+    req.MessageID = msg_id
+    req.AffectedSOPClassUID = sop_class
+    req.AffectedSOPInstanceUID = sop_instance
+    req.Priority = 2
+    req.DataSet = BytesIO(data)
+    cx = next(c for c in assoc.accepted_contexts if c.abstract_syntax == sop_class)
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
+    try:
+        assoc.dimse.send_msg(req, cx.context_id)
+        _, rsp = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    return rsp.Status, rsp.ErrorComment, rsp.MessageIDBeingRespondedTo

@@ -382,3 +382,79 @@ def test_study_becomes_stable_and_again_after_late_instance(fresh_server):
     while time.time() < deadline and s.query(q, study) != [(2,)]:
         time.sleep(0.2)
     assert s.query(q, study) == [(2,)]
+
+
+def test_malformed_data_sets_over_dimse(server):
+    """Bytes as a broken modality would send them, through a raw DIMSE sender."""
+    from helpers import raw_store
+    ctx = (CTImageStorage, ["1.2.840.10008.1.2.1"])
+    mr = "1.2.840.10008.5.1.4.1.1.4"
+    assoc = associate(server.dimse_port, contexts=[ctx, (mr, ["1.2.840.10008.1.2.1"])])
+    assert assoc.is_established
+    try:
+        good = ct(rows=64, cols=64)
+        data = dataset_bytes(to_bytes(good))
+        # Truncated: the pixel data declares more bytes than arrive → 0xC000 with a comment.
+        status, comment, mid = raw_store(assoc, CTImageStorage, good.SOPInstanceUID, data[:-1000], msg_id=11)
+        assert (status, mid) == (0xC000, 11) and comment
+        assert not server.query("SELECT id FROM instance WHERE sop_uid = ?", good.SOPInstanceUID)
+        # Absurd length in the middle of the data set.
+        broken = bytearray(data)
+        i = broken.index(b"PN")
+        broken[i + 2:i + 4] = (0xFFF0).to_bytes(2, "little")
+        status, comment, mid = raw_store(assoc, CTImageStorage, good.SOPInstanceUID, bytes(broken), msg_id=12)
+        assert (status, mid) == (0xC000, 12)
+        # The data set says CT, the request says MR → 0xA900.
+        status, comment, mid = raw_store(assoc, mr, good.SOPInstanceUID, data, msg_id=13)
+        assert (status, mid) == (0xA900, 13) and "SOPClassUID" in comment
+        # Affected SOP Instance UID differs from the data set's → 0xC000.
+        status, _, _ = raw_store(assoc, CTImageStorage, generate_uid(), data, msg_id=14)
+        assert status == 0xC000
+        # A repeated element after the pixel data → stored with 0xB006.
+        status, _, mid = raw_store(assoc, CTImageStorage, good.SOPInstanceUID, data + b"\x08\x00\x60\x00CS\x02\x00MR", msg_id=15)
+        assert (status, mid) == (0xB006, 15)
+        # And the exact bytes sent are what is stored.
+        key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", good.SOPInstanceUID)[0][0]
+        assert dataset_bytes((server.data_dir / key).read_bytes()) == data + b"\x08\x00\x60\x00CS\x02\x00MR"
+        # Garbage.
+        status, _, _ = raw_store(assoc, CTImageStorage, generate_uid(), b"\x00\x01\x02", msg_id=16)
+        assert status == 0xC000
+        # Still serving.
+        assert raw_store(assoc, CTImageStorage, ct().SOPInstanceUID, dataset_bytes(to_bytes(ct())), msg_id=17)[0] in (0x0000, 0xC000)
+    finally:
+        assoc.release()
+
+
+def test_private_sop_class_is_stored(server):
+    private = "1.2.826.0.1.3680043.9.7433.1.1"
+    ds = ct(sop_class=private, pixels=False)
+    assoc = associate(server.dimse_port, contexts=[(private, ["1.2.840.10008.1.2.1"])])
+    assert assoc.is_established
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    assert server.query("SELECT sop_class_uid FROM instance WHERE sop_uid = ?", ds.SOPInstanceUID) == [(private,)]
+
+
+def test_index_attributes_json_and_time(server):
+    import json
+    import zlib
+    ds = ct(patient_id="IDX1", name="Sun^Li=孙^丽")
+    ds.OtherPatientIDsSequence = [pydicom.Dataset()]
+    ds.OtherPatientIDsSequence[0].PatientID = "110101199003077777"
+    ds.OtherPatientIDsSequence[0].IssuerOfPatientID = "CN-RESIDENT-ID"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.LossyImageCompression = "00"
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    (other,) = server.query("SELECT other_ids FROM patient WHERE patient_id = 'IDX1'")[0]
+    assert json.loads(other) == [{"patient_id": "110101199003077777", "issuer": "CN-RESIDENT-ID", "type_of_patient_id": None}]
+    # 2025-03-01 10:15 in Asia/Shanghai is 02:15 UTC.
+    assert server.query("SELECT study_date, study_time, study_instant FROM study WHERE study_uid = ?", ds.StudyInstanceUID) == [("20250301", "101500", 1740795300)]
+    row = server.query("SELECT image_type, lossy, x.json FROM instance i JOIN instance_json x ON x.instance_id = i.id WHERE i.sop_uid = ?", ds.SOPInstanceUID)[0]
+    assert row[0] == "ORIGINAL\\PRIMARY\\AXIAL" and row[1] == "00"
+    doc = json.loads(zlib.decompress(row[2], -15))
+    assert doc["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Sun^Li", "Ideographic": "孙^丽"}]}
+    assert doc["00101002"]["Value"][0]["00100020"]["Value"] == ["110101199003077777"]
+    assert doc["7FE00010"]["BulkDataURI"].startswith("bulk/")
+    assert doc["00280010"] == {"vr": "US", "Value": [16]}
