@@ -144,6 +144,18 @@ def test_admin_api_errors(server):
     r = requests.get(server.url + "/api/admin/institutions", headers={"Authorization": f"Bearer {t}"})
     assert r.status_code == 403
     assert requests.get(server.url + "/api/admin/institutions/nope", headers=h).status_code == 404
+    # Malformed bodies and queries get problem details too, and the server keeps serving.
+    r = requests.post(server.url + "/api/admin/institutions", headers={**h, "Content-Type": "application/json"}, data=b"{not json")
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    r = requests.post(server.url + "/api/admin/institutions", headers=h, json={"code": "x1", "name": "x", "level": "二级", "surprise": 1})
+    assert r.status_code in (400, 422) and r.headers["content-type"] == "application/problem+json"
+    r = requests.post(server.url + "/api/admin/institutions", headers=h, data=b"code=x")
+    assert r.status_code == 415
+    r = requests.get(server.url + "/api/admin/institutions?date=not-a-date", headers=h)
+    assert r.status_code == 400
+    r = requests.get(server.url + "/no/such/path", headers=h)
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert requests.get(server.url + "/healthz").text == "ok"
 
 
 def test_admin_registers_ae_and_server_honours_it(server):

@@ -3,10 +3,10 @@
 
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use huren_access::grant_admin;
 use huren_archive::model::*;
@@ -50,7 +50,7 @@ struct AsOf {
 async fn list_institutions(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    Query(q): Query<AsOf>,
+    ApiQuery(q): ApiQuery<AsOf>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
     let date = q
@@ -68,7 +68,7 @@ async fn show_institution(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     Path(code): Path<String>,
-    Query(q): Query<AsOf>,
+    ApiQuery(q): ApiQuery<AsOf>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
     let date = q
@@ -99,7 +99,7 @@ struct InstitutionBody {
 async fn add_institution(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    Json(b): Json<InstitutionBody>,
+    ApiJson(b): ApiJson<InstitutionBody>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let grant = grant_admin(&p)?;
     let inst = NewInstitution {
@@ -138,7 +138,7 @@ async fn change_attribute(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     Path(code): Path<String>,
-    Json(b): Json<AttributeBody>,
+    ApiJson(b): ApiJson<AttributeBody>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
     let attribute = InstitutionAttribute::parse(&b.attribute)
@@ -177,7 +177,7 @@ async fn add_membership(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     Path(code): Path<String>,
-    Json(b): Json<MembershipBody>,
+    ApiJson(b): ApiJson<MembershipBody>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
     if !matches!(
@@ -259,7 +259,7 @@ impl AeBody {
 async fn add_ae(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    Json(b): Json<AeBody>,
+    ApiJson(b): ApiJson<AeBody>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let grant = grant_admin(&p)?;
     let ae = b.into_new_ae().map_err(ApiError::bad_request)?;
@@ -278,7 +278,7 @@ struct SendForBody {
 async fn add_send_for(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    Json(b): Json<SendForBody>,
+    ApiJson(b): ApiJson<SendForBody>,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
     s.archive
@@ -303,7 +303,7 @@ struct TokenBody {
 async fn create_token(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    Json(b): Json<TokenBody>,
+    ApiJson(b): ApiJson<TokenBody>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let grant = grant_admin(&p)?;
     let scope = match (b.admin, b.institution) {
@@ -335,7 +335,7 @@ async fn reject_study(
     s: State<AppState>,
     a: Authenticated,
     study: Path<String>,
-    b: Json<LifecycleBody>,
+    b: ApiJson<LifecycleBody>,
 ) -> Result<Json<Value>, ApiError> {
     lifecycle(s, a, study, b, Lifecycle::Rejected).await
 }
@@ -344,7 +344,7 @@ async fn delete_study(
     s: State<AppState>,
     a: Authenticated,
     study: Path<String>,
-    b: Json<LifecycleBody>,
+    b: ApiJson<LifecycleBody>,
 ) -> Result<Json<Value>, ApiError> {
     lifecycle(s, a, study, b, Lifecycle::Deleted).await
 }
@@ -353,7 +353,7 @@ async fn lifecycle(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     Path(study): Path<String>,
-    Json(b): Json<LifecycleBody>,
+    ApiJson(b): ApiJson<LifecycleBody>,
     to: Lifecycle,
 ) -> Result<Json<Value>, ApiError> {
     let grant = grant_admin(&p)?;
