@@ -458,3 +458,22 @@ def test_index_attributes_json_and_time(server):
     assert doc["00101002"]["Value"][0]["00100020"]["Value"] == ["110101199003077777"]
     assert doc["7FE00010"]["BulkDataURI"].startswith("bulk/")
     assert doc["00280010"] == {"vr": "US", "Value": [16]}
+
+
+CHARSET_NAMES = sorted(p.name for p in CHARSET_FILES.glob("chr*.dcm") if "SQEncoding" not in p.name)
+
+
+@pytest.mark.parametrize("name", CHARSET_NAMES)
+def test_charsets_decode_like_pydicom(server, name):
+    """Every pydicom character-set sample (ISO 2022 Japanese/Korean, Greek, Arabic, Hebrew,
+    Cyrillic, UTF-8, GB18030…): the index holds the same PatientName text pydicom decodes."""
+    path = CHARSET_FILES / name
+    ds = pydicom.dcmread(path)
+    status = store_files(server.dimse_port, [path])[str(path)]
+    # Some samples are image SOP classes without pixel data: stored with warning 0xB007.
+    assert status == (0x0000 if "PixelData" in ds else 0xB007), hex(status)
+    expected = str(ds.PatientName)
+    row = server.query(
+        "SELECT p.name_raw FROM instance i JOIN study s ON s.id = i.study_id JOIN patient p ON p.id = s.patient_id "
+        "WHERE i.sop_uid = ? ORDER BY i.id DESC", ds.SOPInstanceUID)
+    assert row[0][0].rstrip("=") == expected.rstrip("=")

@@ -75,3 +75,36 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(fresh_server):
     files = {str(p.relative_to(s.data_dir)) for p in (s.data_dir / "objects").rglob("*.dcm")}
     assert files == keys
     assert not list((s.data_dir / "spool").iterdir())
+
+
+def test_disk_full_is_a700_and_nothing_half_written(tmp_path):
+    import subprocess
+    import pytest
+    from conftest import Server, setup_region
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(small)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    s = None
+    try:
+        setup_region(small)
+        s = Server(small).start()
+        assoc = associate(s.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+        statuses = []
+        for _ in range(40):
+            statuses.append(assoc.send_c_store(ct(rows=512, cols=512)).Status)
+            if statuses[-1] == 0xA700:
+                break
+        assoc.release()
+        assert statuses[0] == 0x0000 and statuses[-1] == 0xA700, [hex(x) for x in statuses]
+        # Still answering, and every object file on disk is indexed (no partial blobs).
+        from helpers import dcmtk
+        assert dcmtk("echoscu", "-aet", "COUNTY", "-aec", "HUREN", "127.0.0.1", str(s.dimse_port)).returncode == 0
+        keys = {r[0] for r in s.query("SELECT blob_key FROM instance")}
+        files = {str(p.relative_to(small)) for p in (small / "objects").rglob("*.dcm")}
+        assert files == keys
+        assert not list((small / "spool").iterdir())
+    finally:
+        if s:
+            s.stop()
+        subprocess.run(["umount", str(small)], capture_output=True)
