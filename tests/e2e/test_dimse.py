@@ -256,14 +256,13 @@ def test_concurrent_associations(server):
 
     def send(k):
         assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
-        ok = 0
-        for i in range(40):
-            ok += assoc.send_c_store(ct(study=study, patient_id="CONC", rows=64, cols=64)).Status == 0
+        statuses = [assoc.send_c_store(ct(study=study, patient_id="CONC", rows=64, cols=64)).Status for _ in range(40)]
         assoc.release()
-        return ok
+        return statuses
 
     with concurrent.futures.ThreadPoolExecutor(6) as ex:
-        assert sum(ex.map(send, range(6))) == 240
+        statuses = [st for batch in ex.map(send, range(6)) for st in batch]
+    assert statuses == [0] * 240, sorted(set(statuses))
     assert server.query("SELECT num_instances FROM study WHERE study_uid = ?", study) == [(240,)]
 
 

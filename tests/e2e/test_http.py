@@ -44,6 +44,8 @@ def test_stow_with_dicomweb_client(server):
     assert f"/dicom-web/studies/{study}/series/" in refs[0].RetrieveURL
     rows = server.query("SELECT i.code FROM instance x JOIN institution i ON i.id = x.sender_institution_id WHERE x.sop_uid = ?", datasets[0].SOPInstanceUID)
     assert rows == [("city",)]  # the token's institution is recorded as sender
+    audit = server.query("SELECT actor, institution, source_address FROM audit_event WHERE object = ?", datasets[0].SOPInstanceUID)
+    assert audit[0][0].startswith("token:") and audit[0][1:] == ("city", "127.0.0.1")
 
 
 def test_stow_study_mismatch_is_409(server):
@@ -159,14 +161,13 @@ def test_admin_api_errors(server):
 
 
 def test_admin_registers_ae_and_server_honours_it(server):
-    from helpers import associate
     h = {"Authorization": f"Bearer {ADMIN}"}
-    assert associate(server.dimse_port, calling="NEWPACS", contexts=["1.2.840.10008.1.1"]).is_rejected
+    from helpers import dcmtk
+    echo = lambda: dcmtk("echoscu", "-aet", "NEWPACS", "-aec", "HUREN", "127.0.0.1", str(server.dimse_port))
+    assert "Calling AE Title Not Recognized" in echo().stderr
     r = requests.post(server.url + "/api/admin/aes", headers=h, json={"institution": "city", "ae_title": "NEWPACS", "host": "127.0.0.0/8"})
     assert r.status_code == 201
-    assoc = associate(server.dimse_port, calling="NEWPACS", contexts=["1.2.840.10008.1.1"])
-    assert assoc.is_established
-    assoc.release()
+    assert echo().returncode == 0
     # Destination titles are unique.
     r = requests.post(server.url + "/api/admin/aes", headers=h, json={"institution": "city", "ae_title": "DEST1", "host": "127.0.0.1", "port": 11999})
     assert r.status_code == 201

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dicom-web/studies/{study}", post(stow::store_study))
         .nest("/api/admin", admin::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::grant_ingest;
@@ -14,18 +14,21 @@ use huren_archive::{
     Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, SpoolError, Warning,
 };
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 
 pub async fn store_studies(
     state: State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: Authenticated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    store(state, auth, headers, None, body).await
+    store(state, auth, headers, None, peer, body).await
 }
 
 pub async fn store_study(
     state: State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: Authenticated,
     Path(study): Path<String>,
     headers: HeaderMap,
@@ -33,7 +36,15 @@ pub async fn store_study(
 ) -> Result<Response, ApiError> {
     let study = huren_types::Uid::parse_lenient(&study)
         .map_err(|e| ApiError::bad_request(format!("study UID in path: {e}")))?;
-    store(state, auth, headers, Some(study.as_str().to_owned()), body).await
+    store(
+        state,
+        auth,
+        headers,
+        Some(study.as_str().to_owned()),
+        peer,
+        body,
+    )
+    .await
 }
 
 /// Parses `multipart/related; type="application/dicom"; boundary=…` (parameters quoted or
@@ -82,6 +93,7 @@ async fn store(
     Authenticated(principal): Authenticated,
     headers: HeaderMap,
     study: Option<String>,
+    peer: SocketAddr,
     body: Body,
 ) -> Result<Response, ApiError> {
     let grant = grant_ingest(&principal)?;
@@ -188,7 +200,7 @@ async fn store(
                 study_instance_uid: study.clone(),
                 ..Default::default()
             },
-            source: None,
+            source: Some(peer.ip()),
             settings: SenderSettings::default(),
         };
         match state.archive.ingest(&grant, req).await {

@@ -108,7 +108,7 @@ async fn writer(
         }
         let mut results = Vec::with_capacity(batch.len());
         let tx_result: Result<(), sqlx::Error> = async {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             for (rec, audit, _) in &batch {
                 sqlx::query("SAVEPOINT one").execute(&mut *tx).await?;
                 match commit_one(&mut tx, rec, audit).await {
@@ -483,7 +483,7 @@ impl Index for SqliteIndex {
     }
 
     async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO institution (code, created_at) VALUES (?, ?) RETURNING id",
         )
@@ -528,7 +528,7 @@ impl Index for SqliteIndex {
             .valid_from
             .previous_day()
             .unwrap_or(change.valid_from));
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         // Periods starting on or after the new one are replaced; the one in force is closed.
         sqlx::query("DELETE FROM institution_attribute WHERE institution_id = ? AND attribute = ? AND valid_from >= ?")
             .bind(id)
@@ -621,7 +621,7 @@ impl Index for SqliteIndex {
 
     async fn add_consortium_membership(&self, m: NewMembership) -> Result<(), StoreError> {
         let id = self.institution_id(m.institution_code.as_str()).await?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let cid: i64 = sqlx::query_scalar(
             "INSERT INTO consortium (code, name, kind) VALUES (?, ?, ?) ON CONFLICT (code) DO UPDATE SET name = excluded.name RETURNING id",
         )
@@ -715,7 +715,7 @@ impl Index for SqliteIndex {
         institution_code: Option<&str>,
         to: Lifecycle,
     ) -> Result<StudyLifecycleChange, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let study_ids: Vec<i64> = match institution_code {
             Some(code) => sqlx::query_scalar("SELECT s.id FROM study s JOIN institution i ON i.id = s.institution_id WHERE s.study_uid = ? AND i.code = ?")
                 .bind(study_uid)
@@ -829,7 +829,7 @@ impl Index for SqliteIndex {
     }
 
     async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let ids: Vec<i64> = sqlx::query_scalar("UPDATE study SET stable_at = ? WHERE stable_at IS NULL AND last_instance_at + stable_after_secs <= ? RETURNING id")
             .bind(now_unix)
             .bind(now_unix)
