@@ -57,9 +57,9 @@ def dataset_bytes(part10: bytes) -> bytes:
     return part10[144 + group_len:]
 
 
-def associate(port, calling="COUNTY", called="HUREN", contexts=None, bind="127.0.0.1"):
+def associate(port, calling="COUNTY", called="HUREN", contexts=None, bind="127.0.0.1", timeout=30):
     ae = AE(ae_title=calling)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for c in contexts or []:
         ae.add_requested_context(*c) if isinstance(c, tuple) else ae.add_requested_context(c)
     return ae.associate("127.0.0.1", port, ae_title=called, bind_address=(bind, 0))

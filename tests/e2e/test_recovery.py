@@ -33,7 +33,8 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(fresh_server):
     def sender(stop):
         while not stop.is_set():
             try:
-                assoc = associate(s.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+                # Short timeouts: after the kill, a sender must notice and stop quickly.
+                assoc = associate(s.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])], timeout=3)
                 if not assoc.is_established:
                     time.sleep(0.05)
                     continue

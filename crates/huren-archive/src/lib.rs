@@ -61,15 +61,10 @@ impl Archive {
         Spool::create(self.blobs.spool_dir(), self.config.max_object_bytes).await
     }
 
-    async fn audit_admin(
-        &self,
-        grant: &AdminGrant,
-        action: AuditAction,
-        object: String,
-        detail: serde_json::Value,
-    ) {
+    /// One `configuration_changed` audit event (DICOM "Security Alert", 110113).
+    async fn audit_config(&self, grant: &AdminGrant, object: String, detail: serde_json::Value) {
         let ev = AuditEvent {
-            action,
+            action: AuditAction::ConfigurationChanged,
             outcome: Outcome::Success,
             actor: grant.principal().label(),
             institution: None,
@@ -92,13 +87,8 @@ impl Archive {
         let code = inst.code.to_string();
         let detail = serde_json::to_value(&inst).unwrap_or_default();
         let id = self.index.add_institution(inst).await?;
-        self.audit_admin(
-            grant,
-            AuditAction::ConfigurationChanged,
-            format!("institution:{code}"),
-            detail,
-        )
-        .await;
+        self.audit_config(grant, format!("institution:{code}"), detail)
+            .await;
         Ok(id)
     }
 
@@ -106,25 +96,16 @@ impl Archive {
         &self,
         grant: &AdminGrant,
         code: &str,
-        change: AttributeChange,
+        mut change: AttributeChange,
     ) -> Result<(), AdminError> {
-        if change.attribute == InstitutionAttribute::Level {
-            huren_types::InstitutionLevel::parse(&change.value)
-                .map_err(|e| AdminError::Invalid(e.to_string()))?;
-        }
-        if change.attribute == InstitutionAttribute::Ownership {
-            huren_types::Ownership::parse(&change.value)
-                .map_err(|e| AdminError::Invalid(e.to_string()))?;
-        }
+        change.value = change
+            .attribute
+            .normalize(&change.value)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
         let detail = serde_json::to_value(&change).unwrap_or_default();
         self.index.set_institution_attribute(code, change).await?;
-        self.audit_admin(
-            grant,
-            AuditAction::ConfigurationChanged,
-            format!("institution:{code}"),
-            detail,
-        )
-        .await;
+        self.audit_config(grant, format!("institution:{code}"), detail)
+            .await;
         Ok(())
     }
 
@@ -153,8 +134,7 @@ impl Archive {
         let detail = serde_json::to_value(&m).unwrap_or_default();
         let object = format!("institution:{}", m.institution_code);
         self.index.add_consortium_membership(m).await?;
-        self.audit_admin(grant, AuditAction::ConfigurationChanged, object, detail)
-            .await;
+        self.audit_config(grant, object, detail).await;
         Ok(())
     }
 
@@ -167,8 +147,7 @@ impl Archive {
         let detail = serde_json::to_value(&ae).unwrap_or_default();
         let object = format!("ae:{}", ae.ae_title);
         let id = self.index.add_ae(ae).await?;
-        self.audit_admin(grant, AuditAction::ConfigurationChanged, object, detail)
-            .await;
+        self.audit_config(grant, object, detail).await;
         Ok(id)
     }
 
@@ -188,9 +167,8 @@ impl Archive {
         self.index
             .add_send_for(sender, performer, institution_name)
             .await?;
-        self.audit_admin(
+        self.audit_config(
             grant,
-            AuditAction::ConfigurationChanged,
             format!("institution:{sender}"),
             serde_json::json!({ "send_for": performer, "institution_name": institution_name }),
         )
@@ -211,9 +189,8 @@ impl Archive {
         );
         let hash = huren_access::hash_token(&secret);
         let id = self.index.create_token(&hash, scope.clone()).await?;
-        self.audit_admin(
+        self.audit_config(
             grant,
-            AuditAction::ConfigurationChanged,
             format!("token:{id}"),
             serde_json::to_value(&scope).unwrap_or_default(),
         )

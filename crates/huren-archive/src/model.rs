@@ -82,6 +82,16 @@ impl InstitutionAttribute {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
+
+    /// Validates a value for this attribute and returns its stored form (levels and
+    /// ownership are stored as their English terms whatever language they were given in).
+    pub fn normalize(self, value: &str) -> Result<String, huren_types::ParseError> {
+        Ok(match self {
+            Self::Level => InstitutionLevel::parse(value)?.as_str().to_owned(),
+            Self::Ownership => Ownership::parse(value)?.as_str().to_owned(),
+            _ => value.trim().to_owned(),
+        })
+    }
 }
 
 /// A new value for one attribute from `valid_from` on; the previous value's period is closed

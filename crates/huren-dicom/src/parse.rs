@@ -312,16 +312,27 @@ impl<S: Source> Parser<'_, S> {
         let group = self.u16([tb[0], tb[1]]);
         let element = self.u16([tb[2], tb[3]]);
         let tag = (u32::from(group) << 16) | u32::from(element);
+        self.header_after_tag(tag, at, implicit).map(Some)
+    }
+
+    /// The rest of an element header once its tag is read: the VR (explicit syntaxes, not for
+    /// items/delimiters) and the length.
+    fn header_after_tag(
+        &mut self,
+        tag: u32,
+        at: u64,
+        implicit: bool,
+    ) -> Result<Header, ParseError> {
         // Items and delimiters carry no VR in any transfer syntax (PS3.5 §7.5).
-        if group == 0xFFFE || implicit || !self.ts.explicit_vr {
+        if (tag >> 16) == 0xFFFE || implicit || !self.ts.explicit_vr {
             let lb = self.read::<4>("length")?;
             let len = self.u32(lb);
-            let vr = if group == 0xFFFE {
+            let vr = if (tag >> 16) == 0xFFFE {
                 Vr::UN
             } else {
                 implicit_vr(tag)
             };
-            return Ok(Some(Header { tag, vr, len, at }));
+            return Ok(Header { tag, vr, len, at });
         }
         let vb = self.read::<2>("VR")?;
         let vr = Vr::from_bytes(vb).ok_or_else(|| ParseError::UnknownVr {
@@ -337,7 +348,7 @@ impl<S: Source> Parser<'_, S> {
             let lb = self.read::<2>("length")?;
             u32::from(self.u16(lb))
         };
-        Ok(Some(Header { tag, vr, len, at }))
+        Ok(Header { tag, vr, len, at })
     }
 
     fn check_len(&self, h: &Header, len: u64) -> Result<(), ParseError> {
@@ -659,7 +670,7 @@ pub fn read_file_meta<R: Read + Seek>(src: &mut SeekSource<R>) -> Result<FileMet
             .read_exact_at_cursor(&mut tb)
             .map_err(eof_at(p.src.position(), "file meta"))?;
         if u16::from_le_bytes(tb) != 0x0002 {
-            // Rewind two bytes is not possible on a stream; callers pass seekable sources.
+            // The data set starts at `at`; callers read it from `dataset_offset`.
             return finish_meta(meta, at);
         }
         let mut rest = [0u8; 2];
@@ -667,18 +678,7 @@ pub fn read_file_meta<R: Read + Seek>(src: &mut SeekSource<R>) -> Result<FileMet
             .read_exact_at_cursor(&mut rest)
             .map_err(eof_at(p.src.position(), "file meta"))?;
         let tag = 0x0002_0000 | u32::from(u16::from_le_bytes(rest));
-        let vb = p.read::<2>("VR")?;
-        let vr = Vr::from_bytes(vb).ok_or_else(|| ParseError::UnknownVr {
-            tag,
-            at,
-            vr: String::from_utf8_lossy(&vb).into_owned(),
-        })?;
-        let len = if vr.has_long_header() {
-            let _ = p.read::<2>("reserved")?;
-            u32::from_le_bytes(p.read::<4>("length")?)
-        } else {
-            u32::from(u16::from_le_bytes(p.read::<2>("length")?))
-        };
+        let Header { vr, len, .. } = p.header_after_tag(tag, at, false)?;
         if len > 64 * 1024 {
             return Err(ParseError::Meta(format!(
                 "element ({tag:08X}) length {len} is implausible"

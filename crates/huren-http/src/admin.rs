@@ -143,17 +143,7 @@ async fn change_attribute(
     let grant = grant_admin(&p)?;
     let attribute = InstitutionAttribute::parse(&b.attribute)
         .ok_or_else(|| ApiError::bad_request(format!("unknown attribute {:?}", b.attribute)))?;
-    let value = match attribute {
-        InstitutionAttribute::Level => InstitutionLevel::parse(&b.value)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?
-            .as_str()
-            .to_owned(),
-        InstitutionAttribute::Ownership => Ownership::parse(&b.value)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?
-            .as_str()
-            .to_owned(),
-        _ => b.value,
-    };
+    let value = b.value;
     let change = AttributeChange {
         attribute,
         value,

@@ -204,26 +204,23 @@ enum TokenCmd {
 
 #[derive(Subcommand)]
 enum StudyCmd {
-    Reject {
-        #[command(flatten)]
-        dir: DataDir,
-        #[arg(long)]
-        study_uid: String,
-        #[arg(long)]
-        institution: Option<String>,
-        #[arg(long)]
-        reason: String,
-    },
-    Delete {
-        #[command(flatten)]
-        dir: DataDir,
-        #[arg(long)]
-        study_uid: String,
-        #[arg(long)]
-        institution: Option<String>,
-        #[arg(long)]
-        reason: String,
-    },
+    /// Hide a study from every read path; the objects are kept.
+    Reject(LifecycleArgs),
+    /// Remove a study's objects; index rows stay as tombstones.
+    Delete(LifecycleArgs),
+}
+
+#[derive(clap::Args)]
+struct LifecycleArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    #[arg(long)]
+    study_uid: String,
+    /// Only the study as performed by this institution (the same UID may exist elsewhere).
+    #[arg(long)]
+    institution: Option<String>,
+    #[arg(long)]
+    reason: String,
 }
 
 pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyhow::Result<Archive> {
@@ -321,31 +318,21 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
-        Command::Study(StudyCmd::Reject {
-            dir,
-            study_uid,
-            institution,
-            reason,
-        }) => study_lifecycle(dir, study_uid, institution, reason, Lifecycle::Rejected).await,
-        Command::Study(StudyCmd::Delete {
-            dir,
-            study_uid,
-            institution,
-            reason,
-        }) => study_lifecycle(dir, study_uid, institution, reason, Lifecycle::Deleted).await,
+        Command::Study(StudyCmd::Reject(args)) => study_lifecycle(args, Lifecycle::Rejected).await,
+        Command::Study(StudyCmd::Delete(args)) => study_lifecycle(args, Lifecycle::Deleted).await,
     }
 }
 
-async fn study_lifecycle(
-    dir: DataDir,
-    study: String,
-    institution: Option<String>,
-    reason: String,
-    to: Lifecycle,
-) -> anyhow::Result<()> {
-    let (archive, grant) = console(&dir).await?;
+async fn study_lifecycle(args: LifecycleArgs, to: Lifecycle) -> anyhow::Result<()> {
+    let (archive, grant) = console(&args.dir).await?;
     let c = archive
-        .set_study_lifecycle(&grant, &study, institution.as_deref(), to, &reason)
+        .set_study_lifecycle(
+            &grant,
+            &args.study_uid,
+            args.institution.as_deref(),
+            to,
+            &args.reason,
+        )
         .await?;
     println!(
         "{} studies, {} instances now {}",
@@ -413,11 +400,6 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
             let (archive, grant) = console(&dir).await?;
             let attribute = InstitutionAttribute::parse(&attribute)
                 .with_context(|| format!("unknown attribute {attribute}"))?;
-            let value = match attribute {
-                InstitutionAttribute::Level => InstitutionLevel::parse(&value)?.as_str().to_owned(),
-                InstitutionAttribute::Ownership => Ownership::parse(&value)?.as_str().to_owned(),
-                _ => value,
-            };
             archive
                 .change_institution(
                     &grant,
@@ -501,8 +483,8 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     tracing::info!(http = %settings.http.listen, dimse = %settings.dimse.listen, ae_title = %ae_title, data_dir = %args.dir.data_dir.display(), "huren serving");
     if demo {
         println!(
-            "huren demo: http://{}/  DICOMweb http://{}/dicom-web  DIMSE {}@{}",
-            settings.http.listen, settings.http.listen, ae_title, settings.dimse.listen
+            "huren demo: DICOMweb http://{0}/dicom-web  admin API http://{0}/api/admin  DIMSE {1}@{2}",
+            settings.http.listen, ae_title, settings.dimse.listen
         );
         if bootstrap.is_none() {
             println!("set HUREN_BOOTSTRAP_ADMIN_TOKEN to use the HTTP API as an administrator");
