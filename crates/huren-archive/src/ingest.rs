@@ -20,8 +20,6 @@ pub struct Expected {
     pub sop_instance_uid: Option<String>,
     /// STOW-RS `/studies/{study}`.
     pub study_instance_uid: Option<String>,
-    /// Transfer syntax of the presentation context (DIMSE).
-    pub transfer_syntax_uid: Option<String>,
 }
 
 /// Per-sender settings that shape how an object is read and attributed.
@@ -372,7 +370,7 @@ impl Archive {
         {
             tracing::warn!(error = %e, key = %blob_key, "duplicate's blob not removed; the sweep will");
         }
-        metrics_ingested(&outcome);
+        trace_commit(&outcome);
         IngestStatus::Stored {
             warnings,
             outcome,
@@ -384,7 +382,7 @@ impl Archive {
     }
 }
 
-fn metrics_ingested(outcome: &CommitOutcome) {
+fn trace_commit(outcome: &CommitOutcome) {
     let kind = match outcome {
         CommitOutcome::Stored { .. } => "stored",
         CommitOutcome::Duplicate { .. } => "duplicate",

@@ -16,7 +16,7 @@ pub mod ports;
 pub mod spool;
 pub mod time;
 
-use huren_access::{AdminGrant, AuditAction, AuditEvent, IngestGrant, Outcome};
+use huren_access::{AdminGrant, AuditAction, AuditEvent, Outcome};
 pub use ingest::{Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Warning};
 use model::*;
 use ports::{BlobStore, Index, StoreError};
@@ -257,7 +257,7 @@ impl Archive {
         }
         let today = ::time::OffsetDateTime::now_utc().date();
         let from = match self.index.sweep_watermark().await? {
-            Some(p) => huren_archive_partition_date(&p).unwrap_or(today),
+            Some(p) => parse_partition_date(&p).unwrap_or(today),
             // First start: sweep everything once.
             None => ::time::Date::MIN,
         };
@@ -322,14 +322,9 @@ impl Archive {
     pub async fn counts(&self) -> Result<ArchiveCounts, StoreError> {
         self.index.counts().await
     }
-
-    /// Permission check used by adapters before ingest: the grant's sender must still exist.
-    pub fn sender_of<'a>(&self, grant: &'a IngestGrant) -> &'a huren_access::Sender {
-        grant.sender()
-    }
 }
 
-fn huren_archive_partition_date(p: &str) -> Option<::time::Date> {
+fn parse_partition_date(p: &str) -> Option<::time::Date> {
     let mut it = p.split('-');
     let y: i32 = it.next()?.parse().ok()?;
     let m: u8 = it.next()?.parse().ok()?;

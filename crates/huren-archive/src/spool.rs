@@ -67,10 +67,6 @@ impl Spool {
         Ok(())
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     pub async fn finish(mut self) -> Result<Spooled, SpoolError> {
         self.file.flush().await?;
         Ok(Spooled {

@@ -512,7 +512,7 @@ async fn on_data(
                 };
                 let (status, comment) = match e {
                     SpoolError::TooLarge(_) => (0xA700, e.to_string()),
-                    SpoolError::Io(io) => (io_status(&io), io.to_string()),
+                    SpoolError::Io(io) => (0xA700, io.to_string()),
                 };
                 if pdv.is_last {
                     return Some((rq.pc_id, store_rsp(&rq, status, Some(&comment))));
@@ -540,7 +540,6 @@ async fn on_data(
                     sop_class_uid: Some(rq.sop_class.clone()),
                     sop_instance_uid: Some(rq.sop_instance.clone()),
                     study_instance_uid: None,
-                    transfer_syntax_uid: Some(rq.transfer_syntax.clone()),
                 },
                 source: Some(source),
                 settings: settings.clone(),
@@ -551,13 +550,6 @@ async fn on_data(
                 .increment(1);
             Some((rq.pc_id, store_rsp(&rq, code, comment.as_deref())))
         }
-    }
-}
-
-fn io_status(e: &std::io::Error) -> u16 {
-    match e.raw_os_error() {
-        Some(28) | Some(122) => 0xA700,
-        _ => 0xA700,
     }
 }
 
