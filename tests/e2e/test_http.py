@@ -41,7 +41,7 @@ def test_stow_with_dicomweb_client(server):
     result = client.store_instances(datasets)
     refs = result.ReferencedSOPSequence
     assert len(refs) == 3
-    assert f"/dicom-web/studies/{study}/series/" in refs[0].RetrieveURL
+    assert refs[0].RetrieveURL.startswith(server.url + "/dicom-web/studies/" + study)
     rows = server.query("SELECT i.code FROM instance x JOIN institution i ON i.id = x.sender_institution_id WHERE x.sop_uid = ?", datasets[0].SOPInstanceUID)
     assert rows == [("city",)]  # the token's institution is recorded as sender
     audit = server.query("SELECT actor, institution, source_address FROM audit_event WHERE object = ?", datasets[0].SOPInstanceUID)

@@ -131,6 +131,26 @@ pub fn grant_admin(p: &Principal) -> Result<AdminGrant, Denied> {
     }
 }
 
+/// Permission to read images and their index (QIDO/WADO, C-FIND/C-MOVE/C-GET). For now
+/// every authenticated system or administrator may read; the access-control work replaces
+/// this with relationship-scoped views (encounter, patient authorization, break-glass).
+#[derive(Debug, Clone)]
+pub struct ReadGrant {
+    principal: Principal,
+}
+
+impl ReadGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
+    Ok(ReadGrant {
+        principal: p.clone(),
+    })
+}
+
 /// Tokens are stored only as SHA-256 digests: a database leak does not leak credentials.
 /// (Tokens are 256-bit random values, so a fast hash is sufficient; passwords will use argon2.)
 pub fn hash_token(token: &str) -> String {

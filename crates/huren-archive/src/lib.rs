@@ -13,6 +13,7 @@
 pub mod ingest;
 pub mod model;
 pub mod ports;
+pub mod query;
 pub mod spool;
 pub mod time;
 
@@ -316,6 +317,50 @@ impl Archive {
         self.index
             .mark_stable_studies(::time::OffsetDateTime::now_utc().unix_timestamp())
             .await
+    }
+
+    /// Query at any level (QIDO-RS, C-FIND). The page is bounded by the caller.
+    pub async fn find(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        q: &query::Query,
+    ) -> Result<Vec<query::Match>, StoreError> {
+        self.index.find(q).await
+    }
+
+    /// Instances' DICOM JSON as built at ingest, with the current patient module overlaid
+    /// (PS3.18 §10.4.1.2 metadata). Bulk data URIs stay relative (`bulk/…`); the adapter
+    /// makes them absolute.
+    pub async fn instance_metadata(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        instances: &[query::Match],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let keys: Vec<i64> = instances.iter().filter_map(|m| m.instance_key).collect();
+        let docs: std::collections::HashMap<i64, Vec<u8>> = self
+            .index
+            .instance_documents(&keys)
+            .await?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(instances.len());
+        for m in instances {
+            let Some(raw) = m.instance_key.and_then(|k| docs.get(&k)) else {
+                continue;
+            };
+            let mut doc = match huren_dicom::json::inflate(raw) {
+                Ok(serde_json::Value::Object(o)) => o,
+                _ => {
+                    return Err(StoreError::Backend(format!(
+                        "stored metadata of {:?} is unreadable",
+                        m.sop_instance_uid
+                    )));
+                }
+            };
+            query::overlay_patient(&mut doc, m);
+            out.push(doc);
+        }
+        Ok(out)
     }
 
     /// Registers the grant-free read of counts for `/metrics` and the demo banner.

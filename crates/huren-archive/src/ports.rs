@@ -124,4 +124,13 @@ pub trait Index: Send + Sync + 'static {
     /// the study keys that just became stable (each gets one `study_stable` event row).
     async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError>;
     async fn counts(&self) -> Result<ArchiveCounts, StoreError>;
+
+    // --- query and retrieve ---
+    /// Matches at the query's level, one statement whatever the level.
+    async fn find(&self, q: &crate::query::Query) -> Result<Vec<crate::query::Match>, StoreError>;
+    /// Deflated DICOM JSON of instances, by instance key.
+    async fn instance_documents(
+        &self,
+        instance_keys: &[i64],
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
 }

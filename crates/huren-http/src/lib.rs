@@ -5,7 +5,9 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod qido;
 pub mod stow;
+pub mod wado;
 
 use auth::Authenticated;
 use axum::Router;
@@ -24,6 +26,12 @@ pub struct AppState {
     pub max_stow_bytes: u64,
     /// Public base URL (no trailing slash) for links; else from the Host header.
     pub public_url: Option<String>,
+    /// Port the HTTP listener is bound to (for links when the Host header has none).
+    pub listen_port: u16,
+    /// Largest QIDO page (larger `limit`s are clamped, with a Warning header).
+    pub max_query_limit: u32,
+    /// Most instances one WADO-RS retrieve or metadata request covers.
+    pub max_retrieve_instances: u32,
     /// Renders the Prometheus exposition text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
@@ -32,8 +40,53 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
-        .route("/dicom-web/studies", post(stow::store_studies))
-        .route("/dicom-web/studies/{study}", post(stow::store_study))
+        .route(
+            "/dicom-web/studies",
+            post(stow::store_studies).get(qido::studies),
+        )
+        .route(
+            "/dicom-web/studies/{study}",
+            post(stow::store_study).get(wado::retrieve_study),
+        )
+        .route("/dicom-web/series", get(qido::all_series))
+        .route("/dicom-web/instances", get(qido::all_instances))
+        .route(
+            "/dicom-web/studies/{study}/metadata",
+            get(wado::study_metadata),
+        )
+        .route("/dicom-web/studies/{study}/series", get(qido::study_series))
+        .route(
+            "/dicom-web/studies/{study}/instances",
+            get(qido::study_instances),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}",
+            get(wado::retrieve_series),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/metadata",
+            get(wado::series_metadata),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances",
+            get(qido::series_instances),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}",
+            get(wado::retrieve_instance),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(wado::instance_metadata),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            get(wado::frames),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{range}",
+            get(wado::bulk),
+        )
         .nest("/api/admin", admin::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::trace::TraceLayer::new_for_http())

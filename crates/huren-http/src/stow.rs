@@ -113,10 +113,7 @@ async fn store(
             state.max_stow_bytes
         )));
     }
-    let base = match &state.public_url {
-        Some(u) => format!("{u}/dicom-web"),
-        None => base_url(&headers),
-    };
+    let base = crate::qido::base_url(&state, &headers);
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut referenced = Vec::new();
     let mut failed = Vec::new();
@@ -309,16 +306,4 @@ fn warning_code(w: &Warning) -> u16 {
         Warning::ElementsDiscarded(_) => 0xB006,
         Warning::DoesNotMatchSopClass(_) => 0xB007,
     }
-}
-
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
-    format!("{proto}://{host}/dicom-web")
 }

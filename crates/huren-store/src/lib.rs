@@ -6,6 +6,7 @@
 //! (one file per received object, never overwritten), `spool/` (objects being received).
 
 pub mod blob;
+pub mod query;
 pub mod sqlite;
 
 pub use blob::LocalBlobs;

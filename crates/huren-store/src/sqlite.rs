@@ -867,6 +867,45 @@ impl Index for SqliteIndex {
             instances: row.get("ins"),
         })
     }
+
+    async fn find(
+        &self,
+        q: &huren_archive::query::Query,
+    ) -> Result<Vec<huren_archive::query::Match>, StoreError> {
+        let (sql, binds) = crate::query::build(q);
+        // Only fixed fragments are formatted into the statement; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::query::to_match(r, q.level))
+            .collect())
+    }
+
+    async fn instance_documents(
+        &self,
+        instance_keys: &[i64],
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::with_capacity(instance_keys.len());
+        // Bounded statements: SQLite allows 32 766 parameters; 900 keeps each small.
+        for chunk in instance_keys.chunks(900) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT instance_id, json FROM instance_json WHERE instance_id IN ({marks})"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                query = query.bind(k);
+            }
+            for r in query.fetch_all(&self.pool).await.map_err(db)? {
+                out.push((r.get::<i64, _>("instance_id"), r.get::<Vec<u8>, _>("json")));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {

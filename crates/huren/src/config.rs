@@ -27,6 +27,8 @@ pub struct Http {
     /// Public base URL for links in responses (RetrieveURL), e.g. behind a reverse proxy:
     /// `https://pacs.example.org`. Default: built from the request's Host header.
     pub public_url: Option<String>,
+    /// Largest QIDO-RS page; larger `limit`s are clamped with a Warning header.
+    pub max_query_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +65,7 @@ impl Default for Http {
             listen: "127.0.0.1:8080".into(),
             max_stow_mib: 4096,
             public_url: None,
+            max_query_limit: 1000,
         }
     }
 }

@@ -516,6 +516,9 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         archive,
         bootstrap_admin_hash: bootstrap.as_deref().map(huren_access::hash_token),
         max_stow_bytes: settings.http.max_stow_mib * 1024 * 1024,
+        max_query_limit: settings.http.max_query_limit,
+        listen_port: http_listener.local_addr().map(|a| a.port()).unwrap_or(0),
+        max_retrieve_instances: 100_000,
         public_url: settings
             .http
             .public_url

@@ -1,0 +1,460 @@
+//! WADO-RS (PS3.18 §10.4): metadata from the JSON built at ingest, instances as stored, frames
+//! and bulk data by range reads at the offsets indexed at ingest — nothing is parsed or decoded
+//! per request. Transcoding is not implemented yet: a request for a transfer syntax other than
+//! the stored one (or `*`) gets 406.
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::qido::{base_url, parse_query};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use huren_access::grant_read;
+use huren_archive::query::{Key, Level, Match};
+use huren_dicom::pixel::PixelLayout;
+use serde_json::Value;
+
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+const BOUNDARY: &str = "huren-7b1c2d0e-boundary";
+
+async fn instances(
+    state: &AppState,
+    principal: &huren_access::Principal,
+    scope: Vec<(Key, String)>,
+) -> Result<(huren_access::ReadGrant, Vec<Match>), ApiError> {
+    let grant = grant_read(principal)?;
+    let (q, _, _) = parse_query(Level::Instance, &[], scope, u32::MAX)?;
+    let q = huren_archive::query::Query {
+        limit: state.max_retrieve_instances,
+        ..q
+    };
+    let found = state.archive.find(&grant, &q).await?;
+    if found.is_empty() {
+        return Err(ApiError::not_found("no such study, series or instance"));
+    }
+    Ok((grant, found))
+}
+
+fn scope(study: String, series: Option<String>, instance: Option<String>) -> Vec<(Key, String)> {
+    let mut v = vec![(Key::StudyInstanceUid, study)];
+    if let Some(s) = series {
+        v.push((Key::SeriesInstanceUid, s));
+    }
+    if let Some(i) = instance {
+        v.push((Key::SopInstanceUid, i));
+    }
+    v
+}
+
+// ---- metadata ----
+
+pub async fn study_metadata(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path(study): Path<String>,
+) -> Result<Response, ApiError> {
+    metadata(s, a, h, scope(study, None, None)).await
+}
+pub async fn series_metadata(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path((st, se)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    metadata(s, a, h, scope(st, Some(se), None)).await
+}
+pub async fn instance_metadata(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path((st, se, i)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    metadata(s, a, h, scope(st, Some(se), Some(i))).await
+}
+
+async fn metadata(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: HeaderMap,
+    scope: Vec<(Key, String)>,
+) -> Result<Response, ApiError> {
+    let (grant, found) = instances(&state, &p, scope).await?;
+    let docs = state.archive.instance_metadata(&grant, &found).await?;
+    let base = base_url(&state, &headers);
+    let mut out = Vec::with_capacity(docs.len());
+    for (m, doc) in found.iter().zip(docs) {
+        let prefix = format!(
+            "{base}/studies/{}/series/{}/instances/{}/",
+            m.study_instance_uid,
+            m.series_instance_uid.as_deref().unwrap_or(""),
+            m.sop_instance_uid.as_deref().unwrap_or("")
+        );
+        let mut v = Value::Object(doc);
+        absolutize(&mut v, &prefix);
+        out.push(v);
+    }
+    let mut resp = Value::Array(out).to_string().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    Ok(resp)
+}
+
+/// Stored BulkDataURIs are relative to the instance (`bulk/{offset}-{length}`).
+fn absolutize(v: &mut Value, prefix: &str) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "BulkDataURI" {
+                    if let Value::String(s) = child
+                        && !s.contains("://")
+                    {
+                        *s = format!("{prefix}{s}");
+                    }
+                } else {
+                    absolutize(child, prefix);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| absolutize(i, prefix)),
+        _ => {}
+    }
+}
+
+// ---- Accept negotiation ----
+
+/// The transfer syntax a client asks for in `Accept` (PS3.18 §8.7.3): `*` means as stored;
+/// absent means the default for the media type.
+fn requested_syntax(headers: &HeaderMap, default: &str) -> Option<String> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for part in accept.split(',') {
+        for param in part.split(';') {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("transfer-syntax")
+            {
+                return Some(v.trim().trim_matches('"').to_owned());
+            }
+        }
+    }
+    Some(default.to_owned())
+}
+
+fn serves(stored: &str, requested: &str) -> bool {
+    requested == "*" || requested == stored
+}
+
+// ---- instances ----
+
+pub async fn retrieve_study(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path(study): Path<String>,
+) -> Result<Response, ApiError> {
+    retrieve(s, a, h, scope(study, None, None)).await
+}
+pub async fn retrieve_series(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path((st, se)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(s, a, h, scope(st, Some(se), None)).await
+}
+pub async fn retrieve_instance(
+    s: State<AppState>,
+    a: Authenticated,
+    h: HeaderMap,
+    Path((st, se, i)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    retrieve(s, a, h, scope(st, Some(se), Some(i))).await
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: HeaderMap,
+    scope: Vec<(Key, String)>,
+) -> Result<Response, ApiError> {
+    let (_grant, found) = instances(&state, &p, scope).await?;
+    let requested =
+        requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
+    if let Some(m) = found
+        .iter()
+        .find(|m| !serves(m.transfer_syntax_uid.as_deref().unwrap_or(""), &requested))
+    {
+        return Err(not_acceptable(&format!(
+            "instance {} is stored as {}; transcoding to {requested} is not implemented yet — ask with transfer-syntax=*",
+            m.sop_instance_uid.as_deref().unwrap_or(""),
+            m.transfer_syntax_uid.as_deref().unwrap_or("")
+        )));
+    }
+    let blobs = state.archive.blobs.clone();
+    let parts: Vec<(String, String)> = found
+        .iter()
+        .map(|m| {
+            (
+                m.blob_key.clone().unwrap_or_default(),
+                m.transfer_syntax_uid.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    // Streams one object at a time, 1 MiB per read: memory stays bounded for any study size.
+    let stream = async_stream(parts, blobs);
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}
+
+fn async_stream(
+    parts: Vec<(String, String)>,
+    blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    use futures::StreamExt;
+    futures::stream::iter(parts.into_iter().enumerate())
+        .then(move |(i, (key, ts))| {
+            let blobs = blobs.clone();
+            async move { part_chunks(blobs, key, ts, i == 0).await }
+        })
+        .flat_map(futures::stream::iter)
+        .chain(futures::stream::once(async {
+            Ok(Bytes::from(format!("\r\n--{BOUNDARY}--\r\n")))
+        }))
+}
+
+/// One part: boundary and headers, then the object in 1 MiB range reads. Objects stored
+/// without the 128-byte preamble (some STOW clients) get it here, so every part is Part 10.
+async fn part_chunks(
+    blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
+    key: String,
+    ts: String,
+    first: bool,
+) -> Vec<Result<Bytes, std::io::Error>> {
+    const CHUNK: u64 = 1024 * 1024;
+    let lead = if first { "" } else { "\r\n" };
+    let mut out = vec![Ok(Bytes::from(format!(
+        "{lead}--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n"
+    )))];
+    let head = match blobs.read_range(&key, 0..132).await {
+        Ok(h) => h,
+        Err(e) => return vec![Err(std::io::Error::other(e.to_string()))],
+    };
+    if head.len() < 132 || &head[128..132] != b"DICM" {
+        let mut pre = vec![0u8; 128];
+        if !head.starts_with(b"DICM") {
+            pre.extend_from_slice(b"DICM");
+        }
+        out.push(Ok(Bytes::from(pre)));
+    }
+    let size = match blobs
+        .local_path(&key)
+        .and_then(|p| std::fs::metadata(p).ok())
+    {
+        Some(m) => m.len(),
+        None => return vec![Err(std::io::Error::other("object size unknown"))],
+    };
+    let mut at = 0;
+    while at < size {
+        let end = (at + CHUNK).min(size);
+        match blobs.read_range(&key, at..end).await {
+            Ok(b) => out.push(Ok(b)),
+            Err(e) => {
+                out.push(Err(std::io::Error::other(e.to_string())));
+                break;
+            }
+        }
+        at = end;
+    }
+    out
+}
+
+fn not_acceptable(msg: &str) -> ApiError {
+    ApiError {
+        code: "not_acceptable",
+        status: StatusCode::NOT_ACCEPTABLE,
+        message: msg.to_owned(),
+    }
+}
+
+// ---- frames ----
+
+/// Media type of a frame in a transfer syntax (PS3.18 Table 8.7.3-2).
+fn frame_media_type(ts: &str) -> &'static str {
+    match ts {
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
+        | "1.2.840.10008.1.2.4.70" => "image/jpeg",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "image/jls",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "image/jp2",
+        "1.2.840.10008.1.2.4.92" | "1.2.840.10008.1.2.4.93" => "image/jpx",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => {
+            "image/jphc"
+        }
+        "1.2.840.10008.1.2.5" => "image/dicom-rle",
+        _ => "application/octet-stream",
+    }
+}
+
+pub async fn frames(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: HeaderMap,
+    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let numbers: Vec<u32> = list
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n >= 1))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            ApiError::bad_request("frame numbers are positive integers separated by commas")
+        })?;
+    let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
+    let m = &found[0];
+    let key = m.blob_key.clone().unwrap_or_default();
+    let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
+    let layout: PixelLayout = m
+        .pixel_layout
+        .as_deref()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(PixelLayout::None);
+    let requested =
+        requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
+    let native = matches!(layout, PixelLayout::Native { .. });
+    // Native little-endian frames are already Explicit VR Little Endian frames.
+    let ok = serves(&stored, &requested)
+        || (native && requested == EXPLICIT_VR_LE && stored == "1.2.840.10008.1.2");
+    if !ok {
+        return Err(not_acceptable(&format!(
+            "frames are stored as {stored}; decoding to {requested} is not implemented yet — ask with transfer-syntax=*"
+        )));
+    }
+    let total = layout.frame_count();
+    if let Some(bad) = numbers.iter().find(|n| **n > total) {
+        return Err(ApiError::not_found(format!(
+            "frame {bad} does not exist; the instance has {total}"
+        )));
+    }
+    let media = if native {
+        "application/octet-stream"
+    } else {
+        frame_media_type(&stored)
+    };
+    let ts_label = if native && requested != "*" {
+        requested.clone()
+    } else {
+        stored.clone()
+    };
+    let mut body = Vec::new();
+    for n in &numbers {
+        let idx = (*n - 1) as usize;
+        let bytes: Vec<u8> = match &layout {
+            PixelLayout::Native {
+                offset,
+                frame_length,
+                packed_bits: false,
+                ..
+            } => {
+                let start = offset + frame_length * idx as u64;
+                let b = state
+                    .archive
+                    .blobs
+                    .read_range(&key, start..start + frame_length)
+                    .await?;
+                if stored == "1.2.840.10008.1.2.2" {
+                    return Err(not_acceptable(
+                        "big-endian frames need byte swapping, not implemented yet",
+                    ));
+                }
+                b.to_vec()
+            }
+            PixelLayout::Encapsulated { frames } => {
+                let mut v = Vec::new();
+                for (off, len) in &frames[idx] {
+                    v.extend_from_slice(
+                        &state
+                            .archive
+                            .blobs
+                            .read_range(&key, *off..*off + u64::from(*len))
+                            .await?,
+                    );
+                }
+                v
+            }
+            _ => {
+                return Err(not_acceptable(
+                    "this frame layout (packed 1-bit, deflated or unmapped fragments) is not served yet",
+                ));
+            }
+        };
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Type: {media}; transfer-syntax={ts_label}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"{media}\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}
+
+// ---- bulk data ----
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path((study, series, instance, range)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (start, len) = range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
+    let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
+    let key = found[0].blob_key.clone().unwrap_or_default();
+    let bytes = state
+        .archive
+        .blobs
+        .read_range(&key, start..start + len)
+        .await
+        .map_err(|_| ApiError::not_found("no such bulk data"))?;
+    if bytes.len() as u64 != len {
+        return Err(ApiError::not_found("no such bulk data"));
+    }
+    let mut body = Vec::with_capacity(bytes.len() + 200);
+    body.extend_from_slice(
+        format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}

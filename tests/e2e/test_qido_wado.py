@@ -1,0 +1,151 @@
+"""QIDO-RS and WADO-RS (PS3.18 §10.4, §10.6) with dicomweb-client and raw requests."""
+import pytest
+import pydicom
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import generate_uid
+from pynetdicom.sop_class import CTImageStorage
+
+from conftest import TEST_FILES, cli
+from helpers import associate, ct, dataset_bytes, store_files
+
+
+@pytest.fixture(scope="module")
+def region(server):
+    """Two patients with Chinese names, CT and MR studies, sent over DIMSE."""
+    t = cli(server.data_dir, "token", "create", "--institution", "city")
+    studies = {}
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"]),
+                                                    ("1.2.840.10008.5.1.4.1.1.4", ["1.2.840.10008.1.2.1"])])
+    for pid, name, date, n in [("QW1", "Xu^Ming=徐^明", "20250301", 5), ("QW2", "Xu^Li=许^丽", "20240615", 3)]:
+        study, series = generate_uid(), generate_uid()
+        for i in range(n):
+            ds = ct(study=study, series=series, patient_id=pid, name=name, rows=32, cols=32)
+            ds.StudyDate = date
+            ds.InstanceNumber = i + 1
+            ds.StudyDescription = "胸部CT平扫"
+            assert assoc.send_c_store(ds).Status == 0
+        studies[pid] = (study, series)
+    assoc.release()
+    client = DICOMwebClient(url=server.url + "/dicom-web", headers={"Authorization": f"Bearer {t}"})
+    return client, studies, t
+
+
+def test_qido_studies_by_chinese_name_wildcard(region):
+    client, studies, _ = region
+    found = client.search_for_studies(search_filters={"PatientName": "徐*"})
+    uids = {s["0020000D"]["Value"][0] for s in found}
+    assert studies["QW1"][0] in uids and studies["QW2"][0] not in uids
+    s = next(x for x in found if x["0020000D"]["Value"][0] == studies["QW1"][0])
+    assert s["00100010"]["Value"][0]["Ideographic"] == "徐^明"
+    assert s["00201208"]["Value"] == [5] and s["00201206"]["Value"] == [1] and s["00080061"]["Value"] == ["CT"]
+
+
+def test_qido_matching_kinds(region):
+    client, studies, _ = region
+    by_date = client.search_for_studies(search_filters={"StudyDate": "20250101-", "PatientID": "QW*"})
+    assert {s["00100020"]["Value"][0] for s in by_date} == {"QW1"}
+    before = client.search_for_studies(search_filters={"StudyDate": "-20241231", "PatientID": "QW?"})
+    assert {s["00100020"]["Value"][0] for s in before} == {"QW2"}
+    both = client.search_for_studies(search_filters={"StudyInstanceUID": f"{studies['QW1'][0]},{studies['QW2'][0]}"})
+    assert len(both) == 2
+    assert client.search_for_studies(search_filters={"PatientID": "QW1", "ModalitiesInStudy": "MR"}) == []
+    assert len(client.search_for_studies(search_filters={"PatientID": "QW1", "ModalitiesInStudy": "CT"})) == 1
+    assert client.search_for_studies(search_filters={"PatientID": "nobody"}) == []  # 200 with an empty array
+
+
+def test_qido_series_and_instances(region):
+    client, studies, _ = region
+    study, series = studies["QW1"]
+    found = client.search_for_series(study, fields=["all"])
+    assert [s["0020000E"]["Value"][0] for s in found] == [series]
+    assert found[0]["00201209"]["Value"] == [5] and found[0]["00080060"]["Value"] == ["CT"]
+    inst = client.search_for_instances(study, series)
+    assert [i["00200013"]["Value"][0] for i in inst] == [1, 2, 3, 4, 5]
+    limited = client.search_for_instances(study, series, limit=2, offset=2)
+    assert [i["00200013"]["Value"][0] for i in limited] == [3, 4]
+    full = client.search_for_instances(study, series, fields=["all"], limit=1)
+    assert full[0]["00280010"]["Value"] == [32]
+
+
+def test_qido_bad_input(region, server):
+    _, _, t = region
+    h = {"Authorization": f"Bearer {t}"}
+    assert requests.get(server.url + "/dicom-web/studies?NoSuchKey=1", headers=h).status_code == 400
+    assert requests.get(server.url + "/dicom-web/studies?StudyDate=2025-01-01", headers=h).status_code == 400
+    assert requests.get(server.url + "/dicom-web/studies?limit=-1", headers=h).status_code == 400
+    assert requests.get(server.url + "/dicom-web/studies").status_code == 401
+    r = requests.get(server.url + "/dicom-web/studies?limit=5000", headers=h)
+    assert r.status_code == 200 and "299" in r.headers["warning"]
+
+
+def test_wado_metadata_has_bulk_uris_and_current_patient(region):
+    client, studies, _ = region
+    study, series = studies["QW1"]
+    md = client.retrieve_series_metadata(study, series)
+    assert len(md) == 5
+    uri = md[0]["7FE00010"]["BulkDataURI"]
+    assert uri.startswith("http") and f"/studies/{study}/series/{series}/instances/" in uri
+    assert md[0]["00100010"]["Value"][0]["Ideographic"] == "徐^明"
+    assert md[0]["00100021"]["Value"][0]  # issuer scoping is visible
+    assert len(client.retrieve_study_metadata(study)) == 5
+
+
+def test_wado_instance_as_stored(region, server):
+    client, studies, t = region
+    study, series = studies["QW1"]
+    sop = client.search_for_instances(study, series, limit=1)[0]["00080018"]["Value"][0]
+    ds = client.retrieve_instance(study, series, sop, media_types=(("application/dicom", "*"),))
+    key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", sop)[0][0]
+    stored = (server.data_dir / key).read_bytes()
+    import io
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    assert pydicom.dcmread(io.BytesIO(stored)).PixelData == ds.PixelData
+    series_objs = client.retrieve_series(study, series, media_types=(("application/dicom", "*"),))
+    assert len(series_objs) == 5
+
+
+def test_wado_frames_native_and_encapsulated(region, server):
+    client, studies, t = region
+    study, series = studies["QW1"]
+    sop = client.search_for_instances(study, series, limit=1)[0]["00080018"]["Value"][0]
+    frames = client.retrieve_instance_frames(study, series, sop, frame_numbers=[1], media_types=(("application/octet-stream", "*"),))
+    assert len(frames) == 1 and len(frames[0]) == 32 * 32 * 2
+    # A multi-frame JPEG baseline object: each frame is its own JPEG codestream.
+    path = TEST_FILES / "examples_ybr_color.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path)
+    f = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, frame_numbers=[2, 30],
+                                        media_types=(("image/jpeg", "1.2.840.10008.1.2.4.50"),))
+    from pydicom.encaps import generate_frames
+    expected = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    assert f[0] == expected[1] and f[1] == expected[29]
+    h = {"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=\"application/octet-stream\""}
+    base = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    assert requests.get(base + "/frames/1", headers=h).status_code == 406  # decoding not offered yet
+    assert requests.get(base + "/frames/99", headers={**h, "Accept": "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"}).status_code == 404
+    assert requests.get(base + "/frames/x", headers=h).status_code == 400
+
+
+def test_wado_not_found_and_not_acceptable(region, server):
+    _, studies, t = region
+    h = {"Authorization": f"Bearer {t}"}
+    assert requests.get(f"{server.url}/dicom-web/studies/1.2.3.4/metadata", headers=h).status_code == 404
+    # Implicit VR stored; the default (Explicit VR LE) would need transcoding: 406, not a wrong answer.
+    path = TEST_FILES / "MR_small_implicit.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    url = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    assert requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\""}).status_code == 406
+    r = requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\"; transfer-syntax=*"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
+
+
+def test_wado_bulk(region, server):
+    client, studies, t = region
+    study, series = studies["QW2"]
+    md = client.retrieve_series_metadata(study, series)
+    uri = md[0]["7FE00010"]["BulkDataURI"]
+    data = client.retrieve_bulkdata(uri)
+    assert len(data[0]) == 32 * 32 * 2
