@@ -7,6 +7,7 @@
 //! called AE title gets A-ASSOCIATE-RJ (PS3.8 §9.3.4, reasons 3 and 7).
 
 pub mod command;
+pub mod find;
 pub mod scp;
 
 pub use scp::{ScpConfig, dimse_status, serve};

@@ -2,11 +2,14 @@
 //! serves C-ECHO and C-STORE on the association until release or abort.
 
 use crate::command::{self, Command, field, tag};
+use crate::find::FindJob;
 use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
 };
-use huren_access::{AuditAction, AuditEvent, Outcome, Principal, Sender, SenderKind, grant_ingest};
+use huren_access::{
+    AuditAction, AuditEvent, Outcome, Principal, Sender, SenderKind, grant_ingest, grant_read,
+};
 use huren_archive::model::{Peer, match_peer};
 use huren_archive::{
     Archive, Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Spool, SpoolError,
@@ -14,6 +17,7 @@ use huren_archive::{
 };
 use huren_dicom::meta::file_meta;
 use huren_types::{AeTitle, InstitutionCode};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,12 +120,19 @@ enum State {
         rq: StoreRq,
         spool: Box<Spool>,
     },
-    /// Data set being drained after a failure decided before its end.
+    /// Data set being drained after a failure decided before its end; `rsp` goes out at its end.
     Draining {
-        rq: StoreRq,
-        status: u16,
-        comment: String,
+        pc_id: u8,
+        rsp: Box<Command>,
     },
+    /// Receiving a C-FIND identifier.
+    Identifier(Box<FindJob>),
+}
+
+/// What the association loop must do after a PDV.
+enum Reply {
+    Send(u8, Command),
+    Find(Box<FindJob>),
 }
 
 struct StoreRq {
@@ -228,10 +239,19 @@ async fn association(
             )
         })
         .collect();
+    let Ok(read_grant) = grant_read(&principal) else {
+        return Ok(());
+    };
     let mut cmd_buf: Vec<u8> = Vec::new();
     let mut state = State::Idle;
+    // PDUs that arrived while a C-FIND was streaming, handled in order afterwards.
+    let mut pending: VecDeque<Pdu> = VecDeque::new();
     loop {
-        let pdu = match assoc.receive().await {
+        let next = match pending.pop_front() {
+            Some(p) => Ok(p),
+            None => assoc.receive().await,
+        };
+        let pdu = match next {
             Ok(p) => p,
             Err(e) => {
                 tracing::info!(peer = %peer_addr, error = %e, "association lost");
@@ -257,7 +277,7 @@ async fn association(
                                 &mut state,
                             )
                             .await;
-                            if let Some((pc, rsp)) = reply {
+                            if let Some(Reply::Send(pc, rsp)) = reply {
                                 send_command(&mut assoc, pc, &rsp).await?;
                             }
                         }
@@ -271,8 +291,21 @@ async fn association(
                                 peer_addr.ip(),
                             )
                             .await;
-                            if let Some((pc, rsp)) = reply {
-                                send_command(&mut assoc, pc, &rsp).await?;
+                            match reply {
+                                Some(Reply::Send(pc, rsp)) => {
+                                    send_command(&mut assoc, pc, &rsp).await?
+                                }
+                                Some(Reply::Find(job)) => {
+                                    crate::find::run(
+                                        &mut assoc,
+                                        *job,
+                                        &archive,
+                                        &read_grant,
+                                        &mut pending,
+                                    )
+                                    .await?
+                                }
+                                None => {}
                             }
                         }
                     }
@@ -328,8 +361,8 @@ where
     Ok(())
 }
 
-/// Handles a complete command set. Returns a response to send now, if any (C-STORE responds
-/// after its data set).
+/// Handles a complete command set. Returns a response to send now, if any (C-STORE and
+/// C-FIND respond after their data set).
 async fn on_command(
     bytes: &[u8],
     pc_id: u8,
@@ -337,7 +370,7 @@ async fn on_command(
     archive: &Archive,
     calling_ae: &str,
     state: &mut State,
-) -> Option<(u8, Command)> {
+) -> Option<Reply> {
     let cmd = match Command::decode(bytes) {
         Ok(c) => c,
         Err(e) => {
@@ -349,8 +382,19 @@ async fn on_command(
     let message_id = cmd.message_id().unwrap_or(0);
     let field_value = cmd.command_field().unwrap_or(0);
     let (_, abstract_syntax, ts) = contexts.iter().find(|(id, _, _)| *id == pc_id)?;
+    let reply = |status: u16, comment: &str| {
+        let c = command::response(
+            field_value | 0x8000,
+            message_id,
+            Some(abstract_syntax),
+            None,
+            status,
+            Some(comment),
+        );
+        Reply::Send(pc_id, c)
+    };
     match field_value {
-        field::C_ECHO_RQ => Some((
+        field::C_ECHO_RQ => Some(Reply::Send(
             pc_id,
             command::response(
                 field::C_ECHO_RSP,
@@ -376,20 +420,20 @@ async fn on_command(
                 transfer_syntax: ts.clone(),
             };
             if !cmd.has_data_set() {
-                return Some((
+                return Some(Reply::Send(
                     pc_id,
                     store_rsp(&rq, 0xC000, Some("C-STORE-RQ announces no data set")),
                 ));
             }
+            let drain = |status: u16, comment: &str| State::Draining {
+                pc_id,
+                rsp: Box::new(store_rsp(&rq, status, Some(comment))),
+            };
             if rq.sop_class == VERIFICATION || is_non_storage_service(&rq.sop_class) {
-                *state = State::Draining {
-                    status: 0x0122,
-                    comment: "SOP class is not a storage SOP class".into(),
-                    rq,
-                };
+                *state = drain(0x0122, "SOP class is not a storage SOP class");
                 return None;
             }
-            match archive.spool().await {
+            *state = match archive.spool().await {
                 Ok(mut spool) => {
                     // DIMSE carries a bare data set; a File Meta header makes the stored
                     // object a Part 10 file (PS3.10 §7.1). The data set bytes follow unchanged.
@@ -400,61 +444,62 @@ async fn on_command(
                         Some(calling_ae),
                     );
                     match spool.write(&meta).await {
-                        Ok(()) => {
-                            *state = State::Receiving {
-                                rq,
-                                spool: Box::new(spool),
-                            }
-                        }
-                        Err(e) => {
-                            *state = State::Draining {
-                                status: 0xA700,
-                                comment: format!("{e}"),
-                                rq,
-                            }
-                        }
+                        Ok(()) => State::Receiving {
+                            rq,
+                            spool: Box::new(spool),
+                        },
+                        Err(e) => drain(0xA700, &e.to_string()),
                     }
                 }
-                Err(e) => {
-                    *state = State::Draining {
-                        status: 0xA700,
-                        comment: format!("cannot spool: {e}"),
-                        rq,
-                    }
-                }
-            }
+                Err(e) => drain(0xA700, &format!("cannot spool: {e}")),
+            };
             None
         }
-        field::C_FIND_RQ | field::C_MOVE_RQ | field::C_GET_RQ => {
-            let rsp = field_value | 0x8000;
-            Some((
-                pc_id,
-                command::response(
-                    rsp,
-                    message_id,
-                    Some(abstract_syntax),
-                    None,
+        field::C_FIND_RQ => {
+            let model = abstract_syntax.as_str();
+            if model != crate::find::PATIENT_ROOT_FIND && model != crate::find::STUDY_ROOT_FIND {
+                let r = reply(
                     0x0122,
-                    Some("query/retrieve is not served on this port yet"),
-                ),
-            ))
+                    "only Patient Root and Study Root C-FIND are supported",
+                );
+                *state = drain_with(pc_id, r);
+                return None;
+            }
+            *state = State::Identifier(Box::new(FindJob {
+                message_id,
+                pc_id,
+                sop_class: model.to_owned(),
+                transfer_syntax: ts.clone(),
+                identifier: Vec::new(),
+            }));
+            None
+        }
+        field::C_MOVE_RQ | field::C_GET_RQ => {
+            let r = reply(0x0122, "C-MOVE and C-GET are not served yet");
+            *state = drain_with(pc_id, r);
+            None
         }
         field::C_CANCEL_RQ => None,
         other => {
             // 0x0211 "Unrecognized operation" (PS3.7 §C.5.8).
             tracing::info!(command_field = other, "unsupported DIMSE command");
-            Some((
-                pc_id,
-                command::response(
-                    other | 0x8000,
-                    message_id,
-                    Some(abstract_syntax),
-                    None,
-                    0x0211,
-                    Some("unsupported DIMSE service"),
-                ),
-            ))
+            let r = reply(0x0211, "unsupported DIMSE service");
+            if cmd.has_data_set() {
+                *state = drain_with(pc_id, r);
+                return None;
+            }
+            Some(r)
         }
+    }
+}
+
+fn drain_with(pc_id: u8, reply: Reply) -> State {
+    match reply {
+        Reply::Send(_, c) => State::Draining {
+            pc_id,
+            rsp: Box::new(c),
+        },
+        Reply::Find(_) => State::Idle,
     }
 }
 
@@ -485,42 +530,72 @@ async fn on_data(
     grant: &huren_access::IngestGrant,
     settings: &SenderSettings,
     source: IpAddr,
-) -> Option<(u8, Command)> {
+) -> Option<Reply> {
     match state {
         State::Idle => {
-            tracing::warn!("data set fragment without a C-STORE-RQ; ignored");
+            tracing::warn!("data set fragment without a request; ignored");
             None
         }
         State::Draining { .. } => {
             if !pdv.is_last {
                 return None;
             }
-            let State::Draining {
-                rq,
-                status,
-                comment,
-            } = std::mem::replace(state, State::Idle)
-            else {
+            let State::Draining { pc_id, rsp } = std::mem::replace(state, State::Idle) else {
                 return None;
             };
-            Some((rq.pc_id, store_rsp(&rq, status, Some(&comment))))
+            Some(Reply::Send(pc_id, *rsp))
+        }
+        State::Identifier(job) => {
+            job.identifier.extend_from_slice(&pdv.data);
+            if job.identifier.len() > crate::find::MAX_IDENTIFIER {
+                let j = std::mem::replace(
+                    job,
+                    Box::new(FindJob {
+                        message_id: 0,
+                        pc_id: 0,
+                        sop_class: String::new(),
+                        transfer_syntax: String::new(),
+                        identifier: Vec::new(),
+                    }),
+                );
+                let c = command::response(
+                    field::C_FIND_RSP,
+                    j.message_id,
+                    Some(&j.sop_class),
+                    None,
+                    0xA700,
+                    Some("identifier too large"),
+                );
+                *state = State::Draining {
+                    pc_id: j.pc_id,
+                    rsp: Box::new(c),
+                };
+                return None;
+            }
+            if !pdv.is_last {
+                return None;
+            }
+            let State::Identifier(job) = std::mem::replace(state, State::Idle) else {
+                return None;
+            };
+            Some(Reply::Find(job))
         }
         State::Receiving { spool, .. } => {
             if let Err(e) = spool.write(&pdv.data).await {
                 let State::Receiving { rq, .. } = std::mem::replace(state, State::Idle) else {
                     return None;
                 };
-                let (status, comment) = match e {
-                    SpoolError::TooLarge(_) => (0xA700, e.to_string()),
-                    SpoolError::Io(io) => (0xA700, io.to_string()),
+                let comment = match e {
+                    SpoolError::TooLarge(_) => e.to_string(),
+                    SpoolError::Io(io) => io.to_string(),
                 };
+                let rsp = store_rsp(&rq, 0xA700, Some(&comment));
                 if pdv.is_last {
-                    return Some((rq.pc_id, store_rsp(&rq, status, Some(&comment))));
+                    return Some(Reply::Send(rq.pc_id, rsp));
                 }
                 *state = State::Draining {
-                    rq,
-                    status,
-                    comment,
+                    pc_id: rq.pc_id,
+                    rsp: Box::new(rsp),
                 };
                 return None;
             }
@@ -532,7 +607,12 @@ async fn on_data(
             };
             let spooled = match (*spool).finish().await {
                 Ok(s) => s,
-                Err(e) => return Some((rq.pc_id, store_rsp(&rq, 0xA700, Some(&e.to_string())))),
+                Err(e) => {
+                    return Some(Reply::Send(
+                        rq.pc_id,
+                        store_rsp(&rq, 0xA700, Some(&e.to_string())),
+                    ));
+                }
             };
             let req = IngestRequest {
                 spooled,
@@ -548,7 +628,10 @@ async fn on_data(
             let (code, comment) = dimse_status(&status);
             metrics::counter!("huren_dimse_cstore_total", "status" => format!("{code:04X}"))
                 .increment(1);
-            Some((rq.pc_id, store_rsp(&rq, code, comment.as_deref())))
+            Some(Reply::Send(
+                rq.pc_id,
+                store_rsp(&rq, code, comment.as_deref()),
+            ))
         }
     }
 }
