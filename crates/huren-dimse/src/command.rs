@@ -7,9 +7,11 @@ pub mod field {
     pub const C_STORE_RQ: u16 = 0x0001;
     pub const C_STORE_RSP: u16 = 0x8001;
     pub const C_GET_RQ: u16 = 0x0010;
+    pub const C_GET_RSP: u16 = 0x8010;
     pub const C_FIND_RQ: u16 = 0x0020;
     pub const C_FIND_RSP: u16 = 0x8020;
     pub const C_MOVE_RQ: u16 = 0x0021;
+    pub const C_MOVE_RSP: u16 = 0x8021;
     pub const C_ECHO_RQ: u16 = 0x0030;
     pub const C_ECHO_RSP: u16 = 0x8030;
     pub const C_CANCEL_RQ: u16 = 0x0FFF;
@@ -20,6 +22,7 @@ pub mod tag {
     pub const COMMAND_FIELD: u32 = 0x0000_0100;
     pub const MESSAGE_ID: u32 = 0x0000_0110;
     pub const MESSAGE_ID_BEING_RESPONDED_TO: u32 = 0x0000_0120;
+    pub const MOVE_DESTINATION: u32 = 0x0000_0600;
     pub const PRIORITY: u32 = 0x0000_0700;
     pub const COMMAND_DATA_SET_TYPE: u32 = 0x0000_0800;
     pub const STATUS: u32 = 0x0000_0900;

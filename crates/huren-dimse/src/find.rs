@@ -22,12 +22,32 @@ const PAGE: u32 = 500;
 /// Largest identifier accepted.
 pub const MAX_IDENTIFIER: usize = 1024 * 1024;
 
+/// A C-FIND, C-GET or C-MOVE request whose identifier is being received or processed.
 pub struct FindJob {
     pub message_id: u16,
     pub pc_id: u8,
     pub sop_class: String,
     pub transfer_syntax: String,
     pub identifier: Vec<u8>,
+    pub kind: JobKind,
+}
+
+impl FindJob {
+    pub fn response_field(&self) -> u16 {
+        match self.kind {
+            JobKind::Find => field::C_FIND_RSP,
+            JobKind::Get => field::C_GET_RSP,
+            JobKind::Move(_) => field::C_MOVE_RSP,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    Find,
+    Get,
+    /// C-MOVE to this destination AE title (0000,0600).
+    Move(String),
 }
 
 /// A requested return key: tag and VR, in the identifier's order (ascending).
@@ -36,14 +56,14 @@ struct ReturnKey {
     vr: String,
 }
 
-struct Plan {
-    level: Level,
-    query: Query,
+pub(crate) struct Plan {
+    pub(crate) level: Level,
+    pub(crate) query: Query,
     keys: Vec<ReturnKey>,
     unsupported_optional: bool,
 }
 
-fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
+pub(crate) fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
     let ts = huren_dicom::ts::lookup(&job.transfer_syntax)
         .ok_or((0xC000, "unknown transfer syntax".to_owned()))?;
     if ts.deflated || ts.encapsulated {
@@ -55,7 +75,9 @@ fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
         .map_err(|e| (0xC000, format!("identifier: {e}")))?;
     let cx = TextContext::for_dataset(&ds, Assumed::Declared, ts.big_endian);
     let level = match cx.string(&ds, QUERY_RETRIEVE_LEVEL).as_deref() {
-        Some("PATIENT") if job.sop_class == PATIENT_ROOT_FIND => Level::Patient,
+        Some("PATIENT") if job.sop_class.starts_with("1.2.840.10008.5.1.4.1.2.1.") => {
+            Level::Patient
+        }
         Some("STUDY") => Level::Study,
         Some("SERIES") => Level::Series,
         Some("IMAGE") => Level::Instance,
@@ -258,11 +280,22 @@ where
     send_cmd(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await
 }
 
-/// Polls (without waiting) for a PDU; a C-CANCEL-RQ for this message ends the find, anything
-/// else is kept for the association loop.
 fn cancelled<S>(
     assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
     job: &FindJob,
+    pending: &mut VecDeque<Pdu>,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    cancelled_now(assoc, job.message_id, pending)
+}
+
+/// Polls (without waiting) for a PDU; true when it is a C-CANCEL-RQ for `message_id`.
+/// Anything else is kept in `pending` for the association loop.
+pub(crate) fn cancelled_now<S>(
+    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
+    message_id: u16,
     pending: &mut VecDeque<Pdu>,
 ) -> bool
 where
@@ -280,7 +313,7 @@ where
             .find(|p| p.value_type == PDataValueType::Command)
         && let Ok(c) = Command::decode(&pdv.data)
         && c.command_field().ok() == Some(field::C_CANCEL_RQ)
-        && c.u16(tag::MESSAGE_ID_BEING_RESPONDED_TO) == Some(job.message_id)
+        && c.u16(tag::MESSAGE_ID_BEING_RESPONDED_TO) == Some(message_id)
     {
         return true;
     }

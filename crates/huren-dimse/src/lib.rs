@@ -8,6 +8,7 @@
 
 pub mod command;
 pub mod find;
+pub mod retrieve;
 pub mod scp;
 
 pub use scp::{ScpConfig, dimse_status, serve};

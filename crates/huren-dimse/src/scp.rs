@@ -2,7 +2,7 @@
 //! serves C-ECHO and C-STORE on the association until release or abort.
 
 use crate::command::{self, Command, field, tag};
-use crate::find::FindJob;
+use crate::find::{FindJob, JobKind};
 use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
@@ -73,6 +73,24 @@ impl AccessControl for PeerAccess {
                 Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
             }
         }
+    }
+}
+
+/// Accepts the SCU/SCP roles a requestor proposes (PS3.7 D.3.3.4): a C-GET requestor must act
+/// as SCP for the storage SOP classes it wants to receive on the same association.
+struct AcceptProposedRoles;
+
+impl dicom_ul::association::server::Negotiation for AcceptProposedRoles {
+    fn negotiate_roles(
+        &self,
+        _sop_class_uid: &str,
+        scu_role: bool,
+        scp_role: bool,
+    ) -> Option<dicom_ul::pdu::RequestorRoles> {
+        Some(dicom_ul::pdu::RequestorRoles {
+            scu: scu_role,
+            scp: scp_role,
+        })
     }
 }
 
@@ -160,6 +178,7 @@ async fn association(
     };
     let mut opts = ServerAssociationOptions::new()
         .ae_access_control(access)
+        .with_negotiation(AcceptProposedRoles)
         .ae_title(cfg.ae_title.as_str().to_owned())
         // Every storage SOP class is accepted, private and future ones included: an archive
         // stores what it is sent. Non-storage services are answered with 0x0122 below.
@@ -239,6 +258,7 @@ async fn association(
             )
         })
         .collect();
+    let our_ae = cfg.ae_title.as_str().to_owned();
     let Ok(read_grant) = grant_read(&principal) else {
         return Ok(());
     };
@@ -295,16 +315,40 @@ async fn association(
                                 Some(Reply::Send(pc, rsp)) => {
                                     send_command(&mut assoc, pc, &rsp).await?
                                 }
-                                Some(Reply::Find(job)) => {
-                                    crate::find::run(
-                                        &mut assoc,
-                                        *job,
-                                        &archive,
-                                        &read_grant,
-                                        &mut pending,
-                                    )
-                                    .await?
-                                }
+                                Some(Reply::Find(job)) => match job.kind {
+                                    JobKind::Find => {
+                                        crate::find::run(
+                                            &mut assoc,
+                                            *job,
+                                            &archive,
+                                            &read_grant,
+                                            &mut pending,
+                                        )
+                                        .await?
+                                    }
+                                    JobKind::Get => {
+                                        crate::retrieve::run_get(
+                                            &mut assoc,
+                                            *job,
+                                            &archive,
+                                            &read_grant,
+                                            &mut pending,
+                                        )
+                                        .await?
+                                    }
+                                    JobKind::Move(_) => {
+                                        crate::retrieve::run_move(
+                                            &mut assoc,
+                                            *job,
+                                            &archive,
+                                            &read_grant,
+                                            &our_ae,
+                                            peer.ae_title.as_str(),
+                                            &mut pending,
+                                        )
+                                        .await?
+                                    }
+                                },
                                 None => {}
                             }
                         }
@@ -455,12 +499,30 @@ async fn on_command(
             };
             None
         }
-        field::C_FIND_RQ => {
+        field::C_FIND_RQ | field::C_GET_RQ | field::C_MOVE_RQ => {
             let model = abstract_syntax.as_str();
-            if model != crate::find::PATIENT_ROOT_FIND && model != crate::find::STUDY_ROOT_FIND {
+            // Patient Root / Study Root: FIND .1, MOVE .2, GET .3 (PS3.4 Annex C.6).
+            let (supported, kind) = match field_value {
+                field::C_FIND_RQ => (
+                    model == crate::find::PATIENT_ROOT_FIND
+                        || model == crate::find::STUDY_ROOT_FIND,
+                    JobKind::Find,
+                ),
+                field::C_GET_RQ => (
+                    model == "1.2.840.10008.5.1.4.1.2.1.3"
+                        || model == "1.2.840.10008.5.1.4.1.2.2.3",
+                    JobKind::Get,
+                ),
+                _ => (
+                    model == "1.2.840.10008.5.1.4.1.2.1.2"
+                        || model == "1.2.840.10008.5.1.4.1.2.2.2",
+                    JobKind::Move(cmd.string(tag::MOVE_DESTINATION).unwrap_or_default()),
+                ),
+            };
+            if !supported {
                 let r = reply(
                     0x0122,
-                    "only Patient Root and Study Root C-FIND are supported",
+                    "only the Patient Root and Study Root models are supported",
                 );
                 *state = drain_with(pc_id, r);
                 return None;
@@ -471,12 +533,8 @@ async fn on_command(
                 sop_class: model.to_owned(),
                 transfer_syntax: ts.clone(),
                 identifier: Vec::new(),
+                kind,
             }));
-            None
-        }
-        field::C_MOVE_RQ | field::C_GET_RQ => {
-            let r = reply(0x0122, "C-MOVE and C-GET are not served yet");
-            *state = drain_with(pc_id, r);
             None
         }
         field::C_CANCEL_RQ => None,
@@ -556,10 +614,11 @@ async fn on_data(
                         sop_class: String::new(),
                         transfer_syntax: String::new(),
                         identifier: Vec::new(),
+                        kind: JobKind::Find,
                     }),
                 );
                 let c = command::response(
-                    field::C_FIND_RSP,
+                    j.response_field(),
                     j.message_id,
                     Some(&j.sop_class),
                     None,
