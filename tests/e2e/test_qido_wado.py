@@ -132,14 +132,50 @@ def test_wado_not_found_and_not_acceptable(region, server):
     _, studies, t = region
     h = {"Authorization": f"Bearer {t}"}
     assert requests.get(f"{server.url}/dicom-web/studies/1.2.3.4/metadata", headers=h).status_code == 404
-    # Implicit VR stored; the default (Explicit VR LE) would need transcoding: 406, not a wrong answer.
+    # Implicit VR stored; the default (Explicit VR LE) is produced by re-encoding, losslessly.
     path = TEST_FILES / "MR_small_implicit.dcm"
     assert store_files(server.dimse_port, [path])[str(path)] == 0
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = pydicom.dcmread(path)
     url = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-    assert requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\""}).status_code == 406
+    client = DICOMwebClient(url=server.url + "/dicom-web", headers={"Authorization": f"Bearer {t}"})
+    got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
+                                   media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert got.PixelData == ds.PixelData and got.PatientName == ds.PatientName
+    strip = lambda d: {e.tag: e.value for e in d if e.tag.element != 0 and e.tag.group != 0x0002}
+    assert strip(got) == strip(ds)
     r = requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\"; transfer-syntax=*"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
+    # A JPEG object cannot be decoded yet: 406 rather than a wrong answer.
+    path = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    j = pydicom.dcmread(path, stop_before_pixels=True)
+    url = f"{server.url}/dicom-web/studies/{j.StudyInstanceUID}/series/{j.SeriesInstanceUID}/instances/{j.SOPInstanceUID}"
+    assert requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\""}).status_code == 406
+
+
+def split_multipart(resp):
+    boundary = resp.headers["content-type"].split("boundary=")[1].strip('"').encode()
+    parts = []
+    for chunk in resp.content.split(b"--" + boundary)[1:-1]:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        parts.append((head.decode(), body[:-2] if body.endswith(b"\r\n") else body))
+    return parts
+
+
+def test_wado_series_transcoded_to_implicit(region, server):
+    import io
+    _, studies, t = region
+    study, series = studies["QW1"]
+    r = requests.get(f"{server.url}/dicom-web/studies/{study}/series/{series}",
+                     headers={"Authorization": f"Bearer {t}", "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'})
+    assert r.status_code == 200
+    parts = split_multipart(r)
+    assert len(parts) == 5
+    for head, body in parts:
+        assert "transfer-syntax=1.2.840.10008.1.2\r" in head + "\r"
+        ds = pydicom.dcmread(io.BytesIO(body))
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2" and len(ds.PixelData) == 32 * 32 * 2
 
 
 def test_wado_bulk(region, server):

@@ -130,3 +130,56 @@ def test_getscu_dcmtk(server, study, tmp_path):
               "-k", f"StudyInstanceUID={study[0]}", "127.0.0.1", str(server.dimse_port))
     assert r.returncode == 0, r.stderr
     assert len(list(out.iterdir())) == 6
+
+
+def test_cget_reencodes_native_syntaxes(server, study):
+    # Stored Explicit VR LE; the requestor accepts only Implicit VR LE for CT.
+    ident = pydicom.Dataset()
+    ident.QueryRetrieveLevel = "SERIES"
+    ident.StudyInstanceUID, ident.SeriesInstanceUID = study[0], study[1]
+    responses, received = get(server, ident, [(CTImageStorage, ["1.2.840.10008.1.2"])])
+    assert responses[-1][0].Status == 0 and len(received) == 6
+    import io
+    from pydicom.filereader import read_dataset
+    for sop, data in received.items():
+        got = read_dataset(io.BytesIO(data), is_implicit_VR=True, is_little_endian=True)
+        orig = read_dataset(io.BytesIO(stored(server, sop)), is_implicit_VR=False, is_little_endian=True)
+        assert got.PixelData == orig.PixelData and got.PatientName == orig.PatientName and got.SOPInstanceUID == sop
+    # Stored Big Endian; the requestor takes Explicit VR LE: pixel words are swapped correctly.
+    path = TEST_FILES / "MR_small_bigendian.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    big = pydicom.dcmread(path)
+    ident = pydicom.Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID, ident.SeriesInstanceUID, ident.SOPInstanceUID = big.StudyInstanceUID, big.SeriesInstanceUID, big.SOPInstanceUID
+    responses, received = get(server, ident, [(big.SOPClassUID, ["1.2.840.10008.1.2.1"])])
+    assert responses[-1][0].Status == 0
+    got = read_dataset(io.BytesIO(received[big.SOPInstanceUID]), is_implicit_VR=False, is_little_endian=True)
+    import numpy as np
+    assert (np.frombuffer(got.PixelData, "<u2") == np.frombuffer(big.PixelData, ">u2")).all() and got.Rows == big.Rows
+
+
+def test_movescu_to_plain_storescp_gets_converted_objects(server, tmp_path):
+    # storescp without +xa accepts only uncompressed little-endian syntaxes.
+    path = TEST_FILES / "MR_small_bigendian.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    big = pydicom.dcmread(path)
+    port = free_port()
+    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "PLAINSCP", "--host", "127.0.0.1", "--port", str(port))
+    out = tmp_path / "plain"
+    out.mkdir()
+    scp = subprocess.Popen(["/usr/bin/storescp", "-aet", "PLAINSCP", "-od", str(out), str(port)], env=DCMTK_ENV,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.3)
+        r = dcmtk("movescu", "-S", "-aet", "COUNTY", "-aec", "HUREN", "-aem", "PLAINSCP", "-k", "QueryRetrieveLevel=IMAGE",
+                  "-k", f"StudyInstanceUID={big.StudyInstanceUID}", "-k", f"SeriesInstanceUID={big.SeriesInstanceUID}",
+                  "-k", f"SOPInstanceUID={big.SOPInstanceUID}", "127.0.0.1", str(server.dimse_port))
+        assert r.returncode == 0, r.stderr
+        (f,) = list(out.iterdir())
+        got = pydicom.dcmread(f)
+        assert got.file_meta.TransferSyntaxUID != "1.2.840.10008.1.2.2"
+        assert (got.pixel_array == big.pixel_array).all()
+    finally:
+        scp.terminate()
+        scp.wait(timeout=10)

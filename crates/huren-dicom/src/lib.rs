@@ -21,6 +21,7 @@ pub mod meta;
 pub mod parse;
 pub mod pixel;
 pub mod synth;
+pub mod transcode;
 pub mod ts;
 pub mod values;
 pub mod vr;

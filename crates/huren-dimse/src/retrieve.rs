@@ -2,8 +2,8 @@
 //! as C-FIND), each goes out as a C-STORE sub-operation — on the same association for C-GET
 //! (the requestor took the SCP role for storage, PS3.7 D.3.3.4), on a new association to a
 //! registered destination for C-MOVE. Objects are sent in their stored transfer syntax when
-//! the peer accepted it; transcoding is not implemented yet, so an object whose syntax the
-//! peer did not accept counts as a failed sub-operation.
+//! the peer accepted it, else re-encoded to a native syntax it accepted (no pixel codec yet:
+//! a compressed object the peer will not take as stored counts as a failed sub-operation).
 
 use crate::command::{self, Command, field, tag};
 use crate::find::{FindJob, JobKind, plan};
@@ -152,26 +152,50 @@ async fn store_one<C: Channel>(
     let sop_class = m.sop_class_uid.clone().unwrap_or_default();
     let sop = m.sop_instance_uid.clone().unwrap_or_default();
     let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
-    let Some((pc_id, _, _)) = ch
-        .accepted()
-        .into_iter()
-        .find(|(_, a, t)| *a == sop_class && *t == ts)
-    else {
+    // The stored syntax when the peer accepted it; else a native syntax huren can re-encode to.
+    let accepted = ch.accepted();
+    let exact = accepted
+        .iter()
+        .find(|(_, a, t)| *a == sop_class && *t == ts);
+    let converted = accepted
+        .iter()
+        .find(|(_, a, t)| *a == sop_class && huren_dicom::transcode::can_transcode(&ts, t));
+    let Some((pc_id, _, pc_ts)) = exact.or(converted).cloned() else {
         return Ok(None);
     };
     let key = m.blob_key.clone().unwrap_or_default();
-    let path = archive
+    let stored_path = archive
         .blobs
         .local_path(&key)
         .ok_or_else(|| SubOpError::Object("object is not on local storage".into()))?;
-    let (start, size) = tokio::task::spawn_blocking(move || -> Result<(u64, u64), String> {
-        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        let size = f.metadata().map_err(|e| e.to_string())?.len();
-        let mut src = huren_dicom::parse::SeekSource::new(std::io::BufReader::new(f), 0)
-            .map_err(|e| e.to_string())?;
-        let meta = huren_dicom::parse::read_file_meta(&mut src).map_err(|e| e.to_string())?;
-        Ok((meta.dataset_offset, size))
-    })
+    let spool = archive.blobs.spool_dir().to_path_buf();
+    let convert = (pc_ts != ts).then_some(pc_ts);
+    // The temporary copy (when re-encoded) lives until this sub-operation ends.
+    let (path, _temp, start, size) = tokio::task::spawn_blocking(
+        move || -> Result<(std::path::PathBuf, Option<tempfile::TempPath>, u64, u64), String> {
+            let (path, temp) = match convert {
+                Some(target) => {
+                    let mut tmp =
+                        tempfile::NamedTempFile::new_in(spool).map_err(|e| e.to_string())?;
+                    huren_dicom::transcode::transcode_file(
+                        &stored_path,
+                        &target,
+                        tmp.as_file_mut(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let t = tmp.into_temp_path();
+                    (t.to_path_buf(), Some(t))
+                }
+                None => (stored_path, None),
+            };
+            let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            let size = f.metadata().map_err(|e| e.to_string())?.len();
+            let mut src = huren_dicom::parse::SeekSource::new(std::io::BufReader::new(f), 0)
+                .map_err(|e| e.to_string())?;
+            let meta = huren_dicom::parse::read_file_meta(&mut src).map_err(|e| e.to_string())?;
+            Ok((path, temp, meta.dataset_offset, size))
+        },
+    )
     .await
     .map_err(|e| SubOpError::Object(e.to_string()))?
     .map_err(SubOpError::Object)?;
@@ -192,9 +216,7 @@ async fn store_one<C: Channel>(
     const READ: u64 = 1 << 20;
     while at < size {
         let end = (at + READ).min(size);
-        let bytes = archive
-            .blobs
-            .read_range(&key, at..end)
+        let bytes = read_range(&path, at, end)
             .await
             .map_err(|e| SubOpError::Object(e.to_string()))?;
         for (i, chunk) in bytes.chunks(max).enumerate() {
@@ -244,6 +266,15 @@ async fn store_one<C: Channel>(
             incoming.pending.push_back(pdu);
         }
     }
+}
+
+async fn read_range(path: &std::path::Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(start)).await?;
+    let mut buf = vec![0u8; (end - start) as usize];
+    f.read_exact(&mut buf).await?;
+    Ok(buf)
 }
 
 fn progress(
@@ -480,7 +511,17 @@ where
         .connection_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60));
     for (class, ts) in &pairs {
-        opts = opts.with_presentation_context(class.clone(), vec![ts.clone()]);
+        // The stored syntax first; native ones huren can re-encode to as fall-backs.
+        let mut tss = vec![ts.clone()];
+        for alt in [
+            huren_dicom::ts::EXPLICIT_VR_LE,
+            huren_dicom::ts::IMPLICIT_VR_LE,
+        ] {
+            if alt != ts && huren_dicom::transcode::can_transcode(ts, alt) {
+                tss.push(alt.to_owned());
+            }
+        }
+        opts = opts.with_presentation_context(class.clone(), tss);
     }
     let addr = std::net::SocketAddr::new(peer.network.addr(), peer.port.unwrap_or(104));
     let mut sub = match opts.establish_async(addr).await {

@@ -187,28 +187,26 @@ async fn retrieve(
     let (_grant, found) = instances(&state, &p, scope).await?;
     let requested =
         requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
-    if let Some(m) = found
-        .iter()
-        .find(|m| !serves(m.transfer_syntax_uid.as_deref().unwrap_or(""), &requested))
-    {
-        return Err(not_acceptable(&format!(
-            "instance {} is stored as {}; transcoding to {requested} is not implemented yet — ask with transfer-syntax=*",
-            m.sop_instance_uid.as_deref().unwrap_or(""),
-            m.transfer_syntax_uid.as_deref().unwrap_or("")
-        )));
+    let mut parts = Vec::with_capacity(found.len());
+    for m in &found {
+        let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
+        let convert = if serves(&stored, &requested) {
+            None
+        } else if huren_dicom::transcode::can_transcode(&stored, &requested) {
+            Some(requested.clone())
+        } else {
+            return Err(not_acceptable(&format!(
+                "instance {} is stored as {stored}, which huren cannot convert to {requested} (no pixel codec yet) — ask with transfer-syntax=*",
+                m.sop_instance_uid.as_deref().unwrap_or("")
+            )));
+        };
+        parts.push(Part {
+            key: m.blob_key.clone().unwrap_or_default(),
+            stored,
+            convert,
+        });
     }
-    let blobs = state.archive.blobs.clone();
-    let parts: Vec<(String, String)> = found
-        .iter()
-        .map(|m| {
-            (
-                m.blob_key.clone().unwrap_or_default(),
-                m.transfer_syntax_uid.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    // Streams one object at a time, 1 MiB per read: memory stays bounded for any study size.
-    let stream = async_stream(parts, blobs);
+    let stream = multipart_stream(parts, state.archive.blobs.clone());
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -220,66 +218,142 @@ async fn retrieve(
     Ok(resp)
 }
 
-fn async_stream(
-    parts: Vec<(String, String)>,
-    blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    use futures::StreamExt;
-    futures::stream::iter(parts.into_iter().enumerate())
-        .then(move |(i, (key, ts))| {
-            let blobs = blobs.clone();
-            async move { part_chunks(blobs, key, ts, i == 0).await }
-        })
-        .flat_map(futures::stream::iter)
-        .chain(futures::stream::once(async {
-            Ok(Bytes::from(format!("\r\n--{BOUNDARY}--\r\n")))
-        }))
+struct Part {
+    key: String,
+    stored: String,
+    /// Re-encode to this native syntax on the way out.
+    convert: Option<String>,
 }
 
-/// One part: boundary and headers, then the object in 1 MiB range reads. Objects stored
-/// without the 128-byte preamble (some STOW clients) get it here, so every part is Part 10.
-async fn part_chunks(
+/// Where one part's bytes are read from: the stored object, or a transcoded temporary copy
+/// (removed when the part has been sent).
+struct Reading {
+    path: std::path::PathBuf,
+    _temp: Option<tempfile::TempPath>,
+    at: u64,
+    size: u64,
+}
+
+enum PartState {
+    Start(usize),
+    Body(usize, Reading),
+    End,
+}
+
+/// One part after another, 1 MiB per read: memory stays bounded for any study or object size.
+fn multipart_stream(
+    parts: Vec<Part>,
     blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
-    key: String,
-    ts: String,
-    first: bool,
-) -> Vec<Result<Bytes, std::io::Error>> {
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     const CHUNK: u64 = 1024 * 1024;
-    let lead = if first { "" } else { "\r\n" };
-    let mut out = vec![Ok(Bytes::from(format!(
-        "{lead}--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n"
-    )))];
-    let head = match blobs.read_range(&key, 0..132).await {
-        Ok(h) => h,
-        Err(e) => return vec![Err(std::io::Error::other(e.to_string()))],
-    };
+    let parts = std::sync::Arc::new(parts);
+    futures::stream::unfold(PartState::Start(0), move |st| {
+        let parts = parts.clone();
+        let blobs = blobs.clone();
+        async move {
+            match st {
+                PartState::End => None,
+                PartState::Start(i) if i >= parts.len() => Some((
+                    Ok(Bytes::from(format!("\r\n--{BOUNDARY}--\r\n"))),
+                    PartState::End,
+                )),
+                PartState::Start(i) => {
+                    let part = &parts[i];
+                    let lead = if i == 0 { "" } else { "\r\n" };
+                    let ts = part.convert.as_deref().unwrap_or(&part.stored);
+                    let mut head = format!("{lead}--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n").into_bytes();
+                    match open_part(part, &blobs).await {
+                        Ok((reading, preamble)) => {
+                            head.extend_from_slice(&preamble);
+                            Some((Ok(Bytes::from(head)), PartState::Body(i, reading)))
+                        }
+                        Err(e) => Some((Err(e), PartState::End)),
+                    }
+                }
+                PartState::Body(i, mut r) => {
+                    if r.at >= r.size {
+                        // Next part; the temporary copy (if any) is dropped here.
+                        return Some((Ok(Bytes::new()), PartState::Start(i + 1)));
+                    }
+                    let end = (r.at + CHUNK).min(r.size);
+                    let path = r.path.clone();
+                    let at = r.at;
+                    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                        use std::io::{Read, Seek};
+                        let mut f = std::fs::File::open(path)?;
+                        f.seek(std::io::SeekFrom::Start(at))?;
+                        let mut buf = vec![0u8; (end - at) as usize];
+                        f.read_exact(&mut buf)?;
+                        Ok(buf)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                    match read {
+                        Ok(b) => {
+                            r.at = end;
+                            Some((Ok(Bytes::from(b)), PartState::Body(i, r)))
+                        }
+                        Err(e) => Some((Err(e), PartState::End)),
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Opens a part for reading (transcoding first when asked) and says what must precede its
+/// bytes: objects stored without the 128-byte preamble (some STOW clients) get it here, so
+/// every part is a Part 10 file.
+async fn open_part(
+    part: &Part,
+    blobs: &std::sync::Arc<dyn huren_archive::ports::BlobStore>,
+) -> std::io::Result<(Reading, Vec<u8>)> {
+    let path = blobs
+        .local_path(&part.key)
+        .ok_or_else(|| std::io::Error::other("object is not on local storage"))?;
+    if let Some(target) = part.convert.clone() {
+        let spool = blobs.spool_dir().to_path_buf();
+        return tokio::task::spawn_blocking(move || -> std::io::Result<(Reading, Vec<u8>)> {
+            let mut tmp = tempfile::NamedTempFile::new_in(spool)?;
+            huren_dicom::transcode::transcode_file(&path, &target, tmp.as_file_mut())
+                .map_err(std::io::Error::other)?;
+            let size = tmp.as_file().metadata()?.len();
+            let temp = tmp.into_temp_path();
+            Ok((
+                Reading {
+                    path: temp.to_path_buf(),
+                    _temp: Some(temp),
+                    at: 0,
+                    size,
+                },
+                Vec::new(),
+            ))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+    }
+    let head = blobs
+        .read_range(&part.key, 0..132)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut pre = Vec::new();
     if head.len() < 132 || &head[128..132] != b"DICM" {
-        let mut pre = vec![0u8; 128];
+        pre = vec![0u8; 128];
         if !head.starts_with(b"DICM") {
             pre.extend_from_slice(b"DICM");
         }
-        out.push(Ok(Bytes::from(pre)));
     }
-    let size = match blobs
-        .local_path(&key)
-        .and_then(|p| std::fs::metadata(p).ok())
-    {
-        Some(m) => m.len(),
-        None => return vec![Err(std::io::Error::other("object size unknown"))],
-    };
-    let mut at = 0;
-    while at < size {
-        let end = (at + CHUNK).min(size);
-        match blobs.read_range(&key, at..end).await {
-            Ok(b) => out.push(Ok(b)),
-            Err(e) => {
-                out.push(Err(std::io::Error::other(e.to_string())));
-                break;
-            }
-        }
-        at = end;
-    }
-    out
+    let size = tokio::fs::metadata(&path).await?.len();
+    Ok((
+        Reading {
+            path,
+            _temp: None,
+            at: 0,
+            size,
+        },
+        pre,
+    ))
 }
 
 fn not_acceptable(msg: &str) -> ApiError {
