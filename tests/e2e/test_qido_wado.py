@@ -185,3 +185,30 @@ def test_wado_bulk(region, server):
     uri = md[0]["7FE00010"]["BulkDataURI"]
     data = client.retrieve_bulkdata(uri)
     assert len(data[0]) == 32 * 32 * 2
+
+
+def test_series_metadata_etag_and_cache(region, server):
+    _, _, t = region
+    h = {"Authorization": f"Bearer {t}"}
+    study, series = generate_uid(), generate_uid()
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    for i in range(3):
+        assert assoc.send_c_store(ct(study=study, series=series, patient_id="ET1", rows=8, cols=8)).Status == 0
+    url = f"{server.url}/dicom-web/studies/{study}/series/{series}/metadata"
+    r1 = requests.get(url, headers=h)
+    assert r1.status_code == 200 and len(r1.json()) == 3
+    etag = r1.headers["etag"]
+    assert r1.json()[0]["7FE00010"]["BulkDataURI"].startswith(server.url + "/dicom-web/studies/")
+    assert server.query("SELECT COUNT(*) FROM series_metadata s JOIN series x ON x.id = s.series_id WHERE x.series_uid = ?", series) == [(1,)]
+    r2 = requests.get(url, headers={**h, "If-None-Match": etag})
+    assert r2.status_code == 304 and r2.headers["etag"] == etag and r2.content == b""
+    r3 = requests.get(url, headers=h)  # served from the cache, same document
+    assert r3.json() == r1.json()
+    # A late instance changes the ETag and the document.
+    assert assoc.send_c_store(ct(study=study, series=series, patient_id="ET1", rows=8, cols=8)).Status == 0
+    assoc.release()
+    r4 = requests.get(url, headers={**h, "If-None-Match": etag})
+    assert r4.status_code == 200 and r4.headers["etag"] != etag and len(r4.json()) == 4
+    # Rejecting the study changes it again: nothing to serve.
+    cli(server.data_dir, "study", "reject", "--study-uid", study, "--reason", "test")
+    assert requests.get(url, headers=h).status_code == 404

@@ -363,9 +363,97 @@ impl Archive {
         Ok(out)
     }
 
+    /// The current ETag of a series' metadata, when the (study, series) UIDs name exactly one
+    /// series (the same UIDs from two institutions are served uncached).
+    pub async fn series_etag(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let mut rows = self.index.series_etag(study_uid, series_uid).await?;
+        Ok(if rows.len() == 1 { rows.pop() } else { None })
+    }
+
+    /// Series metadata as JSON text, assembled once per ETag from the per-instance JSON and
+    /// cached; BulkDataURIs are host-relative (`/dicom-web/studies/…`), so one cached document
+    /// serves every host name the archive is reached by.
+    pub async fn series_metadata(
+        &self,
+        grant: &huren_access::ReadGrant,
+        key: i64,
+        etag: &str,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        if let Some(cached) = self.index.cached_series_metadata(key, etag).await? {
+            if let Ok(text) = huren_dicom::json::inflate_bytes(&cached) {
+                return Ok(text);
+            }
+        }
+        let q = query::Query {
+            level: query::Level::Instance,
+            conditions: vec![
+                query::Condition {
+                    key: query::Key::StudyInstanceUid,
+                    matcher: query::Matcher::Single(study_uid.to_owned()),
+                },
+                query::Condition {
+                    key: query::Key::SeriesInstanceUid,
+                    matcher: query::Matcher::Single(series_uid.to_owned()),
+                },
+            ],
+            limit: 100_000,
+            offset: 0,
+        };
+        let found = self.find(grant, &q).await?;
+        let docs = self.instance_metadata(grant, &found).await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for (m, doc) in found.iter().zip(docs) {
+            let prefix = format!(
+                "/dicom-web/studies/{}/series/{}/instances/{}/",
+                m.study_instance_uid,
+                m.series_instance_uid.as_deref().unwrap_or(""),
+                m.sop_instance_uid.as_deref().unwrap_or("")
+            );
+            let mut v = serde_json::Value::Object(doc);
+            prefix_bulk_uris(&mut v, &prefix);
+            out.push(v);
+        }
+        let text = serde_json::to_vec(&serde_json::Value::Array(out))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.index
+            .store_series_metadata(key, etag, &huren_dicom::json::deflate_bytes(&text))
+            .await?;
+        Ok(text)
+    }
+
     /// Registers the grant-free read of counts for `/metrics` and the demo banner.
     pub async fn counts(&self) -> Result<ArchiveCounts, StoreError> {
         self.index.counts().await
+    }
+}
+
+/// Stored BulkDataURIs are relative to their instance (`bulk/{offset}-{length}`).
+pub fn prefix_bulk_uris(v: &mut serde_json::Value, prefix: &str) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "BulkDataURI" {
+                    if let serde_json::Value::String(s) = child {
+                        if !s.contains("://") && !s.starts_with('/') {
+                            *s = format!("{prefix}{s}");
+                        }
+                    }
+                } else {
+                    prefix_bulk_uris(child, prefix);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|i| prefix_bulk_uris(i, prefix))
+        }
+        _ => {}
     }
 }
 

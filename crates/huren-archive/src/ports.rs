@@ -128,6 +128,25 @@ pub trait Index: Send + Sync + 'static {
     // --- query and retrieve ---
     /// Matches at the query's level, one statement whatever the level.
     async fn find(&self, q: &crate::query::Query) -> Result<Vec<crate::query::Match>, StoreError>;
+    /// The series rows for a (study, series) UID pair with their current ETags (more than one
+    /// only when the same UIDs arrived from two institutions).
+    async fn series_etag(
+        &self,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Cached series metadata (deflated JSON), when cached for exactly this ETag.
+    async fn cached_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn store_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError>;
     /// Deflated DICOM JSON of instances, by instance key.
     async fn instance_documents(
         &self,

@@ -172,3 +172,18 @@ pub fn inflate(raw: &[u8]) -> Result<J, std::io::Error> {
     let dec = flate2::read::DeflateDecoder::new(raw);
     serde_json::from_reader(dec).map_err(std::io::Error::other)
 }
+
+/// Raw deflate of bytes (RFC 1951).
+pub fn deflate_bytes(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(raw);
+    enc.finish().unwrap_or_default()
+}
+
+pub fn inflate_bytes(raw: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(raw).read_to_end(&mut out)?;
+    Ok(out)
+}

@@ -59,14 +59,58 @@ pub async fn study_metadata(
 ) -> Result<Response, ApiError> {
     metadata(s, a, h, scope(study, None, None)).await
 }
+/// Series metadata, assembled once per ETag and cached (PS3.18 §10.4; RFC 9110 §13.1.2
+/// If-None-Match → 304). OHIF requests this for every series it opens.
 pub async fn series_metadata(
-    s: State<AppState>,
-    a: Authenticated,
-    h: HeaderMap,
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: HeaderMap,
     Path((st, se)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    metadata(s, a, h, scope(st, Some(se), None)).await
+    let grant = grant_read(&p)?;
+    let Some((key, etag)) = state.archive.series_etag(&grant, &st, &se).await? else {
+        return metadata(
+            State(state),
+            Authenticated(p),
+            headers,
+            scope(st, Some(se), None),
+        )
+        .await;
+    };
+    let etag_value = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal("etag"))?;
+    let matches_etag = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches_etag {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        resp.headers_mut().insert(header::ETAG, etag_value);
+        return Ok(resp);
+    }
+    let text = state
+        .archive
+        .series_metadata(&grant, key, &etag, &st, &se)
+        .await?;
+    let base = base_url(&state, &headers);
+    // Cached documents carry host-relative bulk URIs; make them absolute for this request.
+    let body = String::from_utf8_lossy(&text).replace(
+        "\"BulkDataURI\":\"/dicom-web/",
+        &format!("\"BulkDataURI\":\"{base}/"),
+    );
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    h.insert(header::ETAG, etag_value);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(resp)
 }
+
 pub async fn instance_metadata(
     s: State<AppState>,
     a: Authenticated,
@@ -94,7 +138,7 @@ async fn metadata(
             m.sop_instance_uid.as_deref().unwrap_or("")
         );
         let mut v = Value::Object(doc);
-        absolutize(&mut v, &prefix);
+        huren_archive::prefix_bulk_uris(&mut v, &prefix);
         out.push(v);
     }
     let mut resp = Value::Array(out).to_string().into_response();
@@ -103,27 +147,6 @@ async fn metadata(
         HeaderValue::from_static("application/dicom+json"),
     );
     Ok(resp)
-}
-
-/// Stored BulkDataURIs are relative to the instance (`bulk/{offset}-{length}`).
-fn absolutize(v: &mut Value, prefix: &str) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if k == "BulkDataURI" {
-                    if let Value::String(s) = child
-                        && !s.contains("://")
-                    {
-                        *s = format!("{prefix}{s}");
-                    }
-                } else {
-                    absolutize(child, prefix);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| absolutize(i, prefix)),
-        _ => {}
-    }
 }
 
 // ---- Accept negotiation ----

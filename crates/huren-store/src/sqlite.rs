@@ -289,7 +289,7 @@ async fn commit_one(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
-        sqlx::query("UPDATE series SET num_instances = num_instances - 1 WHERE id = ?")
+        sqlx::query("UPDATE series SET num_instances = num_instances - 1, version = version + 1 WHERE id = ?")
             .bind(old_series)
             .execute(&mut *conn)
             .await
@@ -345,7 +345,7 @@ async fn commit_one(
         .await
         .map_err(db)?;
     let series_was_empty: i64 = sqlx::query_scalar(
-        "UPDATE series SET num_instances = num_instances + 1 WHERE id = ? RETURNING num_instances",
+        "UPDATE series SET num_instances = num_instances + 1, version = version + 1 WHERE id = ? RETURNING num_instances",
     )
     .bind(series_id)
     .fetch_one(&mut *conn)
@@ -748,11 +748,13 @@ impl Index for SqliteIndex {
                 .map_err(db)?
                 .rows_affected();
             change.instances += n as i64;
-            sqlx::query("UPDATE series SET num_instances = 0 WHERE study_id = ?")
-                .bind(sid)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            sqlx::query(
+                "UPDATE series SET num_instances = 0, version = version + 1 WHERE study_id = ?",
+            )
+            .bind(sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
             sqlx::query(
                 "UPDATE study SET num_instances = 0, num_series = 0, modalities = '' WHERE id = ?",
             )
@@ -883,6 +885,67 @@ impl Index for SqliteIndex {
             .iter()
             .map(|r| crate::query::to_match(r, q.level))
             .collect())
+    }
+
+    async fn series_etag(
+        &self,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT se.id, se.version, p.id AS pid, p.updated_at FROM series se JOIN study s ON s.id = se.study_id
+             JOIN patient p ON p.id = s.patient_id WHERE s.study_uid = ? AND se.series_uid = ? AND se.num_instances > 0",
+        )
+        .bind(study_uid)
+        .bind(series_uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get("id");
+                let etag = format!(
+                    "\"s{id}-v{}-p{}-{}\"",
+                    r.get::<i64, _>("version"),
+                    r.get::<i64, _>("pid"),
+                    r.get::<i64, _>("updated_at")
+                );
+                (id, etag)
+            })
+            .collect())
+    }
+
+    async fn cached_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT json FROM series_metadata WHERE series_id = ? AND etag = ?")
+            .bind(series_key)
+            .bind(etag)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn store_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO series_metadata (series_id, etag, json) VALUES (?, ?, ?)
+             ON CONFLICT (series_id) DO UPDATE SET etag = excluded.etag, json = excluded.json",
+        )
+        .bind(series_key)
+        .bind(etag)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn instance_documents(
