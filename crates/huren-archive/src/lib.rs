@@ -386,10 +386,10 @@ impl Archive {
         study_uid: &str,
         series_uid: &str,
     ) -> Result<Vec<u8>, StoreError> {
-        if let Some(cached) = self.index.cached_series_metadata(key, etag).await? {
-            if let Ok(text) = huren_dicom::json::inflate_bytes(&cached) {
-                return Ok(text);
-            }
+        if let Some(cached) = self.index.cached_series_metadata(key, etag).await?
+            && let Ok(text) = huren_dicom::json::inflate_bytes(&cached)
+        {
+            return Ok(text);
         }
         let q = query::Query {
             level: query::Level::Instance,
@@ -440,10 +440,11 @@ pub fn prefix_bulk_uris(v: &mut serde_json::Value, prefix: &str) {
         serde_json::Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 if k == "BulkDataURI" {
-                    if let serde_json::Value::String(s) = child {
-                        if !s.contains("://") && !s.starts_with('/') {
-                            *s = format!("{prefix}{s}");
-                        }
+                    if let serde_json::Value::String(s) = child
+                        && !s.contains("://")
+                        && !s.starts_with('/')
+                    {
+                        *s = format!("{prefix}{s}");
                     }
                 } else {
                     prefix_bulk_uris(child, prefix);
