@@ -201,3 +201,22 @@ def test_stow_sop_class_mismatch_is_a900(server):
     r = requests.post(f"{server.url}/dicom-web/studies", data=body, headers={"Content-Type": ctype, "Authorization": f"Bearer {t}"})
     assert r.status_code == 409
     assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xA900]
+
+
+def test_cors_and_corp(fresh_server, server):
+    # Defaults: no CORS headers, CORP same-site.
+    r = requests.get(server.url + "/healthz", headers={"Origin": "http://viewer.example"})
+    assert "access-control-allow-origin" not in r.headers and r.headers["cross-origin-resource-policy"] == "same-site"
+    s = fresh_server({"HUREN__HTTP__CORS_ALLOW_ORIGINS": '["http://viewer.example"]',
+                      "HUREN__HTTP__CROSS_ORIGIN_RESOURCE_POLICY": "cross-origin"})
+    pre = requests.options(s.url + "/dicom-web/studies", headers={
+        "Origin": "http://viewer.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert pre.headers["access-control-allow-origin"] == "http://viewer.example"
+    assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+    t = token(s, "city")
+    r = requests.get(s.url + "/dicom-web/studies", headers={"Origin": "http://viewer.example", "Authorization": f"Bearer {t}"})
+    assert r.headers["access-control-allow-origin"] == "http://viewer.example"
+    assert r.headers["cross-origin-resource-policy"] == "cross-origin"
+    other = requests.get(s.url + "/healthz", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

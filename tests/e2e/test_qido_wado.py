@@ -212,3 +212,34 @@ def test_series_metadata_etag_and_cache(region, server):
     # Rejecting the study changes it again: nothing to serve.
     cli(server.data_dir, "study", "reject", "--study-uid", study, "--reason", "test")
     assert requests.get(url, headers=h).status_code == 404
+
+
+def test_ohif_request_sequence(region, server):
+    """The requests OHIF v3 makes to open a study, as its DICOMweb data source sends them."""
+    import concurrent.futures
+    _, studies, t = region
+    h = {"Authorization": f"Bearer {t}", "Accept": "application/dicom+json"}
+    base = server.url + "/dicom-web"
+    # 1. Study list.
+    r = requests.get(f"{base}/studies?limit=101&offset=0&fuzzymatching=false&includefield=00081030%2C00080060&PatientName=%E5%BE%90*", headers=h)
+    assert r.status_code == 200
+    study = next(s for s in r.json() if s["0020000D"]["Value"][0] == studies["QW1"][0])
+    for tag in ("00080020", "00080050", "00100010", "00100020", "00201208", "00080061", "00081030"):
+        assert tag in study
+    # 2. The viewer route queries the study by UID, then its series.
+    uid = studies["QW1"][0]
+    assert len(requests.get(f"{base}/studies?StudyInstanceUID={uid}", headers=h).json()) == 1
+    series = requests.get(f"{base}/studies/{uid}/series", headers=h).json()
+    assert series and all("0020000E" in s and "00201209" in s for s in series)
+    # 3. Series metadata, in parallel.
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        metas = list(ex.map(lambda s: requests.get(f"{base}/studies/{uid}/series/{s['0020000E']['Value'][0]}/metadata", headers=h), series))
+    assert all(m.status_code == 200 for m in metas)
+    instances = [i for m in metas for i in m.json()]
+    assert len(instances) == 5
+    # 4. Frames, as stored.
+    i = instances[0]
+    url = (f"{base}/studies/{uid}/series/{i['0020000E']['Value'][0]}/instances/{i['00080018']['Value'][0]}/frames/1")
+    fr = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
+    assert fr.status_code == 200 and fr.headers["content-type"].startswith("multipart/related")
+    assert len(fr.content) > 32 * 32 * 2

@@ -32,11 +32,19 @@ pub struct AppState {
     pub max_query_limit: u32,
     /// Most instances one WADO-RS retrieve or metadata request covers.
     pub max_retrieve_instances: u32,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    pub cors_allow_origins: Vec<String>,
+    /// Cross-Origin-Resource-Policy sent on every response (`same-site`, `same-origin`,
+    /// `cross-origin`); a viewer page isolated with COEP needs `cross-origin` when on another site.
+    pub cross_origin_resource_policy: String,
     /// Renders the Prometheus exposition text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.cors_allow_origins);
+    let corp = axum::http::HeaderValue::from_str(&state.cross_origin_resource_policy)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("same-site"));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
@@ -89,8 +97,42 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/api/admin", admin::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+            corp,
+        ))
+        .layer(cors)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CORS for browser viewers on another origin (OHIF): the listed origins, or any with `*`.
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::WARNING,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("content-location"),
+        ])
 }
 
 async fn metrics_text(

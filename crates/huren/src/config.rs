@@ -29,6 +29,10 @@ pub struct Http {
     pub public_url: Option<String>,
     /// Largest QIDO-RS page; larger `limit`s are clamped with a Warning header.
     pub max_query_limit: u32,
+    /// Origins allowed by CORS (`["*"]` for any); empty: no CORS headers.
+    pub cors_allow_origins: Vec<String>,
+    /// Cross-Origin-Resource-Policy on every response.
+    pub cross_origin_resource_policy: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +70,8 @@ impl Default for Http {
             max_stow_mib: 4096,
             public_url: None,
             max_query_limit: 1000,
+            cors_allow_origins: Vec::new(),
+            cross_origin_resource_policy: "same-site".into(),
         }
     }
 }
@@ -145,6 +151,12 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
     zone(&s.archive.zone)?;
     if s.dimse.max_pdu_length < 4096 {
         bail!("dimse.max_pdu_length must be at least 4096");
+    }
+    if !matches!(
+        s.http.cross_origin_resource_policy.as_str(),
+        "same-site" | "same-origin" | "cross-origin"
+    ) {
+        bail!("http.cross_origin_resource_policy must be same-site, same-origin or cross-origin");
     }
     if s.archive.stable_after_secs < 0 {
         bail!("archive.stable_after_secs must not be negative");

@@ -519,6 +519,8 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         max_query_limit: settings.http.max_query_limit,
         listen_port: http_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         max_retrieve_instances: 100_000,
+        cors_allow_origins: settings.http.cors_allow_origins.clone(),
+        cross_origin_resource_policy: settings.http.cross_origin_resource_policy.clone(),
         public_url: settings
             .http
             .public_url
