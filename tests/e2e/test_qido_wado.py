@@ -243,3 +243,51 @@ def test_ohif_request_sequence(region, server):
     fr = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
     assert fr.status_code == 200 and fr.headers["content-type"].startswith("multipart/related")
     assert len(fr.content) > 32 * 32 * 2
+
+
+def test_rendered_thumbnail_and_wado_uri(region, server):
+    import io
+    from PIL import Image
+    _, _, t = region
+    h = {"Authorization": f"Bearer {t}"}
+    # A CT slice: -1024 HU air around a 40 HU disc; window 40/400 makes air black, the disc grey.
+    ds = ct(rows=64, cols=64, patient_id="RND1")
+    import numpy as np
+    yy, xx = np.mgrid[:64, :64]
+    px = np.where((yy - 32) ** 2 + (xx - 32) ** 2 < 400, 1064, 0).astype(np.uint16)
+    ds.PixelData = px.tobytes()
+    ds.RescaleIntercept, ds.RescaleSlope, ds.WindowCenter, ds.WindowWidth = -1024, 1, 40, 400
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    base = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    r = requests.get(base + "/rendered", headers={**h, "Accept": "image/png"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = np.array(Image.open(io.BytesIO(r.content)))
+    assert img.shape == (64, 64) and img[0, 0] == 0 and 120 < img[32, 32] < 135
+    # A narrow window around the disc makes it white.
+    r = requests.get(base + "/frames/1/rendered?window=0,10", headers={**h, "Accept": "image/png"})
+    assert np.array(Image.open(io.BytesIO(r.content)))[32, 32] == 255
+    r = requests.get(base + "/thumbnail", headers=h)
+    assert r.headers["content-type"] == "image/jpeg" and max(Image.open(io.BytesIO(r.content)).size) <= 128
+    r = requests.get(base + "/rendered?viewport=32,32&quality=50", headers=h)
+    assert Image.open(io.BytesIO(r.content)).size == (32, 32)
+    assert requests.get(base + "/rendered?window=abc", headers=h).status_code == 400
+    assert requests.get(base + "/frames/2/rendered", headers=h).status_code == 404
+    # WADO-URI.
+    q = f"requestType=WADO&studyUID={ds.StudyInstanceUID}&seriesUID={ds.SeriesInstanceUID}&objectUID={ds.SOPInstanceUID}"
+    r = requests.get(f"{server.url}/wado?{q}", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    r = requests.get(f"{server.url}/wado?{q}&contentType=application/dicom", headers=h)
+    got = pydicom.dcmread(io.BytesIO(r.content))
+    assert got.SOPInstanceUID == ds.SOPInstanceUID and got.PixelData == ds.PixelData
+    r = requests.get(f"{server.url}/wado?{q}&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2", headers=h)
+    assert pydicom.dcmread(io.BytesIO(r.content)).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert requests.get(f"{server.url}/wado?requestType=WADO&studyUID=1", headers=h).status_code == 400
+    assert requests.get(f"{server.url}/wado?{q}&contentType=text/html", headers=h).status_code == 406
+    # Compressed frames are not decoded yet: 406, not a wrong picture.
+    path = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
+    j = pydicom.dcmread(path, stop_before_pixels=True)
+    store_files(server.dimse_port, [path])
+    r = requests.get(f"{server.url}/dicom-web/studies/{j.StudyInstanceUID}/series/{j.SeriesInstanceUID}/instances/{j.SOPInstanceUID}/rendered", headers=h)
+    assert r.status_code == 406

@@ -20,6 +20,7 @@ pub mod json;
 pub mod meta;
 pub mod parse;
 pub mod pixel;
+pub mod render;
 pub mod synth;
 pub mod transcode;
 pub mod ts;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod qido;
+pub mod render;
 pub mod stow;
 pub mod wado;
 
@@ -95,6 +96,23 @@ pub fn router(state: AppState) -> Router {
             "/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{range}",
             get(wado::bulk),
         )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/rendered",
+            get(render::instance_rendered),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            get(render::instance_thumbnail),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+            get(render::frame_rendered),
+        )
+        .route(
+            "/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/thumbnail",
+            get(render::frame_thumbnail),
+        )
+        .route("/wado", get(render::wado_uri))
         .nest("/api/admin", admin::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(

@@ -20,7 +20,7 @@ use serde_json::Value;
 const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 const BOUNDARY: &str = "huren-7b1c2d0e-boundary";
 
-async fn instances(
+pub(crate) async fn instances(
     state: &AppState,
     principal: &huren_access::Principal,
     scope: Vec<(Key, String)>,
@@ -38,7 +38,11 @@ async fn instances(
     Ok((grant, found))
 }
 
-fn scope(study: String, series: Option<String>, instance: Option<String>) -> Vec<(Key, String)> {
+pub(crate) fn scope(
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+) -> Vec<(Key, String)> {
     let mut v = vec![(Key::StudyInstanceUid, study)];
     if let Some(s) = series {
         v.push((Key::SeriesInstanceUid, s));
@@ -241,20 +245,20 @@ async fn retrieve(
     Ok(resp)
 }
 
-struct Part {
-    key: String,
-    stored: String,
+pub(crate) struct Part {
+    pub(crate) key: String,
+    pub(crate) stored: String,
     /// Re-encode to this native syntax on the way out.
-    convert: Option<String>,
+    pub(crate) convert: Option<String>,
 }
 
 /// Where one part's bytes are read from: the stored object, or a transcoded temporary copy
 /// (removed when the part has been sent).
-struct Reading {
-    path: std::path::PathBuf,
-    _temp: Option<tempfile::TempPath>,
-    at: u64,
-    size: u64,
+pub(crate) struct Reading {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) _temp: Option<tempfile::TempPath>,
+    pub(crate) at: u64,
+    pub(crate) size: u64,
 }
 
 enum PartState {
@@ -328,7 +332,7 @@ fn multipart_stream(
 /// Opens a part for reading (transcoding first when asked) and says what must precede its
 /// bytes: objects stored without the 128-byte preamble (some STOW clients) get it here, so
 /// every part is a Part 10 file.
-async fn open_part(
+pub(crate) async fn open_part(
     part: &Part,
     blobs: &std::sync::Arc<dyn huren_archive::ports::BlobStore>,
 ) -> std::io::Result<(Reading, Vec<u8>)> {
@@ -379,7 +383,7 @@ async fn open_part(
     ))
 }
 
-fn not_acceptable(msg: &str) -> ApiError {
+pub(crate) fn not_acceptable(msg: &str) -> ApiError {
     ApiError {
         code: "not_acceptable",
         status: StatusCode::NOT_ACCEPTABLE,

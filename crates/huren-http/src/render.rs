@@ -1,0 +1,344 @@
+//! Rendered images: WADO-RS `rendered` and `thumbnail` (PS3.18 §10.4.1.1.3, §8.3.5) and
+//! WADO-URI (PS3.18 §9). Native frames are read by range at the offsets indexed at ingest and
+//! rendered in huren_dicom::render; compressed frames need a decoder (not yet: 406).
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiQuery};
+use crate::wado::{Part, Reading, instances, not_acceptable, open_part, scope};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use huren_archive::query::Match;
+use huren_dicom::pixel::PixelLayout;
+use huren_dicom::render::{PixelModule, RenderOptions, render};
+use std::collections::HashMap;
+
+type Params = ApiQuery<HashMap<String, String>>;
+
+/// Thumbnails fit in this many pixels on each side.
+const THUMBNAIL: u32 = 128;
+
+fn parse_pair(v: &str, what: &str) -> Result<(f64, f64), ApiError> {
+    let mut it = v.split(',').map(|x| x.trim().parse::<f64>());
+    match (it.next(), it.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => Ok((a, b)),
+        _ => Err(ApiError::bad_request(format!(
+            "{what} must be two numbers separated by a comma"
+        ))),
+    }
+}
+
+fn options(
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    thumbnail: bool,
+) -> Result<RenderOptions, ApiError> {
+    let window = params
+        .get("window")
+        .map(|w| parse_pair(w, "window"))
+        .transpose()?;
+    if window.is_some_and(|(_, w)| w < 1.0) {
+        return Err(ApiError::bad_request("window width must be at least 1"));
+    }
+    let viewport = match params.get("viewport") {
+        Some(v) => {
+            let (w, h) = parse_pair(v, "viewport")?;
+            if w < 1.0 || h < 1.0 {
+                return Err(ApiError::bad_request("viewport must be positive"));
+            }
+            Some((w as u32, h as u32))
+        }
+        None if thumbnail => Some((THUMBNAIL, THUMBNAIL)),
+        None => None,
+    };
+    let quality = match params.get("quality") {
+        Some(q) => q
+            .parse::<u8>()
+            .ok()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or_else(|| ApiError::bad_request("quality is 1 to 100"))?,
+        None => 90,
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("image/jpeg");
+    let png = accept.contains("image/png") && !accept.contains("image/jpeg");
+    if !accept.contains("image/") && !accept.contains("*/*") && !accept.is_empty() {
+        return Err(not_acceptable(
+            "rendered images are image/jpeg or image/png",
+        ));
+    }
+    Ok(RenderOptions {
+        window,
+        viewport,
+        quality,
+        png,
+    })
+}
+
+/// Reads frame `idx` (0-based) as native little-endian bytes.
+async fn native_frame(
+    state: &AppState,
+    m: &Match,
+    pm: &PixelModule,
+    idx: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let key = m.blob_key.clone().unwrap_or_default();
+    let layout: PixelLayout = m
+        .pixel_layout
+        .as_deref()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(PixelLayout::None);
+    if idx as u32 >= layout.frame_count() {
+        return Err(match layout {
+            PixelLayout::None => not_acceptable("this instance has no pixel data to render"),
+            PixelLayout::Deflated => {
+                not_acceptable("rendering deflated objects is not implemented yet")
+            }
+            _ => ApiError::not_found(format!("frame {} does not exist", idx + 1)),
+        });
+    }
+    match layout {
+        PixelLayout::Native {
+            offset,
+            frame_length,
+            packed_bits: false,
+            ..
+        } => {
+            let start = offset + frame_length * idx as u64;
+            let mut b = state
+                .archive
+                .blobs
+                .read_range(&key, start..start + frame_length)
+                .await?
+                .to_vec();
+            if m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.2")
+                && pm.bits_allocated > 8
+            {
+                let unit = (pm.bits_allocated / 8) as usize;
+                b.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
+            }
+            Ok(b)
+        }
+        _ => Err(not_acceptable(
+            "rendering compressed or packed frames needs a decoder, not implemented yet",
+        )),
+    }
+}
+
+async fn rendered_image(
+    state: &AppState,
+    p: &huren_access::Principal,
+    uids: (String, String, String),
+    frame: usize,
+    opts: RenderOptions,
+) -> Result<Response, ApiError> {
+    let (grant, found) = instances(state, p, scope(uids.0, Some(uids.1), Some(uids.2))).await?;
+    let m = &found[0];
+    let docs = state
+        .archive
+        .instance_metadata(&grant, std::slice::from_ref(m))
+        .await?;
+    let doc = docs
+        .into_iter()
+        .next()
+        .map(serde_json::Value::Object)
+        .unwrap_or_default();
+    let pm = PixelModule::from_json(&doc)
+        .ok_or_else(|| not_acceptable("this instance has no image pixel module"))?;
+    let bytes = native_frame(state, m, &pm, frame).await?;
+    let png = opts.png;
+    let out = tokio::task::spawn_blocking(move || render(&pm, &bytes, &opts))
+        .await
+        .map_err(|_| ApiError::internal("render task failed"))?
+        .map_err(|e| not_acceptable(&e.to_string()))?;
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if png { "image/png" } else { "image/jpeg" }),
+    );
+    Ok(resp)
+}
+
+pub async fn instance_rendered(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    h: HeaderMap,
+    Path(uids): Path<(String, String, String)>,
+    ApiQuery(q): Params,
+) -> Result<Response, ApiError> {
+    let opts = options(&q, &h, false)?;
+    rendered_image(&s, &p, uids, 0, opts).await
+}
+
+pub async fn instance_thumbnail(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    h: HeaderMap,
+    Path(uids): Path<(String, String, String)>,
+    ApiQuery(q): Params,
+) -> Result<Response, ApiError> {
+    let opts = options(&q, &h, true)?;
+    rendered_image(&s, &p, uids, 0, opts).await
+}
+
+fn frame_index(f: &str) -> Result<usize, ApiError> {
+    f.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(|n| n - 1)
+        .ok_or_else(|| ApiError::bad_request("a rendered frame is one positive frame number"))
+}
+
+pub async fn frame_rendered(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    h: HeaderMap,
+    Path((st, se, i, f)): Path<(String, String, String, String)>,
+    ApiQuery(q): Params,
+) -> Result<Response, ApiError> {
+    let opts = options(&q, &h, false)?;
+    rendered_image(&s, &p, (st, se, i), frame_index(&f)?, opts).await
+}
+
+pub async fn frame_thumbnail(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    h: HeaderMap,
+    Path((st, se, i, f)): Path<(String, String, String, String)>,
+    ApiQuery(q): Params,
+) -> Result<Response, ApiError> {
+    let opts = options(&q, &h, true)?;
+    rendered_image(&s, &p, (st, se, i), frame_index(&f)?, opts).await
+}
+
+/// WADO-URI (PS3.18 §9): `GET /wado?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…`.
+/// `contentType=application/dicom` returns the object (re-encoded when `transferSyntax` names
+/// another native syntax; as stored when no syntax is named — legacy viewers expect that);
+/// image/jpeg (the default) or image/png renders it.
+pub async fn wado_uri(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiQuery(q): Params,
+) -> Result<Response, ApiError> {
+    if q.get("requestType").map(String::as_str) != Some("WADO") {
+        return Err(ApiError::bad_request("requestType=WADO is required"));
+    }
+    let get = |k: &str| {
+        q.get(k)
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request(format!("{k} is required")))
+    };
+    let uids = (get("studyUID")?, get("seriesUID")?, get("objectUID")?);
+    let content_type = q
+        .get("contentType")
+        .map(String::as_str)
+        .unwrap_or("image/jpeg");
+    if content_type
+        .split(',')
+        .any(|c| c.trim() == "application/dicom")
+    {
+        let (_grant, found) = instances(&s, &p, scope(uids.0, Some(uids.1), Some(uids.2))).await?;
+        let m = &found[0];
+        let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
+        let convert = match q.get("transferSyntax") {
+            Some(ts) if *ts != stored => {
+                if !huren_dicom::transcode::can_transcode(&stored, ts) {
+                    return Err(not_acceptable(&format!(
+                        "the object is stored as {stored} and cannot be converted to {ts}"
+                    )));
+                }
+                Some(ts.clone())
+            }
+            _ => None,
+        };
+        let part = Part {
+            key: m.blob_key.clone().unwrap_or_default(),
+            stored,
+            convert,
+        };
+        let (reading, preamble) = open_part(&part, &s.archive.blobs).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot open object");
+            ApiError::internal("cannot read the object")
+        })?;
+        let mut resp = Response::new(Body::from_stream(object_stream(reading, preamble)));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/dicom"),
+        );
+        return Ok(resp);
+    }
+    let png = content_type.contains("image/png");
+    if !png && !content_type.contains("image/jpeg") {
+        return Err(not_acceptable(
+            "contentType is application/dicom, image/jpeg or image/png",
+        ));
+    }
+    let window = match (q.get("windowCenter"), q.get("windowWidth")) {
+        (Some(c), Some(w)) => Some(parse_pair(&format!("{c},{w}"), "windowCenter/windowWidth")?),
+        _ => None,
+    };
+    let viewport = match (q.get("columns"), q.get("rows")) {
+        (Some(c), Some(r)) => Some(
+            parse_pair(&format!("{c},{r}"), "columns/rows").map(|(c, r)| (c as u32, r as u32))?,
+        ),
+        _ => None,
+    };
+    let quality = q
+        .get("imageQuality")
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(90);
+    let frame = q
+        .get("frameNumber")
+        .map(|f| frame_index(f))
+        .transpose()?
+        .unwrap_or(0);
+    rendered_image(
+        &s,
+        &p,
+        uids,
+        frame,
+        RenderOptions {
+            window,
+            viewport,
+            quality,
+            png,
+        },
+    )
+    .await
+}
+
+fn object_stream(
+    reading: Reading,
+    preamble: Vec<u8>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    const CHUNK: u64 = 1024 * 1024;
+    futures::stream::unfold((Some(preamble), reading), |(pre, mut r)| async move {
+        if let Some(p) = pre {
+            return Some((Ok(Bytes::from(p)), (None, r)));
+        }
+        if r.at >= r.size {
+            return None;
+        }
+        let end = (r.at + CHUNK).min(r.size);
+        let path = r.path.clone();
+        let at = r.at;
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
+            let mut f = std::fs::File::open(path)?;
+            f.seek(std::io::SeekFrom::Start(at))?;
+            let mut buf = vec![0u8; (end - at) as usize];
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|x| x);
+        r.at = end;
+        Some((read.map(Bytes::from), (None, r)))
+    })
+}
