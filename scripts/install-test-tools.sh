@@ -9,17 +9,28 @@ need_apt=()
 [ -x /usr/bin/storescu ] || need_apt+=(dcmtk)
 [ -x /usr/bin/dciodvfy ] || need_apt+=(dicom3tools)
 command -v ojph_compress >/dev/null 2>&1 || need_apt+=(openjph-tools)
+# Headless Chromium for the OHIF viewer test (driven by Playwright, which uses it by path).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # openjph-tools is optional (HTJ2K sample generation); the suite skips that case without it.
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq dcmtk dicom3tools >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq dcmtk dicom3tools chromium >/dev/null
 fi
 
-PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 pytest requests)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, data_store, pytest, requests" 2>/dev/null; then
+PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 pytest requests playwright)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, data_store, pytest, requests, playwright" 2>/dev/null; then
   echo "installing Python test peers into .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
+fi
+
+# The OHIF viewer, as published (its package ships a built dist/), pinned; unpacked once.
+OHIF_VERSION=3.13.2
+OHIF_DIR=tests/.work/ohif-$OHIF_VERSION
+if [ ! -f "$OHIF_DIR/package/dist/index.html" ]; then
+  echo "fetching @ohif/app@$OHIF_VERSION from the npm registry"
+  mkdir -p "$OHIF_DIR"
+  (cd "$OHIF_DIR" && npm pack --silent "@ohif/app@$OHIF_VERSION" >/dev/null && tar xzf ohif-app-$OHIF_VERSION.tgz && rm -f ohif-app-$OHIF_VERSION.tgz)
 fi

@@ -69,6 +69,8 @@ class Server:
             else:
                 self.proc.terminate()
             self.proc.wait(timeout=20)
+        if getattr(self, "log", None):
+            self.log.close()
 
     def db(self):
         return sqlite3.connect(str(self.data_dir / "index.sqlite"))
