@@ -76,8 +76,11 @@ class Server:
         return sqlite3.connect(str(self.data_dir / "index.sqlite"))
 
     def query(self, sql, *params):
-        with self.db() as c:
+        c = self.db()
+        try:
             return c.execute(sql, params).fetchall()
+        finally:
+            c.close()
 
 
 def setup_region(data_dir):
