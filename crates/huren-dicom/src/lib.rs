@@ -15,6 +15,7 @@
 
 pub mod attrs;
 pub mod charset;
+pub mod decode;
 pub mod encode;
 pub mod json;
 pub mod meta;

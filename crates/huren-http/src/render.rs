@@ -80,13 +80,15 @@ fn options(
     })
 }
 
-/// Reads frame `idx` (0-based) as native little-endian bytes.
-async fn native_frame(
+/// Reads frame `idx` (0-based) as native little-endian bytes, decoding it when the object is
+/// compressed; returns the pixel module that describes the bytes (decoding may change the
+/// photometric interpretation, e.g. YBR_FULL_422 → RGB).
+pub(crate) async fn native_frame(
     state: &AppState,
     m: &Match,
     pm: &PixelModule,
     idx: usize,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, PixelModule), ApiError> {
     let key = m.blob_key.clone().unwrap_or_default();
     let layout: PixelLayout = m
         .pixel_layout
@@ -122,10 +124,37 @@ async fn native_frame(
                 let unit = (pm.bits_allocated / 8) as usize;
                 b.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
             }
-            Ok(b)
+            Ok((b, pm.clone()))
+        }
+        PixelLayout::Encapsulated { frames } => {
+            let mut data = Vec::new();
+            for (off, len) in &frames[idx] {
+                data.extend_from_slice(
+                    &state
+                        .archive
+                        .blobs
+                        .read_range(&key, *off..*off + u64::from(*len))
+                        .await?,
+                );
+            }
+            let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
+            let pm2 = pm.clone();
+            let decoded = tokio::task::spawn_blocking(move || {
+                huren_dicom::decode::decode_frame(&ts, &pm2, data)
+            })
+            .await
+            .map_err(|_| ApiError::internal("decode task failed"))?
+            .map_err(|e| not_acceptable(&e.to_string()))?;
+            let mut out = pm.clone();
+            out.samples_per_pixel = decoded.samples_per_pixel;
+            out.bits_allocated = decoded.bits_allocated;
+            out.bits_stored = out.bits_stored.min(decoded.bits_allocated);
+            out.photometric = decoded.photometric;
+            out.planar_configuration = decoded.planar_configuration;
+            Ok((decoded.bytes, out))
         }
         _ => Err(not_acceptable(
-            "rendering compressed or packed frames needs a decoder, not implemented yet",
+            "this frame layout (packed 1-bit, or fragments without an offset table) is not decoded yet",
         )),
     }
 }
@@ -150,7 +179,7 @@ async fn rendered_image(
         .unwrap_or_default();
     let pm = PixelModule::from_json(&doc)
         .ok_or_else(|| not_acceptable("this instance has no image pixel module"))?;
-    let bytes = native_frame(state, m, &pm, frame).await?;
+    let (bytes, pm) = native_frame(state, m, &pm, frame).await?;
     let png = opts.png;
     let out = tokio::task::spawn_blocking(move || render(&pm, &bytes, &opts))
         .await

@@ -439,10 +439,16 @@ pub async fn frames(
     // Native little-endian frames are already Explicit VR Little Endian frames.
     let ok = serves(&stored, &requested)
         || (native && requested == EXPLICIT_VR_LE && stored == "1.2.840.10008.1.2");
-    if !ok {
+    // Uncompressed frames of a compressed object: decode just those frames.
+    let decode =
+        !ok && requested == EXPLICIT_VR_LE && matches!(layout, PixelLayout::Encapsulated { .. });
+    if !ok && !decode {
         return Err(not_acceptable(&format!(
-            "frames are stored as {stored}; decoding to {requested} is not implemented yet — ask with transfer-syntax=*"
+            "frames are stored as {stored}; they are served as stored (transfer-syntax=*) or as Explicit VR Little Endian"
         )));
+    }
+    if decode {
+        return decoded_frames(&state, &p, m, &numbers, layout.frame_count()).await;
     }
     let total = layout.frame_count();
     if let Some(bad) = numbers.iter().find(|n| **n > total) {
@@ -515,6 +521,49 @@ pub async fn frames(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&format!(
             "multipart/related; type=\"{media}\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}
+
+/// Frames of a compressed object decoded to native little-endian samples, one part each.
+async fn decoded_frames(
+    state: &AppState,
+    p: &huren_access::Principal,
+    m: &Match,
+    numbers: &[u32],
+    total: u32,
+) -> Result<Response, ApiError> {
+    if let Some(bad) = numbers.iter().find(|n| **n > total) {
+        return Err(ApiError::not_found(format!(
+            "frame {bad} does not exist; the instance has {total}"
+        )));
+    }
+    let grant = grant_read(p)?;
+    let doc = state
+        .archive
+        .instance_metadata(&grant, std::slice::from_ref(m))
+        .await?
+        .into_iter()
+        .next()
+        .map(Value::Object)
+        .unwrap_or_default();
+    let pm = huren_dicom::render::PixelModule::from_json(&doc)
+        .ok_or_else(|| not_acceptable("no image pixel module"))?;
+    let mut body = Vec::new();
+    for n in numbers {
+        let (bytes, _) = crate::render::native_frame(state, m, &pm, (*n - 1) as usize).await?;
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}\r\n\r\n").as_bytes());
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
         ))
         .map_err(|_| ApiError::internal("header"))?,
     );
