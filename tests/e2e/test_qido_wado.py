@@ -153,12 +153,20 @@ def test_wado_not_found_and_not_acceptable(region, server):
     assert strip(got) == strip(ds)
     r = requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\"; transfer-syntax=*"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
-    # A JPEG object cannot be decoded yet: 406 rather than a wrong answer.
-    path = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
+    # A JPEG-LS object cannot be decoded (CharLS not compiled in): 406 rather than a wrong answer.
+    path = TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"
     assert store_files(server.dimse_port, [path])[str(path)] == 0
     j = pydicom.dcmread(path, stop_before_pixels=True)
     url = f"{server.url}/dicom-web/studies/{j.StudyInstanceUID}/series/{j.SeriesInstanceUID}/instances/{j.SOPInstanceUID}"
     assert requests.get(url, headers={**h, "Accept": "multipart/related; type=\"application/dicom\""}).status_code == 406
+    # A JPEG 2000 lossless object asked for by default comes back decoded, pixel for pixel.
+    path = TEST_FILES / "MR_small_jp2klossless.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    j = pydicom.dcmread(path, stop_before_pixels=True)
+    got = client.retrieve_instance(j.StudyInstanceUID, j.SeriesInstanceUID, j.SOPInstanceUID,
+                                   media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert got.PixelData == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData
 
 
 def split_multipart(resp):

@@ -107,8 +107,8 @@ def test_cget_with_role_selection(server, study):
 
 
 def test_cget_unconvertible_object_fails_b000(server, tmp_path):
-    # A JPEG baseline object, but the requestor accepts only Explicit VR Little Endian.
-    path = TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"
+    # A JPEG-LS object (no decoder compiled in), but the requestor accepts only Explicit VR LE.
+    path = TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"
     assert store_files(server.dimse_port, [path])[str(path)] == 0
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     ident = pydicom.Dataset()
@@ -183,3 +183,19 @@ def test_movescu_to_plain_storescp_gets_converted_objects(server, tmp_path):
     finally:
         scp.terminate()
         scp.wait(timeout=10)
+
+
+def test_cget_decodes_compressed_for_a_native_only_peer(server):
+    # RLE stored; the requestor accepts only Explicit VR LE: the object arrives decoded.
+    path = TEST_FILES / "MR_small_RLE.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ident = pydicom.Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID, ident.SeriesInstanceUID, ident.SOPInstanceUID = ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
+    responses, received = get(server, ident, [(ds.SOPClassUID, ["1.2.840.10008.1.2.1"])])
+    assert responses[-1][0].Status == 0
+    import io
+    from pydicom.filereader import read_dataset
+    got = read_dataset(io.BytesIO(received[ds.SOPInstanceUID]), is_implicit_VR=False, is_little_endian=True)
+    assert got.PixelData == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData

@@ -27,10 +27,30 @@ pub enum TranscodeError {
     Io(#[from] io::Error),
 }
 
-/// True when `from` can be re-encoded to `to` here.
+/// Compressed syntaxes whose frames huren can decode (`crate::decode`).
+pub fn decodable(ts: &str) -> bool {
+    matches!(
+        ts,
+        "1.2.840.10008.1.2.4.50"
+            | "1.2.840.10008.1.2.4.51"
+            | "1.2.840.10008.1.2.4.57"
+            | "1.2.840.10008.1.2.4.70"
+            | "1.2.840.10008.1.2.4.90"
+            | "1.2.840.10008.1.2.4.91"
+            | "1.2.840.10008.1.2.4.201"
+            | "1.2.840.10008.1.2.4.202"
+            | "1.2.840.10008.1.2.4.203"
+            | "1.2.840.10008.1.2.5"
+    )
+}
+
+/// True when `from` can be re-encoded to `to` here: between native syntaxes, or from a
+/// decodable compressed syntax to a native one.
 pub fn can_transcode(from: &str, to: &str) -> bool {
     match (crate::ts::lookup(from), crate::ts::lookup(to)) {
-        (Some(f), Some(t)) => !f.encapsulated && !t.encapsulated && !t.deflated,
+        (Some(f), Some(t)) => {
+            !t.encapsulated && !t.deflated && (!f.encapsulated || decodable(f.uid))
+        }
         _ => false,
     }
 }
@@ -47,7 +67,7 @@ pub fn transcode_file(
     let meta = read_file_meta(&mut head)?;
     let from = crate::ts::lookup(&meta.transfer_syntax_uid)
         .ok_or_else(|| TranscodeError::Unknown(meta.transfer_syntax_uid.clone()))?;
-    if from.encapsulated || to.encapsulated || to.deflated {
+    if (from.encapsulated && !decodable(from.uid)) || to.encapsulated || to.deflated {
         return Err(TranscodeError::NeedsCodec {
             from: from.uid.into(),
             to: to.uid.into(),
@@ -74,16 +94,21 @@ pub fn transcode_file(
             &Limits::default(),
         )?
     };
-    if ds
+    let mut bulk = File::open(src)?;
+    let pixel = if ds
         .elements
         .iter()
         .any(|e| matches!(e.value, Value::Fragments { .. }))
     {
-        return Err(TranscodeError::NeedsCodec {
-            from: from.uid.into(),
-            to: to.uid.into(),
-        });
-    }
+        Some(
+            plan_decoding(&ds, from, &mut bulk).ok_or_else(|| TranscodeError::NeedsCodec {
+                from: from.uid.into(),
+                to: to.uid.into(),
+            })?,
+        )
+    } else {
+        None
+    };
     let mut w = BufWriter::with_capacity(256 * 1024, out);
     w.write_all(&crate::meta::file_meta(
         &meta.media_storage_sop_class_uid,
@@ -91,11 +116,11 @@ pub fn transcode_file(
         to.uid,
         meta.source_ae_title.as_deref(),
     ))?;
-    let mut bulk = File::open(src)?;
     let mut enc = Encoder {
         from,
         to,
         bulk: &mut bulk,
+        pixel,
     };
     enc.dataset(&ds, &mut w)?;
     w.flush()?;
@@ -106,6 +131,77 @@ struct Encoder<'a> {
     from: &'static TransferSyntax,
     to: &'static TransferSyntax,
     bulk: &'a mut File,
+    /// Set when encapsulated pixel data is decoded on the way.
+    pixel: Option<PixelPlan>,
+}
+
+/// How to replace encapsulated pixel data by decoded native frames.
+struct PixelPlan {
+    transfer_syntax: &'static str,
+    module: crate::render::PixelModule,
+    frames: Vec<Vec<(u64, u32)>>,
+    frame_size: usize,
+    /// Attributes the decoding changes (photometric interpretation, planar configuration).
+    overrides: Vec<(u32, Vec<u8>)>,
+}
+
+fn read_fragments(bulk: &mut File, frame: &[(u64, u32)]) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    for (off, len) in frame {
+        bulk.seek(SeekFrom::Start(*off))?;
+        let at = data.len();
+        data.resize(at + *len as usize, 0);
+        bulk.read_exact(&mut data[at..])?;
+    }
+    Ok(data)
+}
+
+/// Decodes the first frame to learn what the decoder produces; `None` when the fragments
+/// cannot be mapped to frames or the first frame does not decode.
+fn plan_decoding(
+    ds: &Dataset,
+    from: &'static TransferSyntax,
+    bulk: &mut File,
+) -> Option<PixelPlan> {
+    let cx = crate::values::TextContext::for_dataset(
+        ds,
+        crate::charset::Assumed::Declared,
+        from.big_endian,
+    );
+    let frames = match crate::pixel::layout(ds, &cx, false) {
+        crate::pixel::PixelLayout::Encapsulated { frames } => frames,
+        crate::pixel::PixelLayout::EncapsulatedUnmapped {
+            fragments,
+            frames: 1,
+        } => vec![fragments],
+        _ => return None,
+    };
+    let json = crate::json::to_json(ds, &cx);
+    let module = crate::render::PixelModule::from_json(&json)?;
+    let first = crate::decode::decode_frame(
+        from.uid,
+        &module,
+        read_fragments(bulk, frames.first()?).ok()?,
+    )
+    .ok()?;
+    let mut photometric = first.photometric.clone().into_bytes();
+    if photometric.len() % 2 == 1 {
+        photometric.push(b' ');
+    }
+    let mut overrides = vec![(0x0028_0004, photometric)];
+    if first.samples_per_pixel > 1 {
+        overrides.push((
+            0x0028_0006,
+            (first.planar_configuration as u16).to_le_bytes().to_vec(),
+        ));
+    }
+    Some(PixelPlan {
+        transfer_syntax: from.uid,
+        module,
+        frame_size: first.bytes.len(),
+        frames,
+        overrides,
+    })
 }
 
 /// Size of the unit whose byte order a VR's binary values follow (PS3.5 §7.3).
@@ -182,6 +278,19 @@ impl Encoder<'_> {
                 self.header(w, 0xFFFE_E0DD, Vr::UN, 0)
             }
             Value::Bytes(b) => {
+                if let Some(new) = self
+                    .pixel
+                    .as_ref()
+                    .and_then(|p| p.overrides.iter().find(|o| o.0 == el.tag))
+                {
+                    let v = if self.to.big_endian && el.vr == Vr::US {
+                        new.1.iter().rev().copied().collect()
+                    } else {
+                        new.1.clone()
+                    };
+                    self.header(w, el.tag, el.vr, v.len() as u32)?;
+                    return w.write_all(&v);
+                }
                 self.header(w, el.tag, el.vr, b.len() as u32)?;
                 if self.swapping() && swap_unit(el.vr) > 1 {
                     w.write_all(&swapped(b, swap_unit(el.vr)))
@@ -208,7 +317,32 @@ impl Encoder<'_> {
                 Ok(())
             }
             Value::Fragments { .. } => {
-                Err(io::Error::other("encapsulated pixel data needs a codec"))
+                let Some(plan) = self.pixel.take() else {
+                    return Err(io::Error::other("encapsulated pixel data needs a codec"));
+                };
+                let vr = if plan.module.bits_allocated > 8 {
+                    Vr::OW
+                } else {
+                    Vr::OB
+                };
+                let total = plan.frame_size * plan.frames.len();
+                self.header(w, el.tag, vr, total as u32)?;
+                for frame in &plan.frames {
+                    let data = read_fragments(self.bulk, frame)?;
+                    let decoded =
+                        crate::decode::decode_frame(plan.transfer_syntax, &plan.module, data)
+                            .map_err(io::Error::other)?;
+                    if decoded.bytes.len() != plan.frame_size {
+                        return Err(io::Error::other("decoded frames differ in size"));
+                    }
+                    if self.to.big_endian && vr == Vr::OW {
+                        w.write_all(&swapped(&decoded.bytes, 2))?;
+                    } else {
+                        w.write_all(&decoded.bytes)?;
+                    }
+                }
+                self.pixel = Some(plan);
+                Ok(())
             }
         }
     }
@@ -284,8 +418,12 @@ mod tests {
     }
 
     #[test]
-    fn encapsulated_needs_a_codec() {
+    fn jpeg_ls_needs_a_codec_others_decode() {
         assert!(!can_transcode(
+            "1.2.840.10008.1.2.4.80",
+            crate::ts::EXPLICIT_VR_LE
+        ));
+        assert!(can_transcode(
             "1.2.840.10008.1.2.4.50",
             crate::ts::EXPLICIT_VR_LE
         ));
