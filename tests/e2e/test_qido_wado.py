@@ -323,3 +323,54 @@ def test_lossless_frames_decode_to_the_original(region, server, name):
     assert r.status_code == 200
     (_, body), = split_multipart(r)
     assert body == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData
+
+
+def test_patient_update_shows_everywhere_without_rewriting_objects(region, server):
+    """The mechanism later merges and updates rely on: the patient record is the source of
+    patient attributes in QIDO, C-FIND and metadata; stored objects stay as received."""
+    _, _, t = region
+    h = {"Authorization": f"Bearer {t}"}
+    study, series = generate_uid(), generate_uid()
+    ds = ct(study=study, series=series, patient_id="UPD1", name="Old^Name=旧^名", rows=8, cols=8)
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    url = f"{server.url}/dicom-web/studies/{study}/series/{series}/metadata"
+    before = requests.get(url, headers=h)
+    key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", ds.SOPInstanceUID)[0][0]
+    stored_before = (server.data_dir / key).read_bytes()
+    # What a demographics update (or a merge) will do: change the patient record only.
+    c = server.db()
+    c.execute("UPDATE patient SET name_raw = 'New^Name=新^名', name_alphabetic = 'New^Name', name_ideographic = '新^名', "
+              "updated_at = updated_at + 1 WHERE patient_id = 'UPD1'")
+    c.commit()
+    c.close()
+    q = requests.get(f"{server.url}/dicom-web/studies?PatientID=UPD1", headers=h).json()
+    assert q[0]["00100010"]["Value"][0]["Ideographic"] == "新^名"
+    assert requests.get(f"{server.url}/dicom-web/studies?PatientName=新*&PatientID=UPD1", headers=h).json()
+    after = requests.get(url, headers={**h, "If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+    assert after.json()[0]["00100010"]["Value"][0]["Ideographic"] == "新^名"
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+    a = associate(server.dimse_port, contexts=[(FIND, ["1.2.840.10008.1.2"])])
+    ident = pydicom.Dataset()
+    ident.SpecificCharacterSet = "ISO_IR 192"
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.PatientID = "UPD1"
+    ident.PatientName = ""
+    names = [str(i.PatientName) for s, i in a.send_c_find(ident, FIND) if i is not None and s.Status == 0xFF00]
+    a.release()
+    assert names == ["New^Name=新^名"]
+    assert (server.data_dir / key).read_bytes() == stored_before
+
+
+def test_big_endian_frames_served_little_endian(region, server):
+    _, _, t = region
+    path = TEST_FILES / "MR_small_bigendian.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    url = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
+    r = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=application/octet-stream"})
+    assert r.status_code == 200
+    (_, body), = split_multipart(r)
+    assert body == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData

@@ -438,7 +438,9 @@ pub async fn frames(
     let native = matches!(layout, PixelLayout::Native { .. });
     // Native little-endian frames are already Explicit VR Little Endian frames.
     let ok = serves(&stored, &requested)
-        || (native && requested == EXPLICIT_VR_LE && stored == "1.2.840.10008.1.2");
+        || (native
+            && requested == EXPLICIT_VR_LE
+            && (stored == "1.2.840.10008.1.2" || stored == "1.2.840.10008.1.2.2"));
     // Uncompressed frames of a compressed object: decode just those frames.
     let decode =
         !ok && requested == EXPLICIT_VR_LE && matches!(layout, PixelLayout::Encapsulated { .. });
@@ -482,12 +484,28 @@ pub async fn frames(
                     .blobs
                     .read_range(&key, start..start + frame_length)
                     .await?;
-                if stored == "1.2.840.10008.1.2.2" {
-                    return Err(not_acceptable(
-                        "big-endian frames need byte swapping, not implemented yet",
-                    ));
+                if stored == "1.2.840.10008.1.2.2" && requested != "*" && requested != stored {
+                    // Big endian native frames: swap each sample to little endian (PS3.5 §A.3).
+                    let grant = grant_read(&p)?;
+                    let doc = state
+                        .archive
+                        .instance_metadata(&grant, std::slice::from_ref(m))
+                        .await?
+                        .into_iter()
+                        .next()
+                        .map(Value::Object)
+                        .unwrap_or_default();
+                    let bits = huren_dicom::render::PixelModule::from_json(&doc)
+                        .map_or(16, |pm| pm.bits_allocated);
+                    let mut v = b.to_vec();
+                    if bits > 8 {
+                        v.chunks_exact_mut((bits / 8) as usize)
+                            .for_each(<[u8]>::reverse);
+                    }
+                    v
+                } else {
+                    b.to_vec()
                 }
-                b.to_vec()
             }
             PixelLayout::Encapsulated { frames } => {
                 let mut v = Vec::new();
