@@ -111,3 +111,19 @@ def test_findscu_dcmtk(server, data):
     assert r.returncode == 0, r.stderr
     assert data["CF2"][0] in r.stderr and "Xu^Lan" in r.stderr
     assert "Find Response: 2 (Success)" in r.stderr or "(Success)" in r.stderr
+
+
+def test_streams_more_than_one_page(server, tmp_path):
+    """More matches than one database page (500): keyset pagination returns each exactly once."""
+    study, series = generate_uid(), generate_uid()
+    sops = set()
+    for i in range(620):
+        ds = ct(study=study, series=series, patient_id="CFPAGE", rows=2, cols=2)
+        ds.InstanceNumber = i + 1
+        ds.save_as(tmp_path / f"{i:04}.dcm", enforce_file_format=True)
+        sops.add(ds.SOPInstanceUID)
+    r = dcmtk("storescu", "-aet", "COUNTY", "-aec", "HUREN", "+sd", "127.0.0.1", str(server.dimse_port), str(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stderr[-500:]
+    statuses, res = find(server, q("IMAGE", StudyInstanceUID=study, SOPInstanceUID=""))
+    got = [str(x.SOPInstanceUID) for x in res]
+    assert len(got) == 620 and set(got) == sops and statuses[-1] == 0

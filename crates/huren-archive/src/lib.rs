@@ -405,6 +405,7 @@ impl Archive {
             ],
             limit: 100_000,
             offset: 0,
+            after_key: None,
         };
         let found = self.find(grant, &q).await?;
         let docs = self.instance_metadata(grant, &found).await?;

@@ -285,6 +285,9 @@ pub struct Query {
     pub conditions: Vec<Condition>,
     pub limit: u32,
     pub offset: u32,
+    /// Keyset pagination: only rows whose key at the query's level is greater than this, in
+    /// key order (stable while rows are added, unlike OFFSET). Streaming C-FIND uses it.
+    pub after_key: Option<i64>,
 }
 
 /// One matched row, flattened across the hierarchy (fields of lower levels are `None` at

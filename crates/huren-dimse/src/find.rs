@@ -93,6 +93,7 @@ pub(crate) fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
         conditions: Vec::new(),
         limit: PAGE,
         offset: 0,
+        after_key: None,
     };
     let mut keys = Vec::new();
     let mut unsupported_optional = false;
@@ -230,6 +231,7 @@ where
     };
     let max_pdv = (assoc.requestor_max_pdu_length().clamp(1024, 1 << 20) - 12) as usize;
     let mut query = plan.query.clone();
+    query.after_key = Some(0);
     let mut seen_patients: HashSet<(String, String)> = HashSet::new();
     let mut sent = 0u64;
     loop {
@@ -274,7 +276,12 @@ where
         if n < query.limit as usize {
             break;
         }
-        query.offset += query.limit;
+        // Keyset pagination: the next page starts after the last key seen.
+        query.after_key = page.last().map(|m| match plan.query.level {
+            Level::Instance => m.instance_key.unwrap_or_default(),
+            Level::Series => m.series_key.unwrap_or_default(),
+            _ => m.study_key,
+        });
     }
     metrics::counter!("huren_dimse_cfind_matches_total").increment(sent);
     send_cmd(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await

@@ -112,6 +112,7 @@ pub fn parse_query(
         conditions: Vec::new(),
         limit: DEFAULT_LIMIT.min(max_limit),
         offset: 0,
+        after_key: None,
     };
     let mut include_all = false;
     let mut clamped = false;

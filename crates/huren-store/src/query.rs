@@ -152,6 +152,17 @@ pub fn build(q: &Query) -> (String, Vec<String>) {
         };
         wheres.push(pred);
     }
+    let (key_col, order) = match q.level {
+        Level::Patient | Level::Study => ("s.id", order),
+        Level::Series => ("se.id", order),
+        Level::Instance => ("i.id", order),
+    };
+    let order = if let Some(after) = q.after_key {
+        wheres.push(format!("{key_col} > {after}"));
+        key_col
+    } else {
+        order
+    };
     let lower = match q.level {
         Level::Patient | Level::Study => {
             "NULL AS series_uid, NULL AS modality, NULL AS series_number, NULL AS series_description, NULL AS body_part, NULL AS series_instances"
