@@ -374,3 +374,24 @@ def test_big_endian_frames_served_little_endian(region, server):
     assert r.status_code == 200
     (_, body), = split_multipart(r)
     assert body == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData
+
+
+def test_frames_without_offset_table_and_split_fragments(region, server, tmp_path):
+    """A multi-frame JPEG with two fragments per frame and an empty Basic Offset Table: frames
+    are found by their SOI markers at ingest and served whole."""
+    from pydicom.encaps import encapsulate, generate_frames
+    _, _, t = region
+    src = pydicom.dcmread(TEST_FILES / "examples_ybr_color.dcm")
+    frames = list(generate_frames(src.PixelData, number_of_frames=int(src.NumberOfFrames)))
+    src.PixelData = encapsulate(frames, fragments_per_frame=2, has_bot=False)
+    src.SOPInstanceUID = src.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    p = tmp_path / "split.dcm"
+    src.save_as(p, enforce_file_format=True)
+    assert store_files(server.dimse_port, [p])[str(p)] == 0
+    import json
+    layout = json.loads(server.query("SELECT pixel_layout FROM instance WHERE sop_uid = ?", src.SOPInstanceUID)[0][0])
+    assert layout["kind"] == "encapsulated" and len(layout["frames"]) == 30 and len(layout["frames"][0]) == 2
+    url = f"{server.url}/dicom-web/studies/{src.StudyInstanceUID}/series/{src.SeriesInstanceUID}/instances/{src.SOPInstanceUID}/frames/7"
+    r = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=image/jpeg; transfer-syntax=*"})
+    (_, body), = split_multipart(r)
+    assert body.rstrip(b"\0") == frames[6].rstrip(b"\0")

@@ -93,7 +93,39 @@ pub fn scan_part10(path: &Path, assumed: Assumed) -> Result<Scanned, ScanError> 
         )?;
         parse::read_dataset(&mut src, ts, &limits)?
     };
-    Ok(describe(meta, ts, &ds, assumed, size))
+    let mut scanned = describe(meta, ts, &ds, assumed, size);
+    if let PixelLayout::EncapsulatedUnmapped { fragments, frames } = &scanned.pixel {
+        if let Some(mapped) = map_by_markers(path, fragments, *frames) {
+            scanned.pixel = PixelLayout::Encapsulated { frames: mapped };
+        }
+    }
+    Ok(scanned)
+}
+
+/// Several fragments per frame and no offset table (PS3.5 §A.4 allows it): a frame starts at
+/// each fragment that begins a codestream — JPEG SOI (FFD8, ITU-T T.81 B.1.1.3) or JPEG 2000
+/// SOC (FF4F, ISO 15444-1 A.4.1). Used only when that yields exactly the declared number of
+/// frames.
+fn map_by_markers(
+    path: &Path,
+    fragments: &[(u64, u32)],
+    frames: u32,
+) -> Option<Vec<Vec<(u64, u32)>>> {
+    use std::io::Read;
+    let mut f = File::open(path).ok()?;
+    let mut out: Vec<Vec<(u64, u32)>> = Vec::new();
+    for &(off, len) in fragments {
+        let mut head = [0u8; 2];
+        f.seek(SeekFrom::Start(off)).ok()?;
+        let starts = len >= 2
+            && f.read_exact(&mut head).is_ok()
+            && (head == [0xFF, 0xD8] || head == [0xFF, 0x4F]);
+        if starts || out.is_empty() {
+            out.push(Vec::new());
+        }
+        out.last_mut()?.push((off, len));
+    }
+    (out.len() == frames as usize).then_some(out)
 }
 
 use parse::Source as _;
