@@ -94,10 +94,10 @@ pub fn scan_part10(path: &Path, assumed: Assumed) -> Result<Scanned, ScanError> 
         parse::read_dataset(&mut src, ts, &limits)?
     };
     let mut scanned = describe(meta, ts, &ds, assumed, size);
-    if let PixelLayout::EncapsulatedUnmapped { fragments, frames } = &scanned.pixel {
-        if let Some(mapped) = map_by_markers(path, fragments, *frames) {
-            scanned.pixel = PixelLayout::Encapsulated { frames: mapped };
-        }
+    if let PixelLayout::EncapsulatedUnmapped { fragments, frames } = &scanned.pixel
+        && let Some(mapped) = map_by_markers(path, fragments, *frames)
+    {
+        scanned.pixel = PixelLayout::Encapsulated { frames: mapped };
     }
     Ok(scanned)
 }
