@@ -1,4 +1,6 @@
 """QIDO-RS and WADO-RS (PS3.18 §10.4, §10.6) with dicomweb-client and raw requests."""
+from pathlib import Path
+
 import pytest
 import pydicom
 import requests
@@ -395,3 +397,34 @@ def test_frames_without_offset_table_and_split_fragments(region, server, tmp_pat
     r = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=image/jpeg; transfer-syntax=*"})
     (_, body), = split_multipart(r)
     assert body.rstrip(b"\0") == frames[6].rstrip(b"\0")
+
+
+def test_one_bit_segmentation_frames(region, server):
+    """A multi-frame 1-bit SEG: frames are not byte-aligned in the object; each comes back
+    starting at bit 0."""
+    from pydicom.pixels import pack_bits
+    import data_store
+    _, _, t = region
+    path = Path(data_store.__file__).parent / "data" / "liver.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path)
+    base = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    h = {"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"}
+    for n in (1, 2, 3, int(ds.NumberOfFrames)):
+        r = requests.get(f"{base}/frames/{n}", headers=h)
+        (_, body), = split_multipart(r)
+        assert body == pack_bits(ds.pixel_array[n - 1]), n
+    # Frames of 5×5 pixels: 25 bits each, so frame 2 starts at bit 25 of the pixel data.
+    import numpy as np
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 2, size=(4, 5, 5), dtype=np.uint8)
+    seg = ct(rows=5, cols=5, sop_class="1.2.840.10008.5.1.4.1.1.66.4", patient_id="SEG1")
+    seg.BitsAllocated, seg.BitsStored, seg.HighBit, seg.NumberOfFrames = 1, 1, 0, 4
+    seg.PixelData = pack_bits(arr)
+    assoc = associate(server.dimse_port, contexts=[("1.2.840.10008.5.1.4.1.1.66.4", ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(seg).Status == 0
+    assoc.release()
+    base = f"{server.url}/dicom-web/studies/{seg.StudyInstanceUID}/series/{seg.SeriesInstanceUID}/instances/{seg.SOPInstanceUID}"
+    for n in (1, 2, 3, 4):
+        (_, body), = split_multipart(requests.get(f"{base}/frames/{n}", headers=h))
+        assert body == pack_bits(arr[n - 1]), n

@@ -109,3 +109,53 @@ fn map_fragments(bot: &[u32], fragments: &[Fragment], frames: u32) -> PixelLayou
         frames,
     }
 }
+
+/// Bits `[shift, shift + bits)` of `src` (little-endian bit order: the first pixel is the least
+/// significant bit, PS3.5 §8.1.1) moved to start at bit 0; unused high bits of the last byte are 0.
+pub fn realign_bits(src: &[u8], shift: u32, bits: u64) -> Vec<u8> {
+    let n = bits.div_ceil(8) as usize;
+    let mut out = vec![0u8; n];
+    for (k, o) in out.iter_mut().enumerate() {
+        let lo = src.get(k).copied().unwrap_or(0) >> shift;
+        let hi = if shift == 0 {
+            0
+        } else {
+            src.get(k + 1)
+                .copied()
+                .unwrap_or(0)
+                .checked_shl(8 - shift)
+                .unwrap_or(0)
+        };
+        *o = lo | hi;
+    }
+    let rem = (bits % 8) as u32;
+    if rem != 0 {
+        if let Some(last) = out.last_mut() {
+            *last &= (1u8 << rem) - 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realigns_packed_frames() {
+        // Two 6-pixel frames packed: frame 0 = 101101, frame 1 = 110011 (first pixel first).
+        let bits = [1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1];
+        let mut packed = vec![0u8; 2];
+        for (i, b) in bits.iter().enumerate() {
+            packed[i / 8] |= b << (i % 8);
+        }
+        let f1 = realign_bits(&packed, 6, 6);
+        let expect: u8 = [1u8, 1, 0, 0, 1, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b << i)
+            .sum();
+        assert_eq!(f1, vec![expect]);
+        assert_eq!(realign_bits(&packed, 0, 6), vec![0b101101 & 0x3F]);
+    }
+}

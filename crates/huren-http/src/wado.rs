@@ -520,9 +520,42 @@ pub async fn frames(
                 }
                 v
             }
+            PixelLayout::Native {
+                offset,
+                packed_bits: true,
+                ..
+            } => {
+                // Packed bits (BitsAllocated 1, PS3.5 §8.1.1): frames follow one another
+                // without byte alignment; re-align frame `idx` to start at bit 0.
+                let grant = grant_read(&p)?;
+                let doc = state
+                    .archive
+                    .instance_metadata(&grant, std::slice::from_ref(m))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(Value::Object)
+                    .unwrap_or_default();
+                let pm = huren_dicom::render::PixelModule::from_json(&doc)
+                    .ok_or_else(|| not_acceptable("no image pixel module"))?;
+                let frame_bits = u64::from(pm.rows)
+                    * u64::from(pm.columns)
+                    * u64::from(pm.samples_per_pixel)
+                    * u64::from(pm.bits_allocated);
+                let first_bit = frame_bits * idx as u64;
+                let start = offset + first_bit / 8;
+                let shift = (first_bit % 8) as u32;
+                let len = (frame_bits + u64::from(shift)).div_ceil(8);
+                let b = state
+                    .archive
+                    .blobs
+                    .read_range(&key, start..start + len)
+                    .await?;
+                huren_dicom::pixel::realign_bits(&b, shift, frame_bits)
+            }
             _ => {
                 return Err(not_acceptable(
-                    "this frame layout (packed 1-bit, deflated or unmapped fragments) is not served yet",
+                    "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served yet",
                 ));
             }
         };
