@@ -129,10 +129,10 @@ pub fn realign_bits(src: &[u8], shift: u32, bits: u64) -> Vec<u8> {
         *o = lo | hi;
     }
     let rem = (bits % 8) as u32;
-    if rem != 0 {
-        if let Some(last) = out.last_mut() {
-            *last &= (1u8 << rem) - 1;
-        }
+    if rem != 0
+        && let Some(last) = out.last_mut()
+    {
+        *last &= (1u8 << rem) - 1;
     }
     out
 }
