@@ -428,3 +428,20 @@ def test_one_bit_segmentation_frames(region, server):
     for n in (1, 2, 3, 4):
         (_, body), = split_multipart(requests.get(f"{base}/frames/{n}", headers=h))
         assert body == pack_bits(arr[n - 1]), n
+
+
+def test_deflated_object_frames(region, server):
+    _, _, t = region
+    path = TEST_FILES / "image_dfl.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path)
+    url = f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
+    r = requests.get(url, headers={"Authorization": f"Bearer {t}", "Accept": "multipart/related; type=application/octet-stream"})
+    assert r.status_code == 200
+    (_, body), = split_multipart(r)
+    assert body == ds.PixelData
+    # And the whole object, inflated to the default Explicit VR Little Endian.
+    client = DICOMwebClient(url=server.url + "/dicom-web", headers={"Authorization": f"Bearer {t}"})
+    got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
+                                   media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and got.PixelData == ds.PixelData

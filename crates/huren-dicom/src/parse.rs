@@ -26,6 +26,10 @@ pub struct Limits {
     pub inline_text_max: u32,
     pub max_depth: usize,
     pub max_elements: usize,
+    /// Leave native pixel data and trailing padding on storage whatever their size (their
+    /// offsets are what frame serving needs). Off only when reading an inflated stream, whose
+    /// offsets address nothing on disk.
+    pub bulk_pixel_data: bool,
 }
 
 impl Default for Limits {
@@ -35,6 +39,7 @@ impl Default for Limits {
             inline_text_max: 64 * 1024,
             max_depth: 24,
             max_elements: 200_000,
+            bulk_pixel_data: true,
         }
     }
 }
@@ -457,7 +462,9 @@ impl<S: Source> Parser<'_, S> {
         } else {
             self.limits.inline_text_max
         };
-        if h.len > inline_max || h.tag == PIXEL_DATA || h.tag == 0xFFFC_FFFC {
+        let always_bulk =
+            self.limits.bulk_pixel_data && (h.tag == PIXEL_DATA || h.tag == 0xFFFC_FFFC);
+        if h.len > inline_max || always_bulk {
             let offset = self.src.position();
             self.src
                 .skip(len)

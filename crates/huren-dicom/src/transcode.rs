@@ -79,6 +79,7 @@ pub fn transcode_file(
         let limits = Limits {
             inline_binary_max: u32::MAX,
             inline_text_max: u32::MAX,
+            bulk_pixel_data: false,
             ..Limits::default()
         };
         read_dataset(

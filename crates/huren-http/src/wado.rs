@@ -435,6 +435,9 @@ pub async fn frames(
         .unwrap_or(PixelLayout::None);
     let requested =
         requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
+    if matches!(layout, PixelLayout::Deflated) {
+        return deflated_frames(&state, m, &numbers).await;
+    }
     let native = matches!(layout, PixelLayout::Native { .. });
     // Native little-endian frames are already Explicit VR Little Endian frames.
     let ok = serves(&stored, &requested)
@@ -572,6 +575,83 @@ pub async fn frames(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&format!(
             "multipart/related; type=\"{media}\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}
+
+/// Frames of a deflated object (PS3.5 §A.5): the data set is inflated into a temporary
+/// Explicit VR Little Endian copy, whose frames are then read like any native frames.
+async fn deflated_frames(
+    state: &AppState,
+    m: &Match,
+    numbers: &[u32],
+) -> Result<Response, ApiError> {
+    let path = state
+        .archive
+        .blobs
+        .local_path(m.blob_key.as_deref().unwrap_or(""))
+        .ok_or_else(|| ApiError::internal("object not on local storage"))?;
+    let spool = state.archive.blobs.spool_dir().to_path_buf();
+    let numbers = numbers.to_vec();
+    let parts = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>, String> {
+        use std::io::{Read, Seek};
+        let mut tmp = tempfile::NamedTempFile::new_in(spool).map_err(|e| e.to_string())?;
+        huren_dicom::transcode::transcode_file(&path, EXPLICIT_VR_LE, tmp.as_file_mut())
+            .map_err(|e| e.to_string())?;
+        let scanned = huren_dicom::scan_part10(tmp.path(), huren_dicom::charset::Assumed::Declared)
+            .map_err(|e| e.to_string())?;
+        let PixelLayout::Native {
+            offset,
+            frame_length,
+            frames,
+            packed_bits: false,
+            ..
+        } = scanned.pixel
+        else {
+            return Err("no byte-aligned native pixel data".into());
+        };
+        let mut f = tmp.reopen().map_err(|e| e.to_string())?;
+        numbers
+            .iter()
+            .map(|n| {
+                if *n > frames {
+                    return Err(format!(
+                        "frame {n} does not exist; the instance has {frames}"
+                    ));
+                }
+                let mut buf = vec![0u8; frame_length as usize];
+                f.seek(std::io::SeekFrom::Start(
+                    offset + frame_length * u64::from(*n - 1),
+                ))
+                .map_err(|e| e.to_string())?;
+                f.read_exact(&mut buf).map_err(|e| e.to_string())?;
+                Ok(buf)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| ApiError::internal("inflate task failed"))?
+    .map_err(|e| {
+        if e.contains("does not exist") {
+            ApiError::not_found(e)
+        } else {
+            not_acceptable(&e)
+        }
+    })?;
+    let mut body = Vec::new();
+    for bytes in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}\r\n\r\n").as_bytes());
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
         ))
         .map_err(|_| ApiError::internal("header"))?,
     );
