@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x /usr/bin/storescu ] || need_apt+=(dcmtk)
+# cmake builds CharLS (JPEG-LS) inside dicom-pixeldata.
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 [ -x /usr/bin/dciodvfy ] || need_apt+=(dicom3tools)
 command -v ojph_compress >/dev/null 2>&1 || need_apt+=(openjph-tools)
 # Headless Chromium for the OHIF viewer test (driven by Playwright, which uses it by path).
@@ -16,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # openjph-tools is optional (HTJ2K sample generation); the suite skips that case without it.
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq dcmtk dicom3tools chromium >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq cmake dcmtk dicom3tools chromium >/dev/null
 fi
 
 PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 pytest requests playwright)

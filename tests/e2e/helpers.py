@@ -111,3 +111,16 @@ def raw_store(assoc, sop_class, sop_instance, data: bytes, msg_id=1):
     finally:
         assoc._reactor_checkpoint.set()
     return rsp.Status, rsp.ErrorComment, rsp.MessageIDBeingRespondedTo
+
+
+def undecodable_object(path_out):
+    """A JPEG baseline object relabelled JPEG XL (1.2.840.10008.1.2.4.112): huren stores it as
+    received, but has no JPEG XL decoder, so it cannot convert it to anything."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from conftest import TEST_FILES
+    ds = pydicom.dcmread(TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.112"
+    ds.save_as(path_out, enforce_file_format=True)
+    return ds

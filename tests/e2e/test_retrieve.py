@@ -107,10 +107,11 @@ def test_cget_with_role_selection(server, study):
 
 
 def test_cget_unconvertible_object_fails_b000(server, tmp_path):
-    # A JPEG-LS object (no decoder compiled in), but the requestor accepts only Explicit VR LE.
-    path = TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"
+    # An object huren cannot decode (JPEG XL), but the requestor accepts only Explicit VR LE.
+    from helpers import undecodable_object
+    path = tmp_path / "jxl.dcm"
+    ds = undecodable_object(path)
     assert store_files(server.dimse_port, [path])[str(path)] == 0
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
     ident = pydicom.Dataset()
     ident.QueryRetrieveLevel = "IMAGE"
     ident.StudyInstanceUID, ident.SeriesInstanceUID, ident.SOPInstanceUID = ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID

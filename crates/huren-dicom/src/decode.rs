@@ -1,8 +1,8 @@
-//! Decoding one compressed frame (JPEG baseline/extended/lossless, RLE, JPEG 2000 incl. HTJ2K)
-//! to native little-endian samples through dicom-pixeldata, for rendering and for frames asked
-//! for uncompressed. Only the requested frame's fragments are handed to the decoder, so a
-//! multi-frame object is never decoded whole to serve one frame. JPEG-LS is not compiled in
-//! (CharLS needs cmake on the build machine).
+//! Decoding one compressed frame (JPEG baseline/extended/lossless, JPEG-LS, RLE, JPEG 2000 incl.
+//! HTJ2K) to native little-endian samples through dicom-pixeldata, for rendering and for frames
+//! asked for uncompressed. Only the requested frame's fragments are handed to the decoder, so a
+//! multi-frame object is never decoded whole to serve one frame. JPEG-LS uses CharLS, whose
+//! build needs cmake (installed by `scripts/demo.sh` and the test installer).
 
 use crate::render::PixelModule;
 use dicom_core::value::{PixelFragmentSequence, Value as DValue};

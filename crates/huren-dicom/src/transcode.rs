@@ -35,6 +35,8 @@ pub fn decodable(ts: &str) -> bool {
             | "1.2.840.10008.1.2.4.51"
             | "1.2.840.10008.1.2.4.57"
             | "1.2.840.10008.1.2.4.70"
+            | "1.2.840.10008.1.2.4.80"
+            | "1.2.840.10008.1.2.4.81"
             | "1.2.840.10008.1.2.4.90"
             | "1.2.840.10008.1.2.4.91"
             | "1.2.840.10008.1.2.4.201"
@@ -419,9 +421,9 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_ls_needs_a_codec_others_decode() {
+    fn jpeg_xl_needs_a_codec_others_decode() {
         assert!(!can_transcode(
-            "1.2.840.10008.1.2.4.80",
+            "1.2.840.10008.1.2.4.112",
             crate::ts::EXPLICIT_VR_LE
         ));
         assert!(can_transcode(

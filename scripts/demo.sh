@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs huren with demo data. Installs the one build tool the pixel codecs need when it is
+# missing (cmake, for CharLS/JPEG-LS), then builds and starts the platform.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cmake >/dev/null 2>&1; then
+  echo "installing cmake (needed to build the JPEG-LS codec)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq cmake >/dev/null
+fi
+export HUREN_BOOTSTRAP_ADMIN_TOKEN="${HUREN_BOOTSTRAP_ADMIN_TOKEN:-demo}"
+echo "admin token: $HUREN_BOOTSTRAP_ADMIN_TOKEN"
+exec cargo run --release -p huren -- demo --data-dir "${HUREN_DATA_DIR:-./huren-data-demo}" "$@"
