@@ -443,3 +443,27 @@ def test_deflated_object_frames(region, server):
     got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
                                    media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
     assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and got.PixelData == ds.PixelData
+
+
+def test_bulk_range_requests(region, server):
+    client, studies, t = region
+    study, series = studies["QW2"]
+    md = client.retrieve_series_metadata(study, series)
+    uri = md[0]["7FE00010"]["BulkDataURI"]
+    h = {"Authorization": f"Bearer {t}"}
+    whole = split_multipart(requests.get(uri, headers=h))[0][1]
+    r = requests.get(uri, headers={**h, "Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == whole[10:20] and r.headers["content-range"] == f"bytes 10-19/{len(whole)}"
+    r = requests.get(uri, headers={**h, "Range": "bytes=-4"})
+    assert r.status_code == 206 and r.content == whole[-4:]
+    r = requests.get(uri, headers={**h, "Range": "bytes=2000-"})
+    assert r.status_code == 206 and r.content == whole[2000:]
+    assert requests.get(uri, headers={**h, "Range": "bytes=99999-"}).status_code == 416
+    assert requests.get(uri, headers={**h, "Range": "lines=1-2"}).status_code == 416
+    # Bulk values of a deflated object are read through the inflated stream.
+    path = TEST_FILES / "image_dfl.dcm"
+    assert store_files(server.dimse_port, [path])[str(path)] == 0
+    ds = pydicom.dcmread(path)
+    md = client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    data = client.retrieve_bulkdata(md["7FE00010"]["BulkDataURI"])
+    assert data[0] == ds.PixelData

@@ -200,3 +200,15 @@ def test_cget_decodes_compressed_for_a_native_only_peer(server):
     from pydicom.filereader import read_dataset
     got = read_dataset(io.BytesIO(received[ds.SOPInstanceUID]), is_implicit_VR=False, is_little_endian=True)
     assert got.PixelData == pydicom.dcmread(TEST_FILES / "MR_small.dcm").PixelData
+
+
+def test_move_to_unreachable_destination_is_a702(server, study):
+    port = free_port()  # nothing listens here
+    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "OFFLINE", "--host", "127.0.0.1", "--port", str(port))
+    assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
+    ident = pydicom.Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = study[0]
+    statuses = [s.Status for s, _ in assoc.send_c_move(ident, "OFFLINE", MOVE)]
+    assoc.release()
+    assert statuses == [0xA702]

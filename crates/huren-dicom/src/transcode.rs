@@ -444,3 +444,17 @@ mod tests {
         ));
     }
 }
+
+/// Bytes `[start, start + len)` of a deflated object's inflated data set: the coordinates its
+/// BulkDataURIs use (the scan reads deflated objects through an inflating stream).
+pub fn read_deflated_range(src: &Path, start: u64, len: u64) -> Result<Vec<u8>, TranscodeError> {
+    let mut head = SeekSource::new(BufReader::new(File::open(src)?), 0)?;
+    let meta = read_file_meta(&mut head)?;
+    let mut f = File::open(src)?;
+    f.seek(SeekFrom::Start(meta.dataset_offset))?;
+    let mut inflater = flate2::read::DeflateDecoder::new(BufReader::new(f));
+    io::copy(&mut (&mut inflater).take(start), &mut io::sink())?;
+    let mut out = vec![0u8; len as usize];
+    inflater.read_exact(&mut out)?;
+    Ok(out)
+}

@@ -384,11 +384,7 @@ pub(crate) async fn open_part(
 }
 
 pub(crate) fn not_acceptable(msg: &str) -> ApiError {
-    ApiError {
-        code: "not_acceptable",
-        status: StatusCode::NOT_ACCEPTABLE,
-        message: msg.to_owned(),
-    }
+    ApiError::not_acceptable(msg)
 }
 
 // ---- frames ----
@@ -703,9 +699,12 @@ async fn decoded_frames(
 
 // ---- bulk data ----
 
+/// A bulk value (PS3.18 §10.4.1.1.5): the byte range named by its BulkDataURI. With an HTTP
+/// `Range: bytes=a-b` header (RFC 9110 §14), that part of the value as 206 Partial Content.
 pub async fn bulk(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
+    headers: HeaderMap,
     Path((study, series, instance, range)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let (start, len) = range
@@ -713,15 +712,78 @@ pub async fn bulk(
         .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
         .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
     let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
-    let key = found[0].blob_key.clone().unwrap_or_default();
-    let bytes = state
-        .archive
-        .blobs
-        .read_range(&key, start..start + len)
+    let m = &found[0];
+    let key = m.blob_key.clone().unwrap_or_default();
+    // The part of the value asked for, relative to the value.
+    let sub = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(r) => {
+            let spec = r
+                .strip_prefix("bytes=")
+                .filter(|s| !s.contains(','))
+                .ok_or_else(range_not_satisfiable)?;
+            let (a, b) = spec.split_once('-').ok_or_else(range_not_satisfiable)?;
+            let (from, to) = match (a.trim(), b.trim()) {
+                ("", n) => {
+                    let n: u64 = n.parse().map_err(|_| range_not_satisfiable())?;
+                    (len.saturating_sub(n), len.saturating_sub(1))
+                }
+                (a, "") => (
+                    a.parse().map_err(|_| range_not_satisfiable())?,
+                    len.saturating_sub(1),
+                ),
+                (a, b) => (
+                    a.parse().map_err(|_| range_not_satisfiable())?,
+                    b.parse::<u64>()
+                        .map_err(|_| range_not_satisfiable())?
+                        .min(len.saturating_sub(1)),
+                ),
+            };
+            if from > to || from >= len {
+                return Err(range_not_satisfiable());
+            }
+            Some((from, to))
+        }
+    };
+    let (from, to) = sub.unwrap_or((0, len.saturating_sub(1)));
+    let count = if len == 0 { 0 } else { to - from + 1 };
+    let bytes: Vec<u8> = if m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.1.99") {
+        let path = state
+            .archive
+            .blobs
+            .local_path(&key)
+            .ok_or_else(|| ApiError::internal("object not on local storage"))?;
+        tokio::task::spawn_blocking(move || {
+            huren_dicom::transcode::read_deflated_range(&path, start + from, count)
+        })
         .await
-        .map_err(|_| ApiError::not_found("no such bulk data"))?;
-    if bytes.len() as u64 != len {
-        return Err(ApiError::not_found("no such bulk data"));
+        .map_err(|_| ApiError::internal("inflate task failed"))?
+        .map_err(|_| ApiError::not_found("no such bulk data"))?
+    } else {
+        let b = state
+            .archive
+            .blobs
+            .read_range(&key, start + from..start + from + count)
+            .await
+            .map_err(|_| ApiError::not_found("no such bulk data"))?;
+        if b.len() as u64 != count {
+            return Err(ApiError::not_found("no such bulk data"));
+        }
+        b.to_vec()
+    };
+    if sub.is_some() {
+        let mut resp = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {from}-{to}/{len}"))
+                .map_err(|_| ApiError::internal("header"))?,
+        );
+        return Ok(resp);
     }
     let mut body = Vec::with_capacity(bytes.len() + 200);
     body.extend_from_slice(
@@ -737,5 +799,11 @@ pub async fn bulk(
         ))
         .map_err(|_| ApiError::internal("header"))?,
     );
+    resp.headers_mut()
+        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     Ok(resp)
+}
+
+fn range_not_satisfiable() -> ApiError {
+    ApiError::range_not_satisfiable("the Range header is not a single satisfiable byte range")
 }
