@@ -359,6 +359,20 @@ fn swapped(b: &[u8], unit: usize) -> Vec<u8> {
     out
 }
 
+/// Bytes `[start, start + len)` of a deflated object's inflated data set: the coordinates its
+/// BulkDataURIs use (the scan reads deflated objects through an inflating stream).
+pub fn read_deflated_range(src: &Path, start: u64, len: u64) -> Result<Vec<u8>, TranscodeError> {
+    let mut head = SeekSource::new(BufReader::new(File::open(src)?), 0)?;
+    let meta = read_file_meta(&mut head)?;
+    let mut f = File::open(src)?;
+    f.seek(SeekFrom::Start(meta.dataset_offset))?;
+    let mut inflater = flate2::read::DeflateDecoder::new(BufReader::new(f));
+    io::copy(&mut (&mut inflater).take(start), &mut io::sink())?;
+    let mut out = vec![0u8; len as usize];
+    inflater.read_exact(&mut out)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,18 +457,4 @@ mod tests {
             "1.2.840.10008.1.2.1.99"
         ));
     }
-}
-
-/// Bytes `[start, start + len)` of a deflated object's inflated data set: the coordinates its
-/// BulkDataURIs use (the scan reads deflated objects through an inflating stream).
-pub fn read_deflated_range(src: &Path, start: u64, len: u64) -> Result<Vec<u8>, TranscodeError> {
-    let mut head = SeekSource::new(BufReader::new(File::open(src)?), 0)?;
-    let meta = read_file_meta(&mut head)?;
-    let mut f = File::open(src)?;
-    f.seek(SeekFrom::Start(meta.dataset_offset))?;
-    let mut inflater = flate2::read::DeflateDecoder::new(BufReader::new(f));
-    io::copy(&mut (&mut inflater).take(start), &mut io::sink())?;
-    let mut out = vec![0u8; len as usize];
-    inflater.read_exact(&mut out)?;
-    Ok(out)
 }
