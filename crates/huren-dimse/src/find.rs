@@ -219,7 +219,12 @@ where
     let plan = match plan(&job) {
         Ok(p) => p,
         Err((status, comment)) => {
-            return send_cmd(assoc, job.pc_id, &rsp(&job, status, Some(&comment), false)).await;
+            return crate::retrieve::send_command(
+                assoc,
+                job.pc_id,
+                &rsp(&job, status, Some(&comment), false),
+            )
+            .await;
         }
     };
     let ts = huren_dicom::ts::lookup(&job.transfer_syntax);
@@ -239,7 +244,7 @@ where
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "C-FIND query failed");
-                return send_cmd(
+                return crate::retrieve::send_command(
                     assoc,
                     job.pc_id,
                     &rsp(&job, 0xC001, Some("unable to process"), false),
@@ -255,9 +260,15 @@ where
                 continue;
             }
             if cancelled(assoc, &job, pending) {
-                return send_cmd(assoc, job.pc_id, &rsp(&job, 0xFE00, None, false)).await;
+                return crate::retrieve::send_command(
+                    assoc,
+                    job.pc_id,
+                    &rsp(&job, 0xFE00, None, false),
+                )
+                .await;
             }
-            send_cmd(assoc, job.pc_id, &rsp(&job, pending_status, None, true)).await?;
+            crate::retrieve::send_command(assoc, job.pc_id, &rsp(&job, pending_status, None, true))
+                .await?;
             let data = encode_identifier(&plan, m, explicit, big_endian);
             let chunks: Vec<&[u8]> = data.chunks(max_pdv).collect();
             for (i, chunk) in chunks.iter().enumerate() {
@@ -284,7 +295,7 @@ where
         });
     }
     metrics::counter!("huren_dimse_cfind_matches_total").increment(sent);
-    send_cmd(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await
+    crate::retrieve::send_command(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await
 }
 
 fn cancelled<S>(
@@ -326,23 +337,4 @@ where
     }
     pending.push_back(pdu);
     false
-}
-
-async fn send_cmd<S>(
-    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
-    pc_id: u8,
-    cmd: &Command,
-) -> Result<(), dicom_ul::association::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    let pdu = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: pc_id,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: cmd.encode(),
-        }],
-    };
-    assoc.send(&pdu).await
 }

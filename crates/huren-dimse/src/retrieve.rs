@@ -98,7 +98,8 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Channel
     }
 }
 
-async fn send_command<C: Channel>(
+/// Sends one command set as a single P-DATA-TF PDU (command sets are small).
+pub(crate) async fn send_command<C: Channel>(
     ch: &mut C,
     pc_id: u8,
     cmd: &Command,

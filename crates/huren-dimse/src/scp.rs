@@ -3,6 +3,7 @@
 
 use crate::command::{self, Command, field, tag};
 use crate::find::{FindJob, JobKind};
+use crate::retrieve::send_command;
 use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
@@ -383,26 +384,6 @@ async fn linger_until_peer_closes(keep: std::net::TcpStream) {
         }
     })
     .await;
-}
-
-async fn send_command<S>(
-    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
-    pc_id: u8,
-    cmd: &Command,
-) -> Result<(), AssocError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    let pdu = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: pc_id,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: cmd.encode(),
-        }],
-    };
-    assoc.send(&pdu).await?;
-    Ok(())
 }
 
 /// Handles a complete command set. Returns a response to send now, if any (C-STORE and

@@ -345,29 +345,10 @@ fn object_stream(
     reading: Reading,
     preamble: Vec<u8>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    const CHUNK: u64 = 1024 * 1024;
     futures::stream::unfold((Some(preamble), reading), |(pre, mut r)| async move {
         if let Some(p) = pre {
             return Some((Ok(Bytes::from(p)), (None, r)));
         }
-        if r.at >= r.size {
-            return None;
-        }
-        let end = (r.at + CHUNK).min(r.size);
-        let path = r.path.clone();
-        let at = r.at;
-        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            use std::io::{Read, Seek};
-            let mut f = std::fs::File::open(path)?;
-            f.seek(std::io::SeekFrom::Start(at))?;
-            let mut buf = vec![0u8; (end - at) as usize];
-            f.read_exact(&mut buf)?;
-            Ok(buf)
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|x| x);
-        r.at = end;
-        Some((read.map(Bytes::from), (None, r)))
+        r.next_chunk().await.map(|chunk| (chunk, (None, r)))
     })
 }

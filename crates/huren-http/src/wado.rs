@@ -261,6 +261,54 @@ pub(crate) struct Reading {
     pub(crate) size: u64,
 }
 
+impl Reading {
+    /// The next 1 MiB (or less) of the part, or `None` at its end.
+    pub(crate) async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        const CHUNK: u64 = 1024 * 1024;
+        if self.at >= self.size {
+            return None;
+        }
+        let end = (self.at + CHUNK).min(self.size);
+        let read = async {
+            let mut f = tokio::fs::File::open(&self.path).await?;
+            f.seek(std::io::SeekFrom::Start(self.at)).await?;
+            let mut buf = vec![0u8; (end - self.at) as usize];
+            f.read_exact(&mut buf).await?;
+            Ok(Bytes::from(buf))
+        }
+        .await;
+        self.at = end;
+        Some(read)
+    }
+}
+
+/// A `multipart/related` response (PS3.18 §8.6.1.2) from whole parts: (part media type with
+/// parameters, bytes).
+pub(crate) fn multipart_response(
+    media: &str,
+    parts: Vec<(String, Vec<u8>)>,
+) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(parts.iter().map(|p| p.1.len() + 128).sum());
+    for (content_type, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Type: {content_type}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!(
+            "multipart/related; type=\"{media}\"; boundary={BOUNDARY}"
+        ))
+        .map_err(|_| ApiError::internal("header"))?,
+    );
+    Ok(resp)
+}
+
 enum PartState {
     Start(usize),
     Body(usize, Reading),
@@ -272,7 +320,6 @@ fn multipart_stream(
     parts: Vec<Part>,
     blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    const CHUNK: u64 = 1024 * 1024;
     let parts = std::sync::Arc::new(parts);
     futures::stream::unfold(PartState::Start(0), move |st| {
         let parts = parts.clone();
@@ -297,33 +344,12 @@ fn multipart_stream(
                         Err(e) => Some((Err(e), PartState::End)),
                     }
                 }
-                PartState::Body(i, mut r) => {
-                    if r.at >= r.size {
-                        // Next part; the temporary copy (if any) is dropped here.
-                        return Some((Ok(Bytes::new()), PartState::Start(i + 1)));
-                    }
-                    let end = (r.at + CHUNK).min(r.size);
-                    let path = r.path.clone();
-                    let at = r.at;
-                    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                        use std::io::{Read, Seek};
-                        let mut f = std::fs::File::open(path)?;
-                        f.seek(std::io::SeekFrom::Start(at))?;
-                        let mut buf = vec![0u8; (end - at) as usize];
-                        f.read_exact(&mut buf)?;
-                        Ok(buf)
-                    })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r);
-                    match read {
-                        Ok(b) => {
-                            r.at = end;
-                            Some((Ok(Bytes::from(b)), PartState::Body(i, r)))
-                        }
-                        Err(e) => Some((Err(e), PartState::End)),
-                    }
-                }
+                PartState::Body(i, mut r) => match r.next_chunk().await {
+                    Some(Ok(b)) => Some((Ok(b), PartState::Body(i, r))),
+                    Some(Err(e)) => Some((Err(e), PartState::End)),
+                    // Next part; the temporary copy (if any) is dropped here.
+                    None => Some((Ok(Bytes::new()), PartState::Start(i + 1))),
+                },
             }
         }
     })
@@ -467,7 +493,7 @@ pub async fn frames(
     } else {
         stored.clone()
     };
-    let mut body = Vec::new();
+    let mut parts = Vec::with_capacity(numbers.len());
     for n in &numbers {
         let idx = (*n - 1) as usize;
         let bytes: Vec<u8> = match &layout {
@@ -558,23 +584,9 @@ pub async fn frames(
                 ));
             }
         };
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Type: {media}; transfer-syntax={ts_label}\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
+        parts.push((format!("{media}; transfer-syntax={ts_label}"), bytes));
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"{media}\"; boundary={BOUNDARY}"
-        ))
-        .map_err(|_| ApiError::internal("header"))?,
-    );
-    Ok(resp)
+    multipart_response(media, parts)
 }
 
 /// Frames of a deflated object (PS3.5 §A.5): the data set is inflated into a temporary
@@ -636,22 +648,16 @@ async fn deflated_frames(
             not_acceptable(&e)
         }
     })?;
-    let mut body = Vec::new();
-    for bytes in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}\r\n\r\n").as_bytes());
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
-        ))
-        .map_err(|_| ApiError::internal("header"))?,
-    );
-    Ok(resp)
+    let parts = parts
+        .into_iter()
+        .map(|b| {
+            (
+                format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}"),
+                b,
+            )
+        })
+        .collect();
+    multipart_response("application/octet-stream", parts)
 }
 
 /// Frames of a compressed object decoded to native little-endian samples, one part each.
@@ -678,23 +684,15 @@ async fn decoded_frames(
         .unwrap_or_default();
     let pm = huren_dicom::render::PixelModule::from_json(&doc)
         .ok_or_else(|| not_acceptable("no image pixel module"))?;
-    let mut body = Vec::new();
+    let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
         let (bytes, _) = crate::render::native_frame(state, m, &pm, (*n - 1) as usize).await?;
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}\r\n\r\n").as_bytes());
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
+        parts.push((
+            format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}"),
+            bytes,
+        ));
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
-        ))
-        .map_err(|_| ApiError::internal("header"))?,
-    );
-    Ok(resp)
+    multipart_response("application/octet-stream", parts)
 }
 
 // ---- bulk data ----
@@ -785,20 +783,10 @@ pub async fn bulk(
         );
         return Ok(resp);
     }
-    let mut body = Vec::with_capacity(bytes.len() + 200);
-    body.extend_from_slice(
-        format!("--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let mut resp = Response::new(Body::from(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={BOUNDARY}"
-        ))
-        .map_err(|_| ApiError::internal("header"))?,
-    );
+    let mut resp = multipart_response(
+        "application/octet-stream",
+        vec![("application/octet-stream".to_owned(), bytes)],
+    )?;
     resp.headers_mut()
         .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     Ok(resp)
