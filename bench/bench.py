@@ -242,6 +242,37 @@ def fsync_limit(n=500, writers=1, size=512 * 1024):
     return n / dt
 
 
+def stow_bodies(ct_dirs):
+    """One multipart/related body per directory (the CT split four ways)."""
+    bodies = []
+    for k, d in enumerate(ct_dirs):
+        path = WORK / "stow" / f"body{k}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            with open(path, "wb") as out:
+                for f in sorted(d.glob("*.dcm")):
+                    out.write(b"--huren-bench\r\nContent-Type: application/dicom\r\n\r\n")
+                    out.write(f.read_bytes())
+                    out.write(b"\r\n")
+                out.write(b"--huren-bench--\r\n")
+        bodies.append(path)
+    return bodies
+
+
+def stow(server, bodies):
+    """Parallel STOW-RS requests, one per body; returns wall-clock seconds."""
+    auth = ["-H", f"Authorization: Bearer {server.stow_token}"] if server.stow_token else []
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", *auth,
+                               "-H", 'Content-Type: multipart/related; type="application/dicom"; boundary=huren-bench',
+                               "--data-binary", f"@{b}", f"{server.base}/studies"], stdout=subprocess.PIPE, text=True) for b in bodies]
+    codes = [p.communicate()[0] for p in procs]
+    dt = time.perf_counter() - t0
+    if any(c not in ("200", "202") for c in codes):
+        raise RuntimeError(f"STOW answered {codes}")
+    return dt
+
+
 def timed_get(url, headers, accept=None):
     h = dict(headers)
     if accept:
@@ -294,7 +325,10 @@ def main():
         server.stop()
         server.start()
         r["a. CT 500, 4 assoc (inst/s)"] = 500 / storescu(server.dimse, server.aet, ct4)
-        r["b. small, 1 assoc (inst/s)"] = n_small / storescu(server.dimse, server.aet, [small])  # +sd recurses
+        r["b. small, 1 assoc (inst/s)"] = n_small / storescu(server.dimse, server.aet, [small])  # +sd +r recurses
+        server.stop()
+        server.start()
+        r["c. STOW-RS CT 500, 4 parallel requests (inst/s)"] = 500 / stow(server, stow_bodies(ct4))
         server.stop()
         server.start()
         r["b. small, 4 assoc (inst/s)"] = n_small / storescu(server.dimse, server.aet, small4)
