@@ -228,7 +228,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
     }
     tracing::info!(instances = stored, "demo data seeded");
     println!(
-        "demo data: {} institutions, {} patients, {stored} instances",
+        "demo data: {} institutions, {} people (patient records at several institutions), {stored} instances",
         SITES.len(),
         NAMES.len()
     );
