@@ -85,11 +85,11 @@ fn options(
 /// photometric interpretation, e.g. YBR_FULL_422 → RGB).
 pub(crate) async fn native_frame(
     state: &AppState,
+    p: &huren_access::Principal,
     m: &Match,
     pm: &PixelModule,
     idx: usize,
 ) -> Result<(Vec<u8>, PixelModule), ApiError> {
-    let key = m.blob_key.clone().unwrap_or_default();
     let layout: PixelLayout = m
         .pixel_layout
         .as_deref()
@@ -104,59 +104,25 @@ pub(crate) async fn native_frame(
             _ => ApiError::not_found(format!("frame {} does not exist", idx + 1)),
         });
     }
-    match layout {
-        PixelLayout::Native {
-            offset,
-            frame_length,
-            packed_bits: false,
-            ..
-        } => {
-            let start = offset + frame_length * idx as u64;
-            let mut b = state
-                .archive
-                .blobs
-                .read_range(&key, start..start + frame_length)
-                .await?
-                .to_vec();
-            if m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.2")
-                && pm.bits_allocated > 8
-            {
-                let unit = (pm.bits_allocated / 8) as usize;
-                b.chunks_exact_mut(unit).for_each(<[u8]>::reverse);
-            }
-            Ok((b, pm.clone()))
-        }
-        PixelLayout::Encapsulated { frames } => {
-            let mut data = Vec::new();
-            for (off, len) in &frames[idx] {
-                data.extend_from_slice(
-                    &state
-                        .archive
-                        .blobs
-                        .read_range(&key, *off..*off + u64::from(*len))
-                        .await?,
-                );
-            }
-            let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
-            let pm2 = pm.clone();
-            let decoded = tokio::task::spawn_blocking(move || {
-                huren_dicom::decode::decode_frame(&ts, &pm2, data)
-            })
+    let mut known = Some(pm.clone());
+    let bytes = crate::wado::read_frame(state, p, m, &layout, idx, &mut known, true).await?;
+    if !matches!(layout, PixelLayout::Encapsulated { .. }) {
+        return Ok((bytes, pm.clone()));
+    }
+    let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
+    let pm2 = pm.clone();
+    let decoded =
+        tokio::task::spawn_blocking(move || huren_dicom::decode::decode_frame(&ts, &pm2, bytes))
             .await
             .map_err(|_| ApiError::internal("decode task failed"))?
             .map_err(|e| not_acceptable(&e.to_string()))?;
-            let mut out = pm.clone();
-            out.samples_per_pixel = decoded.samples_per_pixel;
-            out.bits_allocated = decoded.bits_allocated;
-            out.bits_stored = out.bits_stored.min(decoded.bits_allocated);
-            out.photometric = decoded.photometric;
-            out.planar_configuration = decoded.planar_configuration;
-            Ok((decoded.bytes, out))
-        }
-        _ => Err(not_acceptable(
-            "this frame layout (packed 1-bit, or fragments without an offset table) is not decoded yet",
-        )),
-    }
+    let mut out = pm.clone();
+    out.samples_per_pixel = decoded.samples_per_pixel;
+    out.bits_allocated = decoded.bits_allocated;
+    out.bits_stored = out.bits_stored.min(decoded.bits_allocated);
+    out.photometric = decoded.photometric;
+    out.planar_configuration = decoded.planar_configuration;
+    Ok((decoded.bytes, out))
 }
 
 async fn rendered_image(
@@ -179,7 +145,7 @@ async fn rendered_image(
         .unwrap_or_default();
     let pm = PixelModule::from_json(&doc)
         .ok_or_else(|| not_acceptable("this instance has no image pixel module"))?;
-    let (bytes, pm) = native_frame(state, m, &pm, frame).await?;
+    let (bytes, pm) = native_frame(state, p, m, &pm, frame).await?;
     let png = opts.png;
     let out = tokio::task::spawn_blocking(move || render(&pm, &bytes, &opts))
         .await

@@ -448,7 +448,6 @@ pub async fn frames(
         })?;
     let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
     let m = &found[0];
-    let key = m.blob_key.clone().unwrap_or_default();
     let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
     let layout: PixelLayout = m
         .pixel_layout
@@ -493,100 +492,129 @@ pub async fn frames(
     } else {
         stored.clone()
     };
+    // Big-endian native frames go out little endian unless asked for as stored.
+    let swap_big_endian = requested != "*" && requested != stored;
+    let mut pm = None;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in &numbers {
-        let idx = (*n - 1) as usize;
-        let bytes: Vec<u8> = match &layout {
-            PixelLayout::Native {
-                offset,
-                frame_length,
-                packed_bits: false,
-                ..
-            } => {
-                let start = offset + frame_length * idx as u64;
-                let b = state
-                    .archive
-                    .blobs
-                    .read_range(&key, start..start + frame_length)
-                    .await?;
-                if stored == "1.2.840.10008.1.2.2" && requested != "*" && requested != stored {
-                    // Big endian native frames: swap each sample to little endian (PS3.5 §A.3).
-                    let grant = grant_read(&p)?;
-                    let doc = state
-                        .archive
-                        .instance_metadata(&grant, std::slice::from_ref(m))
-                        .await?
-                        .into_iter()
-                        .next()
-                        .map(Value::Object)
-                        .unwrap_or_default();
-                    let bits = huren_dicom::render::PixelModule::from_json(&doc)
-                        .map_or(16, |pm| pm.bits_allocated);
-                    let mut v = b.to_vec();
-                    if bits > 8 {
-                        v.chunks_exact_mut((bits / 8) as usize)
-                            .for_each(<[u8]>::reverse);
-                    }
-                    v
-                } else {
-                    b.to_vec()
-                }
-            }
-            PixelLayout::Encapsulated { frames } => {
-                let mut v = Vec::new();
-                for (off, len) in &frames[idx] {
-                    v.extend_from_slice(
-                        &state
-                            .archive
-                            .blobs
-                            .read_range(&key, *off..*off + u64::from(*len))
-                            .await?,
-                    );
-                }
-                v
-            }
-            PixelLayout::Native {
-                offset,
-                packed_bits: true,
-                ..
-            } => {
-                // Packed bits (BitsAllocated 1, PS3.5 §8.1.1): frames follow one another
-                // without byte alignment; re-align frame `idx` to start at bit 0.
-                let grant = grant_read(&p)?;
-                let doc = state
-                    .archive
-                    .instance_metadata(&grant, std::slice::from_ref(m))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .map(Value::Object)
-                    .unwrap_or_default();
-                let pm = huren_dicom::render::PixelModule::from_json(&doc)
-                    .ok_or_else(|| not_acceptable("no image pixel module"))?;
-                let frame_bits = u64::from(pm.rows)
-                    * u64::from(pm.columns)
-                    * u64::from(pm.samples_per_pixel)
-                    * u64::from(pm.bits_allocated);
-                let first_bit = frame_bits * idx as u64;
-                let start = offset + first_bit / 8;
-                let shift = (first_bit % 8) as u32;
-                let len = (frame_bits + u64::from(shift)).div_ceil(8);
-                let b = state
-                    .archive
-                    .blobs
-                    .read_range(&key, start..start + len)
-                    .await?;
-                huren_dicom::pixel::realign_bits(&b, shift, frame_bits)
-            }
-            _ => {
-                return Err(not_acceptable(
-                    "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served yet",
-                ));
-            }
-        };
+        let bytes = read_frame(
+            &state,
+            &p,
+            m,
+            &layout,
+            (*n - 1) as usize,
+            &mut pm,
+            swap_big_endian,
+        )
+        .await?;
         parts.push((format!("{media}; transfer-syntax={ts_label}"), bytes));
     }
     multipart_response(media, parts)
+}
+
+/// The image pixel module of an instance, from its stored JSON.
+pub(crate) async fn pixel_module(
+    state: &AppState,
+    p: &huren_access::Principal,
+    m: &Match,
+) -> Result<huren_dicom::render::PixelModule, ApiError> {
+    let grant = grant_read(p)?;
+    let doc = state
+        .archive
+        .instance_metadata(&grant, std::slice::from_ref(m))
+        .await?
+        .into_iter()
+        .next()
+        .map(Value::Object)
+        .unwrap_or_default();
+    huren_dicom::render::PixelModule::from_json(&doc)
+        .ok_or_else(|| not_acceptable("this instance has no image pixel module"))
+}
+
+/// Frame `idx` (0-based) as stored: a native frame by range read (packed 1-bit frames re-aligned
+/// to bit 0, PS3.5 §8.1.1; big-endian samples swapped to little endian when `swap_big_endian`,
+/// PS3.5 §A.3), or the concatenated fragments of an encapsulated frame. The pixel module is
+/// read (once, into `pm`) only when the layout needs it.
+pub(crate) async fn read_frame(
+    state: &AppState,
+    p: &huren_access::Principal,
+    m: &Match,
+    layout: &PixelLayout,
+    idx: usize,
+    pm: &mut Option<huren_dicom::render::PixelModule>,
+    swap_big_endian: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let key = m.blob_key.clone().unwrap_or_default();
+    let big_endian = m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.2");
+    match layout {
+        PixelLayout::Native {
+            offset,
+            frame_length,
+            packed_bits: false,
+            ..
+        } => {
+            let start = offset + frame_length * idx as u64;
+            let mut b = state
+                .archive
+                .blobs
+                .read_range(&key, start..start + frame_length)
+                .await?
+                .to_vec();
+            if big_endian && swap_big_endian {
+                if pm.is_none() {
+                    *pm = Some(pixel_module(state, p, m).await?);
+                }
+                let bits = pm.as_ref().map_or(16, |x| x.bits_allocated);
+                if bits > 8 {
+                    b.chunks_exact_mut((bits / 8) as usize)
+                        .for_each(<[u8]>::reverse);
+                }
+            }
+            Ok(b)
+        }
+        PixelLayout::Native {
+            offset,
+            packed_bits: true,
+            ..
+        } => {
+            if pm.is_none() {
+                *pm = Some(pixel_module(state, p, m).await?);
+            }
+            let Some(x) = pm.as_ref() else {
+                return Err(not_acceptable("no image pixel module"));
+            };
+            let frame_bits = u64::from(x.rows)
+                * u64::from(x.columns)
+                * u64::from(x.samples_per_pixel)
+                * u64::from(x.bits_allocated);
+            let first_bit = frame_bits * idx as u64;
+            let start = offset + first_bit / 8;
+            let shift = (first_bit % 8) as u32;
+            let len = (frame_bits + u64::from(shift)).div_ceil(8);
+            let b = state
+                .archive
+                .blobs
+                .read_range(&key, start..start + len)
+                .await?;
+            Ok(huren_dicom::pixel::realign_bits(&b, shift, frame_bits))
+        }
+        PixelLayout::Encapsulated { frames } => {
+            let mut v = Vec::new();
+            for (off, len) in &frames[idx] {
+                v.extend_from_slice(
+                    &state
+                        .archive
+                        .blobs
+                        .read_range(&key, *off..*off + u64::from(*len))
+                        .await?,
+                );
+            }
+            Ok(v)
+        }
+        _ => Err(not_acceptable(
+            "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served here",
+        )),
+    }
 }
 
 /// Frames of a deflated object (PS3.5 §A.5): the data set is inflated into a temporary
@@ -686,7 +714,7 @@ async fn decoded_frames(
         .ok_or_else(|| not_acceptable("no image pixel module"))?;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
-        let (bytes, _) = crate::render::native_frame(state, m, &pm, (*n - 1) as usize).await?;
+        let (bytes, _) = crate::render::native_frame(state, p, m, &pm, (*n - 1) as usize).await?;
         parts.push((
             format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}"),
             bytes,
