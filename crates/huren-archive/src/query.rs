@@ -349,18 +349,7 @@ fn s(v: &Option<String>) -> Option<Value> {
 
 fn pn(v: &Option<String>) -> Option<Value> {
     let raw = v.as_ref().filter(|x| !x.is_empty())?;
-    let pn = huren_dicom::attrs::PersonName::parse(raw);
-    let mut o = Map::new();
-    for (k, val) in [
-        ("Alphabetic", pn.alphabetic),
-        ("Ideographic", pn.ideographic),
-        ("Phonetic", pn.phonetic),
-    ] {
-        if !val.is_empty() {
-            o.insert(k.into(), Value::String(val));
-        }
-    }
-    Some(Value::Object(o))
+    Some(huren_dicom::json::person_name(raw))
 }
 
 /// The attributes of a match at `level`, as DICOM JSON (PS3.18 §10.6.3.3, Tables 6.7.1-2..2b).

@@ -12,6 +12,22 @@ use crate::vr::Vr;
 use base64::Engine;
 use serde_json::{Map, Value as J, json};
 
+/// A decoded PN value as its DICOM JSON object (PS3.18 §F.2.2): the non-empty component groups.
+pub fn person_name(decoded: &str) -> J {
+    let pn = PersonName::parse(decoded);
+    let mut m = Map::new();
+    for (k, s) in [
+        ("Alphabetic", pn.alphabetic),
+        ("Ideographic", pn.ideographic),
+        ("Phonetic", pn.phonetic),
+    ] {
+        if !s.is_empty() {
+            m.insert(k.into(), J::String(s));
+        }
+    }
+    J::Object(m)
+}
+
 pub fn to_json(ds: &Dataset, cx: &TextContext) -> J {
     J::Object(dataset(ds, cx))
 }
@@ -80,18 +96,7 @@ fn values(el: &Element, raw: &[u8], cx: &TextContext) -> Option<(&'static str, J
                 if v.is_empty() {
                     return J::Null;
                 }
-                let pn = PersonName::parse(v);
-                let mut m = Map::new();
-                for (k, s) in [
-                    ("Alphabetic", pn.alphabetic),
-                    ("Ideographic", pn.ideographic),
-                    ("Phonetic", pn.phonetic),
-                ] {
-                    if !s.is_empty() {
-                        m.insert(k.into(), J::String(s));
-                    }
-                }
-                J::Object(m)
+                person_name(v)
             })
             .collect(),
         Vr::DS | Vr::FL | Vr::FD => {
