@@ -63,7 +63,40 @@ pub enum Refusal {
     Internal(String),
 }
 
+impl Warning {
+    /// The PS3.4 Table B.2-1 warning status (also STOW-RS WarningReason).
+    pub fn status(&self) -> u16 {
+        match self {
+            Warning::Coerced(_) => 0xB000,
+            Warning::ElementsDiscarded(_) => 0xB006,
+            Warning::DoesNotMatchSopClass(_) => 0xB007,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Warning::Coerced(m)
+            | Warning::ElementsDiscarded(m)
+            | Warning::DoesNotMatchSopClass(m) => m,
+        }
+    }
+}
+
 impl Refusal {
+    /// The failure status (C-STORE status, STOW-RS FailureReason).
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::CannotUnderstand(_) => 0xC000,
+            Refusal::DoesNotMatchSopClass(_) => 0xA900,
+            Refusal::OutOfResources(_) => 0xA700,
+            // No PS3.4 status names this (only STOW-RS can name a study in its URL); 0xC409 is
+            // the value dcm4chee and others use — in the 0xCxxx "cannot understand" range.
+            Refusal::StudyMismatch(_) => 0xC409,
+            // 0x0110 "Processing failure" (PS3.7 §C.4.1.1.3).
+            Refusal::Internal(_) => 0x0110,
+        }
+    }
+
     pub fn message(&self) -> &str {
         match self {
             Refusal::CannotUnderstand(m)

@@ -13,8 +13,7 @@ use huren_access::{
 };
 use huren_archive::model::{Peer, match_peer};
 use huren_archive::{
-    Archive, Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Spool, SpoolError,
-    Warning,
+    Archive, Expected, IngestRequest, IngestStatus, SenderSettings, Spool, SpoolError, Warning,
 };
 use huren_dicom::meta::file_meta;
 use huren_types::{AeTitle, InstitutionCode};
@@ -692,18 +691,11 @@ pub fn dimse_status(s: &IngestStatus) -> (u16, Option<String>) {
                 .or_else(|| warnings.first());
             match pick {
                 None => (0x0000, None),
-                Some(Warning::DoesNotMatchSopClass(m)) => (0xB007, Some(m.clone())),
-                Some(Warning::ElementsDiscarded(m)) => (0xB006, Some(m.clone())),
-                Some(Warning::Coerced(m)) => (0xB000, Some(m.clone())),
+                Some(w) => (w.status(), Some(w.message().to_owned())),
             }
         }
-        IngestStatus::Refused { refusal, .. } => match refusal {
-            Refusal::CannotUnderstand(m) => (0xC000, Some(m.clone())),
-            Refusal::DoesNotMatchSopClass(m) => (0xA900, Some(m.clone())),
-            Refusal::OutOfResources(m) => (0xA700, Some(m.clone())),
-            Refusal::StudyMismatch(m) => (0xC000, Some(m.clone())),
-            // 0x0110 "Processing failure" (PS3.7 §C.4.1.1.3).
-            Refusal::Internal(m) => (0x0110, Some(m.clone())),
-        },
+        IngestStatus::Refused { refusal, .. } => {
+            (refusal.status(), Some(refusal.message().to_owned()))
+        }
     }
 }

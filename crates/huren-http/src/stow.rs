@@ -10,9 +10,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::grant_ingest;
-use huren_archive::{
-    Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, SpoolError, Warning,
-};
+use huren_archive::{Expected, IngestRequest, IngestStatus, SenderSettings, SpoolError, Warning};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
@@ -217,7 +215,7 @@ async fn store(
                     "00081155": { "vr": "UI", "Value": [sop_instance_uid] },
                     "00081190": { "vr": "UR", "Value": [url] },
                 });
-                if let Some(code) = warnings.first().map(warning_code) {
+                if let Some(code) = warnings.first().map(Warning::status) {
                     warned = true;
                     item["00081196"] = json!({ "vr": "US", "Value": [code] });
                 }
@@ -230,11 +228,7 @@ async fn store(
                 sop_instance_uid,
             } => {
                 tracing::info!(reason = refusal.message(), "STOW part refused");
-                failed.push(failure(
-                    sop_class_uid,
-                    sop_instance_uid,
-                    failure_code(&refusal),
-                ));
+                failed.push(failure(sop_class_uid, sop_instance_uid, refusal.status()));
                 metrics::counter!("huren_stow_instances_total", "result" => "failed").increment(1);
             }
         }
@@ -286,24 +280,4 @@ fn failure(class: Option<String>, instance: Option<String>, code: u16) -> Value 
         item["00081155"] = json!({ "vr": "UI", "Value": [i] });
     }
     item
-}
-
-fn failure_code(r: &Refusal) -> u16 {
-    match r {
-        Refusal::CannotUnderstand(_) => 0xC000,
-        Refusal::DoesNotMatchSopClass(_) => 0xA900,
-        Refusal::OutOfResources(_) => 0xA700,
-        // No PS3.4 status names this; 0xC409 is the value dcm4chee and others use for
-        // "Study Instance UID does not match" — kept in the 0xCxxx "cannot understand" range.
-        Refusal::StudyMismatch(_) => 0xC409,
-        Refusal::Internal(_) => 0x0110,
-    }
-}
-
-fn warning_code(w: &Warning) -> u16 {
-    match w {
-        Warning::Coerced(_) => 0xB000,
-        Warning::ElementsDiscarded(_) => 0xB006,
-        Warning::DoesNotMatchSopClass(_) => 0xB007,
-    }
 }
