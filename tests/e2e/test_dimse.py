@@ -1,14 +1,16 @@
 """C-ECHO / C-STORE SCP against DCMTK and pynetdicom (PS3.4 Annex A/B, PS3.7, PS3.8)."""
 import concurrent.futures
 import hashlib
+import uuid
 from pathlib import Path
 
 import pydicom
 import pytest
+import requests
 from pydicom.uid import generate_uid
 from pynetdicom.sop_class import CTImageStorage
 
-from conftest import CHARSET_FILES, TEST_FILES, cli
+from conftest import ADMIN, CHARSET_FILES, TEST_FILES, cli
 from helpers import associate, ct, dataset_bytes, dcmtk, store_files, to_bytes
 
 # One file per transfer syntax huren must accept, plus multi-frame, SEG, RT, SR, ECG.
@@ -249,6 +251,23 @@ def test_performer_resolved_from_institution_name(server):
     assert server.query(q, plain.SOPInstanceUID) == [("county", "county")]
     # PatientID is scoped by issuer: the performer's identifier system, else its code.
     assert server.query("SELECT issuer FROM patient WHERE patient_id = 'TOWN1'") == [("urn:huren:institution:town",)]
+
+
+def test_mapping_added_at_runtime_applies_to_the_next_instance(server):
+    # Attribution answers are cached per name; a change through the admin API must not wait.
+    name = "新乡镇卫生院" + uuid.uuid4().hex[:6]
+    first = ct(institution=name, patient_id="RT1")
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.send_c_store(first).Status == 0
+    r = requests.post(server.url + "/api/admin/send-for", headers={"Authorization": f"Bearer {ADMIN}"},
+                      json={"sender": "county", "performer": "town", "institution_name": name})
+    assert r.status_code == 200, r.text
+    second = ct(institution=name, patient_id="RT1")
+    assert assoc.send_c_store(second).Status == 0
+    assoc.release()
+    q = "SELECT p.code FROM instance i JOIN institution p ON p.id = i.performing_institution_id WHERE i.sop_uid = ?"
+    assert server.query(q, first.SOPInstanceUID) == [("county",)]
+    assert server.query(q, second.SOPInstanceUID) == [("town",)]
 
 
 def test_concurrent_associations(server):

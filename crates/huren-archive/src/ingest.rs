@@ -4,7 +4,7 @@
 
 use crate::model::{CommitOutcome, NewInstance};
 use crate::ports::StoreError;
-use crate::spool::Spooled;
+use crate::spool::{Body, Spooled};
 use crate::{Archive, time as ztime};
 use huren_access::{AuditAction, AuditEvent, IngestGrant, Outcome, SenderKind};
 use huren_dicom::charset::{Assumed, encoding_for_label};
@@ -196,15 +196,22 @@ impl Archive {
             Some(enc) => Assumed::Override(enc),
             None => Assumed::Declared,
         };
-        let path = req.spooled.path().to_path_buf();
-        let scanned =
-            match tokio::task::spawn_blocking(move || huren_dicom::scan_part10(&path, assumed))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return refuse(Refusal::CannotUnderstand(e.to_string())),
-                Err(e) => return refuse(Refusal::Internal(format!("scan task failed: {e}"))),
-            };
+        // Scanning reads the whole header: off the async workers.
+        let scan = match req.spooled.body() {
+            Body::Memory(bytes) => {
+                let bytes = bytes.clone();
+                tokio::task::spawn_blocking(move || huren_dicom::scan_part10_bytes(&bytes, assumed))
+            }
+            Body::File(guard) => {
+                let path = guard.path().to_path_buf();
+                tokio::task::spawn_blocking(move || huren_dicom::scan_part10(&path, assumed))
+            }
+        };
+        let scanned = match scan.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return refuse(Refusal::CannotUnderstand(e.to_string())),
+            Err(e) => return refuse(Refusal::Internal(format!("scan task failed: {e}"))),
+        };
         let a = &scanned.attrs;
         let sop_class_uid = a.sop_class_uid.clone();
         let sop_instance_uid = a.sop_instance_uid.clone();
@@ -301,7 +308,11 @@ impl Archive {
             .default_performer_id
             .unwrap_or(sender.institution_id);
         if let Some(name) = a.institution_name.as_deref() {
-            match self.index.map_performer(sender.institution_id, name).await {
+            match self
+                .attribution
+                .performer(self.index.as_ref(), sender.institution_id, name)
+                .await
+            {
                 Ok(Some(id)) => performer = id,
                 Ok(None) => {}
                 Err(e) => return refuse(store_refusal(e)),
@@ -309,15 +320,12 @@ impl Archive {
         }
         let patient_issuer = match a.issuer_of_patient_id.clone() {
             Some(i) => i,
-            None => match self.index.institution_identifier_system(performer).await {
-                Ok(Some(sys)) => sys,
-                Ok(None) => match self.index.institution_code(performer).await {
-                    Ok(code) => format!(
-                        "urn:huren:institution:{}",
-                        code.unwrap_or_else(|| performer.to_string())
-                    ),
-                    Err(e) => return refuse(store_refusal(e)),
-                },
+            None => match self
+                .attribution
+                .default_issuer(self.index.as_ref(), performer)
+                .await
+            {
+                Ok(i) => i,
                 Err(e) => return refuse(store_refusal(e)),
             },
         };
@@ -372,7 +380,7 @@ impl Archive {
 
         // Durability order: blob first (fsync'd), then the index row. A crash between the two
         // leaves an orphan blob that the start-up sweep removes; never a row without bytes.
-        if let Err(e) = self.blobs.persist(req.spooled.path(), &blob_key).await {
+        if let Err(e) = self.blobs.persist(req.spooled.body(), &blob_key).await {
             return refuse(store_refusal(e));
         }
         req.spooled.disarm();

@@ -10,6 +10,7 @@
 //! let status = archive.ingest(&grant, IngestRequest { spooled, expected, source, settings }).await;
 //! ```
 
+mod attribution;
 pub mod ingest;
 pub mod model;
 pub mod ports;
@@ -21,7 +22,7 @@ use huren_access::{AdminGrant, AuditAction, AuditEvent, Outcome};
 pub use ingest::{Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Warning};
 use model::*;
 use ports::{BlobStore, Index, StoreError};
-pub use spool::{Spool, SpoolError, Spooled};
+pub use spool::{Body, Spool, SpoolError, Spooled};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct ArchiveConfig {
     pub stable_after_secs: i64,
     /// Largest object accepted (C-STORE and each STOW part).
     pub max_object_bytes: u64,
+    /// Objects up to this size are spooled in memory (see [`spool`]).
+    pub spool_memory_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -39,6 +42,7 @@ pub struct Archive {
     pub index: Arc<dyn Index>,
     pub blobs: Arc<dyn BlobStore>,
     pub config: ArchiveConfig,
+    attribution: Arc<attribution::AttributionCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +59,22 @@ impl Archive {
             index,
             blobs,
             config,
+            attribution: Arc::default(),
         }
     }
 
     pub async fn spool(&self) -> std::io::Result<Spool> {
-        Spool::create(self.blobs.spool_dir(), self.config.max_object_bytes).await
+        Ok(Spool::new(
+            self.blobs.spool_dir(),
+            self.config.max_object_bytes,
+            self.config.spool_memory_bytes,
+        ))
     }
 
     /// One `configuration_changed` audit event (DICOM "Security Alert", 110113).
     async fn audit_config(&self, grant: &AdminGrant, object: String, detail: serde_json::Value) {
+        // Every configuration change passes here: attribution answers may have changed.
+        self.attribution.clear();
         let ev = AuditEvent {
             action: AuditAction::ConfigurationChanged,
             outcome: Outcome::Success,

@@ -32,15 +32,19 @@ impl StoreError {
     }
 }
 
-/// Where object bytes live. Writes are two-phase: bytes are first spooled to a local file
-/// (streamed, hashed), then made durable under their final key by [`BlobStore::persist`].
+/// Where object bytes live. Writes are two-phase: bytes are first spooled (in memory or to a
+/// local file, hashed as they arrive), then made durable under their final key by
+/// [`BlobStore::persist`].
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// A directory for spool files, on the same file system as the objects when local (so
     /// persisting is a rename).
     fn spool_dir(&self) -> &Path;
-    /// Makes the spooled file durable under `key` (fsync'd, directory entry too) and consumes it.
-    async fn persist(&self, spool: &Path, key: &str) -> Result<(), StoreError>;
+    /// Makes the spooled bytes durable under `key` (fsync'd, directory entry too). A spool file
+    /// is moved, not copied; the caller disarms it afterwards. On error nothing is left under
+    /// `key` that the caller must clean up (a crash may leave a partial file there, which the
+    /// start-up sweep removes because no index row names it).
+    async fn persist(&self, body: &crate::spool::Body, key: &str) -> Result<(), StoreError>;
     /// Reads a whole object (tests, small objects); large reads use ranges.
     async fn read(&self, key: &str) -> Result<bytes::Bytes, StoreError>;
     async fn read_range(

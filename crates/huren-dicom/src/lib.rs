@@ -33,7 +33,7 @@ use charset::Assumed;
 use parse::{Dataset, FileMeta, Limits, ParseError, SeekSource, StreamSource};
 use pixel::PixelLayout;
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use values::TextContext;
 
@@ -71,31 +71,51 @@ pub enum ScanError {
 /// Scans a Part 10 object on disk: file meta, then the whole dataset (so truncation and absurd
 /// lengths are found now, not when a doctor opens the image).
 pub fn scan_part10(path: &Path, assumed: Assumed) -> Result<Scanned, ScanError> {
-    let file = File::open(path).map_err(ScanError::Open)?;
-    let mut src = SeekSource::new(BufReader::with_capacity(64 * 1024, file), 0)?;
+    scan_with(
+        || {
+            File::open(path)
+                .map(|f| BufReader::with_capacity(64 * 1024, f))
+                .map_err(ScanError::Open)
+        },
+        assumed,
+    )
+}
+
+/// Scans a Part 10 object held in memory (ingest keeps objects up to a configured size in
+/// memory until they are persisted, so scanning costs no file reads).
+pub fn scan_part10_bytes(bytes: &[u8], assumed: Assumed) -> Result<Scanned, ScanError> {
+    scan_with(|| Ok(std::io::Cursor::new(bytes)), assumed)
+}
+
+/// The scan over any seekable source; `open` gives a fresh reader positioned at the start
+/// (the dataset and the fragment markers are read through separate readers).
+fn scan_with<R: Read + Seek>(
+    open: impl Fn() -> Result<R, ScanError>,
+    assumed: Assumed,
+) -> Result<Scanned, ScanError> {
+    let mut src = SeekSource::new(open()?, 0)?;
     let meta = parse::read_file_meta(&mut src)?;
     let size = src.position() + src.remaining().unwrap_or(0);
     let ts = ts::lookup(&meta.transfer_syntax_uid)
         .ok_or_else(|| ScanError::UnknownTransferSyntax(meta.transfer_syntax_uid.clone()))?;
     let limits = Limits::default();
     let ds = if ts.deflated {
-        let mut file = File::open(path).map_err(ScanError::Open)?;
-        file.seek(SeekFrom::Start(meta.dataset_offset))
+        let mut reader = open()?;
+        reader
+            .seek(SeekFrom::Start(meta.dataset_offset))
             .map_err(ScanError::Open)?;
         // PS3.5 §A.5: raw deflate (RFC 1951), no zlib header.
-        let inflater = flate2::read::DeflateDecoder::new(BufReader::new(file));
+        let inflater = flate2::read::DeflateDecoder::new(reader);
         parse::read_dataset(&mut StreamSource::new(inflater), ts, &limits)?
     } else {
-        let file = File::open(path).map_err(ScanError::Open)?;
-        let mut src = SeekSource::new(
-            BufReader::with_capacity(64 * 1024, file),
-            meta.dataset_offset,
-        )?;
+        let mut src = SeekSource::new(open()?, meta.dataset_offset)?;
         parse::read_dataset(&mut src, ts, &limits)?
     };
     let mut scanned = describe(meta, ts, &ds, assumed, size);
     if let PixelLayout::EncapsulatedUnmapped { fragments, frames } = &scanned.pixel
-        && let Some(mapped) = map_by_markers(path, fragments, *frames)
+        && let Some(mapped) = open()
+            .ok()
+            .and_then(|r| map_by_markers(r, fragments, *frames))
     {
         scanned.pixel = PixelLayout::Encapsulated { frames: mapped };
     }
@@ -106,13 +126,11 @@ pub fn scan_part10(path: &Path, assumed: Assumed) -> Result<Scanned, ScanError> 
 /// each fragment that begins a codestream — JPEG SOI (FFD8, ITU-T T.81 B.1.1.3) or JPEG 2000
 /// SOC (FF4F, ISO 15444-1 A.4.1). Used only when that yields exactly the declared number of
 /// frames.
-fn map_by_markers(
-    path: &Path,
+fn map_by_markers<R: Read + Seek>(
+    mut f: R,
     fragments: &[(u64, u32)],
     frames: u32,
 ) -> Option<Vec<Vec<(u64, u32)>>> {
-    use std::io::Read;
-    let mut f = File::open(path).ok()?;
     let mut out: Vec<Vec<(u64, u32)>> = Vec::new();
     for &(off, len) in fragments {
         let mut head = [0u8; 2];

@@ -1,14 +1,16 @@
 //! Objects as files under the data directory, through `object_store`'s LocalFileSystem for
-//! reads, listing and deletes. Persisting is a rename of the spool file plus fsync of the file
-//! and of its directory: object_store's local `put` does not fsync, and copying through it
-//! would write every byte twice.
+//! reads, listing and deletes. Persisting writes an in-memory spool straight to its final name
+//! (or renames a spool file) and fsyncs the file and its directory: object_store's local `put`
+//! does not fsync, and copying a spool file through it would write every byte twice.
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use huren_archive::Body;
 use huren_archive::ports::{BlobStore, StoreError};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct LocalBlobs {
@@ -32,6 +34,62 @@ impl LocalBlobs {
     }
 }
 
+enum Source {
+    Bytes(bytes::Bytes),
+    Spool(PathBuf),
+}
+
+/// Writes (or moves) the object to `target`, then makes it durable: the file's data, then its
+/// directory entry (POSIX: a new name is durable only once the directory is fsync'd), and the
+/// ancestors' entries when directories were just created.
+fn persist_blocking(source: Source, target: &Path) -> std::io::Result<()> {
+    let dir = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("key has no directory"))?;
+    // The nearest existing ancestor: every directory below it is created now and its entry
+    // must be made durable too (a new day, month or year).
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = existing
+            .parent()
+            .ok_or_else(|| std::io::Error::other("no existing ancestor"))?;
+    }
+    if existing != dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    match source {
+        Source::Bytes(bytes) => {
+            // Written in place: a crash mid-write leaves a file no index row names, which the
+            // start-up sweep removes; an error here removes it at once.
+            let written = (|| {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(target)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(target);
+                return Err(e);
+            }
+        }
+        Source::Spool(spool) => {
+            std::fs::File::open(&spool)?.sync_all()?;
+            std::fs::rename(&spool, target)?;
+        }
+    }
+    let mut d = dir;
+    loop {
+        std::fs::File::open(d)?.sync_all()?;
+        if d == existing {
+            break;
+        }
+        d = d.parent().unwrap_or(existing);
+    }
+    Ok(())
+}
+
 fn backend(e: object_store::Error) -> StoreError {
     match e {
         object_store::Error::NotFound { path, .. } => StoreError::NotFound(path),
@@ -45,27 +103,16 @@ impl BlobStore for LocalBlobs {
         &self.spool
     }
 
-    async fn persist(&self, spool: &Path, key: &str) -> Result<(), StoreError> {
+    async fn persist(&self, body: &Body, key: &str) -> Result<(), StoreError> {
         let target = self.root.join(key);
-        let spool = spool.to_path_buf();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::File::open(&spool)?.sync_all()?;
-            let dir = target
-                .parent()
-                .ok_or_else(|| std::io::Error::other("key has no directory"))?;
-            let created = !dir.exists();
-            std::fs::create_dir_all(dir)?;
-            std::fs::rename(&spool, &target)?;
-            // The rename is durable only once the directory entry is (POSIX: fsync the dir).
-            std::fs::File::open(dir)?.sync_all()?;
-            if created && let Some(parent) = dir.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
-        .map_err(StoreError::from_io)
+        let source = match body {
+            Body::Memory(bytes) => Source::Bytes(bytes.clone()),
+            Body::File(guard) => Source::Spool(guard.path().to_path_buf()),
+        };
+        tokio::task::spawn_blocking(move || persist_blocking(source, &target))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(StoreError::from_io)
     }
 
     async fn read(&self, key: &str) -> Result<bytes::Bytes, StoreError> {

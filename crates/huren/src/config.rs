@@ -53,6 +53,9 @@ pub struct ArchiveSettings {
     pub stable_after_secs: i64,
     /// Largest single object, in MiB.
     pub max_object_mib: u64,
+    /// Objects up to this size (KiB) are received in memory; larger ones spill to a spool
+    /// file. Bounds memory per association; 8 MiB keeps CT/MR/CR slices off the spool disk.
+    pub spool_memory_kib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +95,7 @@ impl Default for ArchiveSettings {
             zone: "Asia/Shanghai".into(),
             stable_after_secs: 60,
             max_object_mib: 2048,
+            spool_memory_kib: 8192,
         }
     }
 }

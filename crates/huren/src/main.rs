@@ -234,6 +234,7 @@ pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyho
         zone: config::zone(&settings.archive.zone)?,
         stable_after_secs: settings.archive.stable_after_secs,
         max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
+        spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
     };
     Ok(Archive::new(Arc::new(index), Arc::new(blobs), cfg))
 }

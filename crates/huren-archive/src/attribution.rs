@@ -1,0 +1,86 @@
+//! Attribution lookups for ingest (performer by InstitutionName, the performer's patient
+//! identifier system), cached for a short time.
+//!
+//! Every instance of a study asks the same two or three questions; answering them from the
+//! index costs a round trip each, which on one association is a measurable share of an
+//! instance's time. Entries live `TTL`; administrative changes through this process clear the
+//! cache at once, changes made by another process (the CLI on the same data directory) are
+//! seen within `TTL`.
+
+use crate::ports::{Index, StoreError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(10);
+
+/// (sender institution, InstitutionName) → performer, with the time it was looked up.
+type PerformerMap = HashMap<(i64, String), (Instant, Option<i64>)>;
+
+#[derive(Default)]
+pub struct AttributionCache {
+    performer: Mutex<PerformerMap>,
+    issuer: Mutex<HashMap<i64, (Instant, String)>>,
+}
+
+impl AttributionCache {
+    /// Forgets everything (after an administrative change).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.performer.lock() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.issuer.lock() {
+            m.clear();
+        }
+    }
+
+    /// The performing institution a sender's InstitutionName maps to, if configured.
+    pub async fn performer(
+        &self,
+        index: &dyn Index,
+        sender_institution: i64,
+        name: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let key = (sender_institution, name.to_owned());
+        if let Ok(m) = self.performer.lock()
+            && let Some((at, v)) = m.get(&key)
+            && at.elapsed() < TTL
+        {
+            return Ok(*v);
+        }
+        let v = index.map_performer(sender_institution, name).await?;
+        if let Ok(mut m) = self.performer.lock() {
+            m.insert(key, (Instant::now(), v));
+        }
+        Ok(v)
+    }
+
+    /// The issuer for PatientIDs without IssuerOfPatientID: the performer's identifier
+    /// system, else `urn:huren:institution:CODE`.
+    pub async fn default_issuer(
+        &self,
+        index: &dyn Index,
+        performer: i64,
+    ) -> Result<String, StoreError> {
+        if let Ok(m) = self.issuer.lock()
+            && let Some((at, v)) = m.get(&performer)
+            && at.elapsed() < TTL
+        {
+            return Ok(v.clone());
+        }
+        let v = match index.institution_identifier_system(performer).await? {
+            Some(sys) => sys,
+            None => format!(
+                "urn:huren:institution:{}",
+                index
+                    .institution_code(performer)
+                    .await?
+                    .unwrap_or_else(|| performer.to_string())
+            ),
+        };
+        if let Ok(mut m) = self.issuer.lock() {
+            m.insert(performer, (Instant::now(), v.clone()));
+        }
+        Ok(v)
+    }
+}
