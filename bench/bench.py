@@ -126,7 +126,7 @@ class Huren:
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.http), wait_port(self.dimse)
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
-        self.stow_token = run([HUREN, "token", "create", "--data-dir", self.dir, "--institution", "bench"]).strip() if fresh else self.stow_token
+        self.stow_token = run([HUREN, "token", "create", "--data-dir", self.dir, "--institution", "bench"]).strip() if fresh else getattr(self, "stow_token", None)
         self.aet = "HUREN"
         self.base = f"http://127.0.0.1:{self.http}/dicom-web"
 
@@ -300,7 +300,14 @@ def wrk(url, headers, seconds=10, clients=8):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="2,000 small instances instead of 20,000")
+    ap.add_argument("--large-patients", type=int, default=500_000,
+                    help="patients in huren's large index (× 2 studies × 1 instance); 0 skips it")
+    ap.add_argument("--only-large", action="store_true", help="run only the large-index QIDO measurement")
     args = ap.parse_args()
+    if args.only_large:
+        WORK.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(large_index(args.large_patients), indent=1))
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     print("generating data…", flush=True)
     ct, small = generate(args.quick)
@@ -339,8 +346,7 @@ def main():
         pid = server.proc.pid
         h = server.headers
         # d. QIDO at this size (8 closed-loop clients, limit=101).
-        for label, q in [("by PatientID", "PatientID=P000123"), ("by PatientName wildcard", "PatientName=Wang%5E12*"),
-                         ("by StudyDate range", "StudyDate=20250301-20250331")]:
+        for label, q in QIDO_QUERIES:
             w = wrk(f"{server.base}/studies?limit=101&{q}", h)
             r[f"d. QIDO {label}: req/s"] = w["rps"]
             r[f"d. QIDO {label}: p50 / p99"] = f'{w["p50"]} / {w["p99"]}' + (f' ({w["errors"]})' if w["errors"] else "")
@@ -368,8 +374,44 @@ def main():
         server.stop()
         results[server.name] = r
         print(server.name, json.dumps(r, indent=1), flush=True)
+    if args.large_patients:
+        results["huren, large index"] = large_index(args.large_patients)
+        print(json.dumps(results["huren, large index"], indent=1), flush=True)
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     print_table(results)
+
+
+QIDO_QUERIES = [("by PatientID", "PatientID=P000123"), ("by PatientName wildcard", "PatientName=Wang%5E12*"),
+                ("by StudyDate range", "StudyDate=20250301-20250331")]
+
+
+def large_index(patients):
+    """d. QIDO on a large index: `huren bench-fill` builds it through the ingest use case
+    (no object files, no fsync), then the same three queries as at 20k."""
+    server = Huren()
+    server.dir = WORK / f"huren-large-{patients}"
+    r = {"instances": patients * 2}
+    marker = server.dir / "filled"
+    if not marker.exists():
+        shutil.rmtree(server.dir, ignore_errors=True)
+        server.dir.mkdir(parents=True)
+        run([HUREN, "institution", "add", "--data-dir", server.dir, "--code", "bench", "--name", "Bench", "--level", "三级"])
+        t0 = time.perf_counter()
+        run([HUREN, "bench-fill", "--data-dir", server.dir, "--institution", "bench", "--patients", patients])
+        r["fill (s)"] = time.perf_counter() - t0
+        marker.write_text(str(r["fill (s)"]))
+    else:
+        r["fill (s)"] = float(marker.read_text())
+    r["index size (MiB)"] = sum(f.stat().st_size for f in server.dir.glob("index.sqlite*")) / 2**20
+    server.start(fresh=False)
+    try:
+        for label, q in QIDO_QUERIES:
+            w = wrk(f"{server.base}/studies?limit=101&{q}", server.headers)
+            r[f"d. QIDO {label}: req/s"] = w["rps"]
+            r[f"d. QIDO {label}: p50 / p99"] = f'{w["p50"]} / {w["p99"]}' + (f' ({w["errors"]})' if w["errors"] else "")
+    finally:
+        server.stop()
+    return r
 
 
 def print_table(results):

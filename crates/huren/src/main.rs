@@ -5,6 +5,7 @@
 
 mod config;
 mod demo;
+mod fill;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -66,6 +67,21 @@ enum Command {
     /// Reject or delete a study (audited; deletion keeps tombstones).
     #[command(subcommand)]
     Study(StudyCmd),
+    /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
+    /// without object files and without fsync (see bench/ and docs/benchmarks.md).
+    BenchFill {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Sending institution (must exist).
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        patients: u64,
+        #[arg(long, default_value_t = 2)]
+        studies_per_patient: u64,
+        #[arg(long, default_value_t = 1)]
+        instances_per_study: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -230,13 +246,17 @@ pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyho
         .await
         .context("opening the index")?;
     let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
-    let cfg = ArchiveConfig {
+    let cfg = archive_config(settings)?;
+    Ok(Archive::new(Arc::new(index), Arc::new(blobs), cfg))
+}
+
+fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> {
+    Ok(ArchiveConfig {
         zone: config::zone(&settings.archive.zone)?,
         stable_after_secs: settings.archive.stable_after_secs,
         max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
         spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
-    };
-    Ok(Archive::new(Arc::new(index), Arc::new(blobs), cfg))
+    })
 }
 
 async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {
@@ -252,6 +272,11 @@ fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
         None => Ok(time::OffsetDateTime::now_utc().date()),
     }
 }
+
+// Many small allocations cross threads on the ingest path (PDUs, parsed elements, JSON);
+// glibc's allocator spent a fifth of the CPU there in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -321,6 +346,26 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Study(StudyCmd::Reject(args)) => study_lifecycle(args, Lifecycle::Rejected).await,
         Command::Study(StudyCmd::Delete(args)) => study_lifecycle(args, Lifecycle::Deleted).await,
+        Command::BenchFill {
+            dir,
+            institution,
+            patients,
+            studies_per_patient,
+            instances_per_study,
+        } => {
+            let settings = config::load(&dir.data_dir, None, config::FlagOverrides::default())?;
+            fill::fill(
+                &dir.data_dir,
+                archive_config(&settings)?,
+                fill::FillPlan {
+                    institution,
+                    patients,
+                    studies_per_patient,
+                    instances_per_study,
+                },
+            )
+            .await
+        }
     }
 }
 
