@@ -3,7 +3,7 @@
 //! at more than one institution. Seeded once per data directory.
 
 use anyhow::Context;
-use huren_access::{AdminGrant, grant_ingest};
+use huren_access::{AdminGrant, IngestGrant, grant_ingest};
 use huren_archive::model::{NewAe, NewInstitution, NewMembership, TokenScope};
 use huren_archive::{Archive, Expected, IngestRequest, IngestStatus, SenderSettings};
 use huren_dicom::synth::{self, SynthImage, SynthPatient};
@@ -60,6 +60,27 @@ const NAMES: &[(&str, &str, &str)] = &[
     ("Zhou^Shen", "周^珅", "M"),
     ("Wu^Bing", "吴^昞", "M"),
 ];
+
+/// An ingest grant for a local program sending as `institution`, through a token minted for
+/// it (so audit names a real principal, as for any sender).
+pub async fn sender_grant(
+    archive: &Archive,
+    admin: &AdminGrant,
+    institution: &str,
+) -> anyhow::Result<IngestGrant> {
+    let token = archive
+        .create_token(
+            admin,
+            TokenScope::Institution(InstitutionCode::parse(institution)?),
+        )
+        .await?;
+    let principal = archive
+        .index
+        .principal_for_token(&huren_access::hash_token(&token))
+        .await?
+        .context("token just created")?;
+    Ok(grant_ingest(&principal)?)
+}
 
 pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
     if archive.counts().await?.institutions > 0 {
@@ -135,18 +156,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
             } else {
                 site
             };
-            let token = archive
-                .create_token(
-                    grant,
-                    TokenScope::Institution(InstitutionCode::parse(sender_site)?),
-                )
-                .await?;
-            let principal = archive
-                .index
-                .principal_for_token(&huren_access::hash_token(&token))
-                .await?
-                .context("demo token")?;
-            let ingest = grant_ingest(&principal)?;
+            let ingest = sender_grant(archive, grant, sender_site).await?;
             let patient = SynthPatient {
                 id: format!(
                     "{}{:06}",

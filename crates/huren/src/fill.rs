@@ -10,12 +10,9 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use huren_access::grant_ingest;
-use huren_archive::model::TokenScope;
 use huren_archive::ports::{BlobStore, StoreError};
 use huren_archive::{Archive, Body, Expected, IngestRequest, IngestStatus, SenderSettings};
 use huren_dicom::synth::{self, SynthImage, SynthPatient};
-use huren_types::InstitutionCode;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,16 +73,7 @@ pub async fn fill(
     };
     let archive = Archive::new(Arc::new(index), Arc::new(blobs), archive_cfg);
     let admin = huren_access::grant_admin(&huren_access::Principal::Console)?;
-    let code = InstitutionCode::parse(&plan.institution)?;
-    let token = archive
-        .create_token(&admin, TokenScope::Institution(code))
-        .await?;
-    let principal = archive
-        .index
-        .principal_for_token(&huren_access::hash_token(&token))
-        .await?
-        .context("fill token")?;
-    let grant = Arc::new(grant_ingest(&principal)?);
+    let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, &plan.institution).await?);
 
     let started = Instant::now();
     let total = plan.patients * plan.studies_per_patient * plan.instances_per_study;
