@@ -352,53 +352,84 @@ fn pn(v: &Option<String>) -> Option<Value> {
     Some(huren_dicom::json::person_name(raw))
 }
 
+/// One DICOM JSON element: tag, VR, values (none: the attribute is present but empty).
+type El = (u32, &'static str, Vec<Value>);
+
+fn el(o: &mut Vec<El>, tag: u32, vr: &'static str, v: Option<Value>) {
+    o.push((tag, vr, v.filter(|v| !v.is_null()).into_iter().collect()));
+}
+
 /// The attributes of a match at `level`, as DICOM JSON (PS3.18 §10.6.3.3, Tables 6.7.1-2..2b).
 /// `base` is the DICOMweb base URL, for RetrieveURL.
 pub fn to_json(m: &Match, level: Level, base: &str) -> Map<String, Value> {
     let mut o = Map::new();
-    o.insert(
-        "00080005".into(),
-        json!({ "vr": "CS", "Value": ["ISO_IR 192"] }),
-    );
-    put(&mut o, 0x0008_0020, "DA", s(&m.study_date));
-    put(&mut o, 0x0008_0030, "TM", s(&m.study_time));
-    put(&mut o, 0x0008_0050, "SH", s(&m.accession_number));
-    put(&mut o, 0x0008_0056, "CS", Some(json!("ONLINE")));
+    for (tag, vr, values) in elements(m, level, base) {
+        let mut e = Map::new();
+        e.insert("vr".into(), Value::String(vr.into()));
+        if !values.is_empty() {
+            e.insert("Value".into(), Value::Array(values));
+        }
+        o.insert(format!("{tag:08X}"), Value::Object(e));
+    }
+    o
+}
+
+/// The same attributes as [`to_json`], written straight to `out` as one JSON object (tags in
+/// ascending order, PS3.18 §F.2): a QIDO page of 101 studies costs a tenth of building maps.
+pub fn write_json(m: &Match, level: Level, base: &str, out: &mut Vec<u8>) {
+    let mut els = elements(m, level, base);
+    els.sort_by_key(|e| e.0);
+    out.push(b'{');
+    for (k, (tag, vr, values)) in els.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("\"{tag:08X}\":{{\"vr\":\"{vr}\"").as_bytes());
+        if !values.is_empty() {
+            out.extend_from_slice(b",\"Value\":");
+            // Serializing a slice of values into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, values);
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+fn elements(m: &Match, level: Level, base: &str) -> Vec<El> {
+    let mut o: Vec<El> = Vec::with_capacity(32);
+    el(&mut o, 0x0008_0005, "CS", Some(json!("ISO_IR 192")));
+    el(&mut o, 0x0008_0020, "DA", s(&m.study_date));
+    el(&mut o, 0x0008_0030, "TM", s(&m.study_time));
+    el(&mut o, 0x0008_0050, "SH", s(&m.accession_number));
+    el(&mut o, 0x0008_0056, "CS", Some(json!("ONLINE")));
     let mods: Vec<Value> = m
         .modalities_in_study
         .split('\\')
         .filter(|x| !x.is_empty())
         .map(|x| json!(x))
         .collect();
-    o.insert(
-        "00080061".into(),
-        if mods.is_empty() {
-            json!({ "vr": "CS" })
-        } else {
-            json!({ "vr": "CS", "Value": mods })
-        },
-    );
-    put(&mut o, 0x0008_0090, "PN", pn(&m.referring_physician_name));
-    put(&mut o, 0x0008_1030, "LO", s(&m.study_description));
-    put(&mut o, 0x0010_0010, "PN", pn(&m.patient_name));
-    put(&mut o, 0x0010_0020, "LO", Some(json!(m.patient_id)));
-    put(
+    o.push((0x0008_0061, "CS", mods));
+    el(&mut o, 0x0008_0090, "PN", pn(&m.referring_physician_name));
+    el(&mut o, 0x0008_1030, "LO", s(&m.study_description));
+    el(&mut o, 0x0010_0010, "PN", pn(&m.patient_name));
+    el(&mut o, 0x0010_0020, "LO", Some(json!(m.patient_id)));
+    el(
         &mut o,
         0x0010_0021,
         "LO",
         Some(json!(m.issuer_of_patient_id)),
     );
-    put(&mut o, 0x0010_0030, "DA", s(&m.patient_birth_date));
-    put(&mut o, 0x0010_0040, "CS", s(&m.patient_sex));
-    put(&mut o, 0x0020_000D, "UI", Some(json!(m.study_instance_uid)));
-    put(&mut o, 0x0020_0010, "SH", s(&m.study_id));
-    put(
+    el(&mut o, 0x0010_0030, "DA", s(&m.patient_birth_date));
+    el(&mut o, 0x0010_0040, "CS", s(&m.patient_sex));
+    el(&mut o, 0x0020_000D, "UI", Some(json!(m.study_instance_uid)));
+    el(&mut o, 0x0020_0010, "SH", s(&m.study_id));
+    el(
         &mut o,
         0x0020_1206,
         "IS",
         Some(json!(m.study_related_series)),
     );
-    put(
+    el(
         &mut o,
         0x0020_1208,
         "IS",
@@ -406,16 +437,16 @@ pub fn to_json(m: &Match, level: Level, base: &str) -> Map<String, Value> {
     );
     let study_url = format!("{base}/studies/{}", m.study_instance_uid);
     if level == Level::Study {
-        put(&mut o, 0x0008_1190, "UR", Some(json!(study_url)));
+        el(&mut o, 0x0008_1190, "UR", Some(json!(study_url)));
         return o;
     }
     let series_uid = m.series_instance_uid.clone().unwrap_or_default();
-    put(&mut o, 0x0008_0060, "CS", s(&m.modality));
-    put(&mut o, 0x0008_103E, "LO", s(&m.series_description));
-    put(&mut o, 0x0018_0015, "CS", s(&m.body_part_examined));
-    put(&mut o, 0x0020_000E, "UI", Some(json!(series_uid)));
-    put(&mut o, 0x0020_0011, "IS", m.series_number.map(|n| json!(n)));
-    put(
+    el(&mut o, 0x0008_0060, "CS", s(&m.modality));
+    el(&mut o, 0x0008_103E, "LO", s(&m.series_description));
+    el(&mut o, 0x0018_0015, "CS", s(&m.body_part_examined));
+    el(&mut o, 0x0020_000E, "UI", Some(json!(series_uid)));
+    el(&mut o, 0x0020_0011, "IS", m.series_number.map(|n| json!(n)));
+    el(
         &mut o,
         0x0020_1209,
         "IS",
@@ -423,26 +454,26 @@ pub fn to_json(m: &Match, level: Level, base: &str) -> Map<String, Value> {
     );
     let series_url = format!("{study_url}/series/{series_uid}");
     if level == Level::Series {
-        put(&mut o, 0x0008_1190, "UR", Some(json!(series_url)));
+        el(&mut o, 0x0008_1190, "UR", Some(json!(series_url)));
         return o;
     }
-    put(&mut o, 0x0008_0016, "UI", s(&m.sop_class_uid));
-    put(&mut o, 0x0008_0018, "UI", s(&m.sop_instance_uid));
-    put(
+    el(&mut o, 0x0008_0016, "UI", s(&m.sop_class_uid));
+    el(&mut o, 0x0008_0018, "UI", s(&m.sop_instance_uid));
+    el(
         &mut o,
         0x0020_0013,
         "IS",
         m.instance_number.map(|n| json!(n)),
     );
-    put(&mut o, 0x0028_0010, "US", m.rows.map(|n| json!(n)));
-    put(&mut o, 0x0028_0011, "US", m.columns.map(|n| json!(n)));
-    put(
+    el(&mut o, 0x0028_0010, "US", m.rows.map(|n| json!(n)));
+    el(&mut o, 0x0028_0011, "US", m.columns.map(|n| json!(n)));
+    el(
         &mut o,
         0x0028_0008,
         "IS",
         m.number_of_frames.map(|n| json!(n)),
     );
-    put(
+    el(
         &mut o,
         0x0008_1190,
         "UR",

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::grant_read;
-use huren_archive::query::{Condition, Key, Level, Query, matcher, to_json};
+use huren_archive::query::{Condition, Key, Level, Query, matcher, to_json, write_json};
 use serde_json::Value;
 
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -204,9 +204,9 @@ async fn search(
     let (q, include_all, clamped) = parse_query(level, &params, scope, state.max_query_limit)?;
     let matches = state.archive.find(&grant, &q).await?;
     let base = base_url(&state, &headers);
-    let mut docs: Vec<serde_json::Map<String, Value>> =
-        matches.iter().map(|m| to_json(m, level, &base)).collect();
-    if include_all && level == Level::Instance {
+    let body = if include_all && level == Level::Instance {
+        let mut docs: Vec<serde_json::Map<String, Value>> =
+            matches.iter().map(|m| to_json(m, level, &base)).collect();
         let full = state.archive.instance_metadata(&grant, &matches).await?;
         for (doc, stored) in docs.iter_mut().zip(full) {
             for (k, v) in stored {
@@ -215,8 +215,21 @@ async fn search(
                 }
             }
         }
-    }
-    let body = Value::Array(docs.into_iter().map(Value::Object).collect()).to_string();
+        Value::Array(docs.into_iter().map(Value::Object).collect())
+            .to_string()
+            .into_bytes()
+    } else {
+        let mut out = Vec::with_capacity(1024 * (matches.len() + 1));
+        out.push(b'[');
+        for (k, m) in matches.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_json(m, level, &base, &mut out);
+        }
+        out.push(b']');
+        out
+    };
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
