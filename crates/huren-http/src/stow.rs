@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use huren_access::grant_ingest;
 use huren_archive::{Expected, IngestRequest, IngestStatus, SenderSettings, SpoolError, Warning};
 use serde_json::{Value, json};
@@ -113,21 +115,23 @@ async fn store(
     }
     let base = crate::qido::base_url(&state, &headers);
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
-    let mut referenced = Vec::new();
-    let mut failed = Vec::new();
-    let mut warned = false;
+    let mut outcome = Outcome::default();
+    let mut in_flight = FuturesOrdered::new();
     let mut total: u64 = 0;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                if referenced.is_empty() && failed.is_empty() {
+                if outcome.referenced.is_empty()
+                    && outcome.failed.is_empty()
+                    && in_flight.is_empty()
+                {
                     return Err(ApiError::bad_request(format!(
                         "malformed multipart body: {e}"
                     )));
                 }
-                failed.push(failure(None, None, 0xC000));
+                outcome.failed.push(failure(None, None, 0xC000));
                 break;
             }
         };
@@ -142,7 +146,7 @@ async fn store(
             // application/dicom here); drain it and report it failed.
             let mut field = field;
             while let Ok(Some(_)) = field.chunk().await {}
-            failed.push(failure(None, None, 0xC000));
+            outcome.failed.push(failure(None, None, 0xC000));
             continue;
         }
         let mut spool = state.archive.spool().await.map_err(|e| {
@@ -179,13 +183,13 @@ async fn store(
             }
         }
         if let Some(code) = part_error {
-            failed.push(failure(None, None, code));
+            outcome.failed.push(failure(None, None, code));
             continue;
         }
         let spooled = match spool.finish().await {
             Ok(s) => s,
             Err(_) => {
-                failed.push(failure(None, None, 0xA700));
+                outcome.failed.push(failure(None, None, 0xA700));
                 continue;
             }
         };
@@ -198,41 +202,25 @@ async fn store(
             source: Some(peer.ip()),
             settings: SenderSettings::default(),
         };
-        match state.archive.ingest(&grant, req).await {
-            IngestStatus::Stored {
-                warnings,
-                sop_class_uid,
-                sop_instance_uid,
-                study_instance_uid,
-                series_instance_uid,
-                ..
-            } => {
-                let url = format!(
-                    "{base}/studies/{study_instance_uid}/series/{series_instance_uid}/instances/{sop_instance_uid}"
-                );
-                let mut item = json!({
-                    "00081150": { "vr": "UI", "Value": [sop_class_uid] },
-                    "00081155": { "vr": "UI", "Value": [sop_instance_uid] },
-                    "00081190": { "vr": "UR", "Value": [url] },
-                });
-                if let Some(code) = warnings.first().map(Warning::status) {
-                    warned = true;
-                    item["00081196"] = json!({ "vr": "US", "Value": [code] });
-                }
-                referenced.push(item);
-                metrics::counter!("huren_stow_instances_total", "result" => "stored").increment(1);
-            }
-            IngestStatus::Refused {
-                refusal,
-                sop_class_uid,
-                sop_instance_uid,
-            } => {
-                tracing::info!(reason = refusal.message(), "STOW part refused");
-                failed.push(failure(sop_class_uid, sop_instance_uid, refusal.status()));
-                metrics::counter!("huren_stow_instances_total", "result" => "failed").increment(1);
+        let archive = state.archive.clone();
+        let part_grant = grant.clone();
+        in_flight.push_back(tokio::spawn(async move {
+            archive.ingest(&part_grant, req).await
+        }));
+        while in_flight.len() >= STOW_PARTS_IN_FLIGHT {
+            if let Some(done) = in_flight.next().await {
+                outcome.record(done, &base);
             }
         }
     }
+    while let Some(done) = in_flight.next().await {
+        outcome.record(done, &base);
+    }
+    let Outcome {
+        referenced,
+        failed,
+        warned,
+    } = outcome;
     if referenced.is_empty() && failed.is_empty() {
         return Err(ApiError::bad_request(
             "the multipart body contains no parts",
@@ -269,6 +257,67 @@ async fn store(
         HeaderValue::from_static("application/dicom+json"),
     );
     Ok(resp)
+}
+
+/// Parts of one request stored at once: their fsyncs overlap and their index rows share group
+/// commits, as several associations' would, while the next part is read. Bounded, so a
+/// request holds at most this many in-memory parts besides the one arriving.
+const STOW_PARTS_IN_FLIGHT: usize = 4;
+
+#[derive(Default)]
+struct Outcome {
+    referenced: Vec<Value>,
+    failed: Vec<Value>,
+    warned: bool,
+}
+
+impl Outcome {
+    fn record(&mut self, done: Result<IngestStatus, tokio::task::JoinError>, base: &str) {
+        let status = match done {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "STOW part task failed");
+                // PS3.4 Annex C failure 0x0110: processing failure.
+                self.failed.push(failure(None, None, 0x0110));
+                return;
+            }
+        };
+        match status {
+            IngestStatus::Stored {
+                warnings,
+                sop_class_uid,
+                sop_instance_uid,
+                study_instance_uid,
+                series_instance_uid,
+                ..
+            } => {
+                let url = format!(
+                    "{base}/studies/{study_instance_uid}/series/{series_instance_uid}/instances/{sop_instance_uid}"
+                );
+                let mut item = json!({
+                    "00081150": { "vr": "UI", "Value": [sop_class_uid] },
+                    "00081155": { "vr": "UI", "Value": [sop_instance_uid] },
+                    "00081190": { "vr": "UR", "Value": [url] },
+                });
+                if let Some(code) = warnings.first().map(Warning::status) {
+                    self.warned = true;
+                    item["00081196"] = json!({ "vr": "US", "Value": [code] });
+                }
+                self.referenced.push(item);
+                metrics::counter!("huren_stow_instances_total", "result" => "stored").increment(1);
+            }
+            IngestStatus::Refused {
+                refusal,
+                sop_class_uid,
+                sop_instance_uid,
+            } => {
+                tracing::info!(reason = refusal.message(), "STOW part refused");
+                self.failed
+                    .push(failure(sop_class_uid, sop_instance_uid, refusal.status()));
+                metrics::counter!("huren_stow_instances_total", "result" => "failed").increment(1);
+            }
+        }
+    }
 }
 
 fn failure(class: Option<String>, instance: Option<String>, code: u16) -> Value {

@@ -54,20 +54,17 @@ fn page_json(rows: usize) -> String {
 fn benches(c: &mut Criterion) {
     let q = Query {
         level: Level::Study,
-        conditions: vec![
-            Condition {
-                key: Key::PatientName,
-                matcher: Matcher::Wildcard("Wang^12*".into()),
-            },
-            Condition {
-                key: Key::StudyDate,
-                matcher: Matcher::Range(Some("20250301".into()), Some("20250331".into())),
-            },
-            Condition {
-                key: Key::Modality,
-                matcher: Matcher::Single("CT".into()),
-            },
-        ],
+        conditions: [
+            (Key::PatientName, Matcher::Wildcard("Wang^12*".into())),
+            (
+                Key::StudyDate,
+                Matcher::Range(Some("20250301".into()), Some("20250331".into())),
+            ),
+            (Key::Modality, Matcher::Single("CT".into())),
+        ]
+        .into_iter()
+        .map(|(key, matcher)| Condition { key, matcher })
+        .collect(),
         limit: 101,
         offset: 0,
         after_key: None,

@@ -273,11 +273,6 @@ fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
     }
 }
 
-// Many small allocations cross threads on the ingest path (PDUs, parsed elements, JSON);
-// glibc's allocator spent a fifth of the CPU there in profiles.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
