@@ -16,6 +16,8 @@ PYDICOM_DATA = Path(pydicom.__file__).parent / "data"
 TEST_FILES = PYDICOM_DATA / "test_files"
 CHARSET_FILES = PYDICOM_DATA / "charset_files"
 ADMIN = "test-admin-token"
+MPI_SM4_KEY = "0123456789abcdeffedcba9876543210"
+MPI_INDEX_KEY = "00112233445566778899aabbccddeeff"
 
 
 def free_port():
@@ -44,7 +46,9 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self):
-        env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **self.env)
+        # Test keys for sealing identity numbers (configuration, never the database).
+        keys = {"HUREN__MPI__SM4_KEY": MPI_SM4_KEY, "HUREN__MPI__INDEX_KEY": MPI_INDEX_KEY}
+        env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **{**keys, **self.env})
         self.log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data-dir", str(self.data_dir), "--http", f"127.0.0.1:{self.http_port}",

@@ -2,12 +2,14 @@
 //! C-STORE SCP and STOW-RS; the adapters only translate [`IngestStatus`] into their protocol's
 //! terms (PS3.4 §B.2.3 statuses, PS3.18 §10.5 responses).
 
-use crate::model::{CommitOutcome, NewInstance};
+use crate::IdentityPolicy;
+use crate::model::{CommitOutcome, NewInstance, SealedIdentifier};
 use crate::ports::StoreError;
 use crate::spool::{Body, Spooled};
 use crate::{Archive, time as ztime};
 use huren_access::{AuditAction, AuditEvent, IngestGrant, Outcome, SenderKind};
 use huren_dicom::charset::{Assumed, encoding_for_label};
+use huren_mpi::id::{Consistency, NationalId, Sex};
 use huren_types::Uid;
 use std::net::IpAddr;
 
@@ -207,7 +209,7 @@ impl Archive {
                 tokio::task::spawn_blocking(move || huren_dicom::scan_part10(&path, assumed))
             }
         };
-        let scanned = match scan.await {
+        let mut scanned = match scan.await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return refuse(Refusal::CannotUnderstand(e.to_string())),
             Err(e) => return refuse(Refusal::Internal(format!("scan task failed: {e}"))),
@@ -340,6 +342,12 @@ impl Archive {
             .as_deref()
             .and_then(|d| ztime::instant(d, a.study_time.as_deref(), self.config.zone));
 
+        // Identity numbers: sealed for the person index, and removed from what the index keeps
+        // in the clear (attributes, DICOM JSON). The stored object itself stays byte-exact.
+        let identifiers = match &self.config.identity {
+            Some(policy) => take_identity_numbers(policy, &mut scanned, self.config.zone),
+            None => Vec::new(),
+        };
         let now = time::OffsetDateTime::now_utc();
         let blob_key = format!(
             "objects/{:04}/{:02}/{:02}/{}.dcm",
@@ -376,6 +384,8 @@ impl Archive {
                 .settings
                 .stable_after_secs
                 .unwrap_or(self.config.stable_after_secs),
+            new_person_public_id: uuid::Uuid::now_v7().to_string(),
+            identifiers,
         };
 
         // Durability order: blob first (fsync'd), then the index row. A crash between the two
@@ -421,6 +431,80 @@ impl Archive {
             series_instance_uid: series_uid,
         }
     }
+}
+
+/// Finds resident identity numbers in OtherPatientIDsSequence items whose issuer the policy
+/// names, seals valid ones (with whether they agree with the record's birth date and sex), and
+/// removes every such item from the attributes and DICOM JSON the index keeps. Invalid numbers
+/// are dropped too (logged): a mistyped number must not link anything, nor sit in the clear.
+fn take_identity_numbers(
+    policy: &IdentityPolicy,
+    scanned: &mut huren_dicom::Scanned,
+    zone: &'static time_tz::Tz,
+) -> Vec<SealedIdentifier> {
+    use time_tz::OffsetDateTimeExt;
+    let today = time::OffsetDateTime::now_utc().to_timezone(zone).date();
+    let a = &mut scanned.attrs;
+    let birth = a.patient_birth_date.as_deref().and_then(ztime::parse_da);
+    let sex = match a.patient_sex.as_deref().map(str::trim) {
+        Some("M") => Some(Sex::Male),
+        Some("F") => Some(Sex::Female),
+        _ => None,
+    };
+    let mut out: Vec<SealedIdentifier> = Vec::new();
+    let mut removed = false;
+    a.other_patient_ids.retain(|o| {
+        if !o
+            .issuer
+            .as_deref()
+            .is_some_and(|i| policy.is_resident_issuer(i))
+        {
+            return true;
+        }
+        removed = true;
+        match NationalId::parse(&o.patient_id, today) {
+            Ok(id) => {
+                let system = id.system();
+                match policy.sealer.seal(system, id.as_str()) {
+                    Ok(sealed) if !out.iter().any(|x| x.system == system) => {
+                        out.push(SealedIdentifier {
+                            system: system.to_owned(),
+                            blind: policy.sealer.blind_index(system, id.as_str()),
+                            sealed: sealed.bytes,
+                            key_id: sealed.key_id,
+                            consistent: id.consistency(birth, sex) == Consistency::Consistent,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "could not seal an identity number"),
+                }
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "invalid identity number in OtherPatientIDsSequence ignored")
+            }
+        }
+        false
+    });
+    if removed {
+        // (0010,1002) Other Patient IDs Sequence; items carry (0010,0021) IssuerOfPatientID.
+        if let Some(items) = scanned
+            .json
+            .get_mut("00101002")
+            .and_then(|e| e.get_mut("Value"))
+            .and_then(|v| v.as_array_mut())
+        {
+            items.retain(|item| {
+                let issuer = item
+                    .get("00100021")
+                    .and_then(|e| e.get("Value"))
+                    .and_then(|v| v.get(0))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
+                !policy.is_resident_issuer(issuer)
+            });
+        }
+    }
+    out
 }
 
 fn trace_commit(outcome: &CommitOutcome) {

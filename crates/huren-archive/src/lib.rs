@@ -35,6 +35,35 @@ pub struct ArchiveConfig {
     pub max_object_bytes: u64,
     /// Objects up to this size are spooled in memory (see [`spool`]).
     pub spool_memory_bytes: u64,
+    /// How identity numbers are recognised and protected; `None`: keys not configured, numbers
+    /// neither stored nor used for linking.
+    pub identity: Option<Arc<IdentityPolicy>>,
+}
+
+/// Identity numbers in DICOM objects (issue #5): which OtherPatientIDsSequence issuers mark a
+/// resident identity number, and the keys that seal them.
+pub struct IdentityPolicy {
+    pub sealer: huren_seal::Sealer,
+    /// Compared case-insensitively with IssuerOfPatientID in OtherPatientIDsSequence items.
+    pub resident_id_issuers: Vec<String>,
+}
+
+impl std::fmt::Debug for IdentityPolicy {
+    // Never the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityPolicy")
+            .field("resident_id_issuers", &self.resident_id_issuers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdentityPolicy {
+    pub fn is_resident_issuer(&self, issuer: &str) -> bool {
+        let issuer = issuer.trim();
+        self.resident_id_issuers
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(issuer))
+    }
 }
 
 #[derive(Clone)]

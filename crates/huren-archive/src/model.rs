@@ -161,6 +161,23 @@ pub struct NewInstance {
     pub dicom_json_deflated: Vec<u8>,
     pub received_unix: i64,
     pub stable_after_secs: i64,
+    /// Public id for the person this record gets if it has none yet (a new record).
+    pub new_person_public_id: String,
+    /// Sensitive identifiers found in the object (identity numbers), sealed.
+    pub identifiers: Vec<SealedIdentifier>,
+}
+
+/// A sensitive identifier of a patient record as the index keeps it: no clear value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedIdentifier {
+    pub system: String,
+    /// HMAC-SM3 blind index, for finding equal values.
+    pub blind: String,
+    /// SM4-GCM `nonce ‖ ciphertext ‖ tag`.
+    pub sealed: Vec<u8>,
+    pub key_id: String,
+    /// The number agrees with the record's birth date and sex (GB 11643).
+    pub consistent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

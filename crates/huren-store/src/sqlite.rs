@@ -258,6 +258,12 @@ async fn commit_one(
            sex = COALESCE(excluded.sex, sex),
            other_ids = CASE WHEN excluded.other_ids = '[]' THEN other_ids ELSE excluded.other_ids END,
            updated_at = excluded.updated_at;
+         INSERT INTO person (public_id, created_at)
+           SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
+         UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
+         INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
+           SELECT ?, id, NULL, person_id, 'created', 'ingest' FROM patient
+            WHERE issuer = ? AND patient_id = ? AND changes() > 0;
          INSERT INTO study (patient_id, study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
                             description, referring_physician, institution_name, last_instance_at, stable_after_secs)
          VALUES ((SELECT id FROM patient WHERE issuer = ? AND patient_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -307,9 +313,12 @@ async fn commit_one(
     }
     sql.push_str(
         "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
-         RELEASE one;",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
+    // Identity numbers link persons in a second round trip, inside the same savepoint.
+    if r.identifiers.is_empty() {
+        sql.push_str("RELEASE one;");
+    }
     // Built only from the constant pieces above (four variants), never from values.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         // patient
@@ -326,6 +335,16 @@ async fn commit_one(
         .bind(&a.patient_sex)
         .bind(&other_ids)
         .bind(ts)
+        // person for a new record
+        .bind(&r.new_person_public_id)
+        .bind(ts)
+        .bind(&r.patient_issuer)
+        .bind(&r.patient_id)
+        .bind(&r.patient_issuer)
+        .bind(&r.patient_id)
+        .bind(ts)
+        .bind(&r.patient_issuer)
+        .bind(&r.patient_id)
         // study
         .bind(&r.patient_issuer)
         .bind(&r.patient_id)
@@ -414,6 +433,22 @@ async fn commit_one(
         .first()
         .map(|row| row.get("id"))
         .ok_or_else(|| StoreError::Backend("instance row not written".into()))?;
+    if !r.identifiers.is_empty() {
+        let linked = async {
+            for ident in &r.identifiers {
+                link_identifier(conn, r, ident, ts).await?;
+            }
+            sqlx::query("RELEASE one").execute(&mut *conn).await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        if let Err(e) = linked {
+            let _ = sqlx::query("ROLLBACK TO one; RELEASE one;")
+                .execute(&mut *conn)
+                .await;
+            return Err(db(e));
+        }
+    }
     Ok(match (supersedes, conflict_with) {
         (Some((old, _, _)), _) => CommitOutcome::NewVersion {
             instance_id,
@@ -425,6 +460,109 @@ async fn commit_one(
         },
         (None, None) => CommitOutcome::Stored { instance_id },
     })
+}
+
+/// Records an identity number of the record `r` names and applies the national-number rules
+/// (ARCHITECTURE.md "Persons"): the same number, agreeing with both records' birth date and sex,
+/// moves this record's person into the other's (the older person survives); a number that
+/// disagrees with either record puts the pair in review; a merge that would give one person
+/// two different numbers of one document is not made (review instead).
+async fn link_identifier(
+    conn: &mut SqliteConnection,
+    r: &NewInstance,
+    ident: &huren_archive::model::SealedIdentifier,
+    ts: i64,
+) -> Result<(), sqlx::Error> {
+    let row = sqlx::query("SELECT id, person_id FROM patient WHERE issuer = ? AND patient_id = ?")
+        .bind(&r.patient_issuer)
+        .bind(&r.patient_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (me, mut my_person): (i64, i64) = (row.get("id"), row.get("person_id"));
+    sqlx::query(
+        "INSERT INTO patient_identifier (patient_id, system, blind, sealed, key_id, consistent)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (patient_id, system) DO UPDATE SET blind = excluded.blind, sealed = excluded.sealed,
+           key_id = excluded.key_id, consistent = excluded.consistent",
+    )
+    .bind(me)
+    .bind(&ident.system)
+    .bind(&ident.blind)
+    .bind(&ident.sealed)
+    .bind(&ident.key_id)
+    .bind(ident.consistent)
+    .execute(&mut *conn)
+    .await?;
+    let others = sqlx::query(
+        "SELECT pi.patient_id, p.person_id, pi.consistent FROM patient_identifier pi JOIN patient p ON p.id = pi.patient_id
+         WHERE pi.system = ? AND pi.blind = ? AND pi.patient_id != ? ORDER BY p.person_id, pi.patient_id",
+    )
+    .bind(&ident.system)
+    .bind(&ident.blind)
+    .bind(me)
+    .fetch_all(&mut *conn)
+    .await?;
+    for o in others {
+        let (other, other_person, other_consistent): (i64, i64, bool) =
+            (o.get("patient_id"), o.get("person_id"), o.get("consistent"));
+        if other_person == my_person {
+            continue;
+        }
+        let review = |reason: &'static str| {
+            sqlx::query(
+                "INSERT INTO link_review (created_at, patient_a, patient_b, reason) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (patient_a, patient_b) DO NOTHING",
+            )
+            .bind(ts)
+            .bind(other.min(me))
+            .bind(other.max(me))
+            .bind(reason)
+        };
+        if !(ident.consistent && other_consistent) {
+            review("national_id_inconsistent")
+                .execute(&mut *conn)
+                .await?;
+            continue;
+        }
+        // Only numbers that agree with their records count as a person's own.
+        let conflicting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM patient_identifier pi JOIN patient p ON p.id = pi.patient_id
+             WHERE p.person_id IN (?, ?) AND pi.system = ? AND pi.blind != ? AND pi.consistent = 1",
+        )
+        .bind(my_person)
+        .bind(other_person)
+        .bind(&ident.system)
+        .bind(&ident.blind)
+        .fetch_one(&mut *conn)
+        .await?;
+        if conflicting > 0 {
+            review("conflicting_numbers").execute(&mut *conn).await?;
+            continue;
+        }
+        let (survivor, merged) = if other_person < my_person {
+            (other_person, my_person)
+        } else {
+            (my_person, other_person)
+        };
+        sqlx::query(
+            "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
+               SELECT ?, id, person_id, ?, 'same_national_id', 'ingest' FROM patient WHERE person_id = ?;
+             UPDATE patient SET person_id = ?, updated_at = ? WHERE person_id = ?;
+             UPDATE person SET merged_into = ? WHERE id = ?;",
+        )
+        .bind(ts)
+        .bind(survivor)
+        .bind(merged)
+        .bind(survivor)
+        .bind(ts)
+        .bind(merged)
+        .bind(survivor)
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?;
+        my_person = survivor;
+    }
+    Ok(())
 }
 
 const ATTR_AS_OF: &str = "SELECT value FROM institution_attribute WHERE institution_id = ? AND attribute = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to >= ?) ORDER BY valid_from DESC LIMIT 1";

@@ -15,7 +15,40 @@ pub struct Settings {
     pub http: Http,
     pub dimse: Dimse,
     pub archive: ArchiveSettings,
+    pub mpi: Mpi,
     pub log: Log,
+}
+
+/// Master patient index. Identity numbers are stored only sealed (SM4) with an HMAC-SM3 blind
+/// index; without both keys they are not stored or used for linking at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mpi {
+    /// SM4 key, 32 hex digits. Keep it out of the data directory in production.
+    pub sm4_key: Option<String>,
+    /// Names the SM4 key in stored values (for rotation).
+    pub key_id: String,
+    /// Blind-index key, at least 32 hex digits; must not change while an index exists.
+    pub index_key: Option<String>,
+    /// IssuerOfPatientID values that mark a resident identity number in an
+    /// OtherPatientIDsSequence item (PS3.3 C.7.1.1), compared case-insensitively.
+    pub dicom_resident_id_issuers: Vec<String>,
+}
+
+impl Default for Mpi {
+    fn default() -> Self {
+        Mpi {
+            sm4_key: None,
+            key_id: "k1".into(),
+            index_key: None,
+            dicom_resident_id_issuers: vec![
+                huren_mpi::id::RESIDENT.into(),
+                "身份证".into(),
+                "居民身份证".into(),
+                "RESIDENT_ID".into(),
+            ],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

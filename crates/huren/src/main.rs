@@ -256,7 +256,28 @@ fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> 
         stable_after_secs: settings.archive.stable_after_secs,
         max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
         spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
+        identity: identity_policy(&settings.mpi)?,
     })
+}
+
+/// Identity numbers are handled only when both keys are configured.
+fn identity_policy(
+    mpi: &config::Mpi,
+) -> anyhow::Result<Option<Arc<huren_archive::IdentityPolicy>>> {
+    let (Some(sm4), Some(index)) = (&mpi.sm4_key, &mpi.index_key) else {
+        if mpi.sm4_key.is_some() || mpi.index_key.is_some() {
+            anyhow::bail!("mpi.sm4_key and mpi.index_key must be configured together");
+        }
+        tracing::warn!(
+            "mpi.sm4_key / mpi.index_key not configured: identity numbers in objects are neither stored nor used for linking"
+        );
+        return Ok(None);
+    };
+    let sealer = huren_seal::Sealer::new(&mpi.key_id, sm4, index)?;
+    Ok(Some(Arc::new(huren_archive::IdentityPolicy {
+        sealer,
+        resident_id_issuers: mpi.dicom_resident_id_issuers.clone(),
+    })))
 }
 
 async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {

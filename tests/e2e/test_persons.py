@@ -1,0 +1,120 @@
+"""Persons across institutions (issue #5): every patient record belongs to a person from its
+creation; a resident identity number in OtherPatientIDsSequence links records deterministically
+only when it agrees with each record's birth date and sex; identity numbers are kept sealed."""
+import uuid
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pynetdicom.sop_class import CTImageStorage
+
+from conftest import MPI_INDEX_KEY
+from helpers import associate, ct
+
+MOTHER_ID = "11010519491231002X"          # GB 11643's example number: 1949-12-31, female
+MOTHER_ID_15 = "110105491231002"          # the same number in its pre-1999 form
+OTHER_ID_FEMALE_1949 = "110105194912310046"  # another valid number, same birth date and sex
+
+
+def with_resident_id(ds, number, issuer="身份证"):
+    item = Dataset()
+    item.PatientID = number
+    item.IssuerOfPatientID = issuer
+    item.TypeOfPatientID = "TEXT"
+    ds.OtherPatientIDsSequence = [item]
+    return ds
+
+
+def store(server, ds, calling="COUNTY", bind="127.0.0.1"):
+    assoc = associate(server.dimse_port, calling=calling, bind=bind,
+                      contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    assert assoc.is_established
+    status = assoc.send_c_store(ds).Status
+    assoc.release()
+    assert status == 0, hex(status)
+
+
+def person_of(server, patient_id):
+    rows = server.query("SELECT person_id FROM patient WHERE patient_id = ?", patient_id)
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def person(patient_id, birth="19491231", sex="F", name="Li^Na=李^娜"):
+    ds = ct(patient_id=patient_id, name=name)
+    ds.PatientBirthDate, ds.PatientSex = birth, sex
+    return ds
+
+
+def test_every_record_gets_a_person(server):
+    pid = "NOID" + uuid.uuid4().hex[:6]
+    store(server, person(pid))
+    assert person_of(server, pid) is not None
+    events = server.query(
+        "SELECT e.rule FROM person_link_event e JOIN patient p ON p.id = e.patient_id WHERE p.patient_id = ?", pid)
+    assert events == [("created",)]
+
+
+def test_same_consistent_number_links_across_institutions(server):
+    tag = uuid.uuid4().hex[:6]
+    county, town = "C" + tag, "T" + tag
+    store(server, with_resident_id(person(county), MOTHER_ID))
+    # Another institution's system, the legacy 15-digit form, another issuer spelling.
+    store(server, with_resident_id(person(town, name="LI^NA"), MOTHER_ID_15, issuer="RESIDENT_ID"),
+          calling="PACS", bind="127.0.0.2")
+    assert person_of(server, county) == person_of(server, town)
+    rules = server.query(
+        "SELECT e.rule FROM person_link_event e JOIN patient p ON p.id = e.patient_id WHERE p.patient_id = ? ORDER BY e.id",
+        town)
+    assert [r[0] for r in rules][-1] == "same_national_id"
+
+
+def test_newborn_under_the_mothers_number_goes_to_review(server):
+    tag = uuid.uuid4().hex[:6]
+    mother, baby = "M" + tag, "B" + tag
+    store(server, with_resident_id(person(mother), MOTHER_ID))
+    store(server, with_resident_id(person(baby, birth="20260301", sex="M", name="Li^Baobao=李^宝宝"), MOTHER_ID),
+          calling="PACS", bind="127.0.0.2")
+    assert person_of(server, mother) != person_of(server, baby)
+    q = """SELECT r.reason FROM link_review r JOIN patient a ON a.id = r.patient_a JOIN patient b ON b.id = r.patient_b
+           WHERE (a.patient_id = ? AND b.patient_id = ?) OR (a.patient_id = ? AND b.patient_id = ?)"""
+    assert server.query(q, mother, baby, baby, mother) == [("national_id_inconsistent",)]
+
+
+def test_different_valid_numbers_never_link(server):
+    tag = uuid.uuid4().hex[:6]
+    a, b = "X" + tag, "Y" + tag
+    store(server, with_resident_id(person(a), MOTHER_ID))
+    store(server, with_resident_id(person(b), OTHER_ID_FEMALE_1949), calling="PACS", bind="127.0.0.2")
+    assert person_of(server, a) != person_of(server, b)
+
+
+def test_identity_numbers_are_not_in_the_index_in_the_clear(server):
+    tag = uuid.uuid4().hex[:6]
+    pid = "S" + tag
+    ds = with_resident_id(person(pid), MOTHER_ID)
+    store(server, ds)
+    rows = server.query(
+        """SELECT pi.system, pi.value, pi.blind, length(pi.sealed), pi.consistent FROM patient_identifier pi
+           JOIN patient p ON p.id = pi.patient_id WHERE p.patient_id = ?""", pid)
+    assert len(rows) == 1
+    system, value, blind, sealed_len, consistent = rows[0]
+    assert system == "urn:huren:id:cn-resident" and value is None and consistent == 1
+    assert sealed_len == 12 + len(MOTHER_ID) + 16
+    # The blind index is HMAC-SM3 under the configured key (checked with OpenSSL's SM3).
+    import hashlib
+    import hmac
+    expected = hmac.new(bytes.fromhex(MPI_INDEX_KEY), b"urn:huren:id:cn-resident\x00" + MOTHER_ID.encode(), "sm3").hexdigest()
+    assert blind == expected
+    # Nowhere in the index files (attributes, DICOM JSON, patient other_ids, WAL).
+    for f in Path(server.data_dir).glob("index.sqlite*"):
+        assert MOTHER_ID.encode() not in f.read_bytes(), f.name
+    # Metadata served from the index has no such item either; the stored object is unchanged.
+    import requests
+    from conftest import ADMIN
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    meta = requests.get(f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/metadata", headers=h).json()
+    assert MOTHER_ID not in str(meta)
+    inst = requests.get(f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
+                        headers={**h, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert inst.status_code == 200 and MOTHER_ID.encode() in inst.content
