@@ -118,3 +118,42 @@ def test_identity_numbers_are_not_in_the_index_in_the_clear(server):
     inst = requests.get(f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
                         headers={**h, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
     assert inst.status_code == 200 and MOTHER_ID.encode() in inst.content
+
+
+def qido_studies(server, **params):
+    import requests
+    from conftest import ADMIN
+    r = requests.get(f"{server.url}/dicom-web/studies", params=params, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code in (200, 204), r.text
+    return r.json() if r.status_code == 200 and r.content else []
+
+
+def test_qido_by_identity_number_finds_the_person_everywhere(server):
+    # A person, not a hospital's number: the resident ID finds the studies of every linked
+    # record, each answered with its own PatientID and issuer; a borrowed number does not.
+    number_first17 = "50010119800101003"
+    w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    number = number_first17 + "10X98765432"[sum(int(d) * x for d, x in zip(number_first17, w)) % 11]
+    tag = uuid.uuid4().hex[:6]
+    a = with_resident_id(person("QA" + tag, birth="19800101", sex="M", name="Zhang^Wei=张^伟"), number)
+    b = with_resident_id(person("QB" + tag, birth="19800101", sex="M", name="ZHANG^WEI"), number, issuer="RESIDENT_ID")
+    baby = with_resident_id(person("QC" + tag, birth="20260101", sex="F", name="Zhang^Xiao=张^小"), number)
+    store(server, a)
+    store(server, b, calling="PACS", bind="127.0.0.2")
+    store(server, baby, calling="PACS", bind="127.0.0.2")
+    for issuer in ("urn:huren:id:cn-resident", "身份证"):
+        found = qido_studies(server, PatientID=number, IssuerOfPatientID=issuer)
+        uids = {s["0020000D"]["Value"][0] for s in found}
+        assert uids == {a.StudyInstanceUID, b.StudyInstanceUID}, issuer
+        ids = {s["00100020"]["Value"][0] for s in found}
+        assert ids == {"QA" + tag, "QB" + tag}
+    # A mistyped number (wrong check character) belongs to nobody.
+    bad = number[:-1] + ("0" if number[-1] != "0" else "1")
+    assert qido_studies(server, PatientID=bad, IssuerOfPatientID="urn:huren:id:cn-resident") == []
+    # Without an identity-number issuer, PatientID keeps its DICOM meaning.
+    assert qido_studies(server, PatientID=number) == []
+    # C-FIND (Study Root) answers the same question the same way.
+    from test_cfind import find, q
+    statuses, results = find(server, q("STUDY", PatientID=number, IssuerOfPatientID="身份证", StudyInstanceUID=""))
+    assert statuses[-1] == 0x0000
+    assert {r.StudyInstanceUID for r in results} == {a.StudyInstanceUID, b.StudyInstanceUID}

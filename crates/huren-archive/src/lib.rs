@@ -40,6 +40,12 @@ pub struct ArchiveConfig {
     pub identity: Option<Arc<IdentityPolicy>>,
 }
 
+enum PersonQuery {
+    Ordinary,
+    Person(query::Query),
+    NoSuchNumber,
+}
+
 /// Identity numbers in DICOM objects (issue #5): which OtherPatientIDsSequence issuers mark a
 /// resident identity number, and the keys that seal them.
 pub struct IdentityPolicy {
@@ -365,7 +371,61 @@ impl Archive {
         _grant: &huren_access::ReadGrant,
         q: &query::Query,
     ) -> Result<Vec<query::Match>, StoreError> {
-        self.index.find(q).await
+        match self.by_identity_number(q) {
+            PersonQuery::Ordinary => self.index.find(q).await,
+            PersonQuery::Person(q) => self.index.find(&q).await,
+            // An invalid number belongs to nobody.
+            PersonQuery::NoSuchNumber => Ok(Vec::new()),
+        }
+    }
+
+    /// PatientID with an identity-number IssuerOfPatientID (a national system URI or one of
+    /// the configured DICOM issuer names) asks for a *person*: every record, at every
+    /// institution, linked to the holder of that number. Matches keep their own PatientID and
+    /// issuer. The number is looked up by its blind index, never in the clear.
+    fn by_identity_number(&self, q: &query::Query) -> PersonQuery {
+        use query::{Key, Matcher};
+        let Some(policy) = &self.config.identity else {
+            return PersonQuery::Ordinary;
+        };
+        let single = |key: Key| {
+            q.conditions
+                .iter()
+                .find_map(|c| match (&c.matcher, c.key == key) {
+                    (Matcher::Single(v), true) => Some(v.clone()),
+                    _ => None,
+                })
+        };
+        let (Some(number), Some(issuer)) = (single(Key::PatientId), single(Key::IssuerOfPatientId))
+        else {
+            return PersonQuery::Ordinary;
+        };
+        let national = [
+            huren_mpi::id::RESIDENT,
+            huren_mpi::id::HMT_RESIDENCE,
+            huren_mpi::id::FOREIGN_PERMANENT,
+        ];
+        if !national.contains(&issuer.as_str()) && !policy.is_resident_issuer(&issuer) {
+            return PersonQuery::Ordinary;
+        }
+        let today = {
+            use time_tz::OffsetDateTimeExt;
+            ::time::OffsetDateTime::now_utc()
+                .to_timezone(self.config.zone)
+                .date()
+        };
+        let Ok(id) = huren_mpi::id::NationalId::parse(&number, today) else {
+            return PersonQuery::NoSuchNumber;
+        };
+        let mut person_q = q.clone();
+        person_q
+            .conditions
+            .retain(|c| c.key != Key::PatientId && c.key != Key::IssuerOfPatientId);
+        person_q.person = Some(query::PersonKey {
+            system: id.system().to_owned(),
+            blind: policy.sealer.blind_index(id.system(), id.as_str()),
+        });
+        PersonQuery::Person(person_q)
     }
 
     /// Instances' DICOM JSON as built at ingest, with the current patient module overlaid
@@ -446,6 +506,7 @@ impl Archive {
             limit: 100_000,
             offset: 0,
             after_key: None,
+            person: None,
         };
         let found = self.find(grant, &q).await?;
         let docs = self.instance_metadata(grant, &found).await?;

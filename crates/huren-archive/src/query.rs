@@ -288,6 +288,16 @@ pub struct Query {
     /// Keyset pagination: only rows whose key at the query's level is greater than this, in
     /// key order (stable while rows are added, unlike OFFSET). Streaming C-FIND uses it.
     pub after_key: Option<i64>,
+    /// Only records of the person holding this identity number (the use case sets it from
+    /// PatientID + an identity-number IssuerOfPatientID; adapters leave it `None`).
+    pub person: Option<PersonKey>,
+}
+
+/// An identity number as the index can look it up: its system and blind index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonKey {
+    pub system: String,
+    pub blind: String,
 }
 
 /// One matched row, flattened across the hierarchy (fields of lower levels are `None` at

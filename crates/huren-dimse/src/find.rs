@@ -94,6 +94,7 @@ pub(crate) fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
         limit: PAGE,
         offset: 0,
         after_key: None,
+        person: None,
     };
     let mut keys = Vec::new();
     let mut unsupported_optional = false;

@@ -113,6 +113,7 @@ pub fn parse_query(
         limit: DEFAULT_LIMIT.min(max_limit),
         offset: 0,
         after_key: None,
+        person: None,
     };
     let mut include_all = false;
     let mut clamped = false;

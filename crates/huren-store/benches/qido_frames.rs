@@ -68,6 +68,7 @@ fn benches(c: &mut Criterion) {
         limit: 101,
         offset: 0,
         after_key: None,
+        person: None,
     };
     c.bench_function("QIDO: SQL for name wildcard + date range + modality", |b| {
         b.iter(|| huren_store::query::build(black_box(&q)))

@@ -164,6 +164,16 @@ pub fn build(q: &Query) -> (String, Vec<String>) {
         };
         wheres.push(pred);
     }
+    if let Some(person) = &q.person {
+        // Records of the person(s) holding the number, where it agrees with the record.
+        binds.push(person.system.clone());
+        binds.push(person.blind.clone());
+        wheres.push(
+            "p.person_id IN (SELECT hp.person_id FROM patient_identifier hi JOIN patient hp ON hp.id = hi.patient_id
+              WHERE hi.system = ? AND hi.blind = ? AND hi.consistent = 1)"
+                .to_owned(),
+        );
+    }
     let key_col = match q.level {
         Level::Patient | Level::Study => "s.id",
         Level::Series => "se.id",
