@@ -173,6 +173,9 @@ pub enum AuditAction {
     StudyLifecycleChanged,
     /// HTTP request refused for lack of credentials.
     AuthenticationFailed,
+    /// Patient records moved into another person (a link or merge), or back (an unmerge):
+    /// IHE ITI-8/ITI-30 "Patient Record" update analogue (110110).
+    PersonLinksChanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,24 @@ pub struct ArchiveConfig {
     pub identity: Option<Arc<IdentityPolicy>>,
 }
 
+/// What a steward does to a person (see [`Archive::change_person`]).
+pub enum PersonChange<'a> {
+    /// Move every record into the person with this public id.
+    MergeInto(&'a str),
+    /// Undo this person's merge.
+    Unmerge,
+}
+
+fn required_reason(reason: &str) -> Result<&str, AdminError> {
+    let r = reason.trim();
+    if r.is_empty() || r.chars().count() > 500 {
+        return Err(AdminError::Invalid(
+            "a reason (1–500 characters) is required".into(),
+        ));
+    }
+    Ok(r)
+}
+
 enum PersonQuery {
     Ordinary,
     Person(query::Query),
@@ -110,10 +128,28 @@ impl Archive {
     async fn audit_config(&self, grant: &AdminGrant, object: String, detail: serde_json::Value) {
         // Every configuration change passes here: attribution answers may have changed.
         self.attribution.clear();
+        self.audit_admin(
+            AuditAction::ConfigurationChanged,
+            &grant.principal().label(),
+            object,
+            detail,
+        )
+        .await;
+    }
+
+    /// One successful administrative action on one object (ARCHITECTURE.md, "What one audit
+    /// event is").
+    async fn audit_admin(
+        &self,
+        action: AuditAction,
+        actor: &str,
+        object: String,
+        detail: serde_json::Value,
+    ) {
         let ev = AuditEvent {
-            action: AuditAction::ConfigurationChanged,
+            action,
             outcome: Outcome::Success,
-            actor: grant.principal().label(),
+            actor: actor.to_owned(),
             institution: None,
             patient: None,
             study_uid: None,
@@ -288,6 +324,94 @@ impl Archive {
         };
         self.index.record_audit(ev).await?;
         Ok(change)
+    }
+
+    /// The data stewards' queue: record pairs the link rules would not decide alone.
+    pub async fn link_reviews(
+        &self,
+        _grant: &AdminGrant,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<model::LinkReview>, AdminError> {
+        if !matches!(state, "open" | "linked" | "rejected") {
+            return Err(AdminError::Invalid(
+                "state is open, linked or rejected".into(),
+            ));
+        }
+        Ok(self.index.link_reviews(state, limit.clamp(1, 1000)).await?)
+    }
+
+    /// A steward's decision on a review pair: link (the two records' persons become one) or
+    /// reject. Audited; refused when it would join two different identity numbers.
+    pub async fn decide_link_review(
+        &self,
+        grant: &AdminGrant,
+        id: i64,
+        link: bool,
+        reason: &str,
+    ) -> Result<model::LinkReview, AdminError> {
+        let reason = required_reason(reason)?;
+        let actor = grant.principal().label();
+        let review = self
+            .index
+            .decide_link_review(id, link, &actor, reason)
+            .await?;
+        self.audit_admin(
+            AuditAction::PersonLinksChanged,
+            &actor,
+            format!("link_review:{id}"),
+            serde_json::json!({ "decision": review.state, "reason": reason, "a": review.a.patient_key, "b": review.b.patient_key }),
+        )
+        .await;
+        Ok(review)
+    }
+
+    /// Merges person `merged` into another, or undoes its merge (exactly the records that
+    /// merge moved go back). History is kept either way; audited.
+    pub async fn change_person(
+        &self,
+        grant: &AdminGrant,
+        merged: &str,
+        change: PersonChange<'_>,
+        reason: &str,
+    ) -> Result<usize, AdminError> {
+        let reason = required_reason(reason)?;
+        let actor = grant.principal().label();
+        let (moved, detail) = match change {
+            PersonChange::MergeInto(survivor) => {
+                let n = self
+                    .index
+                    .merge_persons(survivor, merged, &actor, reason)
+                    .await?;
+                (
+                    n,
+                    serde_json::json!({ "merged_into": survivor, "records": n, "reason": reason }),
+                )
+            }
+            PersonChange::Unmerge => {
+                let n = self.index.unmerge_person(merged, &actor, reason).await?;
+                (
+                    n,
+                    serde_json::json!({ "unmerged": true, "records": n, "reason": reason }),
+                )
+            }
+        };
+        self.audit_admin(
+            AuditAction::PersonLinksChanged,
+            &actor,
+            format!("person:{merged}"),
+            detail,
+        )
+        .await;
+        Ok(moved)
+    }
+
+    pub async fn person(
+        &self,
+        _grant: &AdminGrant,
+        public_id: &str,
+    ) -> Result<Option<model::PersonView>, AdminError> {
+        Ok(self.index.person(public_id).await?)
     }
 
     /// Start-up recovery: removes spool leftovers and blobs that no index row references in the

@@ -255,3 +255,51 @@ pub fn match_peer<'a>(
         .filter(|p| p.ae_title.as_str() == calling_ae.trim() && p.network.contains(&addr))
         .max_by_key(|p| p.network.prefix_len())
 }
+
+/// One patient record as the master patient index shows it to a data steward.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordView {
+    pub patient_key: i64,
+    pub issuer: String,
+    pub patient_id: String,
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    /// The person's public id.
+    pub person: String,
+}
+
+/// A pair of records waiting for (or decided by) a data steward.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkReview {
+    pub id: i64,
+    /// `national_id_inconsistent`, `possible_match` or `conflicting_numbers`.
+    pub reason: String,
+    pub score: Option<f64>,
+    /// `open`, `linked` or `rejected`.
+    pub state: String,
+    pub created_at: i64,
+    pub a: RecordView,
+    pub b: RecordView,
+}
+
+/// One entry of a record's link history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkEvent {
+    pub at: i64,
+    pub patient_key: i64,
+    pub from_person: Option<String>,
+    pub to_person: String,
+    pub rule: String,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// A person: their records now and the history of every record that was ever theirs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonView {
+    pub public_id: String,
+    pub merged_into: Option<String>,
+    pub records: Vec<RecordView>,
+    pub history: Vec<LinkEvent>,
+}

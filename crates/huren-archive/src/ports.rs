@@ -119,6 +119,36 @@ pub trait Index: Send + Sync + 'static {
         to: huren_types::Lifecycle,
     ) -> Result<StudyLifecycleChange, StoreError>;
 
+    // --- master patient index (issue #5) ---
+    /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
+    async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;
+    /// Moves every record of person `merged` into `survivor` (public ids), recording one link
+    /// event per record. `Conflict` when that would give one person two different identity
+    /// numbers of one document; `NotFound` for unknown persons. Returns the records moved.
+    async fn merge_persons(
+        &self,
+        survivor: &str,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError>;
+    /// Moves back the records that the merge of `merged` moved (those still with the survivor).
+    async fn unmerge_person(
+        &self,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError>;
+    /// Marks a review pair `linked` (after merging the two records' persons) or `rejected`.
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        link: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<LinkReview, StoreError>;
+    async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError>;
+
     // --- reads used by tests, retrieval and the sweep ---
     async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError>;
     async fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;

@@ -28,6 +28,127 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", post(create_token))
         .route("/studies/{study}/reject", post(reject_study))
         .route("/studies/{study}/delete", post(delete_study))
+        .route("/link-reviews", get(list_link_reviews))
+        .route("/link-reviews/{id}", post(decide_link_review))
+        .route("/persons/merge", post(merge_persons))
+        .route("/persons/unmerge", post(unmerge_person))
+        .route("/persons/{id}", get(show_person))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewFilter {
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_link_reviews(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiQuery(f): ApiQuery<ReviewFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let list = s
+        .archive
+        .link_reviews(
+            &grant,
+            f.state.as_deref().unwrap_or("open"),
+            f.limit.unwrap_or(100),
+        )
+        .await?;
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum ReviewDecision {
+    Link,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: ReviewDecision,
+    reason: String,
+}
+
+async fn decide_link_review(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<DecisionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let link = matches!(b.decision, ReviewDecision::Link);
+    let review = s
+        .archive
+        .decide_link_review(&grant, id, link, &b.reason)
+        .await?;
+    Ok(Json(json!(review)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    survivor: String,
+    merged: String,
+    reason: String,
+}
+
+async fn merge_persons(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<MergeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let moved = s
+        .archive
+        .change_person(
+            &grant,
+            &b.merged,
+            huren_archive::PersonChange::MergeInto(&b.survivor),
+            &b.reason,
+        )
+        .await?;
+    Ok(Json(json!({ "records_moved": moved })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnmergeBody {
+    person: String,
+    reason: String,
+}
+
+async fn unmerge_person(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<UnmergeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    let moved = s
+        .archive
+        .change_person(
+            &grant,
+            &b.person,
+            huren_archive::PersonChange::Unmerge,
+            &b.reason,
+        )
+        .await?;
+    Ok(Json(json!({ "records_moved": moved })))
+}
+
+async fn show_person(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    match s.archive.person(&grant, &id).await? {
+        Some(v) => Ok(Json(json!(v))),
+        None => Err(ApiError::not_found(format!("no person {id}"))),
+    }
 }
 
 pub fn parse_date(s: &str) -> Result<time::Date, ApiError> {

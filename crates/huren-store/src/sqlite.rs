@@ -524,18 +524,7 @@ async fn link_identifier(
                 .await?;
             continue;
         }
-        // Only numbers that agree with their records count as a person's own.
-        let conflicting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM patient_identifier pi JOIN patient p ON p.id = pi.patient_id
-             WHERE p.person_id IN (?, ?) AND pi.system = ? AND pi.blind != ? AND pi.consistent = 1",
-        )
-        .bind(my_person)
-        .bind(other_person)
-        .bind(&ident.system)
-        .bind(&ident.blind)
-        .fetch_one(&mut *conn)
-        .await?;
-        if conflicting > 0 {
+        if conflicting_numbers(conn, my_person, other_person).await? {
             review("conflicting_numbers").execute(&mut *conn).await?;
             continue;
         }
@@ -544,25 +533,129 @@ async fn link_identifier(
         } else {
             (my_person, other_person)
         };
-        sqlx::query(
-            "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
-               SELECT ?, id, person_id, ?, 'same_national_id', 'ingest' FROM patient WHERE person_id = ?;
-             UPDATE patient SET person_id = ?, updated_at = ? WHERE person_id = ?;
-             UPDATE person SET merged_into = ? WHERE id = ?;",
+        move_person(
+            conn,
+            survivor,
+            merged,
+            ("same_national_id", "ingest", None),
+            ts,
         )
-        .bind(ts)
-        .bind(survivor)
-        .bind(merged)
-        .bind(survivor)
-        .bind(ts)
-        .bind(merged)
-        .bind(survivor)
-        .bind(merged)
-        .execute(&mut *conn)
         .await?;
         my_person = survivor;
     }
     Ok(())
+}
+
+/// Whether two persons hold different identity numbers of one document (only numbers that
+/// agree with their records count as a person's own).
+async fn conflicting_numbers(
+    conn: &mut SqliteConnection,
+    a: i64,
+    b: i64,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM patient_identifier x JOIN patient px ON px.id = x.patient_id
+           JOIN patient_identifier y ON y.system = x.system AND y.blind != x.blind AND y.consistent = 1
+           JOIN patient py ON py.id = y.patient_id
+         WHERE px.person_id = ? AND py.person_id = ? AND x.consistent = 1",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Moves every record of `merged` into `survivor` with one link event each; `how` is
+/// (rule, actor, reason). Bumps the records' `updated_at` (metadata ETags, ARCHITECTURE.md).
+async fn move_person(
+    conn: &mut SqliteConnection,
+    survivor: i64,
+    merged: i64,
+    how: (&str, &str, Option<&str>),
+    ts: i64,
+) -> Result<u64, sqlx::Error> {
+    let (rule, actor, reason) = how;
+    sqlx::query(
+        "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason)
+           SELECT ?, id, person_id, ?, ?, ?, ? FROM patient WHERE person_id = ?",
+    )
+    .bind(ts)
+    .bind(survivor)
+    .bind(rule)
+    .bind(actor)
+    .bind(reason)
+    .bind(merged)
+    .execute(&mut *conn)
+    .await?;
+    let moved = sqlx::query("UPDATE patient SET person_id = ?, updated_at = ? WHERE person_id = ?")
+        .bind(survivor)
+        .bind(ts)
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query("UPDATE person SET merged_into = ? WHERE id = ?")
+        .bind(survivor)
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved)
+}
+
+async fn person_id(conn: &mut SqliteConnection, public_id: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM person WHERE public_id = ?")
+        .bind(public_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("person {public_id}")))
+}
+
+const RECORD_VIEW: &str =
+    "SELECT p.id, p.issuer, p.patient_id, p.name_raw, p.birth_date, p.sex, pe.public_id
+     FROM patient p JOIN person pe ON pe.id = p.person_id";
+
+fn record_view(r: &sqlx::sqlite::SqliteRow) -> RecordView {
+    RecordView {
+        patient_key: r.get(0),
+        issuer: r.get(1),
+        patient_id: r.get(2),
+        name: r.get(3),
+        birth_date: r.get(4),
+        sex: r.get(5),
+        person: r.get(6),
+    }
+}
+
+async fn load_record(conn: &mut SqliteConnection, key: i64) -> Result<RecordView, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RECORD_VIEW} WHERE p.id = ?")))
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(record_view(&row))
+}
+
+async fn load_review(conn: &mut SqliteConnection, id: i64) -> Result<LinkReview, StoreError> {
+    let r = sqlx::query(
+        "SELECT id, reason, score, state, created_at, patient_a, patient_b FROM link_review WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| StoreError::NotFound(format!("link review {id}")))?;
+    let (a, b): (i64, i64) = (r.get("patient_a"), r.get("patient_b"));
+    Ok(LinkReview {
+        id: r.get("id"),
+        reason: r.get("reason"),
+        score: r.get("score"),
+        state: r.get("state"),
+        created_at: r.get("created_at"),
+        a: load_record(conn, a).await?,
+        b: load_record(conn, b).await?,
+    })
 }
 
 const ATTR_AS_OF: &str = "SELECT value FROM institution_attribute WHERE institution_id = ? AND attribute = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to >= ?) ORDER BY valid_from DESC LIMIT 1";
@@ -947,6 +1040,205 @@ impl Index for SqliteIndex {
         }
         tx.commit().await.map_err(db)?;
         Ok(change)
+    }
+
+    async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM link_review WHERE state = ? ORDER BY id LIMIT ?")
+                .bind(state)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(load_review(&mut conn, id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn merge_persons(
+        &self,
+        survivor: &str,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let s = person_id(&mut tx, survivor).await?;
+        let m = person_id(&mut tx, merged).await?;
+        if s == m {
+            return Err(StoreError::Invalid(
+                "a person cannot be merged into itself".into(),
+            ));
+        }
+        if conflicting_numbers(&mut tx, s, m).await.map_err(db)? {
+            return Err(StoreError::Conflict(
+                "the two persons hold different identity numbers of one document".into(),
+            ));
+        }
+        let moved = move_person(&mut tx, s, m, ("steward_merge", actor, Some(reason)), now())
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved as usize)
+    }
+
+    async fn unmerge_person(
+        &self,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let m = person_id(&mut tx, merged).await?;
+        let survivor: Option<i64> =
+            sqlx::query_scalar("SELECT merged_into FROM person WHERE id = ?")
+                .bind(m)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let Some(s) = survivor else {
+            return Err(StoreError::Invalid(format!(
+                "person {merged} is not merged"
+            )));
+        };
+        // Exactly the records whose latest move was from `merged` to the survivor.
+        let ts = now();
+        let moved = sqlx::query(
+            "WITH back AS (
+               SELECT p.id FROM patient p WHERE p.person_id = ?1 AND
+                 (SELECT e.from_person FROM person_link_event e WHERE e.patient_id = p.id ORDER BY e.id DESC LIMIT 1) = ?2)
+             INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason)
+               SELECT ?3, id, ?1, ?2, 'steward_unmerge', ?4, ?5 FROM back",
+        )
+        .bind(s)
+        .bind(m)
+        .bind(ts)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::Conflict(
+                "no record of that merge is still with the survivor (undo later merges first)"
+                    .into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE patient SET person_id = ?2, updated_at = ?3 WHERE person_id = ?1 AND
+               (SELECT e.rule FROM person_link_event e WHERE e.patient_id = patient.id ORDER BY e.id DESC LIMIT 1) = 'steward_unmerge';
+             UPDATE person SET merged_into = NULL WHERE id = ?2;",
+        )
+        .bind(s)
+        .bind(m)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved as usize)
+    }
+
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        link: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<LinkReview, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let review = load_review(&mut tx, id).await?;
+        if review.state != "open" {
+            return Err(StoreError::Conflict(format!(
+                "review {id} is already {}",
+                review.state
+            )));
+        }
+        let ts = now();
+        if link {
+            let a = person_id(&mut tx, &review.a.person).await?;
+            let b = person_id(&mut tx, &review.b.person).await?;
+            if a != b {
+                if conflicting_numbers(&mut tx, a, b).await.map_err(db)? {
+                    return Err(StoreError::Conflict(
+                        "the two records' persons hold different identity numbers of one document"
+                            .into(),
+                    ));
+                }
+                let (s, m) = if a < b { (a, b) } else { (b, a) };
+                move_person(&mut tx, s, m, ("steward_merge", actor, Some(reason)), ts)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        sqlx::query(
+            "UPDATE link_review SET state = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+        )
+        .bind(if link { "linked" } else { "rejected" })
+        .bind(actor)
+        .bind(ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let out = load_review(&mut tx, id).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let Some(row) = sqlx::query(
+            "SELECT pe.id, (SELECT s.public_id FROM person s WHERE s.id = pe.merged_into) FROM person pe WHERE pe.public_id = ?",
+        )
+        .bind(public_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.get(0);
+        let records = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_VIEW} WHERE p.person_id = ? ORDER BY p.id"
+        )))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(record_view)
+        .collect();
+        let history = sqlx::query(
+            "SELECT e.at, e.patient_id, f.public_id, t.public_id, e.rule, e.actor, e.reason
+               FROM person_link_event e LEFT JOIN person f ON f.id = e.from_person JOIN person t ON t.id = e.to_person
+              WHERE e.to_person = ?1 OR e.from_person = ?1 ORDER BY e.id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| LinkEvent {
+            at: r.get(0),
+            patient_key: r.get(1),
+            from_person: r.get(2),
+            to_person: r.get(3),
+            rule: r.get(4),
+            actor: r.get(5),
+            reason: r.get(6),
+        })
+        .collect();
+        Ok(Some(PersonView {
+            public_id: public_id.to_owned(),
+            merged_into: row.get(1),
+            records,
+            history,
+        }))
     }
 
     async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError> {
