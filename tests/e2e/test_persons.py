@@ -190,8 +190,9 @@ def test_review_queue_decisions(server):
 def test_steward_merge_and_unmerge_keep_history(server):
     tag = uuid.uuid4().hex[:6]
     a, b = "MA" + tag, "MB" + tag
-    store(server, person(a, name="Zhao^Min=赵^敏"))
-    store(server, person(b, name="ZHAO^MIN"), calling="PACS", bind="127.0.0.2")
+    # Birth dates with two digits swapped: near, not equal — review, not an automatic link.
+    store(server, person(a, name="Zhao^Min=赵^敏", birth="19491231"))
+    store(server, person(b, name="ZHAO^MIN", birth="19491213"), calling="PACS", bind="127.0.0.2")
     pa, pb = public_person(server, a), public_person(server, b)
     assert pa != pb
     r = admin(server, "POST", "/persons/merge", json={"survivor": pa, "merged": pb, "reason": "同一人,电话核实"})
@@ -219,3 +220,38 @@ def test_merging_two_different_numbers_is_refused(server):
               json={"survivor": public_person(server, a), "merged": public_person(server, b), "reason": "looks alike"})
     assert r.status_code == 409, r.text
     assert person_of(server, a) != person_of(server, b)
+
+
+def rare_name():
+    import random
+    chars = "翀骞琛瑾璇昊晟钰祎骁珩翊煊昶暄珂琰玥濛"
+    given = "".join(random.sample(chars, 3))
+    return f"=司马^{given}"
+
+
+def test_rare_name_same_birth_date_links_by_score(server):
+    tag = uuid.uuid4().hex[:6]
+    a, b, c = "SA" + tag, "SB" + tag, "SC" + tag
+    name = rare_name()
+    store(server, person(a, birth="19750203", sex="M", name=name))
+    store(server, person(b, birth="19750203", sex="M", name=name), calling="PACS", bind="127.0.0.2")
+    store(server, person(c, birth="19850203", sex="M", name=name), calling="PACS", bind="127.0.0.2")
+    assert person_of(server, a) == person_of(server, b)
+    assert person_of(server, c) != person_of(server, a)
+    rule = server.query("""SELECT e.rule, e.score FROM person_link_event e JOIN patient p ON p.id = e.patient_id
+                           WHERE p.patient_id IN (?, ?) AND e.rule != 'created'""", a, b)
+    assert len(rule) == 1 and rule[0][0] == "score" and rule[0][1] >= 12
+
+
+def test_common_name_same_birth_date_goes_to_review(server):
+    tag = uuid.uuid4().hex[:6]
+    # Make the name common in the index first (more than ten records sound like it).
+    for k in range(11):
+        store(server, person(f"CW{k}{tag}", birth=f"19{60 + k}0101", sex="M", name="Wang^Wei=王^伟"))
+    a, b = "CA" + tag, "CB" + tag
+    store(server, person(a, birth="19900606", sex="M", name="Wang^Wei=王^伟"))
+    store(server, person(b, birth="19900606", sex="M", name="WANG^WEI"), calling="PACS", bind="127.0.0.2")
+    assert person_of(server, a) != person_of(server, b)
+    q = """SELECT r.reason FROM link_review r JOIN patient x ON x.id = r.patient_a JOIN patient y ON y.id = r.patient_b
+           WHERE (x.patient_id = ? AND y.patient_id = ?) OR (x.patient_id = ? AND y.patient_id = ?)"""
+    assert server.query(q, a, b, b, a) == [("possible_match",)]

@@ -385,6 +385,12 @@ impl Archive {
                 .stable_after_secs
                 .unwrap_or(self.config.stable_after_secs),
             new_person_public_id: uuid::Uuid::now_v7().to_string(),
+            name_key: scanned
+                .attrs
+                .patient_name
+                .as_ref()
+                .map(|n| huren_mpi::name::PersonName::from_dicom(&n.raw).sound_key())
+                .filter(|k| !k.is_empty()),
             identifiers,
         };
 
@@ -422,6 +428,9 @@ impl Archive {
             tracing::warn!(error = %e, key = %blob_key, "duplicate's blob not removed; the sweep will");
         }
         trace_commit(&outcome);
+        if !matches!(outcome, CommitOutcome::Duplicate { .. }) {
+            self.link_new_record(&patient_issuer, &patient_id).await;
+        }
         IngestStatus::Stored {
             warnings,
             outcome,

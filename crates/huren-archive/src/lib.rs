@@ -13,6 +13,7 @@
 mod attribution;
 pub mod ingest;
 pub mod model;
+mod persons;
 pub mod ports;
 pub mod query;
 pub mod spool;
@@ -96,6 +97,7 @@ pub struct Archive {
     pub blobs: Arc<dyn BlobStore>,
     pub config: ArchiveConfig,
     attribution: Arc<attribution::AttributionCache>,
+    considered: Arc<persons::Considered>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ impl Archive {
             blobs,
             config,
             attribution: Arc::default(),
+            considered: Arc::default(),
         }
     }
 

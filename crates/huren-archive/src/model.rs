@@ -163,6 +163,8 @@ pub struct NewInstance {
     pub stable_after_secs: i64,
     /// Public id for the person this record gets if it has none yet (a new record).
     pub new_person_public_id: String,
+    /// The name's sound key for link candidates (huren_mpi::name::PersonName::sound_key).
+    pub name_key: Option<String>,
     /// Sensitive identifiers found in the object (identity numbers), sealed.
     pub identifiers: Vec<SealedIdentifier>,
 }
@@ -302,4 +304,18 @@ pub struct PersonView {
     pub merged_into: Option<String>,
     pub records: Vec<RecordView>,
     pub history: Vec<LinkEvent>,
+}
+
+/// What the link rules need about one patient record (no identity number in the clear: only
+/// its system, blind index and whether it agrees with the record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordFacts {
+    pub patient_key: i64,
+    pub person_id: i64,
+    /// Records the person has (1: not linked to anyone yet).
+    pub person_records: i64,
+    pub name_raw: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    pub identifiers: Vec<(String, String, bool)>,
 }

@@ -148,6 +148,23 @@ pub trait Index: Send + Sync + 'static {
         reason: &str,
     ) -> Result<LinkReview, StoreError>;
     async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError>;
+    /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
+    /// same (`name_key`), with how many records carry that sound.
+    async fn link_candidates(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        limit: u32,
+    ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError>;
+    /// Applies a score decision between two records: `link` merges their persons (rule
+    /// `score`, refused silently into review when numbers conflict), otherwise a review pair.
+    async fn apply_score_decision(
+        &self,
+        a: i64,
+        b: i64,
+        link: bool,
+        score: f64,
+    ) -> Result<(), StoreError>;
 
     // --- reads used by tests, retrieval and the sweep ---
     async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError>;

@@ -47,6 +47,14 @@ impl NameFrequencies {
         NameFrequencies { counts }
     }
 
+    /// Sets how many records carry `name`'s sound (an index answers this with one count).
+    pub fn set_count(&mut self, name: &PersonName, count: u32) {
+        let k = name.sound_key();
+        if !k.is_empty() {
+            self.counts.insert(k, count);
+        }
+    }
+
     fn count(&self, n: &PersonName) -> u32 {
         self.counts.get(&n.sound_key()).copied().unwrap_or(0)
     }

@@ -36,14 +36,22 @@ impl PersonName {
         }
     }
 
-    /// The Han characters of the ideographic group, separators removed.
+    /// The characters of the ideographic group, separators removed: Han characters, and
+    /// letters or digits as written (a registrar's `王2` is not `王3`).
     pub fn characters(&self) -> Vec<char> {
-        self.ideographic
+        let chars: Vec<char> = self
+            .ideographic
             .as_deref()
             .unwrap_or("")
             .chars()
-            .filter(|c| is_han(*c))
-            .collect()
+            .filter(|c| is_han(*c) || c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        if chars.iter().any(|c| is_han(*c)) {
+            chars
+        } else {
+            Vec::new()
+        }
     }
 
     /// The alphabetic group as lower-case letters only (`ZHANG^Wei` → `zhangwei`).
@@ -71,7 +79,10 @@ impl PersonName {
         } else {
             chars
                 .into_iter()
-                .filter_map(|c| readings(c).first().copied())
+                .map(|c| match readings(c).first() {
+                    Some(r) => (*r).to_owned(),
+                    None => c.to_string(),
+                })
                 .collect()
         }
     }
@@ -201,15 +212,23 @@ pub fn compare(a: &PersonName, b: &PersonName) -> NameMatch {
             return NameMatch::Different;
         }
         let (ra, rb) = (a.readings(), b.readings());
-        let differing = ra
+        let differing: Vec<(char, char)> = ca
             .iter()
-            .zip(&rb)
-            .filter(|(x, y)| !share_reading(x, y))
-            .count();
-        return match differing {
+            .zip(&cb)
+            .zip(ra.iter().zip(&rb))
+            .filter(|((x, y), (rx, ry))| x != y && !share_reading(rx, ry))
+            .map(|((x, y), _)| (*x, *y))
+            .collect();
+        // A digit or letter written differently is a different name, not a typo'd syllable.
+        if differing.iter().any(|(x, y)| !is_han(*x) || !is_han(*y)) {
+            return NameMatch::Different;
+        }
+        return match differing.len() {
             0 => NameMatch::SamePinyin,
             // The surname must agree in sound; one given-name syllable may be a typo.
-            1 if ca.len() >= 3 && share_reading(&ra[0], &rb[0]) => NameMatch::Similar,
+            1 if ca.len() >= 3 && (ca[0] == cb[0] || share_reading(&ra[0], &rb[0])) => {
+                NameMatch::Similar
+            }
             _ => NameMatch::Different,
         };
     }
@@ -274,6 +293,13 @@ mod tests {
         assert_eq!(compare(&n("张伟"), &n("李伟")), NameMatch::Different);
         assert_eq!(compare(&n("张伟"), &n("ZHANG^WIE")), NameMatch::Similar);
         assert_eq!(compare(&n(""), &n("张伟")), NameMatch::Unknown);
+        // Digits and letters written in the ideographic group count as written.
+        assert_eq!(
+            compare(&n("Wang^12=王^12"), &n("Wang^13=王^13")),
+            NameMatch::Different
+        );
+        assert_eq!(compare(&n("王12"), &n("王12")), NameMatch::SameCharacters);
+        assert_eq!(n("Wang^12=王^12").sound_key(), "wang12");
     }
 
     #[test]

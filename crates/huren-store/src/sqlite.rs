@@ -247,9 +247,10 @@ async fn commit_one(
     // is a pair of thread wake-ups, which dominated the commit when it took thirteen.
     let mut sql = String::from(
         "SAVEPOINT one;
-         INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, name_phonetic, birth_date, sex, other_ids, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, name_phonetic, birth_date, sex, other_ids, updated_at, name_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (issuer, patient_id) DO UPDATE SET
+           name_key = COALESCE(excluded.name_key, name_key),
            name_raw = COALESCE(excluded.name_raw, name_raw),
            name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
            name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
@@ -335,6 +336,7 @@ async fn commit_one(
         .bind(&a.patient_sex)
         .bind(&other_ids)
         .bind(ts)
+        .bind(&r.name_key)
         // person for a new record
         .bind(&r.new_person_public_id)
         .bind(ts)
@@ -537,7 +539,7 @@ async fn link_identifier(
             conn,
             survivor,
             merged,
-            ("same_national_id", "ingest", None),
+            ("same_national_id", "ingest", None, None),
             ts,
         )
         .await?;
@@ -567,24 +569,25 @@ async fn conflicting_numbers(
 }
 
 /// Moves every record of `merged` into `survivor` with one link event each; `how` is
-/// (rule, actor, reason). Bumps the records' `updated_at` (metadata ETags, ARCHITECTURE.md).
+/// (rule, actor, reason, score). Bumps the records' `updated_at` (metadata ETags, ARCHITECTURE.md).
 async fn move_person(
     conn: &mut SqliteConnection,
     survivor: i64,
     merged: i64,
-    how: (&str, &str, Option<&str>),
+    how: (&str, &str, Option<&str>, Option<f64>),
     ts: i64,
 ) -> Result<u64, sqlx::Error> {
-    let (rule, actor, reason) = how;
+    let (rule, actor, reason, score) = how;
     sqlx::query(
-        "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason)
-           SELECT ?, id, person_id, ?, ?, ?, ? FROM patient WHERE person_id = ?",
+        "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason, score)
+           SELECT ?, id, person_id, ?, ?, ?, ?, ? FROM patient WHERE person_id = ?",
     )
     .bind(ts)
     .bind(survivor)
     .bind(rule)
     .bind(actor)
     .bind(reason)
+    .bind(score)
     .bind(merged)
     .execute(&mut *conn)
     .await?;
@@ -610,6 +613,29 @@ async fn person_id(conn: &mut SqliteConnection, public_id: &str) -> Result<i64, 
         .await
         .map_err(db)?
         .ok_or_else(|| StoreError::NotFound(format!("person {public_id}")))
+}
+
+/// One record's facts for the link rules in one row: identifiers as a JSON array of
+/// `[system, blind, consistent]`.
+const FACTS: &str = "SELECT p.id, p.person_id, p.name_key, p.name_raw, p.birth_date, p.sex,
+       (SELECT COUNT(*) FROM patient q WHERE q.person_id = p.person_id) AS person_records,
+       (SELECT json_group_array(json_array(i.system, i.blind, i.consistent)) FROM patient_identifier i
+         WHERE i.patient_id = p.id AND i.blind IS NOT NULL) AS identifiers
+  FROM patient p";
+
+fn facts(r: &sqlx::sqlite::SqliteRow) -> Result<RecordFacts, StoreError> {
+    let ids: String = r.get("identifiers");
+    let ids: Vec<(String, String, i64)> =
+        serde_json::from_str(&ids).map_err(|e| StoreError::Backend(format!("identifiers: {e}")))?;
+    Ok(RecordFacts {
+        patient_key: r.get("id"),
+        person_id: r.get("person_id"),
+        person_records: r.get("person_records"),
+        name_raw: r.get("name_raw"),
+        birth_date: r.get("birth_date"),
+        sex: r.get("sex"),
+        identifiers: ids.into_iter().map(|(s, b, c)| (s, b, c != 0)).collect(),
+    })
 }
 
 const RECORD_VIEW: &str =
@@ -1078,9 +1104,15 @@ impl Index for SqliteIndex {
                 "the two persons hold different identity numbers of one document".into(),
             ));
         }
-        let moved = move_person(&mut tx, s, m, ("steward_merge", actor, Some(reason)), now())
-            .await
-            .map_err(db)?;
+        let moved = move_person(
+            &mut tx,
+            s,
+            m,
+            ("steward_merge", actor, Some(reason), None),
+            now(),
+        )
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(moved as usize)
     }
@@ -1170,9 +1202,15 @@ impl Index for SqliteIndex {
                     ));
                 }
                 let (s, m) = if a < b { (a, b) } else { (b, a) };
-                move_person(&mut tx, s, m, ("steward_merge", actor, Some(reason)), ts)
-                    .await
-                    .map_err(db)?;
+                move_person(
+                    &mut tx,
+                    s,
+                    m,
+                    ("steward_merge", actor, Some(reason), None),
+                    ts,
+                )
+                .await
+                .map_err(db)?;
             }
         }
         sqlx::query(
@@ -1239,6 +1277,100 @@ impl Index for SqliteIndex {
             records,
             history,
         }))
+    }
+
+    async fn link_candidates(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        limit: u32,
+    ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let Some(me) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FACTS} WHERE p.issuer = ? AND p.patient_id = ? AND p.name_key IS NOT NULL"
+        )))
+        .bind(issuer)
+        .bind(patient_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mine = facts(&me)?;
+        let name_key: String = me.get("name_key");
+        // Candidates: the same name sound, and a birth date that shares the year or the
+        // month and day (typos), or none on either side.
+        let others = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{FACTS} WHERE p.name_key = ?1 AND p.id != ?2 AND (p.birth_date IS NULL OR ?3 IS NULL
+               OR substr(p.birth_date, 1, 4) = substr(?3, 1, 4) OR substr(p.birth_date, 5, 4) = substr(?3, 5, 4))
+             ORDER BY p.id DESC LIMIT ?4"
+        )))
+        .bind(&name_key)
+        .bind(mine.patient_key)
+        .bind(&mine.birth_date)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(facts)
+        .collect::<Result<Vec<_>, _>>()?;
+        // Only whether the sound is rare matters (≤ 3, ≤ 10, more): count no further.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM patient WHERE name_key = ? LIMIT 11)",
+        )
+        .bind(&name_key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+        Ok(Some((mine, others, count)))
+    }
+
+    async fn apply_score_decision(
+        &self,
+        a: i64,
+        b: i64,
+        link: bool,
+        score: f64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let persons: Vec<i64> =
+            sqlx::query_scalar("SELECT person_id FROM patient WHERE id IN (?, ?) ORDER BY id")
+                .bind(a)
+                .bind(b)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        let [pa, pb] = persons[..] else {
+            return Err(StoreError::NotFound("patient record".into()));
+        };
+        let ts = now();
+        if pa == pb {
+            return Ok(());
+        }
+        let conflicting = conflicting_numbers(&mut tx, pa, pb).await.map_err(db)?;
+        if link && !conflicting {
+            let (s, m) = if pa < pb { (pa, pb) } else { (pb, pa) };
+            move_person(&mut tx, s, m, ("score", "ingest", None, Some(score)), ts)
+                .await
+                .map_err(db)?;
+        } else {
+            sqlx::query(
+                "INSERT INTO link_review (created_at, patient_a, patient_b, reason, score) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (patient_a, patient_b) DO NOTHING",
+            )
+            .bind(ts)
+            .bind(a.min(b))
+            .bind(a.max(b))
+            .bind(if conflicting { "conflicting_numbers" } else { "possible_match" })
+            .bind(score)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
     }
 
     async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError> {
