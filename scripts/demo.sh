@@ -10,4 +10,12 @@ if ! command -v cmake >/dev/null 2>&1; then
 fi
 export HUREN_BOOTSTRAP_ADMIN_TOKEN="${HUREN_BOOTSTRAP_ADMIN_TOKEN:-demo}"
 echo "admin token: $HUREN_BOOTSTRAP_ADMIN_TOKEN"
-exec cargo run --release -p huren -- demo --data-dir "${HUREN_DATA_DIR:-./huren-data-demo}" "$@"
+DATA="${HUREN_DATA_DIR:-./huren-data-demo}"
+mkdir -p "$DATA"
+if [ ! -f "$DATA/huren.toml" ]; then
+  # Demo keys for sealing identity numbers, generated once per demo data directory. Real
+  # deployments keep keys outside the data directory (docs/mpi.md).
+  key() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+  printf '# Generated for the demo.\n[mpi]\nsm4_key = "%s"\nindex_key = "%s"\n' "$(key)" "$(key)" > "$DATA/huren.toml"
+fi
+exec cargo run --release -p huren -- demo --data-dir "$DATA" "$@"

@@ -11,6 +11,7 @@ fn ct_file(dir: &std::path::Path) -> std::path::PathBuf {
     let patient = SynthPatient {
         id: "P1".into(),
         issuer: None,
+        other_id: None,
         name: "Zhang^San=张^三".into(),
         birth_date: "19800101".into(),
         sex: "M".into(),

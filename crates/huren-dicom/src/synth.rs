@@ -68,6 +68,9 @@ impl DatasetWriter {
 pub struct SynthPatient {
     pub id: String,
     pub issuer: Option<String>,
+    /// A resident identity number and the issuer name it is sent under, written as an
+    /// OtherPatientIDsSequence item (PS3.3 C.7.1.1).
+    pub other_id: Option<(String, String)>,
     /// `Alphabetic=Ideographic`, e.g. `Zhang^San=张^三`.
     pub name: String,
     pub birth_date: String,
@@ -131,6 +134,13 @@ pub fn image(img: &SynthImage) -> Vec<u8> {
     }
     w.str(0x0010_0030, b"DA", &img.patient.birth_date)
         .str(0x0010_0040, b"CS", &img.patient.sex);
+    if let Some((number, issuer)) = &img.patient.other_id {
+        let mut item = DatasetWriter::new();
+        item.str(0x0010_0020, b"LO", number)
+            .str(0x0010_0021, b"LO", issuer)
+            .str(0x0010_0022, b"CS", "TEXT");
+        w.seq(0x0010_1002, &[item.into_bytes()]);
+    }
     if img.modality == "CT" {
         w.str(0x0018_0050, b"DS", "1.25")
             .str(0x0018_0060, b"DS", "120");

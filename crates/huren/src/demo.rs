@@ -82,6 +82,16 @@ pub async fn sender_grant(
     Ok(grant_ingest(&principal)?)
 }
 
+/// A made-up resident identity number (GB 11643 structure, 重庆 area code) agreeing with the
+/// demo person's birth date and sex.
+fn resident_id(person: u64, birth: &str, sex: &str) -> String {
+    let seq = 100 + person * 2 + u64::from(sex == "M");
+    let first17 = format!("500101{birth}{seq:03}");
+    let mut digits = [0u8; 17];
+    digits.copy_from_slice(first17.as_bytes());
+    format!("{first17}{}", huren_mpi::id::check_character(&digits))
+}
+
 pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
     if archive.counts().await?.institutions > 0 {
         tracing::info!("data directory already has institutions; demo seeding skipped");
@@ -157,6 +167,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                 site
             };
             let ingest = sender_grant(archive, grant, sender_site).await?;
+            let birth = format!("19{:02}0{}1{}", 50 + pi * 4, 1 + pi % 9, pi % 10);
             let patient = SynthPatient {
                 id: format!(
                     "{}{:06}",
@@ -164,8 +175,12 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                     1000 + pi
                 ),
                 issuer: None,
+                // The town clinic's system records no identity number: its records join the
+                // person by name, birth date and sex (the score rules).
+                other_id: (*site != "cq-town-1")
+                    .then(|| (resident_id(pi, &birth, sex), "身份证".to_owned())),
                 name: format!("{alpha}={ideo}"),
-                birth_date: format!("19{:02}0{}1{}", 50 + pi * 4, 1 + pi % 9, pi % 10),
+                birth_date: birth.clone(),
                 sex: (*sex).into(),
             };
             let study_uid = synth::uid(&[pi, si as u64]);

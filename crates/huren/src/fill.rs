@@ -123,6 +123,7 @@ async fn one(
     let patient = SynthPatient {
         id: format!("P{p:06}"),
         issuer: None,
+        other_id: None,
         name: format!("Wang^{p}=王^{p}"),
         birth_date: "19700101".into(),
         sex: "M".into(),
