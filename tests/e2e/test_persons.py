@@ -255,3 +255,41 @@ def test_common_name_same_birth_date_goes_to_review(server):
     q = """SELECT r.reason FROM link_review r JOIN patient x ON x.id = r.patient_a JOIN patient y ON y.id = r.patient_b
            WHERE (x.patient_id = ? AND y.patient_id = ?) OR (x.patient_id = ? AND y.patient_id = ?)"""
     assert server.query(q, a, b, b, a) == [("possible_match",)]
+
+
+def api(server, path, **params):
+    import requests
+    from conftest import ADMIN
+    return requests.get(f"{server.url}/api{path}", params=params, headers={"Authorization": f"Bearer {ADMIN}"})
+
+
+def test_patient_api_finds_the_person_and_their_timeline(server):
+    first17 = "50010219700315005"
+    w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    number = first17 + "10X98765432"[sum(int(d) * x for d, x in zip(first17, w)) % 11]
+    tag = uuid.uuid4().hex[:6]
+    name = rare_name()
+    older = with_resident_id(person("PA" + tag, birth="19700315", sex="M", name=name), number)
+    older.StudyDate = "20240110"
+    newer = with_resident_id(person("PB" + tag, birth="19700315", sex="M", name=name), number)
+    newer.StudyDate = "20250920"
+    store(server, older)
+    store(server, newer, calling="PACS", bind="127.0.0.2")
+    for system in ("urn:huren:id:cn-resident", "身份证"):
+        hits = api(server, "/patients", identifier=f"{system}|{number}").json()
+        assert len(hits) == 1 and {r["patient_id"] for r in hits[0]["records"]} == {"PA" + tag, "PB" + tag}
+    pid = hits[0]["person"]
+    issuer = server.query("SELECT issuer FROM patient WHERE patient_id = ?", "PA" + tag)[0][0]
+    assert api(server, "/patients", patient_id="PA" + tag, issuer=issuer).json()[0]["person"] == pid
+    by_name = api(server, "/patients", name=name.split("^")[0].lstrip("=") + name.split("^")[1][:1]).json()
+    assert pid in {h["person"] for h in by_name}
+    tl = api(server, f"/patients/{pid}/timeline").json()
+    assert [s["study_instance_uid"] for s in tl["studies"]] == [newer.StudyInstanceUID, older.StudyInstanceUID]
+    assert {s["performing_institution"] for s in tl["studies"]} == {"county", "town"}
+    assert api(server, "/patients/no-such-person/timeline").status_code == 404
+    wrong = number[:-1] + ("1" if number[-1] != "1" else "2")
+    r = api(server, "/patients", identifier=f"urn:huren:id:cn-resident|{wrong}")
+    assert r.status_code == 400 and "check character" in r.text
+    assert api(server, "/patients", name="x", patient_id="y").status_code == 400
+    import requests
+    assert requests.get(f"{server.url}/api/patients", params={"name": "王"}).status_code == 401

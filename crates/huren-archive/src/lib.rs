@@ -59,6 +59,19 @@ fn required_reason(reason: &str) -> Result<&str, AdminError> {
     Ok(r)
 }
 
+/// How a doctor or a system looks a patient up (patient API).
+pub enum PatientLookup<'a> {
+    /// An identity number under its system URI or a configured issuer name (`身份证`).
+    Identifier { system: &'a str, value: &'a str },
+    /// One institution's record: `(issuer, PatientID)`.
+    Record {
+        issuer: &'a str,
+        patient_id: &'a str,
+    },
+    /// The start of a name, in characters or pinyin.
+    Name(&'a str),
+}
+
 enum PersonQuery {
     Ordinary,
     Person(query::Query),
@@ -327,6 +340,74 @@ impl Archive {
         };
         self.index.record_audit(ev).await?;
         Ok(change)
+    }
+
+    /// Persons matching a lookup, each with their records at every institution.
+    pub async fn find_persons(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        lookup: PatientLookup<'_>,
+    ) -> Result<Vec<model::PersonHit>, AdminError> {
+        const LIMIT: u32 = 50;
+        let search = match lookup {
+            PatientLookup::Identifier { system, value } => {
+                let Some(policy) = &self.config.identity else {
+                    return Err(AdminError::Invalid(
+                        "identity numbers are not configured on this server (mpi keys)".into(),
+                    ));
+                };
+                let national = [
+                    huren_mpi::id::RESIDENT,
+                    huren_mpi::id::HMT_RESIDENCE,
+                    huren_mpi::id::FOREIGN_PERMANENT,
+                ];
+                if !national.contains(&system) && !policy.is_resident_issuer(system) {
+                    return Err(AdminError::Invalid(format!(
+                        "unknown identifier system {system}"
+                    )));
+                }
+                let today = {
+                    use time_tz::OffsetDateTimeExt;
+                    ::time::OffsetDateTime::now_utc()
+                        .to_timezone(self.config.zone)
+                        .date()
+                };
+                let id = huren_mpi::id::NationalId::parse(value, today)
+                    .map_err(|e| AdminError::Invalid(format!("identity number: {e}")))?;
+                model::PersonSearch::Identifier {
+                    system: id.system().to_owned(),
+                    blind: policy.sealer.blind_index(id.system(), id.as_str()),
+                }
+            }
+            PatientLookup::Record { issuer, patient_id } => model::PersonSearch::Record {
+                issuer: issuer.to_owned(),
+                patient_id: patient_id.to_owned(),
+            },
+            PatientLookup::Name(prefix) => {
+                let prefix = prefix.trim();
+                if prefix.is_empty() {
+                    return Err(AdminError::Invalid("name is empty".into()));
+                }
+                model::PersonSearch::NamePrefix {
+                    prefix: prefix.to_owned(),
+                    sound_prefix: huren_mpi::name::PersonName::from_dicom(prefix).sound_key(),
+                }
+            }
+        };
+        Ok(self.index.find_persons(&search, LIMIT).await?)
+    }
+
+    /// A person's imaging studies at every institution, newest first (patient timeline).
+    pub async fn timeline(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        person: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<model::TimelineStudy>>, AdminError> {
+        Ok(self
+            .index
+            .person_studies(person, limit.clamp(1, 1000))
+            .await?)
     }
 
     /// The data stewards' queue: record pairs the link rules would not decide alone.

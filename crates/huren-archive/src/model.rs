@@ -319,3 +319,46 @@ pub struct RecordFacts {
     pub sex: Option<String>,
     pub identifiers: Vec<(String, String, bool)>,
 }
+
+/// How to find persons: by an identity number's blind index, by a record's own
+/// `(issuer, PatientID)`, or by the start of a name (any group, or its sound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonSearch {
+    Identifier {
+        system: String,
+        blind: String,
+    },
+    Record {
+        issuer: String,
+        patient_id: String,
+    },
+    NamePrefix {
+        prefix: String,
+        sound_prefix: String,
+    },
+}
+
+/// A person found by a search, with their records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonHit {
+    pub person: String,
+    pub records: Vec<RecordView>,
+}
+
+/// One imaging study of a person's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineStudy {
+    pub study_instance_uid: String,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    /// Unix seconds in the region's zone (sorting key), when the date is known.
+    pub study_instant: Option<i64>,
+    pub modalities: String,
+    pub description: Option<String>,
+    pub accession_number: Option<String>,
+    pub instances: i64,
+    pub performing_institution: String,
+    pub performing_institution_name: Option<String>,
+    pub patient_id: String,
+    pub issuer: String,
+}

@@ -148,6 +148,19 @@ pub trait Index: Send + Sync + 'static {
         reason: &str,
     ) -> Result<LinkReview, StoreError>;
     async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError>;
+    /// Persons matching a search (at most `limit`), each with their records.
+    async fn find_persons(
+        &self,
+        search: &PersonSearch,
+        limit: u32,
+    ) -> Result<Vec<PersonHit>, StoreError>;
+    /// The person's active imaging studies at every institution, newest first; `None` for an
+    /// unknown person.
+    async fn person_studies(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
     /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
     /// same (`name_key`), with how many records carry that sound.
     async fn link_candidates(

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod patients;
 pub mod qido;
 pub mod render;
 pub mod stow;
@@ -113,6 +114,8 @@ pub fn router(state: AppState) -> Router {
             get(render::frame_thumbnail),
         )
         .route("/wado", get(render::wado_uri))
+        .route("/api/patients", get(patients::search))
+        .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(

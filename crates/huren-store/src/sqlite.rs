@@ -654,6 +654,22 @@ fn record_view(r: &sqlx::sqlite::SqliteRow) -> RecordView {
     }
 }
 
+async fn person_records(
+    conn: &mut SqliteConnection,
+    person: i64,
+) -> Result<Vec<RecordView>, StoreError> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RECORD_VIEW} WHERE p.person_id = ? ORDER BY p.id"
+    )))
+    .bind(person)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?
+    .iter()
+    .map(record_view)
+    .collect())
+}
+
 async fn load_record(conn: &mut SqliteConnection, key: i64) -> Result<RecordView, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RECORD_VIEW} WHERE p.id = ?")))
         .bind(key)
@@ -1241,16 +1257,7 @@ impl Index for SqliteIndex {
             return Ok(None);
         };
         let id: i64 = row.get(0);
-        let records = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{RECORD_VIEW} WHERE p.person_id = ? ORDER BY p.id"
-        )))
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(record_view)
-        .collect();
+        let records = person_records(&mut conn, id).await?;
         let history = sqlx::query(
             "SELECT e.at, e.patient_id, f.public_id, t.public_id, e.rule, e.actor, e.reason
                FROM person_link_event e LEFT JOIN person f ON f.id = e.from_person JOIN person t ON t.id = e.to_person
@@ -1371,6 +1378,116 @@ impl Index for SqliteIndex {
         }
         tx.commit().await.map_err(db)?;
         Ok(())
+    }
+
+    async fn find_persons(
+        &self,
+        search: &PersonSearch,
+        limit: u32,
+    ) -> Result<Vec<PersonHit>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let q = match search {
+            PersonSearch::Identifier { system, blind } => sqlx::query_scalar(
+                "SELECT DISTINCT p.person_id FROM patient_identifier i JOIN patient p ON p.id = i.patient_id
+                 WHERE i.system = ? AND i.blind = ? AND i.consistent = 1 LIMIT ?",
+            )
+            .bind(system.clone())
+            .bind(blind.clone()),
+            PersonSearch::Record { issuer, patient_id } => sqlx::query_scalar(
+                "SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ? LIMIT ?",
+            )
+            .bind(issuer.clone())
+            .bind(patient_id.clone()),
+            PersonSearch::NamePrefix {
+                prefix,
+                sound_prefix,
+            } => {
+                // LIKE with NOCASE indexes (patient_name_*_nocase) and the name sound.
+                let esc = |s: &str| {
+                    s.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                };
+                let like = format!("{}%", esc(prefix));
+                sqlx::query_scalar(
+                    "SELECT DISTINCT person_id FROM patient
+                     WHERE name_ideographic LIKE ?1 ESCAPE '\\' OR name_alphabetic LIKE ?1 ESCAPE '\\'
+                        OR name_raw LIKE ?1 ESCAPE '\\' OR (?2 != '' AND name_key LIKE ?2 ESCAPE '\\')
+                     LIMIT ?3",
+                )
+                .bind(like)
+                .bind(if sound_prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}%", esc(sound_prefix))
+                })
+            }
+        };
+        let persons: Vec<i64> = q
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(persons.len());
+        for id in persons {
+            let records = person_records(&mut conn, id).await?;
+            if let Some(first) = records.first() {
+                out.push(PersonHit {
+                    person: first.person.clone(),
+                    records,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn person_studies(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<TimelineStudy>>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM person WHERE public_id = ?")
+            .bind(public_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT s.study_uid, s.study_date, s.study_time, s.study_instant, s.modalities, s.description,
+                    s.accession_number, s.num_instances, i.code,
+                    (SELECT a.value FROM institution_attribute a WHERE a.institution_id = i.id AND a.attribute = 'name'
+                       ORDER BY a.valid_from DESC LIMIT 1),
+                    p.patient_id, p.issuer
+               FROM study s JOIN patient p ON p.id = s.patient_id JOIN institution i ON i.id = s.institution_id
+              WHERE p.person_id = ? AND s.num_instances > 0
+              ORDER BY s.study_instant DESC NULLS LAST, s.id DESC LIMIT ?",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| TimelineStudy {
+                    study_instance_uid: r.get(0),
+                    study_date: r.get(1),
+                    study_time: r.get(2),
+                    study_instant: r.get(3),
+                    modalities: r.get::<Option<String>, _>(4).unwrap_or_default(),
+                    description: r.get(5),
+                    accession_number: r.get(6),
+                    instances: r.get(7),
+                    performing_institution: r.get(8),
+                    performing_institution_name: r.get(9),
+                    patient_id: r.get(10),
+                    issuer: r.get(11),
+                })
+                .collect(),
+        ))
     }
 
     async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError> {

@@ -1,0 +1,75 @@
+//! The patient API (issue #5): find a *person* by identity number, by one institution's
+//! record or by name, and their imaging timeline across institutions, newest first. JSON;
+//! readable by any authenticated principal until access by relationship arrives (issue #6).
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiQuery};
+use axum::Json;
+use axum::extract::{Path, State};
+use huren_access::grant_read;
+use huren_archive::PatientLookup;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// `system|value`, e.g. `urn:huren:id:cn-resident|11010519491231002X` or `身份证|…`.
+    identifier: Option<String>,
+    /// With `issuer`: one institution's record.
+    patient_id: Option<String>,
+    issuer: Option<String>,
+    /// The start of a name, in characters or pinyin.
+    name: Option<String>,
+}
+
+pub async fn search(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiQuery(q): ApiQuery<Search>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_read(&p)?;
+    let lookup = match (&q.identifier, &q.patient_id, &q.issuer, &q.name) {
+        (Some(ident), None, None, None) => {
+            let (system, value) = ident
+                .split_once('|')
+                .ok_or_else(|| ApiError::bad_request("identifier is system|value"))?;
+            PatientLookup::Identifier { system, value }
+        }
+        (None, Some(patient_id), Some(issuer), None) => {
+            PatientLookup::Record { issuer, patient_id }
+        }
+        (None, None, None, Some(name)) => PatientLookup::Name(name),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give one of: identifier=system|value; patient_id and issuer; name",
+            ));
+        }
+    };
+    let hits = s.archive.find_persons(&grant, lookup).await?;
+    Ok(Json(json!(hits)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    limit: Option<u32>,
+}
+
+pub async fn timeline(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(person): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_read(&p)?;
+    match s
+        .archive
+        .timeline(&grant, &person, page.limit.unwrap_or(200))
+        .await?
+    {
+        Some(studies) => Ok(Json(json!({ "person": person, "studies": studies }))),
+        None => Err(ApiError::not_found(format!("no person {person}"))),
+    }
+}
