@@ -293,3 +293,20 @@ def test_patient_api_finds_the_person_and_their_timeline(server):
     assert api(server, "/patients", name="x", patient_id="y").status_code == 400
     import requests
     assert requests.get(f"{server.url}/api/patients", params={"name": "王"}).status_code == 401
+
+
+def test_identity_number_in_a_configured_private_tag(fresh_server):
+    s = fresh_server({"HUREN__MPI__DICOM_RESIDENT_ID_TAG": "0011,1010"})
+    ds = person("PT1")
+    ds.add_new(0x00110010, "LO", "HOSPITAL HIS")
+    ds.add_new(0x00111010, "LO", MOTHER_ID)
+    store(s, ds)
+    rows = s.query("""SELECT pi.system, pi.consistent FROM patient_identifier pi JOIN patient p ON p.id = pi.patient_id
+                      WHERE p.patient_id = 'PT1'""")
+    assert rows == [("urn:huren:id:cn-resident", 1)]
+    import requests
+    from conftest import ADMIN
+    meta = requests.get(f"{s.url}/dicom-web/studies/{ds.StudyInstanceUID}/metadata",
+                        headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert MOTHER_ID not in str(meta) and "00111010" not in meta[0]
+    assert "00110010" in meta[0]  # the private creator stays

@@ -461,6 +461,37 @@ fn take_identity_numbers(
         _ => None,
     };
     let mut out: Vec<SealedIdentifier> = Vec::new();
+    let seal =
+        |number: &str, out: &mut Vec<SealedIdentifier>| match NationalId::parse(number, today) {
+            Ok(id) => {
+                let system = id.system();
+                if out.iter().any(|x| x.system == system) {
+                    return;
+                }
+                match policy.sealer.seal(system, id.as_str()) {
+                    Ok(sealed) => out.push(SealedIdentifier {
+                        system: system.to_owned(),
+                        blind: policy.sealer.blind_index(system, id.as_str()),
+                        sealed: sealed.bytes,
+                        key_id: sealed.key_id,
+                        consistent: id.consistency(birth, sex) == Consistency::Consistent,
+                    }),
+                    Err(e) => tracing::error!(error = %e, "could not seal an identity number"),
+                }
+            }
+            Err(e) => tracing::info!(error = %e, "invalid identity number ignored"),
+        };
+    // A configured attribute of the sender's own: read, sealed, and removed from the JSON.
+    if let Some(tag) = &policy.resident_id_tag
+        && let Some(obj) = scanned.json.as_object_mut()
+        && let Some(el) = obj.remove(tag)
+        && let Some(number) = el
+            .get("Value")
+            .and_then(|v| v.get(0))
+            .and_then(|v| v.as_str())
+    {
+        seal(number, &mut out);
+    }
     let mut removed = false;
     a.other_patient_ids.retain(|o| {
         if !o
@@ -471,27 +502,7 @@ fn take_identity_numbers(
             return true;
         }
         removed = true;
-        match NationalId::parse(&o.patient_id, today) {
-            Ok(id) => {
-                let system = id.system();
-                match policy.sealer.seal(system, id.as_str()) {
-                    Ok(sealed) if !out.iter().any(|x| x.system == system) => {
-                        out.push(SealedIdentifier {
-                            system: system.to_owned(),
-                            blind: policy.sealer.blind_index(system, id.as_str()),
-                            sealed: sealed.bytes,
-                            key_id: sealed.key_id,
-                            consistent: id.consistency(birth, sex) == Consistency::Consistent,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "could not seal an identity number"),
-                }
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "invalid identity number in OtherPatientIDsSequence ignored")
-            }
-        }
+        seal(&o.patient_id, &mut out);
         false
     });
     if removed {

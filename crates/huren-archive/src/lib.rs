@@ -84,6 +84,8 @@ pub struct IdentityPolicy {
     pub sealer: huren_seal::Sealer,
     /// Compared case-insensitively with IssuerOfPatientID in OtherPatientIDsSequence items.
     pub resident_id_issuers: Vec<String>,
+    /// A top-level attribute (DICOM JSON key `GGGGEEEE`) holding a resident identity number.
+    pub resident_id_tag: Option<String>,
 }
 
 impl std::fmt::Debug for IdentityPolicy {

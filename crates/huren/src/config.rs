@@ -33,6 +33,9 @@ pub struct Mpi {
     /// IssuerOfPatientID values that mark a resident identity number in an
     /// OtherPatientIDsSequence item (PS3.3 C.7.1.1), compared case-insensitively.
     pub dicom_resident_id_issuers: Vec<String>,
+    /// A tag whose value is a resident identity number, for senders that put it in an
+    /// attribute of their own (often private), e.g. `"0011,1010"`.
+    pub dicom_resident_id_tag: Option<String>,
 }
 
 impl Default for Mpi {
@@ -47,6 +50,7 @@ impl Default for Mpi {
                 "居民身份证".into(),
                 "RESIDENT_ID".into(),
             ],
+            dicom_resident_id_tag: None,
         }
     }
 }

@@ -274,10 +274,27 @@ fn identity_policy(
         return Ok(None);
     };
     let sealer = huren_seal::Sealer::new(&mpi.key_id, sm4, index)?;
+    let resident_id_tag = match &mpi.dicom_resident_id_tag {
+        Some(t) => Some(parse_tag(t).with_context(|| format!("mpi.dicom_resident_id_tag {t:?}"))?),
+        None => None,
+    };
     Ok(Some(Arc::new(huren_archive::IdentityPolicy {
         sealer,
         resident_id_issuers: mpi.dicom_resident_id_issuers.clone(),
+        resident_id_tag,
     })))
+}
+
+/// `"GGGG,EEEE"` (or `"GGGGEEEE"`) → the DICOM JSON key `GGGGEEEE` (PS3.18 §F.2.1).
+fn parse_tag(t: &str) -> anyhow::Result<String> {
+    let hex: String = t
+        .chars()
+        .filter(|c| !matches!(c, ',' | '(' | ')' | ' '))
+        .collect();
+    if hex.len() != 8 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        anyhow::bail!("a tag is written GGGG,EEEE");
+    }
+    Ok(hex.to_ascii_uppercase())
 }
 
 async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {
