@@ -176,6 +176,10 @@ pub enum AuditAction {
     /// Patient records moved into another person (a link or merge), or back (an unmerge):
     /// IHE ITI-8/ITI-30 "Patient Record" update analogue (110110).
     PersonLinksChanged,
+    /// An HL7 v2 message's results stored ("Import", 110107).
+    ResultsStored,
+    /// An HL7 v2 message refused (AE/AR).
+    ResultsRefused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

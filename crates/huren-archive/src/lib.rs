@@ -12,6 +12,7 @@
 
 mod attribution;
 pub mod ingest;
+pub mod lab;
 pub mod model;
 mod persons;
 pub mod ports;
@@ -410,6 +411,31 @@ impl Archive {
             .index
             .person_studies(person, limit.clamp(1, 1000))
             .await?)
+    }
+
+    /// Registers an HL7 v2 sender of `institution` (audited).
+    pub async fn add_hl7_sender(
+        &self,
+        grant: &AdminGrant,
+        institution: &str,
+        network: ipnet::IpNet,
+        facility: Option<&str>,
+        charset: Option<&str>,
+    ) -> Result<i64, AdminError> {
+        if let Some(c) = charset {
+            huren_hl7::charset_of(c).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        }
+        let id = self
+            .index
+            .add_hl7_sender(institution, network, facility, charset)
+            .await?;
+        self.audit_config(
+            grant,
+            format!("hl7_sender:{id}"),
+            serde_json::json!({ "institution": institution, "network": network.to_string(), "facility": facility, "charset": charset }),
+        )
+        .await;
+        Ok(id)
     }
 
     /// The data stewards' queue: record pairs the link rules would not decide alone.

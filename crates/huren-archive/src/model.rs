@@ -362,3 +362,94 @@ pub struct TimelineStudy {
     pub patient_id: String,
     pub issuer: String,
 }
+
+/// A registered HL7 v2 sender (lab or report system).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hl7Sender {
+    pub id: i64,
+    pub institution_id: i64,
+    pub institution_code: String,
+    pub network: IpNet,
+    pub sending_facility: Option<String>,
+    pub default_charset: Option<String>,
+}
+
+/// The most specific registered network containing `addr` whose facility (when set) is
+/// `facility`.
+pub fn match_hl7_sender<'a>(
+    senders: &'a [Hl7Sender],
+    addr: std::net::IpAddr,
+    facility: Option<&str>,
+) -> Option<&'a Hl7Sender> {
+    let addr = match addr {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(addr),
+        v4 => v4,
+    };
+    senders
+        .iter()
+        .filter(|s| {
+            s.network.contains(&addr)
+                && s.sending_facility
+                    .as_deref()
+                    .is_none_or(|f| Some(f) == facility)
+        })
+        .max_by_key(|s| (s.sending_facility.is_some(), s.network.prefix_len()))
+}
+
+/// One observation to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLabResult {
+    pub performing_lab: Option<String>,
+    pub placer_order: Option<String>,
+    pub filler_order: Option<String>,
+    pub order_code: Option<String>,
+    pub order_text: Option<String>,
+    pub set_id: Option<i64>,
+    pub value_type: Option<String>,
+    pub code: String,
+    pub code_text: Option<String>,
+    pub code_system: Option<String>,
+    pub value: Option<String>,
+    pub unit: Option<String>,
+    pub reference_range: Option<String>,
+    pub abnormal_flag: Option<String>,
+    pub status: Option<String>,
+    pub observed_at: Option<String>,
+    pub observed_instant: Option<i64>,
+}
+
+/// An accepted ORU message, ready for one transaction.
+#[derive(Debug, Clone)]
+pub struct NewOru {
+    pub sender_id: i64,
+    pub control_id: String,
+    pub message_type: String,
+    pub version: String,
+    pub sha256: String,
+    pub performing_institution_id: i64,
+    pub patient_issuer: String,
+    pub patient_id: String,
+    /// PN-style `family^given`, and the same in the alphabetic or ideographic column (by
+    /// whether it is written in Han characters).
+    pub patient_name: Option<String>,
+    pub name_alphabetic: Option<String>,
+    pub name_ideographic: Option<String>,
+    pub name_key: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    pub new_person_public_id: String,
+    pub identifiers: Vec<SealedIdentifier>,
+    pub results: Vec<NewLabResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OruOutcome {
+    Stored {
+        results: usize,
+    },
+    /// The same MSH-10 from the same sender was stored before: nothing changes.
+    Duplicate,
+}

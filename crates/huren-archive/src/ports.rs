@@ -119,6 +119,19 @@ pub trait Index: Send + Sync + 'static {
         to: huren_types::Lifecycle,
     ) -> Result<StudyLifecycleChange, StoreError>;
 
+    // --- HL7 v2 (issue #5) ---
+    async fn hl7_senders(&self) -> Result<Vec<Hl7Sender>, StoreError>;
+    async fn add_hl7_sender(
+        &self,
+        institution_code: &str,
+        network: ipnet::IpNet,
+        sending_facility: Option<&str>,
+        default_charset: Option<&str>,
+    ) -> Result<i64, StoreError>;
+    /// Stores an ORU message in one transaction (message, patient record and person,
+    /// identifiers, results, audit event), or reports it a duplicate.
+    async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError>;
+
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;

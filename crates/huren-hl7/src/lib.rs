@@ -35,7 +35,7 @@ pub fn decode(bytes: &[u8], default: Option<&'static Encoding>) -> Result<String
         Err(_) => GB18030.decode_without_bom_handling(bytes).0.into_owned(),
     };
     let declared = msh_field(&provisional, 18).unwrap_or_default();
-    let encoding = match charset(&declared)? {
+    let encoding = match charset_of(&declared)? {
         Some(e) => e,
         None => default.unwrap_or(UTF_8),
     };
@@ -46,8 +46,9 @@ pub fn decode(bytes: &[u8], default: Option<&'static Encoding>) -> Result<String
     Ok(text.into_owned())
 }
 
-/// MSH-18 values (HL7 table 0211 and what senders really write).
-fn charset(msh18: &str) -> Result<Option<&'static Encoding>, Hl7Error> {
+/// The encoding an MSH-18 value names (HL7 table 0211 and what senders really write); `None`
+/// for an empty value or ASCII.
+pub fn charset_of(msh18: &str) -> Result<Option<&'static Encoding>, Hl7Error> {
     let first = msh18.split('~').next().unwrap_or("").trim();
     let norm = first.to_ascii_uppercase().replace(['-', '_', ' '], "");
     Ok(match norm.as_str() {

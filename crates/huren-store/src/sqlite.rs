@@ -438,7 +438,7 @@ async fn commit_one(
     if !r.identifiers.is_empty() {
         let linked = async {
             for ident in &r.identifiers {
-                link_identifier(conn, r, ident, ts).await?;
+                link_identifier(conn, (&r.patient_issuer, &r.patient_id), ident, ts).await?;
             }
             sqlx::query("RELEASE one").execute(&mut *conn).await?;
             Ok::<(), sqlx::Error>(())
@@ -471,13 +471,13 @@ async fn commit_one(
 /// two different numbers of one document is not made (review instead).
 async fn link_identifier(
     conn: &mut SqliteConnection,
-    r: &NewInstance,
+    record: (&str, &str),
     ident: &huren_archive::model::SealedIdentifier,
     ts: i64,
 ) -> Result<(), sqlx::Error> {
     let row = sqlx::query("SELECT id, person_id FROM patient WHERE issuer = ? AND patient_id = ?")
-        .bind(&r.patient_issuer)
-        .bind(&r.patient_id)
+        .bind(record.0)
+        .bind(record.1)
         .fetch_one(&mut *conn)
         .await?;
     let (me, mut my_person): (i64, i64) = (row.get("id"), row.get("person_id"));
@@ -1082,6 +1082,164 @@ impl Index for SqliteIndex {
         }
         tx.commit().await.map_err(db)?;
         Ok(change)
+    }
+
+    async fn hl7_senders(&self) -> Result<Vec<Hl7Sender>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.institution_id, i.code, s.network, s.sending_facility, s.default_charset
+               FROM hl7_sender s JOIN institution i ON i.id = s.institution_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let net: String = r.get(3);
+                Ok(Hl7Sender {
+                    id: r.get(0),
+                    institution_id: r.get(1),
+                    institution_code: r.get(2),
+                    network: net
+                        .parse()
+                        .map_err(|_| StoreError::Invalid(format!("network {net}")))?,
+                    sending_facility: r.get(4),
+                    default_charset: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_hl7_sender(
+        &self,
+        institution_code: &str,
+        network: ipnet::IpNet,
+        sending_facility: Option<&str>,
+        default_charset: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let institution = self.institution_id(institution_code).await?;
+        sqlx::query_scalar(
+            "INSERT INTO hl7_sender (institution_id, network, sending_facility, default_charset, created_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(institution)
+        .bind(network.to_string())
+        .bind(sending_facility)
+        .bind(default_charset)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let ts = now();
+        let message: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO hl7_message (sender_id, control_id, message_type, version, received_at, sha256)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, control_id) DO NOTHING RETURNING id",
+        )
+        .bind(oru.sender_id)
+        .bind(&oru.control_id)
+        .bind(&oru.message_type)
+        .bind(&oru.version)
+        .bind(ts)
+        .bind(&oru.sha256)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(message) = message else {
+            return Ok(OruOutcome::Duplicate);
+        };
+        // The patient record and, for a new record, its person (as at DICOM ingest). Only
+        // positional `?` across statements: sqlx binds numbered ones per statement.
+        sqlx::query(
+            "INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, birth_date, sex, updated_at, name_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (issuer, patient_id) DO UPDATE SET
+               name_raw = COALESCE(excluded.name_raw, name_raw),
+               name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
+               name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
+               birth_date = COALESCE(excluded.birth_date, birth_date),
+               sex = COALESCE(excluded.sex, sex),
+               name_key = COALESCE(excluded.name_key, name_key),
+               updated_at = excluded.updated_at;
+             INSERT INTO person (public_id, created_at)
+               SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
+             UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
+             INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
+               SELECT ?, id, NULL, person_id, 'created', 'hl7' FROM patient
+                WHERE issuer = ? AND patient_id = ? AND changes() > 0;",
+        )
+        .bind(&oru.patient_issuer)
+        .bind(&oru.patient_id)
+        .bind(&oru.patient_name)
+        .bind(&oru.name_alphabetic)
+        .bind(&oru.name_ideographic)
+        .bind(&oru.birth_date)
+        .bind(&oru.sex)
+        .bind(ts)
+        .bind(&oru.name_key)
+        .bind(&oru.new_person_public_id)
+        .bind(ts)
+        .bind(&oru.patient_issuer)
+        .bind(&oru.patient_id)
+        .bind(&oru.patient_issuer)
+        .bind(&oru.patient_id)
+        .bind(ts)
+        .bind(&oru.patient_issuer)
+        .bind(&oru.patient_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        for ident in &oru.identifiers {
+            link_identifier(&mut tx, (&oru.patient_issuer, &oru.patient_id), ident, ts)
+                .await
+                .map_err(db)?;
+        }
+        let patient: i64 =
+            sqlx::query_scalar("SELECT id FROM patient WHERE issuer = ? AND patient_id = ?")
+                .bind(&oru.patient_issuer)
+                .bind(&oru.patient_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        for r in &oru.results {
+            sqlx::query(
+                "INSERT INTO lab_result (message_id, patient_id, performing_institution_id, performing_lab, placer_order, filler_order,
+                   order_code, order_text, set_id, value_type, code, code_text, code_system, value, unit, reference_range,
+                   abnormal_flag, status, observed_at, observed_instant, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(message)
+            .bind(patient)
+            .bind(oru.performing_institution_id)
+            .bind(&r.performing_lab)
+            .bind(&r.placer_order)
+            .bind(&r.filler_order)
+            .bind(&r.order_code)
+            .bind(&r.order_text)
+            .bind(r.set_id)
+            .bind(&r.value_type)
+            .bind(&r.code)
+            .bind(&r.code_text)
+            .bind(&r.code_system)
+            .bind(&r.value)
+            .bind(&r.unit)
+            .bind(&r.reference_range)
+            .bind(&r.abnormal_flag)
+            .bind(&r.status)
+            .bind(&r.observed_at)
+            .bind(r.observed_instant)
+            .bind(ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        insert_audit(&mut tx, &audit).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(OruOutcome::Stored {
+            results: oru.results.len(),
+        })
     }
 
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError> {

@@ -16,7 +16,27 @@ pub struct Settings {
     pub dimse: Dimse,
     pub archive: ArchiveSettings,
     pub mpi: Mpi,
+    pub mllp: Mllp,
     pub log: Log,
+}
+
+/// HL7 v2 over MLLP (lab and report systems). Off unless `listen` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mllp {
+    pub listen: Option<String>,
+    pub max_message_kib: usize,
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Mllp {
+    fn default() -> Self {
+        Mllp {
+            listen: None,
+            max_message_kib: 4096,
+            idle_timeout_secs: 300,
+        }
+    }
 }
 
 /// Master patient index. Identity numbers are stored only sealed (SM4) with an HMAC-SM3 blind
@@ -152,6 +172,8 @@ pub struct FlagOverrides {
     pub http: Option<HttpFlags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dimse: Option<DimseFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mllp: Option<HttpFlags>,
 }
 #[derive(Debug, Default, Serialize)]
 pub struct HttpFlags {

@@ -67,6 +67,9 @@ enum Command {
     /// Reject or delete a study (audited; deletion keeps tombstones).
     #[command(subcommand)]
     Study(StudyCmd),
+    /// HL7 v2 senders (lab and report systems): source network, optional MSH-4 facility.
+    #[command(subcommand)]
+    Hl7Sender(Hl7SenderCmd),
     /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
     /// without object files and without fsync (see bench/ and docs/benchmarks.md).
     BenchFill {
@@ -97,9 +100,31 @@ struct ServeArgs {
     /// This archive's AE title.
     #[arg(long)]
     ae_title: Option<String>,
+    /// HL7 v2 MLLP listen address (off unless given here or in settings).
+    #[arg(long)]
+    mllp: Option<String>,
     /// Settings file (default: DATA_DIR/huren.toml when present).
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Hl7SenderCmd {
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        institution: String,
+        /// Source address or CIDR network.
+        #[arg(long)]
+        host: String,
+        /// MSH-4 sending facility this sender uses (any when not given).
+        #[arg(long)]
+        facility: Option<String>,
+        /// Character set when MSH-18 is empty, e.g. "GB 18030-2000".
+        #[arg(long)]
+        charset: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -379,6 +404,30 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Study(StudyCmd::Reject(args)) => study_lifecycle(args, Lifecycle::Rejected).await,
         Command::Study(StudyCmd::Delete(args)) => study_lifecycle(args, Lifecycle::Deleted).await,
+        Command::Hl7Sender(Hl7SenderCmd::Add {
+            dir,
+            institution,
+            host,
+            facility,
+            charset,
+        }) => {
+            let (archive, grant) = console(&dir).await?;
+            let network: ipnet::IpNet = match host.parse() {
+                Ok(n) => n,
+                Err(_) => ipnet::IpNet::from(host.parse::<std::net::IpAddr>()?),
+            };
+            let id = archive
+                .add_hl7_sender(
+                    &grant,
+                    &institution,
+                    network,
+                    facility.as_deref(),
+                    charset.as_deref(),
+                )
+                .await?;
+            println!("{id}");
+            Ok(())
+        }
         Command::BenchFill {
             dir,
             institution,
@@ -525,6 +574,7 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             listen: args.dimse,
             ae_title: args.ae_title,
         }),
+        mllp: args.mllp.map(|l| config::HttpFlags { listen: Some(l) }),
     };
     let settings = config::load(&args.dir.data_dir, args.config.as_deref(), flags)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -576,6 +626,24 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         max_associations: settings.dimse.max_associations,
     };
     let dimse_task = tokio::spawn(huren_dimse::serve(dimse_listener, archive.clone(), scp_cfg));
+    let mllp_task = match &settings.mllp.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding MLLP {addr}"))?;
+            tracing::info!(mllp = %addr, "HL7 v2 MLLP listening");
+            let cfg = huren_mllp::MllpConfig {
+                max_message_bytes: settings.mllp.max_message_kib * 1024,
+                idle_timeout: std::time::Duration::from_secs(settings.mllp.idle_timeout_secs),
+            };
+            Some(tokio::spawn(huren_mllp::serve(
+                listener,
+                archive.clone(),
+                cfg,
+            )))
+        }
+        None => None,
+    };
     let stable_archive = archive.clone();
     let stability = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
@@ -616,6 +684,9 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     .await
     .context("HTTP server")?;
     dimse_task.abort();
+    if let Some(t) = mllp_task {
+        t.abort();
+    }
     stability.abort();
     tracing::info!("huren stopped");
     Ok(())

@@ -1,0 +1,320 @@
+//! Lab results and reports over HL7 v2 (issue #5): an accepted ORU^R01 becomes one
+//! transaction — the message (its MSH-10 per sender, for idempotent resends), the patient
+//! record and its person, identity numbers (sealed), and one result per OBX — and is
+//! acknowledged only after that commit. Refusals use HL7's terms (`huren_hl7::Refusal`).
+
+use crate::model::{Hl7Sender, NewLabResult, NewOru, OruOutcome, SealedIdentifier};
+use crate::{Archive, time as ztime};
+use huren_access::{AuditAction, AuditEvent, Outcome};
+use huren_hl7::{AckCode, Message, Refusal, Segment};
+use huren_mpi::id::{Consistency, NationalId, Sex};
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(AckCode::AE, 207, format!("not stored: {e}"))
+}
+
+/// Components of field `n`'s first repetition, unescaped (empty when absent).
+fn comps(s: &Segment, n: usize) -> Vec<String> {
+    s.fields
+        .get(n.wrapping_sub(1))
+        .and_then(|f| f.first())
+        .map(|c| {
+            c.iter()
+                .map(|sub| sub.first().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// HL7 table 0203: MR medical record number, PI patient internal identifier.
+fn is_mrn(kind: &str) -> bool {
+    matches!(kind, "MR" | "PI")
+}
+
+fn non_empty(v: Option<&String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().to_owned())
+}
+
+/// OBX-5 as text: SN (structured numeric) is written out (`<0.01`, `1:320`); coded values keep
+/// `code^text`; everything else its first component.
+fn value_text(value_type: Option<&str>, c: &[String]) -> Option<String> {
+    let v = match value_type {
+        Some("SN") => c.concat(),
+        Some("CE") | Some("CWE") | Some("CNE") => c
+            .iter()
+            .take(2)
+            .filter(|x| !x.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("^"),
+        _ => c.first().cloned().unwrap_or_default(),
+    };
+    (!v.trim().is_empty()).then_some(v)
+}
+
+/// HL7 TS (YYYYMMDDHHMMSS…) → unix seconds in the region's zone.
+fn instant(ts: &str, zone: &'static time_tz::Tz) -> Option<i64> {
+    let digits: String = ts.chars().take_while(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return None;
+    }
+    let tm = (digits.len() >= 12).then(|| &digits[8..digits.len().min(14)]);
+    ztime::instant(&digits[..8], tm, zone)
+}
+
+impl Archive {
+    /// The registered sender for a connection's address and the message's MSH-4.
+    pub async fn hl7_sender(
+        &self,
+        addr: IpAddr,
+        facility: Option<&str>,
+    ) -> Result<Option<Hl7Sender>, crate::ports::StoreError> {
+        let senders = self.index.hl7_senders().await?;
+        Ok(crate::model::match_hl7_sender(&senders, addr, facility).cloned())
+    }
+
+    /// Stores an ORU^R01 already checked by `huren_hl7::check_oru`. `Ok` only after the
+    /// commit (or for a resend of a stored message).
+    pub async fn ingest_oru(
+        &self,
+        sender: &Hl7Sender,
+        m: &Message,
+        raw: &[u8],
+        source: IpAddr,
+    ) -> Result<OruOutcome, Refusal> {
+        let result = self.ingest_oru_inner(sender, m, raw, source).await;
+        if let Err(r) = &result {
+            let ev = AuditEvent {
+                action: AuditAction::ResultsRefused,
+                outcome: Outcome::Failure,
+                actor: format!("hl7:{}", sender.id),
+                institution: Some(sender.institution_code.clone()),
+                patient: None,
+                study_uid: None,
+                object: m.get("MSH", 10, 1).map(|c| format!("hl7:{c}")),
+                source_address: Some(source.to_string()),
+                detail: serde_json::json!({ "code": r.code, "reason": r.text }),
+            };
+            if let Err(e) = self.index.record_audit(ev).await {
+                tracing::error!(error = %e, "could not record refusal audit event");
+            }
+        }
+        result
+    }
+
+    async fn ingest_oru_inner(
+        &self,
+        sender: &Hl7Sender,
+        m: &Message,
+        raw: &[u8],
+        source: IpAddr,
+    ) -> Result<OruOutcome, Refusal> {
+        let pid = m
+            .segments("PID")
+            .next()
+            .ok_or_else(|| Refusal::new(AckCode::AE, 100, "no PID segment"))?;
+        // PID-3: the record's own identifier (MR/PI, else the first that is not an identity
+        // number) and identity numbers (type NI, or an authority named as such).
+        let today = {
+            use time_tz::OffsetDateTimeExt;
+            ::time::OffsetDateTime::now_utc()
+                .to_timezone(self.config.zone)
+                .date()
+        };
+        let birth_date = pid
+            .get(7, 1)
+            .map(|b| b.chars().take(8).collect::<String>())
+            .filter(|b| b.len() == 8 && b.chars().all(|c| c.is_ascii_digit()));
+        let sex = pid.get(8, 1).map(str::to_owned);
+        let mut record: Option<(String, Option<String>, String)> = None;
+        let mut identifiers: Vec<SealedIdentifier> = Vec::new();
+        for rep in pid.fields.get(2).map(Vec::as_slice).unwrap_or_default() {
+            let part = |k: usize| {
+                rep.get(k)
+                    .and_then(|s| s.first())
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+            };
+            let (Some(id), authority, kind) = (part(0), part(3), part(4).unwrap_or_default())
+            else {
+                continue;
+            };
+            let is_identity = kind == "NI"
+                || self.config.identity.as_ref().is_some_and(|p| {
+                    authority
+                        .as_deref()
+                        .is_some_and(|a| p.is_resident_issuer(a))
+                });
+            if is_identity {
+                let Some(policy) = &self.config.identity else {
+                    continue;
+                };
+                let parsed = NationalId::parse(&id, today).map_err(|e| {
+                    Refusal::new(AckCode::AE, 102, format!("PID-3 identity number: {e}"))
+                        .at("PID", 1, 3)
+                })?;
+                let sealed = policy
+                    .sealer
+                    .seal(parsed.system(), parsed.as_str())
+                    .map_err(internal)?;
+                let birth = birth_date.as_deref().and_then(ztime::parse_da);
+                let sex = match sex.as_deref() {
+                    Some("M") => Some(Sex::Male),
+                    Some("F") => Some(Sex::Female),
+                    _ => None,
+                };
+                identifiers.push(SealedIdentifier {
+                    system: parsed.system().to_owned(),
+                    blind: policy.sealer.blind_index(parsed.system(), parsed.as_str()),
+                    sealed: sealed.bytes,
+                    key_id: sealed.key_id,
+                    consistent: parsed.consistency(birth, sex) == Consistency::Consistent,
+                });
+            } else if record
+                .as_ref()
+                .is_none_or(|r| !is_mrn(&r.2) && is_mrn(&kind))
+            {
+                // The first identifier, unless a later one is typed as the record number.
+                record = Some((id, authority, kind));
+            }
+        }
+        let (patient_id, authority, _) = record.ok_or_else(|| {
+            Refusal::new(
+                AckCode::AE,
+                101,
+                "PID-3 has no patient identifier other than an identity number",
+            )
+            .at("PID", 1, 3)
+        })?;
+        let patient_issuer = match authority {
+            Some(a) => a,
+            None => self
+                .attribution
+                .default_issuer(self.index.as_ref(), sender.institution_id)
+                .await
+                .map_err(internal)?,
+        };
+        let name_parts = comps(pid, 5);
+        let name = {
+            let family = name_parts.first().cloned().unwrap_or_default();
+            let given = name_parts.get(1).cloned().unwrap_or_default();
+            let n = if given.is_empty() {
+                family
+            } else {
+                format!("{family}^{given}")
+            };
+            (!n.trim_matches('^').is_empty()).then_some(n)
+        };
+        let han = name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(huren_mpi::name::is_han));
+        let mut results = Vec::new();
+        let mut obr: Option<&Segment> = None;
+        let mut obx_seq = 0;
+        for s in &m.segments {
+            match s.id.as_str() {
+                "OBR" => obr = Some(s),
+                "OBX" => {
+                    obx_seq += 1;
+                    let order = obr.map(|o| comps(o, 4)).unwrap_or_default();
+                    let id = comps(s, 3);
+                    let value_type = s.get(2, 1).map(str::to_owned);
+                    let value = value_text(value_type.as_deref(), &comps(s, 5));
+                    if value_type.as_deref() == Some("NM")
+                        && let Some(v) = &value
+                        && v.trim().parse::<f64>().is_err()
+                    {
+                        return Err(Refusal::new(
+                            AckCode::AE,
+                            102,
+                            format!("OBX-5 {v:?} is not a number (OBX-2 NM)"),
+                        )
+                        .at("OBX", obx_seq, 5));
+                    }
+                    let observed_at = s
+                        .get(14, 1)
+                        .or_else(|| obr.and_then(|o| o.get(7, 1)))
+                        .map(str::to_owned);
+                    results.push(NewLabResult {
+                        performing_lab: non_empty(comps(s, 23).first()),
+                        placer_order: obr.and_then(|o| o.get(2, 1)).map(str::to_owned),
+                        filler_order: obr.and_then(|o| o.get(3, 1)).map(str::to_owned),
+                        order_code: non_empty(order.first()),
+                        order_text: non_empty(order.get(1)),
+                        set_id: s.get(1, 1).and_then(|v| v.parse().ok()),
+                        value_type,
+                        code: id.first().cloned().unwrap_or_default(),
+                        code_text: non_empty(id.get(1)),
+                        code_system: non_empty(id.get(2)),
+                        value,
+                        unit: non_empty(comps(s, 6).first()),
+                        reference_range: s.get(7, 1).map(str::to_owned),
+                        abnormal_flag: s.get(8, 1).map(str::to_owned),
+                        status: s.get(11, 1).map(str::to_owned),
+                        observed_instant: observed_at
+                            .as_deref()
+                            .and_then(|t| instant(t, self.config.zone)),
+                        observed_at,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if results.is_empty() {
+            return Err(Refusal::new(AckCode::AE, 100, "no OBX segment"));
+        }
+        // The performing lab (OBX-23) maps to an institution like DICOM's InstitutionName.
+        let mut performer = sender.institution_id;
+        if let Some(lab) = results.iter().find_map(|r| r.performing_lab.clone())
+            && let Ok(Some(p)) = self
+                .attribution
+                .performer(self.index.as_ref(), sender.institution_id, &lab)
+                .await
+        {
+            performer = p;
+        }
+        let control_id = m.get("MSH", 10, 1).unwrap_or_default().to_owned();
+        let oru = NewOru {
+            sender_id: sender.id,
+            control_id: control_id.clone(),
+            message_type: "ORU^R01".into(),
+            version: m.get("MSH", 12, 1).unwrap_or_default().to_owned(),
+            sha256: hex::encode(Sha256::digest(raw)),
+            performing_institution_id: performer,
+            patient_issuer: patient_issuer.clone(),
+            patient_id: patient_id.clone(),
+            name_alphabetic: name.clone().filter(|_| !han),
+            name_ideographic: name.clone().filter(|_| han),
+            name_key: name
+                .as_deref()
+                .map(|n| huren_mpi::name::PersonName::from_dicom(n).sound_key())
+                .filter(|k| !k.is_empty()),
+            patient_name: name,
+            birth_date,
+            sex,
+            new_person_public_id: uuid::Uuid::now_v7().to_string(),
+            identifiers,
+            results,
+        };
+        let n = oru.results.len();
+        let audit = AuditEvent {
+            action: AuditAction::ResultsStored,
+            outcome: Outcome::Success,
+            actor: format!("hl7:{}", sender.id),
+            institution: Some(sender.institution_code.clone()),
+            patient: Some(format!("{patient_id}@{patient_issuer}")),
+            study_uid: None,
+            object: Some(format!("hl7:{control_id}")),
+            source_address: Some(source.to_string()),
+            detail: serde_json::json!({ "results": n }),
+        };
+        let outcome = self.index.commit_oru(oru, audit).await.map_err(internal)?;
+        if let OruOutcome::Stored { .. } = outcome {
+            self.link_new_record(&patient_issuer, &patient_id).await;
+        }
+        Ok(outcome)
+    }
+}

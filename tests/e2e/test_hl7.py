@@ -1,0 +1,140 @@
+"""HL7 v2 over MLLP (issue #5): registered senders, ORU^R01 stored before the ACK, AE/AR with
+table 0357 errors, idempotent resends, character sets decoded before splitting; ACKs checked
+with hl7apy's strict parser."""
+import socket
+import uuid
+
+import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from conftest import cli, free_port
+
+VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
+
+
+@pytest.fixture
+def hl7(fresh_server):
+    port = free_port()
+    s = fresh_server({"HUREN__MLLP__LISTEN": f"127.0.0.1:{port}"})
+    cli(s.data_dir, "hl7-sender", "add", "--institution", "county", "--host", "127.0.0.1", "--facility", "LIS01")
+    cli(s.data_dir, "hl7-sender", "add", "--institution", "town", "--host", "127.0.0.1", "--facility", "TOWNLIS",
+        "--charset", "GB 18030-2000")
+    s.mllp_port = port
+    return s
+
+
+def oru(control, pid3="C100^^^urn:oid:2.16.156.10011.1.9.county^MR", name="李^娜", facility="LIS01",
+        version="2.5.1", charset="UNICODE UTF-8", obx5="5.2", msg_type="ORU^R01^ORU_R01"):
+    return "\r".join([
+        f"MSH|^~\\&|LIS|{facility}|HUREN|REGION|20250301101500||{msg_type}|{control}|P|{version}|||||CHN|{charset}",
+        f"PID|1||{pid3}||{name}||19491231|F",
+        "OBR|1|P123|F456|24331-1^Lipid panel^LN|||20250301080000",
+        f"OBX|1|NM|2093-3^Cholesterol^LN||{obx5}|mmol/L|<5.2|H|||F|||20250301083000",
+        "OBX|2|ST|HBSAG^乙肝表面抗原^L||阴性(-)||||||F",
+        "OBX|3|SN|5130-0^ANA titre^LN||^1^:^320||||||F",
+    ]) + "\r"
+
+
+def send(port, *payloads, garbage=b""):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        acks = []
+        for p in payloads:
+            s.sendall(garbage + VT + p + FS + CR)
+            buf = b""
+            while not buf.endswith(FS + CR):
+                chunk = s.recv(65536)
+                assert chunk, "connection closed without an ACK"
+                buf += chunk
+            acks.append(buf[1:-2])
+        return acks
+
+
+def ack_fields(raw, encoding="utf-8"):
+    msg = parse_message(raw.decode(encoding).replace("\n", "\r"), validation_level=VALIDATION_LEVEL.STRICT,
+                        find_groups=False)
+    msg.validate()
+    err = [e for e in msg.children if e.name == "ERR"]
+    return msg.msa.msa_1.value, msg.msa.msa_2.value, (err[0].to_er7() if err else None)
+
+
+def test_oru_is_stored_then_acknowledged_and_resends_are_idempotent(hl7):
+    control = "M" + uuid.uuid4().hex[:10]
+    raw = oru(control).encode()
+    first, again = send(hl7.mllp_port, raw, raw)
+    assert ack_fields(first)[:2] == ("AA", control)
+    assert ack_fields(again)[:2] == ("AA", control)
+    rows = hl7.query("""SELECT r.code, r.value, r.unit, r.abnormal_flag, r.status, r.value_type, r.observed_at, i.code
+                        FROM lab_result r JOIN hl7_message m ON m.id = r.message_id
+                        JOIN institution i ON i.id = r.performing_institution_id
+                        WHERE m.control_id = ? ORDER BY r.set_id""", control)
+    assert rows == [
+        ("2093-3", "5.2", "mmol/L", "H", "F", "NM", "20250301083000", "county"),
+        ("HBSAG", "阴性(-)", None, None, "F", "ST", "20250301080000", "county"),
+        ("5130-0", "1:320", None, None, "F", "SN", "20250301080000", "county"),
+    ]
+    assert hl7.query("SELECT name_ideographic, birth_date, sex FROM patient WHERE patient_id = 'C100'") == [("李^娜", "19491231", "F")]
+    assert hl7.query("SELECT COUNT(*) FROM audit_event WHERE action = 'results_stored' AND object = ?", f"hl7:{control}") == [(1,)]
+
+
+def test_gbk_declared_and_sender_default_charsets(hl7):
+    # 億 ends with 0x7C ('|') and 昞 with 0x5C ('\\') in GBK.
+    c1, c2 = "G" + uuid.uuid4().hex[:8], "D" + uuid.uuid4().hex[:8]
+    declared = oru(c1, pid3="G1^^^urn:oid:1.2.3^MR", name="吴^億昞", charset="GBK").encode("gb18030")
+    assert b"\x95\x5c" in declared
+    undeclared = oru(c2, pid3="G2^^^urn:oid:1.2.3^MR", name="吴^億昞", charset="", facility="TOWNLIS").encode("gb18030")
+    a1, a2 = send(hl7.mllp_port, declared, undeclared)
+    assert ack_fields(a1, "gb18030")[0] == "AA"
+    assert ack_fields(a2)[0] == "AA"
+    names = hl7.query("SELECT patient_id, name_ideographic FROM patient WHERE patient_id IN ('G1', 'G2') ORDER BY patient_id")
+    assert names == [("G1", "吴^億昞"), ("G2", "吴^億昞")]
+    # The town's sender: its results are the town's.
+    assert hl7.query("""SELECT DISTINCT i.code FROM lab_result r JOIN hl7_message m ON m.id = r.message_id
+                        JOIN institution i ON i.id = r.performing_institution_id WHERE m.control_id = ?""", c2) == [("town",)]
+
+
+@pytest.mark.parametrize("kwargs,code,err", [
+    ({"version": "2.6"}, "AR", "203"),
+    ({"msg_type": "ADT^A01^ADT_A01"}, "AR", "200"),
+    ({"pid3": ""}, "AE", "101"),
+    ({"obx5": "five"}, "AE", "102"),
+    ({"facility": "NOTREGISTERED"}, "AR", "207"),
+    ({"charset": "EBCDIC"}, "AR", "103"),
+])
+def test_refusals_store_nothing(hl7, kwargs, code, err):
+    control = "R" + uuid.uuid4().hex[:10]
+    (raw_ack,) = send(hl7.mllp_port, oru(control, **kwargs).encode())
+    got_code, got_control, err_segment = ack_fields(raw_ack)
+    assert (got_code, got_control) == (code, control)
+    assert err_segment is not None and err in err_segment
+    assert hl7.query("SELECT COUNT(*) FROM hl7_message WHERE control_id = ?", control) == [(0,)]
+
+
+def test_garbage_and_v24_error_form(hl7):
+    control = "V" + uuid.uuid4().hex[:10]
+    (raw_ack,) = send(hl7.mllp_port, oru(control, version="2.4", pid3="").encode(), garbage=b"\x00\xffnoise\r\n")
+    code, _, err = ack_fields(raw_ack)
+    assert code == "AE" and err.startswith("ERR|PID^1^3^101&")
+    # A frame that is not HL7 gets no answer; the connection and the listener go on.
+    with socket.create_connection(("127.0.0.1", hl7.mllp_port), timeout=10) as s:
+        s.sendall(VT + b"this is not HL7" + FS + CR)
+        ok = oru("W" + uuid.uuid4().hex[:8]).encode()
+        s.sendall(VT + ok + FS + CR)
+        buf = b""
+        while not buf.endswith(FS + CR):
+            buf += s.recv(65536)
+        assert ack_fields(buf[1:-2])[0] == "AA"
+
+
+def test_identity_number_in_pid3_links_lab_and_images(hl7):
+    # The same person through DICOM (county images) and HL7 (town lab), by resident ID.
+    from test_persons import MOTHER_ID, person, store, with_resident_id
+    store(hl7, with_resident_id(person("IMG9"), MOTHER_ID))
+    control = "I" + uuid.uuid4().hex[:10]
+    pid3 = f"LAB9^^^urn:oid:1.2.3^MR~{MOTHER_ID}^^^身份证^NI"
+    (raw_ack,) = send(hl7.mllp_port, oru(control, pid3=pid3).encode())
+    assert ack_fields(raw_ack)[0] == "AA"
+    persons = hl7.query("SELECT DISTINCT person_id FROM patient WHERE patient_id IN ('IMG9', 'LAB9')")
+    assert len(persons) == 1
+    # The number is kept sealed, never as a record key.
+    assert hl7.query("SELECT COUNT(*) FROM patient WHERE patient_id = ?", MOTHER_ID) == [(0,)]
