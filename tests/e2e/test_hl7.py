@@ -138,3 +138,25 @@ def test_identity_number_in_pid3_links_lab_and_images(hl7):
     assert len(persons) == 1
     # The number is kept sealed, never as a record key.
     assert hl7.query("SELECT COUNT(*) FROM patient WHERE patient_id = ?", MOTHER_ID) == [(0,)]
+
+
+def test_timeline_has_images_and_lab_results_newest_first(hl7):
+    import requests
+    from conftest import ADMIN
+    from test_persons import MOTHER_ID, person, store, with_resident_id
+    img = with_resident_id(person("TL1"), MOTHER_ID)
+    img.StudyDate = "20250215"
+    store(hl7, img)
+    control = "T" + uuid.uuid4().hex[:10]
+    (raw_ack,) = send(hl7.mllp_port, oru(control, pid3=f"TL2^^^urn:oid:1.2.3^MR~{MOTHER_ID}^^^身份证^NI").encode())
+    assert ack_fields(raw_ack)[0] == "AA"
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    hits = requests.get(f"{hl7.url}/api/patients", params={"identifier": f"身份证|{MOTHER_ID}"}, headers=h).json()
+    pid = hits[0]["person"]
+    tl = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()
+    kinds = [e["kind"] for e in tl["entries"]]
+    # Lab observed 2025-03-01 is newer than the 2025-02-15 study.
+    assert kinds[0] == "lab_result" and kinds[-1] == "imaging_study"
+    assert {r["code"] for r in tl["lab_results"]} == {"2093-3", "HBSAG", "5130-0"}
+    assert tl["studies"][0]["study_instance_uid"] == img.StudyInstanceUID
+    assert tl["lab_results"][0]["performing_institution"] == "county"

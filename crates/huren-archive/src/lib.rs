@@ -400,17 +400,20 @@ impl Archive {
         Ok(self.index.find_persons(&search, LIMIT).await?)
     }
 
-    /// A person's imaging studies at every institution, newest first (patient timeline).
+    /// A person's imaging studies and lab results at every institution, each newest first
+    /// (patient timeline).
     pub async fn timeline(
         &self,
         _grant: &huren_access::ReadGrant,
         person: &str,
         limit: u32,
-    ) -> Result<Option<Vec<model::TimelineStudy>>, AdminError> {
-        Ok(self
-            .index
-            .person_studies(person, limit.clamp(1, 1000))
-            .await?)
+    ) -> Result<Option<(Vec<model::TimelineStudy>, Vec<model::TimelineLab>)>, AdminError> {
+        let limit = limit.clamp(1, 1000);
+        let Some(studies) = self.index.person_studies(person, limit).await? else {
+            return Ok(None);
+        };
+        let labs = self.index.person_lab_results(person, limit).await?;
+        Ok(Some((studies, labs)))
     }
 
     /// Registers an HL7 v2 sender of `institution` (audited).

@@ -453,3 +453,24 @@ pub enum OruOutcome {
     /// The same MSH-10 from the same sender was stored before: nothing changes.
     Duplicate,
 }
+
+/// One lab result of a person's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineLab {
+    pub id: i64,
+    pub code: String,
+    pub code_text: Option<String>,
+    pub code_system: Option<String>,
+    pub value: Option<String>,
+    pub unit: Option<String>,
+    pub reference_range: Option<String>,
+    pub abnormal_flag: Option<String>,
+    pub status: Option<String>,
+    pub observed_at: Option<String>,
+    pub observed_instant: Option<i64>,
+    pub order_text: Option<String>,
+    pub performing_institution: String,
+    pub performing_lab: Option<String>,
+    pub patient_id: String,
+    pub issuer: String,
+}

@@ -167,6 +167,12 @@ pub trait Index: Send + Sync + 'static {
         search: &PersonSearch,
         limit: u32,
     ) -> Result<Vec<PersonHit>, StoreError>;
+    /// The person's lab results at every institution, newest first (unknown person: empty).
+    async fn person_lab_results(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TimelineLab>, StoreError>;
     /// The person's active imaging studies at every institution, newest first; `None` for an
     /// unknown person.
     async fn person_studies(

@@ -1,5 +1,6 @@
 //! The patient API (issue #5): find a *person* by identity number, by one institution's
-//! record or by name, and their imaging timeline across institutions, newest first. JSON;
+//! record or by name, and their timeline (imaging studies and lab results) across
+//! institutions, newest first. JSON;
 //! readable by any authenticated principal until access by relationship arrives (issue #6).
 
 use crate::AppState;
@@ -69,7 +70,32 @@ pub async fn timeline(
         .timeline(&grant, &person, page.limit.unwrap_or(200))
         .await?
     {
-        Some(studies) => Ok(Json(json!({ "person": person, "studies": studies }))),
+        Some((studies, labs)) => {
+            // One list, newest first, for a timeline view; the two lists keep all fields.
+            let mut entries: Vec<(Option<i64>, Value)> = studies
+                .iter()
+                .map(|s| {
+                    (
+                        s.study_instant,
+                        json!({ "kind": "imaging_study", "instant": s.study_instant, "study_instance_uid": s.study_instance_uid }),
+                    )
+                })
+                .chain(labs.iter().map(|l| {
+                    (
+                        l.observed_instant,
+                        json!({ "kind": "lab_result", "instant": l.observed_instant, "id": l.id }),
+                    )
+                }))
+                .collect();
+            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+            let entries: Vec<Value> = entries.into_iter().map(|(_, v)| v).collect();
+            Ok(Json(json!({
+                "person": person,
+                "entries": entries,
+                "studies": studies,
+                "lab_results": labs,
+            })))
+        }
         None => Err(ApiError::not_found(format!("no person {person}"))),
     }
 }

@@ -1599,6 +1599,48 @@ impl Index for SqliteIndex {
         Ok(out)
     }
 
+    async fn person_lab_results(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TimelineLab>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.code, r.code_text, r.code_system, r.value, r.unit, r.reference_range, r.abnormal_flag,
+                    r.status, r.observed_at, r.observed_instant, r.order_text, i.code, r.performing_lab,
+                    p.patient_id, p.issuer
+               FROM lab_result r JOIN patient p ON p.id = r.patient_id
+               JOIN person pe ON pe.id = p.person_id JOIN institution i ON i.id = r.performing_institution_id
+              WHERE pe.public_id = ?
+              ORDER BY r.observed_instant DESC NULLS LAST, r.id DESC LIMIT ?",
+        )
+        .bind(public_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineLab {
+                id: r.get(0),
+                code: r.get(1),
+                code_text: r.get(2),
+                code_system: r.get(3),
+                value: r.get(4),
+                unit: r.get(5),
+                reference_range: r.get(6),
+                abnormal_flag: r.get(7),
+                status: r.get(8),
+                observed_at: r.get(9),
+                observed_instant: r.get(10),
+                order_text: r.get(11),
+                performing_institution: r.get(12),
+                performing_lab: r.get(13),
+                patient_id: r.get(14),
+                issuer: r.get(15),
+            })
+            .collect())
+    }
+
     async fn person_studies(
         &self,
         public_id: &str,
