@@ -160,3 +160,43 @@ def test_timeline_has_images_and_lab_results_newest_first(hl7):
     assert {r["code"] for r in tl["lab_results"]} == {"2093-3", "HBSAG", "5130-0"}
     assert tl["studies"][0]["study_instance_uid"] == img.StudyInstanceUID
     assert tl["lab_results"][0]["performing_institution"] == "county"
+
+
+def report(control, pid3, accession="", study_uid=None, facility="LIS01"):
+    segs = [
+        f"MSH|^~\\&|RIS|{facility}|HUREN|REGION|20250302090000||ORU^R01^ORU_R01|{control}|P|2.5.1|||||CHN|UNICODE UTF-8",
+        f"PID|1||{pid3}||李^娜||19491231|F",
+        f"OBR|1|P9|{accession}|CT-CHEST^胸部CT平扫^L|||20250301100000|||||||||||||20250302085900",
+        "OBX|1|FT|GDT^影像所见^L||双肺纹理清晰。\\.br\\纵隔居中。||||||F",
+        "OBX|2|TX|IMP^诊断意见^L||未见明显异常。||||||F",
+    ]
+    if study_uid:
+        segs.append(f"OBX|3|ST|113014^Study Instance UID^DCM||{study_uid}||||||F")
+    return ("\r".join(segs) + "\r").encode()
+
+
+def test_imaging_reports_link_to_their_studies(hl7):
+    import requests
+    from conftest import ADMIN
+    from test_persons import person, store
+    by_acc = person("RP1")
+    by_acc.AccessionNumber = "ACC" + uuid.uuid4().hex[:6]
+    store(hl7, by_acc)
+    by_uid = person("RP1")
+    store(hl7, by_uid)
+    issuer = hl7.query("SELECT issuer FROM patient WHERE patient_id = 'RP1'")[0][0]
+    pid3 = f"RP1^^^{issuer}^MR"
+    a1, a2 = send(hl7.mllp_port, report("RA" + uuid.uuid4().hex[:8], pid3, accession=by_acc.AccessionNumber),
+                  report("RB" + uuid.uuid4().hex[:8], pid3, study_uid=by_uid.StudyInstanceUID))
+    assert ack_fields(a1)[0] == "AA" and ack_fields(a2)[0] == "AA"
+    linked = hl7.query("""SELECT s.study_uid, r.text FROM report r JOIN study s ON s.id = r.study_id
+                          JOIN patient p ON p.id = r.patient_id WHERE p.patient_id = 'RP1' ORDER BY r.id""")
+    assert [u for u, _ in linked] == [by_acc.StudyInstanceUID, by_uid.StudyInstanceUID]
+    assert linked[0][1] == "双肺纹理清晰。\n纵隔居中。\n未见明显异常。"
+    # Reports are not lab results, and show in the person's timeline.
+    assert hl7.query("SELECT COUNT(*) FROM lab_result r JOIN patient p ON p.id = r.patient_id WHERE p.patient_id = 'RP1'") == [(0,)]
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "RP1", "issuer": issuer}, headers=h).json()[0]["person"]
+    tl = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()
+    assert {r["study_instance_uid"] for r in tl["reports"]} == {by_acc.StudyInstanceUID, by_uid.StudyInstanceUID}
+    assert "imaging_report" in {e["kind"] for e in tl["entries"]}

@@ -3,7 +3,7 @@
 //! record and its person, identity numbers (sealed), and one result per OBX — and is
 //! acknowledged only after that commit. Refusals use HL7's terms (`huren_hl7::Refusal`).
 
-use crate::model::{Hl7Sender, NewLabResult, NewOru, OruOutcome, SealedIdentifier};
+use crate::model::{Hl7Sender, NewLabResult, NewOru, NewReport, OruOutcome, SealedIdentifier};
 use crate::{Archive, time as ztime};
 use huren_access::{AuditAction, AuditEvent, Outcome};
 use huren_hl7::{AckCode, Message, Refusal, Segment};
@@ -211,59 +211,120 @@ impl Archive {
         let han = name
             .as_deref()
             .is_some_and(|n| n.chars().any(huren_mpi::name::is_han));
-        let mut results = Vec::new();
-        let mut obr: Option<&Segment> = None;
+        // Each OBR with the OBX segments after it. A group whose observations are all text
+        // (TX/FT) is an imaging report; any other group's observations are results.
+        let mut groups: Vec<(&Segment, Vec<(usize, &Segment)>)> = Vec::new();
         let mut obx_seq = 0;
         for s in &m.segments {
             match s.id.as_str() {
-                "OBR" => obr = Some(s),
+                "OBR" => groups.push((s, Vec::new())),
                 "OBX" => {
                     obx_seq += 1;
-                    let order = obr.map(|o| comps(o, 4)).unwrap_or_default();
-                    let id = comps(s, 3);
-                    let value_type = s.get(2, 1).map(str::to_owned);
-                    let value = value_text(value_type.as_deref(), &comps(s, 5));
-                    if value_type.as_deref() == Some("NM")
-                        && let Some(v) = &value
-                        && v.trim().parse::<f64>().is_err()
-                    {
-                        return Err(Refusal::new(
-                            AckCode::AE,
-                            102,
-                            format!("OBX-5 {v:?} is not a number (OBX-2 NM)"),
-                        )
-                        .at("OBX", obx_seq, 5));
+                    if let Some(g) = groups.last_mut() {
+                        g.1.push((obx_seq, s));
                     }
-                    let observed_at = s
-                        .get(14, 1)
-                        .or_else(|| obr.and_then(|o| o.get(7, 1)))
-                        .map(str::to_owned);
-                    results.push(NewLabResult {
-                        performing_lab: non_empty(comps(s, 23).first()),
-                        placer_order: obr.and_then(|o| o.get(2, 1)).map(str::to_owned),
-                        filler_order: obr.and_then(|o| o.get(3, 1)).map(str::to_owned),
-                        order_code: non_empty(order.first()),
-                        order_text: non_empty(order.get(1)),
-                        set_id: s.get(1, 1).and_then(|v| v.parse().ok()),
-                        value_type,
-                        code: id.first().cloned().unwrap_or_default(),
-                        code_text: non_empty(id.get(1)),
-                        code_system: non_empty(id.get(2)),
-                        value,
-                        unit: non_empty(comps(s, 6).first()),
-                        reference_range: s.get(7, 1).map(str::to_owned),
-                        abnormal_flag: s.get(8, 1).map(str::to_owned),
-                        status: s.get(11, 1).map(str::to_owned),
-                        observed_instant: observed_at
-                            .as_deref()
-                            .and_then(|t| instant(t, self.config.zone)),
-                        observed_at,
-                    });
                 }
                 _ => {}
             }
         }
-        if results.is_empty() {
+        // DICOM "Study Instance UID" (DCM 113014) as an observation, or IHE's ZDS-1.
+        let is_uid = |o: &Segment| comps(o, 3).first().map(String::as_str) == Some("113014");
+        let zds_uid = m.get("ZDS", 1, 1).map(str::to_owned);
+        let mut results = Vec::new();
+        let mut reports = Vec::new();
+        for (obr, obxs) in &groups {
+            let order = comps(obr, 4);
+            let is_text = |o: &Segment| matches!(o.get(2, 1), Some("TX") | Some("FT"));
+            let texts: Vec<&Segment> = obxs
+                .iter()
+                .map(|(_, o)| *o)
+                .filter(|o| is_text(o) && !is_uid(o))
+                .collect();
+            let all_text = obxs.iter().all(|(_, o)| is_text(o) || is_uid(o));
+            if !texts.is_empty() && all_text {
+                let text = texts
+                    .iter()
+                    .flat_map(|o| {
+                        o.fields
+                            .get(4)
+                            .map(|reps| {
+                                reps.iter()
+                                    .map(|c| {
+                                        c.first()
+                                            .and_then(|x| x.first())
+                                            .cloned()
+                                            .unwrap_or_default()
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let reported_at = obr
+                    .get(22, 1)
+                    .or_else(|| obr.get(7, 1))
+                    .or_else(|| texts.first().and_then(|o| o.get(14, 1)))
+                    .map(str::to_owned);
+                reports.push(NewReport {
+                    study_uid: obxs
+                        .iter()
+                        .find(|(_, o)| is_uid(o))
+                        .and_then(|(_, o)| o.get(5, 1))
+                        .map(str::to_owned)
+                        .or_else(|| zds_uid.clone()),
+                    accession_number: obr.get(3, 1).map(str::to_owned),
+                    procedure_code: non_empty(order.first()),
+                    procedure_text: non_empty(order.get(1)),
+                    text,
+                    status: texts.first().and_then(|o| o.get(11, 1)).map(str::to_owned),
+                    reported_instant: reported_at
+                        .as_deref()
+                        .and_then(|t| instant(t, self.config.zone)),
+                    reported_at,
+                });
+                continue;
+            }
+            for (seq, s) in obxs.iter().filter(|(_, o)| !is_uid(o)) {
+                let id = comps(s, 3);
+                let value_type = s.get(2, 1).map(str::to_owned);
+                let value = value_text(value_type.as_deref(), &comps(s, 5));
+                if value_type.as_deref() == Some("NM")
+                    && let Some(v) = &value
+                    && v.trim().parse::<f64>().is_err()
+                {
+                    return Err(Refusal::new(
+                        AckCode::AE,
+                        102,
+                        format!("OBX-5 {v:?} is not a number (OBX-2 NM)"),
+                    )
+                    .at("OBX", *seq, 5));
+                }
+                let observed_at = s.get(14, 1).or_else(|| obr.get(7, 1)).map(str::to_owned);
+                results.push(NewLabResult {
+                    performing_lab: non_empty(comps(s, 23).first()),
+                    placer_order: obr.get(2, 1).map(str::to_owned),
+                    filler_order: obr.get(3, 1).map(str::to_owned),
+                    order_code: non_empty(order.first()),
+                    order_text: non_empty(order.get(1)),
+                    set_id: s.get(1, 1).and_then(|v| v.parse().ok()),
+                    value_type,
+                    code: id.first().cloned().unwrap_or_default(),
+                    code_text: non_empty(id.get(1)),
+                    code_system: non_empty(id.get(2)),
+                    value,
+                    unit: non_empty(comps(s, 6).first()),
+                    reference_range: s.get(7, 1).map(str::to_owned),
+                    abnormal_flag: s.get(8, 1).map(str::to_owned),
+                    status: s.get(11, 1).map(str::to_owned),
+                    observed_instant: observed_at
+                        .as_deref()
+                        .and_then(|t| instant(t, self.config.zone)),
+                    observed_at,
+                });
+            }
+        }
+        if results.is_empty() && reports.is_empty() {
             return Err(Refusal::new(AckCode::AE, 100, "no OBX segment"));
         }
         // The performing lab (OBX-23) maps to an institution like DICOM's InstitutionName.
@@ -298,8 +359,9 @@ impl Archive {
             new_person_public_id: uuid::Uuid::now_v7().to_string(),
             identifiers,
             results,
+            reports,
         };
-        let n = oru.results.len();
+        let (n, oru_reports) = (oru.results.len(), oru.reports.len());
         let audit = AuditEvent {
             action: AuditAction::ResultsStored,
             outcome: Outcome::Success,
@@ -309,7 +371,7 @@ impl Archive {
             study_uid: None,
             object: Some(format!("hl7:{control_id}")),
             source_address: Some(source.to_string()),
-            detail: serde_json::json!({ "results": n }),
+            detail: serde_json::json!({ "results": n, "reports": oru_reports }),
         };
         let outcome = self.index.commit_oru(oru, audit).await.map_err(internal)?;
         if let OruOutcome::Stored { .. } = outcome {

@@ -407,13 +407,18 @@ impl Archive {
         _grant: &huren_access::ReadGrant,
         person: &str,
         limit: u32,
-    ) -> Result<Option<(Vec<model::TimelineStudy>, Vec<model::TimelineLab>)>, AdminError> {
+    ) -> Result<Option<model::Timeline>, AdminError> {
         let limit = limit.clamp(1, 1000);
         let Some(studies) = self.index.person_studies(person, limit).await? else {
             return Ok(None);
         };
-        let labs = self.index.person_lab_results(person, limit).await?;
-        Ok(Some((studies, labs)))
+        let lab_results = self.index.person_lab_results(person, limit).await?;
+        let reports = self.index.person_reports(person, limit).await?;
+        Ok(Some(model::Timeline {
+            studies,
+            lab_results,
+            reports,
+        }))
     }
 
     /// Registers an HL7 v2 sender of `institution` (audited).

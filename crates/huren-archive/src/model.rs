@@ -443,12 +443,41 @@ pub struct NewOru {
     pub new_person_public_id: String,
     pub identifiers: Vec<SealedIdentifier>,
     pub results: Vec<NewLabResult>,
+    pub reports: Vec<NewReport>,
+}
+
+/// An imaging report: the text observations (TX/FT) of one OBR, and what links it to a study.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReport {
+    pub study_uid: Option<String>,
+    pub accession_number: Option<String>,
+    pub procedure_code: Option<String>,
+    pub procedure_text: Option<String>,
+    pub text: String,
+    pub status: Option<String>,
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
+}
+
+/// A report in a person's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineReport {
+    pub id: i64,
+    pub study_instance_uid: Option<String>,
+    pub accession_number: Option<String>,
+    pub procedure_text: Option<String>,
+    pub text: String,
+    pub status: Option<String>,
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
+    pub performing_institution: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OruOutcome {
     Stored {
         results: usize,
+        reports: usize,
     },
     /// The same MSH-10 from the same sender was stored before: nothing changes.
     Duplicate,
@@ -473,4 +502,12 @@ pub struct TimelineLab {
     pub performing_lab: Option<String>,
     pub patient_id: String,
     pub issuer: String,
+}
+
+/// A person's imaging studies, lab results and imaging reports, each newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timeline {
+    pub studies: Vec<TimelineStudy>,
+    pub lab_results: Vec<TimelineLab>,
+    pub reports: Vec<TimelineReport>,
 }

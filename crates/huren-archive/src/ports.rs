@@ -167,6 +167,12 @@ pub trait Index: Send + Sync + 'static {
         search: &PersonSearch,
         limit: u32,
     ) -> Result<Vec<PersonHit>, StoreError>;
+    /// The person's imaging reports, newest first (unknown person: empty).
+    async fn person_reports(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TimelineReport>, StoreError>;
     /// The person's lab results at every institution, newest first (unknown person: empty).
     async fn person_lab_results(
         &self,

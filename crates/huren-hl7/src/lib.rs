@@ -200,6 +200,9 @@ fn unescape(s: &str, d: &Delimiters) -> String {
             "R" => out.push(d.repetition),
             "E" => out.push(d.escape),
             "H" | "N" => {}
+            // FT line break (§2.7.6); other formatting commands are dropped.
+            ".br" => out.push('\n'),
+            x if x.starts_with('.') => {}
             x if x.starts_with('X') && x.len() % 2 == 1 => {
                 let bytes: Option<Vec<u8>> = (1..x.len())
                     .step_by(2)

@@ -170,3 +170,10 @@ fn mllp_frames_survive_garbage_splits_and_oversize() {
         vec![Frame::TooLarge, Frame::Message(b"MSH|ok".to_vec())]
     );
 }
+
+#[test]
+fn formatted_text_line_breaks() {
+    let m = Message::parse("MSH|^~\\&|A|B|C|D|20250101||ORU^R01|1|P|2.5\rOBX|1|FT|GDT||双肺纹理清晰。\\.br\\心影不大。\\.in+4\\")
+        .expect("parse");
+    assert_eq!(m.get("OBX", 5, 1), Some("双肺纹理清晰。\n心影不大。"));
+}

@@ -70,9 +70,10 @@ pub async fn timeline(
         .timeline(&grant, &person, page.limit.unwrap_or(200))
         .await?
     {
-        Some((studies, labs)) => {
-            // One list, newest first, for a timeline view; the two lists keep all fields.
-            let mut entries: Vec<(Option<i64>, Value)> = studies
+        Some(t) => {
+            // One list, newest first, for a timeline view; the lists keep all fields.
+            let mut entries: Vec<(Option<i64>, Value)> = t
+                .studies
                 .iter()
                 .map(|s| {
                     (
@@ -80,10 +81,16 @@ pub async fn timeline(
                         json!({ "kind": "imaging_study", "instant": s.study_instant, "study_instance_uid": s.study_instance_uid }),
                     )
                 })
-                .chain(labs.iter().map(|l| {
+                .chain(t.lab_results.iter().map(|l| {
                     (
                         l.observed_instant,
                         json!({ "kind": "lab_result", "instant": l.observed_instant, "id": l.id }),
+                    )
+                }))
+                .chain(t.reports.iter().map(|r| {
+                    (
+                        r.reported_instant,
+                        json!({ "kind": "imaging_report", "instant": r.reported_instant, "id": r.id, "study_instance_uid": r.study_instance_uid }),
                     )
                 }))
                 .collect();
@@ -92,8 +99,9 @@ pub async fn timeline(
             Ok(Json(json!({
                 "person": person,
                 "entries": entries,
-                "studies": studies,
-                "lab_results": labs,
+                "studies": t.studies,
+                "lab_results": t.lab_results,
+                "reports": t.reports,
             })))
         }
         None => Err(ApiError::not_found(format!("no person {person}"))),

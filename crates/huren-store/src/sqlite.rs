@@ -1235,10 +1235,42 @@ impl Index for SqliteIndex {
             .await
             .map_err(db)?;
         }
+        for r in &oru.reports {
+            // The study: by UID (preferring the performer's), else by the performer's
+            // AccessionNumber; unlinked when neither is found (the report is still kept).
+            sqlx::query(
+                "INSERT INTO report (message_id, patient_id, performing_institution_id, study_id, study_uid, accession_number,
+                   procedure_code, procedure_text, text, status, reported_at, reported_instant, created_at)
+                 VALUES (?, ?, ?, COALESCE(
+                   (SELECT id FROM study WHERE study_uid = ? ORDER BY (institution_id = ?) DESC, id DESC LIMIT 1),
+                   (SELECT id FROM study WHERE institution_id = ? AND accession_number = ? ORDER BY id DESC LIMIT 1)),
+                   ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(message)
+            .bind(patient)
+            .bind(oru.performing_institution_id)
+            .bind(&r.study_uid)
+            .bind(oru.performing_institution_id)
+            .bind(oru.performing_institution_id)
+            .bind(&r.accession_number)
+            .bind(&r.study_uid)
+            .bind(&r.accession_number)
+            .bind(&r.procedure_code)
+            .bind(&r.procedure_text)
+            .bind(&r.text)
+            .bind(&r.status)
+            .bind(&r.reported_at)
+            .bind(r.reported_instant)
+            .bind(ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         insert_audit(&mut tx, &audit).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(OruOutcome::Stored {
             results: oru.results.len(),
+            reports: oru.reports.len(),
         })
     }
 
@@ -1597,6 +1629,40 @@ impl Index for SqliteIndex {
             }
         }
         Ok(out)
+    }
+
+    async fn person_reports(
+        &self,
+        public_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TimelineReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, COALESCE(s.study_uid, r.study_uid), r.accession_number, r.procedure_text, r.text, r.status,
+                    r.reported_at, r.reported_instant, i.code
+               FROM report r JOIN patient p ON p.id = r.patient_id JOIN person pe ON pe.id = p.person_id
+               JOIN institution i ON i.id = r.performing_institution_id LEFT JOIN study s ON s.id = r.study_id
+              WHERE pe.public_id = ?
+              ORDER BY r.reported_instant DESC NULLS LAST, r.id DESC LIMIT ?",
+        )
+        .bind(public_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineReport {
+                id: r.get(0),
+                study_instance_uid: r.get(1),
+                accession_number: r.get(2),
+                procedure_text: r.get(3),
+                text: r.get(4),
+                status: r.get(5),
+                reported_at: r.get(6),
+                reported_instant: r.get(7),
+                performing_institution: r.get(8),
+            })
+            .collect())
     }
 
     async fn person_lab_results(
