@@ -200,3 +200,21 @@ def test_imaging_reports_link_to_their_studies(hl7):
     tl = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()
     assert {r["study_instance_uid"] for r in tl["reports"]} == {by_acc.StudyInstanceUID, by_uid.StudyInstanceUID}
     assert "imaging_report" in {e["kind"] for e in tl["entries"]}
+
+
+def test_corrections_supersede_and_keep_history(hl7):
+    import requests
+    from conftest import ADMIN
+    pid3 = "CORR1^^^urn:oid:1.2.3^MR"
+    prelim = oru("C1" + uuid.uuid4().hex[:8], pid3=pid3).replace("||F|||2025", "||P|||2025")
+    final = oru("C2" + uuid.uuid4().hex[:8], pid3=pid3, obx5="5.4")
+    corrected = oru("C3" + uuid.uuid4().hex[:8], pid3=pid3, obx5="4.9").replace("||F|||2025", "||C|||2025")
+    acks = send(hl7.mllp_port, prelim.encode(), final.encode(), corrected.encode())
+    assert [ack_fields(a)[0] for a in acks] == ["AA", "AA", "AA"]
+    history = hl7.query("""SELECT r.value, r.status, r.superseded_by IS NULL FROM lab_result r JOIN patient p ON p.id = r.patient_id
+                           WHERE p.patient_id = 'CORR1' AND r.code = '2093-3' ORDER BY r.id""")
+    assert history == [("5.2", "P", 0), ("5.4", "F", 0), ("4.9", "C", 1)]
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "CORR1", "issuer": "urn:oid:1.2.3"}, headers=h).json()[0]["person"]
+    labs = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()["lab_results"]
+    assert [r["value"] for r in labs if r["code"] == "2093-3"] == ["4.9"]

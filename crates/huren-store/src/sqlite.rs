@@ -1204,6 +1204,8 @@ impl Index for SqliteIndex {
                 .await
                 .map_err(db)?;
         for r in &oru.results {
+            // The newest result for the same record, order and code is current (a final after
+            // a preliminary, a correction after a final); the earlier ones stay as history.
             sqlx::query(
                 "INSERT INTO lab_result (message_id, patient_id, performing_institution_id, performing_lab, placer_order, filler_order,
                    order_code, order_text, set_id, value_type, code, code_text, code_system, value, unit, reference_range,
@@ -1231,6 +1233,19 @@ impl Index for SqliteIndex {
             .bind(&r.observed_at)
             .bind(r.observed_instant)
             .bind(ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "UPDATE lab_result SET superseded_by = last_insert_rowid()
+                  WHERE patient_id = ? AND code = ? AND superseded_by IS NULL AND id != last_insert_rowid()
+                    AND ((filler_order IS NOT NULL AND filler_order = ?) OR (filler_order IS NULL AND ? IS NULL AND placer_order = ?))",
+            )
+            .bind(patient)
+            .bind(&r.code)
+            .bind(&r.filler_order)
+            .bind(&r.filler_order)
+            .bind(&r.placer_order)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -1262,6 +1277,18 @@ impl Index for SqliteIndex {
             .bind(&r.reported_at)
             .bind(r.reported_instant)
             .bind(ts)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            // A later report of the same study (or accession) replaces the earlier one.
+            sqlx::query(
+                "UPDATE report SET superseded_by = last_insert_rowid()
+                  WHERE patient_id = ? AND superseded_by IS NULL AND id != last_insert_rowid()
+                    AND ((study_id IS NOT NULL AND study_id = (SELECT study_id FROM report WHERE id = last_insert_rowid()))
+                      OR (accession_number IS NOT NULL AND accession_number = ?))",
+            )
+            .bind(patient)
+            .bind(&r.accession_number)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -1641,7 +1668,7 @@ impl Index for SqliteIndex {
                     r.reported_at, r.reported_instant, i.code
                FROM report r JOIN patient p ON p.id = r.patient_id JOIN person pe ON pe.id = p.person_id
                JOIN institution i ON i.id = r.performing_institution_id LEFT JOIN study s ON s.id = r.study_id
-              WHERE pe.public_id = ?
+              WHERE pe.public_id = ? AND r.superseded_by IS NULL
               ORDER BY r.reported_instant DESC NULLS LAST, r.id DESC LIMIT ?",
         )
         .bind(public_id)
@@ -1676,7 +1703,7 @@ impl Index for SqliteIndex {
                     p.patient_id, p.issuer
                FROM lab_result r JOIN patient p ON p.id = r.patient_id
                JOIN person pe ON pe.id = p.person_id JOIN institution i ON i.id = r.performing_institution_id
-              WHERE pe.public_id = ?
+              WHERE pe.public_id = ? AND r.superseded_by IS NULL
               ORDER BY r.observed_instant DESC NULLS LAST, r.id DESC LIMIT ?",
         )
         .bind(public_id)
