@@ -11,6 +11,37 @@ use huren_mpi::id::{Consistency, NationalId, Sex};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 
+/// The registered senders, read at most every ten seconds (every message needs them);
+/// registrations through this process clear it at once, the CLI's are seen within ten seconds.
+#[derive(Default)]
+pub(crate) struct SenderCache(
+    std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<Hl7Sender>>)>>,
+);
+
+impl SenderCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn get(&self) -> Option<std::sync::Arc<Vec<Hl7Sender>>> {
+        let guard = self.0.lock().ok()?;
+        guard
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, senders: std::sync::Arc<Vec<Hl7Sender>>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((std::time::Instant::now(), senders));
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> Refusal {
     Refusal::new(AckCode::AE, 207, format!("not stored: {e}"))
 }
@@ -72,7 +103,14 @@ impl Archive {
         addr: IpAddr,
         facility: Option<&str>,
     ) -> Result<Option<Hl7Sender>, crate::ports::StoreError> {
-        let senders = self.index.hl7_senders().await?;
+        let senders = match self.hl7_senders.get() {
+            Some(s) => s,
+            None => {
+                let s = std::sync::Arc::new(self.index.hl7_senders().await?);
+                self.hl7_senders.put(s.clone());
+                s
+            }
+        };
         Ok(crate::model::match_hl7_sender(&senders, addr, facility).cloned())
     }
 

@@ -114,6 +114,7 @@ pub struct Archive {
     pub config: ArchiveConfig,
     attribution: Arc<attribution::AttributionCache>,
     considered: Arc<persons::Considered>,
+    hl7_senders: Arc<lab::SenderCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +133,7 @@ impl Archive {
             config,
             attribution: Arc::default(),
             considered: Arc::default(),
+            hl7_senders: Arc::default(),
         }
     }
 
@@ -145,8 +147,10 @@ impl Archive {
 
     /// One `configuration_changed` audit event (DICOM "Security Alert", 110113).
     async fn audit_config(&self, grant: &AdminGrant, object: String, detail: serde_json::Value) {
-        // Every configuration change passes here: attribution answers may have changed.
+        // Every configuration change passes here: attribution answers and the HL7 sender list
+        // may have changed.
         self.attribution.clear();
+        self.hl7_senders.clear();
         self.audit_admin(
             AuditAction::ConfigurationChanged,
             &grant.principal().label(),

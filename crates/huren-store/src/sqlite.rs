@@ -18,11 +18,35 @@ use tokio::sync::{mpsc, oneshot};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
+/// What the group-commit writer commits: an instance (DICOM ingest) or an HL7 message.
+enum Job {
+    Instance(
+        Box<NewInstance>,
+        AuditEvent,
+        oneshot::Sender<Result<CommitOutcome, StoreError>>,
+    ),
+    Oru(
+        Box<NewOru>,
+        AuditEvent,
+        oneshot::Sender<Result<OruOutcome, StoreError>>,
+    ),
+}
+
+/// A job's result, held until its group commits.
+enum Done {
+    Instance(
+        oneshot::Sender<Result<CommitOutcome, StoreError>>,
+        Result<CommitOutcome, StoreError>,
+    ),
+    Oru(
+        oneshot::Sender<Result<OruOutcome, StoreError>>,
+        Result<OruOutcome, StoreError>,
+    ),
+}
 
 pub struct SqliteIndex {
     pool: SqlitePool,
-    writer: mpsc::Sender<(NewInstance, AuditEvent, Reply)>,
+    writer: mpsc::Sender<Job>,
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -128,10 +152,7 @@ impl SqliteIndex {
 
 /// The group-commit loop: waits for one request, takes every other one already queued (up to
 /// a bound), and commits them together.
-async fn writer(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<(NewInstance, AuditEvent, Reply)>,
-) {
+async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
     const MAX_BATCH: usize = 256;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -141,28 +162,43 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let mut results = Vec::with_capacity(batch.len());
+        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
         let tx_result: Result<(), sqlx::Error> = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            for (rec, audit, _) in &batch {
-                // commit_one runs inside its own savepoint: a refused instance leaves no trace
-                // and the rest of the batch commits.
-                results.push(commit_one(&mut tx, rec, audit).await);
+            for job in batch {
+                // Each job runs inside its own savepoint: a refused one leaves no trace and
+                // the rest of the group commits.
+                done.push(match job {
+                    Job::Instance(rec, audit, reply) => {
+                        let r = commit_one(&mut tx, &rec, &audit).await;
+                        Done::Instance(reply, r)
+                    }
+                    Job::Oru(oru, audit, reply) => {
+                        let r = commit_oru_in(&mut tx, &oru, &audit).await;
+                        Done::Oru(reply, r)
+                    }
+                });
             }
             tx.commit().await
         }
         .await;
-        match tx_result {
-            Ok(()) => {
-                for ((_, _, reply), r) in batch.into_iter().zip(results) {
-                    let _ = reply.send(r);
+        let failed = tx_result.err().map(db);
+        if let Some(err) = &failed {
+            tracing::error!(error = %err, "group commit failed");
+        }
+        for d in done {
+            match d {
+                Done::Instance(reply, r) => {
+                    let _ = reply.send(match &failed {
+                        Some(e) => Err(clone_err(e)),
+                        None => r,
+                    });
                 }
-            }
-            Err(e) => {
-                let err = db(e);
-                tracing::error!(error = %err, "group commit failed");
-                for (_, _, reply) in batch {
-                    let _ = reply.send(Err(clone_err(&err)));
+                Done::Oru(reply, r) => {
+                    let _ = reply.send(match &failed {
+                        Some(e) => Err(clone_err(e)),
+                        None => r,
+                    });
                 }
             }
         }
@@ -461,6 +497,208 @@ async fn commit_one(
             other_id: other,
         },
         (None, None) => CommitOutcome::Stored { instance_id },
+    })
+}
+
+/// One HL7 message inside the group transaction, in its own savepoint: the message (unique per
+/// sender and MSH-10), the patient record and its person, identity numbers, all results in one
+/// multi-row statement, supersession of earlier results, reports, the audit event.
+async fn commit_oru_in(
+    conn: &mut SqliteConnection,
+    oru: &NewOru,
+    audit: &AuditEvent,
+) -> Result<OruOutcome, StoreError> {
+    match oru_statements(conn, oru, audit).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK TO one; RELEASE one;")
+                .execute(&mut *conn)
+                .await;
+            Err(db(e))
+        }
+    }
+}
+
+/// Two round trips to SQLite's thread for a message without identity numbers (each trip is a
+/// pair of thread wake-ups, which bounded throughput when there were seven): the message row
+/// (a duplicate ends here), then everything else as one multi-statement query whose `?` are
+/// bound in order. The patient row is found by its natural key in each statement.
+async fn oru_statements(
+    conn: &mut SqliteConnection,
+    oru: &NewOru,
+    audit: &AuditEvent,
+) -> Result<OruOutcome, sqlx::Error> {
+    let ts = now();
+    let message: Option<i64> = sqlx::query_scalar(
+        "SAVEPOINT one;
+         INSERT INTO hl7_message (sender_id, control_id, message_type, version, received_at, sha256)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, control_id) DO NOTHING RETURNING id",
+    )
+    .bind(oru.sender_id)
+    .bind(&oru.control_id)
+    .bind(&oru.message_type)
+    .bind(&oru.version)
+    .bind(ts)
+    .bind(&oru.sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(message) = message else {
+        sqlx::query("RELEASE one").execute(&mut *conn).await?;
+        return Ok(OruOutcome::Duplicate);
+    };
+    const PATIENT: &str = "(SELECT id FROM patient WHERE issuer = ? AND patient_id = ?)";
+    let mut sql = String::from(
+        "INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, birth_date, sex, updated_at, name_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (issuer, patient_id) DO UPDATE SET
+           name_raw = COALESCE(excluded.name_raw, name_raw),
+           name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
+           name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
+           birth_date = COALESCE(excluded.birth_date, birth_date),
+           sex = COALESCE(excluded.sex, sex),
+           name_key = COALESCE(excluded.name_key, name_key),
+           updated_at = excluded.updated_at;
+         INSERT INTO person (public_id, created_at)
+           SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
+         UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
+         INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
+           SELECT ?, id, NULL, person_id, 'created', 'hl7' FROM patient
+            WHERE issuer = ? AND patient_id = ? AND changes() > 0;",
+    );
+    if !oru.results.is_empty() {
+        // All results in one statement (21 values each).
+        let row =
+            format!("(?, {PATIENT}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        sql.push_str(&format!(
+            "INSERT INTO lab_result (message_id, patient_id, performing_institution_id, performing_lab, placer_order, filler_order,
+               order_code, order_text, set_id, value_type, code, code_text, code_system, value, unit, reference_range,
+               abnormal_flag, status, observed_at, observed_instant, created_at) VALUES {};",
+            vec![row.as_str(); oru.results.len()].join(", ")
+        ));
+        // The newest result for the same record, order (filler, else placer) and code is
+        // current — a final after a preliminary, a correction after a final; earlier ones
+        // stay as history.
+        sql.push_str(&format!(
+            "UPDATE lab_result AS old SET superseded_by = (
+               SELECT n.id FROM lab_result n WHERE n.message_id = ? AND n.code = old.code
+                 AND (n.filler_order = old.filler_order OR (n.filler_order IS NULL AND old.filler_order IS NULL AND n.placer_order = old.placer_order))
+               ORDER BY n.id DESC LIMIT 1)
+             WHERE old.patient_id = {PATIENT} AND old.superseded_by IS NULL AND old.message_id != ?
+               AND EXISTS (SELECT 1 FROM lab_result n WHERE n.message_id = ? AND n.code = old.code
+                 AND (n.filler_order = old.filler_order OR (n.filler_order IS NULL AND old.filler_order IS NULL AND n.placer_order = old.placer_order)));"
+        ));
+    }
+    for _ in &oru.reports {
+        // The study: by UID (preferring the performer's), else by the performer's
+        // AccessionNumber; unlinked when neither is found (the report is still kept). A later
+        // report of the same study (or accession) replaces the earlier one.
+        sql.push_str(&format!(
+            "INSERT INTO report (message_id, patient_id, performing_institution_id, study_id, study_uid, accession_number,
+               procedure_code, procedure_text, text, status, reported_at, reported_instant, created_at)
+             VALUES (?, {PATIENT}, ?, COALESCE(
+               (SELECT id FROM study WHERE study_uid = ? ORDER BY (institution_id = ?) DESC, id DESC LIMIT 1),
+               (SELECT id FROM study WHERE institution_id = ? AND accession_number = ? ORDER BY id DESC LIMIT 1)),
+               ?, ?, ?, ?, ?, ?, ?, ?, ?);
+             UPDATE report SET superseded_by = last_insert_rowid()
+              WHERE patient_id = {PATIENT} AND superseded_by IS NULL AND id != last_insert_rowid()
+                AND ((study_id IS NOT NULL AND study_id = (SELECT study_id FROM report WHERE id = last_insert_rowid()))
+                  OR (accession_number IS NOT NULL AND accession_number = ?));"
+        ));
+    }
+    sql.push_str(
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+    );
+    if oru.identifiers.is_empty() {
+        sql.push_str("RELEASE one;");
+    }
+    let (issuer, pid) = (&oru.patient_issuer, &oru.patient_id);
+    // Built only from the constant pieces above, never from values.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuer)
+        .bind(pid)
+        .bind(&oru.patient_name)
+        .bind(&oru.name_alphabetic)
+        .bind(&oru.name_ideographic)
+        .bind(&oru.birth_date)
+        .bind(&oru.sex)
+        .bind(ts)
+        .bind(&oru.name_key)
+        .bind(&oru.new_person_public_id)
+        .bind(ts)
+        .bind(issuer)
+        .bind(pid)
+        .bind(issuer)
+        .bind(pid)
+        .bind(ts)
+        .bind(issuer)
+        .bind(pid);
+    if !oru.results.is_empty() {
+        for r in &oru.results {
+            q = q
+                .bind(message)
+                .bind(issuer)
+                .bind(pid)
+                .bind(oru.performing_institution_id)
+                .bind(&r.performing_lab)
+                .bind(&r.placer_order)
+                .bind(&r.filler_order)
+                .bind(&r.order_code)
+                .bind(&r.order_text)
+                .bind(r.set_id)
+                .bind(&r.value_type)
+                .bind(&r.code)
+                .bind(&r.code_text)
+                .bind(&r.code_system)
+                .bind(&r.value)
+                .bind(&r.unit)
+                .bind(&r.reference_range)
+                .bind(&r.abnormal_flag)
+                .bind(&r.status)
+                .bind(&r.observed_at)
+                .bind(r.observed_instant)
+                .bind(ts);
+        }
+        q = q
+            .bind(message)
+            .bind(issuer)
+            .bind(pid)
+            .bind(message)
+            .bind(message);
+    }
+    for r in &oru.reports {
+        q = q
+            .bind(message)
+            .bind(issuer)
+            .bind(pid)
+            .bind(oru.performing_institution_id)
+            .bind(&r.study_uid)
+            .bind(oru.performing_institution_id)
+            .bind(oru.performing_institution_id)
+            .bind(&r.accession_number)
+            .bind(&r.study_uid)
+            .bind(&r.accession_number)
+            .bind(&r.procedure_code)
+            .bind(&r.procedure_text)
+            .bind(&r.text)
+            .bind(&r.status)
+            .bind(&r.reported_at)
+            .bind(r.reported_instant)
+            .bind(ts)
+            .bind(issuer)
+            .bind(pid)
+            .bind(&r.accession_number);
+    }
+    bind_audit(q, audit).execute(&mut *conn).await?;
+    if !oru.identifiers.is_empty() {
+        for ident in &oru.identifiers {
+            link_identifier(conn, (issuer, pid), ident, ts).await?;
+        }
+        sqlx::query("RELEASE one").execute(&mut *conn).await?;
+    }
+    Ok(OruOutcome::Stored {
+        results: oru.results.len(),
+        reports: oru.reports.len(),
     })
 }
 
@@ -779,7 +1017,7 @@ impl Index for SqliteIndex {
     ) -> Result<CommitOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((rec, audit, tx))
+            .send(Job::Instance(Box::new(rec), audit, tx))
             .await
             .map_err(|_| StoreError::Backend("index writer stopped".into()))?;
         rx.await
@@ -1132,173 +1370,13 @@ impl Index for SqliteIndex {
     }
 
     async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let ts = now();
-        let message: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO hl7_message (sender_id, control_id, message_type, version, received_at, sha256)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, control_id) DO NOTHING RETURNING id",
-        )
-        .bind(oru.sender_id)
-        .bind(&oru.control_id)
-        .bind(&oru.message_type)
-        .bind(&oru.version)
-        .bind(ts)
-        .bind(&oru.sha256)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(message) = message else {
-            return Ok(OruOutcome::Duplicate);
-        };
-        // The patient record and, for a new record, its person (as at DICOM ingest). Only
-        // positional `?` across statements: sqlx binds numbered ones per statement.
-        sqlx::query(
-            "INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, birth_date, sex, updated_at, name_key)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (issuer, patient_id) DO UPDATE SET
-               name_raw = COALESCE(excluded.name_raw, name_raw),
-               name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
-               name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
-               birth_date = COALESCE(excluded.birth_date, birth_date),
-               sex = COALESCE(excluded.sex, sex),
-               name_key = COALESCE(excluded.name_key, name_key),
-               updated_at = excluded.updated_at;
-             INSERT INTO person (public_id, created_at)
-               SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
-             UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
-             INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
-               SELECT ?, id, NULL, person_id, 'created', 'hl7' FROM patient
-                WHERE issuer = ? AND patient_id = ? AND changes() > 0;",
-        )
-        .bind(&oru.patient_issuer)
-        .bind(&oru.patient_id)
-        .bind(&oru.patient_name)
-        .bind(&oru.name_alphabetic)
-        .bind(&oru.name_ideographic)
-        .bind(&oru.birth_date)
-        .bind(&oru.sex)
-        .bind(ts)
-        .bind(&oru.name_key)
-        .bind(&oru.new_person_public_id)
-        .bind(ts)
-        .bind(&oru.patient_issuer)
-        .bind(&oru.patient_id)
-        .bind(&oru.patient_issuer)
-        .bind(&oru.patient_id)
-        .bind(ts)
-        .bind(&oru.patient_issuer)
-        .bind(&oru.patient_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        for ident in &oru.identifiers {
-            link_identifier(&mut tx, (&oru.patient_issuer, &oru.patient_id), ident, ts)
-                .await
-                .map_err(db)?;
-        }
-        let patient: i64 =
-            sqlx::query_scalar("SELECT id FROM patient WHERE issuer = ? AND patient_id = ?")
-                .bind(&oru.patient_issuer)
-                .bind(&oru.patient_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        for r in &oru.results {
-            // The newest result for the same record, order and code is current (a final after
-            // a preliminary, a correction after a final); the earlier ones stay as history.
-            sqlx::query(
-                "INSERT INTO lab_result (message_id, patient_id, performing_institution_id, performing_lab, placer_order, filler_order,
-                   order_code, order_text, set_id, value_type, code, code_text, code_system, value, unit, reference_range,
-                   abnormal_flag, status, observed_at, observed_instant, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(message)
-            .bind(patient)
-            .bind(oru.performing_institution_id)
-            .bind(&r.performing_lab)
-            .bind(&r.placer_order)
-            .bind(&r.filler_order)
-            .bind(&r.order_code)
-            .bind(&r.order_text)
-            .bind(r.set_id)
-            .bind(&r.value_type)
-            .bind(&r.code)
-            .bind(&r.code_text)
-            .bind(&r.code_system)
-            .bind(&r.value)
-            .bind(&r.unit)
-            .bind(&r.reference_range)
-            .bind(&r.abnormal_flag)
-            .bind(&r.status)
-            .bind(&r.observed_at)
-            .bind(r.observed_instant)
-            .bind(ts)
-            .execute(&mut *tx)
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Oru(Box::new(oru), audit, tx))
             .await
-            .map_err(db)?;
-            sqlx::query(
-                "UPDATE lab_result SET superseded_by = last_insert_rowid()
-                  WHERE patient_id = ? AND code = ? AND superseded_by IS NULL AND id != last_insert_rowid()
-                    AND ((filler_order IS NOT NULL AND filler_order = ?) OR (filler_order IS NULL AND ? IS NULL AND placer_order = ?))",
-            )
-            .bind(patient)
-            .bind(&r.code)
-            .bind(&r.filler_order)
-            .bind(&r.filler_order)
-            .bind(&r.placer_order)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        for r in &oru.reports {
-            // The study: by UID (preferring the performer's), else by the performer's
-            // AccessionNumber; unlinked when neither is found (the report is still kept).
-            sqlx::query(
-                "INSERT INTO report (message_id, patient_id, performing_institution_id, study_id, study_uid, accession_number,
-                   procedure_code, procedure_text, text, status, reported_at, reported_instant, created_at)
-                 VALUES (?, ?, ?, COALESCE(
-                   (SELECT id FROM study WHERE study_uid = ? ORDER BY (institution_id = ?) DESC, id DESC LIMIT 1),
-                   (SELECT id FROM study WHERE institution_id = ? AND accession_number = ? ORDER BY id DESC LIMIT 1)),
-                   ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(message)
-            .bind(patient)
-            .bind(oru.performing_institution_id)
-            .bind(&r.study_uid)
-            .bind(oru.performing_institution_id)
-            .bind(oru.performing_institution_id)
-            .bind(&r.accession_number)
-            .bind(&r.study_uid)
-            .bind(&r.accession_number)
-            .bind(&r.procedure_code)
-            .bind(&r.procedure_text)
-            .bind(&r.text)
-            .bind(&r.status)
-            .bind(&r.reported_at)
-            .bind(r.reported_instant)
-            .bind(ts)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            // A later report of the same study (or accession) replaces the earlier one.
-            sqlx::query(
-                "UPDATE report SET superseded_by = last_insert_rowid()
-                  WHERE patient_id = ? AND superseded_by IS NULL AND id != last_insert_rowid()
-                    AND ((study_id IS NOT NULL AND study_id = (SELECT study_id FROM report WHERE id = last_insert_rowid()))
-                      OR (accession_number IS NOT NULL AND accession_number = ?))",
-            )
-            .bind(patient)
-            .bind(&r.accession_number)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        }
-        insert_audit(&mut tx, &audit).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(OruOutcome::Stored {
-            results: oru.results.len(),
-            reports: oru.reports.len(),
-        })
+            .map_err(|_| StoreError::Backend("index writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("index writer dropped the commit".into()))?
     }
 
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError> {
