@@ -153,7 +153,10 @@ def test_timeline_has_images_and_lab_results_newest_first(hl7):
     h = {"Authorization": f"Bearer {ADMIN}"}
     hits = requests.get(f"{hl7.url}/api/patients", params={"identifier": f"身份证|{MOTHER_ID}"}, headers=h).json()
     pid = hits[0]["person"]
-    tl = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()
+    r = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h)
+    from test_openapi import check
+    check(r, "/api/patients/{person}/timeline")  # lab results as documented
+    tl = r.json()
     kinds = [e["kind"] for e in tl["entries"]]
     # Lab observed 2025-03-01 is newer than the 2025-02-15 study.
     assert kinds[0] == "lab_result" and kinds[-1] == "imaging_study"
@@ -197,7 +200,10 @@ def test_imaging_reports_link_to_their_studies(hl7):
     assert hl7.query("SELECT COUNT(*) FROM lab_result r JOIN patient p ON p.id = r.patient_id WHERE p.patient_id = 'RP1'") == [(0,)]
     h = {"Authorization": f"Bearer {ADMIN}"}
     pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "RP1", "issuer": issuer}, headers=h).json()[0]["person"]
-    tl = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()
+    resp = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h)
+    from test_openapi import check
+    check(resp, "/api/patients/{person}/timeline")  # reports as documented
+    tl = resp.json()
     assert {r["study_instance_uid"] for r in tl["reports"]} == {by_acc.StudyInstanceUID, by_uid.StudyInstanceUID}
     assert "imaging_report" in {e["kind"] for e in tl["entries"]}
 
