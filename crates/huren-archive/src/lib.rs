@@ -538,6 +538,19 @@ impl Archive {
         Ok(self.index.person(public_id).await?)
     }
 
+    /// A person and their records, for reading (FHIR Patient); the link history is the
+    /// stewards' business and is left out.
+    pub async fn person_records(
+        &self,
+        _grant: &huren_access::ReadGrant,
+        public_id: &str,
+    ) -> Result<Option<model::PersonView>, AdminError> {
+        Ok(self.index.person(public_id).await?.map(|mut p| {
+            p.history.clear();
+            p
+        }))
+    }
+
     /// Start-up recovery: removes spool leftovers and blobs that no index row references in the
     /// partitions written since the last clean sweep (a crash between blob fsync and index
     /// commit). Returns the number of orphans removed.

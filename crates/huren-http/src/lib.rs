@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod fhir;
 pub mod patients;
 pub mod qido;
 pub mod render;
@@ -114,6 +115,9 @@ pub fn router(state: AppState) -> Router {
             get(render::frame_thumbnail),
         )
         .route("/wado", get(render::wado_uri))
+        .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir/Patient", get(fhir::search))
+        .route("/fhir/Patient/{id}", get(fhir::read))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

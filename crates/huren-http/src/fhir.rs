@@ -1,0 +1,307 @@
+//! FHIR R4 (4.0.1) under `/fhir` (issue #5): so far the Patient resource — a huren *person* —
+//! with read and search (`identifier`, `name`, `_count`), the CapabilityStatement, and
+//! OperationOutcome for errors. Hand-written JSON for the small surface exposed; the suite
+//! parses every response with the R4 models of Python `fhirclient` in strict mode.
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use huren_access::grant_read;
+use huren_archive::PatientLookup;
+use huren_archive::model::{PersonHit, RecordView};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+fn fhir_json(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json; fhirVersion=4.0"),
+    );
+    resp
+}
+
+/// OperationOutcome (R4 §2.36) with one issue; `code` from the IssueType value set.
+fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+    fhir_json(
+        status,
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{ "severity": "error", "code": code, "diagnostics": diagnostics }]
+        }),
+    )
+}
+
+/// The API's errors in FHIR's terms (the status stays; 401 keeps its Bearer challenge).
+fn from_api(e: ApiError) -> Response {
+    let code = match e.status {
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "security",
+        _ => "exception",
+    };
+    let mut resp = outcome(e.status, code, &e.message);
+    if e.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"huren\""),
+        );
+    }
+    resp
+}
+
+fn base(state: &AppState, headers: &HeaderMap) -> String {
+    crate::qido::base_url(state, headers).replace("/dicom-web", "/fhir")
+}
+
+pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    fhir_json(
+        StatusCode::OK,
+        json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": "2026-11-25",
+            "kind": "instance",
+            "software": { "name": "huren", "version": env!("CARGO_PKG_VERSION") },
+            "implementation": { "description": "huren 互认", "url": base(&state, &headers) },
+            "fhirVersion": "4.0.1",
+            "format": ["json"],
+            "rest": [{
+                "mode": "server",
+                "security": { "description": "Bearer tokens (Authorization: Bearer …)." },
+                "resource": [{
+                    "type": "Patient",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "identifier", "type": "token", "documentation": "system|value: an identity-number system (urn:huren:id:cn-resident, or a configured issuer name such as 身份证) or a record's assigning authority" },
+                        { "name": "name", "type": "string", "documentation": "start of a name, characters or pinyin" },
+                        { "name": "_count", "type": "number" }
+                    ]
+                }]
+            }]
+        }),
+    )
+}
+
+fn gender(sex: Option<&str>) -> Option<&'static str> {
+    match sex.map(str::trim) {
+        Some("M") => Some("male"),
+        Some("F") => Some("female"),
+        Some("O") => Some("other"),
+        Some("U") => Some("unknown"),
+        _ => None,
+    }
+}
+
+fn birth_date(d: Option<&str>) -> Option<String> {
+    let d = d?;
+    (d.len() == 8 && d.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8]))
+}
+
+/// DICOM PN `Alphabetic=Ideographic` (or HL7 `family^given`) → HumanName entries.
+fn names(raw: &str) -> Vec<Value> {
+    raw.split('=')
+        .filter(|g| !g.trim_matches(['^', ' ']).is_empty())
+        .map(|g| {
+            let mut parts = g.split('^');
+            let family = parts.next().unwrap_or("").trim().to_owned();
+            let given: Vec<String> = parts
+                .next()
+                .map(|x| {
+                    x.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut n = json!({ "use": "official", "text": g.replace('^', "") });
+            if !family.is_empty() {
+                n["family"] = json!(family);
+            }
+            if !given.is_empty() {
+                n["given"] = json!(given);
+            }
+            n
+        })
+        .collect()
+}
+
+/// A person as a FHIR Patient: one identifier per record (its own number under its assigning
+/// authority), the name, sex and birth date of the records that have them. Identity numbers
+/// are not returned (they are kept sealed).
+fn patient(person: &str, records: &[RecordView], merged_into: Option<&str>) -> Value {
+    let identifiers: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "use": "usual",
+                "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR" }] },
+                "system": r.issuer,
+                "value": r.patient_id
+            })
+        })
+        .collect();
+    let mut p = json!({
+        "resourceType": "Patient",
+        "id": person,
+        "active": merged_into.is_none(),
+        "identifier": identifiers,
+    });
+    if let Some(n) = records.iter().find_map(|r| r.name.as_deref()) {
+        p["name"] = json!(names(n));
+    }
+    if let Some(g) = records.iter().find_map(|r| gender(r.sex.as_deref())) {
+        p["gender"] = json!(g);
+    }
+    if let Some(b) = records
+        .iter()
+        .find_map(|r| birth_date(r.birth_date.as_deref()))
+    {
+        p["birthDate"] = json!(b);
+    }
+    if let Some(target) = merged_into {
+        p["link"] = json!([{ "other": { "reference": format!("Patient/{target}") }, "type": "replaced-by" }]);
+    }
+    p
+}
+
+/// The caller's read grant, or the refusal as an OperationOutcome.
+fn reader(auth: Result<Authenticated, ApiError>) -> Result<huren_access::ReadGrant, Response> {
+    let Authenticated(p) = auth.map_err(from_api)?;
+    grant_read(&p).map_err(|e| from_api(e.into()))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    Path(id): Path<String>,
+) -> Response {
+    let grant = match reader(auth) {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    match state.archive.person_records(&grant, &id).await {
+        Ok(Some(view)) => fhir_json(
+            StatusCode::OK,
+            patient(&view.public_id, &view.records, view.merged_into.as_deref()),
+        ),
+        Ok(None) => outcome(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("Patient/{id} is not known"),
+        ),
+        Err(e) => from_api(e.into()),
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let grant = match reader(auth) {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "identifier" | "name" | "_count"))
+    {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            &format!("search parameter {unknown} is not supported"),
+        );
+    }
+    let count: usize = match params.get("_count").map(|c| c.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) => n.min(50),
+        Some(Err(_)) => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "_count must be a number",
+            );
+        }
+    };
+    let hits: Vec<PersonHit> = match (params.get("identifier"), params.get("name")) {
+        (Some(ident), None) => {
+            let Some((system, value)) = ident.split_once('|') else {
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "identifier is system|value",
+                );
+            };
+            let national = state
+                .archive
+                .find_persons(&grant, PatientLookup::Identifier { system, value })
+                .await;
+            match national {
+                Ok(h) => h,
+                // Not an identity-number system: a record's own identifier.
+                Err(huren_archive::AdminError::Invalid(m))
+                    if m.starts_with("unknown identifier system") =>
+                {
+                    match state
+                        .archive
+                        .find_persons(
+                            &grant,
+                            PatientLookup::Record {
+                                issuer: system,
+                                patient_id: value,
+                            },
+                        )
+                        .await
+                    {
+                        Ok(h) => h,
+                        Err(e) => return from_api(e.into()),
+                    }
+                }
+                Err(e) => return from_api(e.into()),
+            }
+        }
+        (None, Some(name)) => match state
+            .archive
+            .find_persons(&grant, PatientLookup::Name(name))
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return from_api(e.into()),
+        },
+        _ => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "search by exactly one of identifier or name",
+            );
+        }
+    };
+    let base = base(&state, &headers);
+    let entries: Vec<Value> = hits
+        .iter()
+        .take(count)
+        .map(|h| {
+            json!({
+                "fullUrl": format!("{base}/Patient/{}", h.person),
+                "resource": patient(&h.person, &h.records, None),
+                "search": { "mode": "match" }
+            })
+        })
+        .collect();
+    fhir_json(
+        StatusCode::OK,
+        json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": hits.len(),
+            "link": [{ "relation": "self", "url": format!("{base}/Patient") }],
+            "entry": entries
+        }),
+    )
+}
