@@ -169,10 +169,10 @@ fn patient(person: &str, records: &[RecordView], merged_into: Option<&str>) -> V
     p
 }
 
-/// The caller's read grant, or the refusal as an OperationOutcome.
-fn reader(auth: Result<Authenticated, ApiError>) -> Result<huren_access::ReadGrant, Response> {
-    let Authenticated(p) = auth.map_err(from_api)?;
-    grant_read(&p).map_err(|e| from_api(e.into()))
+/// The caller's read grant, or why not (the caller answers with an OperationOutcome).
+fn reader(auth: Result<Authenticated, ApiError>) -> Result<huren_access::ReadGrant, ApiError> {
+    let Authenticated(p) = auth?;
+    Ok(grant_read(&p)?)
 }
 
 pub async fn read(
@@ -182,7 +182,7 @@ pub async fn read(
 ) -> Response {
     let grant = match reader(auth) {
         Ok(g) => g,
-        Err(resp) => return resp,
+        Err(e) => return from_api(e),
     };
     match state.archive.person_records(&grant, &id).await {
         Ok(Some(view)) => fhir_json(
@@ -206,7 +206,7 @@ pub async fn search(
 ) -> Response {
     let grant = match reader(auth) {
         Ok(g) => g,
-        Err(resp) => return resp,
+        Err(e) => return from_api(e),
     };
     if let Some(unknown) = params
         .keys()
