@@ -9,7 +9,7 @@ use crate::spool::{Body, Spooled};
 use crate::{Archive, time as ztime};
 use huren_access::{AuditAction, AuditEvent, IngestGrant, Outcome, SenderKind};
 use huren_dicom::charset::{Assumed, encoding_for_label};
-use huren_mpi::id::{Consistency, NationalId, Sex};
+use huren_mpi::id::Sex;
 use huren_types::Uid;
 use std::net::IpAddr;
 
@@ -345,7 +345,7 @@ impl Archive {
         // Identity numbers: sealed for the person index, and removed from what the index keeps
         // in the clear (attributes, DICOM JSON). The stored object itself stays byte-exact.
         let identifiers = match &self.config.identity {
-            Some(policy) => take_identity_numbers(policy, &mut scanned, self.config.zone),
+            Some(policy) => take_identity_numbers(policy, &mut scanned, self.today()),
             None => Vec::new(),
         };
         let now = time::OffsetDateTime::now_utc();
@@ -449,38 +449,20 @@ impl Archive {
 fn take_identity_numbers(
     policy: &IdentityPolicy,
     scanned: &mut huren_dicom::Scanned,
-    zone: &'static time_tz::Tz,
+    today: time::Date,
 ) -> Vec<SealedIdentifier> {
-    use time_tz::OffsetDateTimeExt;
-    let today = time::OffsetDateTime::now_utc().to_timezone(zone).date();
     let a = &mut scanned.attrs;
     let birth = a.patient_birth_date.as_deref().and_then(ztime::parse_da);
-    let sex = match a.patient_sex.as_deref().map(str::trim) {
-        Some("M") => Some(Sex::Male),
-        Some("F") => Some(Sex::Female),
-        _ => None,
-    };
+    let sex = a.patient_sex.as_deref().and_then(Sex::from_code);
     let mut out: Vec<SealedIdentifier> = Vec::new();
-    let seal =
-        |number: &str, out: &mut Vec<SealedIdentifier>| match NationalId::parse(number, today) {
-            Ok(id) => {
-                let system = id.system();
-                if out.iter().any(|x| x.system == system) {
-                    return;
-                }
-                match policy.sealer.seal(system, id.as_str()) {
-                    Ok(sealed) => out.push(SealedIdentifier {
-                        system: system.to_owned(),
-                        blind: policy.sealer.blind_index(system, id.as_str()),
-                        sealed: sealed.bytes,
-                        key_id: sealed.key_id,
-                        consistent: id.consistency(birth, sex) == Consistency::Consistent,
-                    }),
-                    Err(e) => tracing::error!(error = %e, "could not seal an identity number"),
-                }
-            }
-            Err(e) => tracing::info!(error = %e, "invalid identity number ignored"),
-        };
+    // One number per document system; invalid ones are logged and dropped.
+    let seal = |number: &str, out: &mut Vec<SealedIdentifier>| match policy
+        .seal_number(number, today, birth, sex)
+    {
+        Ok(s) if !out.iter().any(|x| x.system == s.system) => out.push(s),
+        Ok(_) => {}
+        Err(e) => tracing::info!(error = %e, "identity number ignored"),
+    };
     // A configured attribute of the sender's own: read, sealed, and removed from the JSON.
     if let Some(tag) = &policy.resident_id_tag
         && let Some(obj) = scanned.json.as_object_mut()

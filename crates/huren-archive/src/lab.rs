@@ -4,10 +4,10 @@
 //! acknowledged only after that commit. Refusals use HL7's terms (`huren_hl7::Refusal`).
 
 use crate::model::{Hl7Sender, NewLabResult, NewOru, NewReport, OruOutcome, SealedIdentifier};
-use crate::{Archive, time as ztime};
+use crate::{Archive, NumberError, time as ztime};
 use huren_access::{AuditAction, AuditEvent, Outcome};
 use huren_hl7::{AckCode, Message, Refusal, Segment};
-use huren_mpi::id::{Consistency, NationalId, Sex};
+use huren_mpi::id::Sex;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 
@@ -156,17 +156,13 @@ impl Archive {
             .ok_or_else(|| Refusal::new(AckCode::AE, 100, "no PID segment"))?;
         // PID-3: the record's own identifier (MR/PI, else the first that is not an identity
         // number) and identity numbers (type NI, or an authority named as such).
-        let today = {
-            use time_tz::OffsetDateTimeExt;
-            ::time::OffsetDateTime::now_utc()
-                .to_timezone(self.config.zone)
-                .date()
-        };
+        let today = self.today();
         let birth_date = pid
             .get(7, 1)
             .map(|b| b.chars().take(8).collect::<String>())
             .filter(|b| b.len() == 8 && b.chars().all(|c| c.is_ascii_digit()));
         let sex = pid.get(8, 1).map(str::to_owned);
+        let birth = birth_date.as_deref().and_then(ztime::parse_da);
         let mut record: Option<(String, Option<String>, String)> = None;
         let mut identifiers: Vec<SealedIdentifier> = Vec::new();
         for rep in pid.fields.get(2).map(Vec::as_slice).unwrap_or_default() {
@@ -190,27 +186,16 @@ impl Archive {
                 let Some(policy) = &self.config.identity else {
                     continue;
                 };
-                let parsed = NationalId::parse(&id, today).map_err(|e| {
-                    Refusal::new(AckCode::AE, 102, format!("PID-3 identity number: {e}"))
-                        .at("PID", 1, 3)
-                })?;
                 let sealed = policy
-                    .sealer
-                    .seal(parsed.system(), parsed.as_str())
-                    .map_err(internal)?;
-                let birth = birth_date.as_deref().and_then(ztime::parse_da);
-                let sex = match sex.as_deref() {
-                    Some("M") => Some(Sex::Male),
-                    Some("F") => Some(Sex::Female),
-                    _ => None,
-                };
-                identifiers.push(SealedIdentifier {
-                    system: parsed.system().to_owned(),
-                    blind: policy.sealer.blind_index(parsed.system(), parsed.as_str()),
-                    sealed: sealed.bytes,
-                    key_id: sealed.key_id,
-                    consistent: parsed.consistency(birth, sex) == Consistency::Consistent,
-                });
+                    .seal_number(&id, today, birth, sex.as_deref().and_then(Sex::from_code))
+                    .map_err(|e| match e {
+                        NumberError::Invalid(e) => {
+                            Refusal::new(AckCode::AE, 102, format!("PID-3 identity number: {e}"))
+                                .at("PID", 1, 3)
+                        }
+                        NumberError::Seal(e) => internal(e),
+                    })?;
+                identifiers.push(sealed);
             } else if record
                 .as_ref()
                 .is_none_or(|r| !is_mrn(&r.2) && is_mrn(&kind))

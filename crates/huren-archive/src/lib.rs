@@ -89,6 +89,15 @@ pub struct IdentityPolicy {
     pub resident_id_tag: Option<String>,
 }
 
+/// Why an identity number was not kept: the sender's mistake, or ours.
+#[derive(Debug, thiserror::Error)]
+pub enum NumberError {
+    #[error("{0}")]
+    Invalid(huren_mpi::id::IdError),
+    #[error("could not seal: {0}")]
+    Seal(huren_seal::SealError),
+}
+
 impl std::fmt::Debug for IdentityPolicy {
     // Never the keys.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +113,49 @@ impl IdentityPolicy {
         self.resident_id_issuers
             .iter()
             .any(|i| i.eq_ignore_ascii_case(issuer))
+    }
+
+    /// Whether `system` names identity numbers: a national system URI or a configured issuer
+    /// name such as `身份证`.
+    pub fn is_identity_system(&self, system: &str) -> bool {
+        huren_mpi::id::NATIONAL_SYSTEMS.contains(&system.trim()) || self.is_resident_issuer(system)
+    }
+
+    /// How the index finds the holder of `number`: its system and blind index (the number is
+    /// checked against GB 11643 as of `today`, never stored or compared in the clear).
+    pub fn person_key(
+        &self,
+        number: &str,
+        today: ::time::Date,
+    ) -> Result<query::PersonKey, huren_mpi::id::IdError> {
+        let id = huren_mpi::id::NationalId::parse(number, today)?;
+        Ok(query::PersonKey {
+            system: id.system().to_owned(),
+            blind: self.sealer.blind_index(id.system(), id.as_str()),
+        })
+    }
+
+    /// A record's identity number as the index keeps it: sealed, with its blind index and
+    /// whether it agrees with the record's birth date and sex.
+    pub fn seal_number(
+        &self,
+        number: &str,
+        today: ::time::Date,
+        birth: Option<::time::Date>,
+        sex: Option<huren_mpi::id::Sex>,
+    ) -> Result<model::SealedIdentifier, NumberError> {
+        let id = huren_mpi::id::NationalId::parse(number, today).map_err(NumberError::Invalid)?;
+        let sealed = self
+            .sealer
+            .seal(id.system(), id.as_str())
+            .map_err(NumberError::Seal)?;
+        Ok(model::SealedIdentifier {
+            system: id.system().to_owned(),
+            blind: self.sealer.blind_index(id.system(), id.as_str()),
+            sealed: sealed.bytes,
+            key_id: sealed.key_id,
+            consistent: id.consistency(birth, sex) == huren_mpi::id::Consistency::Consistent,
+        })
     }
 }
 
@@ -349,6 +401,23 @@ impl Archive {
         Ok(change)
     }
 
+    /// Today's date in the region's zone (identity numbers' birth dates are checked against it).
+    pub(crate) fn today(&self) -> ::time::Date {
+        use time_tz::OffsetDateTimeExt;
+        ::time::OffsetDateTime::now_utc()
+            .to_timezone(self.config.zone)
+            .date()
+    }
+
+    /// Whether an identifier `system` names identity numbers on this server (the patient API
+    /// and FHIR look those up by blind index, other systems as a record's own number).
+    pub fn is_identity_system(&self, system: &str) -> bool {
+        self.config
+            .identity
+            .as_ref()
+            .is_some_and(|p| p.is_identity_system(system))
+    }
+
     /// Persons matching a lookup, each with their records at every institution.
     pub async fn find_persons(
         &self,
@@ -363,28 +432,15 @@ impl Archive {
                         "identity numbers are not configured on this server (mpi keys)".into(),
                     ));
                 };
-                let national = [
-                    huren_mpi::id::RESIDENT,
-                    huren_mpi::id::HMT_RESIDENCE,
-                    huren_mpi::id::FOREIGN_PERMANENT,
-                ];
-                if !national.contains(&system) && !policy.is_resident_issuer(system) {
+                if !policy.is_identity_system(system) {
                     return Err(AdminError::Invalid(format!(
                         "unknown identifier system {system}"
                     )));
                 }
-                let today = {
-                    use time_tz::OffsetDateTimeExt;
-                    ::time::OffsetDateTime::now_utc()
-                        .to_timezone(self.config.zone)
-                        .date()
-                };
-                let id = huren_mpi::id::NationalId::parse(value, today)
+                let key = policy
+                    .person_key(value, self.today())
                     .map_err(|e| AdminError::Invalid(format!("identity number: {e}")))?;
-                model::PersonSearch::Identifier {
-                    system: id.system().to_owned(),
-                    blind: policy.sealer.blind_index(id.system(), id.as_str()),
-                }
+                model::PersonSearch::Identifier(key)
             }
             PatientLookup::Record { issuer, patient_id } => model::PersonSearch::Record {
                 issuer: issuer.to_owned(),
@@ -661,31 +717,17 @@ impl Archive {
         else {
             return PersonQuery::Ordinary;
         };
-        let national = [
-            huren_mpi::id::RESIDENT,
-            huren_mpi::id::HMT_RESIDENCE,
-            huren_mpi::id::FOREIGN_PERMANENT,
-        ];
-        if !national.contains(&issuer.as_str()) && !policy.is_resident_issuer(&issuer) {
+        if !policy.is_identity_system(&issuer) {
             return PersonQuery::Ordinary;
         }
-        let today = {
-            use time_tz::OffsetDateTimeExt;
-            ::time::OffsetDateTime::now_utc()
-                .to_timezone(self.config.zone)
-                .date()
-        };
-        let Ok(id) = huren_mpi::id::NationalId::parse(&number, today) else {
+        let Ok(key) = policy.person_key(&number, self.today()) else {
             return PersonQuery::NoSuchNumber;
         };
         let mut person_q = q.clone();
         person_q
             .conditions
             .retain(|c| c.key != Key::PatientId && c.key != Key::IssuerOfPatientId);
-        person_q.person = Some(query::PersonKey {
-            system: id.system().to_owned(),
-            blind: policy.sealer.blind_index(id.system(), id.as_str()),
-        });
+        person_q.person = Some(key);
         PersonQuery::Person(person_q)
     }
 

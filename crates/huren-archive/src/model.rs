@@ -324,10 +324,7 @@ pub struct RecordFacts {
 /// `(issuer, PatientID)`, or by the start of a name (any group, or its sound).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersonSearch {
-    Identifier {
-        system: String,
-        blind: String,
-    },
+    Identifier(crate::query::PersonKey),
     Record {
         issuer: String,
         patient_id: String,

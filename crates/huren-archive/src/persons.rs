@@ -41,11 +41,7 @@ fn record(f: &RecordFacts) -> Record {
     Record {
         name: PersonName::from_dicom(f.name_raw.as_deref().unwrap_or("")),
         birth_date: f.birth_date.as_deref().and_then(ztime::parse_da),
-        sex: match f.sex.as_deref().map(str::trim) {
-            Some("M") => Some(Sex::Male),
-            Some("F") => Some(Sex::Female),
-            _ => None,
-        },
+        sex: f.sex.as_deref().and_then(Sex::from_code),
         ..Record::default()
     }
 }

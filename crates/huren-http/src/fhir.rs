@@ -238,31 +238,18 @@ pub async fn search(
                     "identifier is system|value",
                 );
             };
-            let national = state
-                .archive
-                .find_persons(&grant, PatientLookup::Identifier { system, value })
-                .await;
-            match national {
-                Ok(h) => h,
-                // Not an identity-number system: a record's own identifier.
-                Err(huren_archive::AdminError::Invalid(m))
-                    if m.starts_with("unknown identifier system") =>
-                {
-                    match state
-                        .archive
-                        .find_persons(
-                            &grant,
-                            PatientLookup::Record {
-                                issuer: system,
-                                patient_id: value,
-                            },
-                        )
-                        .await
-                    {
-                        Ok(h) => h,
-                        Err(e) => return from_api(e.into()),
-                    }
+            // An identity-number system is looked up by blind index; any other system is a
+            // record's assigning authority.
+            let lookup = if state.archive.is_identity_system(system) {
+                PatientLookup::Identifier { system, value }
+            } else {
+                PatientLookup::Record {
+                    issuer: system,
+                    patient_id: value,
                 }
+            };
+            match state.archive.find_persons(&grant, lookup).await {
+                Ok(h) => h,
                 Err(e) => return from_api(e.into()),
             }
         }

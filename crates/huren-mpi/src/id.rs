@@ -19,6 +19,9 @@ pub const RESIDENT: &str = "urn:huren:id:cn-resident";
 pub const HMT_RESIDENCE: &str = "urn:huren:id:cn-hmt-residence";
 /// 外国人永久居留身份证.
 pub const FOREIGN_PERMANENT: &str = "urn:huren:id:cn-foreign-permanent";
+/// The systems whose numbers have the GB 11643 structure.
+pub const NATIONAL_SYSTEMS: [&str; 3] = [RESIDENT, HMT_RESIDENCE, FOREIGN_PERMANENT];
+
 /// Prefix of passport systems: `urn:huren:id:passport:<ISO 3166-1 alpha-3>`.
 pub const PASSPORT_PREFIX: &str = "urn:huren:id:passport:";
 /// Prefix of resident health card systems (居民健康卡): `…:health-card:<issuer>`.
@@ -30,6 +33,18 @@ pub const INSURANCE_PREFIX: &str = "urn:huren:id:insurance:";
 pub enum Sex {
     Male,
     Female,
+}
+
+impl Sex {
+    /// DICOM PatientSex (0010,0040) and HL7 PID-8 share the codes: `M`, `F` (others carry no
+    /// sex a number can be checked against).
+    pub fn from_code(code: &str) -> Option<Sex> {
+        match code.trim() {
+            "M" => Some(Sex::Male),
+            "F" => Some(Sex::Female),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -295,13 +295,11 @@ async fn commit_one(
            sex = COALESCE(excluded.sex, sex),
            other_ids = CASE WHEN excluded.other_ids = '[]' THEN other_ids ELSE excluded.other_ids END,
            updated_at = excluded.updated_at;
-         INSERT INTO person (public_id, created_at)
-           SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
-         UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
-         INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
-           SELECT ?, id, NULL, person_id, 'created', 'ingest' FROM patient
-            WHERE issuer = ? AND patient_id = ? AND changes() > 0;
-         INSERT INTO study (patient_id, study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
+",
+    );
+    sql.push_str(NEW_RECORD_PERSON);
+    sql.push_str(
+        "INSERT INTO study (patient_id, study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
                             description, referring_physician, institution_name, last_instance_at, stable_after_secs)
          VALUES ((SELECT id FROM patient WHERE issuer = ? AND patient_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (study_uid, institution_id) DO UPDATE SET
@@ -357,7 +355,7 @@ async fn commit_one(
         sql.push_str("RELEASE one;");
     }
     // Built only from the constant pieces above (four variants), never from values.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
         // patient
         .bind(&r.patient_issuer)
         .bind(&r.patient_id)
@@ -372,45 +370,42 @@ async fn commit_one(
         .bind(&a.patient_sex)
         .bind(&other_ids)
         .bind(ts)
-        .bind(&r.name_key)
-        // person for a new record
-        .bind(&r.new_person_public_id)
-        .bind(ts)
-        .bind(&r.patient_issuer)
-        .bind(&r.patient_id)
-        .bind(&r.patient_issuer)
-        .bind(&r.patient_id)
-        .bind(ts)
-        .bind(&r.patient_issuer)
-        .bind(&r.patient_id)
-        // study
-        .bind(&r.patient_issuer)
-        .bind(&r.patient_id)
-        .bind(&r.study_instance_uid)
-        .bind(r.performing_institution_id)
-        .bind(&a.study_date)
-        .bind(&a.study_time)
-        .bind(r.study_instant)
-        .bind(&a.accession_number)
-        .bind(&a.study_id)
-        .bind(&a.study_description)
-        .bind(&a.referring_physician_name)
-        .bind(&a.institution_name)
-        .bind(r.received_unix)
-        .bind(r.stable_after_secs)
-        // series
-        .bind(&r.study_instance_uid)
-        .bind(r.performing_institution_id)
-        .bind(&r.series_instance_uid)
-        .bind(&a.modality)
-        .bind(a.series_number)
-        .bind(&a.series_description)
-        .bind(&a.body_part_examined)
-        .bind(&a.series_date)
-        .bind(&a.series_time)
-        .bind(&a.station_name)
-        .bind(&a.manufacturer)
-        .bind(&a.manufacturer_model_name);
+        .bind(&r.name_key);
+    let mut q = bind_new_record_person(
+        q,
+        (&r.patient_issuer, &r.patient_id),
+        &r.new_person_public_id,
+        "ingest",
+        ts,
+    )
+    // study
+    .bind(&r.patient_issuer)
+    .bind(&r.patient_id)
+    .bind(&r.study_instance_uid)
+    .bind(r.performing_institution_id)
+    .bind(&a.study_date)
+    .bind(&a.study_time)
+    .bind(r.study_instant)
+    .bind(&a.accession_number)
+    .bind(&a.study_id)
+    .bind(&a.study_description)
+    .bind(&a.referring_physician_name)
+    .bind(&a.institution_name)
+    .bind(r.received_unix)
+    .bind(r.stable_after_secs)
+    // series
+    .bind(&r.study_instance_uid)
+    .bind(r.performing_institution_id)
+    .bind(&r.series_instance_uid)
+    .bind(&a.modality)
+    .bind(a.series_number)
+    .bind(&a.series_description)
+    .bind(&a.body_part_examined)
+    .bind(&a.series_date)
+    .bind(&a.series_time)
+    .bind(&a.station_name)
+    .bind(&a.manufacturer)
+    .bind(&a.manufacturer_model_name);
     if let Some((old, old_series, old_study)) = supersedes {
         q = q.bind(old).bind(old_series).bind(old_study);
     }
@@ -558,13 +553,9 @@ async fn oru_statements(
            sex = COALESCE(excluded.sex, sex),
            name_key = COALESCE(excluded.name_key, name_key),
            updated_at = excluded.updated_at;
-         INSERT INTO person (public_id, created_at)
-           SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
-         UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
-         INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
-           SELECT ?, id, NULL, person_id, 'created', 'hl7' FROM patient
-            WHERE issuer = ? AND patient_id = ? AND changes() > 0;",
+",
     );
+    sql.push_str(NEW_RECORD_PERSON);
     if !oru.results.is_empty() {
         // All results in one statement (21 values each).
         let row =
@@ -623,16 +614,8 @@ async fn oru_statements(
         .bind(&oru.birth_date)
         .bind(&oru.sex)
         .bind(ts)
-        .bind(&oru.name_key)
-        .bind(&oru.new_person_public_id)
-        .bind(ts)
-        .bind(issuer)
-        .bind(pid)
-        .bind(issuer)
-        .bind(pid)
-        .bind(ts)
-        .bind(issuer)
-        .bind(pid);
+        .bind(&oru.name_key);
+    q = bind_new_record_person(q, (issuer, pid), &oru.new_person_public_id, "hl7", ts);
     if !oru.results.is_empty() {
         for r in &oru.results {
             q = q
@@ -784,6 +767,37 @@ async fn link_identifier(
         my_person = survivor;
     }
     Ok(())
+}
+
+/// A record created by the statements before this one gets a person of its own, with a
+/// `created` link event; an existing record keeps its person. Binds: see
+/// [`bind_new_record_person`].
+const NEW_RECORD_PERSON: &str = "
+         INSERT INTO person (public_id, created_at)
+           SELECT ?, ? WHERE (SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ?) IS NULL;
+         UPDATE patient SET person_id = last_insert_rowid() WHERE issuer = ? AND patient_id = ? AND person_id IS NULL;
+         INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor)
+           SELECT ?, id, NULL, person_id, 'created', ? FROM patient
+            WHERE issuer = ? AND patient_id = ? AND changes() > 0;
+";
+
+fn bind_new_record_person<'q>(
+    q: Query<'q>,
+    (issuer, patient_id): (&'q str, &'q str),
+    public_id: &'q str,
+    actor: &'static str,
+    ts: i64,
+) -> Query<'q> {
+    q.bind(public_id)
+        .bind(ts)
+        .bind(issuer)
+        .bind(patient_id)
+        .bind(issuer)
+        .bind(patient_id)
+        .bind(ts)
+        .bind(actor)
+        .bind(issuer)
+        .bind(patient_id)
 }
 
 /// Whether two persons hold different identity numbers of one document (only numbers that
@@ -1682,12 +1696,12 @@ impl Index for SqliteIndex {
     ) -> Result<Vec<PersonHit>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let q = match search {
-            PersonSearch::Identifier { system, blind } => sqlx::query_scalar(
+            PersonSearch::Identifier(key) => sqlx::query_scalar(
                 "SELECT DISTINCT p.person_id FROM patient_identifier i JOIN patient p ON p.id = i.patient_id
                  WHERE i.system = ? AND i.blind = ? AND i.consistent = 1 LIMIT ?",
             )
-            .bind(system.clone())
-            .bind(blind.clone()),
+            .bind(key.system.clone())
+            .bind(key.blind.clone()),
             PersonSearch::Record { issuer, patient_id } => sqlx::query_scalar(
                 "SELECT person_id FROM patient WHERE issuer = ? AND patient_id = ? LIMIT ?",
             )
