@@ -54,7 +54,7 @@ fn from_api(e: ApiError) -> Response {
 }
 
 fn base(state: &AppState, headers: &HeaderMap) -> String {
-    crate::qido::base_url(state, headers).replace("/dicom-web", "/fhir")
+    format!("{}/fhir", crate::qido::origin_url(state, headers))
 }
 
 pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -170,8 +170,14 @@ pub fn parse_query(
 /// another port and no proxy header is present gets the listening port: some clients
 /// (dicomweb-client) send `Host: 127.0.0.1` for `http://127.0.0.1:8080`.
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    format!("{}/dicom-web", origin_url(state, headers))
+}
+
+/// The server's public origin (scheme, host, port; see [`base_url`]), under which the
+/// DICOMweb and FHIR bases sit.
+pub fn origin_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(u) = &state.public_url {
-        return format!("{u}/dicom-web");
+        return u.clone();
     }
     let host = headers
         .get(header::HOST)
@@ -188,9 +194,9 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
         && !host.ends_with(']');
     if !has_port && !proxied && state.listen_port != 80 {
-        return format!("{proto}://{host}:{}/dicom-web", state.listen_port);
+        return format!("{proto}://{host}:{}", state.listen_port);
     }
-    format!("{proto}://{host}/dicom-web")
+    format!("{proto}://{host}")
 }
 
 async fn search(
