@@ -3,7 +3,10 @@
 //! record and its person, identity numbers (sealed), and one result per OBX — and is
 //! acknowledged only after that commit. Refusals use HL7's terms (`huren_hl7::Refusal`).
 
-use crate::model::{Hl7Sender, NewLabResult, NewOru, NewReport, OruOutcome, SealedIdentifier};
+use crate::model::{
+    Hl7Sender, NewLabResult, NewOrder, NewOru, OruOutcome, ReportCategory, ResultPatient,
+    ResultSource, SealedIdentifier,
+};
 use crate::{Archive, NumberError, time as ztime};
 use huren_access::{AuditAction, AuditEvent, Outcome};
 use huren_hl7::{AckCode, Message, Refusal, Segment};
@@ -148,7 +151,7 @@ impl Archive {
         sender: &Hl7Sender,
         m: &Message,
         raw: &[u8],
-        source: IpAddr,
+        source_ip: IpAddr,
     ) -> Result<OruOutcome, Refusal> {
         let pid = m
             .segments("PID")
@@ -231,20 +234,31 @@ impl Archive {
             };
             (!n.trim_matches('^').is_empty()).then_some(n)
         };
-        let han = name
-            .as_deref()
-            .is_some_and(|n| n.chars().any(huren_mpi::name::is_han));
-        // Each OBR with the OBX segments after it. A group whose observations are all text
-        // (TX/FT) is an imaging report; any other group's observations are results.
-        let mut groups: Vec<(&Segment, Vec<(usize, &Segment)>)> = Vec::new();
+        // Each OBR with the OBX (and v2.5 SPM) segments after it. A group whose observations
+        // are all text (TX/FT) is an imaging report; any other group is a lab order.
+        struct Group<'m> {
+            obr: &'m Segment,
+            obx: Vec<(usize, &'m Segment)>,
+            spm: Option<&'m Segment>,
+        }
+        let mut groups: Vec<Group> = Vec::new();
         let mut obx_seq = 0;
         for s in &m.segments {
             match s.id.as_str() {
-                "OBR" => groups.push((s, Vec::new())),
+                "OBR" => groups.push(Group {
+                    obr: s,
+                    obx: Vec::new(),
+                    spm: None,
+                }),
                 "OBX" => {
                     obx_seq += 1;
                     if let Some(g) = groups.last_mut() {
-                        g.1.push((obx_seq, s));
+                        g.obx.push((obx_seq, s));
+                    }
+                }
+                "SPM" => {
+                    if let Some(g) = groups.last_mut() {
+                        g.spm.get_or_insert(s);
                     }
                 }
                 _ => {}
@@ -253,17 +267,46 @@ impl Archive {
         // DICOM "Study Instance UID" (DCM 113014) as an observation, or IHE's ZDS-1.
         let is_uid = |o: &Segment| comps(o, 3).first().map(String::as_str) == Some("113014");
         let zds_uid = m.get("ZDS", 1, 1).map(str::to_owned);
-        let mut results = Vec::new();
-        let mut reports = Vec::new();
-        for (obr, obxs) in &groups {
+        let zone = self.config.zone;
+        let mut orders = Vec::new();
+        for g in &groups {
+            let obr = g.obr;
             let order = comps(obr, 4);
             let is_text = |o: &Segment| matches!(o.get(2, 1), Some("TX") | Some("FT"));
-            let texts: Vec<&Segment> = obxs
+            let texts: Vec<&Segment> = g
+                .obx
                 .iter()
                 .map(|(_, o)| *o)
                 .filter(|o| is_text(o) && !is_uid(o))
                 .collect();
-            let all_text = obxs.iter().all(|(_, o)| is_text(o) || is_uid(o));
+            let all_text = g.obx.iter().all(|(_, o)| is_text(o) || is_uid(o));
+            // OBR-7 observation (collection) time, OBR-22 results reported, OBR-25 status.
+            let collected = obr.get(7, 1).map(str::to_owned);
+            let reported_at = obr.get(22, 1).map(str::to_owned);
+            // Specimen: SPM-4 (v2.5+) else OBR-15 (v2.3/2.4 specimen source), as code^text.
+            let specimen = match g.spm {
+                Some(spm) => value_text(Some("CWE"), &comps(spm, 4)),
+                None => value_text(Some("CWE"), &comps(obr, 15)),
+            };
+            let mut o = NewOrder {
+                category: ReportCategory::Lab,
+                study_uid: None,
+                accession_number: None,
+                placer_order: obr.get(2, 1).map(str::to_owned),
+                filler_order: obr.get(3, 1).map(str::to_owned),
+                identifier: None,
+                procedure_code: non_empty(order.first()),
+                procedure_code_system: non_empty(order.get(2)),
+                procedure_text: non_empty(order.get(1)),
+                text: None,
+                status: obr.get(25, 1).map(str::to_owned),
+                specimen: specimen.clone(),
+                effective_instant: collected.as_deref().and_then(|t| instant(t, zone)),
+                effective_at: collected.clone(),
+                reported_instant: reported_at.as_deref().and_then(|t| instant(t, zone)),
+                reported_at: reported_at.clone(),
+                results: Vec::new(),
+            };
             if !texts.is_empty() && all_text {
                 let text = texts
                     .iter()
@@ -284,75 +327,99 @@ impl Archive {
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                let reported_at = obr
-                    .get(22, 1)
-                    .or_else(|| obr.get(7, 1))
-                    .or_else(|| texts.first().and_then(|o| o.get(14, 1)))
-                    .map(str::to_owned);
-                reports.push(NewReport {
-                    study_uid: obxs
-                        .iter()
-                        .find(|(_, o)| is_uid(o))
-                        .and_then(|(_, o)| o.get(5, 1))
-                        .map(str::to_owned)
-                        .or_else(|| zds_uid.clone()),
-                    accession_number: obr.get(3, 1).map(str::to_owned),
-                    procedure_code: non_empty(order.first()),
-                    procedure_text: non_empty(order.get(1)),
-                    text,
-                    status: texts.first().and_then(|o| o.get(11, 1)).map(str::to_owned),
-                    reported_instant: reported_at
-                        .as_deref()
-                        .and_then(|t| instant(t, self.config.zone)),
-                    reported_at,
-                });
+                let reported_at = reported_at
+                    .or_else(|| collected.clone())
+                    .or_else(|| texts.first().and_then(|o| o.get(14, 1)).map(str::to_owned));
+                o.category = ReportCategory::Imaging;
+                o.study_uid = g
+                    .obx
+                    .iter()
+                    .find(|(_, o)| is_uid(o))
+                    .and_then(|(_, o)| o.get(5, 1))
+                    .map(str::to_owned)
+                    .or_else(|| zds_uid.clone());
+                o.accession_number = o.filler_order.clone();
+                o.text = Some(text);
+                o.status = o
+                    .status
+                    .or_else(|| texts.first().and_then(|x| x.get(11, 1)).map(str::to_owned));
+                o.reported_instant = reported_at.as_deref().and_then(|t| instant(t, zone));
+                o.reported_at = reported_at;
+                if o.effective_at.is_none() {
+                    o.effective_at = o.reported_at.clone();
+                    o.effective_instant = o.reported_instant;
+                }
+                orders.push(o);
                 continue;
             }
-            for (seq, s) in obxs.iter().filter(|(_, o)| !is_uid(o)) {
+            for (seq, s) in g.obx.iter().filter(|(_, o)| !is_uid(o)) {
                 let id = comps(s, 3);
                 let value_type = s.get(2, 1).map(str::to_owned);
                 let value = value_text(value_type.as_deref(), &comps(s, 5));
-                if value_type.as_deref() == Some("NM")
-                    && let Some(v) = &value
-                    && v.trim().parse::<f64>().is_err()
-                {
-                    return Err(Refusal::new(
-                        AckCode::AE,
-                        102,
-                        format!("OBX-5 {v:?} is not a number (OBX-2 NM)"),
-                    )
-                    .at("OBX", *seq, 5));
-                }
-                let observed_at = s.get(14, 1).or_else(|| obr.get(7, 1)).map(str::to_owned);
-                results.push(NewLabResult {
+                let numeric = match value_type.as_deref() {
+                    Some("NM") => match value.as_deref().map(str::trim) {
+                        Some(v) => match v.parse::<f64>() {
+                            Ok(n) if n.is_finite() => Some((n, None)),
+                            _ => {
+                                return Err(Refusal::new(
+                                    AckCode::AE,
+                                    102,
+                                    format!("OBX-5 {v:?} is not a number (OBX-2 NM)"),
+                                )
+                                .at("OBX", *seq, 5));
+                            }
+                        },
+                        None => None,
+                    },
+                    Some("SN") => value.as_deref().and_then(crate::units::number),
+                    _ => None,
+                };
+                let unit = non_empty(comps(s, 6).first());
+                let observed_at = s
+                    .get(14, 1)
+                    .map(str::to_owned)
+                    .or_else(|| collected.clone());
+                o.results.push(NewLabResult {
                     performing_lab: non_empty(comps(s, 23).first()),
-                    placer_order: obr.get(2, 1).map(str::to_owned),
-                    filler_order: obr.get(3, 1).map(str::to_owned),
-                    order_code: non_empty(order.first()),
-                    order_text: non_empty(order.get(1)),
+                    placer_order: o.placer_order.clone(),
+                    filler_order: o.filler_order.clone(),
+                    order_code: o.procedure_code.clone(),
+                    order_text: o.procedure_text.clone(),
                     set_id: s.get(1, 1).and_then(|v| v.parse().ok()),
+                    identifier: None,
                     value_type,
                     code: id.first().cloned().unwrap_or_default(),
                     code_text: non_empty(id.get(1)),
                     code_system: non_empty(id.get(2)),
                     value,
-                    unit: non_empty(comps(s, 6).first()),
+                    value_num: numeric.map(|n| n.0),
+                    comparator: numeric.and_then(|n| n.1).map(str::to_owned),
+                    unit_ucum: unit.as_deref().and_then(crate::units::ucum),
+                    unit,
                     reference_range: s.get(7, 1).map(str::to_owned),
                     abnormal_flag: s.get(8, 1).map(str::to_owned),
                     status: s.get(11, 1).map(str::to_owned),
-                    observed_instant: observed_at
-                        .as_deref()
-                        .and_then(|t| instant(t, self.config.zone)),
+                    specimen: specimen.clone(),
+                    observed_instant: observed_at.as_deref().and_then(|t| instant(t, zone)),
                     observed_at,
+                    reported_instant: o.reported_instant,
+                    reported_at: o.reported_at.clone(),
                 });
             }
+            orders.push(o);
         }
-        if results.is_empty() && reports.is_empty() {
+        if orders
+            .iter()
+            .all(|o| o.results.is_empty() && o.text.is_none())
+        {
             return Err(Refusal::new(AckCode::AE, 100, "no OBX segment"));
         }
         // The performing lab (OBX-23) maps to an institution like DICOM's InstitutionName.
         let mut performer = sender.institution_id;
-        if let Some(lab) = results.iter().find_map(|r| r.performing_lab.clone())
+        if let Some(lab) = orders
+            .iter()
+            .flat_map(|o| &o.results)
+            .find_map(|r| r.performing_lab.clone())
             && let Ok(Some(p)) = self
                 .attribution
                 .performer(self.index.as_ref(), sender.institution_id, &lab)
@@ -361,15 +428,57 @@ impl Archive {
             performer = p;
         }
         let control_id = m.get("MSH", 10, 1).unwrap_or_default().to_owned();
-        let oru = NewOru {
+        let source = ResultSource::Hl7 {
             sender_id: sender.id,
             control_id: control_id.clone(),
             message_type: "ORU^R01".into(),
             version: m.get("MSH", 12, 1).unwrap_or_default().to_owned(),
             sha256: hex::encode(Sha256::digest(raw)),
+        };
+        let patient = ResultPatient {
+            issuer: patient_issuer,
+            patient_id,
+            name,
+            birth_date,
+            sex,
+            identifiers,
+        };
+        let audit = AuditEvent {
+            action: AuditAction::ResultsStored,
+            outcome: Outcome::Success,
+            actor: format!("hl7:{}", sender.id),
+            institution: Some(sender.institution_code.clone()),
+            patient: None,
+            study_uid: None,
+            object: Some(format!("hl7:{control_id}")),
+            source_address: Some(source_ip.to_string()),
+            detail: serde_json::Value::Null,
+        };
+        self.store_results(source, performer, patient, orders, Vec::new(), audit)
+            .await
+            .map_err(internal)
+    }
+
+    /// Stores one batch of orders and results for one patient record in one transaction —
+    /// the step HL7 v2 and FHIR share. The audit event gets the patient and the counts.
+    pub async fn store_results(
+        &self,
+        source: ResultSource,
+        performer: i64,
+        patient: ResultPatient,
+        orders: Vec<NewOrder>,
+        loose_results: Vec<NewLabResult>,
+        mut audit: AuditEvent,
+    ) -> Result<OruOutcome, crate::ports::StoreError> {
+        let name = patient.name;
+        let han = name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(huren_mpi::name::is_han));
+        let oru = NewOru {
+            source,
             performing_institution_id: performer,
-            patient_issuer: patient_issuer.clone(),
-            patient_id: patient_id.clone(),
+            patient_issuer: patient.issuer.clone(),
+            patient_id: patient.patient_id.clone(),
             name_alphabetic: name.clone().filter(|_| !han),
             name_ideographic: name.clone().filter(|_| han),
             name_key: name
@@ -377,28 +486,22 @@ impl Archive {
                 .map(|n| huren_mpi::name::PersonName::from_dicom(n).sound_key())
                 .filter(|k| !k.is_empty()),
             patient_name: name,
-            birth_date,
-            sex,
+            birth_date: patient.birth_date,
+            sex: patient.sex,
             new_person_public_id: uuid::Uuid::now_v7().to_string(),
-            identifiers,
-            results,
-            reports,
+            identifiers: patient.identifiers,
+            orders,
+            loose_results,
         };
-        let (n, oru_reports) = (oru.results.len(), oru.reports.len());
-        let audit = AuditEvent {
-            action: AuditAction::ResultsStored,
-            outcome: Outcome::Success,
-            actor: format!("hl7:{}", sender.id),
-            institution: Some(sender.institution_code.clone()),
-            patient: Some(format!("{patient_id}@{patient_issuer}")),
-            study_uid: None,
-            object: Some(format!("hl7:{control_id}")),
-            source_address: Some(source.to_string()),
-            detail: serde_json::json!({ "results": n, "reports": oru_reports }),
-        };
-        let outcome = self.index.commit_oru(oru, audit).await.map_err(internal)?;
+        audit.patient = Some(format!("{}@{}", patient.patient_id, patient.issuer));
+        audit.detail = serde_json::json!({
+            "results": oru.result_count(),
+            "orders": oru.orders.len(),
+        });
+        let outcome = self.index.commit_oru(oru, audit).await?;
         if let OruOutcome::Stored { .. } = outcome {
-            self.link_new_record(&patient_issuer, &patient_id).await;
+            self.link_new_record(&patient.issuer, &patient.patient_id)
+                .await;
         }
         Ok(outcome)
     }

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod query;
 pub mod spool;
 pub mod time;
+pub mod units;
 
 use huren_access::{AdminGrant, AuditAction, AuditEvent, Outcome};
 pub use ingest::{Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Warning};

@@ -397,7 +397,7 @@ pub fn match_hl7_sender<'a>(
 }
 
 /// One observation to store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewLabResult {
     pub performing_lab: Option<String>,
     pub placer_order: Option<String>,
@@ -405,27 +405,52 @@ pub struct NewLabResult {
     pub order_code: Option<String>,
     pub order_text: Option<String>,
     pub set_id: Option<i64>,
+    /// FHIR `Observation.identifier` (first), when sent.
+    pub identifier: Option<(String, String)>,
     pub value_type: Option<String>,
     pub code: String,
     pub code_text: Option<String>,
     pub code_system: Option<String>,
+    /// As sent (SN written out: `<0.01`, `1:320`; coded as `code^text`).
     pub value: Option<String>,
+    /// The number of a numeric value (NM, SN with one number), for range comparison.
+    pub value_num: Option<f64>,
+    /// `<`, `<=`, `>=`, `>` of a structured numeric value.
+    pub comparator: Option<String>,
     pub unit: Option<String>,
+    /// The unit in UCUM when huren knows the sent unit (`×10^9/L` → `10*9/L`).
+    pub unit_ucum: Option<String>,
     pub reference_range: Option<String>,
     pub abnormal_flag: Option<String>,
     pub status: Option<String>,
+    pub specimen: Option<String>,
     pub observed_at: Option<String>,
     pub observed_instant: Option<i64>,
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
 }
 
-/// An accepted ORU message, ready for one transaction.
+/// Where a batch of results came from: an HL7 v2 message (idempotent per sender and MSH-10)
+/// or a FHIR create/transaction (idempotent by `If-None-Exist` on a report's identifier).
+#[derive(Debug, Clone)]
+pub enum ResultSource {
+    Hl7 {
+        sender_id: i64,
+        control_id: String,
+        message_type: String,
+        version: String,
+        sha256: String,
+    },
+    Fhir {
+        /// Store nothing when a report with this identifier (system, value) exists.
+        if_none_exist: Option<(String, String)>,
+    },
+}
+
+/// Orders and results from one message or FHIR transaction, ready for one transaction.
 #[derive(Debug, Clone)]
 pub struct NewOru {
-    pub sender_id: i64,
-    pub control_id: String,
-    pub message_type: String,
-    pub version: String,
-    pub sha256: String,
+    pub source: ResultSource,
     pub performing_institution_id: i64,
     pub patient_issuer: String,
     pub patient_id: String,
@@ -439,21 +464,65 @@ pub struct NewOru {
     pub sex: Option<String>,
     pub new_person_public_id: String,
     pub identifiers: Vec<SealedIdentifier>,
-    pub results: Vec<NewLabResult>,
-    pub reports: Vec<NewReport>,
+    pub orders: Vec<NewOrder>,
+    /// Results outside any order (a FHIR Observation created on its own).
+    pub loose_results: Vec<NewLabResult>,
 }
 
-/// An imaging report: the text observations (TX/FT) of one OBR, and what links it to a study.
+impl NewOru {
+    pub fn result_count(&self) -> usize {
+        self.loose_results.len() + self.orders.iter().map(|o| o.results.len()).sum::<usize>()
+    }
+}
+
+/// The patient record a batch of results belongs to, as the sender identifies it.
+#[derive(Debug, Clone)]
+pub struct ResultPatient {
+    pub issuer: String,
+    pub patient_id: String,
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    pub identifiers: Vec<SealedIdentifier>,
+}
+
+/// Report category (HL7 v2 table 0074 diagnostic service section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportCategory {
+    Lab,
+    Imaging,
+}
+
+impl ReportCategory {
+    pub fn code(self) -> &'static str {
+        match self {
+            ReportCategory::Lab => "LAB",
+            ReportCategory::Imaging => "RAD",
+        }
+    }
+}
+
+/// One order: an HL7 OBR with its observations, or a FHIR DiagnosticReport. An imaging report
+/// is an order of category RAD with text; a lab order is category LAB with results.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewReport {
+pub struct NewOrder {
+    pub category: ReportCategory,
     pub study_uid: Option<String>,
     pub accession_number: Option<String>,
+    pub placer_order: Option<String>,
+    pub filler_order: Option<String>,
+    pub identifier: Option<(String, String)>,
     pub procedure_code: Option<String>,
+    pub procedure_code_system: Option<String>,
     pub procedure_text: Option<String>,
-    pub text: String,
+    pub text: Option<String>,
     pub status: Option<String>,
+    pub specimen: Option<String>,
+    pub effective_at: Option<String>,
+    pub effective_instant: Option<i64>,
     pub reported_at: Option<String>,
     pub reported_instant: Option<i64>,
+    pub results: Vec<NewLabResult>,
 }
 
 /// A report in a person's timeline.
@@ -470,14 +539,18 @@ pub struct TimelineReport {
     pub performing_institution: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OruOutcome {
+    /// Stored: the ids of the new orders (`report` rows) and results, in the order given
+    /// (orders first to last; results order by order, then the loose ones).
     Stored {
-        results: usize,
-        reports: usize,
+        report_ids: Vec<i64>,
+        result_ids: Vec<i64>,
     },
     /// The same MSH-10 from the same sender was stored before: nothing changes.
     Duplicate,
+    /// `If-None-Exist` matched this report: nothing stored.
+    Exists { report_id: i64 },
 }
 
 /// One lab result of a person's timeline.
