@@ -17,7 +17,9 @@ pub mod model;
 mod persons;
 pub mod ports;
 pub mod query;
+pub mod results;
 pub mod spool;
+pub mod submit;
 pub mod time;
 pub mod units;
 
@@ -417,6 +419,19 @@ impl Archive {
             .identity
             .as_ref()
             .is_some_and(|p| p.is_identity_system(system))
+    }
+
+    /// The lookup an identifier `system|value` means: an identity number (by blind index) when
+    /// the system names identity numbers, else a record's own number under its authority.
+    pub fn lookup_by<'a>(&self, system: &'a str, value: &'a str) -> PatientLookup<'a> {
+        if self.is_identity_system(system) {
+            PatientLookup::Identifier { system, value }
+        } else {
+            PatientLookup::Record {
+                issuer: system,
+                patient_id: value,
+            }
+        }
     }
 
     /// Persons matching a lookup, each with their records at every institution.

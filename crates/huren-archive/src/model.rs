@@ -442,9 +442,18 @@ pub enum ResultSource {
         sha256: String,
     },
     Fhir {
-        /// Store nothing when a report with this identifier (system, value) exists.
-        if_none_exist: Option<(String, String)>,
+        /// Store nothing when a report (or result) with this identifier exists.
+        if_none_exist: Option<IfNoneExist>,
     },
+}
+
+/// FHIR conditional create (R4 §3.1.0.8.1) by business identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfNoneExist {
+    /// A DiagnosticReport's identifier, else an Observation's.
+    pub on_report: bool,
+    pub system: Option<String>,
+    pub value: String,
 }
 
 /// Orders and results from one message or FHIR transaction, ready for one transaction.
@@ -549,8 +558,8 @@ pub enum OruOutcome {
     },
     /// The same MSH-10 from the same sender was stored before: nothing changes.
     Duplicate,
-    /// `If-None-Exist` matched this report: nothing stored.
-    Exists { report_id: i64 },
+    /// `If-None-Exist` matched this report (or result): nothing stored.
+    Exists { id: i64 },
 }
 
 /// One lab result of a person's timeline.

@@ -174,6 +174,24 @@ pub trait Index: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<TimelineReport>, StoreError>;
     /// The person's lab results at every institution, newest first (unknown person: empty).
+    /// Whether `system` is an assigning authority huren knows: some record's issuer or an
+    /// institution's identifier system (IHE PIXm tells unknown domains from unknown patients).
+    async fn identifier_domain_known(&self, system: &str) -> Result<bool, StoreError>;
+    /// Current results (not superseded) matching `q`, newest first, at most `q.limit`.
+    async fn search_observations(
+        &self,
+        q: &crate::results::ResultQuery,
+    ) -> Result<Vec<crate::results::ObservationRow>, StoreError>;
+    async fn observation(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::results::ObservationRow>, StoreError>;
+    /// Current orders and reports matching `q`, newest first, at most `q.limit`.
+    async fn search_orders(
+        &self,
+        q: &crate::results::ResultQuery,
+    ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
+    async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
     async fn person_lab_results(
         &self,
         public_id: &str,

@@ -29,6 +29,7 @@ error_codes! {
     not_found => ("not_found", NOT_FOUND),
     bad_request => ("bad_request", BAD_REQUEST),
     conflict => ("conflict", CONFLICT),
+    unprocessable => ("unprocessable", UNPROCESSABLE_ENTITY),
     not_acceptable => ("not_acceptable", NOT_ACCEPTABLE),
     unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE),
@@ -84,6 +85,15 @@ impl From<huren_archive::AdminError> for ApiError {
         match e {
             huren_archive::AdminError::Store(s) => s.into(),
             huren_archive::AdminError::Invalid(m) => ApiError::bad_request(m),
+        }
+    }
+}
+
+impl From<huren_archive::submit::SubmitError> for ApiError {
+    fn from(e: huren_archive::submit::SubmitError) -> Self {
+        match e {
+            huren_archive::submit::SubmitError::Store(s) => s.into(),
+            huren_archive::submit::SubmitError::Invalid(m) => ApiError::unprocessable(m),
         }
     }
 }

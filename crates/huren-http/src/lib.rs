@@ -117,7 +117,19 @@ pub fn router(state: AppState) -> Router {
         .route("/wado", get(render::wado_uri))
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir/Patient", get(fhir::search))
+        .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::read))
+        .route("/fhir", post(fhir::write::transaction))
+        .route(
+            "/fhir/Observation",
+            get(fhir::results::search_observations).post(fhir::write::create_observation),
+        )
+        .route("/fhir/Observation/{id}", get(fhir::results::read_observation))
+        .route(
+            "/fhir/DiagnosticReport",
+            get(fhir::results::search_reports).post(fhir::write::create_report),
+        )
+        .route("/fhir/DiagnosticReport/{id}", get(fhir::results::read_report))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

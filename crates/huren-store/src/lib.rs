@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod query;
+mod results;
 pub mod sqlite;
 
 pub use blob::LocalBlobs;

@@ -560,23 +560,30 @@ async fn oru_statements(
             (Some(message), "hl7v2", r, l)
         }
         ResultSource::Fhir { if_none_exist } => {
-            let (system, value) = if_none_exist
-                .as_ref()
-                .map(|(s, v)| (Some(s.as_str()), Some(v.as_str())))
-                .unwrap_or((None, None));
+            let (table, system, value) = match if_none_exist {
+                Some(c) => (
+                    if c.on_report { "report" } else { "lab_result" },
+                    c.system.as_deref(),
+                    Some(c.value.as_str()),
+                ),
+                None => ("report", None, None),
+            };
+            // The newest current row with the identifier (a missing system matches any).
             let (existing, r, l): (Option<i64>, i64, i64) =
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SAVEPOINT one;
-                         SELECT (SELECT id FROM report WHERE identifier_value = ? AND identifier_system IS ?
-                                  ORDER BY superseded_by IS NULL DESC, id DESC LIMIT 1), {BASES}"
-                    )))
-                    .bind(value)
-                    .bind(system)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if let Some(report_id) = existing {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SAVEPOINT one;
+                     SELECT (SELECT id FROM {table} WHERE identifier_value = ?
+                               AND (? IS NULL OR identifier_system = ?)
+                              ORDER BY superseded_by IS NULL DESC, id DESC LIMIT 1), {BASES}"
+                )))
+                .bind(value)
+                .bind(system)
+                .bind(system)
+                .fetch_one(&mut *conn)
+                .await?;
+            if let Some(id) = existing {
                 sqlx::query("RELEASE one").execute(&mut *conn).await?;
-                return Ok(OruOutcome::Exists { report_id });
+                return Ok(OruOutcome::Exists { id });
             }
             (None, "fhir", r, l)
         }
@@ -1878,6 +1885,48 @@ impl Index for SqliteIndex {
                 performing_institution: r.get(8),
             })
             .collect())
+    }
+
+    async fn identifier_domain_known(&self, system: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM patient WHERE issuer = ?1)
+                 OR EXISTS (SELECT 1 FROM institution_attribute WHERE attribute = 'identifier_system' AND value = ?1)",
+        )
+        .bind(system)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn search_observations(
+        &self,
+        q: &huren_archive::results::ResultQuery,
+    ) -> Result<Vec<huren_archive::results::ObservationRow>, StoreError> {
+        crate::results::search_observations(&self.pool, q)
+            .await
+            .map_err(db)
+    }
+
+    async fn observation(
+        &self,
+        id: i64,
+    ) -> Result<Option<huren_archive::results::ObservationRow>, StoreError> {
+        crate::results::observation(&self.pool, id)
+            .await
+            .map_err(db)
+    }
+
+    async fn search_orders(
+        &self,
+        q: &huren_archive::results::ResultQuery,
+    ) -> Result<Vec<huren_archive::results::OrderRow>, StoreError> {
+        crate::results::search_orders(&self.pool, q)
+            .await
+            .map_err(db)
+    }
+
+    async fn order(&self, id: i64) -> Result<Option<huren_archive::results::OrderRow>, StoreError> {
+        crate::results::order(&self.pool, id).await.map_err(db)
     }
 
     async fn person_lab_results(

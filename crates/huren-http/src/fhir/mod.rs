@@ -15,7 +15,11 @@ use huren_archive::model::{PersonHit, RecordView};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-fn fhir_json(status: StatusCode, body: Value) -> Response {
+pub mod results;
+pub mod search;
+pub mod write;
+
+pub(crate) fn fhir_json(status: StatusCode, body: Value) -> Response {
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -25,7 +29,7 @@ fn fhir_json(status: StatusCode, body: Value) -> Response {
 }
 
 /// OperationOutcome (R4 §2.36) with one issue; `code` from the IssueType value set.
-fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+pub(crate) fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
     fhir_json(
         status,
         json!({
@@ -35,11 +39,39 @@ fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
     )
 }
 
+/// A FHIR error before it becomes a response (small, so `Result<_, Fail>` stays cheap).
+pub(crate) enum Fail {
+    Outcome(StatusCode, &'static str, String),
+    Api(ApiError),
+}
+
+impl Fail {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Fail {
+        Fail::Outcome(StatusCode::BAD_REQUEST, "invalid", msg.into())
+    }
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail::Api(e)
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        match self {
+            Fail::Outcome(status, code, text) => outcome(status, code, &text),
+            Fail::Api(e) => from_api(e),
+        }
+    }
+}
+
 /// The API's errors in FHIR's terms (the status stays; 401 keeps its Bearer challenge).
-fn from_api(e: ApiError) -> Response {
+pub(crate) fn from_api(e: ApiError) -> Response {
     let code = match e.status {
         StatusCode::NOT_FOUND => "not-found",
         StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNPROCESSABLE_ENTITY => "processing",
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "security",
         _ => "exception",
     };
@@ -53,7 +85,7 @@ fn from_api(e: ApiError) -> Response {
     resp
 }
 
-fn base(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base(state: &AppState, headers: &HeaderMap) -> String {
     format!("{}/fhir", crate::qido::origin_url(state, headers))
 }
 
@@ -71,19 +103,45 @@ pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Resp
             "format": ["json"],
             "rest": [{
                 "mode": "server",
-                "security": { "description": "Bearer tokens (Authorization: Bearer …)." },
-                "resource": [{
-                    "type": "Patient",
-                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
-                    "searchParam": [
-                        { "name": "identifier", "type": "token", "documentation": "system|value: an identity-number system (urn:huren:id:cn-resident, or a configured issuer name such as 身份证) or a record's assigning authority" },
-                        { "name": "name", "type": "string", "documentation": "start of a name, characters or pinyin" },
-                        { "name": "_count", "type": "number" }
-                    ]
-                }]
+                "security": { "description": "Bearer tokens (Authorization: Bearer …). Reading needs any token; creating results needs an institution's system token." },
+                "interaction": [{ "code": "transaction", "documentation": "one Patient, DiagnosticReports and Observations, all POST, stored atomically; one entry may carry ifNoneExist=identifier=system|value" }],
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                        "searchParam": [
+                            { "name": "identifier", "type": "token", "documentation": "system|value: an identity-number system (urn:huren:id:cn-resident, or a configured issuer name such as 身份证) or a record's assigning authority" },
+                            { "name": "name", "type": "string", "documentation": "start of a name, characters or pinyin" },
+                            { "name": "_count", "type": "number" }
+                        ],
+                        "operation": [{ "name": "ihe-pix", "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix" }]
+                    },
+                    results_capability("Observation"),
+                    results_capability("DiagnosticReport")
+                ]
             }]
         }),
     )
+}
+
+/// Observation and DiagnosticReport take the same interactions and search parameters.
+fn results_capability(kind: &str) -> Value {
+    json!({
+        "type": kind,
+        "interaction": [{ "code": "read" }, { "code": "search-type" }, { "code": "create" }],
+        "conditionalCreate": true,
+        "searchParam": [
+            { "name": "patient", "type": "reference" },
+            { "name": "subject", "type": "reference" },
+            { "name": "subject.identifier", "type": "token", "documentation": "the patient by identity number or record number (system|value)" },
+            { "name": "code", "type": "token" },
+            { "name": "date", "type": "date", "documentation": "eq, ge, gt, le, lt, sa, eb; a value without an offset is in the region's zone (Asia/Shanghai)" },
+            { "name": "category", "type": "token" },
+            { "name": "status", "type": "token" },
+            { "name": "identifier", "type": "token" },
+            { "name": "_count", "type": "number", "documentation": "page size, at most 200; pages follow the Bundle's next link" }
+        ]
+    })
 }
 
 fn gender(sex: Option<&str>) -> Option<&'static str> {
@@ -170,7 +228,9 @@ fn patient(person: &str, records: &[RecordView], merged_into: Option<&str>) -> V
 }
 
 /// The caller's read grant, or why not (the caller answers with an OperationOutcome).
-fn reader(auth: Result<Authenticated, ApiError>) -> Result<huren_access::ReadGrant, ApiError> {
+pub(crate) fn reader(
+    auth: Result<Authenticated, ApiError>,
+) -> Result<huren_access::ReadGrant, ApiError> {
     let Authenticated(p) = auth?;
     Ok(grant_read(&p)?)
 }
@@ -240,14 +300,7 @@ pub async fn search(
             };
             // An identity-number system is looked up by blind index; any other system is a
             // record's assigning authority.
-            let lookup = if state.archive.is_identity_system(system) {
-                PatientLookup::Identifier { system, value }
-            } else {
-                PatientLookup::Record {
-                    issuer: system,
-                    patient_id: value,
-                }
-            };
+            let lookup = state.archive.lookup_by(system, value);
             match state.archive.find_persons(&grant, lookup).await {
                 Ok(h) => h,
                 Err(e) => return from_api(e.into()),
@@ -281,14 +334,109 @@ pub async fn search(
             })
         })
         .collect();
-    fhir_json(
-        StatusCode::OK,
-        json!({
+    let mut resp = json!({
             "resourceType": "Bundle",
             "type": "searchset",
             "total": hits.len(),
             "link": [{ "relation": "self", "url": format!("{base}/Patient") }],
-            "entry": entries
-        }),
+    });
+    if !entries.is_empty() {
+        resp["entry"] = json!(entries);
+    }
+    fhir_json(StatusCode::OK, resp)
+}
+
+/// PIXm outcome with the diagnostics the profile prescribes (ITI-83 §3.83.4.2.2).
+fn pix_error(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+    outcome(status, code, diagnostics)
+}
+
+/// IHE PIXm `GET [base]/Patient/$ihe-pix?sourceIdentifier=system|value[&targetSystem=…]`
+/// (ITI-83): the person's other identifiers. Found → 200 Parameters (`targetIdentifier` per
+/// record in the target domains, `targetId` the Patient); unknown identifier in a known domain
+/// → 404; unknown source domain → 400 code-invalid; unknown target domain → 403 code-invalid.
+/// Identity numbers are never returned (they are kept sealed); they may be the source.
+pub async fn pix(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let grant = match reader(auth) {
+        Ok(g) => g,
+        Err(e) => return from_api(e),
+    };
+    let mut source = None;
+    let mut targets = Vec::new();
+    for (k, v) in &params {
+        match k.as_str() {
+            "sourceIdentifier" => source = Some(v.clone()),
+            "targetSystem" => targets.extend(v.split(',').map(str::to_owned)),
+            "_format" => {}
+            other => {
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "not-supported",
+                    &format!("parameter {other} is not supported"),
+                );
+            }
+        }
+    }
+    let Some((system, value)) = source.as_deref().and_then(|s| s.split_once('|')) else {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "required",
+            "sourceIdentifier=system|value is required",
+        );
+    };
+    for (domain, status, text) in std::iter::once((
+        system,
+        StatusCode::BAD_REQUEST,
+        "sourceIdentifier Assigning Authority not found",
+    ))
+    .chain(
+        targets
+            .iter()
+            .map(|t| (t.as_str(), StatusCode::FORBIDDEN, "targetSystem not found")),
+    ) {
+        match state.archive.identifier_domain_known(&grant, domain).await {
+            Ok(true) => {}
+            Ok(false) => return pix_error(status, "code-invalid", text),
+            Err(e) => return from_api(e.into()),
+        }
+    }
+    let lookup = state.archive.lookup_by(system, value);
+    let hits = match state.archive.find_persons(&grant, lookup).await {
+        Ok(h) => h,
+        // A malformed identity number is not a patient huren knows.
+        Err(huren_archive::AdminError::Invalid(_)) => Vec::new(),
+        Err(e) => return from_api(e.into()),
+    };
+    if hits.is_empty() {
+        return pix_error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "sourceIdentifier Patient Identifier not found",
+        );
+    }
+    let mut parameters = Vec::new();
+    for h in &hits {
+        for r in &h.records {
+            let is_source = r.issuer == system && r.patient_id == value;
+            if is_source || (!targets.is_empty() && !targets.contains(&r.issuer)) {
+                continue;
+            }
+            parameters.push(json!({
+                "name": "targetIdentifier",
+                "valueIdentifier": { "use": "usual", "system": r.issuer, "value": r.patient_id }
+            }));
+        }
+        parameters.push(json!({
+            "name": "targetId",
+            "valueReference": { "reference": format!("Patient/{}", h.person) }
+        }));
+    }
+    fhir_json(
+        StatusCode::OK,
+        json!({ "resourceType": "Parameters", "parameter": parameters }),
     )
 }

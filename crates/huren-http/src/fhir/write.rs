@@ -1,0 +1,826 @@
+//! FHIR writes (issue #5 item 6): `POST /fhir/Observation`, `POST /fhir/DiagnosticReport`
+//! and transaction Bundles `POST /fhir` so a report and its observations (and the patient)
+//! arrive atomically. Conditional create by business identifier (`If-None-Exist:
+//! identifier=system|value`, or `request.ifNoneExist` in a Bundle) makes resends idempotent.
+//!
+//! One deliberate reading of the spec: when a Bundle's conditional report already exists, the
+//! whole transaction is taken as a resend of the one that created it — its observations are
+//! not stored again (R4 would create the unconditional entries anew, duplicating every result
+//! of a retried upload).
+
+use super::results::{Kind, fetch, stored_system};
+use super::search::interval;
+use super::{Fail, base, fhir_json, from_api, outcome};
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use huren_access::{IngestGrant, grant_ingest};
+use huren_archive::model::{IfNoneExist, NewLabResult, NewOrder, OruOutcome, ReportCategory};
+use huren_archive::submit::{Submission, SubmittedPatient};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+type Invalid = String;
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+}
+
+/// FHIR status → HL7 result status (table 0085 / 0123), the stored vocabulary.
+fn status_code(v: &Value, what: &str) -> Result<Option<String>, Invalid> {
+    let st = s(v, "status").ok_or_else(|| format!("{what}.status is required"))?;
+    Ok(match st.as_str() {
+        "final" => Some("F"),
+        "corrected" | "amended" | "appended" => Some("C"),
+        "preliminary" => Some("P"),
+        "partial" => Some("R"),
+        "registered" => Some("I"),
+        "cancelled" => Some("X"),
+        "entered-in-error" => Some("W"),
+        "unknown" => None,
+        other => return Err(format!("{what}.status {other:?} is not an R4 status")),
+    }
+    .map(str::to_owned))
+}
+
+/// (original string, instant in the region zone unless the value carries an offset).
+fn when(
+    v: &Value,
+    keys: &[&str],
+    zone: &'static time_tz::Tz,
+) -> Result<(Option<String>, Option<i64>), Invalid> {
+    for k in keys {
+        let raw = match *k {
+            "effectivePeriod" => v.get(k).and_then(|p| s(p, "start")),
+            _ => s(v, k),
+        };
+        if let Some(raw) = raw {
+            let (from, _) = interval(&raw, zone).map_err(|e| format!("{k}: {e}"))?;
+            return Ok((Some(raw), Some(from)));
+        }
+    }
+    Ok((None, None))
+}
+
+/// The first coding with a code: (stored system, code, display).
+fn coding(cc: &Value) -> Option<(Option<String>, String, Option<String>)> {
+    cc.get("coding")?.as_array()?.iter().find_map(|c| {
+        Some((
+            s(c, "system").map(|x| stored_system(&x)),
+            s(c, "code")?,
+            s(c, "display"),
+        ))
+    })
+}
+
+fn first_identifier(v: &Value) -> Option<(String, String)> {
+    v.get("identifier")?.as_array()?.iter().find_map(|i| {
+        let value = s(i, "value")?;
+        let typed = i
+            .pointer("/type/coding/0/code")
+            .and_then(Value::as_str)
+            .is_some_and(|c| matches!(c, "PLAC" | "FILL" | "ACSN"));
+        (!typed).then(|| (s(i, "system").unwrap_or_default(), value))
+    })
+}
+
+fn typed_identifier(v: &Value, kind: &str) -> Option<String> {
+    v.get("identifier")?.as_array()?.iter().find_map(|i| {
+        (i.pointer("/type/coding/0/code").and_then(Value::as_str) == Some(kind))
+            .then(|| s(i, "value"))
+            .flatten()
+    })
+}
+
+/// A contained Specimen's type as `code^text`.
+fn specimen(v: &Value) -> Option<String> {
+    let reference = match v.get("specimen")? {
+        Value::Array(a) => a.first()?.get("reference")?.as_str()?,
+        one => one.get("reference")?.as_str()?,
+    };
+    let id = reference.strip_prefix('#')?;
+    let sp = v
+        .get("contained")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("id").and_then(Value::as_str) == Some(id))?;
+    let ty = sp.get("type")?;
+    match coding(ty) {
+        Some((_, code, display)) => Some(match display {
+            Some(d) => format!("{code}^{d}"),
+            None => code,
+        }),
+        None => s(ty, "text"),
+    }
+}
+
+fn performer_name(v: &Value) -> Option<String> {
+    let p = v.get("performer")?.as_array()?.first()?;
+    s(p, "display").or_else(|| p.get("identifier").and_then(|i| s(i, "value")))
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|n| n.is_finite())
+}
+
+fn fmt_num(n: f64) -> String {
+    let t = format!("{n}");
+    t.strip_suffix(".0").map(str::to_owned).unwrap_or(t)
+}
+
+/// An Observation as a result to store.
+fn parse_observation(v: &Value, zone: &'static time_tz::Tz) -> Result<NewLabResult, Invalid> {
+    let code = v.get("code").ok_or("Observation.code is required")?;
+    let (code_system, code_value, display) =
+        coding(code).ok_or("Observation.code needs a coding with a code")?;
+    let mut r = NewLabResult {
+        identifier: first_identifier(v),
+        code: code_value,
+        code_system,
+        code_text: display.or_else(|| s(code, "text")),
+        status: status_code(v, "Observation")?,
+        specimen: specimen(v),
+        performing_lab: performer_name(v),
+        ..Default::default()
+    };
+    (r.observed_at, r.observed_instant) = when(
+        v,
+        &["effectiveDateTime", "effectiveInstant", "effectivePeriod"],
+        zone,
+    )?;
+    (r.reported_at, r.reported_instant) = when(v, &["issued"], zone)?;
+    if let Some(q) = v.get("valueQuantity") {
+        let n = q
+            .get("value")
+            .and_then(number)
+            .ok_or("valueQuantity.value must be a number")?;
+        let comparator = s(q, "comparator");
+        if let Some(c) = &comparator
+            && !matches!(c.as_str(), "<" | "<=" | ">=" | ">")
+        {
+            return Err(format!(
+                "valueQuantity.comparator {c:?} is not <, <=, >= or >"
+            ));
+        }
+        let ucum = (s(q, "system").as_deref() == Some("http://unitsofmeasure.org"))
+            .then(|| s(q, "code"))
+            .flatten();
+        r.unit = s(q, "unit").or_else(|| ucum.clone());
+        r.unit_ucum = ucum.or_else(|| r.unit.as_deref().and_then(huren_archive::units::ucum));
+        r.value = Some(format!(
+            "{}{}",
+            comparator.as_deref().unwrap_or(""),
+            fmt_num(n)
+        ));
+        r.value_type = Some(if comparator.is_some() { "SN" } else { "NM" }.into());
+        r.value_num = Some(n);
+        r.comparator = comparator;
+    } else if let Some(t) = s(v, "valueString") {
+        r.value_type = Some("ST".into());
+        r.value = Some(t);
+    } else if let Some(cc) = v.get("valueCodeableConcept") {
+        r.value_type = Some("CWE".into());
+        r.value = match coding(cc) {
+            Some((_, c, Some(d))) => Some(format!("{c}^{d}")),
+            Some((_, c, None)) => Some(c),
+            None => s(cc, "text"),
+        };
+    } else if let Some(ratio) = v.get("valueRatio") {
+        let part = |k: &str| ratio.get(k).and_then(|q| q.get("value")).and_then(number);
+        let (Some(a), Some(b)) = (part("numerator"), part("denominator")) else {
+            return Err("valueRatio needs numerator.value and denominator.value".into());
+        };
+        r.value_type = Some("SN".into());
+        r.value = Some(format!("{}:{}", fmt_num(a), fmt_num(b)));
+    } else if let Some(n) = v.get("valueInteger").and_then(Value::as_i64) {
+        r.value_type = Some("NM".into());
+        r.value = Some(n.to_string());
+        r.value_num = Some(n as f64);
+    }
+    r.abnormal_flag = v
+        .pointer("/interpretation/0/coding/0/code")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(rr) = v.pointer("/referenceRange/0") {
+        let bound = |k: &str| rr.get(k).and_then(|q| q.get("value")).and_then(number);
+        r.reference_range = s(rr, "text").or_else(|| match (bound("low"), bound("high")) {
+            (Some(lo), Some(hi)) => Some(format!("{}-{}", fmt_num(lo), fmt_num(hi))),
+            (Some(lo), None) => Some(format!(">={}", fmt_num(lo))),
+            (None, Some(hi)) => Some(format!("<={}", fmt_num(hi))),
+            (None, None) => None,
+        });
+    }
+    Ok(r)
+}
+
+/// v2 table 0074 sections that are imaging.
+const IMAGING: &[&str] = &[
+    "RAD", "CT", "MR", "NMR", "US", "RX", "NMS", "XRC", "CUS", "OUS", "VUS",
+];
+
+/// A DiagnosticReport as an order, and the references in its `result`.
+fn parse_report(v: &Value, zone: &'static time_tz::Tz) -> Result<(NewOrder, Vec<String>), Invalid> {
+    let category = match v
+        .get("category")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(coding)
+        .map(|(_, c, _)| c)
+        .find(|c| c == "LAB" || IMAGING.contains(&c.as_str()))
+    {
+        Some(c) if c != "LAB" => ReportCategory::Imaging,
+        _ => ReportCategory::Lab,
+    };
+    let code = v.get("code").ok_or("DiagnosticReport.code is required")?;
+    let (procedure_code_system, procedure_code, display) = match coding(code) {
+        Some((s, c, d)) => (s, Some(c), d),
+        None => (None, None, None),
+    };
+    let filler = typed_identifier(v, "FILL");
+    let mut o = NewOrder {
+        category,
+        study_uid: v
+            .pointer("/imagingStudy/0/identifier/value")
+            .and_then(Value::as_str)
+            .map(|u| u.trim_start_matches("urn:oid:").to_owned()),
+        accession_number: typed_identifier(v, "ACSN").or_else(|| {
+            (category == ReportCategory::Imaging)
+                .then(|| filler.clone())
+                .flatten()
+        }),
+        placer_order: typed_identifier(v, "PLAC"),
+        filler_order: filler,
+        identifier: first_identifier(v),
+        procedure_code,
+        procedure_code_system,
+        procedure_text: display.or_else(|| s(code, "text")),
+        text: s(v, "conclusion"),
+        status: status_code(v, "DiagnosticReport")?,
+        specimen: specimen(v),
+        effective_at: None,
+        effective_instant: None,
+        reported_at: None,
+        reported_instant: None,
+        results: Vec::new(),
+    };
+    if o.procedure_code.is_none() && o.procedure_text.is_none() {
+        return Err("DiagnosticReport.code needs a coding or text".into());
+    }
+    (o.effective_at, o.effective_instant) =
+        when(v, &["effectiveDateTime", "effectivePeriod"], zone)?;
+    (o.reported_at, o.reported_instant) = when(v, &["issued"], zone)?;
+    let refs = v
+        .get("result")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            s(r, "reference").ok_or_else(|| "DiagnosticReport.result needs references".to_owned())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((o, refs))
+}
+
+/// A Patient resource as the record it identifies.
+fn parse_patient(state: &AppState, v: &Value) -> Result<SubmittedPatient, Invalid> {
+    let mut p = SubmittedPatient::default();
+    for i in v
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(value), system) = (s(i, "value"), s(i, "system")) else {
+            continue;
+        };
+        let ty = i.pointer("/type/coding/0/code").and_then(Value::as_str);
+        let identity = system
+            .as_deref()
+            .is_some_and(|s| state.archive.is_identity_system(s))
+            || ty == Some("NI");
+        if identity {
+            p.identity_numbers.push((system.unwrap_or_default(), value));
+        } else if p.record.is_none() || ty == Some("MR") {
+            p.record = Some((system, value));
+        }
+    }
+    if p.record.is_none() {
+        return Err("Patient.identifier needs the record's own number (type MR, or any identifier that is not an identity number)".into());
+    }
+    if let Some(n) = v.pointer("/name/0") {
+        let family = s(n, "family").unwrap_or_default();
+        let given: Vec<&str> = n
+            .get("given")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let pn = if given.is_empty() {
+            family
+        } else {
+            format!("{family}^{}", given.join(" "))
+        };
+        p.name = Some(pn)
+            .filter(|x| !x.trim_matches('^').is_empty())
+            .or_else(|| s(n, "text"));
+    }
+    if let Some(b) = s(v, "birthDate") {
+        let d: String = b.chars().filter(char::is_ascii_digit).collect();
+        if d.len() != 8 {
+            return Err(format!("Patient.birthDate {b:?} needs year, month and day"));
+        }
+        p.birth_date = Some(d);
+    }
+    p.sex = s(v, "gender").map(|g| {
+        match g.as_str() {
+            "male" => "M",
+            "female" => "F",
+            "other" => "O",
+            _ => "U",
+        }
+        .to_owned()
+    });
+    Ok(p)
+}
+
+/// The subject of an Observation/DiagnosticReport: `(bundle fullUrl | person | record)`.
+#[derive(Debug, Clone, PartialEq)]
+enum Subject {
+    Bundled(String),
+    Person(String),
+    Record(Option<String>, String),
+}
+
+fn subject(state: &AppState, v: &Value, what: &str) -> Result<Subject, Invalid> {
+    let sj = v
+        .get("subject")
+        .ok_or_else(|| format!("{what}.subject is required"))?;
+    if let Some(r) = s(sj, "reference") {
+        return Ok(if r.starts_with("urn:uuid:") {
+            Subject::Bundled(r)
+        } else if let Some(id) = r.strip_prefix("Patient/") {
+            Subject::Person(id.to_owned())
+        } else {
+            return Err(format!("{what}.subject {r:?} is not a Patient reference"));
+        });
+    }
+    if let Some(i) = sj.get("identifier")
+        && let Some(value) = s(i, "value")
+    {
+        let system = s(i, "system");
+        if system
+            .as_deref()
+            .is_some_and(|x| state.archive.is_identity_system(x))
+        {
+            return Err(format!(
+                "{what}.subject.identifier: name the patient's record number here; identity numbers go in a Patient resource"
+            ));
+        }
+        return Ok(Subject::Record(system, value));
+    }
+    Err(format!("{what}.subject needs a reference or an identifier"))
+}
+
+/// `identifier=system|value` (the one conditional form huren supports).
+fn if_none_exist(criteria: &str, on_report: bool) -> Result<IfNoneExist, Fail> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(criteria.trim_start_matches('?'))
+        .map_err(|_| Fail::invalid("If-None-Exist is not a query"))?;
+    match pairs.as_slice() {
+        [(k, v)] if k == "identifier" => {
+            let (system, value) = super::search::token(v);
+            Ok(IfNoneExist {
+                on_report,
+                system: system.map(str::to_owned),
+                value: value.to_owned(),
+            })
+        }
+        _ => Err(Fail::Outcome(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            "If-None-Exist supports identifier=system|value only".into(),
+        )),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Fail> {
+    serde_json::from_slice(body).map_err(|e| {
+        Fail::Outcome(
+            StatusCode::BAD_REQUEST,
+            "structure",
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+fn writer(auth: Result<Authenticated, ApiError>) -> Result<IngestGrant, Fail> {
+    let Authenticated(p) = auth?;
+    Ok(grant_ingest(&p).map_err(ApiError::from)?)
+}
+
+fn invalid(msg: Invalid) -> Response {
+    outcome(StatusCode::BAD_REQUEST, "invalid", &msg)
+}
+
+fn check_type(v: &Value, want: &str) -> Result<(), Fail> {
+    match v.get("resourceType").and_then(Value::as_str) {
+        Some(t) if t == want => Ok(()),
+        other => Err(Fail::invalid(format!(
+            "expected a {want}, got {}",
+            other.unwrap_or("no resourceType")
+        ))),
+    }
+}
+
+fn patient_of(subject: Subject) -> Result<SubmittedPatient, Fail> {
+    Ok(match subject {
+        Subject::Person(id) => SubmittedPatient {
+            person: Some(id),
+            ..Default::default()
+        },
+        Subject::Record(system, value) => SubmittedPatient {
+            record: Some((system, value)),
+            ..Default::default()
+        },
+        Subject::Bundled(r) => {
+            return Err(Fail::invalid(format!(
+                "subject {r} refers into a Bundle; send a transaction"
+            )));
+        }
+    })
+}
+
+fn created(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: &str,
+    id: i64,
+    body: Value,
+    status: StatusCode,
+) -> Response {
+    let mut resp = fhir_json(status, body);
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/{kind}/{id}", base(state, headers))) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Reads back what was stored (or found) and answers 201 / 200 with it.
+async fn answer_one(
+    state: &AppState,
+    grant: &IngestGrant,
+    headers: &HeaderMap,
+    kind: Kind,
+    out: OruOutcome,
+) -> Result<Response, Fail> {
+    let (id, status) = match out {
+        OruOutcome::Stored {
+            report_ids,
+            result_ids,
+        } => {
+            let ids = match kind {
+                Kind::Observation => result_ids,
+                Kind::DiagnosticReport => report_ids,
+            };
+            (ids.first().copied(), StatusCode::CREATED)
+        }
+        OruOutcome::Exists { id } => (Some(id), StatusCode::OK),
+        OruOutcome::Duplicate => (None, StatusCode::OK),
+    };
+    let read = huren_access::grant_read(grant.principal()).map_err(ApiError::from)?;
+    let Some(id) = id else {
+        return Err(ApiError::internal("nothing was stored").into());
+    };
+    match fetch(state, &read, kind, id).await? {
+        Some(body) => Ok(created(state, headers, kind.name(), id, body, status)),
+        None => Err(ApiError::internal("the stored resource was not found").into()),
+    }
+}
+
+/// `POST /fhir/Observation` and `POST /fhir/DiagnosticReport`: one resource, conditional on
+/// `If-None-Exist` when given.
+async fn create(
+    state: AppState,
+    auth: Result<Authenticated, ApiError>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: Kind,
+) -> Result<Response, Fail> {
+    let grant = writer(auth)?;
+    let v = parse_body(&body)?;
+    check_type(&v, kind.name())?;
+    let zone = state.archive.zone();
+    let patient = patient_of(subject(&state, &v, kind.name()).map_err(Fail::invalid)?)?;
+    let mut sub = Submission {
+        patient,
+        ..Default::default()
+    };
+    match kind {
+        Kind::Observation => {
+            let result = parse_observation(&v, zone).map_err(Fail::invalid)?;
+            sub.performer = result.performing_lab.clone();
+            sub.loose_results.push(result);
+        }
+        Kind::DiagnosticReport => {
+            let (order, refs) = parse_report(&v, zone).map_err(Fail::invalid)?;
+            if !refs.is_empty() {
+                return Err(Fail::invalid(
+                    "send a report with results as a transaction Bundle with its Observations",
+                ));
+            }
+            sub.performer = performer_name(&v);
+            sub.orders.push(order);
+        }
+    }
+    if let Some(c) = headers.get("if-none-exist") {
+        let c = c
+            .to_str()
+            .map_err(|_| Fail::invalid("If-None-Exist is not text"))?;
+        sub.if_none_exist = Some(if_none_exist(c, kind == Kind::DiagnosticReport)?);
+    }
+    let (out, _) = state
+        .archive
+        .submit_results(&grant, sub, Some(peer.ip().to_string()))
+        .await
+        .map_err(ApiError::from)?;
+    answer_one(&state, &grant, &headers, kind, out).await
+}
+
+pub async fn create_observation(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create(state, auth, peer, headers, body, Kind::Observation)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn create_report(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create(state, auth, peer, headers, body, Kind::DiagnosticReport)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What one Bundle entry became, for the transaction-response.
+enum Slot {
+    Patient,
+    Report(usize),
+    Result(usize),
+}
+
+/// `POST /fhir` with a transaction Bundle (R4 §3.1.0.11): one patient, any number of
+/// DiagnosticReports and Observations, all POST, all stored or none.
+pub async fn transaction(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let grant = match writer(auth) {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
+    };
+    let v = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_type(&v, "Bundle") {
+        return r.into_response();
+    }
+    if v.get("type").and_then(Value::as_str) != Some("transaction") {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            "only transaction Bundles are accepted",
+        );
+    }
+    let zone = state.archive.zone();
+    let entries: &[Value] = v
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut patient: Option<(String, SubmittedPatient)> = None;
+    let mut reports: Vec<(usize, NewOrder, Vec<String>)> = Vec::new();
+    let mut observations: Vec<(usize, String, NewLabResult)> = Vec::new();
+    let mut subjects: Vec<Subject> = Vec::new();
+    let mut cond: Option<IfNoneExist> = None;
+    let mut performer = None;
+    for (i, e) in entries.iter().enumerate() {
+        let res = e.get("resource").cloned().unwrap_or(Value::Null);
+        let kind = res
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let method = e.pointer("/request/method").and_then(Value::as_str);
+        if method != Some("POST") || e.pointer("/request/url").and_then(Value::as_str) != Some(kind)
+        {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "not-supported",
+                &format!("entry {i}: only POST of the entry's resource type is supported"),
+            );
+        }
+        let full_url = s(e, "fullUrl").unwrap_or_default();
+        if let Some(c) = e.pointer("/request/ifNoneExist").and_then(Value::as_str) {
+            if cond.is_some() {
+                return outcome(
+                    StatusCode::BAD_REQUEST,
+                    "not-supported",
+                    "one conditional entry per Bundle",
+                );
+            }
+            cond = match if_none_exist(c, kind == "DiagnosticReport") {
+                Ok(c) => Some(c),
+                Err(r) => return r.into_response(),
+            };
+        }
+        let step = match kind {
+            "Patient" => {
+                if patient.is_some() {
+                    Err("one Patient per transaction".to_owned())
+                } else {
+                    parse_patient(&state, &res).map(|p| patient = Some((full_url, p)))
+                }
+            }
+            "DiagnosticReport" => parse_report(&res, zone).and_then(|(o, refs)| {
+                subjects.push(subject(&state, &res, "DiagnosticReport")?);
+                performer = performer.take().or_else(|| performer_name(&res));
+                reports.push((i, o, refs));
+                Ok(())
+            }),
+            "Observation" => parse_observation(&res, zone).and_then(|r| {
+                subjects.push(subject(&state, &res, "Observation")?);
+                observations.push((i, full_url, r));
+                Ok(())
+            }),
+            other => Err(format!("entry {i}: {other} cannot be stored here")),
+        };
+        if let Err(msg) = step {
+            return invalid(format!("entry {i}: {msg}"));
+        }
+    }
+    if reports.is_empty() && observations.is_empty() {
+        return invalid("the Bundle has no DiagnosticReport or Observation".into());
+    }
+    subjects.dedup();
+    let patient_url = patient.as_ref().map(|(u, _)| u.clone());
+    let sub_patient = match subjects.as_slice() {
+        [Subject::Bundled(url)] => match patient.take() {
+            Some((u, p)) if &u == url => p,
+            _ => return invalid(format!("subject {url} is not the Patient in this Bundle")),
+        },
+        [one] => match patient_of(one.clone()) {
+            Ok(p) => p,
+            Err(r) => return r.into_response(),
+        },
+        _ => return invalid("all results of a transaction must have one subject".into()),
+    };
+    // Results go under the report that lists them, in its order; the rest stand alone.
+    let mut slots: Vec<(usize, Slot)> = Vec::new();
+    let mut taken = vec![false; observations.len()];
+    let mut orders = Vec::new();
+    for (k, (i, mut order, refs)) in reports.into_iter().enumerate() {
+        slots.push((i, Slot::Report(k)));
+        for r in refs {
+            let Some(j) = observations.iter().position(|(_, url, _)| *url == r) else {
+                return invalid(format!(
+                    "entry {i}: result {r} is not an Observation in this Bundle"
+                ));
+            };
+            if std::mem::replace(&mut taken[j], true) {
+                return invalid(format!("{r} is a result of two reports"));
+            }
+            let mut res = observations[j].2.clone();
+            res.placer_order = order.placer_order.clone();
+            res.filler_order = order.filler_order.clone();
+            res.order_code = order.procedure_code.clone();
+            res.order_text = order.procedure_text.clone();
+            if res.specimen.is_none() {
+                res.specimen = order.specimen.clone();
+            }
+            if res.reported_at.is_none() {
+                res.reported_at = order.reported_at.clone();
+                res.reported_instant = order.reported_instant;
+            }
+            order.results.push(res);
+            slots.push((observations[j].0, Slot::Result(0)));
+        }
+        orders.push(order);
+    }
+    let mut loose = Vec::new();
+    for (j, (i, _, r)) in observations.iter().enumerate() {
+        if !taken[j] {
+            loose.push(r.clone());
+            slots.push((*i, Slot::Result(0)));
+        }
+    }
+    // Number the results in storage order (by report, then the loose ones).
+    let mut n = 0;
+    for (_, slot) in slots.iter_mut() {
+        if let Slot::Result(k) = slot {
+            *k = n;
+            n += 1;
+        }
+    }
+    if let Some(url) = &patient_url {
+        let at = entries
+            .iter()
+            .position(|e| s(e, "fullUrl").as_deref() == Some(url));
+        slots.push((at.unwrap_or(0), Slot::Patient));
+    }
+    slots.sort_by_key(|(i, _)| *i);
+    let sub = Submission {
+        patient: sub_patient,
+        performer,
+        orders,
+        loose_results: loose,
+        if_none_exist: cond,
+    };
+    let (out, person) = match state
+        .archive
+        .submit_results(&grant, sub, Some(peer.ip().to_string()))
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return from_api(e.into()),
+    };
+    let (report_ids, result_ids, status) = match out {
+        OruOutcome::Stored {
+            report_ids,
+            result_ids,
+        } => (report_ids, result_ids, "201 Created"),
+        OruOutcome::Exists { id } => {
+            // A resend: answer with what the first transaction created.
+            let read = match huren_access::grant_read(grant.principal()) {
+                Ok(g) => g,
+                Err(e) => return from_api(e.into()),
+            };
+            match state.archive.order(&read, id).await {
+                Ok(Some(o)) => (vec![id], o.results, "200 OK"),
+                Ok(None) => (vec![id], Vec::new(), "200 OK"),
+                Err(e) => return from_api(e.into()),
+            }
+        }
+        OruOutcome::Duplicate => {
+            return outcome(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                "unexpected duplicate",
+            );
+        }
+    };
+    let location = |slot: &Slot| -> Option<String> {
+        match slot {
+            Slot::Patient => person.as_ref().map(|p| format!("Patient/{p}")),
+            Slot::Report(k) => report_ids
+                .get(*k)
+                .map(|id| format!("DiagnosticReport/{id}")),
+            Slot::Result(k) => result_ids.get(*k).map(|id| format!("Observation/{id}")),
+        }
+    };
+    let mut by_entry: HashMap<usize, Value> = HashMap::new();
+    for (i, slot) in &slots {
+        let st = if matches!(slot, Slot::Patient) {
+            "200 OK"
+        } else {
+            status
+        };
+        let mut resp = json!({ "status": st });
+        if let Some(l) = location(slot) {
+            resp["location"] = json!(l);
+        }
+        by_entry.insert(*i, json!({ "response": resp }));
+    }
+    let out_entries: Vec<Value> = (0..entries.len())
+        .map(|i| {
+            by_entry
+                .remove(&i)
+                .unwrap_or_else(|| json!({ "response": { "status": "200 OK" } }))
+        })
+        .collect();
+    fhir_json(
+        StatusCode::OK,
+        json!({ "resourceType": "Bundle", "type": "transaction-response", "entry": out_entries }),
+    )
+}
