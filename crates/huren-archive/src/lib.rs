@@ -11,6 +11,7 @@
 //! ```
 
 mod attribution;
+pub mod catalog;
 pub mod ingest;
 pub mod lab;
 pub mod model;
@@ -166,6 +167,7 @@ impl IdentityPolicy {
 pub struct Archive {
     pub index: Arc<dyn Index>,
     pub blobs: Arc<dyn BlobStore>,
+    pub catalog: Arc<dyn catalog::CatalogStore>,
     pub config: ArchiveConfig,
     attribution: Arc<attribution::AttributionCache>,
     considered: Arc<persons::Considered>,
@@ -181,10 +183,16 @@ pub enum AdminError {
 }
 
 impl Archive {
-    pub fn new(index: Arc<dyn Index>, blobs: Arc<dyn BlobStore>, config: ArchiveConfig) -> Self {
+    pub fn new(
+        index: Arc<dyn Index>,
+        blobs: Arc<dyn BlobStore>,
+        catalog: Arc<dyn catalog::CatalogStore>,
+        config: ArchiveConfig,
+    ) -> Self {
         Archive {
             index,
             blobs,
+            catalog,
             config,
             attribution: Arc::default(),
             considered: Arc::default(),
@@ -405,7 +413,7 @@ impl Archive {
     }
 
     /// Today's date in the region's zone (identity numbers' birth dates are checked against it).
-    pub(crate) fn today(&self) -> ::time::Date {
+    pub fn today(&self) -> ::time::Date {
         use time_tz::OffsetDateTimeExt;
         ::time::OffsetDateTime::now_utc()
             .to_timezone(self.config.zone)
@@ -480,15 +488,40 @@ impl Archive {
     /// (patient timeline).
     pub async fn timeline(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         person: &str,
         limit: u32,
     ) -> Result<Option<model::Timeline>, AdminError> {
         let limit = limit.clamp(1, 1000);
-        let Some(studies) = self.index.person_studies(person, limit).await? else {
+        let Some(mut studies) = self.index.person_studies(person, limit).await? else {
             return Ok(None);
         };
-        let lab_results = self.index.person_lab_results(person, limit).await?;
+        // Which catalog item each result is: study rules for images, code mappings (or
+        // LOINC) for lab results.
+        let rules = self.catalog.study_rules().await?;
+        for s in &mut studies {
+            let facts = huren_catalog::StudyFacts {
+                institution: s.performing_institution.clone(),
+                modalities: s.modalities.split('\\').map(str::to_owned).collect(),
+                body_parts: s
+                    .body_parts
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                description: s.description.clone(),
+                procedure_code: None,
+            };
+            s.catalog_item =
+                huren_catalog::match_study(&rules, &facts).map(|r| r.item_code.clone());
+        }
+        let mut lab_results = self.index.person_lab_results(person, limit).await?;
+        let mut items = catalog::ItemResolver::new(self, grant);
+        for r in &mut lab_results {
+            r.catalog_item = items
+                .lab(&r.performing_institution, r.code_system.as_deref(), &r.code)
+                .await?;
+        }
         let reports = self.index.person_reports(person, limit).await?;
         Ok(Some(model::Timeline {
             studies,

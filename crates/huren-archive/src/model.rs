@@ -358,6 +358,10 @@ pub struct TimelineStudy {
     pub performing_institution_name: Option<String>,
     pub patient_id: String,
     pub issuer: String,
+    /// Its series' BodyPartExamined values, comma-separated.
+    pub body_parts: String,
+    /// The catalog item the study rules map it to.
+    pub catalog_item: Option<String>,
 }
 
 /// A registered HL7 v2 sender (lab or report system).
@@ -581,6 +585,8 @@ pub struct TimelineLab {
     pub performing_lab: Option<String>,
     pub patient_id: String,
     pub issuer: String,
+    /// The catalog item the performer's code (or its LOINC) maps to.
+    pub catalog_item: Option<String>,
 }
 
 /// A person's imaging studies, lab results and imaging reports, each newest first.

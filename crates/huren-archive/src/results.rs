@@ -91,6 +91,8 @@ pub struct ObservationRow {
     pub reported_at: Option<String>,
     pub reported_instant: Option<i64>,
     pub superseded_by: Option<i64>,
+    /// The catalog item its code maps to (filled by the archive, not the store).
+    pub catalog_item: Option<String>,
 }
 
 /// One order (lab) or imaging report.
@@ -160,21 +162,39 @@ impl Archive {
 
     pub async fn search_observations(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<ObservationRow>, AdminError> {
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
-        Ok(self.index.search_observations(q).await?)
+        let mut rows = self.index.search_observations(q).await?;
+        self.with_items(grant, &mut rows).await?;
+        Ok(rows)
+    }
+
+    async fn with_items(
+        &self,
+        grant: &ReadGrant,
+        rows: &mut [ObservationRow],
+    ) -> Result<(), AdminError> {
+        let mut items = crate::catalog::ItemResolver::new(self, grant);
+        for r in rows {
+            r.catalog_item = items
+                .lab(&r.institution, r.code_system.as_deref(), &r.code)
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn observation(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         id: i64,
     ) -> Result<Option<ObservationRow>, AdminError> {
-        Ok(self.index.observation(id).await?)
+        let mut row: Vec<ObservationRow> = self.index.observation(id).await?.into_iter().collect();
+        self.with_items(grant, &mut row).await?;
+        Ok(row.pop())
     }
 
     pub async fn search_orders(

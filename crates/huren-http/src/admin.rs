@@ -33,6 +33,14 @@ pub fn router() -> Router<AppState> {
         .route("/persons/merge", post(merge_persons))
         .route("/persons/unmerge", post(unmerge_person))
         .route("/persons/{id}", get(show_person))
+        .route("/catalog/versions", post(crate::catalog::import_version))
+        .route("/catalog/prices", post(crate::catalog::import_prices))
+        .route("/catalog/mappings", post(crate::catalog::import_mappings))
+        .route("/catalog/study-rules", post(crate::catalog::import_rules))
+        .route(
+            "/catalog/unmapped-studies",
+            get(crate::catalog::unmapped_studies),
+        )
 }
 
 #[derive(Deserialize)]

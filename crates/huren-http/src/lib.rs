@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod fhir;
 pub mod patients;
@@ -130,6 +131,10 @@ pub fn router(state: AppState) -> Router {
             get(fhir::results::search_reports).post(fhir::write::create_report),
         )
         .route("/fhir/DiagnosticReport/{id}", get(fhir::results::read_report))
+        .route("/api/catalog/versions", get(catalog::versions))
+        .route("/api/catalog/items", get(catalog::items))
+        .route("/api/catalog/price", get(catalog::price))
+        .route("/api/catalog/lookup", get(catalog::lookup))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

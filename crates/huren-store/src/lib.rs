@@ -6,6 +6,7 @@
 //! (one file per received object, never overwritten), `spool/` (objects being received).
 
 pub mod blob;
+mod catalog;
 pub mod query;
 mod results;
 pub mod sqlite;

@@ -165,6 +165,7 @@ fn observation_row(r: &SqliteRow) -> ObservationRow {
         reported_at: r.get(24),
         reported_instant: r.get(25),
         superseded_by: r.get(26),
+        catalog_item: None,
     }
 }
 

@@ -1967,6 +1967,7 @@ impl Index for SqliteIndex {
                 performing_lab: r.get(13),
                 patient_id: r.get(14),
                 issuer: r.get(15),
+                catalog_item: None,
             })
             .collect())
     }
@@ -1990,7 +1991,9 @@ impl Index for SqliteIndex {
                     s.accession_number, s.num_instances, i.code,
                     (SELECT a.value FROM institution_attribute a WHERE a.institution_id = i.id AND a.attribute = 'name'
                        ORDER BY a.valid_from DESC LIMIT 1),
-                    p.patient_id, p.issuer
+                    p.patient_id, p.issuer,
+                    (SELECT COALESCE(group_concat(DISTINCT upper(se.body_part)), '') FROM series se
+                      WHERE se.study_id = s.id AND se.body_part IS NOT NULL AND se.body_part != '')
                FROM study s JOIN patient p ON p.id = s.patient_id JOIN institution i ON i.id = s.institution_id
               WHERE p.person_id = ? AND s.num_instances > 0
               ORDER BY s.study_instant DESC NULLS LAST, s.id DESC LIMIT ?",
@@ -2015,6 +2018,8 @@ impl Index for SqliteIndex {
                     performing_institution_name: r.get(9),
                     patient_id: r.get(10),
                     issuer: r.get(11),
+                    body_parts: r.get(12),
+                    catalog_item: None,
                 })
                 .collect(),
         ))
@@ -2235,4 +2240,85 @@ fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {
         stable_after_secs: row.get("stable_after_secs"),
         default_performer_id: row.get("default_performer_id"),
     })
+}
+
+#[async_trait]
+impl huren_archive::catalog::CatalogStore for SqliteIndex {
+    async fn import_catalog_version(
+        &self,
+        v: &huren_archive::catalog::CatalogVersion,
+        items: &[huren_catalog::Item],
+    ) -> Result<i64, StoreError> {
+        crate::catalog::import_version(&self.pool, v, items)
+            .await
+            .map_err(db)
+    }
+
+    async fn catalog_versions(
+        &self,
+    ) -> Result<Vec<huren_archive::catalog::CatalogVersion>, StoreError> {
+        crate::catalog::versions(&self.pool).await.map_err(db)
+    }
+
+    async fn catalog_items(&self, version_id: i64) -> Result<Vec<huren_catalog::Item>, StoreError> {
+        crate::catalog::items(&self.pool, version_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn unknown_item_codes(&self, codes: &[&str]) -> Result<Vec<String>, StoreError> {
+        crate::catalog::unknown_item_codes(&self.pool, codes)
+            .await
+            .map_err(db)
+    }
+
+    async fn upsert_prices(&self, prices: &[huren_catalog::Price]) -> Result<(), StoreError> {
+        crate::catalog::upsert_prices(&self.pool, prices)
+            .await
+            .map_err(db)
+    }
+
+    async fn item_prices(&self, item_code: &str) -> Result<Vec<huren_catalog::Price>, StoreError> {
+        crate::catalog::prices(&self.pool, item_code)
+            .await
+            .map_err(db)
+    }
+
+    async fn upsert_code_mappings(
+        &self,
+        maps: &[huren_catalog::CodeMapping],
+    ) -> Result<Result<(), String>, StoreError> {
+        crate::catalog::upsert_mappings(&self.pool, maps, now())
+            .await
+            .map_err(db)
+    }
+
+    async fn mapped_item(
+        &self,
+        institution: &str,
+        kind: huren_catalog::MapKind,
+        system: &str,
+        code: &str,
+    ) -> Result<Option<String>, StoreError> {
+        crate::catalog::mapped_item(&self.pool, institution, kind, system, code)
+            .await
+            .map_err(db)
+    }
+
+    async fn replace_study_rules(
+        &self,
+        rules: &[huren_catalog::StudyRule],
+    ) -> Result<(), StoreError> {
+        crate::catalog::replace_rules(&self.pool, rules)
+            .await
+            .map_err(db)
+    }
+
+    async fn study_rules(&self) -> Result<Vec<huren_catalog::StudyRule>, StoreError> {
+        crate::catalog::rules(&self.pool).await.map_err(db)
+    }
+
+    async fn study_groups(&self) -> Result<Vec<huren_archive::catalog::StudyGroup>, StoreError> {
+        crate::catalog::study_groups(&self.pool).await.map_err(db)
+    }
 }

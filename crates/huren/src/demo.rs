@@ -147,6 +147,31 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
         )
         .await?;
 
+    // A demo catalog in huren's CSV formats: item names and validity days from published
+    // regional lists (docs/catalog.md); codes and prices are made up for the demo.
+    let catalog = |e: huren_archive::catalog::CatalogError| anyhow::anyhow!("demo catalog: {e:?}");
+    archive
+        .import_catalog(
+            grant,
+            "demo-川渝-2024",
+            since,
+            include_str!("../demo/catalog/items.csv"),
+        )
+        .await
+        .map_err(catalog)?;
+    archive
+        .import_prices(grant, include_str!("../demo/catalog/prices.csv"))
+        .await
+        .map_err(catalog)?;
+    archive
+        .import_code_mappings(grant, include_str!("../demo/catalog/mappings.csv"))
+        .await
+        .map_err(catalog)?;
+    archive
+        .import_study_rules(grant, include_str!("../demo/catalog/study-rules.csv"))
+        .await
+        .map_err(catalog)?;
+
     let mut stored = 0;
     for (pi, (alpha, ideo, sex)) in NAMES.iter().enumerate() {
         let pi = pi as u64;

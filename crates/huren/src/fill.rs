@@ -71,7 +71,8 @@ pub async fn fill(
     let blobs = DiscardBlobs {
         spool: data_dir.join("spool"),
     };
-    let archive = Archive::new(Arc::new(index), Arc::new(blobs), archive_cfg);
+    let index = Arc::new(index);
+    let archive = Archive::new(index.clone(), Arc::new(blobs), index, archive_cfg);
     let admin = huren_access::grant_admin(&huren_access::Principal::Console)?;
     let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, &plan.institution).await?);
 

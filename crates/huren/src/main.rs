@@ -10,6 +10,7 @@ mod fill;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use huren_access::{AdminGrant, Principal, grant_admin};
+use huren_archive::catalog::CatalogFile;
 use huren_archive::model::{
     AttributeChange, InstitutionAttribute, NewInstitution, NewMembership, TokenScope,
 };
@@ -70,6 +71,10 @@ enum Command {
     /// HL7 v2 senders (lab and report systems): source network, optional MSH-4 facility.
     #[command(subcommand)]
     Hl7Sender(Hl7SenderCmd),
+    /// The recognition catalog: versions of items, prices, code mappings, study rules (CSV;
+    /// formats in docs/catalog.md).
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
     /// without object files and without fsync (see bench/ and docs/benchmarks.md).
     BenchFill {
@@ -124,6 +129,43 @@ enum Hl7SenderCmd {
         /// Character set when MSH-18 is empty, e.g. "GB 18030-2000".
         #[arg(long)]
         charset: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCmd {
+    /// Load a catalog CSV as a new version.
+    Import {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        label: String,
+        /// YYYY-MM-DD (region zone): the version applies from that day.
+        #[arg(long)]
+        effective_from: String,
+    },
+    /// Add effective-dated prices.
+    Prices {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Add institutions' order/charge and lab codes mapped to items.
+    Mappings {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Replace the rules mapping imaging studies to items.
+    Rules {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
     },
 }
 
@@ -272,7 +314,8 @@ pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyho
         .context("opening the index")?;
     let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
     let cfg = archive_config(settings)?;
-    Ok(Archive::new(Arc::new(index), Arc::new(blobs), cfg))
+    let index = Arc::new(index);
+    Ok(Archive::new(index.clone(), Arc::new(blobs), index, cfg))
 }
 
 fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> {
@@ -428,6 +471,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
+        Command::Catalog(cmd) => catalog_cmd(cmd).await,
         Command::BenchFill {
             dir,
             institution,
@@ -705,4 +749,64 @@ async fn shutdown() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn read_text(f: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))
+}
+
+/// A catalog load error with every bad line, one per line.
+fn catalog_error(e: huren_archive::catalog::CatalogError) -> anyhow::Error {
+    match e {
+        huren_archive::catalog::CatalogError::Lines(lines) => anyhow::anyhow!(
+            "the file was not loaded:\n{}",
+            lines
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        e => anyhow::anyhow!(e),
+    }
+}
+
+async fn load(dir: DataDir, file: PathBuf, what: CatalogFile, noun: &str) -> anyhow::Result<()> {
+    let (archive, grant) = console(&dir).await?;
+    let n = archive
+        .load_catalog_file(&grant, what, &read_text(&file)?)
+        .await
+        .map_err(catalog_error)?;
+    println!("{n} {noun}");
+    Ok(())
+}
+
+async fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
+    match cmd {
+        CatalogCmd::Import {
+            dir,
+            file,
+            label,
+            effective_from,
+        } => {
+            let (archive, grant) = console(&dir).await?;
+            let day = time::Date::parse(
+                &effective_from,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .context("--effective-from is YYYY-MM-DD")?;
+            let v = archive
+                .import_catalog(&grant, &label, day, &read_text(&file)?)
+                .await
+                .map_err(catalog_error)?;
+            println!("{} {} items", v.label, v.items);
+        }
+        CatalogCmd::Prices { dir, file } => load(dir, file, CatalogFile::Prices, "prices").await?,
+        CatalogCmd::Mappings { dir, file } => {
+            load(dir, file, CatalogFile::Mappings, "mappings").await?
+        }
+        CatalogCmd::Rules { dir, file } => {
+            load(dir, file, CatalogFile::StudyRules, "rules").await?
+        }
+    }
+    Ok(())
 }

@@ -27,6 +27,8 @@ const SYSTEMS: &[(&str, &str)] = &[
 ];
 const LOCAL: &str = "urn:huren:local:";
 pub const INSTITUTION_SYSTEM: &str = "urn:huren:institution";
+/// Codes of the region's recognition catalog (docs/catalog.md).
+pub const CATALOG_SYSTEM: &str = "urn:huren:catalog";
 
 /// The FHIR system of a stored code: a known URI, a URI as sent, or the institution's local
 /// system `urn:huren:local:<institution>:<HL7 name>`.
@@ -194,6 +196,12 @@ pub fn observation(o: &ObservationRow, zone: &'static time_tz::Tz) -> Value {
         "subject": { "reference": format!("Patient/{}", o.person) },
         "performer": performer(&o.institution, o.performing_lab.as_deref()),
     });
+    // The region's catalog item the lab's code maps to (recognition is decided per item).
+    if let Some(item) = &o.catalog_item
+        && let Some(codings) = r["code"]["coding"].as_array_mut()
+    {
+        codings.push(json!({ "system": CATALOG_SYSTEM, "code": item }));
+    }
     if let Some(t) = &o.code_text {
         r["code"]["text"] = json!(t);
     }

@@ -1,0 +1,437 @@
+//! The catalog use cases (issue #5 item 8): operators load catalog versions, prices, code
+//! mappings and study rules from CSV; everyone reads items and effective prices; operators see
+//! which studies no rule maps (aggregates, no patient data). Parsing and matching are
+//! `huren_catalog`'s (pure); this is loading, checking against the database, and audit.
+
+use crate::ports::StoreError;
+use crate::{AdminError, Archive};
+use async_trait::async_trait;
+use huren_access::{AdminGrant, ReadGrant};
+use huren_catalog::{CodeMapping, Item, LineError, MapKind, Price, StudyFacts, StudyRule};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The catalog's storage port.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    async fn import_catalog_version(
+        &self,
+        v: &CatalogVersion,
+        items: &[Item],
+    ) -> Result<i64, StoreError>;
+    async fn catalog_versions(&self) -> Result<Vec<CatalogVersion>, StoreError>;
+    async fn catalog_items(&self, version_id: i64) -> Result<Vec<Item>, StoreError>;
+    /// Which of `codes` appear in no catalog version.
+    async fn unknown_item_codes(&self, codes: &[&str]) -> Result<Vec<String>, StoreError>;
+    async fn upsert_prices(&self, prices: &[Price]) -> Result<(), StoreError>;
+    async fn item_prices(&self, item_code: &str) -> Result<Vec<Price>, StoreError>;
+    /// `Ok(Err(code))`: an institution that does not exist (nothing written).
+    async fn upsert_code_mappings(
+        &self,
+        maps: &[CodeMapping],
+    ) -> Result<Result<(), String>, StoreError>;
+    async fn mapped_item(
+        &self,
+        institution: &str,
+        kind: MapKind,
+        system: &str,
+        code: &str,
+    ) -> Result<Option<String>, StoreError>;
+    async fn replace_study_rules(&self, rules: &[StudyRule]) -> Result<(), StoreError>;
+    async fn study_rules(&self) -> Result<Vec<StudyRule>, StoreError>;
+    async fn study_groups(&self) -> Result<Vec<StudyGroup>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogVersion {
+    pub id: i64,
+    pub label: String,
+    /// YYYY-MM-DD in the region's zone.
+    pub effective_from: String,
+    pub source_sha256: String,
+    pub imported_at: i64,
+    pub imported_by: String,
+    pub items: i64,
+}
+
+/// Studies that look the same to the rules, and how many there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudyGroup {
+    pub facts: StudyFacts,
+    pub studies: i64,
+}
+
+/// A price as applied: to which institution, item and day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectivePrice {
+    pub item_code: String,
+    pub institution: String,
+    pub date: String,
+    pub price_fen: i64,
+    /// The same amount as text in yuan (`128.50`).
+    pub price_yuan: String,
+    pub price_region: String,
+    pub institution_grade: String,
+    pub valid_from: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the file has {} bad line(s)", .0.len())]
+    Lines(Vec<LineError>),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<AdminError> for CatalogError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(s) => CatalogError::Store(s),
+            AdminError::Invalid(m) => CatalogError::Invalid(m),
+        }
+    }
+}
+
+fn iso(d: time::Date) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    d.format(f).unwrap_or_default()
+}
+
+pub fn fen_to_yuan(fen: i64) -> String {
+    format!("{}.{:02}", fen / 100, (fen % 100).abs())
+}
+
+/// The catalog files loaded besides items (each a CSV with its own header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogFile {
+    Prices,
+    Mappings,
+    StudyRules,
+}
+
+impl Archive {
+    /// Loads a prices, mappings or study-rules file; the number of rows taken.
+    pub async fn load_catalog_file(
+        &self,
+        grant: &AdminGrant,
+        file: CatalogFile,
+        csv: &str,
+    ) -> Result<usize, CatalogError> {
+        match file {
+            CatalogFile::Prices => self.import_prices(grant, csv).await,
+            CatalogFile::Mappings => self.import_code_mappings(grant, csv).await,
+            CatalogFile::StudyRules => self.import_study_rules(grant, csv).await,
+        }
+    }
+
+    /// Loads a catalog CSV as a new version that applies from `effective_from`.
+    pub async fn import_catalog(
+        &self,
+        grant: &AdminGrant,
+        label: &str,
+        effective_from: time::Date,
+        csv: &str,
+    ) -> Result<CatalogVersion, CatalogError> {
+        let items = huren_catalog::parse_items(csv).map_err(CatalogError::Lines)?;
+        if label.trim().is_empty() {
+            return Err(CatalogError::Invalid("a version needs a label".into()));
+        }
+        let mut v = CatalogVersion {
+            id: 0,
+            label: label.trim().to_owned(),
+            effective_from: iso(effective_from),
+            source_sha256: hex::encode(Sha256::digest(csv.as_bytes())),
+            imported_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            imported_by: grant.principal().label(),
+            items: items.len() as i64,
+        };
+        v.id = self
+            .catalog
+            .import_catalog_version(&v, &items)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    CatalogError::Invalid(format!("catalog version {} exists", v.label))
+                }
+                e => CatalogError::Store(e),
+            })?;
+        self.audit_config(
+            grant,
+            format!("catalog:{}", v.label),
+            serde_json::json!({ "effective_from": v.effective_from, "items": v.items, "sha256": v.source_sha256 }),
+        )
+        .await;
+        Ok(v)
+    }
+
+    pub async fn catalog_versions(
+        &self,
+        _grant: &ReadGrant,
+    ) -> Result<Vec<CatalogVersion>, AdminError> {
+        Ok(self.catalog.catalog_versions().await?)
+    }
+
+    /// The version in force on `date`: the latest that started on or before it.
+    pub async fn catalog_version_on(
+        &self,
+        grant: &ReadGrant,
+        date: time::Date,
+    ) -> Result<Option<CatalogVersion>, AdminError> {
+        let day = iso(date);
+        Ok(self
+            .catalog_versions(grant)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|v| v.effective_from <= day))
+    }
+
+    /// A version's items (by label), or the items in force today.
+    pub async fn catalog_items(
+        &self,
+        grant: &ReadGrant,
+        label: Option<&str>,
+    ) -> Result<Option<(CatalogVersion, Vec<Item>)>, AdminError> {
+        let v = match label {
+            Some(l) => self
+                .catalog_versions(grant)
+                .await?
+                .into_iter()
+                .find(|v| v.label == l),
+            None => self.catalog_version_on(grant, self.today()).await?,
+        };
+        let Some(v) = v else {
+            return Ok(None);
+        };
+        let items = self.catalog.catalog_items(v.id).await?;
+        Ok(Some((v, items)))
+    }
+
+    async fn require_items(&self, codes: Vec<&str>) -> Result<(), CatalogError> {
+        let mut codes = codes;
+        codes.sort_unstable();
+        codes.dedup();
+        let unknown = self.catalog.unknown_item_codes(&codes).await?;
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(CatalogError::Invalid(format!(
+                "not catalog items: {}",
+                unknown.join(", ")
+            )))
+        }
+    }
+
+    /// Adds prices (a row with the same item, region, grade and start replaces the earlier).
+    pub async fn import_prices(
+        &self,
+        grant: &AdminGrant,
+        csv: &str,
+    ) -> Result<usize, CatalogError> {
+        let prices = huren_catalog::parse_prices(csv).map_err(CatalogError::Lines)?;
+        self.require_items(prices.iter().map(|p| p.item_code.as_str()).collect())
+            .await?;
+        self.catalog.upsert_prices(&prices).await?;
+        self.audit_config(
+            grant,
+            "catalog:prices".into(),
+            serde_json::json!({ "rows": prices.len() }),
+        )
+        .await;
+        Ok(prices.len())
+    }
+
+    /// The price of `item` at `institution` on `date` (its price region and grade that day).
+    pub async fn effective_price(
+        &self,
+        _grant: &ReadGrant,
+        institution: &str,
+        item: &str,
+        date: time::Date,
+    ) -> Result<Option<EffectivePrice>, AdminError> {
+        let Some(inst) = self.index.institution_as_of(institution, date).await? else {
+            return Err(AdminError::Invalid(format!(
+                "unknown institution {institution}"
+            )));
+        };
+        let prices = self.catalog.item_prices(item).await?;
+        Ok(huren_catalog::effective_price(
+            &prices,
+            item,
+            inst.region.as_deref(),
+            inst.level.as_deref(),
+            date,
+        )
+        .map(|p| EffectivePrice {
+            item_code: item.to_owned(),
+            institution: institution.to_owned(),
+            date: iso(date),
+            price_fen: p.price_fen,
+            price_yuan: fen_to_yuan(p.price_fen),
+            price_region: p.price_region.clone(),
+            institution_grade: p.institution_grade.clone(),
+            valid_from: iso(p.valid_from),
+        }))
+    }
+
+    /// Adds or replaces institutions' local-code mappings.
+    pub async fn import_code_mappings(
+        &self,
+        grant: &AdminGrant,
+        csv: &str,
+    ) -> Result<usize, CatalogError> {
+        let maps = huren_catalog::parse_mappings(csv).map_err(CatalogError::Lines)?;
+        self.require_items(maps.iter().map(|m| m.item_code.as_str()).collect())
+            .await?;
+        if let Err(inst) = self.catalog.upsert_code_mappings(&maps).await? {
+            return Err(CatalogError::Invalid(format!("unknown institution {inst}")));
+        }
+        self.audit_config(
+            grant,
+            "catalog:mappings".into(),
+            serde_json::json!({ "rows": maps.len() }),
+        )
+        .await;
+        Ok(maps.len())
+    }
+
+    /// The item an institution's order/charge code or lab test code maps to; a lab code in
+    /// LOINC maps to the item with that LOINC when no mapping says otherwise.
+    pub async fn item_for_code(
+        &self,
+        grant: &ReadGrant,
+        institution: &str,
+        kind: MapKind,
+        system: &str,
+        code: &str,
+    ) -> Result<Option<String>, AdminError> {
+        ItemResolver::new(self, grant)
+            .item(institution, kind, system, code)
+            .await
+    }
+
+    /// Replaces the study rules with a file's (all or nothing).
+    pub async fn import_study_rules(
+        &self,
+        grant: &AdminGrant,
+        csv: &str,
+    ) -> Result<usize, CatalogError> {
+        let rules = huren_catalog::parse_rules(csv).map_err(CatalogError::Lines)?;
+        self.require_items(rules.iter().map(|r| r.item_code.as_str()).collect())
+            .await?;
+        for inst in rules.iter().filter_map(|r| r.institution.as_deref()) {
+            if self
+                .index
+                .institution_as_of(inst, self.today())
+                .await?
+                .is_none()
+            {
+                return Err(CatalogError::Invalid(format!("unknown institution {inst}")));
+            }
+        }
+        self.catalog.replace_study_rules(&rules).await?;
+        self.audit_config(
+            grant,
+            "catalog:study-rules".into(),
+            serde_json::json!({ "rules": rules.len() }),
+        )
+        .await;
+        Ok(rules.len())
+    }
+
+    /// The item a study is, by the rules (None: no rule matches).
+    pub async fn study_item(&self, facts: &StudyFacts) -> Result<Option<String>, AdminError> {
+        let rules = self.catalog.study_rules().await?;
+        Ok(huren_catalog::match_study(&rules, facts).map(|r| r.item_code.clone()))
+    }
+
+    /// Studies no rule maps, as aggregates for operators (institution, modality, body part,
+    /// description, count) — no patient data.
+    pub async fn unmapped_studies(
+        &self,
+        _grant: &AdminGrant,
+    ) -> Result<Vec<StudyGroup>, AdminError> {
+        let rules = self.catalog.study_rules().await?;
+        Ok(self
+            .catalog
+            .study_groups()
+            .await?
+            .into_iter()
+            .filter(|g| huren_catalog::match_study(&rules, &g.facts).is_none())
+            .collect())
+    }
+}
+
+/// Resolves many codes to items in one request: each distinct code is looked up once and the
+/// current version's LOINC index is read at most once.
+pub(crate) struct ItemResolver<'a> {
+    archive: &'a Archive,
+    grant: &'a ReadGrant,
+    seen: std::collections::HashMap<(String, MapKind, String, String), Option<String>>,
+    loinc: Option<std::collections::HashMap<String, String>>,
+}
+
+impl<'a> ItemResolver<'a> {
+    pub(crate) fn new(archive: &'a Archive, grant: &'a ReadGrant) -> Self {
+        ItemResolver {
+            archive,
+            grant,
+            seen: Default::default(),
+            loinc: None,
+        }
+    }
+
+    /// A lab result's item (its performing institution's code, or its LOINC).
+    pub(crate) async fn lab(
+        &mut self,
+        institution: &str,
+        system: Option<&str>,
+        code: &str,
+    ) -> Result<Option<String>, AdminError> {
+        self.item(institution, MapKind::Lab, system.unwrap_or(""), code)
+            .await
+    }
+
+    pub(crate) async fn item(
+        &mut self,
+        institution: &str,
+        kind: MapKind,
+        system: &str,
+        code: &str,
+    ) -> Result<Option<String>, AdminError> {
+        let key = (
+            institution.to_owned(),
+            kind,
+            system.to_owned(),
+            code.to_owned(),
+        );
+        if let Some(hit) = self.seen.get(&key) {
+            return Ok(hit.clone());
+        }
+        let mut found = self
+            .archive
+            .catalog
+            .mapped_item(institution, kind, system, code)
+            .await?;
+        if found.is_none() && kind == MapKind::Lab && matches!(system, "LN" | "http://loinc.org") {
+            if self.loinc.is_none() {
+                let items = self.archive.catalog_items(self.grant, None).await?;
+                self.loinc = Some(
+                    items
+                        .map(|(_, items)| {
+                            items
+                                .into_iter()
+                                .filter_map(|i| Some((i.loinc?, i.code)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+            }
+            found = self.loinc.as_ref().and_then(|m| m.get(code).cloned());
+        }
+        self.seen.insert(key, found.clone());
+        Ok(found)
+    }
+}
