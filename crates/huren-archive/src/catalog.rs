@@ -10,6 +10,8 @@ use huren_access::{AdminGrant, ReadGrant};
 use huren_catalog::{CodeMapping, Item, LineError, MapKind, Price, StudyFacts, StudyRule};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The catalog's storage port.
 #[async_trait]
@@ -30,13 +32,7 @@ pub trait CatalogStore: Send + Sync {
         &self,
         maps: &[CodeMapping],
     ) -> Result<Result<(), String>, StoreError>;
-    async fn mapped_item(
-        &self,
-        institution: &str,
-        kind: MapKind,
-        system: &str,
-        code: &str,
-    ) -> Result<Option<String>, StoreError>;
+    async fn code_mappings(&self) -> Result<Vec<CodeMapping>, StoreError>;
     async fn replace_study_rules(&self, rules: &[StudyRule]) -> Result<(), StoreError>;
     async fn study_rules(&self) -> Result<Vec<StudyRule>, StoreError>;
     async fn study_groups(&self) -> Result<Vec<StudyGroup>, StoreError>;
@@ -157,6 +153,7 @@ impl Archive {
                 }
                 e => CatalogError::Store(e),
             })?;
+        self.catalog_cache.clear();
         self.audit_config(
             grant,
             format!("catalog:{}", v.label),
@@ -234,6 +231,7 @@ impl Archive {
         self.require_items(prices.iter().map(|p| p.item_code.as_str()).collect())
             .await?;
         self.catalog.upsert_prices(&prices).await?;
+        self.catalog_cache.clear();
         self.audit_config(
             grant,
             "catalog:prices".into(),
@@ -288,6 +286,7 @@ impl Archive {
         if let Err(inst) = self.catalog.upsert_code_mappings(&maps).await? {
             return Err(CatalogError::Invalid(format!("unknown institution {inst}")));
         }
+        self.catalog_cache.clear();
         self.audit_config(
             grant,
             "catalog:mappings".into(),
@@ -301,15 +300,16 @@ impl Archive {
     /// LOINC maps to the item with that LOINC when no mapping says otherwise.
     pub async fn item_for_code(
         &self,
-        grant: &ReadGrant,
+        _grant: &ReadGrant,
         institution: &str,
         kind: MapKind,
         system: &str,
         code: &str,
     ) -> Result<Option<String>, AdminError> {
-        ItemResolver::new(self, grant)
-            .item(institution, kind, system, code)
-            .await
+        Ok(self
+            .catalog_snapshot()
+            .await?
+            .item(institution, kind, system, code))
     }
 
     /// Replaces the study rules with a file's (all or nothing).
@@ -332,6 +332,7 @@ impl Archive {
             }
         }
         self.catalog.replace_study_rules(&rules).await?;
+        self.catalog_cache.clear();
         self.audit_config(
             grant,
             "catalog:study-rules".into(),
@@ -343,8 +344,8 @@ impl Archive {
 
     /// The item a study is, by the rules (None: no rule matches).
     pub async fn study_item(&self, facts: &StudyFacts) -> Result<Option<String>, AdminError> {
-        let rules = self.catalog.study_rules().await?;
-        Ok(huren_catalog::match_study(&rules, facts).map(|r| r.item_code.clone()))
+        let snap = self.catalog_snapshot().await?;
+        Ok(huren_catalog::match_study(&snap.rules, facts).map(|r| r.item_code.clone()))
     }
 
     /// Studies no rule maps, as aggregates for operators (institution, modality, body part,
@@ -364,74 +365,104 @@ impl Archive {
     }
 }
 
-/// Resolves many codes to items in one request: each distinct code is looked up once and the
-/// current version's LOINC index is read at most once.
-pub(crate) struct ItemResolver<'a> {
-    archive: &'a Archive,
-    grant: &'a ReadGrant,
-    seen: std::collections::HashMap<(String, MapKind, String, String), Option<String>>,
-    loinc: Option<std::collections::HashMap<String, String>>,
+/// What reading results needs of the catalog, kept in memory: code mappings, the LOINC index
+/// of the version in force, the study rules. Read at most every ten seconds; loads through
+/// this process clear it at once (the CLI's are seen within ten seconds).
+#[derive(Default)]
+pub(crate) struct CatalogCache(std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>);
+
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    /// (institution, kind, code) → [(system, item)], a system-specific entry before `""`.
+    mappings: HashMap<(String, MapKind, String), Vec<(String, String)>>,
+    loinc: HashMap<String, String>,
+    pub(crate) rules: Vec<StudyRule>,
 }
 
-impl<'a> ItemResolver<'a> {
-    pub(crate) fn new(archive: &'a Archive, grant: &'a ReadGrant) -> Self {
-        ItemResolver {
-            archive,
-            grant,
-            seen: Default::default(),
-            loinc: None,
-        }
-    }
-
-    /// A lab result's item (its performing institution's code, or its LOINC).
-    pub(crate) async fn lab(
-        &mut self,
-        institution: &str,
-        system: Option<&str>,
-        code: &str,
-    ) -> Result<Option<String>, AdminError> {
-        self.item(institution, MapKind::Lab, system.unwrap_or(""), code)
-            .await
-    }
-
-    pub(crate) async fn item(
-        &mut self,
+impl Snapshot {
+    /// The item an institution's code maps to; a lab code in LOINC without a mapping maps to
+    /// the item with that LOINC.
+    pub(crate) fn item(
+        &self,
         institution: &str,
         kind: MapKind,
         system: &str,
         code: &str,
-    ) -> Result<Option<String>, AdminError> {
-        let key = (
-            institution.to_owned(),
-            kind,
-            system.to_owned(),
-            code.to_owned(),
-        );
-        if let Some(hit) = self.seen.get(&key) {
-            return Ok(hit.clone());
+    ) -> Option<String> {
+        let mapped = self
+            .mappings
+            .get(&(institution.to_owned(), kind, code.to_owned()))
+            .and_then(|v| {
+                v.iter()
+                    .find(|(s, _)| s == system)
+                    .or_else(|| v.iter().find(|(s, _)| s.is_empty()))
+            })
+            .map(|(_, item)| item.clone());
+        mapped.or_else(|| {
+            (kind == MapKind::Lab && matches!(system, "LN" | "http://loinc.org"))
+                .then(|| self.loinc.get(code).cloned())
+                .flatten()
+        })
+    }
+
+    /// A lab result's item (its performing institution's code, or its LOINC).
+    pub(crate) fn lab(
+        &self,
+        institution: &str,
+        system: Option<&str>,
+        code: &str,
+    ) -> Option<String> {
+        self.item(institution, MapKind::Lab, system.unwrap_or(""), code)
+    }
+}
+
+impl CatalogCache {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
         }
-        let mut found = self
-            .archive
+    }
+}
+
+impl Archive {
+    pub(crate) async fn catalog_snapshot(&self) -> Result<Arc<Snapshot>, AdminError> {
+        if let Ok(g) = self.catalog_cache.0.lock()
+            && let Some((at, snap)) = g.as_ref()
+            && at.elapsed() < CatalogCache::TTL
+        {
+            return Ok(snap.clone());
+        }
+        let mut snap = Snapshot::default();
+        for m in self.catalog.code_mappings().await? {
+            snap.mappings
+                .entry((m.institution, m.kind, m.local_code))
+                .or_default()
+                .push((m.local_system, m.item_code));
+        }
+        let day = iso(self.today());
+        if let Some(v) = self
             .catalog
-            .mapped_item(institution, kind, system, code)
-            .await?;
-        if found.is_none() && kind == MapKind::Lab && matches!(system, "LN" | "http://loinc.org") {
-            if self.loinc.is_none() {
-                let items = self.archive.catalog_items(self.grant, None).await?;
-                self.loinc = Some(
-                    items
-                        .map(|(_, items)| {
-                            items
-                                .into_iter()
-                                .filter_map(|i| Some((i.loinc?, i.code)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                );
-            }
-            found = self.loinc.as_ref().and_then(|m| m.get(code).cloned());
+            .catalog_versions()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|v| v.effective_from <= day)
+        {
+            snap.loinc = self
+                .catalog
+                .catalog_items(v.id)
+                .await?
+                .into_iter()
+                .filter_map(|i| Some((i.loinc?, i.code)))
+                .collect();
         }
-        self.seen.insert(key, found.clone());
-        Ok(found)
+        snap.rules = self.catalog.study_rules().await?;
+        let snap = Arc::new(snap);
+        if let Ok(mut g) = self.catalog_cache.0.lock() {
+            *g = Some((std::time::Instant::now(), snap.clone()));
+        }
+        Ok(snap)
     }
 }

@@ -172,6 +172,7 @@ pub struct Archive {
     attribution: Arc<attribution::AttributionCache>,
     considered: Arc<persons::Considered>,
     hl7_senders: Arc<lab::SenderCache>,
+    catalog_cache: Arc<catalog::CatalogCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +198,7 @@ impl Archive {
             attribution: Arc::default(),
             considered: Arc::default(),
             hl7_senders: Arc::default(),
+            catalog_cache: Arc::default(),
         }
     }
 
@@ -488,7 +490,7 @@ impl Archive {
     /// (patient timeline).
     pub async fn timeline(
         &self,
-        grant: &huren_access::ReadGrant,
+        _grant: &huren_access::ReadGrant,
         person: &str,
         limit: u32,
     ) -> Result<Option<model::Timeline>, AdminError> {
@@ -498,7 +500,7 @@ impl Archive {
         };
         // Which catalog item each result is: study rules for images, code mappings (or
         // LOINC) for lab results.
-        let rules = self.catalog.study_rules().await?;
+        let catalog = self.catalog_snapshot().await?;
         for s in &mut studies {
             let facts = huren_catalog::StudyFacts {
                 institution: s.performing_institution.clone(),
@@ -513,14 +515,12 @@ impl Archive {
                 procedure_code: None,
             };
             s.catalog_item =
-                huren_catalog::match_study(&rules, &facts).map(|r| r.item_code.clone());
+                huren_catalog::match_study(&catalog.rules, &facts).map(|r| r.item_code.clone());
         }
         let mut lab_results = self.index.person_lab_results(person, limit).await?;
-        let mut items = catalog::ItemResolver::new(self, grant);
         for r in &mut lab_results {
-            r.catalog_item = items
-                .lab(&r.performing_institution, r.code_system.as_deref(), &r.code)
-                .await?;
+            r.catalog_item =
+                catalog.lab(&r.performing_institution, r.code_system.as_deref(), &r.code);
         }
         let reports = self.index.person_reports(person, limit).await?;
         Ok(Some(model::Timeline {

@@ -162,38 +162,32 @@ impl Archive {
 
     pub async fn search_observations(
         &self,
-        grant: &ReadGrant,
+        _grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<ObservationRow>, AdminError> {
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         let mut rows = self.index.search_observations(q).await?;
-        self.with_items(grant, &mut rows).await?;
+        self.with_items(&mut rows).await?;
         Ok(rows)
     }
 
-    async fn with_items(
-        &self,
-        grant: &ReadGrant,
-        rows: &mut [ObservationRow],
-    ) -> Result<(), AdminError> {
-        let mut items = crate::catalog::ItemResolver::new(self, grant);
+    async fn with_items(&self, rows: &mut [ObservationRow]) -> Result<(), AdminError> {
+        let catalog = self.catalog_snapshot().await?;
         for r in rows {
-            r.catalog_item = items
-                .lab(&r.institution, r.code_system.as_deref(), &r.code)
-                .await?;
+            r.catalog_item = catalog.lab(&r.institution, r.code_system.as_deref(), &r.code);
         }
         Ok(())
     }
 
     pub async fn observation(
         &self,
-        grant: &ReadGrant,
+        _grant: &ReadGrant,
         id: i64,
     ) -> Result<Option<ObservationRow>, AdminError> {
         let mut row: Vec<ObservationRow> = self.index.observation(id).await?.into_iter().collect();
-        self.with_items(grant, &mut row).await?;
+        self.with_items(&mut row).await?;
         Ok(row.pop())
     }
 

@@ -211,26 +211,28 @@ pub async fn upsert_mappings(
     Ok(Ok(()))
 }
 
-/// The item an institution's local code maps to (a system-specific mapping before a
-/// system-less one).
-pub async fn mapped_item(
-    pool: &SqlitePool,
-    institution: &str,
-    kind: MapKind,
-    system: &str,
-    code: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT m.item_code FROM catalog_code_map m JOIN institution i ON i.id = m.institution_id
-          WHERE i.code = ? AND m.kind = ? AND m.local_code = ? AND m.local_system IN ('', ?)
-          ORDER BY m.local_system DESC LIMIT 1",
+/// Every mapping (a few thousand rows at most: the archive keeps them in memory).
+pub async fn all_mappings(pool: &SqlitePool) -> Result<Vec<CodeMapping>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT i.code, m.kind, m.local_system, m.local_code, m.item_code
+           FROM catalog_code_map m JOIN institution i ON i.id = m.institution_id",
     )
-    .bind(institution)
-    .bind(kind.as_str())
-    .bind(code)
-    .bind(system)
-    .fetch_optional(pool)
-    .await
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CodeMapping {
+            institution: r.get(0),
+            kind: if r.get::<String, _>(1) == "order" {
+                MapKind::Order
+            } else {
+                MapKind::Lab
+            },
+            local_system: r.get(2),
+            local_code: r.get(3),
+            item_code: r.get(4),
+        })
+        .collect())
 }
 
 pub async fn replace_rules(pool: &SqlitePool, rules: &[StudyRule]) -> Result<(), sqlx::Error> {

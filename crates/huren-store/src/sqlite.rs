@@ -653,7 +653,9 @@ async fn oru_statements(
         // The newest result for the same record, order (filler, else placer) or identifier and
         // code is current — a final after a preliminary, a correction after a final; earlier
         // ones stay as history. New rows are those above the starting id.
-        const SAME: &str = "n.code = old.code AND ((n.filler_order = old.filler_order)
+        // `+n.code`: new rows are found by their id range (a handful), never through the code
+        // index (every result with that code ever stored).
+        const SAME: &str = "+n.code = old.code AND ((n.filler_order = old.filler_order)
                  OR (n.filler_order IS NULL AND old.filler_order IS NULL AND n.placer_order = old.placer_order)
                  OR (n.identifier_value = old.identifier_value AND n.identifier_system IS old.identifier_system))";
         sql.push_str(&format!(
@@ -2293,16 +2295,8 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
             .map_err(db)
     }
 
-    async fn mapped_item(
-        &self,
-        institution: &str,
-        kind: huren_catalog::MapKind,
-        system: &str,
-        code: &str,
-    ) -> Result<Option<String>, StoreError> {
-        crate::catalog::mapped_item(&self.pool, institution, kind, system, code)
-            .await
-            .map_err(db)
+    async fn code_mappings(&self) -> Result<Vec<huren_catalog::CodeMapping>, StoreError> {
+        crate::catalog::all_mappings(&self.pool).await.map_err(db)
     }
 
     async fn replace_study_rules(
