@@ -62,6 +62,14 @@ fn filters(q: &ResultQuery, t: &str, code: &str, system: &str) -> Where {
         );
     }
     if !q.codes.is_empty() {
+        // With a person, walk that person's results (hundreds) rather than every result with
+        // the code (tens of thousands): the unary `+` keeps the planner off the code index.
+        let code = if q.persons.is_some() {
+            format!("+{code}")
+        } else {
+            code.to_owned()
+        };
+        let code = code.as_str();
         let mut any = Vec::new();
         let mut vals = Vec::new();
         for c in &q.codes {

@@ -89,6 +89,9 @@ enum Command {
         studies_per_patient: u64,
         #[arg(long, default_value_t = 1)]
         instances_per_study: u64,
+        /// Fill lab results instead of images: this many orders of 20 results per patient.
+        #[arg(long)]
+        orders_per_patient: Option<u64>,
     },
 }
 
@@ -478,8 +481,19 @@ async fn main() -> anyhow::Result<()> {
             patients,
             studies_per_patient,
             instances_per_study,
+            orders_per_patient,
         } => {
             let settings = config::load(&dir.data_dir, None, config::FlagOverrides::default())?;
+            if let Some(orders) = orders_per_patient {
+                return fill::fill_results(
+                    &dir.data_dir,
+                    archive_config(&settings)?,
+                    &institution,
+                    patients,
+                    orders,
+                )
+                .await;
+            }
             fill::fill(
                 &dir.data_dir,
                 archive_config(&settings)?,
