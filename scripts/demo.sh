@@ -16,6 +16,10 @@ if [ ! -f "$DATA/huren.toml" ]; then
   # Demo keys for sealing identity numbers, generated once per demo data directory. Real
   # deployments keep keys outside the data directory (docs/mpi.md).
   key() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
-  printf '# Generated for the demo.\n[mpi]\nsm4_key = "%s"\nindex_key = "%s"\n' "$(key)" "$(key)" > "$DATA/huren.toml"
+  # The audit chain's key and checkpoints likewise; checkpoints go beside, not inside, the
+  # data directory (docs/audit.md).
+  mkdir -p "${DATA%/}-audit"
+  printf '# Generated for the demo.\n[mpi]\nsm4_key = "%s"\nindex_key = "%s"\n[audit]\nchain_key = "%s"\ncheckpoint_file = "%s"\n' \
+    "$(key)" "$(key)" "$(key)$(key)" "$(cd "${DATA%/}-audit" && pwd)/checkpoints.jsonl" > "$DATA/huren.toml"
 fi
 exec cargo run --release -p huren -- demo --data-dir "$DATA" "$@"

@@ -7,12 +7,14 @@ use async_trait::async_trait;
 use huren_access::{AuditEvent, Principal, Sender, SenderKind};
 use huren_archive::model::*;
 use huren_archive::ports::{Index, StoreError};
+use huren_seal::chain::{ChainKey, GENESIS};
 use huren_types::{AeTitle, InstitutionCode, Lifecycle};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +32,9 @@ enum Job {
         AuditEvent,
         oneshot::Sender<Result<OruOutcome, StoreError>>,
     ),
+    /// An audit event on its own (refusals, configuration changes, reads): through the writer
+    /// like every other, so the chain has one head.
+    Audit(AuditEvent, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// A job's result, held until its group commits.
@@ -42,6 +47,20 @@ enum Done {
         oneshot::Sender<Result<OruOutcome, StoreError>>,
         Result<OruOutcome, StoreError>,
     ),
+    Audit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+}
+
+impl Done {
+    fn failed(&self) -> bool {
+        match self {
+            Done::Instance(_, r) => r.is_err(),
+            Done::Oru(_, r) => r.is_err(),
+            Done::Audit(_, r) => r.is_err(),
+        }
+    }
 }
 
 pub struct SqliteIndex {
@@ -92,17 +111,31 @@ impl SqliteIndex {
     }
 
     /// Opens (creating and migrating) the index at `path` and starts the group-commit writer.
+    /// Audit events are not chained (tools and tests); serving uses [`SqliteIndex::open_chained`].
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(Self::connect_options(path)).await
+        Self::open_with(Self::connect_options(path), None).await
+    }
+
+    /// Opens the index with the audit chain's key: every audit event this process stores is
+    /// chained (docs/audit.md).
+    pub async fn open_chained(path: &Path, key: Option<Arc<ChainKey>>) -> Result<Self, StoreError> {
+        Self::open_with(Self::connect_options(path), key).await
     }
 
     /// Opens the index for building a throw-away data set quickly (`huren bench-fill`):
     /// `synchronous=OFF`, so commits do not wait for the disk. Never for serving.
     pub async fn open_bulk(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(Self::connect_options(path).synchronous(SqliteSynchronous::Off)).await
+        Self::open_with(
+            Self::connect_options(path).synchronous(SqliteSynchronous::Off),
+            None,
+        )
+        .await
     }
 
-    async fn open_with(opts: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn open_with(
+        opts: SqliteConnectOptions,
+        chain_key: Option<Arc<ChainKey>>,
+    ) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.clone())
@@ -132,7 +165,7 @@ impl SqliteIndex {
         });
         let conn = SqliteConnection::connect_with(&opts).await.map_err(db)?;
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(writer(conn, rx));
+        tokio::spawn(writer(conn, rx, Chain::new(chain_key)));
         Ok(SqliteIndex { pool, writer: tx })
     }
 
@@ -152,7 +185,7 @@ impl SqliteIndex {
 
 /// The group-commit loop: waits for one request, takes every other one already queued (up to
 /// a bound), and commits them together.
-async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, mut chain: Chain) {
     const MAX_BATCH: usize = 256;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -165,19 +198,29 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
         let mut done: Vec<Done> = Vec::with_capacity(batch.len());
         let tx_result: Result<(), sqlx::Error> = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            chain.load(&mut tx).await?;
             for job in batch {
                 // Each job runs inside its own savepoint: a refused one leaves no trace and
-                // the rest of the group commits.
-                done.push(match job {
+                // the rest of the group commits (its audit link is taken back too).
+                let mark = chain.mark();
+                let d = match job {
                     Job::Instance(rec, audit, reply) => {
-                        let r = commit_one(&mut tx, &rec, &audit).await;
+                        let r = commit_one(&mut tx, &rec, &audit, &mut chain).await;
                         Done::Instance(reply, r)
                     }
                     Job::Oru(oru, audit, reply) => {
-                        let r = commit_oru_in(&mut tx, &oru, &audit).await;
+                        let r = commit_oru_in(&mut tx, &oru, &audit, &mut chain).await;
                         Done::Oru(reply, r)
                     }
-                });
+                    Job::Audit(ev, reply) => {
+                        let r = insert_audit(&mut tx, &ev, &mut chain).await.map_err(db);
+                        Done::Audit(reply, r)
+                    }
+                };
+                if d.failed() {
+                    chain.reset(mark);
+                }
+                done.push(d);
             }
             tx.commit().await
         }
@@ -200,6 +243,12 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
                         None => r,
                     });
                 }
+                Done::Audit(reply, r) => {
+                    let _ = reply.send(match &failed {
+                        Some(e) => Err(clone_err(e)),
+                        None => r,
+                    });
+                }
             }
         }
     }
@@ -217,31 +266,138 @@ fn clone_err(e: &StoreError) -> StoreError {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-/// Binds the ten values of an `audit_event` row, in column order (see `insert_audit`).
-fn bind_audit<'q>(q: Query<'q>, ev: &AuditEvent) -> Query<'q> {
+/// The audit chain's head as the writer sees it: read from the database at the start of every
+/// group transaction (another process — the CLI — may have appended since), advanced per event,
+/// and put back when a job's savepoint is rolled back.
+pub(crate) struct Chain {
+    key: Option<Arc<ChainKey>>,
+    seq: i64,
+    mac: Vec<u8>,
+}
+
+impl Chain {
+    fn new(key: Option<Arc<ChainKey>>) -> Self {
+        Chain {
+            key,
+            seq: 0,
+            mac: GENESIS.to_vec(),
+        }
+    }
+
+    async fn load(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        if self.key.is_none() {
+            return Ok(());
+        }
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, mac FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        (self.seq, self.mac) = head.unwrap_or((0, GENESIS.to_vec()));
+        Ok(())
+    }
+
+    fn mark(&self) -> (i64, Vec<u8>) {
+        (self.seq, self.mac.clone())
+    }
+
+    fn reset(&mut self, mark: (i64, Vec<u8>)) {
+        (self.seq, self.mac) = mark;
+    }
+
+    /// The next event's (seq, mac), or NULLs when no chain key is configured.
+    fn link(&mut self, fields: &[Option<&str>]) -> (Option<i64>, Option<Vec<u8>>) {
+        let Some(key) = &self.key else {
+            return (None, None);
+        };
+        let mac = key.link(&self.mac, self.seq + 1, fields);
+        self.seq += 1;
+        self.mac = mac.to_vec();
+        (Some(self.seq), Some(self.mac.clone()))
+    }
+}
+
+/// An audit event's stored fields, in column order — also the order they are chained in
+/// (`huren audit verify` reads them back in the same order).
+pub(crate) fn audit_fields(ev: &AuditEvent, at: i64) -> [Option<String>; 10] {
     let text = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     };
-    q.bind(now())
-        .bind(text(serde_json::to_value(ev.action)))
-        .bind(text(serde_json::to_value(ev.outcome)))
-        .bind(ev.actor.clone())
-        .bind(ev.institution.clone())
-        .bind(ev.patient.clone())
-        .bind(ev.study_uid.clone())
-        .bind(ev.object.clone())
-        .bind(ev.source_address.clone())
-        .bind(ev.detail.to_string())
+    [
+        Some(at.to_string()),
+        Some(text(serde_json::to_value(ev.action))),
+        Some(text(serde_json::to_value(ev.outcome))),
+        Some(ev.actor.clone()),
+        ev.institution.clone(),
+        ev.patient.clone(),
+        ev.study_uid.clone(),
+        ev.object.clone(),
+        ev.source_address.clone(),
+        Some(ev.detail.to_string()),
+    ]
 }
 
-async fn insert_audit(conn: &mut SqliteConnection, ev: &AuditEvent) -> Result<(), sqlx::Error> {
+/// The chained fields of a stored row whose columns 1..=10 are `at, action, outcome, actor,
+/// institution, patient, study_uid, object, source_address, detail` (as `audit::verify`
+/// selects them).
+pub(crate) fn audit_stored_fields(r: &sqlx::sqlite::SqliteRow) -> [Option<String>; 10] {
+    [
+        Some(r.get::<i64, _>(1).to_string()),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+        r.get(9),
+        r.get(10),
+    ]
+}
+
+/// Binds the twelve values of an `audit_event` row, in column order, chaining it.
+fn bind_audit<'q>(q: Query<'q>, ev: &AuditEvent, chain: &mut Chain) -> Query<'q> {
+    let at = now();
+    let f = audit_fields(ev, at);
+    let (seq, mac) = chain.link(&f.iter().map(Option::as_deref).collect::<Vec<_>>());
+    let [
+        _,
+        action,
+        outcome,
+        actor,
+        institution,
+        patient,
+        study,
+        object,
+        source,
+        detail,
+    ] = f;
+    q.bind(at)
+        .bind(action)
+        .bind(outcome)
+        .bind(actor)
+        .bind(institution)
+        .bind(patient)
+        .bind(study)
+        .bind(object)
+        .bind(source)
+        .bind(detail)
+        .bind(seq)
+        .bind(mac)
+}
+
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    ev: &AuditEvent,
+    chain: &mut Chain,
+) -> Result<(), sqlx::Error> {
     let q = sqlx::query(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    bind_audit(q, ev).execute(&mut *conn).await?;
+    bind_audit(q, ev, chain).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -251,6 +407,7 @@ async fn commit_one(
     conn: &mut SqliteConnection,
     r: &NewInstance,
     audit: &AuditEvent,
+    chain: &mut Chain,
 ) -> Result<CommitOutcome, StoreError> {
     let existing = sqlx::query("SELECT id, sender_institution_id, sha256, version, series_id, study_id FROM instance WHERE sop_uid = ? AND lifecycle = 'active'")
         .bind(&r.sop_instance_uid)
@@ -264,7 +421,7 @@ async fn commit_one(
         let id: i64 = row.get("id");
         if row.get::<i64, _>("sender_institution_id") == r.sender_institution_id {
             if row.get::<String, _>("sha256") == r.sha256 {
-                insert_audit(conn, audit).await.map_err(db)?;
+                insert_audit(conn, audit, chain).await.map_err(db)?;
                 return Ok(CommitOutcome::Duplicate { instance_id: id });
             }
             version = row.get::<i64, _>("version") + 1;
@@ -347,8 +504,8 @@ async fn commit_one(
         );
     }
     sql.push_str(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
     // Identity numbers link persons in a second round trip, inside the same savepoint.
     if r.identifiers.is_empty() {
@@ -451,7 +608,7 @@ async fn commit_one(
             .bind(&r.sop_instance_uid)
             .bind(r.sender_institution_id);
     }
-    let q = bind_audit(q, audit);
+    let q = bind_audit(q, audit, chain);
     let rows = match q.fetch_all(&mut *conn).await {
         Ok(rows) => rows,
         Err(e) => {
@@ -502,8 +659,9 @@ async fn commit_oru_in(
     conn: &mut SqliteConnection,
     oru: &NewOru,
     audit: &AuditEvent,
+    chain: &mut Chain,
 ) -> Result<OruOutcome, StoreError> {
-    match oru_statements(conn, oru, audit).await {
+    match oru_statements(conn, oru, audit, chain).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             let _ = sqlx::query("ROLLBACK TO one; RELEASE one;")
@@ -525,6 +683,7 @@ async fn oru_statements(
     conn: &mut SqliteConnection,
     oru: &NewOru,
     audit: &AuditEvent,
+    chain: &mut Chain,
 ) -> Result<OruOutcome, sqlx::Error> {
     let ts = now();
     const BASES: &str =
@@ -666,8 +825,8 @@ async fn oru_statements(
         ));
     }
     sql.push_str(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
     if oru.identifiers.is_empty() {
         sql.push_str("RELEASE one;");
@@ -766,7 +925,7 @@ async fn oru_statements(
             .bind(result_base)
             .bind(result_base);
     }
-    bind_audit(q, audit).execute(&mut *conn).await?;
+    bind_audit(q, audit, chain).execute(&mut *conn).await?;
     if !oru.identifiers.is_empty() {
         for ident in &oru.identifiers {
             link_identifier(conn, (issuer, pid), ident, ts).await?;
@@ -1144,8 +1303,13 @@ impl Index for SqliteIndex {
     }
 
     async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        insert_audit(&mut conn, &ev).await.map_err(db)
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Audit(ev, tx))
+            .await
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?
     }
 
     async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError> {

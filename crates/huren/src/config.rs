@@ -17,7 +17,31 @@ pub struct Settings {
     pub archive: ArchiveSettings,
     pub mpi: Mpi,
     pub mllp: Mllp,
+    pub audit: Audit,
     pub log: Log,
+}
+
+/// The audit trail's keyed chain (docs/audit.md). Without `chain_key` events are stored but
+/// not chained. Keep the key and the checkpoint file outside the data directory: whoever can
+/// write the database must not be able to read either.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// HMAC-SM3 key, at least 32 hex digits.
+    pub chain_key: Option<String>,
+    /// Where signed head checkpoints are appended.
+    pub checkpoint_file: Option<PathBuf>,
+    pub checkpoint_secs: u64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            chain_key: None,
+            checkpoint_file: None,
+            checkpoint_secs: 60,
+        }
+    }
 }
 
 /// HL7 v2 over MLLP (lab and report systems). Off unless `listen` is set.

@@ -3,6 +3,7 @@
 //! SQLite in WAL mode lets both work at once, and the server reads configuration per
 //! association and per request).
 
+mod audit;
 mod config;
 mod demo;
 mod fill;
@@ -71,6 +72,9 @@ enum Command {
     /// HL7 v2 senders (lab and report systems): source network, optional MSH-4 facility.
     #[command(subcommand)]
     Hl7Sender(Hl7SenderCmd),
+    /// The audit trail: verify its chain and checkpoints, or take a checkpoint now.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// The recognition catalog: versions of items, prices, code mappings, study rules (CSV;
     /// formats in docs/catalog.md).
     #[command(subcommand)]
@@ -132,6 +136,23 @@ enum Hl7SenderCmd {
         /// Character set when MSH-18 is empty, e.g. "GB 18030-2000".
         #[arg(long)]
         charset: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check every chained event and every checkpoint; exit status 1 when anything is wrong.
+    Verify {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Checkpoint file (default: audit.checkpoint_file from the settings).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Append a signed checkpoint of the chain's head now.
+    Checkpoint {
+        #[command(flatten)]
+        dir: DataDir,
     },
 }
 
@@ -312,13 +333,25 @@ struct LifecycleArgs {
 pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyhow::Result<Archive> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let index = SqliteIndex::open(&data_dir.join("index.sqlite"))
+    let index = SqliteIndex::open_chained(&data_dir.join("index.sqlite"), chain_key(settings)?)
         .await
         .context("opening the index")?;
     let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
     let cfg = archive_config(settings)?;
     let index = Arc::new(index);
     Ok(Archive::new(index.clone(), Arc::new(blobs), index, cfg))
+}
+
+fn chain_key(
+    settings: &config::Settings,
+) -> anyhow::Result<Option<Arc<huren_seal::chain::ChainKey>>> {
+    settings
+        .audit
+        .chain_key
+        .as_deref()
+        .map(|k| huren_seal::chain::ChainKey::from_hex(k).map(Arc::new))
+        .transpose()
+        .context("audit.chain_key")
 }
 
 fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> {
@@ -475,6 +508,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
+        Command::Audit(cmd) => audit_cmd(cmd).await,
         Command::BenchFill {
             dir,
             institution,
@@ -717,6 +751,44 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             }
         }
     });
+    let checkpoints = match (chain_key(&settings)?, &settings.audit.checkpoint_file) {
+        (Some(key), Some(file)) => {
+            if file.starts_with(&args.dir.data_dir) {
+                tracing::warn!(
+                    "audit.checkpoint_file is inside the data directory: whoever can rewrite the index can rewrite it too"
+                );
+            }
+            let pool = audit::pool(&args.dir.data_dir).await?;
+            let (file, every) = (file.clone(), settings.audit.checkpoint_secs.max(1));
+            Some((
+                tokio::spawn({
+                    let (pool, key, file) = (pool.clone(), key.clone(), file.clone());
+                    async move {
+                        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+                        loop {
+                            tick.tick().await;
+                            if let Err(e) = audit::checkpoint(&pool, &key, &file).await {
+                                tracing::error!(error = %e, "audit checkpoint failed");
+                            }
+                        }
+                    }
+                }),
+                pool,
+                key,
+                file,
+            ))
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "audit.checkpoint_file is not set: removal of the newest audit events cannot be detected"
+            );
+            None
+        }
+        _ => {
+            tracing::warn!("audit.chain_key is not set: audit events are not chained");
+            None
+        }
+    };
     let state = huren_http::AppState {
         archive,
         bootstrap_admin_hash: bootstrap.as_deref().map(huren_access::hash_token),
@@ -746,6 +818,13 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         t.abort();
     }
     stability.abort();
+    if let Some((task, pool, key, file)) = checkpoints {
+        task.abort();
+        // The head as the process leaves it.
+        if let Err(e) = audit::checkpoint(&pool, &key, &file).await {
+            tracing::error!(error = %e, "final audit checkpoint failed");
+        }
+    }
     tracing::info!("huren stopped");
     Ok(())
 }
@@ -820,6 +899,44 @@ async fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
         }
         CatalogCmd::Rules { dir, file } => {
             load(dir, file, CatalogFile::StudyRules, "rules").await?
+        }
+    }
+    Ok(())
+}
+
+async fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
+    let dir = match &cmd {
+        AuditCmd::Verify { dir, .. } | AuditCmd::Checkpoint { dir } => dir,
+    };
+    let settings = config::load(&dir.data_dir, None, config::FlagOverrides::default())?;
+    let Some(key) = chain_key(&settings)? else {
+        bail!("audit.chain_key is not configured: the audit trail is not chained");
+    };
+    let pool = audit::pool(&dir.data_dir).await?;
+    match cmd {
+        AuditCmd::Verify { checkpoints, .. } => {
+            let file = checkpoints.or(settings.audit.checkpoint_file.clone());
+            match audit::verify(&pool, &key, file.as_deref()).await? {
+                Ok(summary) => println!("{summary}"),
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                    bail!(
+                        "the audit trail does not verify ({} problem(s))",
+                        problems.len()
+                    );
+                }
+            }
+        }
+        AuditCmd::Checkpoint { .. } => {
+            let Some(file) = &settings.audit.checkpoint_file else {
+                bail!("audit.checkpoint_file is not configured");
+            };
+            match audit::checkpoint(&pool, &key, file).await? {
+                Some(seq) => println!("checkpoint at seq {seq}"),
+                None => println!("no new events since the last checkpoint"),
+            }
         }
     }
     Ok(())
