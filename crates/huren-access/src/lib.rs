@@ -36,6 +36,60 @@ pub enum SenderKind {
     Token { token_id: i64 },
 }
 
+/// What a person does in the region (issue #6). A person has exactly one role per account; a
+/// doctor who is also a data steward has two accounts, so every audit event names the hat
+/// that was worn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Doctor,
+    Technician,
+    QcOfficer,
+    DataSteward,
+    InstitutionAdmin,
+    RegionalOperator,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::Doctor,
+        Role::Technician,
+        Role::QcOfficer,
+        Role::DataSteward,
+        Role::InstitutionAdmin,
+        Role::RegionalOperator,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Doctor => "doctor",
+            Role::Technician => "technician",
+            Role::QcOfficer => "qc_officer",
+            Role::DataSteward => "data_steward",
+            Role::InstitutionAdmin => "institution_admin",
+            Role::RegionalOperator => "regional_operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s.trim())
+    }
+}
+
+/// A signed-in person: their account, role, institution and department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub institution_id: InstitutionId,
+    pub institution_code: InstitutionCode,
+    pub department: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Principal {
@@ -47,6 +101,8 @@ pub enum Principal {
     System(Sender),
     /// The local command line (`huren institution add …`): the operator at the console.
     Console,
+    /// A person signed in with a password (a session cookie).
+    User(User),
 }
 
 impl Principal {
@@ -64,14 +120,22 @@ impl Principal {
                     format!("token:{token_id}@{}", s.institution_code)
                 }
             },
+            Principal::User(u) => format!(
+                "user:{}#{}@{}({})",
+                u.username,
+                u.user_id,
+                u.institution_code,
+                u.role.as_str()
+            ),
         }
     }
 
+    /// Operators manage configuration: admin tokens, the console, regional operators.
     fn is_admin(&self) -> bool {
         matches!(
             self,
             Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console
-        )
+        ) || matches!(self, Principal::User(u) if u.role == Role::RegionalOperator)
     }
 }
 
@@ -81,6 +145,8 @@ pub enum Denied {
     NotASender,
     #[error("this action needs an administrator")]
     NotAdmin,
+    #[error("the {0} role does not read patient data")]
+    NoPatientData(&'static str),
 }
 
 /// Permission to store objects as `sender`. Only [`grant_ingest`] makes one.
@@ -146,6 +212,13 @@ impl ReadGrant {
 }
 
 pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
+    // Operators manage configuration, not patient data; auditors read the audit trail. (The
+    // relationship rules — encounter, patient authorization, break-glass — narrow the rest.)
+    if let Principal::User(u) = p
+        && matches!(u.role, Role::RegionalOperator | Role::Auditor)
+    {
+        return Err(Denied::NoPatientData(u.role.as_str()));
+    }
     Ok(ReadGrant {
         principal: p.clone(),
     })
@@ -180,6 +253,10 @@ pub enum AuditAction {
     ResultsStored,
     /// An HL7 v2 message refused (AE/AR).
     ResultsRefused,
+    /// A person signed in (DICOM "User Authentication", 110114, Login).
+    UserLogin,
+    /// A person signed out (110114, Logout).
+    UserLogout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +305,40 @@ mod tests {
             grant_ingest(&Principal::Console).unwrap_err(),
             Denied::NotASender
         );
+    }
+
+    fn user(role: Role) -> Principal {
+        Principal::User(User {
+            user_id: 3,
+            username: "wang.li".into(),
+            role,
+            institution_id: 1,
+            institution_code: InstitutionCode::parse("cq-a").unwrap(),
+            department: Some("放射科".into()),
+        })
+    }
+
+    #[test]
+    fn roles_decide_what_a_person_may_do() {
+        // Operators configure but do not read patient data; auditors neither.
+        assert!(grant_admin(&user(Role::RegionalOperator)).is_ok());
+        assert!(grant_read(&user(Role::RegionalOperator)).is_err());
+        assert!(grant_read(&user(Role::Auditor)).is_err());
+        assert!(grant_admin(&user(Role::Auditor)).is_err());
+        // Doctors read (narrowed by relationship rules) but neither configure nor send.
+        assert!(grant_read(&user(Role::Doctor)).is_ok());
+        assert_eq!(
+            grant_admin(&user(Role::Doctor)).unwrap_err(),
+            Denied::NotAdmin
+        );
+        assert_eq!(
+            grant_ingest(&user(Role::Doctor)).unwrap_err(),
+            Denied::NotASender
+        );
+        assert_eq!(user(Role::Doctor).label(), "user:wang.li#3@cq-a(doctor)");
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! let status = archive.ingest(&grant, IngestRequest { spooled, expected, source, settings }).await;
 //! ```
 
+pub mod accounts;
 mod attribution;
 pub mod catalog;
 pub mod ingest;
@@ -44,6 +45,8 @@ pub struct ArchiveConfig {
     /// How identity numbers are recognised and protected; `None`: keys not configured, numbers
     /// neither stored nor used for linking.
     pub identity: Option<Arc<IdentityPolicy>>,
+    /// Sessions and sign-in (issue #6).
+    pub accounts: accounts::AccountPolicy,
 }
 
 /// What a steward does to a person (see [`Archive::change_person`]).

@@ -596,3 +596,36 @@ pub struct Timeline {
     pub lab_results: Vec<TimelineLab>,
     pub reports: Vec<TimelineReport>,
 }
+
+/// A person's account as stored (the password only as an argon2id PHC string).
+#[derive(Debug, Clone)]
+pub struct UserAccount {
+    pub user: huren_access::User,
+    pub display_name: String,
+    pub password_hash: String,
+    pub failed_attempts: i64,
+    pub locked_until: Option<i64>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: huren_access::Role,
+    pub institution_code: String,
+    pub department: Option<String>,
+    pub password_hash: String,
+}
+
+/// A session as stored: by the hash of its secret.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub secret_hash: String,
+    pub user_id: i64,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub source_address: Option<String>,
+}

@@ -132,6 +132,21 @@ pub trait Index: Send + Sync + 'static {
     /// identifiers, results, audit event), or reports it a duplicate.
     async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError>;
 
+    // --- people and sessions (issue #6) ---
+    async fn add_user(&self, u: NewUser) -> Result<i64, StoreError>;
+    async fn user_account(&self, username: &str) -> Result<Option<UserAccount>, StoreError>;
+    /// Counts a failed sign-in; `lock_until` locks the account until then.
+    async fn login_failed(&self, user_id: i64, lock_until: Option<i64>) -> Result<i64, StoreError>;
+    async fn login_succeeded(&self, user_id: i64) -> Result<(), StoreError>;
+    async fn create_session(&self, s: SessionRecord) -> Result<(), StoreError>;
+    /// A live session (not ended) and its user, by the hash of its secret.
+    async fn session(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<(SessionRecord, UserAccount)>, StoreError>;
+    async fn touch_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
+    async fn end_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
+
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;

@@ -1,12 +1,34 @@
-//! Bearer-token authentication: every request but `/healthz` names its principal.
+//! Who is calling: a bearer token (systems, operators' tokens) or a person's session cookie.
+//! Every request but `/healthz` and sign-in names its principal.
+//!
+//! A cookie is sent by the browser on its own, so a state-changing request authenticated by
+//! one must also carry the session's CSRF token in `X-CSRF-Token` (a page of another site can
+//! make the browser send the cookie, but cannot read the token). Bearer tokens need no such
+//! check: a browser never adds them by itself.
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use huren_access::{Principal, hash_token};
 
 pub struct Authenticated(pub Principal);
+
+pub const SESSION_COOKIE: &str = "huren_session";
+
+/// The session secret in the request's cookies, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -18,8 +40,10 @@ impl FromRequestParts<AppState> for Authenticated {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+            .and_then(|v| v.to_str().ok());
+        let Some(header) = header else {
+            return session(parts, state).await;
+        };
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -34,8 +58,38 @@ impl FromRequestParts<AppState> for Authenticated {
             Some(p) => Ok(Authenticated(p)),
             None => {
                 metrics::counter!("huren_http_auth_failures_total").increment(1);
-                Err(ApiError::unauthorized("unknown or revoked token"))
+                Err(ApiError::unauthorized("unknown, expired or revoked token"))
             }
         }
     }
+}
+
+async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    let Some(secret) = session_cookie(&parts.headers) else {
+        return Err(ApiError::unauthorized(
+            "a bearer token or a signed-in session is required",
+        ));
+    };
+    let Some(active) = state.archive.active_session(&secret).await? else {
+        metrics::counter!("huren_http_auth_failures_total").increment(1);
+        return Err(ApiError::unauthorized(
+            "the session has ended; sign in again",
+        ));
+    };
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // Both are random 256-bit strings; equal length, so a plain compare leaks nothing
+        // useful about a value the attacker cannot submit from another origin anyway.
+        if sent != active.csrf_token {
+            return Err(ApiError::forbidden(
+                "a state-changing request in a session needs the session's X-CSRF-Token",
+            ));
+        }
+    }
+    Ok(Authenticated(Principal::User(active.user)))
 }

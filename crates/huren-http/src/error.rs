@@ -30,6 +30,7 @@ error_codes! {
     bad_request => ("bad_request", BAD_REQUEST),
     conflict => ("conflict", CONFLICT),
     unprocessable => ("unprocessable", UNPROCESSABLE_ENTITY),
+    locked => ("account_locked", LOCKED),
     not_acceptable => ("not_acceptable", NOT_ACCEPTABLE),
     unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE),

@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod patients;
 pub mod qido;
 pub mod render;
+pub mod session;
 pub mod stow;
 pub mod wado;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub cross_origin_resource_policy: String,
     /// Renders the Prometheus exposition text.
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Mark the session cookie `Secure` (HTTPS in front of huren).
+    pub secure_cookies: bool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -135,6 +138,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/catalog/items", get(catalog::items))
         .route("/api/catalog/price", get(catalog::price))
         .route("/api/catalog/lookup", get(catalog::lookup))
+        .route(
+            "/api/session",
+            get(session::whoami)
+                .post(session::login)
+                .delete(session::logout),
+        )
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

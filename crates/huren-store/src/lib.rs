@@ -5,6 +5,7 @@
 //! Layout of a data directory: `index.sqlite` (+ WAL), `objects/YYYY/MM/DD/<uuid7>.dcm`
 //! (one file per received object, never overwritten), `spool/` (objects being received).
 
+mod accounts;
 pub mod audit;
 pub mod blob;
 mod catalog;

@@ -1234,7 +1234,7 @@ impl Index for SqliteIndex {
     }
 
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
-        let row = sqlx::query("SELECT t.id, t.scope, t.institution_id, i.code FROM token t LEFT JOIN institution i ON i.id = t.institution_id WHERE t.hash = ? AND t.revoked_at IS NULL")
+        let row = sqlx::query("SELECT t.id, t.scope, t.institution_id, i.code FROM token t LEFT JOIN institution i ON i.id = t.institution_id WHERE t.hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch())")
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -2062,6 +2062,61 @@ impl Index for SqliteIndex {
         .fetch_one(&self.pool)
         .await
         .map_err(db)
+    }
+
+    async fn add_user(&self, u: NewUser) -> Result<i64, StoreError> {
+        match crate::accounts::add_user(&self.pool, &u, now())
+            .await
+            .map_err(db)?
+        {
+            Ok(id) => Ok(id),
+            Err(code) => Err(StoreError::NotFound(format!("institution {code}"))),
+        }
+    }
+
+    async fn user_account(&self, username: &str) -> Result<Option<UserAccount>, StoreError> {
+        crate::accounts::user_account(&self.pool, username)
+            .await
+            .map_err(db)
+    }
+
+    async fn login_failed(&self, user_id: i64, lock_until: Option<i64>) -> Result<i64, StoreError> {
+        crate::accounts::login_failed(&self.pool, user_id, lock_until)
+            .await
+            .map_err(db)
+    }
+
+    async fn login_succeeded(&self, user_id: i64) -> Result<(), StoreError> {
+        crate::accounts::login_succeeded(&self.pool, user_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn create_session(&self, s: SessionRecord) -> Result<(), StoreError> {
+        crate::accounts::create_session(&self.pool, &s)
+            .await
+            .map_err(db)
+    }
+
+    async fn session(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<(SessionRecord, UserAccount)>, StoreError> {
+        crate::accounts::session(&self.pool, secret_hash)
+            .await
+            .map_err(db)
+    }
+
+    async fn touch_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError> {
+        crate::accounts::touch_session(&self.pool, secret_hash, at)
+            .await
+            .map_err(db)
+    }
+
+    async fn end_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError> {
+        crate::accounts::end_session(&self.pool, secret_hash, at)
+            .await
+            .map_err(db)
     }
 
     async fn search_observations(

@@ -18,7 +18,36 @@ pub struct Settings {
     pub mpi: Mpi,
     pub mllp: Mllp,
     pub audit: Audit,
+    pub auth: Auth,
     pub log: Log,
+}
+
+/// Signing in (docs/access.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// A session ends after this long without a request…
+    pub session_idle_mins: i64,
+    /// …and this long after sign-in in any case.
+    pub session_absolute_hours: i64,
+    /// Failed sign-ins in a row that lock an account…
+    pub lockout_attempts: i64,
+    /// …for this long.
+    pub lockout_mins: i64,
+    /// Mark the session cookie `Secure` (on when huren is reached over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            session_idle_mins: 30,
+            session_absolute_hours: 12,
+            lockout_attempts: 5,
+            lockout_mins: 15,
+            secure_cookies: false,
+        }
+    }
 }
 
 /// The audit trail's keyed chain (docs/audit.md). Without `chain_key` events are stored but

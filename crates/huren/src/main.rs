@@ -72,6 +72,10 @@ enum Command {
     /// HL7 v2 senders (lab and report systems): source network, optional MSH-4 facility.
     #[command(subcommand)]
     Hl7Sender(Hl7SenderCmd),
+    /// People who sign in (doctor, technician, QC officer, data steward, institution admin,
+    /// regional operator, auditor).
+    #[command(subcommand)]
+    User(UserCmd),
     /// The audit trail: verify its chain and checkpoints, or take a checkpoint now.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -136,6 +140,28 @@ enum Hl7SenderCmd {
         /// Character set when MSH-18 is empty, e.g. "GB 18030-2000".
         #[arg(long)]
         charset: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Register an account; the password is read from standard input (one line).
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        username: String,
+        /// Name shown to others (e.g. 王丽).
+        #[arg(long)]
+        name: String,
+        /// doctor, technician, qc_officer, data_steward, institution_admin,
+        /// regional_operator or auditor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        department: Option<String>,
     },
 }
 
@@ -361,6 +387,12 @@ fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> 
         max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
         spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
         identity: identity_policy(&settings.mpi)?,
+        accounts: huren_archive::accounts::AccountPolicy {
+            session_idle_secs: settings.auth.session_idle_mins * 60,
+            session_absolute_secs: settings.auth.session_absolute_hours * 3600,
+            lockout_attempts: settings.auth.lockout_attempts,
+            lockout_secs: settings.auth.lockout_mins * 60,
+        },
     })
 }
 
@@ -509,6 +541,41 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
         Command::Audit(cmd) => audit_cmd(cmd).await,
+        Command::User(UserCmd::Add {
+            dir,
+            username,
+            name,
+            role,
+            institution,
+            department,
+        }) => {
+            let role = huren_access::Role::parse(&role).with_context(|| {
+                format!(
+                    "--role is one of {}",
+                    huren_access::Role::ALL.map(|r| r.as_str()).join(", ")
+                )
+            })?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let (archive, grant) = console(&dir).await?;
+            let id = archive
+                .add_user(
+                    &grant,
+                    huren_archive::accounts::UserRequest {
+                        username: &username,
+                        display_name: &name,
+                        role,
+                        institution_code: &institution,
+                        department: department.as_deref(),
+                        password: password.trim_end_matches(['\r', '\n']),
+                    },
+                )
+                .await?;
+            println!("{id}");
+            Ok(())
+        }
         Command::BenchFill {
             dir,
             institution,
@@ -804,6 +871,7 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned()),
         render_metrics: Arc::new(move || prometheus.render()),
+        secure_cookies: settings.auth.secure_cookies,
     };
     let app = huren_http::router(state);
     axum::serve(

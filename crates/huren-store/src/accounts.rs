@@ -1,0 +1,160 @@
+//! SQL for people's accounts and sessions (issue #6).
+
+use huren_access::{Role, User};
+use huren_archive::model::{NewUser, SessionRecord, UserAccount};
+use huren_types::InstitutionCode;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+const ACCOUNT: &str =
+    "SELECT u.id, u.username, u.role, u.institution_id, i.code, u.department, u.display_name,
+        u.password_hash, u.failed_attempts, u.locked_until, u.disabled_at IS NOT NULL
+   FROM app_user u JOIN institution i ON i.id = u.institution_id";
+
+fn account(r: &SqliteRow, at: usize) -> Option<UserAccount> {
+    Some(UserAccount {
+        user: User {
+            user_id: r.get(at),
+            username: r.get(at + 1),
+            role: Role::parse(r.get(at + 2))?,
+            institution_id: r.get(at + 3),
+            institution_code: InstitutionCode::parse(r.get::<&str, _>(at + 4)).ok()?,
+            department: r.get(at + 5),
+        },
+        display_name: r.get(at + 6),
+        password_hash: r.get(at + 7),
+        failed_attempts: r.get(at + 8),
+        locked_until: r.get(at + 9),
+        disabled: r.get(at + 10),
+    })
+}
+
+/// `Ok(Err(code))` names an institution that does not exist.
+pub async fn add_user(
+    pool: &SqlitePool,
+    u: &NewUser,
+    now: i64,
+) -> Result<Result<i64, String>, sqlx::Error> {
+    let inst: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
+        .bind(&u.institution_code)
+        .fetch_optional(pool)
+        .await?;
+    let Some(inst) = inst else {
+        return Ok(Err(u.institution_code.clone()));
+    };
+    let id = sqlx::query_scalar(
+        "INSERT INTO app_user (username, display_name, role, institution_id, department, password_hash, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&u.username)
+    .bind(&u.display_name)
+    .bind(u.role.as_str())
+    .bind(inst)
+    .bind(&u.department)
+    .bind(&u.password_hash)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(Ok(id))
+}
+
+pub async fn user_account(
+    pool: &SqlitePool,
+    username: &str,
+) -> Result<Option<UserAccount>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{ACCOUNT} WHERE u.username = ?"
+    )))
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().and_then(|r| account(r, 0)))
+}
+
+pub async fn login_failed(
+    pool: &SqlitePool,
+    user_id: i64,
+    lock_until: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE app_user SET failed_attempts = failed_attempts + 1, locked_until = COALESCE(?, locked_until)
+          WHERE id = ? RETURNING failed_attempts",
+    )
+    .bind(lock_until)
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn login_succeeded(pool: &SqlitePool, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE app_user SET failed_attempts = 0, locked_until = NULL WHERE id = ?")
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn create_session(pool: &SqlitePool, s: &SessionRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO user_session (secret_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, source_address)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&s.secret_hash)
+    .bind(s.user_id)
+    .bind(&s.csrf_token)
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.expires_at)
+    .bind(&s.source_address)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn session(
+    pool: &SqlitePool,
+    secret_hash: &str,
+) -> Result<Option<(SessionRecord, UserAccount)>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.secret_hash, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, s.source_address,
+                a.* FROM user_session s JOIN ({ACCOUNT}) a ON a.id = s.user_id
+          WHERE s.secret_hash = ? AND s.ended_at IS NULL"
+    )))
+    .bind(secret_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|r| {
+        let rec = SessionRecord {
+            secret_hash: r.get(0),
+            user_id: r.get(1),
+            csrf_token: r.get(2),
+            created_at: r.get(3),
+            last_seen_at: r.get(4),
+            expires_at: r.get(5),
+            source_address: r.get(6),
+        };
+        Some((rec, account(&r, 7)?))
+    }))
+}
+
+pub async fn touch_session(
+    pool: &SqlitePool,
+    secret_hash: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE user_session SET last_seen_at = ? WHERE secret_hash = ?")
+        .bind(at)
+        .bind(secret_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn end_session(pool: &SqlitePool, secret_hash: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE user_session SET ended_at = ? WHERE secret_hash = ? AND ended_at IS NULL")
+        .bind(at)
+        .bind(secret_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
