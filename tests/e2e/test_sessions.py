@@ -109,3 +109,25 @@ def test_weak_passwords_and_unknown_roles_are_refused(fresh_server):
     assert add_user(s, "u" + uuid.uuid4().hex[:6], "doctor", password="short").returncode != 0
     out = add_user(s, "u" + uuid.uuid4().hex[:6], "surgeon")
     assert out.returncode != 0 and "regional_operator" in out.stderr
+
+
+def test_system_tokens_expire_and_are_revoked(fresh_server):
+    from conftest import ADMIN, cli
+    s = fresh_server()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = requests.post(f"{s.url}/api/admin/tokens", json={"institution": "city", "expires_in_days": 30}, headers=admin)
+    assert r.status_code == 201 and r.json()["expires_at"] > 0
+    first = r.json()
+    use = lambda token: requests.get(f"{s.url}/dicom-web/studies", headers={"Authorization": f"Bearer {token}"})  # noqa: E731
+    assert use(first["token"]).status_code in (200, 204)
+    db = s.db()
+    db.execute("UPDATE token SET expires_at = unixepoch() - 1 WHERE id = ?", (first["id"],))
+    db.commit()
+    db.close()
+    assert use(first["token"]).status_code == 401
+    second = requests.post(f"{s.url}/api/admin/tokens", json={"institution": "city"}, headers=admin).json()
+    assert use(second["token"]).status_code in (200, 204)
+    assert cli(s.data_dir, "token", "revoke", "--id", str(second["id"])) == f"token {second['id']} revoked"
+    assert use(second["token"]).status_code == 401
+    r = requests.post(f"{s.url}/api/admin/tokens/{second['id']}/revoke", headers=admin)
+    assert r.status_code == 400

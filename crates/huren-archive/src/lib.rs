@@ -178,6 +178,14 @@ pub struct Archive {
     catalog_cache: Arc<catalog::CatalogCache>,
 }
 
+/// A new token: the secret is shown once, only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub id: i64,
+    pub secret: String,
+    pub expires_at: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]
@@ -355,21 +363,45 @@ impl Archive {
         &self,
         grant: &AdminGrant,
         scope: TokenScope,
-    ) -> Result<String, AdminError> {
+        expires_in_days: Option<u32>,
+    ) -> Result<IssuedToken, AdminError> {
         let secret = format!(
             "hr_{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
         let hash = huren_access::hash_token(&secret);
-        let id = self.index.create_token(&hash, scope.clone()).await?;
+        let expires_at = expires_in_days
+            .map(|d| ::time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(d) * 86_400);
+        let id = self
+            .index
+            .create_token(&hash, scope.clone(), expires_at)
+            .await?;
         self.audit_config(
             grant,
             format!("token:{id}"),
-            serde_json::to_value(&scope).unwrap_or_default(),
+            serde_json::json!({ "scope": scope, "expires_at": expires_at }),
         )
         .await;
-        Ok(secret)
+        Ok(IssuedToken {
+            id,
+            secret,
+            expires_at,
+        })
+    }
+
+    /// Revokes a token at once (its requests get 401 from now on).
+    pub async fn revoke_token(&self, grant: &AdminGrant, id: i64) -> Result<(), AdminError> {
+        if !self.index.revoke_token(id).await? {
+            return Err(AdminError::Invalid(format!("no live token {id}")));
+        }
+        self.audit_config(
+            grant,
+            format!("token:{id}"),
+            serde_json::json!({ "revoked": true }),
+        )
+        .await;
+        Ok(())
     }
 
     /// Rejects or deletes a study (audited). Deleted instances keep a tombstone row; their

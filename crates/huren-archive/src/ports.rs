@@ -111,7 +111,14 @@ pub trait Index: Send + Sync + 'static {
         performer_code: &str,
         institution_name: Option<&str>,
     ) -> Result<(), StoreError>;
-    async fn create_token(&self, hash: &str, scope: TokenScope) -> Result<i64, StoreError>;
+    async fn create_token(
+        &self,
+        hash: &str,
+        scope: TokenScope,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError>;
+    /// False when no live token has that id.
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
     async fn set_study_lifecycle(
         &self,
         study_uid: &str,

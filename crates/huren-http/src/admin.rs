@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/aes", get(list_aes).post(add_ae))
         .route("/send-for", post(add_send_for))
         .route("/tokens", post(create_token))
+        .route("/tokens/{id}/revoke", post(revoke_token))
         .route("/studies/{study}/reject", post(reject_study))
         .route("/studies/{study}/delete", post(delete_study))
         .route("/link-reviews", get(list_link_reviews))
@@ -417,6 +418,8 @@ struct TokenBody {
     institution: Option<String>,
     #[serde(default)]
     admin: bool,
+    /// The token stops working after this many days.
+    expires_in_days: Option<u32>,
 }
 
 async fn create_token(
@@ -436,11 +439,24 @@ async fn create_token(
             ));
         }
     };
-    let token = s.archive.create_token(&grant, scope).await?;
+    let t = s
+        .archive
+        .create_token(&grant, scope, b.expires_in_days)
+        .await?;
     Ok((
         axum::http::StatusCode::CREATED,
-        Json(json!({ "token": token })),
+        Json(json!({ "id": t.id, "token": t.secret, "expires_at": t.expires_at })),
     ))
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_admin(&p)?;
+    s.archive.revoke_token(&grant, id).await?;
+    Ok(Json(json!({ "revoked": id })))
 }
 
 #[derive(Deserialize)]

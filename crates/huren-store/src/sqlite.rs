@@ -1521,7 +1521,23 @@ impl Index for SqliteIndex {
         Ok(())
     }
 
-    async fn create_token(&self, hash: &str, scope: TokenScope) -> Result<i64, StoreError> {
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn create_token(
+        &self,
+        hash: &str,
+        scope: TokenScope,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let (kind, inst) = match &scope {
             TokenScope::Admin => ("admin", None),
             TokenScope::Institution(code) => (
@@ -1529,11 +1545,12 @@ impl Index for SqliteIndex {
                 Some(self.institution_id(code.as_str()).await?),
             ),
         };
-        sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
             .bind(hash)
             .bind(kind)
             .bind(inst)
             .bind(now())
+            .bind(expires_at)
             .fetch_one(&self.pool)
             .await
             .map_err(db)

@@ -72,11 +72,12 @@ pub async fn sender_grant(
         .create_token(
             admin,
             TokenScope::Institution(InstitutionCode::parse(institution)?),
+            None,
         )
         .await?;
     let principal = archive
         .index
-        .principal_for_token(&huren_access::hash_token(&token))
+        .principal_for_token(&huren_access::hash_token(&token.secret))
         .await?
         .context("token just created")?;
     Ok(grant_ingest(&principal)?)

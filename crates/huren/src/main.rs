@@ -325,6 +325,7 @@ enum AeCmd {
 
 #[derive(Subcommand)]
 enum TokenCmd {
+    /// Print a new token (its id goes to standard error).
     Create {
         #[command(flatten)]
         dir: DataDir,
@@ -332,6 +333,16 @@ enum TokenCmd {
         admin: bool,
         #[arg(long)]
         institution: Option<String>,
+        /// The token stops working after this many days.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        id: i64,
     },
 }
 
@@ -487,10 +498,17 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Token(TokenCmd::Revoke { dir, id }) => {
+            let (archive, grant) = console(&dir).await?;
+            archive.revoke_token(&grant, id).await?;
+            println!("token {id} revoked");
+            Ok(())
+        }
         Command::Token(TokenCmd::Create {
             dir,
             admin,
             institution,
+            expires_days,
         }) => {
             let (archive, grant) = console(&dir).await?;
             let scope = match (admin, institution) {
@@ -498,7 +516,9 @@ async fn main() -> anyhow::Result<()> {
                 (false, Some(code)) => TokenScope::Institution(InstitutionCode::parse(&code)?),
                 _ => bail!("give --admin or --institution CODE"),
             };
-            println!("{}", archive.create_token(&grant, scope).await?);
+            let t = archive.create_token(&grant, scope, expires_days).await?;
+            eprintln!("token id {}", t.id);
+            println!("{}", t.secret);
             Ok(())
         }
         Command::SendFor {
