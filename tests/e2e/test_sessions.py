@@ -131,3 +131,51 @@ def test_system_tokens_expire_and_are_revoked(fresh_server):
     assert use(second["token"]).status_code == 401
     r = requests.post(f"{s.url}/api/admin/tokens/{second['id']}/revoke", headers=admin)
     assert r.status_code == 400
+
+
+def test_the_his_launches_a_doctor_into_a_patient_with_one_click(site):
+    from conftest import cli
+    from helpers import ct
+    from test_persons import store
+    s = site
+    assert add_user(s, "cdoc", "doctor", institution="county").returncode == 0
+    his = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city")}
+    pid = "LA" + uuid.uuid4().hex[:6]
+    store(s, ct(patient_id=pid), calling="CITY")
+    r = requests.post(f"{s.url}/api/launch", json={"doctor": "doc", "patient_id": pid, "visit_number": "V" + pid},
+                      headers=his)
+    assert r.status_code == 201, r.text
+    url = r.json()["url"]
+    assert "/launch?ticket=" in url
+    # The doctor's browser opens it: a session, and straight to the patient.
+    opened = requests.get(url, allow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["referrer-policy"] == "no-referrer"
+    assert opened.headers["location"].startswith("/api/patients/") and "HttpOnly" in opened.headers["set-cookie"]
+    jar = {"huren_session": opened.cookies["huren_session"]}
+    t = requests.get(f"{s.url}{opened.headers['location']}", cookies=jar)
+    assert t.status_code == 200 and t.json()["studies"][0]["patient_id"] == pid
+    assert requests.get(f"{s.url}/api/session", cookies=jar).json()["username"] == "doc"
+    # Once only.
+    assert requests.get(url, allow_redirects=False).status_code == 401
+    # The launch opened the encounter, and both are audited.
+    assert s.query("SELECT doctor_user_id IS NOT NULL, closed_at FROM encounter WHERE visit_number = ?", "V" + pid) == [(1, None)]
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'user_login' AND detail LIKE '%launch%' AND outcome = 'success'") == [(1,)]
+    # Expired tickets are refused.
+    r = requests.post(f"{s.url}/api/launch", json={"doctor": "doc", "patient_id": pid}, headers=his)
+    db = s.db()
+    db.execute("UPDATE launch_ticket SET expires_at = 0 WHERE used_at IS NULL")
+    db.commit()
+    db.close()
+    assert requests.get(r.json()["url"], allow_redirects=False).status_code == 401
+    # A system launches only its own institution's doctors; operators' tokens launch nobody.
+    r = requests.post(f"{s.url}/api/launch", json={"doctor": "cdoc", "patient_id": pid}, headers=his)
+    assert r.status_code == 400 and "not an active user of this institution" in r.json()["detail"]
+    from conftest import ADMIN
+    r = requests.post(f"{s.url}/api/launch", json={"doctor": "doc", "patient_id": pid},
+                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 403
+    # The HIS closes the visit.
+    r = requests.post(f"{s.url}/api/encounters", json={"visit_number": "V" + pid, "patient_id": pid, "status": "closed"},
+                      headers=his)
+    assert r.status_code == 200 and r.json()["open"] is False
+    assert s.query("SELECT closed_at IS NOT NULL FROM encounter WHERE visit_number = ?", "V" + pid) == [(1,)]

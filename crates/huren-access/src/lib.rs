@@ -257,6 +257,9 @@ pub enum AuditAction {
     UserLogin,
     /// A person signed out (110114, Logout).
     UserLogout,
+    /// The HIS opened, changed or closed an encounter (the relationship that lets a doctor
+    /// read a patient's data).
+    EncounterChanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,11 +3,13 @@
 //! threads; repeated failures lock the account for a while; sessions are random 256-bit
 //! secrets stored only as SHA-256, with idle and absolute expiry and a CSRF token.
 
-use crate::model::{NewUser, SessionRecord, UserAccount};
+use crate::model::{EncounterUpsert, NewLaunchTicket, NewUser, SessionRecord, UserAccount};
 use crate::{AdminError, Archive};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
-use huren_access::{AdminGrant, AuditAction, AuditEvent, Outcome, Role, User, hash_token};
+use huren_access::{
+    AdminGrant, AuditAction, AuditEvent, IngestGrant, Outcome, Role, User, hash_token,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountPolicy {
@@ -47,6 +49,36 @@ pub struct UserRequest<'a> {
     pub institution_code: &'a str,
     pub department: Option<&'a str>,
     pub password: &'a str,
+}
+
+/// How long a launch ticket is good for: the HIS opens the URL at once.
+pub const LAUNCH_TTL_SECS: i64 = 120;
+
+/// An encounter as the HIS reports it.
+pub struct EncounterRequest<'a> {
+    pub visit_number: &'a str,
+    pub patient_id: &'a str,
+    /// The record number's authority; the HIS institution's own when absent.
+    pub issuer: Option<&'a str>,
+    pub doctor: Option<&'a str>,
+    pub department: Option<&'a str>,
+    pub open: bool,
+}
+
+/// What the HIS asks a launch ticket for.
+pub struct LaunchRequest<'a> {
+    pub doctor: &'a str,
+    pub patient_id: &'a str,
+    pub issuer: Option<&'a str>,
+    pub visit_number: Option<&'a str>,
+    pub department: Option<&'a str>,
+}
+
+/// A minted ticket: the secret goes into the launch URL once.
+#[derive(Debug, Clone)]
+pub struct LaunchTicket {
+    pub secret: String,
+    pub expires_at: i64,
 }
 
 /// A new session: the secret goes into the cookie once and is never stored.
@@ -244,9 +276,18 @@ impl Archive {
             });
         }
         self.index.login_succeeded(a.user.user_id).await?;
+        Ok(self.start_session(a, source, t).await?)
+    }
+
+    async fn start_session(
+        &self,
+        a: UserAccount,
+        source: Option<String>,
+        t: i64,
+    ) -> Result<SessionStart, crate::ports::StoreError> {
         let secret = random_secret();
         let csrf_token = random_secret();
-        let expires_at = t + policy.session_absolute_secs;
+        let expires_at = t + self.config.accounts.session_absolute_secs;
         self.index
             .create_session(SessionRecord {
                 secret_hash: hash_token(&secret),
@@ -265,6 +306,199 @@ impl Archive {
             user: a.user,
             display_name: a.display_name,
         })
+    }
+
+    /// The HIS registers (or closes) an encounter at its own institution: the patient by the
+    /// institution's record number, the doctor by username when known.
+    pub async fn register_encounter(
+        &self,
+        grant: &IngestGrant,
+        req: EncounterRequest<'_>,
+    ) -> Result<i64, AdminError> {
+        let inst = grant.sender();
+        let doctor = match req.doctor {
+            Some(name) => Some(
+                self.colleague(inst.institution_id, name)
+                    .await?
+                    .user
+                    .user_id,
+            ),
+            None => None,
+        };
+        let issuer = match req.issuer {
+            Some(i) => i.to_owned(),
+            None => {
+                self.attribution
+                    .default_issuer(self.index.as_ref(), inst.institution_id)
+                    .await?
+            }
+        };
+        let visit = req.visit_number.trim();
+        if visit.is_empty() || req.patient_id.trim().is_empty() {
+            return Err(AdminError::Invalid(
+                "an encounter needs a visit number and the patient's record number".into(),
+            ));
+        }
+        let id = self
+            .index
+            .upsert_encounter(EncounterUpsert {
+                institution_id: inst.institution_id,
+                visit_number: visit.to_owned(),
+                patient_issuer: issuer.clone(),
+                patient_id: req.patient_id.trim().to_owned(),
+                doctor_user_id: doctor,
+                department: req.department.map(str::to_owned),
+                open: req.open,
+            })
+            .await?;
+        let ev = AuditEvent {
+            action: AuditAction::EncounterChanged,
+            outcome: Outcome::Success,
+            actor: grant.principal().label(),
+            institution: Some(inst.institution_code.to_string()),
+            patient: Some(format!("{}@{issuer}", req.patient_id.trim())),
+            study_uid: None,
+            object: Some(format!("encounter:{visit}")),
+            source_address: None,
+            detail: serde_json::json!({ "open": req.open, "doctor": req.doctor, "department": req.department }),
+        };
+        self.index.record_audit(ev).await?;
+        Ok(id)
+    }
+
+    /// A user of the sender's own institution (systems act only for their own people).
+    async fn colleague(
+        &self,
+        institution_id: i64,
+        username: &str,
+    ) -> Result<UserAccount, AdminError> {
+        match self.index.user_account(username.trim()).await? {
+            Some(a) if a.user.institution_id == institution_id && !a.disabled => Ok(a),
+            _ => Err(AdminError::Invalid(format!(
+                "{username} is not an active user of this institution"
+            ))),
+        }
+    }
+
+    /// The HIS, acting for one of its doctors, mints a launch ticket for a patient (and opens
+    /// the encounter when a visit number is given). Valid `LAUNCH_TTL_SECS`, once.
+    pub async fn issue_launch_ticket(
+        &self,
+        grant: &IngestGrant,
+        req: LaunchRequest<'_>,
+    ) -> Result<LaunchTicket, AdminError> {
+        let doctor = self
+            .colleague(grant.sender().institution_id, req.doctor)
+            .await?;
+        let issuer = match req.issuer {
+            Some(i) => i.to_owned(),
+            None => {
+                self.attribution
+                    .default_issuer(self.index.as_ref(), grant.sender().institution_id)
+                    .await?
+            }
+        };
+        let encounter = match req.visit_number {
+            Some(visit) => Some(
+                self.register_encounter(
+                    grant,
+                    EncounterRequest {
+                        visit_number: visit,
+                        patient_id: req.patient_id,
+                        issuer: Some(&issuer),
+                        doctor: Some(req.doctor),
+                        department: req.department.or(doctor.user.department.as_deref()),
+                        open: true,
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let secret = random_secret();
+        let t = now();
+        let expires_at = t + LAUNCH_TTL_SECS;
+        self.index
+            .create_launch_ticket(NewLaunchTicket {
+                secret_hash: hash_token(&secret),
+                issued_by: grant.principal().label(),
+                user_id: doctor.user.user_id,
+                encounter_id: encounter,
+                patient_issuer: issuer,
+                patient_id: req.patient_id.trim().to_owned(),
+                issued_at: t,
+                expires_at,
+            })
+            .await?;
+        Ok(LaunchTicket { secret, expires_at })
+    }
+
+    /// Opening the launch URL: the ticket (once, in time) starts the doctor's session on the
+    /// patient. Returns the session and the patient's person when huren knows the record.
+    pub async fn redeem_launch_ticket(
+        &self,
+        secret: &str,
+        source: Option<String>,
+    ) -> Result<(SessionStart, Option<String>), LoginError> {
+        let t = now();
+        let redeemed = self
+            .index
+            .redeem_launch_ticket(&hash_token(secret), t)
+            .await?;
+        let outcome = match redeemed {
+            None => Err(LoginError::Invalid),
+            Some(r) => match self.index.user_account_by_id(r.user_id).await? {
+                Some(a) if !a.disabled && a.locked_until.is_none_or(|u| u <= t) => {
+                    let person = self
+                        .index
+                        .find_persons(
+                            &crate::model::PersonSearch::Record {
+                                issuer: r.patient_issuer.clone(),
+                                patient_id: r.patient_id.clone(),
+                            },
+                            1,
+                        )
+                        .await?
+                        .into_iter()
+                        .next()
+                        .map(|h| h.person);
+                    let start = self.start_session(a, source.clone(), t).await?;
+                    Ok((start, person, r))
+                }
+                _ => Err(LoginError::Invalid),
+            },
+        };
+        let ev = AuditEvent {
+            action: AuditAction::UserLogin,
+            outcome: if outcome.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            actor: match &outcome {
+                Ok((s, _, _)) => huren_access::Principal::User(s.user.clone()).label(),
+                Err(_) => "launch".into(),
+            },
+            institution: outcome
+                .as_ref()
+                .ok()
+                .map(|(s, _, _)| s.user.institution_code.to_string()),
+            patient: outcome
+                .as_ref()
+                .ok()
+                .map(|(_, _, r)| format!("{}@{}", r.patient_id, r.patient_issuer)),
+            study_uid: None,
+            object: Some("session".into()),
+            source_address: source,
+            detail: serde_json::json!({
+                "via": "launch",
+                "encounter": outcome.as_ref().ok().and_then(|(_, _, r)| r.encounter_id),
+            }),
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record launch audit event");
+        }
+        outcome.map(|(s, p, _)| (s, p))
     }
 
     /// The session a cookie's secret names, if it is live: not ended, not past its absolute

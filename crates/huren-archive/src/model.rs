@@ -629,3 +629,37 @@ pub struct SessionRecord {
     pub expires_at: i64,
     pub source_address: Option<String>,
 }
+
+/// An encounter as the HIS registers it.
+#[derive(Debug, Clone)]
+pub struct EncounterUpsert {
+    pub institution_id: i64,
+    pub visit_number: String,
+    pub patient_issuer: String,
+    pub patient_id: String,
+    pub doctor_user_id: Option<i64>,
+    pub department: Option<String>,
+    pub open: bool,
+}
+
+/// A launch ticket to store (by the hash of its secret).
+#[derive(Debug, Clone)]
+pub struct NewLaunchTicket {
+    pub secret_hash: String,
+    pub issued_by: String,
+    pub user_id: i64,
+    pub encounter_id: Option<i64>,
+    pub patient_issuer: String,
+    pub patient_id: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a redeemed ticket names.
+#[derive(Debug, Clone)]
+pub struct RedeemedTicket {
+    pub user_id: i64,
+    pub encounter_id: Option<i64>,
+    pub patient_issuer: String,
+    pub patient_id: String,
+}

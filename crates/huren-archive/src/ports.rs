@@ -154,6 +154,17 @@ pub trait Index: Send + Sync + 'static {
     async fn touch_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
     async fn end_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
 
+    /// Opens, updates or closes an encounter; its id.
+    async fn upsert_encounter(&self, e: EncounterUpsert) -> Result<i64, StoreError>;
+    async fn create_launch_ticket(&self, t: NewLaunchTicket) -> Result<(), StoreError>;
+    /// Marks a live ticket used and returns it; None when unknown, used or expired.
+    async fn redeem_launch_ticket(
+        &self,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Option<RedeemedTicket>, StoreError>;
+    async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError>;
+
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;

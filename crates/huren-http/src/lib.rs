@@ -144,6 +144,9 @@ pub fn router(state: AppState) -> Router {
                 .post(session::login)
                 .delete(session::logout),
         )
+        .route("/api/encounters", post(session::register_encounter))
+        .route("/api/launch", post(session::issue_launch))
+        .route("/launch", get(session::launch))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

@@ -88,3 +88,127 @@ pub async fn logout(
     }
     Ok(resp)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncounterBody {
+    visit_number: String,
+    patient_id: String,
+    issuer: Option<String>,
+    doctor: Option<String>,
+    department: Option<String>,
+    /// `open` (default) or `closed`.
+    status: Option<String>,
+}
+
+/// `POST /api/encounters` — the HIS (its institution's system token) opens or closes a visit.
+pub async fn register_encounter(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<EncounterBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let grant = huren_access::grant_ingest(&p)?;
+    let open = match b.status.as_deref() {
+        None | Some("open") => true,
+        Some("closed") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status {other:?} is open or closed"
+            )));
+        }
+    };
+    let id = state
+        .archive
+        .register_encounter(
+            &grant,
+            huren_archive::accounts::EncounterRequest {
+                visit_number: &b.visit_number,
+                patient_id: &b.patient_id,
+                issuer: b.issuer.as_deref(),
+                doctor: b.doctor.as_deref(),
+                department: b.department.as_deref(),
+                open,
+            },
+        )
+        .await?;
+    Ok(Json(json!({ "encounter": id, "open": open })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchBody {
+    doctor: String,
+    patient_id: String,
+    issuer: Option<String>,
+    visit_number: Option<String>,
+    department: Option<String>,
+}
+
+/// `POST /api/launch` — the HIS, for one of its doctors, gets a one-time launch URL.
+pub async fn issue_launch(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<LaunchBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let grant = huren_access::grant_ingest(&p)?;
+    let t = state
+        .archive
+        .issue_launch_ticket(
+            &grant,
+            huren_archive::accounts::LaunchRequest {
+                doctor: &b.doctor,
+                patient_id: &b.patient_id,
+                issuer: b.issuer.as_deref(),
+                visit_number: b.visit_number.as_deref(),
+                department: b.department.as_deref(),
+            },
+        )
+        .await?;
+    let url = format!(
+        "{}/launch?ticket={}",
+        crate::qido::origin_url(&state, &headers),
+        t.secret
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "url": url, "expires_at": t.expires_at })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LaunchQuery {
+    ticket: String,
+}
+
+/// `GET /launch?ticket=…` — the doctor's browser: the session starts and the browser goes to
+/// the patient (their timeline until the web pages exist).
+pub async fn launch(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Query(q): axum::extract::Query<LaunchQuery>,
+) -> Result<Response, ApiError> {
+    let (start, person) = state
+        .archive
+        .redeem_launch_ticket(&q.ticket, Some(peer.ip().to_string()))
+        .await
+        .map_err(|e| match e {
+            LoginError::Store(s) => s.into(),
+            _ => ApiError::unauthorized("the launch link is unknown, used or expired"),
+        })?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let to = match person {
+        Some(p) => format!("/api/patients/{p}/timeline"),
+        None => "/api/session".to_owned(),
+    };
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+    if let Some(v) = cookie(&state, &start.secret, start.expires_at - now) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    // The ticket was in the URL: keep it out of any Referer the next page would send.
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(resp)
+}

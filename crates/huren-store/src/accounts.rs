@@ -158,3 +158,90 @@ pub async fn end_session(pool: &SqlitePool, secret_hash: &str, at: i64) -> Resul
         .await?;
     Ok(())
 }
+
+pub async fn user_account_by_id(
+    pool: &SqlitePool,
+    id: i64,
+) -> Result<Option<UserAccount>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE u.id = ?")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().and_then(|r| account(r, 0)))
+}
+
+pub async fn upsert_encounter(
+    pool: &SqlitePool,
+    e: &huren_archive::model::EncounterUpsert,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO encounter (institution_id, visit_number, patient_issuer, patient_id, doctor_user_id, department, opened_at, closed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END)
+         ON CONFLICT (institution_id, visit_number) DO UPDATE SET
+           patient_issuer = excluded.patient_issuer, patient_id = excluded.patient_id,
+           doctor_user_id = COALESCE(excluded.doctor_user_id, doctor_user_id),
+           department = COALESCE(excluded.department, department),
+           closed_at = CASE WHEN ? THEN NULL ELSE COALESCE(closed_at, ?) END
+         RETURNING id",
+    )
+    .bind(e.institution_id)
+    .bind(&e.visit_number)
+    .bind(&e.patient_issuer)
+    .bind(&e.patient_id)
+    .bind(e.doctor_user_id)
+    .bind(&e.department)
+    .bind(now)
+    .bind(e.open)
+    .bind(now)
+    .bind(e.open)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn create_launch_ticket(
+    pool: &SqlitePool,
+    t: &huren_archive::model::NewLaunchTicket,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO launch_ticket (secret_hash, issued_by, user_id, encounter_id, patient_issuer, patient_id, issued_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.secret_hash)
+    .bind(&t.issued_by)
+    .bind(t.user_id)
+    .bind(t.encounter_id)
+    .bind(&t.patient_issuer)
+    .bind(&t.patient_id)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Single use: the UPDATE that marks the ticket used is also the check (one statement, so two
+/// simultaneous redemptions cannot both succeed).
+pub async fn redeem_launch_ticket(
+    pool: &SqlitePool,
+    secret_hash: &str,
+    now: i64,
+) -> Result<Option<huren_archive::model::RedeemedTicket>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE launch_ticket SET used_at = ?
+          WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ?
+          RETURNING user_id, encounter_id, patient_issuer, patient_id",
+    )
+    .bind(now)
+    .bind(secret_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| huren_archive::model::RedeemedTicket {
+        user_id: r.get(0),
+        encounter_id: r.get(1),
+        patient_issuer: r.get(2),
+        patient_id: r.get(3),
+    }))
+}

@@ -2136,6 +2136,34 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn upsert_encounter(&self, e: EncounterUpsert) -> Result<i64, StoreError> {
+        crate::accounts::upsert_encounter(&self.pool, &e, now())
+            .await
+            .map_err(db)
+    }
+
+    async fn create_launch_ticket(&self, t: NewLaunchTicket) -> Result<(), StoreError> {
+        crate::accounts::create_launch_ticket(&self.pool, &t)
+            .await
+            .map_err(db)
+    }
+
+    async fn redeem_launch_ticket(
+        &self,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Option<RedeemedTicket>, StoreError> {
+        crate::accounts::redeem_launch_ticket(&self.pool, secret_hash, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError> {
+        crate::accounts::user_account_by_id(&self.pool, user_id)
+            .await
+            .map_err(db)
+    }
+
     async fn search_observations(
         &self,
         q: &huren_archive::results::ResultQuery,
