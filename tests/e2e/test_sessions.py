@@ -179,3 +179,58 @@ def test_the_his_launches_a_doctor_into_a_patient_with_one_click(site):
                       headers=his)
     assert r.status_code == 200 and r.json()["open"] is False
     assert s.query("SELECT closed_at IS NOT NULL FROM encounter WHERE visit_number = ?", "V" + pid) == [(1,)]
+
+
+def test_a_doctor_reads_only_patients_of_an_open_encounter(site):
+    """Access by relationship: during an open encounter at the doctor's institution, assigned to
+    the doctor or their department, the patient's data from every institution; nothing else."""
+    from conftest import cli
+    from test_fhir import resident_id
+    from test_persons import person, person_of, store, with_resident_id
+    s = site
+    assert add_user(s, "doc2", "doctor").returncode == 0          # same department (放射科)
+    out = subprocess.run([BIN, "user", "add", "--data-dir", str(s.data_dir), "--username", "cardio", "--name", "张伟",
+                          "--role", "doctor", "--institution", "city", "--department", "心内科"],
+                         input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    number = resident_id("19491231", male=False)
+    tag = uuid.uuid4().hex[:6]
+    county, city, other = person("CX" + tag), person("CY" + tag), person("QX" + tag, name="Zhao^Qi=赵^琪")
+    store(s, with_resident_id(county, number), calling="COUNTY")
+    store(s, with_resident_id(city, number), calling="CITY")
+    store(s, other, calling="COUNTY")
+    assert person_of(s, "CX" + tag) == person_of(s, "CY" + tag)      # one person, two hospitals
+
+    def session(username):
+        jar = {"huren_session": login(s, username).cookies["huren_session"]}
+        get = lambda path, **p: requests.get(f"{s.url}{path}", params=p, cookies=jar)  # noqa: E731
+        return get
+
+    def studies(get):
+        r = get("/dicom-web/studies")
+        return set() if r.status_code == 204 else {st["0020000D"]["Value"][0] for st in r.json()}
+
+    doc, doc2, cardio = session("doc"), session("doc2"), session("cardio")
+    assert studies(doc) == set()
+    his = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city")}
+    visit = {"visit_number": "V" + tag, "patient_id": "CY" + tag, "doctor": "doc", "department": "放射科"}
+    assert requests.post(f"{s.url}/api/encounters", json=visit, headers=his).status_code == 200
+    # The patient's studies at both hospitals; not the other patient's.
+    assert studies(doc) == {county.StudyInstanceUID, city.StudyInstanceUID}
+    assert doc(f"/dicom-web/studies/{other.StudyInstanceUID}/metadata").status_code == 404
+    assert doc(f"/dicom-web/studies/{county.StudyInstanceUID}/series/{county.SeriesInstanceUID}/metadata").status_code == 200
+    p = requests.get(f"{s.url}/api/patients", params={"patient_id": "CX" + tag, "issuer": "urn:huren:institution:county"},
+                     headers={"Authorization": his["Authorization"]}).json()[0]["person"]
+    assert len(doc(f"/api/patients/{p}/timeline").json()["studies"]) == 2
+    assert doc("/fhir/Patient", name="赵").json().get("entry") is None
+    # The department's colleague too; another department not.
+    assert studies(doc2) == {county.StudyInstanceUID, city.StudyInstanceUID}
+    assert studies(cardio) == set()
+    assert cardio(f"/api/patients/{p}/timeline").status_code == 404
+    # A system still reads everything (interim), including the other patient.
+    sys_studies = requests.get(f"{s.url}/dicom-web/studies", headers=his).json()
+    assert other.StudyInstanceUID in {st["0020000D"]["Value"][0] for st in sys_studies}
+    # The HIS closes the visit: the relationship ends.
+    assert requests.post(f"{s.url}/api/encounters", json={**visit, "status": "closed"}, headers=his).status_code == 200
+    assert studies(doc) == set()
+    assert doc(f"/api/patients/{p}/timeline").status_code == 404

@@ -209,6 +209,23 @@ impl ReadGrant {
     pub fn principal(&self) -> &Principal {
         &self.principal
     }
+
+    /// Whose data this grant reaches. A person reads only the patients they have a
+    /// relationship with (the archive resolves which); systems and operators' tokens read all
+    /// (interim: per-institution rules for systems come with the access-control issue).
+    pub fn scope(&self) -> ReadScope<'_> {
+        match &self.principal {
+            Principal::User(u) => ReadScope::Related(u),
+            _ => ReadScope::All,
+        }
+    }
+}
+
+/// See [`ReadGrant::scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadScope<'a> {
+    All,
+    Related(&'a User),
 }
 
 pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {

@@ -19,6 +19,7 @@ pub mod model;
 mod persons;
 pub mod ports;
 pub mod query;
+pub mod reach;
 pub mod results;
 pub mod spool;
 pub mod submit;
@@ -482,7 +483,7 @@ impl Archive {
     /// Persons matching a lookup, each with their records at every institution.
     pub async fn find_persons(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         lookup: PatientLookup<'_>,
     ) -> Result<Vec<model::PersonHit>, AdminError> {
         const LIMIT: u32 = 50;
@@ -518,17 +519,23 @@ impl Archive {
                 }
             }
         };
-        Ok(self.index.find_persons(&search, LIMIT).await?)
+        let reach = self.reach(grant).await?;
+        let mut hits = self.index.find_persons(&search, LIMIT).await?;
+        hits.retain(|h| reach.allows(&h.person));
+        Ok(hits)
     }
 
     /// A person's imaging studies and lab results at every institution, each newest first
     /// (patient timeline).
     pub async fn timeline(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         person: &str,
         limit: u32,
     ) -> Result<Option<model::Timeline>, AdminError> {
+        if !self.reach(grant).await?.allows(person) {
+            return Ok(None);
+        }
         let limit = limit.clamp(1, 1000);
         let Some(mut studies) = self.index.person_studies(person, limit).await? else {
             return Ok(None);
@@ -682,9 +689,12 @@ impl Archive {
     /// stewards' business and is left out.
     pub async fn person_records(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         public_id: &str,
     ) -> Result<Option<model::PersonView>, AdminError> {
+        if !self.reach(grant).await?.allows(public_id) {
+            return Ok(None);
+        }
         Ok(self.index.person(public_id).await?.map(|mut p| {
             p.history.clear();
             p
@@ -769,9 +779,21 @@ impl Archive {
     /// Query at any level (QIDO-RS, C-FIND). The page is bounded by the caller.
     pub async fn find(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         q: &query::Query,
     ) -> Result<Vec<query::Match>, StoreError> {
+        let keys = self.reach(grant).await?.keys();
+        let scoped;
+        let q = match keys {
+            None => q,
+            Some(k) => {
+                scoped = query::Query {
+                    persons_in: Some(k),
+                    ..q.clone()
+                };
+                &scoped
+            }
+        };
         match self.by_identity_number(q) {
             PersonQuery::Ordinary => self.index.find(q).await,
             PersonQuery::Person(q) => self.index.find(&q).await,
@@ -854,10 +876,15 @@ impl Archive {
     /// series (the same UIDs from two institutions are served uncached).
     pub async fn series_etag(
         &self,
-        _grant: &huren_access::ReadGrant,
+        grant: &huren_access::ReadGrant,
         study_uid: &str,
         series_uid: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
+        // The cached path does not look at persons: a reader limited by relationship takes the
+        // uncached one, which goes through `find` (and its person filter).
+        if self.reach(grant).await? != reach::Reach::All {
+            return Ok(None);
+        }
         let mut rows = self.index.series_etag(study_uid, series_uid).await?;
         Ok(if rows.len() == 1 { rows.pop() } else { None })
     }
@@ -894,6 +921,7 @@ impl Archive {
             offset: 0,
             after_key: None,
             person: None,
+            persons_in: None,
         };
         let found = self.find(grant, &q).await?;
         let docs = self.instance_metadata(grant, &found).await?;

@@ -164,6 +164,12 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<RedeemedTicket>, StoreError>;
     async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError>;
+    /// The persons a user may read now (internal key, public id): those with a record in an
+    /// open encounter at the user's institution, assigned to the user or to their department.
+    async fn related_persons(
+        &self,
+        user: &huren_access::User,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
 
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.

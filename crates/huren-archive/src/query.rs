@@ -291,6 +291,9 @@ pub struct Query {
     /// Only records of the person holding this identity number (the use case sets it from
     /// PatientID + an identity-number IssuerOfPatientID; adapters leave it `None`).
     pub person: Option<PersonKey>,
+    /// Only records of these persons (internal keys): the reader's relationships. Set by the
+    /// use case from the grant, never by adapters.
+    pub persons_in: Option<Vec<i64>>,
 }
 
 /// An identity number as the index can look it up: its system and blind index.

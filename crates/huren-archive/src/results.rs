@@ -133,7 +133,7 @@ impl Archive {
     /// The person a public id names now: a merged person's survivor.
     pub async fn current_person(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         public_id: &str,
     ) -> Result<Option<String>, AdminError> {
         let mut id = public_id.to_owned();
@@ -143,11 +143,23 @@ impl Archive {
                 None => return Ok(None),
                 Some(p) => match p.merged_into {
                     Some(next) => id = next,
-                    None => return Ok(Some(id)),
+                    None => break,
                 },
             }
         }
-        Ok(Some(id))
+        Ok(self.reach(grant).await?.allows(&id).then_some(id))
+    }
+
+    /// A results query narrowed to the persons the reader reaches.
+    async fn scoped(&self, grant: &ReadGrant, q: &ResultQuery) -> Result<ResultQuery, AdminError> {
+        let mut q = q.clone();
+        if let Some(allowed) = self.reach(grant).await?.public_ids() {
+            q.persons = Some(match q.persons.take() {
+                None => allowed,
+                Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
+            });
+        }
+        Ok(q)
     }
 
     /// Whether an identifier system is a domain huren knows (identity numbers or a record
@@ -162,9 +174,10 @@ impl Archive {
 
     pub async fn search_observations(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<ObservationRow>, AdminError> {
+        let q = &self.scoped(grant, q).await?;
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
@@ -183,27 +196,40 @@ impl Archive {
 
     pub async fn observation(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         id: i64,
     ) -> Result<Option<ObservationRow>, AdminError> {
-        let mut row: Vec<ObservationRow> = self.index.observation(id).await?.into_iter().collect();
+        let reach = self.reach(grant).await?;
+        let mut row: Vec<ObservationRow> = self
+            .index
+            .observation(id)
+            .await?
+            .into_iter()
+            .filter(|r| reach.allows(&r.person))
+            .collect();
         self.with_items(&mut row).await?;
         Ok(row.pop())
     }
 
     pub async fn search_orders(
         &self,
-        _grant: &ReadGrant,
+        grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<OrderRow>, AdminError> {
+        let q = &self.scoped(grant, q).await?;
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         Ok(self.index.search_orders(q).await?)
     }
 
-    pub async fn order(&self, _grant: &ReadGrant, id: i64) -> Result<Option<OrderRow>, AdminError> {
-        Ok(self.index.order(id).await?)
+    pub async fn order(&self, grant: &ReadGrant, id: i64) -> Result<Option<OrderRow>, AdminError> {
+        let reach = self.reach(grant).await?;
+        Ok(self
+            .index
+            .order(id)
+            .await?
+            .filter(|o| reach.allows(&o.person)))
     }
 }
 

@@ -95,6 +95,7 @@ pub(crate) fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
         offset: 0,
         after_key: None,
         person: None,
+        persons_in: None,
     };
     let mut keys = Vec::new();
     let mut unsupported_optional = false;

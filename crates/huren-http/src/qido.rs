@@ -114,6 +114,7 @@ pub fn parse_query(
         offset: 0,
         after_key: None,
         person: None,
+        persons_in: None,
     };
     let mut include_all = false;
     let mut clamped = false;

@@ -69,6 +69,7 @@ fn benches(c: &mut Criterion) {
         offset: 0,
         after_key: None,
         person: None,
+        persons_in: None,
     };
     c.bench_function("QIDO: SQL for name wildcard + date range + modality", |b| {
         b.iter(|| huren_store::query::build(black_box(&q)))

@@ -245,3 +245,22 @@ pub async fn redeem_launch_ticket(
         patient_id: r.get(3),
     }))
 }
+
+pub async fn related_persons(
+    pool: &SqlitePool,
+    user: &huren_access::User,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT pe.id, pe.public_id
+           FROM encounter e
+           JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
+           JOIN person pe ON pe.id = p.person_id
+          WHERE e.closed_at IS NULL AND e.institution_id = ?
+            AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))",
+    )
+    .bind(user.institution_id)
+    .bind(user.user_id)
+    .bind(&user.department)
+    .fetch_all(pool)
+    .await
+}

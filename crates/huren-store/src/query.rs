@@ -174,6 +174,15 @@ pub fn build(q: &Query) -> (String, Vec<String>) {
                 .to_owned(),
         );
     }
+    if let Some(persons) = &q.persons_in {
+        // Integers from the index itself, never from a request: safe to write inline.
+        let list = persons
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        wheres.push(format!("p.person_id IN ({list})"));
+    }
     let key_col = match q.level {
         Level::Patient | Level::Study => "s.id",
         Level::Series => "se.id",

@@ -2164,6 +2164,15 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn related_persons(
+        &self,
+        user: &huren_access::User,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        crate::accounts::related_persons(&self.pool, user)
+            .await
+            .map_err(db)
+    }
+
     async fn search_observations(
         &self,
         q: &huren_archive::results::ResultQuery,
