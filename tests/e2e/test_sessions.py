@@ -234,3 +234,53 @@ def test_a_doctor_reads_only_patients_of_an_open_encounter(site):
     assert requests.post(f"{s.url}/api/encounters", json={**visit, "status": "closed"}, headers=his).status_code == 200
     assert studies(doc) == set()
     assert doc(f"/api/patients/{p}/timeline").status_code == 404
+
+
+def test_break_glass_opens_a_patient_for_a_short_time_and_waits_for_review(site):
+    from helpers import ct
+    from test_persons import store
+    s = site
+    for name, role in [("admin1", "institution_admin"), ("tech", "technician")]:
+        assert add_user(s, name, role).returncode == 0
+    pid = "BG" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    store(s, study, calling="COUNTY")
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+
+    def session(username):
+        r = login(s, username)
+        return {"huren_session": r.cookies["huren_session"]}, {"X-CSRF-Token": r.json()["csrf_token"]}
+
+    jar, csrf = session("doc")
+    def studies():
+        r = requests.get(f"{s.url}/dicom-web/studies", cookies=jar)
+        assert r.status_code in (200, 204)
+        return [] if r.status_code == 204 else [st["0020000D"]["Value"][0] for st in r.json()]
+
+    assert studies() == []
+    body = {"identifier": f"{issuer}|{pid}", "reason": "急诊昏迷患者，需查看既往影像"}
+    # A reason is mandatory; only doctors break the glass.
+    r = requests.post(f"{s.url}/api/break-glass", json={**body, "reason": " "}, cookies=jar, headers=csrf)
+    assert r.status_code == 400
+    tjar, tcsrf = session("tech")
+    assert requests.post(f"{s.url}/api/break-glass", json=body, cookies=tjar, headers=tcsrf).status_code == 403
+    r = requests.post(f"{s.url}/api/break-glass", json=body, cookies=jar, headers=csrf)
+    assert r.status_code == 201, r.text
+    bg = r.json()
+    assert studies() == [study.StudyInstanceUID]
+    assert s.query("SELECT outcome, detail LIKE '%急诊%' FROM audit_event WHERE action = 'emergency_override'") == [("success", 1)]
+    # The institution admin sees it awaiting review, and judges it.
+    ajar, acsrf = session("admin1")
+    pending = requests.get(f"{s.url}/api/break-glass", cookies=ajar).json()
+    assert [(x["id"], x["doctor"], x["verdict"]) for x in pending] == [(bg["id"], "doc", None)]
+    assert requests.get(f"{s.url}/api/break-glass", cookies=jar).status_code == 403
+    r = requests.post(f"{s.url}/api/break-glass/{bg['id']}/review", json={"verdict": "justified", "note": "急诊抢救"},
+                      cookies=ajar, headers=acsrf)
+    assert r.status_code == 200
+    assert requests.get(f"{s.url}/api/break-glass", cookies=ajar).json() == []
+    # Short: once it expires the patient is out of reach again.
+    db = s.db()
+    db.execute("UPDATE break_glass SET expires_at = 0")
+    db.commit()
+    db.close()
+    assert studies() == []

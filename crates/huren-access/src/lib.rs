@@ -147,6 +147,8 @@ pub enum Denied {
     NotAdmin,
     #[error("the {0} role does not read patient data")]
     NoPatientData(&'static str),
+    #[error("{0}")]
+    Role(&'static str),
 }
 
 /// Permission to store objects as `sender`. Only [`grant_ingest`] makes one.
@@ -241,6 +243,47 @@ pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
     })
 }
 
+/// Permission to open a patient without a relationship, in an emergency (break-glass): a
+/// signed-in doctor. Only [`grant_break_glass`] makes one.
+#[derive(Debug, Clone)]
+pub struct BreakGlassGrant {
+    user: User,
+}
+
+impl BreakGlassGrant {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+pub fn grant_break_glass(p: &Principal) -> Result<BreakGlassGrant, Denied> {
+    match p {
+        Principal::User(u) if u.role == Role::Doctor => Ok(BreakGlassGrant { user: u.clone() }),
+        _ => Err(Denied::Role("break-glass is for signed-in doctors")),
+    }
+}
+
+/// Permission to review an institution's break-glass accesses: its institution admin.
+#[derive(Debug, Clone)]
+pub struct ReviewGrant {
+    user: User,
+}
+
+impl ReviewGrant {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+pub fn grant_review(p: &Principal) -> Result<ReviewGrant, Denied> {
+    match p {
+        Principal::User(u) if u.role == Role::InstitutionAdmin => {
+            Ok(ReviewGrant { user: u.clone() })
+        }
+        _ => Err(Denied::Role("reviews are for the institution admin")),
+    }
+}
+
 /// Tokens are stored only as SHA-256 digests: a database leak does not leak credentials.
 /// (Tokens are 256-bit random values, so a fast hash is sufficient; passwords will use argon2.)
 pub fn hash_token(token: &str) -> String {
@@ -274,6 +317,10 @@ pub enum AuditAction {
     UserLogin,
     /// A person signed out (110114, Logout).
     UserLogout,
+    /// Break-glass started: DICOM "Emergency Override Started" (110127).
+    EmergencyOverride,
+    /// An institution admin reviewed a break-glass access.
+    EmergencyOverrideReviewed,
     /// The HIS opened, changed or closed an encounter (the relationship that lets a doctor
     /// read a patient's data).
     EncounterChanged,

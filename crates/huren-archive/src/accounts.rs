@@ -13,6 +13,8 @@ use huren_access::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountPolicy {
+    /// How long a break-glass access lasts.
+    pub break_glass_secs: i64,
     pub session_idle_secs: i64,
     pub session_absolute_secs: i64,
     pub lockout_attempts: i64,
@@ -22,6 +24,7 @@ pub struct AccountPolicy {
 impl Default for AccountPolicy {
     fn default() -> Self {
         AccountPolicy {
+            break_glass_secs: 3600,
             session_idle_secs: 30 * 60,
             session_absolute_secs: 12 * 3600,
             lockout_attempts: 5,

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 mod attribution;
+pub mod breakglass;
 pub mod catalog;
 pub mod ingest;
 pub mod lab;
@@ -487,7 +488,19 @@ impl Archive {
         lookup: PatientLookup<'_>,
     ) -> Result<Vec<model::PersonHit>, AdminError> {
         const LIMIT: u32 = 50;
-        let search = match lookup {
+        let search = self.person_search(lookup)?;
+        let reach = self.reach(grant).await?;
+        let mut hits = self.index.find_persons(&search, LIMIT).await?;
+        hits.retain(|h| reach.allows(&h.person));
+        Ok(hits)
+    }
+
+    /// A lookup as the index searches it (identity numbers by blind index).
+    pub(crate) fn person_search(
+        &self,
+        lookup: PatientLookup<'_>,
+    ) -> Result<model::PersonSearch, AdminError> {
+        Ok(match lookup {
             PatientLookup::Identifier { system, value } => {
                 let Some(policy) = &self.config.identity else {
                     return Err(AdminError::Invalid(
@@ -518,11 +531,7 @@ impl Archive {
                     sound_prefix: huren_mpi::name::PersonName::from_dicom(prefix).sound_key(),
                 }
             }
-        };
-        let reach = self.reach(grant).await?;
-        let mut hits = self.index.find_persons(&search, LIMIT).await?;
-        hits.retain(|h| reach.allows(&h.person));
-        Ok(hits)
+        })
     }
 
     /// A person's imaging studies and lab results at every institution, each newest first

@@ -663,3 +663,18 @@ pub struct RedeemedTicket {
     pub patient_issuer: String,
     pub patient_id: String,
 }
+
+/// A break-glass access as the institution admin reviews it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakGlass {
+    pub id: i64,
+    pub doctor: String,
+    pub person: String,
+    pub reason: String,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<i64>,
+    pub verdict: Option<String>,
+    pub review_note: Option<String>,
+}

@@ -170,6 +170,27 @@ pub trait Index: Send + Sync + 'static {
         &self,
         user: &huren_access::User,
     ) -> Result<Vec<(i64, String)>, StoreError>;
+    async fn start_break_glass(
+        &self,
+        user: &huren_access::User,
+        person: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn break_glass_list(
+        &self,
+        institution_id: i64,
+        open_only: bool,
+    ) -> Result<Vec<BreakGlass>, StoreError>;
+    async fn review_break_glass(
+        &self,
+        id: i64,
+        reviewer: &huren_access::User,
+        verdict: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.

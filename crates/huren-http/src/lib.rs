@@ -147,6 +147,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/encounters", post(session::register_encounter))
         .route("/api/launch", post(session::issue_launch))
         .route("/launch", get(session::launch))
+        .route(
+            "/api/break-glass",
+            get(session::break_glass_list).post(session::start_break_glass),
+        )
+        .route(
+            "/api/break-glass/{id}/review",
+            post(session::review_break_glass),
+        )
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .nest("/api/admin", admin::router())

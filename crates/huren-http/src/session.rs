@@ -212,3 +212,82 @@ pub async fn launch(
     );
     Ok(resp)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassBody {
+    /// `system|value`: an identity number or a record number.
+    identifier: String,
+    reason: String,
+}
+
+/// `POST /api/break-glass` — a signed-in doctor opens a patient without a relationship.
+pub async fn start_break_glass(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(b): ApiJson<BreakGlassBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let grant = huren_access::grant_break_glass(&p)?;
+    let (system, value) = b
+        .identifier
+        .split_once('|')
+        .ok_or_else(|| ApiError::bad_request("identifier is system|value"))?;
+    let start = state
+        .archive
+        .start_break_glass(
+            &grant,
+            state.archive.lookup_by(system, value),
+            &b.reason,
+            Some(peer.ip().to_string()),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": start.id, "person": start.person, "expires_at": start.expires_at })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuery {
+    /// Only accesses awaiting review (default true).
+    open: Option<bool>,
+}
+
+/// `GET /api/break-glass` — the institution admin's review list.
+pub async fn break_glass_list(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ReviewQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let grant = huren_access::grant_review(&p)?;
+    let list = state
+        .archive
+        .break_glass_list(&grant, q.open.unwrap_or(true))
+        .await?;
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    verdict: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/break-glass/{id}/review`.
+pub async fn review_break_glass(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    ApiJson(b): ApiJson<ReviewBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let grant = huren_access::grant_review(&p)?;
+    state
+        .archive
+        .review_break_glass(&grant, id, &b.verdict, &b.note)
+        .await?;
+    Ok(Json(json!({ "reviewed": id, "verdict": b.verdict })))
+}

@@ -256,11 +256,97 @@ pub async fn related_persons(
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
            JOIN person pe ON pe.id = p.person_id
           WHERE e.closed_at IS NULL AND e.institution_id = ?
-            AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))",
+            AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))
+         UNION
+         SELECT pe.id, pe.public_id FROM break_glass b JOIN person pe ON pe.id = b.person_id
+          WHERE b.user_id = ? AND b.expires_at > unixepoch()",
     )
     .bind(user.institution_id)
     .bind(user.user_id)
     .bind(&user.department)
+    .bind(user.user_id)
     .fetch_all(pool)
     .await
+}
+
+/// Opens a break-glass access to a person (by public id); its id, or None for no such person.
+pub async fn start_break_glass(
+    pool: &SqlitePool,
+    user: &huren_access::User,
+    person: &str,
+    reason: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO break_glass (user_id, institution_id, person_id, reason, started_at, expires_at)
+         SELECT ?, ?, id, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
+    )
+    .bind(user.user_id)
+    .bind(user.institution_id)
+    .bind(reason)
+    .bind(now)
+    .bind(expires_at)
+    .bind(person)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn break_glass_list(
+    pool: &SqlitePool,
+    institution_id: i64,
+    open_only: bool,
+) -> Result<Vec<huren_archive::model::BreakGlass>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT b.id, u.username, pe.public_id, b.reason, b.started_at, b.expires_at, r.username, b.reviewed_at,
+                b.verdict, b.review_note
+           FROM break_glass b JOIN app_user u ON u.id = b.user_id JOIN person pe ON pe.id = b.person_id
+           LEFT JOIN app_user r ON r.id = b.reviewed_by
+          WHERE b.institution_id = ? AND (? = 0 OR b.reviewed_at IS NULL)
+          ORDER BY b.id",
+    )
+    .bind(institution_id)
+    .bind(open_only)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| huren_archive::model::BreakGlass {
+            id: r.get(0),
+            doctor: r.get(1),
+            person: r.get(2),
+            reason: r.get(3),
+            started_at: r.get(4),
+            expires_at: r.get(5),
+            reviewed_by: r.get(6),
+            reviewed_at: r.get(7),
+            verdict: r.get(8),
+            review_note: r.get(9),
+        })
+        .collect())
+}
+
+/// Records a review; false when the access is not the institution's or was reviewed before.
+pub async fn review_break_glass(
+    pool: &SqlitePool,
+    id: i64,
+    reviewer: &huren_access::User,
+    verdict: &str,
+    note: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE break_glass SET reviewed_by = ?, reviewed_at = ?, verdict = ?, review_note = ?
+          WHERE id = ? AND institution_id = ? AND reviewed_at IS NULL",
+    )
+    .bind(reviewer.user_id)
+    .bind(now)
+    .bind(verdict)
+    .bind(note)
+    .bind(id)
+    .bind(reviewer.institution_id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }

@@ -2173,6 +2173,42 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn start_break_glass(
+        &self,
+        user: &huren_access::User,
+        person: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        crate::accounts::start_break_glass(&self.pool, user, person, reason, now, expires_at)
+            .await
+            .map_err(db)
+    }
+
+    async fn break_glass_list(
+        &self,
+        institution_id: i64,
+        open_only: bool,
+    ) -> Result<Vec<BreakGlass>, StoreError> {
+        crate::accounts::break_glass_list(&self.pool, institution_id, open_only)
+            .await
+            .map_err(db)
+    }
+
+    async fn review_break_glass(
+        &self,
+        id: i64,
+        reviewer: &huren_access::User,
+        verdict: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        crate::accounts::review_break_glass(&self.pool, id, reviewer, verdict, note, now)
+            .await
+            .map_err(db)
+    }
+
     async fn search_observations(
         &self,
         q: &huren_archive::results::ResultQuery,

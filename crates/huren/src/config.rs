@@ -36,6 +36,8 @@ pub struct Auth {
     pub lockout_mins: i64,
     /// Mark the session cookie `Secure` (on when huren is reached over HTTPS).
     pub secure_cookies: bool,
+    /// How long a break-glass access lasts.
+    pub break_glass_mins: i64,
 }
 
 impl Default for Auth {
@@ -46,6 +48,7 @@ impl Default for Auth {
             lockout_attempts: 5,
             lockout_mins: 15,
             secure_cookies: false,
+            break_glass_mins: 60,
         }
     }
 }

@@ -399,6 +399,7 @@ fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> 
         spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
         identity: identity_policy(&settings.mpi)?,
         accounts: huren_archive::accounts::AccountPolicy {
+            break_glass_secs: settings.auth.break_glass_mins * 60,
             session_idle_secs: settings.auth.session_idle_mins * 60,
             session_absolute_secs: settings.auth.session_absolute_hours * 3600,
             lockout_attempts: settings.auth.lockout_attempts,
