@@ -284,3 +284,13 @@ def test_break_glass_opens_a_patient_for_a_short_time_and_waits_for_review(site)
     db.commit()
     db.close()
     assert studies() == []
+
+
+def test_security_headers(site):
+    r = login(site, "doc")
+    for resp in (r, requests.get(f"{site.url}/healthz")):
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert resp.headers["x-frame-options"] == "SAMEORIGIN"
+        assert resp.headers["referrer-policy"] == "no-referrer"
+    # Patient data and sessions are not kept by caches; no HSTS without HTTPS.
+    assert r.headers["cache-control"] == "no-store" and "strict-transport-security" not in r.headers

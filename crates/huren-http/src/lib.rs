@@ -163,9 +163,56 @@ pub fn router(state: AppState) -> Router {
             axum::http::HeaderName::from_static("cross-origin-resource-policy"),
             corp,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.secure_cookies,
+            security_headers,
+        ))
         .layer(cors)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the method and path only: query strings carry patient identifiers
+        // (QIDO PatientID, FHIR identifier) and launch tickets, which must not reach logs.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
         .with_state(state)
+}
+
+/// Headers every response carries: no MIME sniffing, no framing by other sites, no referrer
+/// (URLs can carry identifiers), no caching of patient data by shared caches, and HSTS when
+/// huren is reached over HTTPS.
+async fn security_headers(
+    axum::extract::State(https): axum::extract::State<bool>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let api = req.uri().path().starts_with("/api/") || req.uri().path().starts_with("/fhir");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    if api {
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
 }
 
 /// CORS for browser viewers on another origin (OHIF): the listed origins, or any with `*`.
