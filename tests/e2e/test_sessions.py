@@ -294,3 +294,28 @@ def test_security_headers(site):
         assert resp.headers["referrer-policy"] == "no-referrer"
     # Patient data and sessions are not kept by caches; no HSTS without HTTPS.
     assert r.headers["cache-control"] == "no-store" and "strict-transport-security" not in r.headers
+
+
+def test_the_his_acts_for_a_named_doctor(site):
+    from conftest import cli
+    from helpers import ct
+    from test_persons import store
+    s = site
+    assert add_user(s, "cdoc", "doctor", institution="county").returncode == 0
+    his = "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city")
+    pid = "OB" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    store(s, study, calling="CITY")
+    as_doc = {"Authorization": his, "X-Huren-On-Behalf-Of": "doc"}
+    me = requests.get(f"{s.url}/api/session", headers=as_doc).json()
+    assert me["username"] == "doc" and me["via"].startswith("token:")
+    # The doctor's rights, not the system's: nothing until an encounter relates them.
+    assert requests.get(f"{s.url}/dicom-web/studies", headers=as_doc).status_code in (200, 204)
+    assert not (requests.get(f"{s.url}/dicom-web/studies", headers=as_doc).text.strip("[] \n"))
+    requests.post(f"{s.url}/api/encounters", json={"visit_number": "V" + pid, "patient_id": pid, "doctor": "doc"},
+                  headers={"Authorization": his})
+    found = requests.get(f"{s.url}/dicom-web/studies", headers=as_doc).json()
+    assert [st["0020000D"]["Value"][0] for st in found] == [study.StudyInstanceUID]
+    # Only its own institution's people.
+    r = requests.get(f"{s.url}/api/session", headers={"Authorization": his, "X-Huren-On-Behalf-Of": "cdoc"})
+    assert r.status_code == 403

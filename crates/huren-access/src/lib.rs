@@ -88,6 +88,10 @@ pub struct User {
     pub institution_id: InstitutionId,
     pub institution_code: InstitutionCode,
     pub department: Option<String>,
+    /// The system acting for this person (the HIS calling on a doctor's behalf), by its label;
+    /// `None` when the person is signed in themselves.
+    #[serde(default)]
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,13 +124,19 @@ impl Principal {
                     format!("token:{token_id}@{}", s.institution_code)
                 }
             },
-            Principal::User(u) => format!(
-                "user:{}#{}@{}({})",
-                u.username,
-                u.user_id,
-                u.institution_code,
-                u.role.as_str()
-            ),
+            Principal::User(u) => {
+                let who = format!(
+                    "user:{}#{}@{}({})",
+                    u.username,
+                    u.user_id,
+                    u.institution_code,
+                    u.role.as_str()
+                );
+                match &u.via {
+                    Some(system) => format!("{who} via {system}"),
+                    None => who,
+                }
+            }
         }
     }
 
@@ -382,6 +392,7 @@ mod tests {
             institution_id: 1,
             institution_code: InstitutionCode::parse("cq-a").unwrap(),
             department: Some("放射科".into()),
+            via: None,
         })
     }
 

@@ -17,6 +17,38 @@ pub struct Authenticated(pub Principal);
 
 pub const SESSION_COOKIE: &str = "huren_session";
 
+/// A system naming the person it acts for (the HIS calling for a doctor): authorization and
+/// audit then use that person.
+pub const ON_BEHALF_OF: &str = "x-huren-on-behalf-of";
+
+async fn on_behalf(
+    parts: &Parts,
+    state: &AppState,
+    system: Principal,
+) -> Result<Authenticated, ApiError> {
+    let Principal::System(sender) = &system else {
+        return Err(ApiError::forbidden("only systems act for a person"));
+    };
+    let name = parts
+        .headers
+        .get(ON_BEHALF_OF)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    match state.archive.index.user_account(name).await? {
+        // A system acts only for its own institution's people.
+        Some(a) if a.user.institution_id == sender.institution_id && !a.disabled => {
+            Ok(Authenticated(Principal::User(huren_access::User {
+                via: Some(system.label()),
+                ..a.user
+            })))
+        }
+        _ => Err(ApiError::forbidden(
+            "X-Huren-On-Behalf-Of names no active user of this system's institution",
+        )),
+    }
+}
+
 /// The session secret in the request's cookies, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
@@ -55,6 +87,9 @@ impl FromRequestParts<AppState> for Authenticated {
             return Ok(Authenticated(Principal::BootstrapAdmin));
         }
         match state.archive.index.principal_for_token(&hash).await? {
+            Some(Principal::System(system)) if parts.headers.contains_key(ON_BEHALF_OF) => {
+                on_behalf(parts, state, Principal::System(system)).await
+            }
             Some(p) => Ok(Authenticated(p)),
             None => {
                 metrics::counter!("huren_http_auth_failures_total").increment(1);

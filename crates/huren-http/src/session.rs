@@ -68,6 +68,7 @@ pub async fn whoami(Authenticated(p): Authenticated) -> Result<Json<serde_json::
             "role": u.role,
             "institution": u.institution_code,
             "department": u.department,
+            "via": u.via,
         }),
         other => json!({ "principal": other.label() }),
     }))

@@ -20,6 +20,7 @@ fn account(r: &SqliteRow, at: usize) -> Option<UserAccount> {
             institution_id: r.get(at + 3),
             institution_code: InstitutionCode::parse(r.get::<&str, _>(at + 4)).ok()?,
             department: r.get(at + 5),
+            via: None,
         },
         display_name: r.get(at + 6),
         password_hash: r.get(at + 7),
