@@ -319,3 +319,35 @@ def test_the_his_acts_for_a_named_doctor(site):
     # Only its own institution's people.
     r = requests.get(f"{s.url}/api/session", headers={"Authorization": his, "X-Huren-On-Behalf-Of": "cdoc"})
     assert r.status_code == 403
+
+
+def test_reads_are_audited_once_per_reader_and_object_per_window(site):
+    from conftest import cli
+    from helpers import ct
+    from test_persons import store
+    s = site
+    his = "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city")
+    pid = "RA" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    store(s, study, calling="CITY")
+    requests.post(f"{s.url}/api/encounters", json={"visit_number": "V" + pid, "patient_id": pid, "doctor": "doc"},
+                  headers={"Authorization": his})
+    jar = {"huren_session": login(s, "doc").cookies["huren_session"]}
+    # A viewer's many requests for one study: one event.
+    for _ in range(5):
+        assert requests.get(f"{s.url}/dicom-web/studies/{study.StudyInstanceUID}/metadata", cookies=jar).status_code == 200
+    requests.get(f"{s.url}/dicom-web/studies", cookies=jar)
+    events = s.query("SELECT actor, outcome, study_uid, detail FROM audit_event WHERE action = 'patient_data_accessed' "
+                     "AND study_uid = ?", study.StudyInstanceUID)
+    assert events == [("user:doc#1@city(doctor)", "success", study.StudyInstanceUID, '{"purpose":"treatment"}')]
+    # A refused look at a person out of reach is recorded every time.
+    person = s.query("SELECT pe.public_id FROM person pe JOIN patient p ON p.person_id = pe.id WHERE p.patient_id = ?", pid)[0][0]
+    cjar = {"huren_session": login(s, "ops").cookies["huren_session"]}
+    assert requests.get(f"{s.url}/api/patients/{person}/timeline", cookies=cjar).status_code == 403
+    assert add_user(s, "doc9", "doctor", institution="county").returncode == 0
+    djar = {"huren_session": login(s, "doc9").cookies["huren_session"]}
+    for _ in range(2):
+        assert requests.get(f"{s.url}/api/patients/{person}/timeline", cookies=djar).status_code == 404
+    refused = s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND outcome = 'failure' "
+                      "AND actor LIKE 'user:doc9%'")
+    assert refused == [(2,)]

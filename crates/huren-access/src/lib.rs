@@ -327,6 +327,10 @@ pub enum AuditAction {
     UserLogin,
     /// A person signed out (110114, Logout).
     UserLogout,
+    /// Patient data read: a study's images (DICOM "DICOM Instances Accessed", 110103) or a
+    /// person's records and results ("Patient Record", 110110, read). One event per reader ×
+    /// study or person per window (docs/audit.md); refusals too.
+    PatientDataAccessed,
     /// Break-glass started: DICOM "Emergency Override Started" (110127).
     EmergencyOverride,
     /// An institution admin reviewed a break-glass access.

@@ -49,6 +49,8 @@ pub struct ArchiveConfig {
     pub identity: Option<Arc<IdentityPolicy>>,
     /// Sessions and sign-in (issue #6).
     pub accounts: accounts::AccountPolicy,
+    /// Reads of one object by one reader within this window are one audit event.
+    pub read_audit_window: std::time::Duration,
 }
 
 /// What a steward does to a person (see [`Archive::change_person`]).
@@ -178,6 +180,7 @@ pub struct Archive {
     considered: Arc<persons::Considered>,
     hl7_senders: Arc<lab::SenderCache>,
     catalog_cache: Arc<catalog::CatalogCache>,
+    access_log: Arc<reach::AccessLog>,
 }
 
 /// A new token: the secret is shown once, only its hash is kept.
@@ -212,6 +215,7 @@ impl Archive {
             considered: Arc::default(),
             hl7_senders: Arc::default(),
             catalog_cache: Arc::default(),
+            access_log: Arc::default(),
         }
     }
 
@@ -542,7 +546,10 @@ impl Archive {
         person: &str,
         limit: u32,
     ) -> Result<Option<model::Timeline>, AdminError> {
-        if !self.reach(grant).await?.allows(person) {
+        let reach = self.reach(grant).await?;
+        let allowed = reach.allows(person);
+        self.note_person_read(grant, &reach, person, allowed).await;
+        if !allowed {
             return Ok(None);
         }
         let limit = limit.clamp(1, 1000);
@@ -701,7 +708,11 @@ impl Archive {
         grant: &huren_access::ReadGrant,
         public_id: &str,
     ) -> Result<Option<model::PersonView>, AdminError> {
-        if !self.reach(grant).await?.allows(public_id) {
+        let reach = self.reach(grant).await?;
+        let allowed = reach.allows(public_id);
+        self.note_person_read(grant, &reach, public_id, allowed)
+            .await;
+        if !allowed {
             return Ok(None);
         }
         Ok(self.index.person(public_id).await?.map(|mut p| {
@@ -791,9 +802,9 @@ impl Archive {
         grant: &huren_access::ReadGrant,
         q: &query::Query,
     ) -> Result<Vec<query::Match>, StoreError> {
-        let keys = self.reach(grant).await?.keys();
+        let reach = self.reach(grant).await?;
         let scoped;
-        let q = match keys {
+        let q = match reach.keys() {
             None => q,
             Some(k) => {
                 scoped = query::Query {
@@ -803,12 +814,48 @@ impl Archive {
                 &scoped
             }
         };
-        match self.by_identity_number(q) {
-            PersonQuery::Ordinary => self.index.find(q).await,
-            PersonQuery::Person(q) => self.index.find(&q).await,
+        let found = match self.by_identity_number(q) {
+            PersonQuery::Ordinary => self.index.find(q).await?,
+            PersonQuery::Person(q) => self.index.find(&q).await?,
             // An invalid number belongs to nobody.
-            PersonQuery::NoSuchNumber => Ok(Vec::new()),
+            PersonQuery::NoSuchNumber => Vec::new(),
+        };
+        // One read event per study (per reader, per window).
+        let mut studies: Vec<reach::Read> = Vec::new();
+        for m in &found {
+            let object = format!("study:{}", m.study_instance_uid);
+            if !studies.iter().any(|r| r.object == object) {
+                studies.push(reach::Read {
+                    object,
+                    patient: Some(format!("{}@{}", m.patient_id, m.issuer_of_patient_id)),
+                    study_uid: Some(m.study_instance_uid.clone()),
+                });
+            }
         }
+        self.note_reads(grant, &reach, studies, Outcome::Success)
+            .await;
+        Ok(found)
+    }
+
+    /// A person's data read (or refused): the audit event's object is the person.
+    pub(crate) async fn note_person_read(
+        &self,
+        grant: &huren_access::ReadGrant,
+        reach: &reach::Reach,
+        person: &str,
+        allowed: bool,
+    ) {
+        let read = reach::Read {
+            object: format!("person:{person}"),
+            patient: Some(format!("person:{person}")),
+            study_uid: None,
+        };
+        let outcome = if allowed {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.note_reads(grant, reach, vec![read], outcome).await;
     }
 
     /// PatientID with an identity-number IssuerOfPatientID (a national system URI or one of

@@ -166,10 +166,11 @@ pub trait Index: Send + Sync + 'static {
     async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError>;
     /// The persons a user may read now (internal key, public id): those with a record in an
     /// open encounter at the user's institution, assigned to the user or to their department.
+    /// (internal key, public id, by break-glass) of each person.
     async fn related_persons(
         &self,
         user: &huren_access::User,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
+    ) -> Result<Vec<(i64, String, bool)>, StoreError>;
     async fn start_break_glass(
         &self,
         user: &huren_access::User,

@@ -14,15 +14,15 @@ use huren_access::{ReadGrant, ReadScope};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     All,
-    /// (internal key, public id) of each person.
-    Persons(Vec<(i64, String)>),
+    /// (internal key, public id, by break-glass) of each person.
+    Persons(Vec<(i64, String, bool)>),
 }
 
 impl Reach {
     pub fn allows(&self, public_id: &str) -> bool {
         match self {
             Reach::All => true,
-            Reach::Persons(p) => p.iter().any(|(_, id)| id == public_id),
+            Reach::Persons(p) => p.iter().any(|(_, id, _)| id == public_id),
         }
     }
 
@@ -30,7 +30,7 @@ impl Reach {
     pub fn keys(&self) -> Option<Vec<i64>> {
         match self {
             Reach::All => None,
-            Reach::Persons(p) => Some(p.iter().map(|(k, _)| *k).collect()),
+            Reach::Persons(p) => Some(p.iter().map(|(k, _, _)| *k).collect()),
         }
     }
 
@@ -38,12 +38,101 @@ impl Reach {
     pub fn public_ids(&self) -> Option<Vec<String>> {
         match self {
             Reach::All => None,
-            Reach::Persons(p) => Some(p.iter().map(|(_, id)| id.clone()).collect()),
+            Reach::Persons(p) => Some(p.iter().map(|(_, id, _)| id.clone()).collect()),
+        }
+    }
+
+    /// Why the reader may see these data (the audit's purpose of use): `operations` for
+    /// systems and operators' tokens, `emergency` when any reached person is by break-glass,
+    /// else `treatment` (an encounter).
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            Reach::All => "operations",
+            Reach::Persons(p) if p.iter().any(|(_, _, e)| *e) => "emergency",
+            Reach::Persons(_) => "treatment",
         }
     }
 }
 
+/// Read events already recorded in the current window, per (reader, object): OHIF's hundreds
+/// of frame requests for one study are one event.
+#[derive(Default)]
+pub(crate) struct AccessLog(
+    std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+);
+
+impl AccessLog {
+    /// True when (reader, object) was not seen within `window` (and records it now).
+    fn first_in_window(&self, reader: &str, object: &str, window: std::time::Duration) -> bool {
+        let Ok(mut seen) = self.0.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        if seen.len() > 100_000 {
+            seen.retain(|_, at| now.duration_since(*at) < window);
+        }
+        match seen.get(&(reader.to_owned(), object.to_owned())) {
+            Some(at) if now.duration_since(*at) < window => false,
+            _ => {
+                seen.insert((reader.to_owned(), object.to_owned()), now);
+                true
+            }
+        }
+    }
+}
+
+/// One object read: a study (images) or a person (records, results).
+pub(crate) struct Read {
+    pub object: String,
+    pub patient: Option<String>,
+    pub study_uid: Option<String>,
+}
+
 impl Archive {
+    /// Records reads not yet recorded in this window (one event per reader × object), with
+    /// their purpose; a refused read is always recorded.
+    pub(crate) async fn note_reads(
+        &self,
+        grant: &ReadGrant,
+        reach: &Reach,
+        reads: Vec<Read>,
+        outcome: huren_access::Outcome,
+    ) {
+        let reader = grant.principal().label();
+        let window = self.config.read_audit_window;
+        let mut events = Vec::new();
+        for r in reads {
+            if outcome == huren_access::Outcome::Success
+                && !self.access_log.first_in_window(&reader, &r.object, window)
+            {
+                continue;
+            }
+            events.push(huren_access::AuditEvent {
+                action: huren_access::AuditAction::PatientDataAccessed,
+                outcome,
+                actor: reader.clone(),
+                institution: match grant.principal() {
+                    huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
+                    huren_access::Principal::System(s) => Some(s.institution_code.to_string()),
+                    _ => None,
+                },
+                patient: r.patient,
+                study_uid: r.study_uid,
+                object: Some(r.object),
+                source_address: None,
+                detail: serde_json::json!({ "purpose": reach.purpose() }),
+            });
+        }
+        // The writer commits them together.
+        let results =
+            futures::future::join_all(events.into_iter().map(|e| self.index.record_audit(e))).await;
+        for r in results {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "could not record a read audit event");
+            }
+        }
+    }
+
     pub async fn reach(&self, grant: &ReadGrant) -> Result<Reach, StoreError> {
         match grant.scope() {
             ReadScope::All => Ok(Reach::All),

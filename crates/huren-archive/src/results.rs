@@ -183,6 +183,8 @@ impl Archive {
         }
         let mut rows = self.index.search_observations(q).await?;
         self.with_items(&mut rows).await?;
+        self.note_persons(grant, rows.iter().map(|r| r.person.as_str()))
+            .await?;
         Ok(rows)
     }
 
@@ -200,13 +202,15 @@ impl Archive {
         id: i64,
     ) -> Result<Option<ObservationRow>, AdminError> {
         let reach = self.reach(grant).await?;
-        let mut row: Vec<ObservationRow> = self
-            .index
-            .observation(id)
-            .await?
-            .into_iter()
-            .filter(|r| reach.allows(&r.person))
-            .collect();
+        let mut row: Vec<ObservationRow> = Vec::new();
+        if let Some(r) = self.index.observation(id).await? {
+            let allowed = reach.allows(&r.person);
+            self.note_person_read(grant, &reach, &r.person, allowed)
+                .await;
+            if allowed {
+                row.push(r);
+            }
+        }
         self.with_items(&mut row).await?;
         Ok(row.pop())
     }
@@ -220,16 +224,38 @@ impl Archive {
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
-        Ok(self.index.search_orders(q).await?)
+        let rows = self.index.search_orders(q).await?;
+        self.note_persons(grant, rows.iter().map(|r| r.person.as_str()))
+            .await?;
+        Ok(rows)
+    }
+
+    /// One read event per person in a page of results.
+    async fn note_persons<'a>(
+        &self,
+        grant: &ReadGrant,
+        persons: impl Iterator<Item = &'a str>,
+    ) -> Result<(), AdminError> {
+        let reach = self.reach(grant).await?;
+        let mut seen: Vec<&str> = Vec::new();
+        for p in persons {
+            if !seen.contains(&p) {
+                seen.push(p);
+                self.note_person_read(grant, &reach, p, true).await;
+            }
+        }
+        Ok(())
     }
 
     pub async fn order(&self, grant: &ReadGrant, id: i64) -> Result<Option<OrderRow>, AdminError> {
         let reach = self.reach(grant).await?;
-        Ok(self
-            .index
-            .order(id)
-            .await?
-            .filter(|o| reach.allows(&o.person)))
+        let Some(o) = self.index.order(id).await? else {
+            return Ok(None);
+        };
+        let allowed = reach.allows(&o.person);
+        self.note_person_read(grant, &reach, &o.person, allowed)
+            .await;
+        Ok(allowed.then_some(o))
     }
 }
 

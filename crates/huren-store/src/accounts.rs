@@ -250,16 +250,16 @@ pub async fn redeem_launch_ticket(
 pub async fn related_persons(
     pool: &SqlitePool,
     user: &huren_access::User,
-) -> Result<Vec<(i64, String)>, sqlx::Error> {
+) -> Result<Vec<(i64, String, bool)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT DISTINCT pe.id, pe.public_id
+        "SELECT DISTINCT pe.id, pe.public_id, 0
            FROM encounter e
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
            JOIN person pe ON pe.id = p.person_id
           WHERE e.closed_at IS NULL AND e.institution_id = ?
             AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))
          UNION
-         SELECT pe.id, pe.public_id FROM break_glass b JOIN person pe ON pe.id = b.person_id
+         SELECT pe.id, pe.public_id, 1 FROM break_glass b JOIN person pe ON pe.id = b.person_id
           WHERE b.user_id = ? AND b.expires_at > unixepoch()",
     )
     .bind(user.institution_id)

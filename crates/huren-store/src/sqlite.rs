@@ -2167,7 +2167,7 @@ impl Index for SqliteIndex {
     async fn related_persons(
         &self,
         user: &huren_access::User,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<(i64, String, bool)>, StoreError> {
         crate::accounts::related_persons(&self.pool, user)
             .await
             .map_err(db)

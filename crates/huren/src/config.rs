@@ -64,6 +64,8 @@ pub struct Audit {
     /// Where signed head checkpoints are appended.
     pub checkpoint_file: Option<PathBuf>,
     pub checkpoint_secs: u64,
+    /// Reads of one study or person by one reader within this many minutes are one event.
+    pub read_window_mins: u64,
 }
 
 impl Default for Audit {
@@ -72,6 +74,7 @@ impl Default for Audit {
             chain_key: None,
             checkpoint_file: None,
             checkpoint_secs: 60,
+            read_window_mins: 30,
         }
     }
 }

@@ -398,6 +398,7 @@ fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> 
         max_object_bytes: settings.archive.max_object_mib * 1024 * 1024,
         spool_memory_bytes: settings.archive.spool_memory_kib * 1024,
         identity: identity_policy(&settings.mpi)?,
+        read_audit_window: std::time::Duration::from_secs(settings.audit.read_window_mins * 60),
         accounts: huren_archive::accounts::AccountPolicy {
             break_glass_secs: settings.auth.break_glass_mins * 60,
             session_idle_secs: settings.auth.session_idle_mins * 60,
