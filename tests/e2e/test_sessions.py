@@ -351,3 +351,30 @@ def test_reads_are_audited_once_per_reader_and_object_per_window(site):
     refused = s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND outcome = 'failure' "
                       "AND actor LIKE 'user:doc9%'")
     assert refused == [(2,)]
+
+
+def test_auditors_read_the_trail_as_fhir_audit_events(site):
+    from fhirclient.models.auditevent import AuditEvent
+    from fhirclient.models.bundle import Bundle
+    s = site
+    login(s, "doc", "wrong-password")
+    login(s, "doc")
+    jar = {"huren_session": login(s, "aud").cookies["huren_session"]}
+    r = requests.get(f"{s.url}/fhir/AuditEvent", params={"_count": 2}, cookies=jar)
+    assert r.status_code == 200, r.text
+    b = Bundle(r.json(), strict=True)
+    assert len(b.entry) == 2 and all(isinstance(e.resource, AuditEvent) for e in b.entry)
+    # Newest first, with a next page; every stored event reachable.
+    seen = []
+    url = f"{s.url}/fhir/AuditEvent?_count=2"
+    while url:
+        b = Bundle(requests.get(url, cookies=jar).json(), strict=True)
+        seen += [e.resource for e in b.entry or []]
+        url = next((link.url for link in b.link if link.relation == "next"), None)
+    assert len(seen) == s.query("SELECT COUNT(*) FROM audit_event")[0][0]
+    logins = [e for e in seen if e.type.code == "110114" and e.subtype and e.subtype[0].code == "110122"]
+    assert {e.outcome for e in logins} >= {"0", "8"}
+    assert all(e.recorded.isostring.endswith("+08:00") for e in seen)
+    # Doctors do not read the audit trail.
+    djar = {"huren_session": login(s, "doc").cookies["huren_session"]}
+    assert requests.get(f"{s.url}/fhir/AuditEvent", cookies=djar).status_code == 403

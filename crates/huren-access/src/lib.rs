@@ -294,6 +294,34 @@ pub fn grant_review(p: &Principal) -> Result<ReviewGrant, Denied> {
     }
 }
 
+/// Permission to read the audit trail: auditors, and operators' tokens for tooling (not
+/// regional operators signed in as people: they configure, auditors audit).
+#[derive(Debug, Clone)]
+pub struct AuditGrant {
+    principal: Principal,
+}
+
+impl AuditGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub fn grant_audit(p: &Principal) -> Result<AuditGrant, Denied> {
+    let ok = match p {
+        Principal::User(u) => u.role == Role::Auditor,
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => true,
+        Principal::System(_) => false,
+    };
+    if ok {
+        Ok(AuditGrant {
+            principal: p.clone(),
+        })
+    } else {
+        Err(Denied::Role("the audit trail is for auditors"))
+    }
+}
+
 /// Tokens are stored only as SHA-256 digests: a database leak does not leak credentials.
 /// (Tokens are 256-bit random values, so a fast hash is sufficient; passwords will use argon2.)
 pub fn hash_token(token: &str) -> String {

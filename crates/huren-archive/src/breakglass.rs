@@ -131,3 +131,20 @@ impl Archive {
         Ok(())
     }
 }
+
+impl Archive {
+    /// The audit trail, newest first (auditors).
+    pub async fn audit_trail(
+        &self,
+        _grant: &huren_access::AuditGrant,
+        from: Option<i64>,
+        until: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::AuditRow>, AdminError> {
+        Ok(self
+            .index
+            .audit_events(from, until, before, limit.clamp(1, 500))
+            .await?)
+    }
+}

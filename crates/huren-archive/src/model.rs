@@ -678,3 +678,20 @@ pub struct BreakGlass {
     pub verdict: Option<String>,
     pub review_note: Option<String>,
 }
+
+/// One stored audit event, for reading the trail back (FHIR AuditEvent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+    pub institution: Option<String>,
+    pub patient: Option<String>,
+    pub study_uid: Option<String>,
+    pub object: Option<String>,
+    pub source_address: Option<String>,
+    pub detail: String,
+    pub seq: Option<i64>,
+}

@@ -193,6 +193,15 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Audit events in `[from, until)` (unix seconds), newest first, ids below `before`.
+    async fn audit_events(
+        &self,
+        from: Option<i64>,
+        until: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;

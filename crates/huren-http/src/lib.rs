@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::read))
         .route("/fhir", post(fhir::write::transaction))
+        .route("/fhir/AuditEvent", get(fhir::audit::search))
         .route(
             "/fhir/Observation",
             get(fhir::results::search_observations).post(fhir::write::create_observation),

@@ -351,3 +351,44 @@ pub async fn review_break_glass(
     .rows_affected();
     Ok(n == 1)
 }
+
+pub async fn audit_events(
+    pool: &SqlitePool,
+    from: Option<i64>,
+    until: Option<i64>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<huren_archive::model::AuditRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq
+           FROM audit_event
+          WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) AND (? IS NULL OR id < ?)
+          ORDER BY id DESC LIMIT ?",
+    )
+    .bind(from)
+    .bind(from)
+    .bind(until)
+    .bind(until)
+    .bind(before)
+    .bind(before)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| huren_archive::model::AuditRow {
+            id: r.get(0),
+            at: r.get(1),
+            action: r.get(2),
+            outcome: r.get(3),
+            actor: r.get(4),
+            institution: r.get(5),
+            patient: r.get(6),
+            study_uid: r.get(7),
+            object: r.get(8),
+            source_address: r.get(9),
+            detail: r.get(10),
+            seq: r.get(11),
+        })
+        .collect())
+}

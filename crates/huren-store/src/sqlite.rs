@@ -2209,6 +2209,18 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn audit_events(
+        &self,
+        from: Option<i64>,
+        until: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        crate::accounts::audit_events(&self.pool, from, until, before, limit)
+            .await
+            .map_err(db)
+    }
+
     async fn search_observations(
         &self,
         q: &huren_archive::results::ResultQuery,

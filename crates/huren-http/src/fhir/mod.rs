@@ -15,6 +15,7 @@ use huren_archive::model::{PersonHit, RecordView};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+pub mod audit;
 pub mod results;
 pub mod search;
 pub mod write;
