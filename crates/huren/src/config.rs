@@ -149,6 +149,9 @@ pub struct Http {
     pub cors_allow_origins: Vec<String>,
     /// Cross-Origin-Resource-Policy on every response.
     pub cross_origin_resource_policy: String,
+    /// PEM certificate chain and private key: serve HTTPS (rustls) instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +194,8 @@ impl Default for Http {
             max_query_limit: 1000,
             cors_allow_origins: Vec::new(),
             cross_origin_resource_policy: "same-site".into(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

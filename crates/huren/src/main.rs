@@ -7,6 +7,7 @@ mod audit;
 mod config;
 mod demo;
 mod fill;
+mod tls;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -76,6 +77,10 @@ enum Command {
     /// regional operator, auditor).
     #[command(subcommand)]
     User(UserCmd),
+    /// TLS certificates: `huren tls self-signed --out DIR` writes cert.pem and key.pem for
+    /// demos (http.tls_cert / http.tls_key).
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// The audit trail: verify its chain and checkpoints, or take a checkpoint now.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -162,6 +167,18 @@ enum UserCmd {
         institution: String,
         #[arg(long)]
         department: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    SelfSigned {
+        /// Directory for cert.pem and key.pem (keep it outside the data directory).
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names and addresses the certificate is for.
+        #[arg(long, default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        host: Vec<String>,
     },
 }
 
@@ -563,6 +580,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
         Command::Audit(cmd) => audit_cmd(cmd).await,
+        Command::Tls(TlsCmd::SelfSigned { out, host }) => {
+            let (cert, key) = tls::self_signed(host, &out)?;
+            println!("{}\n{}", cert.display(), key.display());
+            Ok(())
+        }
         Command::User(UserCmd::Add {
             dir,
             username,
@@ -878,6 +900,11 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             None
         }
     };
+    let tls_config = match (&settings.http.tls_cert, &settings.http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => bail!("http.tls_cert and http.tls_key go together"),
+    };
     let state = huren_http::AppState {
         archive,
         bootstrap_admin_hash: bootstrap.as_deref().map(huren_access::hash_token),
@@ -893,16 +920,22 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned()),
         render_metrics: Arc::new(move || prometheus.render()),
-        secure_cookies: settings.auth.secure_cookies,
+        // Behind HTTPS (huren's own or a proxy's), cookies are Secure and HSTS is sent.
+        secure_cookies: settings.auth.secure_cookies || tls_config.is_some(),
     };
     let app = huren_http::router(state);
-    axum::serve(
-        http_listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("HTTP server")?;
+    match &tls_config {
+        Some(cfg) => tls::serve(http_listener, app, cfg.clone(), shutdown())
+            .await
+            .context("HTTPS server")?,
+        None => axum::serve(
+            http_listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("HTTP server")?,
+    }
     dimse_task.abort();
     if let Some(t) = mllp_task {
         t.abort();
