@@ -378,3 +378,38 @@ def test_auditors_read_the_trail_as_fhir_audit_events(site):
     # Doctors do not read the audit trail.
     djar = {"huren_session": login(s, "doc").cookies["huren_session"]}
     assert requests.get(f"{s.url}/fhir/AuditEvent", cookies=djar).status_code == 403
+
+
+def test_data_stewards_work_their_institutions_reviews(site):
+    from test_fhir import resident_id
+    from test_persons import person, store, with_resident_id
+    s = site
+    for name, role, inst in [("stew", "data_steward", "county"), ("stew2", "data_steward", "town")]:
+        assert add_user(s, name, role, institution=inst).returncode == 0
+    number = resident_id("19700101", male=False)
+    tag = uuid.uuid4().hex[:6]
+    store(s, with_resident_id(person("MO" + tag, birth="19700101", sex="F"), number), calling="COUNTY")
+    # A newborn registered under the mother's number at the city hospital: review, not a link.
+    store(s, with_resident_id(person("NB" + tag, birth="20250101", sex="M", name="Li^Bao=李^宝"), number), calling="CITY")
+
+    def session(username):
+        r = login(s, username)
+        return {"huren_session": r.cookies["huren_session"]}, {"X-CSRF-Token": r.json()["csrf_token"]}
+
+    jar, csrf = session("stew")
+    reviews = requests.get(f"{s.url}/api/admin/link-reviews", cookies=jar).json()
+    assert isinstance(reviews, list), reviews
+    mine = [r for r in reviews if {r["a"]["patient_id"], r["b"]["patient_id"]} == {"MO" + tag, "NB" + tag}]
+    assert len(mine) == 1
+    # The town's steward does not see the county/city pair, and cannot decide it.
+    tjar, tcsrf = session("stew2")
+    assert not [r for r in requests.get(f"{s.url}/api/admin/link-reviews", cookies=tjar).json() if r["id"] == mine[0]["id"]]
+    body = {"decision": "reject", "reason": "新生儿使用母亲身份证号"}
+    r = requests.post(f"{s.url}/api/admin/link-reviews/{mine[0]['id']}", json=body, cookies=tjar, headers=tcsrf)
+    assert r.status_code == 400
+    r = requests.post(f"{s.url}/api/admin/link-reviews/{mine[0]['id']}", json=body, cookies=jar, headers=csrf)
+    assert r.status_code == 200 and r.json()["state"] == "rejected"
+    # Doctors and regional operators do not work the queue.
+    for who in ("doc", "ops"):
+        ojar, _ = session(who)
+        assert requests.get(f"{s.url}/api/admin/link-reviews", cookies=ojar).status_code == 403

@@ -294,6 +294,43 @@ pub fn grant_review(p: &Principal) -> Result<ReviewGrant, Denied> {
     }
 }
 
+/// Permission to work the patient-matching review queue and merge or unmerge persons: data
+/// stewards (their institution's records) and operators' tokens or the console (regional
+/// tooling). Regional operators signed in as people do not: they see no patient data.
+#[derive(Debug, Clone)]
+pub struct StewardGrant {
+    principal: Principal,
+}
+
+impl StewardGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The institution whose records this steward handles; `None`: every institution.
+    pub fn institution(&self) -> Option<InstitutionId> {
+        match &self.principal {
+            Principal::User(u) => Some(u.institution_id),
+            _ => None,
+        }
+    }
+}
+
+pub fn grant_steward(p: &Principal) -> Result<StewardGrant, Denied> {
+    let ok = match p {
+        Principal::User(u) => u.role == Role::DataSteward,
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => true,
+        Principal::System(_) => false,
+    };
+    if ok {
+        Ok(StewardGrant {
+            principal: p.clone(),
+        })
+    } else {
+        Err(Denied::Role("the review queue is for data stewards"))
+    }
+}
+
 /// Permission to read the audit trail: auditors, and operators' tokens for tooling (not
 /// regional operators signed in as people: they configure, auditors audit).
 #[derive(Debug, Clone)]

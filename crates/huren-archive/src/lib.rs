@@ -616,7 +616,7 @@ impl Archive {
     /// The data stewards' queue: record pairs the link rules would not decide alone.
     pub async fn link_reviews(
         &self,
-        _grant: &AdminGrant,
+        grant: &huren_access::StewardGrant,
         state: &str,
         limit: u32,
     ) -> Result<Vec<model::LinkReview>, AdminError> {
@@ -625,19 +625,75 @@ impl Archive {
                 "state is open, linked or rejected".into(),
             ));
         }
-        Ok(self.index.link_reviews(state, limit.clamp(1, 1000)).await?)
+        let mut list = self.index.link_reviews(state, limit.clamp(1, 1000)).await?;
+        if let Some(issuer) = self.steward_issuer(grant).await? {
+            list.retain(|r| r.a.issuer == issuer || r.b.issuer == issuer);
+        }
+        Ok(list)
+    }
+
+    /// The record-number authority of an institution steward's own records (`None`: a
+    /// regional steward, every institution). A pair is theirs when either record is.
+    async fn steward_issuer(
+        &self,
+        grant: &huren_access::StewardGrant,
+    ) -> Result<Option<String>, AdminError> {
+        match grant.institution() {
+            None => Ok(None),
+            Some(id) => Ok(Some(
+                self.attribution
+                    .default_issuer(self.index.as_ref(), id)
+                    .await?,
+            )),
+        }
+    }
+
+    /// Refuses a steward's change to persons none of whose records are their institution's.
+    async fn steward_may_touch(
+        &self,
+        grant: &huren_access::StewardGrant,
+        persons: &[&str],
+    ) -> Result<(), AdminError> {
+        let Some(issuer) = self.steward_issuer(grant).await? else {
+            return Ok(());
+        };
+        for p in persons {
+            let ours = self
+                .index
+                .person(p)
+                .await?
+                .is_some_and(|v| v.records.iter().any(|r| r.issuer == issuer));
+            if !ours {
+                return Err(AdminError::Invalid(format!(
+                    "person {p} has no record of this steward's institution"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A steward's decision on a review pair: link (the two records' persons become one) or
     /// reject. Audited; refused when it would join two different identity numbers.
     pub async fn decide_link_review(
         &self,
-        grant: &AdminGrant,
+        grant: &huren_access::StewardGrant,
         id: i64,
         link: bool,
         reason: &str,
     ) -> Result<model::LinkReview, AdminError> {
         let reason = required_reason(reason)?;
+        if let Some(issuer) = self.steward_issuer(grant).await? {
+            let ours = self
+                .index
+                .link_review(id)
+                .await?
+                .is_some_and(|r| r.a.issuer == issuer || r.b.issuer == issuer);
+            if !ours {
+                return Err(AdminError::Invalid(format!(
+                    "review {id} is not this steward's institution's"
+                )));
+            }
+        }
         let actor = grant.principal().label();
         let review = self
             .index
@@ -657,12 +713,18 @@ impl Archive {
     /// merge moved go back). History is kept either way; audited.
     pub async fn change_person(
         &self,
-        grant: &AdminGrant,
+        grant: &huren_access::StewardGrant,
         merged: &str,
         change: PersonChange<'_>,
         reason: &str,
     ) -> Result<usize, AdminError> {
         let reason = required_reason(reason)?;
+        match &change {
+            PersonChange::MergeInto(survivor) => {
+                self.steward_may_touch(grant, &[merged, survivor]).await?
+            }
+            PersonChange::Unmerge => self.steward_may_touch(grant, &[merged]).await?,
+        }
         let actor = grant.principal().label();
         let (moved, detail) = match change {
             PersonChange::MergeInto(survivor) => {
@@ -695,9 +757,12 @@ impl Archive {
 
     pub async fn person(
         &self,
-        _grant: &AdminGrant,
+        grant: &huren_access::StewardGrant,
         public_id: &str,
     ) -> Result<Option<model::PersonView>, AdminError> {
+        if self.steward_may_touch(grant, &[public_id]).await.is_err() {
+            return Ok(None);
+        }
         Ok(self.index.person(public_id).await?)
     }
 

@@ -205,6 +205,7 @@ pub trait Index: Send + Sync + 'static {
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError>;
     /// Moves every record of person `merged` into `survivor` (public ids), recording one link
     /// event per record. `Conflict` when that would give one person two different identity
     /// numbers of one document; `NotFound` for unknown persons. Returns the records moved.

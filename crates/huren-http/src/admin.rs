@@ -56,7 +56,7 @@ async fn list_link_reviews(
     Authenticated(p): Authenticated,
     ApiQuery(f): ApiQuery<ReviewFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_admin(&p)?;
+    let grant = huren_access::grant_steward(&p)?;
     let list = s
         .archive
         .link_reviews(
@@ -88,7 +88,7 @@ async fn decide_link_review(
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_admin(&p)?;
+    let grant = huren_access::grant_steward(&p)?;
     let link = matches!(b.decision, ReviewDecision::Link);
     let review = s
         .archive
@@ -110,7 +110,7 @@ async fn merge_persons(
     Authenticated(p): Authenticated,
     ApiJson(b): ApiJson<MergeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_admin(&p)?;
+    let grant = huren_access::grant_steward(&p)?;
     let moved = s
         .archive
         .change_person(
@@ -135,7 +135,7 @@ async fn unmerge_person(
     Authenticated(p): Authenticated,
     ApiJson(b): ApiJson<UnmergeBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_admin(&p)?;
+    let grant = huren_access::grant_steward(&p)?;
     let moved = s
         .archive
         .change_person(
@@ -153,7 +153,7 @@ async fn show_person(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_admin(&p)?;
+    let grant = huren_access::grant_steward(&p)?;
     match s.archive.person(&grant, &id).await? {
         Some(v) => Ok(Json(json!(v))),
         None => Err(ApiError::not_found(format!("no person {id}"))),

@@ -1695,6 +1695,20 @@ impl Index for SqliteIndex {
         Ok(out)
     }
 
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM link_review WHERE id = ?)")
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?;
+        if !exists {
+            return Ok(None);
+        }
+        Ok(Some(load_review(&mut conn, id).await?))
+    }
+
     async fn merge_persons(
         &self,
         survivor: &str,
