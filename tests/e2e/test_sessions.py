@@ -413,3 +413,20 @@ def test_data_stewards_work_their_institutions_reviews(site):
     for who in ("doc", "ops"):
         ojar, _ = session(who)
         assert requests.get(f"{s.url}/api/admin/link-reviews", cookies=ojar).status_code == 403
+
+
+def test_rate_limits_and_refused_credentials_are_recorded(fresh_server):
+    from conftest import ADMIN
+    s = fresh_server({"HUREN__HTTP__RATE_LIMIT_PER_SEC": "5", "HUREN__HTTP__RATE_LIMIT_BURST": "5"})
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    codes = [requests.get(f"{s.url}/api/admin/institutions", headers=h).status_code for _ in range(12)]
+    assert codes[:5] == [200] * 5 and 429 in codes
+    r = requests.get(f"{s.url}/api/admin/institutions", headers=h)
+    if r.status_code == 429:
+        assert int(r.headers["retry-after"]) >= 1 and r.json()["title"] == "too_many_requests"
+    # Another principal has its own bucket.
+    assert requests.get(f"{s.url}/healthz").status_code == 200
+    # A bad token is refused, and recorded once per source per minute however often it comes.
+    for _ in range(3):
+        assert requests.get(f"{s.url}/dicom-web/studies", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert s.query("SELECT COUNT(*), MAX(source_address) FROM audit_event WHERE action = 'authentication_failed'") == [(1, "127.0.0.1")]

@@ -140,3 +140,32 @@ impl Archive {
         }
     }
 }
+
+impl Archive {
+    /// A request refused for a missing, unknown, expired or revoked credential: recorded as
+    /// `authentication_failed` once per source address and reason per minute, so a flood of
+    /// bad requests cannot flood the trail.
+    pub async fn note_auth_failure(&self, source: Option<String>, reason: &str) {
+        let key = source.clone().unwrap_or_default();
+        if !self
+            .access_log
+            .first_in_window(&key, reason, std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        let ev = huren_access::AuditEvent {
+            action: huren_access::AuditAction::AuthenticationFailed,
+            outcome: huren_access::Outcome::Failure,
+            actor: "unauthenticated".into(),
+            institution: None,
+            patient: None,
+            study_uid: None,
+            object: Some("http".into()),
+            source_address: source,
+            detail: serde_json::json!({ "reason": reason }),
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record an authentication failure");
+        }
+    }
+}

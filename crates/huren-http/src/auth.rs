@@ -17,6 +17,14 @@ pub struct Authenticated(pub Principal);
 
 pub const SESSION_COOKIE: &str = "huren_session";
 
+/// The client's address, when the server recorded it.
+fn peer(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
 /// A system naming the person it acts for (the HIS calling for a doctor): authorization and
 /// audit then use that person.
 pub const ON_BEHALF_OF: &str = "x-huren-on-behalf-of";
@@ -93,6 +101,10 @@ impl FromRequestParts<AppState> for Authenticated {
             Some(p) => Ok(Authenticated(p)),
             None => {
                 metrics::counter!("huren_http_auth_failures_total").increment(1);
+                state
+                    .archive
+                    .note_auth_failure(peer(parts), "unknown, expired or revoked token")
+                    .await;
                 Err(ApiError::unauthorized("unknown, expired or revoked token"))
             }
         }
@@ -107,6 +119,10 @@ async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiEr
     };
     let Some(active) = state.archive.active_session(&secret).await? else {
         metrics::counter!("huren_http_auth_failures_total").increment(1);
+        state
+            .archive
+            .note_auth_failure(peer(parts), "ended or unknown session")
+            .await;
         return Err(ApiError::unauthorized(
             "the session has ended; sign in again",
         ));

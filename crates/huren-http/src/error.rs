@@ -31,6 +31,7 @@ error_codes! {
     conflict => ("conflict", CONFLICT),
     unprocessable => ("unprocessable", UNPROCESSABLE_ENTITY),
     locked => ("account_locked", LOCKED),
+    too_many_requests => ("too_many_requests", TOO_MANY_REQUESTS),
     not_acceptable => ("not_acceptable", NOT_ACCEPTABLE),
     unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE),

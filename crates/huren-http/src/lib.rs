@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod fhir;
+pub mod limits;
 pub mod patients;
 pub mod qido;
 pub mod render;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub render_metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Mark the session cookie `Secure` (HTTPS in front of huren).
     pub secure_cookies: bool,
+    /// Per-principal request rate limits.
+    pub rate_limiter: Arc<limits::RateLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -163,6 +166,10 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::HeaderName::from_static("cross-origin-resource-policy"),
             corp,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.secure_cookies,

@@ -152,6 +152,10 @@ pub struct Http {
     /// PEM certificate chain and private key: serve HTTPS (rustls) instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Requests per second per principal (bearer token or session; else client address); 0: off.
+    pub rate_limit_per_sec: u32,
+    /// Requests a principal may make at once above that rate.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +200,8 @@ impl Default for Http {
             cross_origin_resource_policy: "same-site".into(),
             tls_cert: None,
             tls_key: None,
+            rate_limit_per_sec: 2000,
+            rate_limit_burst: 4000,
         }
     }
 }

@@ -922,6 +922,10 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         render_metrics: Arc::new(move || prometheus.render()),
         // Behind HTTPS (huren's own or a proxy's), cookies are Secure and HSTS is sent.
         secure_cookies: settings.auth.secure_cookies || tls_config.is_some(),
+        rate_limiter: Arc::new(huren_http::limits::RateLimiter::new(
+            settings.http.rate_limit_per_sec,
+            settings.http.rate_limit_burst,
+        )),
     };
     let app = huren_http::router(state);
     match &tls_config {
