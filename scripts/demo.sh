@@ -19,7 +19,8 @@ if [ ! -f "$DATA/huren.toml" ]; then
   # The audit chain's key and checkpoints likewise; checkpoints go beside, not inside, the
   # data directory (docs/audit.md).
   mkdir -p "${DATA%/}-audit"
-  printf '# Generated for the demo.\n[mpi]\nsm4_key = "%s"\nindex_key = "%s"\n[audit]\nchain_key = "%s"\ncheckpoint_file = "%s"\n' \
-    "$(key)" "$(key)" "$(key)$(key)" "$(cd "${DATA%/}-audit" && pwd)/checkpoints.jsonl" > "$DATA/huren.toml"
+  printf '# Generated for the demo.\n[mpi]\nsm4_key = "%s"\nindex_key = "%s"\n[audit]\nchain_key = "%s"\ncheckpoint_file = "%s"\n[notify]\nsms_outbox = "%s"\n' \
+    "$(key)" "$(key)" "$(key)$(key)" "$(cd "${DATA%/}-audit" && pwd)/checkpoints.jsonl" \
+    "$(cd "${DATA%/}-audit" && pwd)/sms-outbox.jsonl" > "$DATA/huren.toml"
 fi
 exec cargo run --release -p huren -- demo --data-dir "$DATA" "$@"

@@ -430,3 +430,60 @@ def test_rate_limits_and_refused_credentials_are_recorded(fresh_server):
     for _ in range(3):
         assert requests.get(f"{s.url}/dicom-web/studies", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert s.query("SELECT COUNT(*), MAX(source_address) FROM audit_event WHERE action = 'authentication_failed'") == [(1, "127.0.0.1")]
+
+
+def test_a_patient_lets_a_clinic_in_with_a_code_sent_to_their_phone(fresh_server, tmp_path_factory):
+    import json
+    from conftest import cli
+    from helpers import ct
+    from test_persons import store
+    outbox = tmp_path_factory.mktemp("sms") / "outbox.jsonl"
+    s = fresh_server({"HUREN__NOTIFY__SMS_OUTBOX": str(outbox)})
+    for name, inst in [("clinic1", "town"), ("clinic2", "town")]:
+        assert add_user(s, name, "doctor", institution=inst).returncode == 0
+    pid = "PA" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    store(s, study, calling="COUNTY")
+    county_his = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")}
+    r = requests.post(f"{s.url}/api/patient-contacts", json={"patient_id": pid, "phone": "+86 138-0013-8000"},
+                      headers=county_his)
+    assert r.status_code == 204, r.text
+    # The phone number is sealed, not stored in the clear.
+    assert not s.query("SELECT 1 FROM patient_contact WHERE CAST(sealed AS TEXT) LIKE '%13800138000%'")
+
+    def session(username):
+        r = login(s, username)
+        return {"huren_session": r.cookies["huren_session"]}, {"X-CSRF-Token": r.json()["csrf_token"]}
+
+    def studies(jar):
+        r = requests.get(f"{s.url}/dicom-web/studies", cookies=jar)
+        return [] if r.status_code == 204 else [x["0020000D"]["Value"][0] for x in r.json()]
+
+    jar, csrf = session("clinic1")
+    assert studies(jar) == []
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    r = requests.post(f"{s.url}/api/patient-authorizations", json={"identifier": f"{issuer}|{pid}", "days": 3},
+                      cookies=jar, headers=csrf)
+    assert r.status_code == 201, r.text
+    req = r.json()
+    assert req["sent_to"] == "138****8000"
+    sms = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert sms[-1]["to"] == "13800138000" and "镇卫生院" in sms[-1]["text"]
+    code = sms[-1]["text"].split("验证码")[1][:6]
+    # A wrong code is refused; the code the patient reads out grants the clinic access.
+    wrong = "000000" if code != "000000" else "111111"
+    r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/confirm", json={"code": wrong}, cookies=jar, headers=csrf)
+    assert r.status_code == 400
+    r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/confirm", json={"code": code}, cookies=jar, headers=csrf)
+    assert r.status_code == 200 and r.json()["expires_at"] - r.json()["granted_at"] == 3 * 86400
+    assert studies(jar) == [study.StudyInstanceUID]
+    jar2, _ = session("clinic2")
+    assert studies(jar2) == [study.StudyInstanceUID]          # the clinic's doctors, not one person
+    # Used codes do not work twice; revocation ends the access.
+    r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/confirm", json={"code": code}, cookies=jar, headers=csrf)
+    assert r.status_code == 400
+    r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/revoke", cookies=jar, headers=csrf)
+    assert r.status_code == 204
+    assert studies(jar) == []
+    steps = s.query("SELECT json_extract(detail, '$.step') FROM audit_event WHERE action = 'patient_authorization' ORDER BY id")
+    assert steps == [("requested",), ("granted",), ("revoked",)]

@@ -273,6 +273,28 @@ pub fn grant_break_glass(p: &Principal) -> Result<BreakGlassGrant, Denied> {
     }
 }
 
+/// Permission to ask a patient for access and confirm their code: a signed-in doctor, for
+/// their institution. Only [`grant_clinician`] makes one.
+#[derive(Debug, Clone)]
+pub struct ClinicianGrant {
+    user: User,
+}
+
+impl ClinicianGrant {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+pub fn grant_clinician(p: &Principal) -> Result<ClinicianGrant, Denied> {
+    match p {
+        Principal::User(u) if u.role == Role::Doctor => Ok(ClinicianGrant { user: u.clone() }),
+        _ => Err(Denied::Role(
+            "patient authorizations are asked for by doctors",
+        )),
+    }
+}
+
 /// Permission to review an institution's break-glass accesses: its institution admin.
 #[derive(Debug, Clone)]
 pub struct ReviewGrant {
@@ -400,6 +422,8 @@ pub enum AuditAction {
     EmergencyOverride,
     /// An institution admin reviewed a break-glass access.
     EmergencyOverrideReviewed,
+    /// A patient authorization was asked for, granted (the patient's code) or revoked.
+    PatientAuthorization,
     /// The HIS opened, changed or closed an encounter (the relationship that lets a doctor
     /// read a patient's data).
     EncounterChanged,

@@ -14,6 +14,7 @@ pub mod accounts;
 mod attribution;
 pub mod breakglass;
 pub mod catalog;
+pub mod consent;
 pub mod ingest;
 pub mod lab;
 pub mod model;
@@ -181,6 +182,7 @@ pub struct Archive {
     hl7_senders: Arc<lab::SenderCache>,
     catalog_cache: Arc<catalog::CatalogCache>,
     access_log: Arc<reach::AccessLog>,
+    notifier: Arc<dyn ports::Notifier>,
 }
 
 /// A new token: the secret is shown once, only its hash is kept.
@@ -216,7 +218,14 @@ impl Archive {
             hl7_senders: Arc::default(),
             catalog_cache: Arc::default(),
             access_log: Arc::default(),
+            notifier: Arc::new(ports::NoNotifier),
         }
+    }
+
+    /// The SMS gateway for patient authorization codes.
+    pub fn with_notifier(mut self, notifier: Arc<dyn ports::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     pub async fn spool(&self) -> std::io::Result<Spool> {

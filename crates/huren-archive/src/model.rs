@@ -695,3 +695,31 @@ pub struct AuditRow {
     pub detail: String,
     pub seq: Option<i64>,
 }
+
+/// A patient's phone number as stored: sealed, with the key that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedContact {
+    pub sealed: Vec<u8>,
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuthorization {
+    pub person: String,
+    pub institution_id: i64,
+    pub requested_by: i64,
+    pub code_hash: String,
+    pub code_expires_at: i64,
+    pub days: i64,
+    pub now: i64,
+}
+
+/// A patient authorization as granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthorizationView {
+    pub id: i64,
+    pub person: String,
+    pub scope: String,
+    pub granted_at: i64,
+    pub expires_at: i64,
+}

@@ -202,6 +202,33 @@ pub trait Index: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError>;
 
+    /// Registers (or replaces) a record's person's SMS number, sealed. False: no such record.
+    async fn set_patient_contact(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        sealed: &SealedContact,
+        registered_by: &str,
+    ) -> Result<bool, StoreError>;
+    /// A person's sealed SMS number.
+    async fn patient_contact(&self, person: &str) -> Result<Option<SealedContact>, StoreError>;
+    async fn create_authorization(&self, a: NewAuthorization) -> Result<i64, StoreError>;
+    /// Checks a code: `Ok(Some(granted))` when it matched (the authorization starts now),
+    /// `Ok(None)` when it did not (one attempt used); refused after five attempts or expiry.
+    async fn confirm_authorization(
+        &self,
+        id: i64,
+        institution_id: i64,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<AuthorizationView>, StoreError>;
+    async fn revoke_authorization(
+        &self,
+        id: i64,
+        institution_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
     async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;
@@ -330,4 +357,20 @@ pub trait Index: Send + Sync + 'static {
         &self,
         instance_keys: &[i64],
     ) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+}
+
+/// Messages to patients (issue #6): the SMS gateway. Tests and demos use a file outbox.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn send_sms(&self, to: &str, text: &str) -> Result<(), StoreError>;
+}
+
+/// No gateway configured: every message is refused.
+pub struct NoNotifier;
+
+#[async_trait]
+impl Notifier for NoNotifier {
+    async fn send_sms(&self, _to: &str, _text: &str) -> Result<(), StoreError> {
+        Err(StoreError::Invalid("no SMS gateway is configured".into()))
+    }
 }

@@ -151,6 +151,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/encounters", post(session::register_encounter))
         .route("/api/launch", post(session::issue_launch))
         .route("/launch", get(session::launch))
+        .route("/api/patient-contacts", post(session::register_contact))
+        .route(
+            "/api/patient-authorizations",
+            post(session::request_authorization),
+        )
+        .route(
+            "/api/patient-authorizations/{id}/confirm",
+            post(session::confirm_authorization),
+        )
+        .route(
+            "/api/patient-authorizations/{id}/revoke",
+            post(session::revoke_authorization),
+        )
         .route(
             "/api/break-glass",
             get(session::break_glass_list).post(session::start_break_glass),

@@ -292,3 +292,90 @@ pub async fn review_break_glass(
         .await?;
     Ok(Json(json!({ "reviewed": id, "verdict": b.verdict })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    patient_id: String,
+    issuer: Option<String>,
+    phone: String,
+}
+
+/// `POST /api/patient-contacts` — the HIS registers a patient's mobile number (sealed).
+pub async fn register_contact(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<ContactBody>,
+) -> Result<StatusCode, ApiError> {
+    let grant = huren_access::grant_ingest(&p)?;
+    state
+        .archive
+        .register_contact(&grant, &b.patient_id, b.issuer.as_deref(), &b.phone)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationBody {
+    /// `system|value`: the patient's identity number or a record number.
+    identifier: String,
+    days: Option<i64>,
+}
+
+/// `POST /api/patient-authorizations` — a clinic's doctor asks the patient (code by SMS).
+pub async fn request_authorization(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiJson(b): ApiJson<AuthorizationBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let grant = huren_access::grant_clinician(&p)?;
+    let (system, value) = b
+        .identifier
+        .split_once('|')
+        .ok_or_else(|| ApiError::bad_request("identifier is system|value"))?;
+    let r = state
+        .archive
+        .request_authorization(
+            &grant,
+            state.archive.lookup_by(system, value),
+            b.days.unwrap_or(7),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": r.id, "sent_to": r.sent_to, "code_expires_at": r.code_expires_at })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    code: String,
+}
+
+/// `POST /api/patient-authorizations/{id}/confirm` — the code the patient read out.
+pub async fn confirm_authorization(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let grant = huren_access::grant_clinician(&p)?;
+    let v = state
+        .archive
+        .confirm_authorization(&grant, id, &b.code)
+        .await?;
+    Ok(Json(json!(v)))
+}
+
+/// `POST /api/patient-authorizations/{id}/revoke`.
+pub async fn revoke_authorization(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let grant = huren_access::grant_clinician(&p)?;
+    state.archive.revoke_authorization(&grant, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

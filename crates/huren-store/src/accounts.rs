@@ -260,12 +260,17 @@ pub async fn related_persons(
             AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))
          UNION
          SELECT pe.id, pe.public_id, 1 FROM break_glass b JOIN person pe ON pe.id = b.person_id
-          WHERE b.user_id = ? AND b.expires_at > unixepoch()",
+          WHERE b.user_id = ? AND b.expires_at > unixepoch()
+         UNION
+         SELECT pe.id, pe.public_id, 0 FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
+          WHERE a.institution_id = ? AND a.granted_at IS NOT NULL AND a.revoked_at IS NULL
+            AND a.expires_at > unixepoch()",
     )
     .bind(user.institution_id)
     .bind(user.user_id)
     .bind(&user.department)
     .bind(user.user_id)
+    .bind(user.institution_id)
     .fetch_all(pool)
     .await
 }
@@ -391,4 +396,129 @@ pub async fn audit_events(
             seq: r.get(11),
         })
         .collect())
+}
+
+pub async fn set_patient_contact(
+    pool: &SqlitePool,
+    issuer: &str,
+    patient_id: &str,
+    c: &huren_archive::model::SealedContact,
+    by: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "INSERT INTO patient_contact (person_id, channel, sealed, key_id, registered_by, created_at)
+         SELECT person_id, 'sms', ?, ?, ?, ? FROM patient WHERE issuer = ? AND patient_id = ?
+         ON CONFLICT (person_id, channel) DO UPDATE SET sealed = excluded.sealed, key_id = excluded.key_id,
+           registered_by = excluded.registered_by, created_at = excluded.created_at",
+    )
+    .bind(&c.sealed)
+    .bind(&c.key_id)
+    .bind(by)
+    .bind(now)
+    .bind(issuer)
+    .bind(patient_id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn patient_contact(
+    pool: &SqlitePool,
+    person: &str,
+) -> Result<Option<huren_archive::model::SealedContact>, sqlx::Error> {
+    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT c.sealed, c.key_id FROM patient_contact c JOIN person pe ON pe.id = c.person_id
+          WHERE pe.public_id = ? AND c.channel = 'sms'",
+    )
+    .bind(person)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(sealed, key_id)| huren_archive::model::SealedContact { sealed, key_id }))
+}
+
+pub async fn create_authorization(
+    pool: &SqlitePool,
+    a: &huren_archive::model::NewAuthorization,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO patient_authorization (person_id, institution_id, requested_by, code_hash, code_expires_at, days, created_at)
+         SELECT id, ?, ?, ?, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
+    )
+    .bind(a.institution_id)
+    .bind(a.requested_by)
+    .bind(&a.code_hash)
+    .bind(a.code_expires_at)
+    .bind(a.days)
+    .bind(a.now)
+    .bind(&a.person)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn confirm_authorization(
+    pool: &SqlitePool,
+    id: i64,
+    institution_id: i64,
+    code_hash: &str,
+    now: i64,
+) -> Result<Option<huren_archive::model::AuthorizationView>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT a.code_hash, a.code_expires_at, a.attempts, a.days, pe.public_id
+           FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
+          WHERE a.id = ? AND a.institution_id = ? AND a.granted_at IS NULL AND a.revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(institution_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((hash, code_expires, attempts, days, person)) = row else {
+        return Ok(None);
+    };
+    if now >= code_expires || attempts >= 5 {
+        return Ok(None);
+    }
+    if hash != code_hash {
+        sqlx::query("UPDATE patient_authorization SET attempts = attempts + 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let expires_at = now + days * 86_400;
+    sqlx::query("UPDATE patient_authorization SET granted_at = ?, expires_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(expires_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(huren_archive::model::AuthorizationView {
+        id,
+        person,
+        scope: "all".into(),
+        granted_at: now,
+        expires_at,
+    }))
+}
+
+pub async fn revoke_authorization(
+    pool: &SqlitePool,
+    id: i64,
+    institution_id: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE patient_authorization SET revoked_at = ? WHERE id = ? AND institution_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(institution_id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }

@@ -9,6 +9,7 @@ mod accounts;
 pub mod audit;
 pub mod blob;
 mod catalog;
+pub mod outbox;
 pub mod query;
 mod results;
 pub mod sqlite;

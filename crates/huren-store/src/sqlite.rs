@@ -2235,6 +2235,60 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn set_patient_contact(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        sealed: &SealedContact,
+        registered_by: &str,
+    ) -> Result<bool, StoreError> {
+        crate::accounts::set_patient_contact(
+            &self.pool,
+            issuer,
+            patient_id,
+            sealed,
+            registered_by,
+            now(),
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn patient_contact(&self, person: &str) -> Result<Option<SealedContact>, StoreError> {
+        crate::accounts::patient_contact(&self.pool, person)
+            .await
+            .map_err(db)
+    }
+
+    async fn create_authorization(&self, a: NewAuthorization) -> Result<i64, StoreError> {
+        crate::accounts::create_authorization(&self.pool, &a)
+            .await
+            .map_err(db)
+    }
+
+    async fn confirm_authorization(
+        &self,
+        id: i64,
+        institution_id: i64,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<AuthorizationView>, StoreError> {
+        crate::accounts::confirm_authorization(&self.pool, id, institution_id, code_hash, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn revoke_authorization(
+        &self,
+        id: i64,
+        institution_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        crate::accounts::revoke_authorization(&self.pool, id, institution_id, now)
+            .await
+            .map_err(db)
+    }
+
     async fn search_observations(
         &self,
         q: &huren_archive::results::ResultQuery,

@@ -19,7 +19,17 @@ pub struct Settings {
     pub mllp: Mllp,
     pub audit: Audit,
     pub auth: Auth,
+    pub notify: Notify,
     pub log: Log,
+}
+
+/// Messages to patients (authorization codes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    /// A file where SMS messages are appended instead of being sent (tests and demos). No
+    /// real gateway adapter exists yet; without this, authorization requests are refused.
+    pub sms_outbox: Option<PathBuf>,
 }
 
 /// Signing in (docs/access.md).
