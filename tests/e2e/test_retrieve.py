@@ -38,7 +38,7 @@ def stored(server, sop):
 
 def test_movescu_to_storescp(server, study, tmp_path):
     port = free_port()
-    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "STORESCP", "--host", "127.0.0.1", "--port", str(port))
+    cli(server.data_dir, "ae", "add", "--institution", "county", "--ae-title", "STORESCP", "--host", "127.0.0.1", "--port", str(port))
     out = tmp_path / "received"
     out.mkdir()
     scp = subprocess.Popen(["/usr/bin/storescp", "+xa", "-aet", "STORESCP", "-od", str(out), str(port)], env=DCMTK_ENV,
@@ -166,7 +166,7 @@ def test_movescu_to_plain_storescp_gets_converted_objects(server, tmp_path):
     assert store_files(server.dimse_port, [path])[str(path)] == 0
     big = pydicom.dcmread(path)
     port = free_port()
-    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "PLAINSCP", "--host", "127.0.0.1", "--port", str(port))
+    cli(server.data_dir, "ae", "add", "--institution", "county", "--ae-title", "PLAINSCP", "--host", "127.0.0.1", "--port", str(port))
     out = tmp_path / "plain"
     out.mkdir()
     scp = subprocess.Popen(["/usr/bin/storescp", "-aet", "PLAINSCP", "-od", str(out), str(port)], env=DCMTK_ENV,
@@ -204,7 +204,7 @@ def test_cget_decodes_compressed_for_a_native_only_peer(server):
 
 def test_move_to_unreachable_destination_is_a702(server, study):
     port = free_port()  # nothing listens here
-    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "OFFLINE", "--host", "127.0.0.1", "--port", str(port))
+    cli(server.data_dir, "ae", "add", "--institution", "county", "--ae-title", "OFFLINE", "--host", "127.0.0.1", "--port", str(port))
     assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
     ident = pydicom.Dataset()
     ident.QueryRetrieveLevel = "STUDY"
@@ -212,3 +212,19 @@ def test_move_to_unreachable_destination_is_a702(server, study):
     statuses = [s.Status for s, _ in assoc.send_c_move(ident, "OFFLINE", MOVE)]
     assoc.release()
     assert statuses == [0xA702]
+
+
+def test_move_to_another_institutions_destination_is_refused_0124(server, study):
+    """A county system may not push the study into the city hospital's PACS (PS3.7 0x0124)."""
+    port = free_port()
+    cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "CITYPACS", "--host", "127.0.0.1", "--port", str(port))
+    assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
+    ident = pydicom.Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = study[0]
+    statuses = [s.Status for s, _ in assoc.send_c_move(ident, "CITYPACS", MOVE)]
+    assoc.release()
+    assert statuses == [0x0124]
+    refused = server.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND outcome = 'failure' "
+                           "AND object = 'move-to:CITYPACS'")
+    assert refused == [(1,)]

@@ -481,6 +481,36 @@ where
     else {
         return send_command(assoc, job.pc_id, &fail(0xA801, "move destination unknown")).await;
     };
+    // A system moves studies only into its own institution's systems: sending a patient's
+    // images to another hospital's AE is a disclosure the requester may not make
+    // (PS3.7 C.5.x "Refused: Not Authorized", 0x0124).
+    if let huren_access::Principal::System(sender) = grant.principal()
+        && sender.institution_id != peer.institution_id
+    {
+        let ev = huren_access::AuditEvent {
+            action: huren_access::AuditAction::PatientDataAccessed,
+            outcome: huren_access::Outcome::Failure,
+            actor: grant.principal().label(),
+            institution: Some(sender.institution_code.to_string()),
+            patient: None,
+            study_uid: None,
+            object: Some(format!("move-to:{}", peer.ae_title)),
+            source_address: None,
+            detail: serde_json::json!({ "refused": "move destination belongs to another institution", "destination_institution": peer.institution_code }),
+        };
+        if let Err(e) = archive.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record a refused move");
+        }
+        return send_command(
+            assoc,
+            job.pc_id,
+            &fail(
+                0x0124,
+                "refused: the move destination belongs to another institution",
+            ),
+        )
+        .await;
+    }
     let instances = match select(archive, grant, &job).await {
         Ok(v) => v,
         Err((status, msg)) => return send_command(assoc, job.pc_id, &fail(status, &msg)).await,
