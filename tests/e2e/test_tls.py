@@ -46,3 +46,76 @@ def test_https_with_a_self_signed_pair(fresh_server, tmp_path_factory):
                    capture_output=True, env=os.environ)
     r = requests.post(f"{base}/api/session", json={"username": "tdoc", "password": "a-long-password-1"}, verify=cert)
     assert r.status_code == 201 and "Secure" in r.headers["set-cookie"]
+
+
+def test_dicom_tls(fresh_server, tmp_path_factory):
+    """DICOM TLS (PS3.15 B.1) on its own port: C-ECHO and C-STORE from a registered peer over
+    TLS; a plain association to that port gets nowhere."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, Verification
+
+    from conftest import free_port
+    from helpers import ct
+    certs = tmp_path_factory.mktemp("dicom-tls")
+    out = subprocess.run([BIN, "tls", "self-signed", "--out", str(certs), "--host", "127.0.0.1"],
+                         capture_output=True, text=True, timeout=60)
+    cert, key = out.stdout.split()
+    port = free_port()
+    s = fresh_server({"HUREN__DIMSE__TLS_LISTEN": f"127.0.0.1:{port}", "HUREN__DIMSE__TLS_CERT": cert,
+                      "HUREN__DIMSE__TLS_KEY": key})
+    ae = AE(ae_title="COUNTY")
+    ae.add_requested_context(Verification)
+    ae.add_requested_context(CTImageStorage, ["1.2.840.10008.1.2.1"])
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cert)
+    assoc = ae.associate("127.0.0.1", port, ae_title="HUREN", tls_args=(ctx, "127.0.0.1"))
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0
+    ds = ct(patient_id="TLS1")
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    assert s.query("SELECT COUNT(*) FROM instance WHERE sop_uid = ?", ds.SOPInstanceUID) == [(1,)]
+    plain = AE(ae_title="COUNTY")
+    plain.add_requested_context(Verification)
+    plain.acse_timeout = plain.network_timeout = 5
+    assert not plain.associate("127.0.0.1", port, ae_title="HUREN").is_established
+
+
+def test_mutual_dicom_tls_needs_a_client_certificate_from_the_ca(fresh_server, tmp_path_factory):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    from conftest import free_port
+    d = tmp_path_factory.mktemp("mtls")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, timeout=60)
+
+    # A CA, a server certificate and a client (peer) certificate issued by it.
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", "/CN=huren test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    for name, ext in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")]:
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text(ext + "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    port = free_port()
+    fresh_server({"HUREN__DIMSE__TLS_LISTEN": f"127.0.0.1:{port}", "HUREN__DIMSE__TLS_CERT": str(d / "server.pem"),
+                  "HUREN__DIMSE__TLS_KEY": str(d / "server.key"), "HUREN__DIMSE__TLS_CLIENT_CA": str(d / "ca.pem")})
+
+    def echo(with_client_cert):
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(d / "ca.pem"))
+        if with_client_cert:
+            ctx.load_cert_chain(str(d / "client.pem"), str(d / "client.key"))
+        ae = AE(ae_title="COUNTY")
+        ae.add_requested_context(Verification)
+        ae.acse_timeout = ae.network_timeout = 5
+        assoc = ae.associate("127.0.0.1", port, ae_title="HUREN", tls_args=(ctx, "127.0.0.1"))
+        ok = assoc.is_established and assoc.send_c_echo().Status == 0
+        if assoc.is_established:
+            assoc.release()
+        return ok
+
+    assert echo(with_client_cert=True)
+    assert not echo(with_client_cert=False)

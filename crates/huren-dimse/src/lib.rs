@@ -11,7 +11,7 @@ pub mod find;
 pub mod retrieve;
 pub mod scp;
 
-pub use scp::{ScpConfig, dimse_status, serve};
+pub use scp::{ScpConfig, dimse_status, serve, serve_tls};
 
 // Linked for its `deflate` feature: dicom-ul accepts Deflated Explicit VR LE only when the
 // registry can inflate it.

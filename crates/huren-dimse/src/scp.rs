@@ -34,6 +34,9 @@ pub struct ScpConfig {
     pub idle_timeout: Duration,
     /// Concurrent associations served; more wait for a slot (back-pressure).
     pub max_associations: usize,
+    /// DICOM TLS (PS3.15 B.1, the Secure Transport Connection Profiles) for [`serve_tls`];
+    /// with client verification in the config, peers must present a certificate (mutual TLS).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Decides at A-ASSOCIATE-RQ time, inside dicom-ul's negotiation: the called AE must be ours
@@ -95,8 +98,17 @@ impl dicom_ul::association::server::Negotiation for AcceptProposedRoles {
 }
 
 pub async fn serve(listener: TcpListener, archive: Archive, cfg: ScpConfig) {
+    serve_on(listener, archive, Arc::new(cfg), false).await
+}
+
+/// The same service over DICOM TLS (its own port, conventionally 2762): a failed handshake
+/// ends that connection only.
+pub async fn serve_tls(listener: TcpListener, archive: Archive, cfg: ScpConfig) {
+    serve_on(listener, archive, Arc::new(cfg), true).await
+}
+
+async fn serve_on(listener: TcpListener, archive: Archive, cfg: Arc<ScpConfig>, tls: bool) {
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_associations));
-    let cfg = Arc::new(cfg);
     loop {
         let (socket, peer_addr) = match listener.accept().await {
             Ok(x) => x,
@@ -113,7 +125,7 @@ pub async fn serve(listener: TcpListener, archive: Archive, cfg: ScpConfig) {
         let archive = archive.clone();
         let cfg = cfg.clone();
         tokio::spawn(async move {
-            if let Err(e) = association(socket, peer_addr, archive, &cfg).await {
+            if let Err(e) = association(socket, peer_addr, archive, &cfg, tls).await {
                 tracing::info!(peer = %peer_addr, error = %e, "association ended with an error");
             }
             drop(permit);
@@ -166,6 +178,7 @@ async fn association(
     peer_addr: SocketAddr,
     archive: Archive,
     cfg: &ScpConfig,
+    tls: bool,
 ) -> Result<(), AssocError> {
     let peers = archive.index.list_aes().await?;
     let matched = Arc::new(Mutex::new(None));
@@ -189,13 +202,30 @@ async fn association(
     for ts in huren_dicom::ts::ACCEPTED {
         opts = opts.with_transfer_syntax(ts.uid);
     }
+    if tls {
+        let Some(config) = cfg.tls.clone() else {
+            return Ok(());
+        };
+        opts = opts.tls_config(config);
+        let assoc = match opts.establish_tls_async(socket).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(reason) = refused.lock().ok().and_then(|r| *r) {
+                    audit_rejection(&archive, peer_addr, reason).await;
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
+        };
+        return serve_association(assoc, peer_addr, archive, cfg, matched).await;
+    }
     // A second handle on the connection: after an A-ASSOCIATE-RJ, dicom-ul drops its socket at
     // once, and a requestor still reading the RJ may see the close first (pynetdicom then
     // reports an abort). PS3.8 §9.1.4: the requestor closes after RJ; we wait for that.
     let std_socket = socket.into_std()?;
     let keep = std_socket.try_clone()?;
     let socket = TcpStream::from_std(std_socket)?;
-    let mut assoc = match opts.establish_async(socket).await {
+    let assoc = match opts.establish_async(socket).await {
         Ok(a) => {
             drop(keep);
             a
@@ -204,25 +234,26 @@ async fn association(
             tokio::spawn(linger_until_peer_closes(keep));
             let reason = refused.lock().ok().and_then(|r| *r);
             if let Some(reason) = reason {
-                let ev = AuditEvent {
-                    action: AuditAction::AssociationRejected,
-                    outcome: Outcome::Failure,
-                    actor: "dimse-peer".into(),
-                    institution: None,
-                    patient: None,
-                    study_uid: None,
-                    object: None,
-                    source_address: Some(peer_addr.ip().to_string()),
-                    detail: serde_json::json!({ "reason": reason }),
-                };
-                let _ = archive.index.record_audit(ev).await;
-                metrics::counter!("huren_dimse_associations_rejected_total").increment(1);
-                tracing::info!(peer = %peer_addr, reason, "association rejected");
+                audit_rejection(&archive, peer_addr, reason).await;
                 return Ok(());
             }
             return Err(e.into());
         }
     };
+    serve_association(assoc, peer_addr, archive, cfg, matched).await
+}
+
+/// The association after negotiation, over TCP or TLS alike.
+async fn serve_association<S>(
+    mut assoc: dicom_ul::association::server::AsyncServerAssociation<S>,
+    peer_addr: SocketAddr,
+    archive: Archive,
+    cfg: &ScpConfig,
+    matched: Arc<Mutex<Option<Peer>>>,
+) -> Result<(), AssocError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let Some(peer) = matched.lock().ok().and_then(|m| m.clone()) else {
         return Ok(());
     };
@@ -367,6 +398,24 @@ async fn association(
             }
         }
     }
+}
+
+/// An A-ASSOCIATE-RJ for an unknown peer or wrong called AE: audited.
+async fn audit_rejection(archive: &Archive, peer_addr: SocketAddr, reason: &'static str) {
+    let ev = AuditEvent {
+        action: AuditAction::AssociationRejected,
+        outcome: Outcome::Failure,
+        actor: "dimse-peer".into(),
+        institution: None,
+        patient: None,
+        study_uid: None,
+        object: None,
+        source_address: Some(peer_addr.ip().to_string()),
+        detail: serde_json::json!({ "reason": reason }),
+    };
+    let _ = archive.index.record_audit(ev).await;
+    metrics::counter!("huren_dimse_associations_rejected_total").increment(1);
+    tracing::info!(peer = %peer_addr, reason, "association rejected");
 }
 
 async fn linger_until_peer_closes(keep: std::net::TcpStream) {

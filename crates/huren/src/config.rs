@@ -176,6 +176,12 @@ pub struct Dimse {
     pub max_pdu_length: u32,
     pub idle_timeout_secs: u64,
     pub max_associations: usize,
+    /// DICOM TLS listener (conventionally port 2762), with `tls_cert` and `tls_key`.
+    pub tls_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) whose client certificates peers must present: mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +229,10 @@ impl Default for Dimse {
             max_pdu_length: 131_072,
             idle_timeout_secs: 120,
             max_associations: 64,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }

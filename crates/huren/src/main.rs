@@ -833,6 +833,30 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         max_pdu_length: settings.dimse.max_pdu_length,
         idle_timeout: std::time::Duration::from_secs(settings.dimse.idle_timeout_secs),
         max_associations: settings.dimse.max_associations,
+        tls: None,
+    };
+    let dimse_tls_task = match (
+        &settings.dimse.tls_listen,
+        &settings.dimse.tls_cert,
+        &settings.dimse.tls_key,
+    ) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let config = tls::dicom_config(cert, key, settings.dimse.tls_client_ca.as_deref())?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding DICOM TLS {addr}"))?;
+            tracing::info!(dicom_tls = %addr, mutual = settings.dimse.tls_client_ca.is_some(), "DICOM TLS listening");
+            Some(tokio::spawn(huren_dimse::serve_tls(
+                listener,
+                archive.clone(),
+                huren_dimse::ScpConfig {
+                    tls: Some(config),
+                    ..scp_cfg.clone()
+                },
+            )))
+        }
+        (None, _, _) => None,
+        _ => bail!("dimse.tls_listen needs dimse.tls_cert and dimse.tls_key"),
     };
     let dimse_task = tokio::spawn(huren_dimse::serve(dimse_listener, archive.clone(), scp_cfg));
     let mllp_task = match &settings.mllp.listen {
@@ -947,6 +971,9 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         .context("HTTP server")?,
     }
     dimse_task.abort();
+    if let Some(t) = dimse_tls_task {
+        t.abort();
+    }
     if let Some(t) = mllp_task {
         t.abort();
     }
