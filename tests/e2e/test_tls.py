@@ -78,6 +78,19 @@ def test_dicom_tls(fresh_server, tmp_path_factory):
     plain.add_requested_context(Verification)
     plain.acse_timeout = plain.network_timeout = 5
     assert not plain.associate("127.0.0.1", port, ae_title="HUREN").is_established
+    # A peer registered as TLS-only is refused on the plain port and accepted over TLS.
+    from conftest import cli
+    cli(s.data_dir, "ae", "add", "--institution", "county", "--ae-title", "TLSONLY", "--host", "127.0.0.1",
+        "--require-tls")
+    only = AE(ae_title="TLSONLY")
+    only.add_requested_context(Verification)
+    only.acse_timeout = only.network_timeout = 5
+    assert not only.associate("127.0.0.1", s.dimse_port, ae_title="HUREN").is_established
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'association_rejected' "
+                   "AND detail LIKE '%must use DICOM TLS%'") == [(1,)]
+    over_tls = only.associate("127.0.0.1", port, ae_title="HUREN", tls_args=(ctx, "127.0.0.1"))
+    assert over_tls.is_established and over_tls.send_c_echo().Status == 0
+    over_tls.release()
 
 
 def test_mutual_dicom_tls_needs_a_client_certificate_from_the_ca(fresh_server, tmp_path_factory):

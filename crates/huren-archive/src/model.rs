@@ -22,6 +22,9 @@ pub struct Peer {
     pub stable_after_secs: Option<i64>,
     /// Performing institution for everything this peer sends, unless InstitutionName maps.
     pub default_performer_id: Option<i64>,
+    /// Only DICOM TLS associations are accepted from this peer.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +36,8 @@ pub struct NewAe {
     pub assumed_charset: Option<String>,
     pub stable_after_secs: Option<i64>,
     pub default_performer_code: Option<InstitutionCode>,
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -44,6 +44,8 @@ pub struct ScpConfig {
 struct PeerAccess {
     peers: Vec<Peer>,
     addr: IpAddr,
+    /// Whether this association came in over DICOM TLS.
+    tls: bool,
     matched: Arc<Mutex<Option<Peer>>>,
     refused: Arc<Mutex<Option<&'static str>>>,
 }
@@ -63,6 +65,12 @@ impl AccessControl for PeerAccess {
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         match match_peer(&self.peers, calling, self.addr) {
+            Some(p) if p.require_tls && !self.tls => {
+                if let Ok(mut r) = self.refused.lock() {
+                    *r = Some("this peer must use DICOM TLS");
+                }
+                Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+            }
             Some(p) => {
                 if let Ok(mut m) = self.matched.lock() {
                     *m = Some(p.clone());
@@ -186,6 +194,7 @@ async fn association(
     let access = PeerAccess {
         peers,
         addr: peer_addr.ip(),
+        tls,
         matched: matched.clone(),
         refused: refused.clone(),
     };

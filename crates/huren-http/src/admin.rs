@@ -339,6 +339,9 @@ pub struct AeBody {
     pub assumed_charset: Option<String>,
     pub stable_after_secs: Option<i64>,
     pub default_performer: Option<String>,
+    /// Accept this peer only over DICOM TLS.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// A host is an IP address or a CIDR network ("localhost" means 127.0.0.1).
@@ -372,6 +375,7 @@ impl AeBody {
                 .map(InstitutionCode::parse)
                 .transpose()
                 .map_err(|e| e.to_string())?,
+            require_tls: self.require_tls,
         })
     }
 }

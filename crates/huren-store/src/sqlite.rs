@@ -1479,8 +1479,8 @@ impl Index for SqliteIndex {
             None => None,
         };
         sqlx::query_scalar(
-            "INSERT INTO ae (institution_id, ae_title, network, port, assumed_charset, stable_after_secs, default_performer_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO ae (institution_id, ae_title, network, port, assumed_charset, stable_after_secs, default_performer_id, created_at, require_tls)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(inst)
         .bind(ae.ae_title.as_str())
@@ -1490,6 +1490,7 @@ impl Index for SqliteIndex {
         .bind(ae.stable_after_secs)
         .bind(performer)
         .bind(now())
+        .bind(ae.require_tls)
         .fetch_one(&self.pool)
         .await
         .map_err(db)
@@ -2630,6 +2631,7 @@ fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {
         assumed_charset: row.get("assumed_charset"),
         stable_after_secs: row.get("stable_after_secs"),
         default_performer_id: row.get("default_performer_id"),
+        require_tls: row.get("require_tls"),
     })
 }
 

@@ -144,6 +144,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                 assumed_charset: None,
                 stable_after_secs: None,
                 default_performer_code: None,
+                require_tls: false,
             },
         )
         .await?;

@@ -333,6 +333,9 @@ enum AeCmd {
         /// Institution that performed what this peer sends (default: its own).
         #[arg(long)]
         performer: Option<String>,
+        /// Accept this peer only over DICOM TLS (dimse.tls_listen).
+        #[arg(long)]
+        require_tls: bool,
     },
     List {
         #[command(flatten)]
@@ -499,6 +502,7 @@ async fn main() -> anyhow::Result<()> {
             assumed_charset,
             stable_after_secs,
             performer,
+            require_tls,
         }) => {
             let (archive, grant) = console(&dir).await?;
             let body = huren_http::admin::AeBody {
@@ -509,6 +513,7 @@ async fn main() -> anyhow::Result<()> {
                 assumed_charset,
                 stable_after_secs,
                 default_performer: performer,
+                require_tls,
             };
             let ae = body.into_new_ae().map_err(anyhow::Error::msg)?;
             let id = archive.add_ae(&grant, ae).await?;
