@@ -127,3 +127,23 @@ def test_streams_more_than_one_page(server, tmp_path):
     statuses, res = find(server, q("IMAGE", StudyInstanceUID=study, SOPInstanceUID=""))
     got = [str(x.SOPInstanceUID) for x in res]
     assert len(got) == 620 and set(got) == sops and statuses[-1] == 0
+
+
+def test_dimse_reads_are_audited_per_association_and_study(server):
+    """Issue #6: one read event per association × study, however many queries it carries."""
+    import uuid
+
+    from test_persons import store
+    pid = "AA" + uuid.uuid4().hex[:6]
+    ds = ct(patient_id=pid)
+    store(server, ds)
+    ident = q("STUDY", PatientID=pid, StudyInstanceUID="")
+    # Two queries on one association, then one on another.
+    assoc = associate(server.dimse_port, contexts=[(STUDY_ROOT, ["1.2.840.10008.1.2"])])
+    for _ in range(2):
+        assert [s.Status for s, _ in assoc.send_c_find(ident, STUDY_ROOT)][-1] == 0
+    assoc.release()
+    find(server, ident)
+    rows = server.query("SELECT json_extract(detail, '$.association') FROM audit_event "
+                        "WHERE action = 'patient_data_accessed' AND study_uid = ?", ds.StudyInstanceUID)
+    assert len(rows) == 2 and len({r[0] for r in rows}) == 2 and all(r[0].startswith("association:") for r in rows)

@@ -215,9 +215,22 @@ pub fn grant_admin(p: &Principal) -> Result<AdminGrant, Denied> {
 #[derive(Debug, Clone)]
 pub struct ReadGrant {
     principal: Principal,
+    /// What read audit events are counted per (with the principal): a DIMSE association; by
+    /// default the principal's reads within the audit window.
+    session: Option<String>,
 }
 
 impl ReadGrant {
+    /// The same grant, its reads audited per `session` (e.g. one DIMSE association).
+    pub fn in_session(mut self, session: impl Into<String>) -> Self {
+        self.session = Some(session.into());
+        self
+    }
+
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
     pub fn principal(&self) -> &Principal {
         &self.principal
     }
@@ -250,6 +263,7 @@ pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
     }
     Ok(ReadGrant {
         principal: p.clone(),
+        session: None,
     })
 }
 

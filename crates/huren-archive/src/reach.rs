@@ -99,11 +99,18 @@ impl Archive {
         outcome: huren_access::Outcome,
     ) {
         let reader = grant.principal().label();
+        // One event per reader × object per window, or per association × object for DIMSE.
+        let counted_as = match grant.session() {
+            Some(s) => format!("{reader} {s}"),
+            None => reader.clone(),
+        };
         let window = self.config.read_audit_window;
         let mut events = Vec::new();
         for r in reads {
             if outcome == huren_access::Outcome::Success
-                && !self.access_log.first_in_window(&reader, &r.object, window)
+                && !self
+                    .access_log
+                    .first_in_window(&counted_as, &r.object, window)
             {
                 continue;
             }
@@ -120,7 +127,10 @@ impl Archive {
                 study_uid: r.study_uid,
                 object: Some(r.object),
                 source_address: None,
-                detail: serde_json::json!({ "purpose": reach.purpose() }),
+                detail: match grant.session() {
+                    Some(s) => serde_json::json!({ "purpose": reach.purpose(), "association": s }),
+                    None => serde_json::json!({ "purpose": reach.purpose() }),
+                },
             });
         }
         // The writer commits them together.

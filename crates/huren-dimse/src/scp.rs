@@ -299,7 +299,10 @@ where
         })
         .collect();
     let our_ae = cfg.ae_title.as_str().to_owned();
-    let Ok(read_grant) = grant_read(&principal) else {
+    // Reads on this association are audited per association × study (issue #6).
+    let Ok(read_grant) = grant_read(&principal)
+        .map(|g| g.in_session(format!("association:{}", uuid::Uuid::new_v4().simple())))
+    else {
         return Ok(());
     };
     let mut cmd_buf: Vec<u8> = Vec::new();
