@@ -86,8 +86,16 @@ def test_dicom_tls(fresh_server, tmp_path_factory):
     only.add_requested_context(Verification)
     only.acse_timeout = only.network_timeout = 5
     assert not only.associate("127.0.0.1", s.dimse_port, ae_title="HUREN").is_established
-    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'association_rejected' "
-                   "AND detail LIKE '%must use DICOM TLS%'") == [(1,)]
+    # The rejection is audited once the server has closed its side; give it a moment.
+    import time
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        rejected = s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'association_rejected' "
+                           "AND detail LIKE '%must use DICOM TLS%'")
+        if rejected == [(1,)]:
+            break
+        time.sleep(0.1)
+    assert rejected == [(1,)]
     over_tls = only.associate("127.0.0.1", port, ae_title="HUREN", tls_args=(ctx, "127.0.0.1"))
     assert over_tls.is_established and over_tls.send_c_echo().Status == 0
     over_tls.release()
