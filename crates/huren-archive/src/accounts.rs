@@ -101,9 +101,7 @@ pub struct ActiveSession {
     pub csrf_token: String,
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::time::unix_now as now;
 
 fn random_secret() -> String {
     format!(

@@ -15,9 +15,7 @@ pub struct BreakGlassStart {
     pub expires_at: i64,
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::time::unix_now as now;
 
 fn reason_text(reason: &str) -> Result<&str, AdminError> {
     let r = reason.trim();

@@ -139,7 +139,7 @@ impl Archive {
             label: label.trim().to_owned(),
             effective_from: iso(effective_from),
             source_sha256: hex::encode(Sha256::digest(csv.as_bytes())),
-            imported_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            imported_at: crate::time::unix_now(),
             imported_by: grant.principal().label(),
             items: items.len() as i64,
         };

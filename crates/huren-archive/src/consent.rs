@@ -14,9 +14,7 @@ const CONTACT_SYSTEM: &str = "urn:huren:contact:sms";
 const CODE_SYSTEM: &str = "urn:huren:authorization-code";
 const CODE_TTL_SECS: i64 = 600;
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::time::unix_now as now;
 
 /// A mainland mobile number (11 digits starting with 1), with or without +86.
 fn normalize_phone(raw: &str) -> Option<String> {

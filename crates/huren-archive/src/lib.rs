@@ -919,11 +919,7 @@ impl Archive {
         person: &str,
         allowed: bool,
     ) {
-        let read = reach::Read {
-            object: format!("person:{person}"),
-            patient: Some(format!("person:{person}")),
-            study_uid: None,
-        };
+        let read = reach::Read::person(person);
         let outcome = if allowed {
             Outcome::Success
         } else {

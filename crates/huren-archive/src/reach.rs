@@ -88,6 +88,17 @@ pub(crate) struct Read {
     pub study_uid: Option<String>,
 }
 
+impl Read {
+    /// A person's records or results.
+    pub(crate) fn person(public_id: &str) -> Read {
+        Read {
+            object: format!("person:{public_id}"),
+            patient: Some(format!("person:{public_id}")),
+            study_uid: None,
+        }
+    }
+}
+
 impl Archive {
     /// Records reads not yet recorded in this window (one event per reader × object), with
     /// their purpose; a refused read is always recorded.

@@ -2,6 +2,7 @@
 //! code, date range, status and category, newest first, paged by a keyset cursor so the first
 //! page costs the same at a thousand results or a million.
 
+use crate::reach::Reach;
 use crate::{AdminError, Archive, model::ReportCategory};
 use huren_access::ReadGrant;
 use serde::Serialize;
@@ -151,15 +152,15 @@ impl Archive {
     }
 
     /// A results query narrowed to the persons the reader reaches.
-    async fn scoped(&self, grant: &ReadGrant, q: &ResultQuery) -> Result<ResultQuery, AdminError> {
+    fn scoped(reach: &Reach, q: &ResultQuery) -> ResultQuery {
         let mut q = q.clone();
-        if let Some(allowed) = self.reach(grant).await?.public_ids() {
+        if let Some(allowed) = reach.public_ids() {
             q.persons = Some(match q.persons.take() {
                 None => allowed,
                 Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
             });
         }
-        Ok(q)
+        q
     }
 
     /// Whether an identifier system is a domain huren knows (identity numbers or a record
@@ -177,14 +178,15 @@ impl Archive {
         grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<ObservationRow>, AdminError> {
-        let q = &self.scoped(grant, q).await?;
+        let reach = self.reach(grant).await?;
+        let q = &Self::scoped(&reach, q);
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         let mut rows = self.index.search_observations(q).await?;
         self.with_items(&mut rows).await?;
-        self.note_persons(grant, rows.iter().map(|r| r.person.as_str()))
-            .await?;
+        self.note_persons(grant, &reach, rows.iter().map(|r| r.person.as_str()))
+            .await;
         Ok(rows)
     }
 
@@ -220,31 +222,33 @@ impl Archive {
         grant: &ReadGrant,
         q: &ResultQuery,
     ) -> Result<Vec<OrderRow>, AdminError> {
-        let q = &self.scoped(grant, q).await?;
+        let reach = self.reach(grant).await?;
+        let q = &Self::scoped(&reach, q);
         if q.persons.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         let rows = self.index.search_orders(q).await?;
-        self.note_persons(grant, rows.iter().map(|r| r.person.as_str()))
-            .await?;
+        self.note_persons(grant, &reach, rows.iter().map(|r| r.person.as_str()))
+            .await;
         Ok(rows)
     }
 
-    /// One read event per person in a page of results.
+    /// One read event per person in a page of results, recorded together.
     async fn note_persons<'a>(
         &self,
         grant: &ReadGrant,
+        reach: &Reach,
         persons: impl Iterator<Item = &'a str>,
-    ) -> Result<(), AdminError> {
-        let reach = self.reach(grant).await?;
+    ) {
         let mut seen: Vec<&str> = Vec::new();
         for p in persons {
             if !seen.contains(&p) {
                 seen.push(p);
-                self.note_person_read(grant, &reach, p, true).await;
             }
         }
-        Ok(())
+        let reads = seen.into_iter().map(crate::reach::Read::person).collect();
+        self.note_reads(grant, reach, reads, huren_access::Outcome::Success)
+            .await;
     }
 
     pub async fn order(&self, grant: &ReadGrant, id: i64) -> Result<Option<OrderRow>, AdminError> {

@@ -16,6 +16,11 @@ pub fn instant(da: &str, tm: Option<&str>, zone: &Tz) -> Option<i64> {
     Some(odt.unix_timestamp())
 }
 
+/// The current time in unix seconds (sessions, tickets, expiries).
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 pub fn parse_da(da: &str) -> Option<Date> {
     let d: String = da.trim().chars().filter(|c| *c != '.').collect();
     if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {

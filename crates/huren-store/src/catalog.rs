@@ -5,11 +5,6 @@ use huren_archive::catalog::{CatalogVersion, StudyGroup};
 use huren_catalog::{CodeMapping, Item, ItemKind, MapKind, Price, StudyRule};
 use sqlx::{Row, SqlitePool};
 
-fn date_text(d: time::Date) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    d.format(f).unwrap_or_default()
-}
-
 fn parse_date(s: &str) -> Option<time::Date> {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, f).ok()
@@ -145,8 +140,8 @@ pub async fn upsert_prices(pool: &SqlitePool, prices: &[Price]) -> Result<(), sq
         .bind(&p.price_region)
         .bind(&p.institution_grade)
         .bind(p.price_fen)
-        .bind(date_text(p.valid_from))
-        .bind(p.valid_to.map(date_text))
+        .bind(crate::sqlite::iso(p.valid_from))
+        .bind(p.valid_to.map(crate::sqlite::iso))
         .execute(&mut *tx)
         .await?;
     }

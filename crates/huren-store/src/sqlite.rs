@@ -83,7 +83,7 @@ fn db(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn iso(d: time::Date) -> String {
+pub(crate) fn iso(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
