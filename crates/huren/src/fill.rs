@@ -58,13 +58,13 @@ pub struct FillPlan {
     pub instances_per_study: u64,
 }
 
-/// The same shape as the benchmark's small data set: patient `P000123` is `Wang^123=王^123`,
-/// study dates spread over 2025 by patient number.
-pub async fn fill(
+/// The archive on a bulk-opened index (no fsync, objects discarded) and a sending grant of
+/// `institution`: what both fills run through.
+async fn bulk_archive(
     data_dir: &Path,
     archive_cfg: huren_archive::ArchiveConfig,
-    plan: FillPlan,
-) -> anyhow::Result<()> {
+    institution: &str,
+) -> anyhow::Result<(Archive, Arc<huren_access::IngestGrant>)> {
     let index = huren_store::SqliteIndex::open_bulk(&data_dir.join("index.sqlite"))
         .await
         .context("opening the index")?;
@@ -74,7 +74,18 @@ pub async fn fill(
     let index = Arc::new(index);
     let archive = Archive::new(index.clone(), Arc::new(blobs), index, archive_cfg);
     let admin = huren_access::grant_admin(&huren_access::Principal::Console)?;
-    let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, &plan.institution).await?);
+    let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, institution).await?);
+    Ok((archive, grant))
+}
+
+/// The same shape as the benchmark's small data set: patient `P000123` is `Wang^123=王^123`,
+/// study dates spread over 2025 by patient number.
+pub async fn fill(
+    data_dir: &Path,
+    archive_cfg: huren_archive::ArchiveConfig,
+    plan: FillPlan,
+) -> anyhow::Result<()> {
+    let (archive, grant) = bulk_archive(data_dir, archive_cfg, &plan.institution).await?;
 
     let started = Instant::now();
     let total = plan.patients * plan.studies_per_patient * plan.instances_per_study;
@@ -196,16 +207,7 @@ pub async fn fill_results(
     patients: u64,
     orders_per_patient: u64,
 ) -> anyhow::Result<()> {
-    let index = huren_store::SqliteIndex::open_bulk(&data_dir.join("index.sqlite"))
-        .await
-        .context("opening the index")?;
-    let blobs = DiscardBlobs {
-        spool: data_dir.join("spool"),
-    };
-    let index = Arc::new(index);
-    let archive = Archive::new(index.clone(), Arc::new(blobs), index, archive_cfg);
-    let admin = huren_access::grant_admin(&huren_access::Principal::Console)?;
-    let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, institution).await?);
+    let (archive, grant) = bulk_archive(data_dir, archive_cfg, institution).await?;
     let started = Instant::now();
     let zone = archive.zone();
     const IN_FLIGHT: usize = 256;
