@@ -342,12 +342,6 @@ impl Archive {
         Ok(rules.len())
     }
 
-    /// The item a study is, by the rules (None: no rule matches).
-    pub async fn study_item(&self, facts: &StudyFacts) -> Result<Option<String>, AdminError> {
-        let snap = self.catalog_snapshot().await?;
-        Ok(huren_catalog::match_study(&snap.rules, facts).map(|r| r.item_code.clone()))
-    }
-
     /// Studies no rule maps, as aggregates for operators (institution, modality, body part,
     /// description, count) — no patient data.
     pub async fn unmapped_studies(
