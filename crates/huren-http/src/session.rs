@@ -187,7 +187,7 @@ pub struct LaunchQuery {
 pub async fn launch(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    axum::extract::Query(q): axum::extract::Query<LaunchQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<LaunchQuery>,
 ) -> Result<Response, ApiError> {
     let (start, person) = state
         .archive
