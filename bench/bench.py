@@ -126,8 +126,13 @@ class Huren:
                                       "--dimse", f"127.0.0.1:{self.dimse}", "--ae-title", "HUREN"],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.http), wait_port(self.dimse)
-        self.headers = {"Authorization": f"Bearer {TOKEN}"}
-        self.stow_token = run([HUREN, "token", "create", "--data-dir", self.dir, "--institution", "bench"]).strip() if fresh else getattr(self, "stow_token", None)
+        # The hospital system's own token sends and reads: operators' tokens read no patient
+        # data, so the reads below go through the institution's reach as a PACS's would.
+        saved = self.dir / "system.token"
+        if fresh or not saved.exists():
+            saved.write_text(run([HUREN, "token", "create", "--data-dir", self.dir, "--institution", "bench"]).strip())
+        self.stow_token = saved.read_text()
+        self.headers = {"Authorization": f"Bearer {self.stow_token}"}
         self.aet = "HUREN"
         self.base = f"http://127.0.0.1:{self.http}/dicom-web"
 

@@ -102,6 +102,19 @@ def setup_region(data_dir):
     cli(data_dir, "send-for", "--sender", "county", "--performer", "town", "--institution-name", "镇卫生院")
 
 
+_readers = {}
+
+
+def region_reader(server):
+    """Headers for a regional service's token (`--scope read:region`): it reads every
+    institution's data. Operators' tokens read no patient data, and a hospital system's token
+    reads its own institution's."""
+    key = str(server.data_dir)
+    if key not in _readers:
+        _readers[key] = cli(server.data_dir, "token", "create", "--institution", "city", "--scope", "read:region")
+    return {"Authorization": f"Bearer {_readers[key]}"}
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("huren")

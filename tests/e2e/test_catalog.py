@@ -8,7 +8,7 @@ import uuid
 import requests
 from fhirclient.models.observation import Observation
 
-from conftest import ADMIN, ROOT, cli
+from conftest import ADMIN, ROOT, cli, region_reader
 from helpers import ct
 from test_persons import store
 
@@ -130,7 +130,7 @@ def test_study_rules_unmapped_report_and_items_on_results(fresh_server):
     o = Observation(r.json(), strict=True)
     assert ("urn:huren:catalog", "LAB-TC") in {(c.system, c.code) for c in o.code.coding}
     person = o.subject.reference.split("/")[1]
-    t = requests.get(f"{s.url}/api/patients/{person}/timeline", headers=H).json()
+    t = requests.get(f"{s.url}/api/patients/{person}/timeline", headers=region_reader(s)).json()
     assert {x["study_instance_uid"]: x["catalog_item"] for x in t["studies"]} == {
         chest.StudyInstanceUID: "IMG-CT-CHEST-PLAIN", odd[0].StudyInstanceUID: None, odd[1].StudyInstanceUID: None}
     assert [x["catalog_item"] for x in t["lab_results"]] == ["LAB-TC"]

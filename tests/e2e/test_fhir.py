@@ -8,9 +8,17 @@ from fhirclient.models.capabilitystatement import CapabilityStatement
 from fhirclient.models.operationoutcome import OperationOutcome
 from fhirclient.models.patient import Patient
 
-from conftest import ADMIN
+import pytest
 
-H = {"Authorization": f"Bearer {ADMIN}", "Accept": "application/fhir+json"}
+from conftest import region_reader
+
+# A regional service's token reads every institution's results (operators' tokens read none).
+H = {"Accept": "application/fhir+json"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reader(server):
+    H.update(region_reader(server))
 
 
 def get(server, path, **params):
@@ -217,7 +225,8 @@ def test_single_observation_create_is_conditional(server):
     # Without the condition a resend is a new result (that is what conditional create is for).
     assert post(server, "/Observation", body, h).status_code == 201
     # Only institution systems create results; an operator token is refused in FHIR's terms.
-    r = post(server, "/Observation", body, {**H, "Content-Type": "application/fhir+json"})
+    from conftest import ADMIN
+    r = post(server, "/Observation", body, {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/fhir+json"})
     assert r.status_code == 403 and OperationOutcome(r.json(), strict=True).issue[0].code == "security"
     r = requests.post(f"{server.url}/fhir/Observation", data=b"{not json", headers=h)
     assert r.status_code == 400 and OperationOutcome(r.json(), strict=True).issue[0].code == "structure"
@@ -279,7 +288,10 @@ def test_hl7_results_are_fhir_resources(fresh_server):
     msg = oru(control).replace("OBR|1|P123|F456|24331-1^Lipid panel^LN|||20250301080000",
                                "OBR|1|P123|F456|24331-1^Lipid panel^LN|||20250301080000||||||||BLD^全血")
     send(mllp, msg.encode())
-    r = requests.get(f"{s.url}/fhir/DiagnosticReport", headers=H,
+    # The county's own system reads the results its lab performed (and those it sends for).
+    RH = {"Accept": "application/fhir+json",
+          "Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")}
+    r = requests.get(f"{s.url}/fhir/DiagnosticReport", headers=RH,
                      params={"subject.identifier": "urn:oid:2.16.156.10011.1.9.county|C100", "category": "LAB"})
     reports = Bundle(r.json(), strict=True).entry
     assert len(reports) == 1
@@ -289,7 +301,7 @@ def test_hl7_results_are_fhir_resources(fresh_server):
     assert len(rep.result) == 3
     got = {}
     for ref in rep.result:
-        o = Observation(requests.get(f"{s.url}/fhir/{ref.reference}", headers=H).json(), strict=True)
+        o = Observation(requests.get(f"{s.url}/fhir/{ref.reference}", headers=RH).json(), strict=True)
         got[o.code.coding[0].code] = o
     chol = got["2093-3"]
     assert chol.valueQuantity.value == 5.2 and chol.valueQuantity.code == "mmol/L"
@@ -300,10 +312,10 @@ def test_hl7_results_are_fhir_resources(fresh_server):
     assert (got["5130-0"].valueRatio.numerator.value, got["5130-0"].valueRatio.denominator.value) == (1, 320)
     assert got["5130-0"].contained[0].type.coding[0].code == "BLD"
     # A local code is searched in its institution's system.
-    r = requests.get(f"{s.url}/fhir/Observation", headers=H,
+    r = requests.get(f"{s.url}/fhir/Observation", headers=RH,
                      params={"code": "urn:huren:local:county:L|HBSAG"})
     assert [e.resource.code.coding[0].code for e in Bundle(r.json(), strict=True).entry] == ["HBSAG"]
-    r = requests.get(f"{s.url}/fhir/Observation", headers=H, params={"code": "urn:huren:local:town:L|HBSAG"})
+    r = requests.get(f"{s.url}/fhir/Observation", headers=RH, params={"code": "urn:huren:local:town:L|HBSAG"})
     assert Bundle(r.json(), strict=True).entry is None
 
 

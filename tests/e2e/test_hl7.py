@@ -142,7 +142,7 @@ def test_identity_number_in_pid3_links_lab_and_images(hl7):
 
 def test_timeline_has_images_and_lab_results_newest_first(hl7):
     import requests
-    from conftest import ADMIN
+    from conftest import region_reader
     from test_persons import MOTHER_ID, person, store, with_resident_id
     img = with_resident_id(person("TL1"), MOTHER_ID)
     img.StudyDate = "20250215"
@@ -150,7 +150,7 @@ def test_timeline_has_images_and_lab_results_newest_first(hl7):
     control = "T" + uuid.uuid4().hex[:10]
     (raw_ack,) = send(hl7.mllp_port, oru(control, pid3=f"TL2^^^urn:oid:1.2.3^MR~{MOTHER_ID}^^^身份证^NI").encode())
     assert ack_fields(raw_ack)[0] == "AA"
-    h = {"Authorization": f"Bearer {ADMIN}"}
+    h = region_reader(hl7)
     hits = requests.get(f"{hl7.url}/api/patients", params={"identifier": f"身份证|{MOTHER_ID}"}, headers=h).json()
     pid = hits[0]["person"]
     r = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h)
@@ -180,7 +180,7 @@ def report(control, pid3, accession="", study_uid=None, facility="LIS01"):
 
 def test_imaging_reports_link_to_their_studies(hl7):
     import requests
-    from conftest import ADMIN
+    from conftest import region_reader
     from test_persons import person, store
     by_acc = person("RP1")
     by_acc.AccessionNumber = "ACC" + uuid.uuid4().hex[:6]
@@ -198,7 +198,7 @@ def test_imaging_reports_link_to_their_studies(hl7):
     assert linked[0][1] == "双肺纹理清晰。\n纵隔居中。\n未见明显异常。"
     # Reports are not lab results, and show in the person's timeline.
     assert hl7.query("SELECT COUNT(*) FROM lab_result r JOIN patient p ON p.id = r.patient_id WHERE p.patient_id = 'RP1'") == [(0,)]
-    h = {"Authorization": f"Bearer {ADMIN}"}
+    h = region_reader(hl7)
     pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "RP1", "issuer": issuer}, headers=h).json()[0]["person"]
     resp = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h)
     from test_openapi import check
@@ -210,7 +210,7 @@ def test_imaging_reports_link_to_their_studies(hl7):
 
 def test_corrections_supersede_and_keep_history(hl7):
     import requests
-    from conftest import ADMIN
+    from conftest import region_reader
     pid3 = "CORR1^^^urn:oid:1.2.3^MR"
     prelim = oru("C1" + uuid.uuid4().hex[:8], pid3=pid3).replace("||F|||2025", "||P|||2025")
     final = oru("C2" + uuid.uuid4().hex[:8], pid3=pid3, obx5="5.4")
@@ -220,7 +220,7 @@ def test_corrections_supersede_and_keep_history(hl7):
     history = hl7.query("""SELECT r.value, r.status, r.superseded_by IS NULL FROM lab_result r JOIN patient p ON p.id = r.patient_id
                            WHERE p.patient_id = 'CORR1' AND r.code = '2093-3' ORDER BY r.id""")
     assert history == [("5.2", "P", 0), ("5.4", "F", 0), ("4.9", "C", 1)]
-    h = {"Authorization": f"Bearer {ADMIN}"}
+    h = region_reader(hl7)
     pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "CORR1", "issuer": "urn:oid:1.2.3"}, headers=h).json()[0]["person"]
     labs = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()["lab_results"]
     assert [r["value"] for r in labs if r["code"] == "2093-3"] == ["4.9"]

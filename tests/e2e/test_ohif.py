@@ -66,7 +66,7 @@ def viewport_pixels(page):
 def test_ohif_opens_500_slice_ct(fresh_server, tmp_path):
     from playwright.sync_api import sync_playwright
     s = fresh_server({"HUREN__HTTP__CORS_ALLOW_ORIGINS": '["*"]', "HUREN__HTTP__CROSS_ORIGIN_RESOURCE_POLICY": "cross-origin"})
-    token = cli(s.data_dir, "token", "create", "--institution", "city")
+    token = cli(s.data_dir, "token", "create", "--institution", "city", "--scope", "read:region")
     study, series = generate_uid(), generate_uid()
     d = tmp_path / "ct"
     d.mkdir()

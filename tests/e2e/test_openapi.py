@@ -8,7 +8,7 @@ import uuid
 import jsonschema
 import requests
 
-from conftest import ADMIN, ROOT
+from conftest import ROOT, region_reader
 
 SPEC = json.loads((ROOT / "docs" / "openapi" / "patients.json").read_text())
 
@@ -34,7 +34,7 @@ def test_every_patient_route_is_described():
 
 def test_responses_validate(server):
     from test_persons import MOTHER_ID, person, store, with_resident_id
-    h = {"Authorization": f"Bearer {ADMIN}"}
+    h = region_reader(server)
     store(server, with_resident_id(person("OA" + uuid.uuid4().hex[:6]), MOTHER_ID))
     base = server.url
     r = requests.get(f"{base}/api/patients", params={"identifier": f"身份证|{MOTHER_ID}"}, headers=h)

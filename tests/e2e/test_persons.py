@@ -112,8 +112,8 @@ def test_identity_numbers_are_not_in_the_index_in_the_clear(server):
         assert MOTHER_ID.encode() not in f.read_bytes(), f.name
     # Metadata served from the index has no such item either; the stored object is unchanged.
     import requests
-    from conftest import ADMIN
-    h = {"Authorization": f"Bearer {ADMIN}"}
+    from conftest import region_reader
+    h = region_reader(server)
     meta = requests.get(f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/metadata", headers=h).json()
     assert MOTHER_ID not in str(meta)
     inst = requests.get(f"{server.url}/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
@@ -123,8 +123,8 @@ def test_identity_numbers_are_not_in_the_index_in_the_clear(server):
 
 def qido_studies(server, **params):
     import requests
-    from conftest import ADMIN
-    r = requests.get(f"{server.url}/dicom-web/studies", params=params, headers={"Authorization": f"Bearer {ADMIN}"})
+    from conftest import region_reader
+    r = requests.get(f"{server.url}/dicom-web/studies", params=params, headers=region_reader(server))
     assert r.status_code in (200, 204), r.text
     return r.json() if r.status_code == 200 and r.content else []
 
@@ -260,8 +260,8 @@ def test_common_name_same_birth_date_goes_to_review(server):
 
 def api(server, path, **params):
     import requests
-    from conftest import ADMIN
-    return requests.get(f"{server.url}/api{path}", params=params, headers={"Authorization": f"Bearer {ADMIN}"})
+    from conftest import region_reader
+    return requests.get(f"{server.url}/api{path}", params=params, headers=region_reader(server))
 
 
 def test_patient_api_finds_the_person_and_their_timeline(server):
@@ -306,8 +306,8 @@ def test_identity_number_in_a_configured_private_tag(fresh_server):
                       WHERE p.patient_id = 'PT1'""")
     assert rows == [("urn:huren:id:cn-resident", 1)]
     import requests
-    from conftest import ADMIN
+    from conftest import region_reader
     meta = requests.get(f"{s.url}/dicom-web/studies/{ds.StudyInstanceUID}/metadata",
-                        headers={"Authorization": f"Bearer {ADMIN}"}).json()
+                        headers=region_reader(s)).json()
     assert MOTHER_ID not in str(meta) and "00111010" not in meta[0]
     assert "00110010" in meta[0]  # the private creator stays

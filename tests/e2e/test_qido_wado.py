@@ -15,7 +15,7 @@ from helpers import associate, ct, dataset_bytes, store_files
 @pytest.fixture(scope="module")
 def region(server):
     """Two patients with Chinese names, CT and MR studies, sent over DIMSE."""
-    t = cli(server.data_dir, "token", "create", "--institution", "city")
+    t = cli(server.data_dir, "token", "create", "--institution", "city", "--scope", "read:region")
     studies = {}
     assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"]),
                                                     ("1.2.840.10008.5.1.4.1.1.4", ["1.2.840.10008.1.2.1"])])

@@ -227,13 +227,26 @@ def test_a_doctor_reads_only_patients_of_an_open_encounter(site):
     assert studies(doc2) == {county.StudyInstanceUID, city.StudyInstanceUID}
     assert studies(cardio) == set()
     assert cardio(f"/api/patients/{p}/timeline").status_code == 404
-    # A system still reads everything (interim), including the other patient.
-    sys_studies = requests.get(f"{s.url}/dicom-web/studies", headers=his).json()
-    assert other.StudyInstanceUID in {st["0020000D"]["Value"][0] for st in sys_studies}
-    # The HIS closes the visit: the relationship ends.
+    # A hospital system reads its institution's own studies, and the whole record of patients
+    # with an open encounter there (a PACS fetching priors); not another hospital's patient.
+    def system_studies(headers):
+        r = requests.get(f"{s.url}/dicom-web/studies", params={"PatientID": f"*{tag}"}, headers=headers)
+        return set() if r.status_code == 204 else {st["0020000D"]["Value"][0] for st in r.json()}
+
+    assert system_studies(his) == {county.StudyInstanceUID, city.StudyInstanceUID}
+    county_pacs = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")}
+    assert system_studies(county_pacs) == {county.StudyInstanceUID, other.StudyInstanceUID}
+    assert requests.get(f"{s.url}/dicom-web/studies/{city.StudyInstanceUID}/metadata", headers=county_pacs).status_code == 404
+    assert requests.get(f"{s.url}/api/patients/{p}/timeline", headers=county_pacs).status_code == 404
+    # The HIS closes the visit: the relationship ends, for the doctor and for the system.
     assert requests.post(f"{s.url}/api/encounters", json={**visit, "status": "closed"}, headers=his).status_code == 200
     assert studies(doc) == set()
     assert doc(f"/api/patients/{p}/timeline").status_code == 404
+    assert system_studies(his) == {city.StudyInstanceUID}
+    assert requests.get(f"{s.url}/api/patients/{p}/timeline", headers=his).status_code == 404
+    # Operators' tokens configure; they read no patient data.
+    from conftest import ADMIN
+    assert requests.get(f"{s.url}/dicom-web/studies", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 403
 
 
 def test_break_glass_opens_a_patient_for_a_short_time_and_waits_for_review(site):

@@ -25,6 +25,23 @@ pub struct Sender {
     pub institution_id: InstitutionId,
     pub institution_code: InstitutionCode,
     pub kind: SenderKind,
+    /// Whose data the system reads (issue #6): by default its own institution's.
+    #[serde(default)]
+    pub reads: SystemReads,
+}
+
+/// What a hospital system reads without a person named (`X-Huren-On-Behalf-Of`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemReads {
+    /// The results and images its institution performed (or sent for another), and the
+    /// patients with an open encounter at its institution (a PACS fetching priors for the
+    /// patient in front of the doctor).
+    #[default]
+    Institution,
+    /// Every institution's data: a regional service granted `read:region` by an operator
+    /// (audited as `operations`).
+    Region,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,9 +226,9 @@ pub fn grant_admin(p: &Principal) -> Result<AdminGrant, Denied> {
     }
 }
 
-/// Permission to read images and their index (QIDO/WADO, C-FIND/C-MOVE/C-GET). For now
-/// every authenticated system or administrator may read; the access-control work replaces
-/// this with relationship-scoped views (encounter, patient authorization, break-glass).
+/// Permission to read patient data: images and their index (QIDO/WADO, C-FIND/C-MOVE/C-GET),
+/// records, timelines and results. Only [`grant_read`] makes one, and what it reaches is
+/// narrowed by [`ReadGrant::scope`]: a person by relationship, a system to its institution.
 #[derive(Debug, Clone)]
 pub struct ReadGrant {
     principal: Principal,
@@ -236,12 +253,15 @@ impl ReadGrant {
     }
 
     /// Whose data this grant reaches. A person reads only the patients they have a
-    /// relationship with (the archive resolves which); systems and operators' tokens read all
-    /// (interim: per-institution rules for systems come with the access-control issue).
+    /// relationship with (the archive resolves which); a system reads its institution's data
+    /// unless an operator granted it the region.
     pub fn scope(&self) -> ReadScope<'_> {
         match &self.principal {
             Principal::User(u) => ReadScope::Related(u),
-            _ => ReadScope::All,
+            Principal::System(s) if s.reads == SystemReads::Region => ReadScope::All,
+            Principal::System(s) => ReadScope::Institution(s.institution_id),
+            // `grant_read` makes no grant for operators; nothing to reach.
+            _ => ReadScope::Nothing,
         }
     }
 }
@@ -250,21 +270,46 @@ impl ReadGrant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadScope<'a> {
     All,
+    Institution(InstitutionId),
     Related(&'a User),
+    Nothing,
 }
 
 pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
     // Operators manage configuration, not patient data; auditors read the audit trail. (The
     // relationship rules — encounter, patient authorization, break-glass — narrow the rest.)
-    if let Principal::User(u) = p
-        && matches!(u.role, Role::RegionalOperator | Role::Auditor)
-    {
-        return Err(Denied::NoPatientData(u.role.as_str()));
+    match p {
+        Principal::User(u) if matches!(u.role, Role::RegionalOperator | Role::Auditor) => {
+            return Err(Denied::NoPatientData(u.role.as_str()));
+        }
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => {
+            return Err(Denied::NoPatientData("operator"));
+        }
+        _ => {}
     }
     Ok(ReadGrant {
         principal: p.clone(),
         session: None,
     })
+}
+
+/// Permission to read the region's catalog, prices and code mappings: configuration the region
+/// publishes, no patient data, so every authenticated principal has it.
+#[derive(Debug, Clone)]
+pub struct CatalogGrant {
+    principal: Principal,
+}
+
+impl CatalogGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+pub fn grant_catalog(p: &Principal) -> CatalogGrant {
+    CatalogGrant {
+        principal: p.clone(),
+    }
 }
 
 /// Permission to open a patient without a relationship, in an emergency (break-glass): a
@@ -476,6 +521,7 @@ mod tests {
             institution_id: 1,
             institution_code: InstitutionCode::parse("cq-a").unwrap(),
             kind: SenderKind::Token { token_id: 9 },
+            reads: SystemReads::Institution,
         }
     }
 
@@ -485,6 +531,15 @@ mod tests {
         assert_eq!(grant_ingest(&sys).unwrap().sender().institution_id, 1);
         assert_eq!(grant_admin(&sys).unwrap_err(), Denied::NotAdmin);
         assert!(grant_admin(&Principal::BootstrapAdmin).is_ok());
+        // Operators' tokens configure; they read no patient data.
+        assert!(grant_read(&Principal::BootstrapAdmin).is_err());
+        assert!(grant_read(&Principal::Admin { token_id: 2 }).is_err());
+        // A system reads its institution's data unless granted the region.
+        assert_eq!(grant_read(&sys).unwrap().scope(), ReadScope::Institution(1));
+        let mut regional = sender();
+        regional.reads = SystemReads::Region;
+        let regional = Principal::System(regional);
+        assert_eq!(grant_read(&regional).unwrap().scope(), ReadScope::All);
         assert_eq!(
             grant_ingest(&Principal::Console).unwrap_err(),
             Denied::NotASender

@@ -6,7 +6,7 @@
 use crate::ports::StoreError;
 use crate::{AdminError, Archive};
 use async_trait::async_trait;
-use huren_access::{AdminGrant, ReadGrant};
+use huren_access::{AdminGrant, CatalogGrant};
 use huren_catalog::{CodeMapping, Item, LineError, MapKind, Price, StudyFacts, StudyRule};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -165,7 +165,7 @@ impl Archive {
 
     pub async fn catalog_versions(
         &self,
-        _grant: &ReadGrant,
+        _grant: &CatalogGrant,
     ) -> Result<Vec<CatalogVersion>, AdminError> {
         Ok(self.catalog.catalog_versions().await?)
     }
@@ -173,7 +173,7 @@ impl Archive {
     /// The version in force on `date`: the latest that started on or before it.
     pub async fn catalog_version_on(
         &self,
-        grant: &ReadGrant,
+        grant: &CatalogGrant,
         date: time::Date,
     ) -> Result<Option<CatalogVersion>, AdminError> {
         let day = iso(date);
@@ -188,7 +188,7 @@ impl Archive {
     /// A version's items (by label), or the items in force today.
     pub async fn catalog_items(
         &self,
-        grant: &ReadGrant,
+        grant: &CatalogGrant,
         label: Option<&str>,
     ) -> Result<Option<(CatalogVersion, Vec<Item>)>, AdminError> {
         let v = match label {
@@ -244,7 +244,7 @@ impl Archive {
     /// The price of `item` at `institution` on `date` (its price region and grade that day).
     pub async fn effective_price(
         &self,
-        _grant: &ReadGrant,
+        _grant: &CatalogGrant,
         institution: &str,
         item: &str,
         date: time::Date,
@@ -300,7 +300,7 @@ impl Archive {
     /// LOINC maps to the item with that LOINC when no mapping says otherwise.
     pub async fn item_for_code(
         &self,
-        _grant: &ReadGrant,
+        _grant: &CatalogGrant,
         institution: &str,
         kind: MapKind,
         system: &str,

@@ -504,7 +504,26 @@ impl Archive {
         let search = self.person_search(lookup)?;
         let reach = self.reach(grant).await?;
         let mut hits = self.index.find_persons(&search, LIMIT).await?;
-        hits.retain(|h| reach.allows(&h.person));
+        match &reach {
+            // A system sees a person it has no encounter with only through its institutions'
+            // own records (those it has data of), and only those records.
+            reach::Reach::Institution { institutions, .. } => {
+                let keys: Vec<i64> = hits
+                    .iter()
+                    .filter(|h| !reach.allows(&h.person))
+                    .flat_map(|h| h.records.iter().map(|r| r.patient_key))
+                    .collect();
+                let own: Vec<i64> = institutions.iter().map(|(id, _)| *id).collect();
+                let mine = self.index.records_with_data_at(&keys, &own).await?;
+                hits.retain_mut(|h| {
+                    if !reach.allows(&h.person) {
+                        h.records.retain(|r| mine.contains(&r.patient_key));
+                    }
+                    !h.records.is_empty()
+                });
+            }
+            _ => hits.retain(|h| reach.allows(&h.person)),
+        }
         Ok(hits)
     }
 
@@ -883,6 +902,7 @@ impl Archive {
             Some(k) => {
                 scoped = query::Query {
                     persons_in: Some(k),
+                    institutions_or: reach.institution_ids(),
                     ..q.clone()
                 };
                 &scoped
@@ -1007,12 +1027,29 @@ impl Archive {
         series_uid: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
         // The cached path does not look at persons: a reader limited by relationship takes the
-        // uncached one, which goes through `find` (and its person filter).
-        if self.reach(grant).await? != reach::Reach::All {
+        // uncached one, which goes through `find` (and its person filter). A system takes it
+        // for its own institutions' series.
+        let reach = self.reach(grant).await?;
+        let own = match &reach {
+            reach::Reach::All => None,
+            reach::Reach::Institution { .. } => reach.institution_ids(),
+            reach::Reach::Persons(_) => return Ok(None),
+        };
+        let mut rows = self.index.series_etag(study_uid, series_uid).await?;
+        let (Some(tag), true) = (rows.pop(), rows.is_empty()) else {
+            return Ok(None);
+        };
+        if own.is_some_and(|own| !own.contains(&tag.institution_id)) {
             return Ok(None);
         }
-        let mut rows = self.index.series_etag(study_uid, series_uid).await?;
-        Ok(if rows.len() == 1 { rows.pop() } else { None })
+        let read = reach::Read {
+            object: format!("study:{study_uid}"),
+            patient: Some(tag.patient),
+            study_uid: Some(study_uid.to_owned()),
+        };
+        self.note_reads(grant, &reach, vec![read], Outcome::Success)
+            .await;
+        Ok(Some((tag.key, tag.etag)))
     }
 
     /// Series metadata as JSON text, assembled once per ETag from the per-instance JSON and
@@ -1048,6 +1085,7 @@ impl Archive {
             after_key: None,
             person: None,
             persons_in: None,
+            institutions_or: None,
         };
         let found = self.find(grant, &q).await?;
         let docs = self.instance_metadata(grant, &found).await?;

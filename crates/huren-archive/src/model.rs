@@ -137,7 +137,32 @@ pub struct InstitutionView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TokenScope {
     Admin,
-    Institution(InstitutionCode),
+    /// A hospital system's token: it sends as the institution and reads as `reads` says.
+    Institution(InstitutionCode, huren_access::SystemReads),
+}
+
+/// A token's `scope` as asked for (CLI `--scope`, API `scope`): none, `read:institution`, or
+/// `read:region`.
+pub fn system_reads(scope: Option<&str>) -> Result<huren_access::SystemReads, String> {
+    match scope.map(str::trim) {
+        None | Some("read:institution") => Ok(huren_access::SystemReads::Institution),
+        Some("read:region") => Ok(huren_access::SystemReads::Region),
+        Some(other) => Err(format!(
+            "unknown scope {other:?}: read:institution (default) or read:region"
+        )),
+    }
+}
+
+/// A series row as the metadata cache knows it: its key, its current ETag, and whose it is
+/// (for the reader's reach and the read audit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesTag {
+    pub key: i64,
+    pub etag: String,
+    /// The study's (performing) institution.
+    pub institution_id: i64,
+    /// `PatientID@issuer` of the study's record.
+    pub patient: String,
 }
 
 /// Everything the index keeps about one received instance.

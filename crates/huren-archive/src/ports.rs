@@ -171,6 +171,19 @@ pub trait Index: Send + Sync + 'static {
         &self,
         user: &huren_access::User,
     ) -> Result<Vec<(i64, String, bool)>, StoreError>;
+    /// Of these patient records, those with a study, report or result performed by one of
+    /// `institutions` (a system's own records).
+    async fn records_with_data_at(
+        &self,
+        patient_keys: &[i64],
+        institutions: &[i64],
+    ) -> Result<Vec<i64>, StoreError>;
+    /// What a hospital system reaches: its institution and those it sends for (id, code), and
+    /// the persons with an open encounter at its institution (internal key, public id).
+    async fn system_reach(
+        &self,
+        institution_id: i64,
+    ) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), StoreError>;
     async fn start_break_glass(
         &self,
         user: &huren_access::User,
@@ -339,7 +352,7 @@ pub trait Index: Send + Sync + 'static {
         &self,
         study_uid: &str,
         series_uid: &str,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
+    ) -> Result<Vec<crate::model::SeriesTag>, StoreError>;
     /// Cached series metadata (deflated JSON), when cached for exactly this ETag.
     async fn cached_series_metadata(
         &self,

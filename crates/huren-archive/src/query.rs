@@ -294,6 +294,9 @@ pub struct Query {
     /// Only records of these persons (internal keys): the reader's relationships. Set by the
     /// use case from the grant, never by adapters.
     pub persons_in: Option<Vec<i64>>,
+    /// With `persons_in`: also the studies these institutions performed (a hospital system's
+    /// own data). Set by the use case from the grant, never by adapters.
+    pub institutions_or: Option<Vec<i64>>,
 }
 
 /// An identity number as the index can look it up: its system and blind index.

@@ -3,51 +3,93 @@
 //! read use case without a `ReadGrant` does not compile; with one, it is filtered here).
 //!
 //! A person reads the patients they have a relationship with: an open encounter at their
-//! institution, assigned to them or to their department. (Patient authorization codes and
-//! break-glass come next.) Systems and operators' tokens reach everyone for now.
+//! institution (assigned to them or to their department), the patient's authorization, or
+//! break-glass. A hospital system reads the rows its institution performed (or sent for
+//! another) and the whole record of patients with an open encounter there; a system an
+//! operator granted `read:region` reads everyone's. Operators read no patient data.
 
 use crate::Archive;
 use crate::ports::StoreError;
 use huren_access::{ReadGrant, ReadScope};
 
-/// The persons a reader reaches.
+/// The persons (and, for a system, the institutions' rows) a reader reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     All,
     /// (internal key, public id, by break-glass) of each person.
     Persons(Vec<(i64, String, bool)>),
+    /// A hospital system: every row performed by one of `institutions` (its own and those it
+    /// sends for), and the whole record of `persons` (an open encounter at its institution).
+    Institution {
+        /// (id, code) of each institution whose rows it reads.
+        institutions: Vec<(i64, String)>,
+        /// (internal key, public id) of each person with an open encounter there.
+        persons: Vec<(i64, String)>,
+    },
 }
 
 impl Reach {
+    /// Whether the reader sees this person as a whole (their timeline, their records at every
+    /// institution).
     pub fn allows(&self, public_id: &str) -> bool {
         match self {
             Reach::All => true,
             Reach::Persons(p) => p.iter().any(|(_, id, _)| id == public_id),
+            Reach::Institution { persons, .. } => persons.iter().any(|(_, id)| id == public_id),
         }
     }
 
-    /// Internal keys for index queries; `None` when unrestricted.
+    /// Whether the reader sees one row: a result or report of `person` performed by
+    /// `institution` (its code).
+    pub fn allows_row(&self, person: &str, institution: &str) -> bool {
+        match self {
+            Reach::Institution { institutions, .. }
+                if institutions.iter().any(|(_, c)| c == institution) =>
+            {
+                true
+            }
+            _ => self.allows(person),
+        }
+    }
+
+    /// Internal keys of the persons reached whole, for index queries; `None` when
+    /// unrestricted.
     pub fn keys(&self) -> Option<Vec<i64>> {
         match self {
             Reach::All => None,
             Reach::Persons(p) => Some(p.iter().map(|(k, _, _)| *k).collect()),
+            Reach::Institution { persons, .. } => Some(persons.iter().map(|(k, _)| *k).collect()),
         }
     }
 
-    /// Public ids; `None` when unrestricted.
+    /// Public ids of the persons reached whole; `None` when unrestricted.
     pub fn public_ids(&self) -> Option<Vec<String>> {
         match self {
             Reach::All => None,
             Reach::Persons(p) => Some(p.iter().map(|(_, id, _)| id.clone()).collect()),
+            Reach::Institution { persons, .. } => {
+                Some(persons.iter().map(|(_, id)| id.clone()).collect())
+            }
+        }
+    }
+
+    /// The institutions whose rows are reached besides the persons (a system's); `None` for
+    /// everyone else.
+    pub fn institution_ids(&self) -> Option<Vec<i64>> {
+        match self {
+            Reach::Institution { institutions, .. } => {
+                Some(institutions.iter().map(|(id, _)| *id).collect())
+            }
+            _ => None,
         }
     }
 
     /// Why the reader may see these data (the audit's purpose of use): `operations` for
-    /// systems and operators' tokens, `emergency` when any reached person is by break-glass,
-    /// else `treatment` (an encounter).
+    /// systems, `emergency` when any reached person is by break-glass, else `treatment` (an
+    /// encounter or the patient's authorization).
     pub fn purpose(&self) -> &'static str {
         match self {
-            Reach::All => "operations",
+            Reach::All | Reach::Institution { .. } => "operations",
             Reach::Persons(p) if p.iter().any(|(_, _, e)| *e) => "emergency",
             Reach::Persons(_) => "treatment",
         }
@@ -158,6 +200,14 @@ impl Archive {
         match grant.scope() {
             ReadScope::All => Ok(Reach::All),
             ReadScope::Related(user) => Ok(Reach::Persons(self.index.related_persons(user).await?)),
+            ReadScope::Institution(id) => {
+                let (institutions, persons) = self.index.system_reach(id).await?;
+                Ok(Reach::Institution {
+                    institutions,
+                    persons,
+                })
+            }
+            ReadScope::Nothing => Ok(Reach::Persons(Vec::new())),
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct ResultQuery {
     pub identifier: Option<(Option<String>, String)>,
     pub after: Option<Cursor>,
     pub limit: u32,
+    /// A hospital system's reach: only rows of these persons (public ids) or performed by
+    /// these institutions. Set by the use case from the grant, never by adapters.
+    pub reach_or: Option<(Vec<String>, Vec<i64>)>,
 }
 
 /// One stored result with what FHIR needs to show it.
@@ -148,13 +151,20 @@ impl Archive {
                 },
             }
         }
-        Ok(self.reach(grant).await?.allows(&id).then_some(id))
+        let reach = self.reach(grant).await?;
+        // A system may name any person: the search that follows keeps only the rows in its
+        // reach (an empty answer for a person it has none of, as for one who does not exist).
+        let named = matches!(reach, Reach::Institution { .. }) || reach.allows(&id);
+        Ok(named.then_some(id))
     }
 
     /// A results query narrowed to the persons the reader reaches.
     fn scoped(reach: &Reach, q: &ResultQuery) -> ResultQuery {
         let mut q = q.clone();
-        if let Some(allowed) = reach.public_ids() {
+        if let (Some(persons), Some(own)) = (reach.public_ids(), reach.institution_ids()) {
+            // A system: the persons asked for stay; each row must be in its reach.
+            q.reach_or = Some((persons, own));
+        } else if let Some(allowed) = reach.public_ids() {
             q.persons = Some(match q.persons.take() {
                 None => allowed,
                 Some(asked) => asked.into_iter().filter(|p| allowed.contains(p)).collect(),
@@ -206,7 +216,7 @@ impl Archive {
         let reach = self.reach(grant).await?;
         let mut row: Vec<ObservationRow> = Vec::new();
         if let Some(r) = self.index.observation(id).await? {
-            let allowed = reach.allows(&r.person);
+            let allowed = reach.allows_row(&r.person, &r.institution);
             self.note_person_read(grant, &reach, &r.person, allowed)
                 .await;
             if allowed {
@@ -256,7 +266,7 @@ impl Archive {
         let Some(o) = self.index.order(id).await? else {
             return Ok(None);
         };
-        let allowed = reach.allows(&o.person);
+        let allowed = reach.allows_row(&o.person, &o.institution);
         self.note_person_read(grant, &reach, &o.person, allowed)
             .await;
         Ok(allowed.then_some(o))

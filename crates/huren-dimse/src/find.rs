@@ -96,6 +96,7 @@ pub(crate) fn plan(job: &FindJob) -> Result<Plan, (u16, String)> {
         after_key: None,
         person: None,
         persons_in: None,
+        institutions_or: None,
     };
     let mut keys = Vec::new();
     let mut unsupported_optional = false;

@@ -278,6 +278,8 @@ where
             ae_id: peer.id,
             ae_title: peer.ae_title.clone(),
         },
+        // A peer reads its institution's data (and its open encounters' patients).
+        reads: huren_access::SystemReads::Institution,
     });
     let Ok(grant) = grant_ingest(&principal) else {
         return Ok(());

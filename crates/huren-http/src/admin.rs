@@ -422,6 +422,8 @@ struct TokenBody {
     institution: Option<String>,
     #[serde(default)]
     admin: bool,
+    /// `read:region` for a regional service; by default the system reads its institution's.
+    scope: Option<String>,
     /// The token stops working after this many days.
     expires_in_days: Option<u32>,
 }
@@ -432,10 +434,13 @@ async fn create_token(
     ApiJson(b): ApiJson<TokenBody>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let grant = grant_admin(&p)?;
+    let reads =
+        huren_archive::model::system_reads(b.scope.as_deref()).map_err(ApiError::bad_request)?;
     let scope = match (b.admin, b.institution) {
         (true, None) => TokenScope::Admin,
         (false, Some(code)) => TokenScope::Institution(
             InstitutionCode::parse(&code).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            reads,
         ),
         _ => {
             return Err(ApiError::bad_request(

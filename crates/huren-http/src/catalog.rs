@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use huren_access::{grant_admin, grant_read};
+use huren_access::{grant_admin, grant_catalog};
 use huren_archive::catalog::{CatalogError, CatalogFile};
 use huren_catalog::MapKind;
 use serde::Deserialize;
@@ -47,7 +47,7 @@ pub async fn versions(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_read(&p)?;
+    let grant = grant_catalog(&p);
     Ok(Json(json!(s.archive.catalog_versions(&grant).await?)))
 }
 
@@ -62,7 +62,7 @@ pub async fn items(
     Authenticated(p): Authenticated,
     ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_read(&p)?;
+    let grant = grant_catalog(&p);
     match s
         .archive
         .catalog_items(&grant, q.version.as_deref())
@@ -89,7 +89,7 @@ pub async fn price(
     Authenticated(p): Authenticated,
     ApiQuery(q): ApiQuery<PriceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_read(&p)?;
+    let grant = grant_catalog(&p);
     let day = match &q.date {
         Some(d) => date(d)?,
         None => s.archive.today(),
@@ -121,7 +121,7 @@ pub async fn lookup(
     Authenticated(p): Authenticated,
     ApiQuery(q): ApiQuery<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let grant = grant_read(&p)?;
+    let grant = grant_catalog(&p);
     let kind = match q.kind.as_str() {
         "order" => MapKind::Order,
         "lab" => MapKind::Lab,

@@ -115,6 +115,7 @@ pub fn parse_query(
         after_key: None,
         person: None,
         persons_in: None,
+        institutions_or: None,
     };
     let mut include_all = false;
     let mut clamped = false;

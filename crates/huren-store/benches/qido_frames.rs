@@ -70,6 +70,7 @@ fn benches(c: &mut Criterion) {
         after_key: None,
         person: None,
         persons_in: None,
+        institutions_or: None,
     };
     c.bench_function("QIDO: SQL for name wildcard + date range + modality", |b| {
         b.iter(|| huren_store::query::build(black_box(&q)))

@@ -275,6 +275,61 @@ pub async fn related_persons(
     .await
 }
 
+/// Of these patient records, those with a study, report or lab result performed by one of
+/// `institutions`.
+pub async fn records_with_data_at(
+    pool: &SqlitePool,
+    patient_keys: &[i64],
+    institutions: &[i64],
+) -> Result<Vec<i64>, sqlx::Error> {
+    if patient_keys.is_empty() || institutions.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Integers from the index itself, never from a request: safe to write inline.
+    let list = |keys: &[i64]| {
+        keys.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (records, own) = (list(patient_keys), list(institutions));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT p.id FROM patient p WHERE p.id IN ({records}) AND (
+            EXISTS (SELECT 1 FROM study s WHERE s.patient_id = p.id AND s.institution_id IN ({own}))
+         OR EXISTS (SELECT 1 FROM report r WHERE r.patient_id = p.id AND r.performing_institution_id IN ({own}))
+         OR EXISTS (SELECT 1 FROM lab_result r WHERE r.patient_id = p.id AND r.performing_institution_id IN ({own})))"
+    )))
+    .fetch_all(pool)
+    .await
+}
+
+/// A hospital system's reach: its institution and the performers it may send for, and the
+/// persons with an open encounter at its institution (any doctor or department).
+pub async fn system_reach(
+    pool: &SqlitePool,
+    institution_id: i64,
+) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), sqlx::Error> {
+    let own = sqlx::query_as(
+        "SELECT id, code FROM institution WHERE id = ?1
+         UNION SELECT i.id, i.code FROM send_for f JOIN institution i ON i.id = f.performer_institution_id
+          WHERE f.sender_institution_id = ?1",
+    )
+    .bind(institution_id)
+    .fetch_all(pool)
+    .await?;
+    let persons = sqlx::query_as(
+        "SELECT DISTINCT pe.id, pe.public_id
+           FROM encounter e
+           JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
+           JOIN person pe ON pe.id = p.person_id
+          WHERE e.closed_at IS NULL AND e.institution_id = ?",
+    )
+    .bind(institution_id)
+    .fetch_all(pool)
+    .await?;
+    Ok((own, persons))
+}
+
 /// Opens a break-glass access to a person (by public id); its id, or None for no such person.
 pub async fn start_break_glass(
     pool: &SqlitePool,

@@ -176,12 +176,21 @@ pub fn build(q: &Query) -> (String, Vec<String>) {
     }
     if let Some(persons) = &q.persons_in {
         // Integers from the index itself, never from a request: safe to write inline.
-        let list = persons
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        wheres.push(format!("p.person_id IN ({list})"));
+        let list = |keys: &[i64]| {
+            keys.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let persons = list(persons);
+        wheres.push(match &q.institutions_or {
+            // A hospital system: its institutions' studies, and its encounters' persons.
+            Some(own) => format!(
+                "(p.person_id IN ({persons}) OR s.institution_id IN ({}))",
+                list(own)
+            ),
+            None => format!("p.person_id IN ({persons})"),
+        });
     }
     let key_col = match q.level {
         Level::Patient | Level::Study => "s.id",

@@ -61,6 +61,21 @@ fn filters(q: &ResultQuery, t: &str, code: &str, system: &str) -> Where {
             persons.iter().map(|p| Val::S(p.clone())),
         );
     }
+    if let Some((persons, own)) = &q.reach_or {
+        // A hospital system: its institutions' rows, and its encounters' persons.
+        w.push(
+            &format!(
+                "(r.patient_id IN (SELECT p2.id FROM patient p2 JOIN person pe2 ON pe2.id = p2.person_id
+                   WHERE pe2.public_id IN ({})) OR r.performing_institution_id IN ({}))",
+                marks(persons.len()),
+                marks(own.len())
+            ),
+            persons
+                .iter()
+                .map(|p| Val::S(p.clone()))
+                .chain(own.iter().map(|i| Val::I(*i))),
+        );
+    }
     if !q.codes.is_empty() {
         // With a person, walk that person's results (hundreds) rather than every result with
         // the code (tens of thousands): the unary `+` keeps the planner off the code index.

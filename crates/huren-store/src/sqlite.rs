@@ -4,7 +4,7 @@
 //! one fsync; each instance runs inside its own savepoint so one failure fails only itself.
 
 use async_trait::async_trait;
-use huren_access::{AuditEvent, Principal, Sender, SenderKind};
+use huren_access::{AuditEvent, Principal, Sender, SenderKind, SystemReads};
 use huren_archive::model::*;
 use huren_archive::ports::{Index, StoreError};
 use huren_seal::chain::{ChainKey, GENESIS};
@@ -1234,7 +1234,7 @@ impl Index for SqliteIndex {
     }
 
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
-        let row = sqlx::query("SELECT t.id, t.scope, t.institution_id, i.code FROM token t LEFT JOIN institution i ON i.id = t.institution_id WHERE t.hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch())")
+        let row = sqlx::query("SELECT t.id, t.scope, t.institution_id, i.code, t.reads FROM token t LEFT JOIN institution i ON i.id = t.institution_id WHERE t.hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch())")
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -1250,6 +1250,11 @@ impl Index for SqliteIndex {
                     institution_code: InstitutionCode::parse(&code)
                         .map_err(|e| StoreError::Invalid(e.to_string()))?,
                     kind: SenderKind::Token { token_id: id },
+                    reads: if row.get::<String, _>("reads") == "region" {
+                        SystemReads::Region
+                    } else {
+                        SystemReads::Institution
+                    },
                 })
             }
         }))
@@ -1539,17 +1544,22 @@ impl Index for SqliteIndex {
         scope: TokenScope,
         expires_at: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let (kind, inst) = match &scope {
-            TokenScope::Admin => ("admin", None),
-            TokenScope::Institution(code) => (
+        let (kind, inst, reads) = match &scope {
+            TokenScope::Admin => ("admin", None, "institution"),
+            TokenScope::Institution(code, reads) => (
                 "institution",
                 Some(self.institution_id(code.as_str()).await?),
+                match reads {
+                    SystemReads::Institution => "institution",
+                    SystemReads::Region => "region",
+                },
             ),
         };
-        sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, reads, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
             .bind(hash)
             .bind(kind)
             .bind(inst)
+            .bind(reads)
             .bind(now())
             .bind(expires_at)
             .fetch_one(&self.pool)
@@ -2188,6 +2198,25 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn records_with_data_at(
+        &self,
+        patient_keys: &[i64],
+        institutions: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        crate::accounts::records_with_data_at(&self.pool, patient_keys, institutions)
+            .await
+            .map_err(db)
+    }
+
+    async fn system_reach(
+        &self,
+        institution_id: i64,
+    ) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), StoreError> {
+        crate::accounts::system_reach(&self.pool, institution_id)
+            .await
+            .map_err(db)
+    }
+
     async fn start_break_glass(
         &self,
         user: &huren_access::User,
@@ -2535,9 +2564,10 @@ impl Index for SqliteIndex {
         &self,
         study_uid: &str,
         series_uid: &str,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<SeriesTag>, StoreError> {
         let rows = sqlx::query(
-            "SELECT se.id, se.version, p.id AS pid, p.updated_at FROM series se JOIN study s ON s.id = se.study_id
+            "SELECT se.id, se.version, p.id AS pid, p.updated_at, s.institution_id, p.patient_id, p.issuer
+               FROM series se JOIN study s ON s.id = se.study_id
              JOIN patient p ON p.id = s.patient_id WHERE s.study_uid = ? AND se.series_uid = ? AND se.num_instances > 0",
         )
         .bind(study_uid)
@@ -2555,7 +2585,16 @@ impl Index for SqliteIndex {
                     r.get::<i64, _>("pid"),
                     r.get::<i64, _>("updated_at")
                 );
-                (id, etag)
+                SeriesTag {
+                    key: id,
+                    etag,
+                    institution_id: r.get("institution_id"),
+                    patient: format!(
+                        "{}@{}",
+                        r.get::<String, _>("patient_id"),
+                        r.get::<String, _>("issuer")
+                    ),
+                }
             })
             .collect())
     }

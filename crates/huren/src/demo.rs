@@ -71,7 +71,10 @@ pub async fn sender_grant(
     let token = archive
         .create_token(
             admin,
-            TokenScope::Institution(InstitutionCode::parse(institution)?),
+            TokenScope::Institution(
+                InstitutionCode::parse(institution)?,
+                huren_access::SystemReads::Institution,
+            ),
             None,
         )
         .await?;
@@ -81,6 +84,34 @@ pub async fn sender_grant(
         .await?
         .context("token just created")?;
     Ok(grant_ingest(&principal)?)
+}
+
+/// A regional viewer's token for the demo (`read:region`), made once and kept in the demo data
+/// directory's `demo-viewer-token` so every start prints the same one. A demo convenience: real
+/// deployments hand tokens to systems, never leave them in files.
+pub async fn viewer_token(
+    archive: &Archive,
+    admin: &AdminGrant,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let file = data_dir.join("demo-viewer-token");
+    if let Ok(t) = std::fs::read_to_string(&file)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    let token = archive
+        .create_token(
+            admin,
+            TokenScope::Institution(
+                InstitutionCode::parse(SITES[0].code)?,
+                huren_access::SystemReads::Region,
+            ),
+            None,
+        )
+        .await?;
+    std::fs::write(&file, &token.secret)?;
+    Ok(token.secret)
 }
 
 /// A made-up resident identity number (GB 11643 structure, 重庆 area code) agreeing with the

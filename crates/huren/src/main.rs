@@ -167,6 +167,10 @@ enum UserCmd {
         institution: String,
         #[arg(long)]
         department: Option<String>,
+        /// Read the password from standard input. It is the only way: a password on the
+        /// command line would show in `ps` and shell history. Accepted for scripts that say it.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -353,6 +357,10 @@ enum TokenCmd {
         admin: bool,
         #[arg(long)]
         institution: Option<String>,
+        /// `read:region`: the system reads every institution's data (a regional service);
+        /// by default it reads its own institution's (docs/access.md).
+        #[arg(long, requires = "institution")]
+        scope: Option<String>,
         /// The token stops working after this many days.
         #[arg(long)]
         expires_days: Option<u32>,
@@ -538,12 +546,17 @@ async fn main() -> anyhow::Result<()> {
             dir,
             admin,
             institution,
+            scope,
             expires_days,
         }) => {
             let (archive, grant) = console(&dir).await?;
+            let reads = huren_archive::model::system_reads(scope.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?;
             let scope = match (admin, institution) {
                 (true, None) => TokenScope::Admin,
-                (false, Some(code)) => TokenScope::Institution(InstitutionCode::parse(&code)?),
+                (false, Some(code)) => {
+                    TokenScope::Institution(InstitutionCode::parse(&code)?, reads)
+                }
                 _ => bail!("give --admin or --institution CODE"),
             };
             let t = archive.create_token(&grant, scope, expires_days).await?;
@@ -603,6 +616,7 @@ async fn main() -> anyhow::Result<()> {
             role,
             institution,
             department,
+            password_stdin: _,
         }) => {
             let role = huren_access::Role::parse(&role).with_context(|| {
                 format!(
@@ -812,9 +826,11 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let bootstrap = std::env::var("HUREN_BOOTSTRAP_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    let mut demo_viewer = None;
     if demo {
         let grant = grant_admin(&Principal::Console)?;
         demo::seed(&archive, &grant).await?;
+        demo_viewer = Some(demo::viewer_token(&archive, &grant, &args.dir.data_dir).await?);
     }
     let http_listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
@@ -831,6 +847,10 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         );
         if bootstrap.is_none() {
             println!("set HUREN_BOOTSTRAP_ADMIN_TOKEN to use the HTTP API as an administrator");
+        }
+        if let Some(t) = demo_viewer {
+            // Operators' tokens read no patient data; a viewer needs a reader's token.
+            println!("demo viewer token (reads every institution's data, read:region): {t}");
         }
     }
     let scp_cfg = huren_dimse::ScpConfig {
