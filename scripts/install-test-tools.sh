@@ -13,6 +13,8 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v ojph_compress >/dev/null 2>&1 || need_apt+=(openjph-tools)
 # openssl makes the CA and client certificate of the mutual DICOM TLS test.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# curl: the HTTPS handshakes in test_tls.py.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # Headless Chromium for the OHIF viewer test (driven by Playwright, which uses it by path).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -20,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # openjph-tools is optional (HTJ2K sample generation); the suite skips that case without it.
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq cmake dcmtk dicom3tools chromium openssl >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq cmake dcmtk dicom3tools chromium openssl curl >/dev/null
 fi
 
 PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 hl7apy==1.3.5 jsonschema==4.23.0 fhirclient==4.4.0 pytest requests playwright)

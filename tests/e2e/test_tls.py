@@ -21,6 +21,12 @@ def test_https_with_a_self_signed_pair(fresh_server, tmp_path_factory):
     base = f"https://127.0.0.1:{s.http_port}"
     r = requests.get(f"{base}/healthz", verify=cert)
     assert r.status_code == 200
+    # curl, trusting the pair, over TLS 1.2 and 1.3; without trusting it, refused.
+    for version in ("--tlsv1.2", "--tlsv1.3"):
+        c = subprocess.run(["curl", "-sS", version, "--cacert", cert, "-o", "/dev/null", "-w", "%{http_code}",
+                            f"{base}/healthz"], capture_output=True, text=True, timeout=30)
+        assert c.returncode == 0 and c.stdout == "200", (version, c.stderr)
+    assert subprocess.run(["curl", "-sS", f"{base}/healthz"], capture_output=True, timeout=30).returncode != 0
     assert r.headers["strict-transport-security"].startswith("max-age=")
     # A real client that does not trust the certificate refuses it; plain HTTP gets nothing.
     try:
@@ -99,6 +105,18 @@ def test_dicom_tls(fresh_server, tmp_path_factory):
     over_tls = only.associate("127.0.0.1", port, ae_title="HUREN", tls_args=(ctx, "127.0.0.1"))
     assert over_tls.is_established and over_tls.send_c_echo().Status == 0
     over_tls.release()
+    # DCMTK's storescu over TLS (anonymous on the client side, the server's certificate trusted),
+    # with its default non-downgrading BCP 195 profile.
+    from helpers import dcmtk, to_bytes
+    f = certs / "ct.dcm"
+    sent = ct(patient_id="TLS2")
+    f.write_bytes(to_bytes(sent))
+    r = dcmtk("storescu", "+tla", "+cf", cert, "-aet", "COUNTY", "-aec", "HUREN", "127.0.0.1", str(port), str(f))
+    assert r.returncode == 0, r.stderr
+    assert s.query("SELECT COUNT(*) FROM instance WHERE sop_uid = ?", sent.SOPInstanceUID) == [(1,)]
+    # Plain DIMSE from storescu to the TLS port fails.
+    assert dcmtk("storescu", "-to", "5", "-aet", "COUNTY", "-aec", "HUREN", "127.0.0.1", str(port), str(f),
+                 timeout=30).returncode != 0
 
 
 def test_mutual_dicom_tls_needs_a_client_certificate_from_the_ca(fresh_server, tmp_path_factory):
@@ -140,3 +158,13 @@ def test_mutual_dicom_tls_needs_a_client_certificate_from_the_ca(fresh_server, t
 
     assert echo(with_client_cert=True)
     assert not echo(with_client_cert=False)
+    # DCMTK's storescu with its default non-downgrading BCP 195 profile: with the peer's key
+    # and certificate it stores; with anonymous TLS (no client certificate) it is refused.
+    from helpers import ct, dcmtk, to_bytes
+    f = d / "ct.dcm"
+    f.write_bytes(to_bytes(ct(patient_id="MTLS1")))
+    args = ["-aet", "COUNTY", "-aec", "HUREN", "+cf", str(d / "ca.pem"), "127.0.0.1", str(port), str(f)]
+    ok = dcmtk("storescu", "+tls", str(d / "client.key"), str(d / "client.pem"), *args)
+    assert ok.returncode == 0, ok.stderr
+    refused = dcmtk("storescu", "+tla", *args)
+    assert refused.returncode != 0

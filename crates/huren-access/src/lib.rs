@@ -486,6 +486,9 @@ pub enum AuditAction {
     /// The HIS opened, changed or closed an encounter (the relationship that lets a doctor
     /// read a patient's data).
     EncounterChanged,
+    /// An authenticated principal was refused what its role or relationship does not allow
+    /// (HTTP 403): DICOM "Security Alert" (110113), "Use of Restricted Function" (110132).
+    AccessDenied,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

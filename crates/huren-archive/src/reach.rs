@@ -123,6 +123,15 @@ impl AccessLog {
     }
 }
 
+/// The institution a principal acts for, for its audit events.
+fn principal_institution(p: &huren_access::Principal) -> Option<String> {
+    match p {
+        huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
+        huren_access::Principal::System(s) => Some(s.institution_code.to_string()),
+        _ => None,
+    }
+}
+
 /// One object read: a study (images) or a person (records, results).
 pub(crate) struct Read {
     pub object: String,
@@ -171,11 +180,7 @@ impl Archive {
                 action: huren_access::AuditAction::PatientDataAccessed,
                 outcome,
                 actor: reader.clone(),
-                institution: match grant.principal() {
-                    huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
-                    huren_access::Principal::System(s) => Some(s.institution_code.to_string()),
-                    _ => None,
-                },
+                institution: principal_institution(grant.principal()),
                 patient: r.patient,
                 study_uid: r.study_uid,
                 object: Some(r.object),
@@ -213,6 +218,37 @@ impl Archive {
 }
 
 impl Archive {
+    /// A principal refused `what` (a 403): recorded as `access_denied` once per principal ×
+    /// endpoint per read-audit window.
+    pub async fn note_refusal(
+        &self,
+        principal: &huren_access::Principal,
+        what: &str,
+        source: Option<String>,
+    ) {
+        let actor = principal.label();
+        if !self
+            .access_log
+            .first_in_window(&actor, what, self.config.read_audit_window)
+        {
+            return;
+        }
+        let ev = huren_access::AuditEvent {
+            action: huren_access::AuditAction::AccessDenied,
+            outcome: huren_access::Outcome::Failure,
+            actor,
+            institution: principal_institution(principal),
+            patient: None,
+            study_uid: None,
+            object: Some(what.to_owned()),
+            source_address: source,
+            detail: serde_json::json!({}),
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record a refusal");
+        }
+    }
+
     /// A request refused for a missing, unknown, expired or revoked credential: recorded as
     /// `authentication_failed` once per source address and reason per minute, so a flood of
     /// bad requests cannot flood the trail.

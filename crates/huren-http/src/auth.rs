@@ -70,6 +70,35 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Who the request was authenticated as, filled in by [`Authenticated`] for the refusal audit
+/// ([`audit_refusals`]): a 403 is recorded with the principal it refused.
+#[derive(Clone, Default)]
+pub struct Actor(std::sync::Arc<std::sync::OnceLock<Principal>>);
+
+/// Records every 403 (a principal asking for what its role or relationship does not allow) as
+/// an `access_denied` audit event, once per principal × endpoint per read-audit window, so the
+/// refused cells of the authorization matrix are all in the trail.
+pub async fn audit_refusals(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let actor = Actor::default();
+    req.extensions_mut().insert(actor.clone());
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::FORBIDDEN
+        && let Some(p) = actor.0.get()
+    {
+        state.archive.note_refusal(p, &what, source).await;
+    }
+    resp
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
@@ -77,42 +106,55 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(header) = header else {
-            return session(parts, state).await;
-        };
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
-        let hash = hash_token(token);
-        if state.bootstrap_admin_hash.as_deref() == Some(hash.as_str()) {
-            return Ok(Authenticated(Principal::BootstrapAdmin));
+        let found = authenticate(parts, state).await;
+        if let (Ok(Authenticated(p)), Some(actor)) = (&found, parts.extensions.get::<Actor>()) {
+            let _ = actor.0.set(p.clone());
         }
-        match state.archive.index.principal_for_token(&hash).await? {
-            Some(Principal::System(system)) if parts.headers.contains_key(ON_BEHALF_OF) => {
-                on_behalf(parts, state, Principal::System(system)).await
-            }
-            Some(p) => Ok(Authenticated(p)),
-            None => {
-                metrics::counter!("huren_http_auth_failures_total").increment(1);
-                state
-                    .archive
-                    .note_auth_failure(peer(parts), "unknown, expired or revoked token")
-                    .await;
-                Err(ApiError::unauthorized("unknown, expired or revoked token"))
-            }
+        found
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(header) = header else {
+        return session(parts, state).await;
+    };
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+    let hash = hash_token(token);
+    if state.bootstrap_admin_hash.as_deref() == Some(hash.as_str()) {
+        return Ok(Authenticated(Principal::BootstrapAdmin));
+    }
+    match state.archive.index.principal_for_token(&hash).await? {
+        Some(Principal::System(system)) if parts.headers.contains_key(ON_BEHALF_OF) => {
+            on_behalf(parts, state, Principal::System(system)).await
+        }
+        Some(p) => Ok(Authenticated(p)),
+        None => {
+            metrics::counter!("huren_http_auth_failures_total").increment(1);
+            state
+                .archive
+                .note_auth_failure(peer(parts), "unknown, expired or revoked token")
+                .await;
+            Err(ApiError::unauthorized("unknown, expired or revoked token"))
         }
     }
 }
 
 async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
     let Some(secret) = session_cookie(&parts.headers) else {
+        metrics::counter!("huren_http_auth_failures_total").increment(1);
+        state
+            .archive
+            .note_auth_failure(peer(parts), "no credentials")
+            .await;
         return Err(ApiError::unauthorized(
             "a bearer token or a signed-in session is required",
         ));

@@ -182,6 +182,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            auth::audit_refusals,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             limits::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(

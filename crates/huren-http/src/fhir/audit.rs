@@ -48,9 +48,19 @@ fn kind(
         "study_lifecycle_changed" => ("110105", "DICOM Study Deleted", None, "D"),
         "person_links_changed" | "encounter_changed" => ("110110", "Patient Record", None, "U"),
         "results_stored" | "results_refused" => ("110107", "Import", None, "C"),
-        "emergency_override" | "emergency_override_reviewed" => {
-            ("110127", "Emergency Override Started", None, "E")
-        }
+        // PS3.16 CID 400/402: Security Alert with its event type code as the subtype.
+        "emergency_override" | "emergency_override_reviewed" => (
+            "110113",
+            "Security Alert",
+            Some(("110127", "Emergency Override Started")),
+            "E",
+        ),
+        "access_denied" => (
+            "110113",
+            "Security Alert",
+            Some(("110132", "Use of Restricted Function")),
+            "E",
+        ),
         _ => ("110113", "Security Alert", None, "E"),
     }
 }
