@@ -76,6 +76,10 @@ def test_errors_are_operation_outcomes(server):
     r = requests.get(f"{server.url}/fhir/Patient", params={"name": "李"})
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     assert OperationOutcome(r.json(), strict=True).issue[0].code == "security"
+    # A body above FHIR's limit (32 MiB) is 413 in FHIR's terms; nothing is stored.
+    big = b'{"resourceType": "Bundle", "type": "transaction", "x": "' + b"x" * (33 << 20) + b'"}'
+    r = requests.post(f"{server.url}/fhir", data=big, headers={**H, "Content-Type": "application/fhir+json"})
+    assert r.status_code == 413 and OperationOutcome(r.json(), strict=True).issue[0].code == "too-long"
 
 
 # --- Observation, DiagnosticReport, transactions, conditional create, PIXm ---------------------

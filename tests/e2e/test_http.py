@@ -157,6 +157,10 @@ def test_admin_api_errors(server):
     assert r.status_code == 400
     r = requests.get(server.url + "/no/such/path", headers=h)
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    # A body above the JSON API's limit (2 MiB) is 413, as a problem.
+    big = b'{"code": "' + b"x" * (3 << 20) + b'"}'
+    r = requests.post(server.url + "/api/admin/institutions", headers={**h, "Content-Type": "application/json"}, data=big)
+    assert r.status_code == 413 and r.json()["title"] == "payload_too_large"
     assert requests.get(server.url + "/healthz").text == "ok"
 
 

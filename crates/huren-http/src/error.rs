@@ -124,6 +124,10 @@ where
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::unsupported_media_type(
                 "send Content-Type: application/json",
             )),
+            // Above the body limit (axum's default, 2 MiB): RFC 9110 §15.5.14.
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
+                ApiError::payload_too_large("the request body is larger than this API accepts"),
+            ),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }

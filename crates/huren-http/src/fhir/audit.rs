@@ -2,13 +2,14 @@
 //! `date` ranges and `_count` pages (newest first, next links). Event types are DICOM's
 //! (PS3.15 A.5.1 / DCM codes), as IHE ATNA uses them.
 
+use super::FhirQuery;
 use super::results::date_time;
 use super::search::date_params;
 use super::{base, fhir_json, from_api, outcome};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use huren_archive::model::AuditRow;
@@ -114,7 +115,7 @@ pub async fn search(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Response {
     let grant = match auth.and_then(|Authenticated(p)| Ok(huren_access::grant_audit(&p)?)) {
         Ok(g) => g,

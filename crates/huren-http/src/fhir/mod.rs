@@ -40,6 +40,48 @@ pub(crate) fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Resp
     )
 }
 
+/// The largest FHIR request body: a transaction Bundle of a large lab panel with its reports is
+/// well under this; above it the answer is 413 with an OperationOutcome.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// A FHIR request body, refused in FHIR's terms (413 OperationOutcome) above [`MAX_BODY`].
+pub struct FhirBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FhirBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Response> {
+        match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+            Ok(b) => Ok(FhirBody(b)),
+            Err(_) => Err(outcome(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-long",
+                &format!("the request body is larger than {} MiB", MAX_BODY >> 20),
+            )),
+        }
+    }
+}
+
+/// Search parameters, a malformed query string refused in FHIR's terms (400 OperationOutcome)
+/// rather than axum's plain text.
+pub struct FhirQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for FhirQuery<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(FhirQuery(v)),
+            Err(e) => Err(outcome(StatusCode::BAD_REQUEST, "invalid", &e.body_text())),
+        }
+    }
+}
+
 /// A FHIR error before it becomes a response (small, so `Result<_, Fail>` stays cheap).
 pub(crate) enum Fail {
     Outcome(StatusCode, &'static str, String),
@@ -263,7 +305,7 @@ pub async fn search(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
+    FhirQuery(params): FhirQuery<HashMap<String, String>>,
 ) -> Response {
     let grant = match reader(auth) {
         Ok(g) => g,
@@ -360,7 +402,7 @@ fn pix_error(status: StatusCode, code: &str, diagnostics: &str) -> Response {
 pub async fn pix(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
-    Query(params): Query<Vec<(String, String)>>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Response {
     let grant = match reader(auth) {
         Ok(g) => g,

@@ -4,12 +4,13 @@
 //! Results are stored in HL7 v2 terms (OBX-11 status codes, coding-system names such as `LN`)
 //! and shown in FHIR's; a search in FHIR terms is translated back.
 
+use super::FhirQuery;
 use super::search::{date_params, token};
 use super::{base, fhir_json, from_api, outcome, reader};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use huren_access::ReadGrant;
@@ -583,7 +584,7 @@ pub async fn search_observations(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Response {
     search(state, auth, headers, params, Kind::Observation).await
 }
@@ -592,7 +593,7 @@ pub async fn search_reports(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Response {
     search(state, auth, headers, params, Kind::DiagnosticReport).await
 }

@@ -10,7 +10,7 @@
 
 use super::results::{Kind, fetch, stored_system};
 use super::search::interval;
-use super::{Fail, base, fhir_json, from_api, outcome};
+use super::{Fail, FhirBody, base, fhir_json, from_api, outcome};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -562,7 +562,7 @@ pub async fn create_observation(
     auth: Result<Authenticated, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    FhirBody(body): FhirBody,
 ) -> Response {
     create(state, auth, peer, headers, body, Kind::Observation)
         .await
@@ -574,7 +574,7 @@ pub async fn create_report(
     auth: Result<Authenticated, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    FhirBody(body): FhirBody,
 ) -> Response {
     create(state, auth, peer, headers, body, Kind::DiagnosticReport)
         .await
@@ -594,7 +594,7 @@ pub async fn transaction(
     State(state): State<AppState>,
     auth: Result<Authenticated, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    FhirBody(body): FhirBody,
 ) -> Response {
     let grant = match writer(auth) {
         Ok(g) => g,
