@@ -224,3 +224,18 @@ def test_corrections_supersede_and_keep_history(hl7):
     pid = requests.get(f"{hl7.url}/api/patients", params={"patient_id": "CORR1", "issuer": "urn:oid:1.2.3"}, headers=h).json()[0]["person"]
     labs = requests.get(f"{hl7.url}/api/patients/{pid}/timeline", headers=h).json()["lab_results"]
     assert [r["value"] for r in labs if r["code"] == "2093-3"] == ["4.9"]
+
+
+def test_an_oversized_message_is_answered_ar_and_the_connection_goes_on(fresh_server):
+    """Above mllp.max_message_kib the message is refused with AR (from its MSH), nothing is
+    stored, and the next message on the same connection is handled."""
+    port = free_port()
+    s = fresh_server({"HUREN__MLLP__LISTEN": f"127.0.0.1:{port}", "HUREN__MLLP__MAX_MESSAGE_KIB": "64"})
+    cli(s.data_dir, "hl7-sender", "add", "--institution", "county", "--host", "127.0.0.1", "--facility", "LIS01")
+    big_control, ok_control = "B" + uuid.uuid4().hex[:10], "K" + uuid.uuid4().hex[:10]
+    big = oru(big_control) + "NTE|1||" + "很长的备注" * 20000 + "\r"
+    refused, ok = send(port, big.encode(), oru(ok_control).encode())
+    code, control, err = ack_fields(refused)
+    assert (code, control) == ("AR", big_control) and "207" in err and "larger than 65536 bytes" in err
+    assert ack_fields(ok)[:2] == ("AA", ok_control)
+    assert s.query("SELECT COUNT(*) FROM hl7_message WHERE control_id = ?", big_control) == [(0,)]

@@ -9,15 +9,22 @@ pub const END: [u8; 2] = [0x1C, 0x0D];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Message(Vec<u8>),
-    /// A frame exceeded the limit and was discarded up to its end.
-    TooLarge,
+    /// A frame exceeded the limit and was discarded up to its end; its first bytes are kept
+    /// (up to [`HEAD_BYTES`]) so the MSH segment can still be answered.
+    TooLarge {
+        head: Vec<u8>,
+    },
 }
+
+/// How much of an oversized frame is kept: an MSH segment is far shorter.
+pub const HEAD_BYTES: usize = 4096;
 
 /// Accumulates bytes from a connection and yields complete frames.
 pub struct Deframer {
     buf: Vec<u8>,
     in_frame: bool,
     overflow: bool,
+    head: Vec<u8>,
     max: usize,
 }
 
@@ -27,6 +34,7 @@ impl Deframer {
             buf: Vec::new(),
             in_frame: false,
             overflow: false,
+            head: Vec::new(),
             max: max_message_bytes,
         }
     }
@@ -60,7 +68,12 @@ impl Deframer {
                     let consumed_from_input = p + 2 - (self.buf.len() - bytes.len());
                     let frame: Vec<u8> = self.buf[..p].to_vec();
                     out.push(if self.overflow || frame.len() > self.max {
-                        Frame::TooLarge
+                        let head = if self.overflow {
+                            std::mem::take(&mut self.head)
+                        } else {
+                            frame[..frame.len().min(HEAD_BYTES)].to_vec()
+                        };
+                        Frame::TooLarge { head }
                     } else {
                         Frame::Message(frame)
                     });
@@ -70,7 +83,11 @@ impl Deframer {
                 }
                 None => {
                     if self.buf.len() > self.max {
-                        // Keep only the last byte (it may be FS), remember the overflow.
+                        // Keep only the last byte (it may be FS) and, the first time, the
+                        // head; remember the overflow.
+                        if !self.overflow {
+                            self.head = self.buf[..self.buf.len().min(HEAD_BYTES)].to_vec();
+                        }
                         let last = self.buf.last().copied();
                         self.buf.clear();
                         self.buf.extend(last);

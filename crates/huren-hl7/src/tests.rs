@@ -167,8 +167,23 @@ fn mllp_frames_survive_garbage_splits_and_oversize() {
     big.extend_from_slice(&frame(b"MSH|ok"));
     assert_eq!(
         d.push(&big),
-        vec![Frame::TooLarge, Frame::Message(b"MSH|ok".to_vec())]
+        vec![
+            Frame::TooLarge {
+                head: vec![b'x'; 100]
+            },
+            Frame::Message(b"MSH|ok".to_vec())
+        ]
     );
+    // Too large across reads: the head is the frame's start, kept once.
+    let mut d = Deframer::new(16);
+    let mut big = frame(b"MSH|head\rOBX|");
+    big.splice(big.len() - 2..big.len() - 2, [b'y'; 40]);
+    let (a, b) = big.split_at(20);
+    assert!(d.push(a).is_empty());
+    match d.push(b).as_slice() {
+        [Frame::TooLarge { head }] => assert!(head.starts_with(b"MSH|head\rOBX|yy")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

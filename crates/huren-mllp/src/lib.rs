@@ -64,10 +64,9 @@ async fn connection(
         for f in deframer.push(&buf[..n]) {
             let reply = match f {
                 Frame::Message(bytes) => handle(&bytes, peer, archive).await,
-                Frame::TooLarge => {
-                    tracing::warn!(peer = %peer, "MLLP frame over the size limit dropped");
-                    metrics::counter!("huren_mllp_messages_total", "ack" => "dropped").increment(1);
-                    None
+                Frame::TooLarge { head } => {
+                    tracing::warn!(peer = %peer, "MLLP frame over the size limit refused");
+                    too_large(&head, cfg.max_message_bytes)
                 }
             };
             if let Some(text) = reply {
@@ -157,6 +156,24 @@ async fn handle(bytes: &[u8], peer: SocketAddr, archive: &Archive) -> Option<Str
     };
     let outcome = archive.ingest_oru(&sender, &m, bytes, peer.ip()).await;
     Some(reply(&m, outcome))
+}
+
+/// An oversized message is answered AR from its MSH segment (HL7 v2.5 table 0357 code 207,
+/// application error, with the limit named), so the sender is not left waiting; without a
+/// readable MSH it is dropped, like any bytes that are not HL7.
+fn too_large(head: &[u8], max: usize) -> Option<String> {
+    let msh_end = head.iter().position(|b| *b == b'\r')?;
+    let msh = String::from_utf8_lossy(&head[..msh_end]);
+    let Ok(header) = Message::parse(&msh) else {
+        metrics::counter!("huren_mllp_messages_total", "ack" => "dropped").increment(1);
+        return None;
+    };
+    let r = Refusal::new(
+        AckCode::AR,
+        207,
+        format!("message larger than {max} bytes; nothing stored"),
+    );
+    Some(reply(&header, Err(r)))
 }
 
 fn reply(m: &Message, outcome: Result<OruOutcome, Refusal>) -> String {
