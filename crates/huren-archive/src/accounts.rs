@@ -225,21 +225,35 @@ impl Archive {
                     .await
             }
         };
-        let (outcome, detail) = match &result {
-            Ok(_) => (Outcome::Success, serde_json::json!({})),
-            Err(e) => (
-                Outcome::Failure,
-                serde_json::json!({ "reason": e.to_string() }),
-            ),
-        };
+        self.note_login(&result, "login", username, serde_json::Map::new(), source)
+            .await;
+        result
+    }
+
+    /// A sign-in attempt's `user_login` event: the account's label on success, else the
+    /// attempted name (bounded; never the password) after `kind:`; failures carry the reason.
+    async fn note_login(
+        &self,
+        result: &Result<SessionStart, LoginError>,
+        kind: &str,
+        username: &str,
+        mut detail: serde_json::Map<String, serde_json::Value>,
+        source: Option<String>,
+    ) {
+        if let Err(e) = result {
+            detail.insert("reason".into(), e.to_string().into());
+        }
         let ev = AuditEvent {
             action: AuditAction::UserLogin,
-            outcome,
-            actor: match &result {
+            outcome: if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            actor: match result {
                 Ok(s) => huren_access::Principal::User(s.user.clone()).label(),
-                // The attempted name, not the password; bounded.
                 Err(_) => format!(
-                    "login:{}",
+                    "{kind}:{}",
                     username.trim().chars().take(64).collect::<String>()
                 ),
             },
@@ -251,11 +265,39 @@ impl Archive {
             study_uid: None,
             object: Some("session".into()),
             source_address: source,
-            detail,
+            detail: serde_json::Value::Object(detail),
         };
         if let Err(e) = self.index.record_audit(ev).await {
             tracing::error!(error = %e, "could not record sign-in audit event");
         }
+    }
+
+    /// A person whose identity another party verified (OpenID Connect): the active huren
+    /// account with that username starts a session, no password. The provider proves who they
+    /// are; the account decides role, institution and department. Audited as `user_login`
+    /// with `via` and the provider's `detail` (issuer, subject).
+    pub async fn sign_in_verified(
+        &self,
+        username: &str,
+        via: &str,
+        detail: serde_json::Value,
+        source: Option<String>,
+    ) -> Result<SessionStart, LoginError> {
+        let t = now();
+        let result = match self.index.user_account(username.trim()).await? {
+            Some(a) if a.locked_until.is_some_and(|u| u > t) => Err(LoginError::Locked {
+                until: a.locked_until.unwrap_or(t),
+            }),
+            Some(a) if !a.disabled => Ok(self.start_session(a, source.clone(), t).await?),
+            _ => Err(LoginError::Invalid),
+        };
+        let mut detail = match detail {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        detail.insert("via".into(), via.into());
+        self.note_login(&result, via, username, detail, source)
+            .await;
         result
     }
 

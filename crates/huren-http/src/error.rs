@@ -37,6 +37,7 @@ error_codes! {
     range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE),
     payload_too_large => ("payload_too_large", PAYLOAD_TOO_LARGE),
     insufficient_storage => ("insufficient_storage", INSUFFICIENT_STORAGE),
+    bad_gateway => ("bad_gateway", BAD_GATEWAY),
     internal => ("internal", INTERNAL_SERVER_ERROR),
 }
 

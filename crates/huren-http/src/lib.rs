@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod error;
 pub mod fhir;
 pub mod limits;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod patients;
 pub mod qido;
 pub mod render;
@@ -49,13 +51,33 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Per-principal request rate limits.
     pub rate_limiter: Arc<limits::RateLimiter>,
+    /// OpenID Connect sign-in, when configured (docs/access.md).
+    pub oidc: Option<Arc<OidcClient>>,
+}
+
+/// The OpenID Connect client (the `oidc` feature).
+#[cfg(feature = "oidc")]
+pub type OidcClient = huren_oidc::Client;
+/// Built without the `oidc` feature: there is no client to configure.
+#[cfg(not(feature = "oidc"))]
+pub enum OidcClient {}
+
+#[cfg(feature = "oidc")]
+fn oidc_routes(r: Router<AppState>) -> Router<AppState> {
+    r.route("/auth/oidc/login", get(oidc::login))
+        .route("/auth/oidc/callback", get(oidc::callback))
+}
+
+#[cfg(not(feature = "oidc"))]
+fn oidc_routes(r: Router<AppState>) -> Router<AppState> {
+    r
 }
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.cors_allow_origins);
     let corp = axum::http::HeaderValue::from_str(&state.cross_origin_resource_policy)
         .unwrap_or_else(|_| axum::http::HeaderValue::from_static("same-site"));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
         .route(
@@ -174,7 +196,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
-        .nest("/api/admin", admin::router())
+        .nest("/api/admin", admin::router());
+    oidc_routes(routes)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::HeaderName::from_static("cross-origin-resource-policy"),

@@ -22,7 +22,7 @@ pub struct Credentials {
     password: String,
 }
 
-fn cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+pub(crate) fn cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"

@@ -20,7 +20,38 @@ pub struct Settings {
     pub audit: Audit,
     pub auth: Auth,
     pub notify: Notify,
+    pub oidc: Oidc,
     pub log: Log,
+}
+
+/// OpenID Connect sign-in (docs/access.md). Off unless `issuer` is set; needs the `oidc` build
+/// feature (on by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Oidc {
+    /// The provider's issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// huren's callback as registered at the provider: `https://HOST/auth/oidc/callback`.
+    pub redirect_url: String,
+    /// Scopes besides `openid`.
+    pub scopes: Vec<String>,
+    /// The ID token claim holding the huren username.
+    pub username_claim: String,
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Oidc {
+            issuer: None,
+            client_id: String::new(),
+            client_secret: String::new(),
+            redirect_url: String::new(),
+            scopes: vec!["profile".into()],
+            username_claim: "preferred_username".into(),
+        }
+    }
 }
 
 /// Messages to patients (authorization codes).

@@ -981,6 +981,7 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             settings.http.rate_limit_per_sec,
             settings.http.rate_limit_burst,
         )),
+        oidc: oidc_client(&settings.oidc)?,
     };
     let app = huren_http::router(state);
     match &tls_config {
@@ -1125,4 +1126,33 @@ async fn audit_cmd(cmd: AuditCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The OpenID Connect client, when `[oidc] issuer` is set.
+#[cfg(feature = "oidc")]
+fn oidc_client(c: &config::Oidc) -> anyhow::Result<Option<Arc<huren_http::OidcClient>>> {
+    let Some(issuer) = &c.issuer else {
+        return Ok(None);
+    };
+    if c.client_id.is_empty() || c.redirect_url.is_empty() {
+        bail!("[oidc] needs client_id and redirect_url with issuer");
+    }
+    let client = huren_oidc::Client::new(huren_oidc::Settings {
+        issuer: issuer.clone(),
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.clone(),
+        redirect_url: c.redirect_url.clone(),
+        scopes: c.scopes.clone(),
+        username_claim: c.username_claim.clone(),
+    })?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// Built without the `oidc` feature: configuring `[oidc]` is an error, not silently ignored.
+#[cfg(not(feature = "oidc"))]
+fn oidc_client(c: &config::Oidc) -> anyhow::Result<Option<Arc<huren_http::OidcClient>>> {
+    if c.issuer.is_some() {
+        bail!("[oidc] is configured but this huren was built without the oidc feature");
+    }
+    Ok(None)
 }
