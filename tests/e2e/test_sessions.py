@@ -500,3 +500,75 @@ def test_a_patient_lets_a_clinic_in_with_a_code_sent_to_their_phone(fresh_server
     assert studies(jar) == []
     steps = s.query("SELECT json_extract(detail, '$.step') FROM audit_event WHERE action = 'patient_authorization' ORDER BY id")
     assert steps == [("requested",), ("granted",), ("revoked",)]
+
+
+def test_a_patient_opens_only_images_or_only_results_and_revokes_from_their_own_phone(fresh_server, tmp_path_factory):
+    """Scope: the patient opens their images only (or results only). The confirmation SMS
+    carries a link of the patient's own that ends the access without the clinic."""
+    import json
+    import re
+    from conftest import cli
+    from helpers import ct
+    from test_persons import store
+    outbox = tmp_path_factory.mktemp("sms") / "outbox.jsonl"
+    s = fresh_server({"HUREN__NOTIFY__SMS_OUTBOX": str(outbox)})
+    assert add_user(s, "clinic1", "doctor", institution="town").returncode == 0
+    pid = "PS" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    store(s, study, calling="COUNTY")
+    county = "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")
+    assert requests.post(f"{s.url}/api/patient-contacts", json={"patient_id": pid, "phone": "13800138000"},
+                         headers={"Authorization": county}).status_code == 204
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "2093-3"}]},
+           "subject": {"identifier": {"system": issuer, "value": pid}},
+           "effectiveDateTime": "2025-03-02T08:00:00+08:00", "valueQuantity": {"value": 4.1, "unit": "mmol/L"}}
+    r = requests.post(f"{s.url}/fhir/Observation", json=obs,
+                      headers={"Authorization": county, "Content-Type": "application/fhir+json"})
+    assert r.status_code == 201, r.text
+    person = r.json()["subject"]["reference"].split("/")[1]
+    r = login(s, "clinic1")
+    jar, csrf = {"huren_session": r.cookies["huren_session"]}, {"X-CSRF-Token": r.json()["csrf_token"]}
+
+    def grant(scope):
+        r = requests.post(f"{s.url}/api/patient-authorizations",
+                          json={"identifier": f"{issuer}|{pid}", "days": 2, "scope": scope}, cookies=jar, headers=csrf)
+        assert r.status_code == 201, r.text
+        text = json.loads(outbox.read_text().splitlines()[-1])["text"]
+        code = text.split("验证码")[1][:6]
+        r2 = requests.post(f"{s.url}/api/patient-authorizations/{r.json()['id']}/confirm", json={"code": code},
+                           cookies=jar, headers=csrf)
+        assert r2.status_code == 200 and r2.json()["scope"] == scope
+        return text, json.loads(outbox.read_text().splitlines()[-1])["text"]
+
+    def sees():
+        q = requests.get(f"{s.url}/dicom-web/studies", cookies=jar)
+        images = [] if q.status_code == 204 else [x["0020000D"]["Value"][0] for x in q.json()]
+        o = requests.get(f"{s.url}/fhir/Observation", params={"patient": person}, cookies=jar).json()
+        t = requests.get(f"{s.url}/api/patients/{person}/timeline", cookies=jar)
+        timeline = (len(t.json()["studies"]), len(t.json()["lab_results"])) if t.status_code == 200 else None
+        return images, len(o.get("entry", [])), timeline
+
+    assert requests.post(f"{s.url}/api/patient-authorizations", json={"identifier": f"{issuer}|{pid}", "scope": "x"},
+                         cookies=jar, headers=csrf).status_code == 400
+    asked, confirmed = grant("imaging")
+    assert "影像检查结果（不含检验）" in asked
+    assert sees() == ([study.StudyInstanceUID], 0, (1, 0))
+    # The patient's own link: a page with a button (fetching it changes nothing), then revoked.
+    link = re.search(r"(http://\S+/patient/revoke\?t=[0-9a-f]{64})", confirmed).group(1)
+    page = requests.get(link)
+    assert page.status_code == 200 and "确认撤销" in page.text and page.headers["cache-control"] == "no-store"
+    assert sees()[0] == [study.StudyInstanceUID]
+    secret = link.split("t=")[1]
+    done = requests.post(f"{s.url}/patient/revoke", data={"t": secret})
+    assert done.status_code == 200 and "已撤销" in done.text
+    assert sees() == ([], 0, None)
+    assert requests.post(f"{s.url}/patient/revoke", data={"t": secret}).status_code == 404
+    assert requests.post(f"{s.url}/patient/revoke", data={"t": "0" * 64}).status_code == 404
+    rows = s.query("""SELECT outcome FROM audit_event WHERE action = 'patient_authorization' AND actor = 'patient'
+                      AND json_extract(detail, '$.step') = 'revoked_by_patient' ORDER BY id""")
+    assert rows == [("success",), ("failure",), ("failure",)]
+    # Results only: the lab result, not the images.
+    grant("lab")
+    assert sees() == ([], 1, (0, 1))

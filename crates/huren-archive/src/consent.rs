@@ -95,12 +95,22 @@ impl Archive {
         grant: &ClinicianGrant,
         lookup: PatientLookup<'_>,
         days: i64,
+        scope: &str,
     ) -> Result<AuthorizationRequest, AdminError> {
         if !(1..=30).contains(&days) {
             return Err(AdminError::Invalid(
                 "an authorization lasts 1–30 days".into(),
             ));
         }
+        // What the patient is asked to open, said in the message they confirm.
+        let what = match scope {
+            "all" => "检查检验结果",
+            "imaging" => "影像检查结果（不含检验）",
+            "lab" => "检验结果及报告（不含影像）",
+            _ => {
+                return Err(AdminError::Invalid("scope is all, imaging or lab".into()));
+            }
+        };
         let search = self.person_search(lookup)?;
         let hits = self.index.find_persons(&search, 2).await?;
         let [hit] = hits.as_slice() else {
@@ -108,23 +118,10 @@ impl Archive {
                 "that identifier does not name exactly one patient".into(),
             ));
         };
-        let contact = self
-            .index
-            .patient_contact(&hit.person)
-            .await?
-            .ok_or_else(|| {
-                AdminError::Invalid("the patient has no registered mobile number".into())
-            })?;
+        let phone = self.patient_phone(&hit.person).await?.ok_or_else(|| {
+            AdminError::Invalid("the patient has no registered mobile number".into())
+        })?;
         let sealer = self.sealer()?;
-        let phone = sealer
-            .open(
-                CONTACT_SYSTEM,
-                &huren_seal::Sealed {
-                    key_id: contact.key_id,
-                    bytes: contact.sealed,
-                },
-            )
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
         let bytes = *uuid::Uuid::new_v4().as_bytes();
         let code = format!(
             "{:06}",
@@ -138,23 +135,19 @@ impl Archive {
                 person: hit.person.clone(),
                 institution_id: user.institution_id,
                 requested_by: user.user_id,
+                scope: scope.to_owned(),
                 code_hash: sealer.blind_index(CODE_SYSTEM, &code),
                 code_expires_at: t + CODE_TTL_SECS,
                 days,
                 now: t,
             })
             .await?;
-        let clinic = self
-            .index
-            .institution_as_of(user.institution_code.as_str(), self.today())
-            .await?
-            .and_then(|i| i.name)
-            .unwrap_or_else(|| user.institution_code.to_string());
+        let clinic = self.clinic_name(user).await?;
         self.notifier
             .send_sms(
                 &phone,
                 &format!(
-                    "【互认】{clinic}申请查看您的检查检验结果（{days}天），验证码{code}，10分钟内有效。如非本人就诊请勿告知他人。"
+                    "【互认】{clinic}申请查看您的{what}（{days}天），验证码{code}，10分钟内有效。如非本人就诊请勿告知他人。"
                 ),
             )
             .await?;
@@ -163,7 +156,7 @@ impl Archive {
             &hit.person,
             id,
             "requested",
-            serde_json::json!({ "days": days }),
+            serde_json::json!({ "days": days, "scope": scope }),
         )
         .await?;
         Ok(AuthorizationRequest {
@@ -173,12 +166,15 @@ impl Archive {
         })
     }
 
-    /// The code the patient read out: right, in time, within five attempts → granted.
+    /// The code the patient read out: right, in time, within five attempts → granted. The
+    /// patient then gets a second SMS with a link of their own to end it early
+    /// (`{base_url}/patient/revoke?t=…`), so revoking does not depend on the clinic.
     pub async fn confirm_authorization(
         &self,
         grant: &ClinicianGrant,
         id: i64,
         code: &str,
+        base_url: &str,
     ) -> Result<AuthorizationView, AdminError> {
         let hash = self.sealer()?.blind_index(CODE_SYSTEM, code.trim());
         match self
@@ -195,6 +191,7 @@ impl Archive {
                     serde_json::json!({ "expires_at": view.expires_at }),
                 )
                 .await?;
+                self.send_revoke_link(grant, &view, base_url).await?;
                 Ok(view)
             }
             None => Err(AdminError::Invalid(
@@ -220,6 +217,102 @@ impl Archive {
         }
         self.audit_consent(grant, "", id, "revoked", serde_json::json!({}))
             .await
+    }
+
+    /// The patient's registered mobile number, opened from its seal.
+    async fn patient_phone(&self, person: &str) -> Result<Option<String>, AdminError> {
+        let Some(contact) = self.index.patient_contact(person).await? else {
+            return Ok(None);
+        };
+        let phone = self
+            .sealer()?
+            .open(
+                CONTACT_SYSTEM,
+                &huren_seal::Sealed {
+                    key_id: contact.key_id,
+                    bytes: contact.sealed,
+                },
+            )
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        Ok(Some(phone))
+    }
+
+    /// The clinic's name as the patient knows it (else its code).
+    async fn clinic_name(&self, user: &huren_access::User) -> Result<String, AdminError> {
+        Ok(self
+            .index
+            .institution_as_of(user.institution_code.as_str(), self.today())
+            .await?
+            .and_then(|i| i.name)
+            .unwrap_or_else(|| user.institution_code.to_string()))
+    }
+
+    async fn send_revoke_link(
+        &self,
+        grant: &ClinicianGrant,
+        view: &AuthorizationView,
+        base_url: &str,
+    ) -> Result<(), AdminError> {
+        let Some(phone) = self.patient_phone(&view.person).await? else {
+            return Ok(());
+        };
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        self.index
+            .set_revoke_hash(view.id, &huren_access::hash_token(&secret))
+            .await?;
+        let clinic = self.clinic_name(grant.user()).await?;
+        let days = (view.expires_at - view.granted_at + 86_399) / 86_400;
+        self.notifier
+            .send_sms(
+                &phone,
+                &format!(
+                    "【互认】您已授权{clinic}查看您的结果，{days}天内有效。如需提前撤销，请打开 {}/patient/revoke?t={secret}",
+                    base_url.trim_end_matches('/')
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The patient's own link: ends the authorization it was sent for, if still live.
+    /// Returns whether one was ended; audited with the patient as the actor.
+    pub async fn revoke_by_patient(&self, secret: &str, source: Option<String>) -> bool {
+        let ended = match self
+            .index
+            .revoke_by_patient(&huren_access::hash_token(secret.trim()), now())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "could not end an authorization");
+                return false;
+            }
+        };
+        let ev = AuditEvent {
+            action: AuditAction::PatientAuthorization,
+            outcome: if ended.is_some() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            actor: "patient".into(),
+            institution: ended.as_ref().map(|(_, _, i)| i.clone()),
+            patient: ended.as_ref().map(|(_, p, _)| format!("person:{p}")),
+            study_uid: None,
+            object: ended
+                .as_ref()
+                .map(|(id, _, _)| format!("authorization:{id}")),
+            source_address: source,
+            detail: serde_json::json!({ "step": "revoked_by_patient" }),
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record a patient's revocation");
+        }
+        ended.is_some()
     }
 
     async fn audit_consent(

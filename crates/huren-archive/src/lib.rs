@@ -609,10 +609,12 @@ impl Archive {
                 catalog.lab(&r.performing_institution, r.code_system.as_deref(), &r.code);
         }
         let reports = self.index.person_reports(person, limit).await?;
+        // A patient may have opened only their images or only their results.
+        let (images, results) = reach.parts(person);
         Ok(Some(model::Timeline {
-            studies,
-            lab_results,
-            reports,
+            studies: if images { studies } else { Vec::new() },
+            lab_results: if results { lab_results } else { Vec::new() },
+            reports: if results { reports } else { Vec::new() },
         }))
     }
 

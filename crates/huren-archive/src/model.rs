@@ -738,6 +738,8 @@ pub struct NewAuthorization {
     pub person: String,
     pub institution_id: i64,
     pub requested_by: i64,
+    /// `all`, `imaging` (studies only) or `lab` (results and reports only).
+    pub scope: String,
     pub code_hash: String,
     pub code_expires_at: i64,
     pub days: i64,

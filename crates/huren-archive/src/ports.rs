@@ -170,7 +170,7 @@ pub trait Index: Send + Sync + 'static {
     async fn related_persons(
         &self,
         user: &huren_access::User,
-    ) -> Result<Vec<(i64, String, bool)>, StoreError>;
+    ) -> Result<Vec<(i64, String, bool, String)>, StoreError>;
     /// Of these patient records, those with a study, report or result performed by one of
     /// `institutions` (a system's own records).
     async fn records_with_data_at(
@@ -241,6 +241,15 @@ pub trait Index: Send + Sync + 'static {
         institution_id: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Stores the hash of the patient's own revocation link for a granted authorization.
+    async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError>;
+    /// The patient's link: ends the live authorization it belongs to; (id, person public id,
+    /// institution code) when there was one.
+    async fn revoke_by_patient(
+        &self,
+        revoke_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, String, String)>, StoreError>;
 
     // --- master patient index (issue #5) ---
     /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.

@@ -12,12 +12,58 @@ use crate::Archive;
 use crate::ports::StoreError;
 use huren_access::{ReadGrant, ReadScope};
 
+/// One person a person reaches, and which of their data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    /// Internal key.
+    pub key: i64,
+    /// Public id.
+    pub id: String,
+    /// Reached by break-glass.
+    pub emergency: bool,
+    /// Their images (studies).
+    pub images: bool,
+    /// Their results and reports.
+    pub results: bool,
+}
+
+impl Related {
+    /// The relationships found for a reader (one row per encounter, authorization or
+    /// break-glass: (key, public id, break-glass, scope `all`/`imaging`/`lab`)), one entry per
+    /// person with the union of what each relationship opens.
+    pub fn merge(rows: Vec<(i64, String, bool, String)>) -> Vec<Related> {
+        let mut out: Vec<Related> = Vec::new();
+        for (key, id, emergency, scope) in rows {
+            let (images, results) = match scope.as_str() {
+                "imaging" => (true, false),
+                "lab" => (false, true),
+                _ => (true, true),
+            };
+            match out.iter_mut().find(|r| r.key == key) {
+                Some(r) => {
+                    r.emergency |= emergency;
+                    r.images |= images;
+                    r.results |= results;
+                }
+                None => out.push(Related {
+                    key,
+                    id,
+                    emergency,
+                    images,
+                    results,
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// The persons (and, for a system, the institutions' rows) a reader reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     All,
-    /// (internal key, public id, by break-glass) of each person.
-    Persons(Vec<(i64, String, bool)>),
+    /// Each person, with which of their data (a patient may authorize images or results only).
+    Persons(Vec<Related>),
     /// A hospital system: every row performed by one of `institutions` (its own and those it
     /// sends for), and the whole record of `persons` (an open encounter at its institution).
     Institution {
@@ -29,13 +75,27 @@ pub enum Reach {
 }
 
 impl Reach {
-    /// Whether the reader sees this person as a whole (their timeline, their records at every
-    /// institution).
+    /// Whether the reader sees this person at all (their records at every institution; their
+    /// timeline, with the parts [`Reach::parts`] allows).
     pub fn allows(&self, public_id: &str) -> bool {
         match self {
             Reach::All => true,
-            Reach::Persons(p) => p.iter().any(|(_, id, _)| id == public_id),
+            Reach::Persons(p) => p.iter().any(|r| r.id == public_id),
             Reach::Institution { persons, .. } => persons.iter().any(|(_, id)| id == public_id),
+        }
+    }
+
+    /// Which of a reached person's data the reader sees: (images, results).
+    pub fn parts(&self, public_id: &str) -> (bool, bool) {
+        match self {
+            Reach::Persons(p) => p
+                .iter()
+                .find(|r| r.id == public_id)
+                .map_or((false, false), |r| (r.images, r.results)),
+            _ => {
+                let seen = self.allows(public_id);
+                (seen, seen)
+            }
         }
     }
 
@@ -48,25 +108,30 @@ impl Reach {
             {
                 true
             }
-            _ => self.allows(person),
+            _ => self.parts(person).1,
         }
     }
 
-    /// Internal keys of the persons reached whole, for index queries; `None` when
+    /// Internal keys of the persons whose images are reached, for index queries; `None` when
     /// unrestricted.
     pub fn keys(&self) -> Option<Vec<i64>> {
         match self {
             Reach::All => None,
-            Reach::Persons(p) => Some(p.iter().map(|(k, _, _)| *k).collect()),
+            Reach::Persons(p) => Some(p.iter().filter(|r| r.images).map(|r| r.key).collect()),
             Reach::Institution { persons, .. } => Some(persons.iter().map(|(k, _)| *k).collect()),
         }
     }
 
-    /// Public ids of the persons reached whole; `None` when unrestricted.
+    /// Public ids of the persons whose results are reached; `None` when unrestricted.
     pub fn public_ids(&self) -> Option<Vec<String>> {
         match self {
             Reach::All => None,
-            Reach::Persons(p) => Some(p.iter().map(|(_, id, _)| id.clone()).collect()),
+            Reach::Persons(p) => Some(
+                p.iter()
+                    .filter(|r| r.results)
+                    .map(|r| r.id.clone())
+                    .collect(),
+            ),
             Reach::Institution { persons, .. } => {
                 Some(persons.iter().map(|(_, id)| id.clone()).collect())
             }
@@ -90,7 +155,7 @@ impl Reach {
     pub fn purpose(&self) -> &'static str {
         match self {
             Reach::All | Reach::Institution { .. } => "operations",
-            Reach::Persons(p) if p.iter().any(|(_, _, e)| *e) => "emergency",
+            Reach::Persons(p) if p.iter().any(|r| r.emergency) => "emergency",
             Reach::Persons(_) => "treatment",
         }
     }
@@ -204,7 +269,9 @@ impl Archive {
     pub async fn reach(&self, grant: &ReadGrant) -> Result<Reach, StoreError> {
         match grant.scope() {
             ReadScope::All => Ok(Reach::All),
-            ReadScope::Related(user) => Ok(Reach::Persons(self.index.related_persons(user).await?)),
+            ReadScope::Related(user) => Ok(Reach::Persons(Related::merge(
+                self.index.related_persons(user).await?,
+            ))),
             ReadScope::Institution(id) => {
                 let (institutions, persons) = self.index.system_reach(id).await?;
                 Ok(Reach::Institution {

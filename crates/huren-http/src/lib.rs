@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod limits;
 #[cfg(feature = "oidc")]
 pub mod oidc;
+pub mod patient;
 pub mod patients;
 pub mod qido;
 pub mod render;
@@ -193,6 +194,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/break-glass/{id}/review",
             post(session::review_break_glass),
+        )
+        .route(
+            "/patient/revoke",
+            get(patient::revoke_page).post(patient::revoke),
         )
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))

@@ -321,6 +321,8 @@ pub struct AuthorizationBody {
     /// `system|value`: the patient's identity number or a record number.
     identifier: String,
     days: Option<i64>,
+    /// `all` (default), `imaging` or `lab`: what the patient is asked to open.
+    scope: Option<String>,
 }
 
 /// `POST /api/patient-authorizations` — a clinic's doctor asks the patient (code by SMS).
@@ -340,6 +342,7 @@ pub async fn request_authorization(
             &grant,
             state.archive.lookup_by(system, value),
             b.days.unwrap_or(7),
+            b.scope.as_deref().unwrap_or("all"),
         )
         .await?;
     Ok((
@@ -358,13 +361,15 @@ pub struct CodeBody {
 pub async fn confirm_authorization(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
+    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<i64>,
     ApiJson(b): ApiJson<CodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let grant = huren_access::grant_clinician(&p)?;
+    let base = crate::qido::origin_url(&state, &headers);
     let v = state
         .archive
-        .confirm_authorization(&grant, id, &b.code)
+        .confirm_authorization(&grant, id, &b.code, &base)
         .await?;
     Ok(Json(json!(v)))
 }

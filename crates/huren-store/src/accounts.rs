@@ -250,19 +250,19 @@ pub async fn redeem_launch_ticket(
 pub async fn related_persons(
     pool: &SqlitePool,
     user: &huren_access::User,
-) -> Result<Vec<(i64, String, bool)>, sqlx::Error> {
+) -> Result<Vec<(i64, String, bool, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT DISTINCT pe.id, pe.public_id, 0
+        "SELECT DISTINCT pe.id, pe.public_id, 0, 'all'
            FROM encounter e
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
            JOIN person pe ON pe.id = p.person_id
           WHERE e.closed_at IS NULL AND e.institution_id = ?
             AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))
          UNION
-         SELECT pe.id, pe.public_id, 1 FROM break_glass b JOIN person pe ON pe.id = b.person_id
+         SELECT pe.id, pe.public_id, 1, 'all' FROM break_glass b JOIN person pe ON pe.id = b.person_id
           WHERE b.user_id = ? AND b.expires_at > unixepoch()
          UNION
-         SELECT pe.id, pe.public_id, 0 FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
+         SELECT pe.id, pe.public_id, 0, a.scope FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
           WHERE a.institution_id = ? AND a.granted_at IS NOT NULL AND a.revoked_at IS NULL
             AND a.expires_at > unixepoch()",
     )
@@ -498,11 +498,12 @@ pub async fn create_authorization(
     a: &huren_archive::model::NewAuthorization,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO patient_authorization (person_id, institution_id, requested_by, code_hash, code_expires_at, days, created_at)
-         SELECT id, ?, ?, ?, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
+        "INSERT INTO patient_authorization (person_id, institution_id, requested_by, scope, code_hash, code_expires_at, days, created_at)
+         SELECT id, ?, ?, ?, ?, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
     )
     .bind(a.institution_id)
     .bind(a.requested_by)
+    .bind(&a.scope)
     .bind(&a.code_hash)
     .bind(a.code_expires_at)
     .bind(a.days)
@@ -520,8 +521,8 @@ pub async fn confirm_authorization(
     now: i64,
 ) -> Result<Option<huren_archive::model::AuthorizationView>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, i64, i64, i64, String)> = sqlx::query_as(
-        "SELECT a.code_hash, a.code_expires_at, a.attempts, a.days, pe.public_id
+    let row: Option<(String, i64, i64, i64, String, String)> = sqlx::query_as(
+        "SELECT a.code_hash, a.code_expires_at, a.attempts, a.days, pe.public_id, a.scope
            FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
           WHERE a.id = ? AND a.institution_id = ? AND a.granted_at IS NULL AND a.revoked_at IS NULL",
     )
@@ -529,7 +530,7 @@ pub async fn confirm_authorization(
     .bind(institution_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((hash, code_expires, attempts, days, person)) = row else {
+    let Some((hash, code_expires, attempts, days, person, scope)) = row else {
         return Ok(None);
     };
     if now >= code_expires || attempts >= 5 {
@@ -554,7 +555,7 @@ pub async fn confirm_authorization(
     Ok(Some(huren_archive::model::AuthorizationView {
         id,
         person,
-        scope: "all".into(),
+        scope,
         granted_at: now,
         expires_at,
     }))

@@ -2192,7 +2192,7 @@ impl Index for SqliteIndex {
     async fn related_persons(
         &self,
         user: &huren_access::User,
-    ) -> Result<Vec<(i64, String, bool)>, StoreError> {
+    ) -> Result<Vec<(i64, String, bool, String)>, StoreError> {
         crate::accounts::related_persons(&self.pool, user)
             .await
             .map_err(db)
@@ -2206,6 +2206,34 @@ impl Index for SqliteIndex {
         crate::accounts::records_with_data_at(&self.pool, patient_keys, institutions)
             .await
             .map_err(db)
+    }
+
+    async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE patient_authorization SET revoke_hash = ? WHERE id = ?")
+            .bind(revoke_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn revoke_by_patient(
+        &self,
+        revoke_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, String, String)>, StoreError> {
+        sqlx::query_as(
+            "UPDATE patient_authorization SET revoked_at = ?1
+              WHERE revoke_hash = ?2 AND revoked_at IS NULL AND expires_at > ?1
+             RETURNING id, (SELECT public_id FROM person WHERE id = person_id),
+                       (SELECT code FROM institution WHERE id = institution_id)",
+        )
+        .bind(now)
+        .bind(revoke_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
     }
 
     async fn system_reach(
