@@ -17,10 +17,15 @@ const TTL: Duration = Duration::from_secs(10);
 /// (sender institution, InstitutionName) → performer, with the time it was looked up.
 type PerformerMap = HashMap<(i64, String), (Instant, Option<i64>)>;
 
+/// (id, code) of institutions.
+type Institutions = Vec<(i64, String)>;
+
 #[derive(Default)]
 pub struct AttributionCache {
     performer: Mutex<PerformerMap>,
     issuer: Mutex<HashMap<i64, (Instant, String)>>,
+    /// A system's institution and those it sends for: asked by every read of a system.
+    own: Mutex<HashMap<i64, (Instant, Institutions)>>,
 }
 
 impl AttributionCache {
@@ -32,6 +37,28 @@ impl AttributionCache {
         if let Ok(mut m) = self.issuer.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.own.lock() {
+            m.clear();
+        }
+    }
+
+    /// A sending institution and the performers it may send for, as (id, code).
+    pub async fn own_institutions(
+        &self,
+        index: &dyn Index,
+        institution: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        if let Ok(m) = self.own.lock()
+            && let Some((at, v)) = m.get(&institution)
+            && at.elapsed() < TTL
+        {
+            return Ok(v.clone());
+        }
+        let v = index.own_institutions(institution).await?;
+        if let Ok(mut m) = self.own.lock() {
+            m.insert(institution, (Instant::now(), v.clone()));
+        }
+        Ok(v)
     }
 
     /// The performing institution a sender's InstitutionName maps to, if configured.

@@ -178,12 +178,14 @@ pub trait Index: Send + Sync + 'static {
         patient_keys: &[i64],
         institutions: &[i64],
     ) -> Result<Vec<i64>, StoreError>;
-    /// What a hospital system reaches: its institution and those it sends for (id, code), and
-    /// the persons with an open encounter at its institution (internal key, public id).
-    async fn system_reach(
+    /// A sending institution and the performers it may send for, as (id, code).
+    async fn own_institutions(&self, institution_id: i64)
+    -> Result<Vec<(i64, String)>, StoreError>;
+    /// The persons with an open encounter at an institution (internal key, public id).
+    async fn encounter_persons(
         &self,
         institution_id: i64,
-    ) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), StoreError>;
+    ) -> Result<Vec<(i64, String)>, StoreError>;
     async fn start_break_glass(
         &self,
         user: &huren_access::User,

@@ -273,7 +273,13 @@ impl Archive {
                 self.index.related_persons(user).await?,
             ))),
             ReadScope::Institution(id) => {
-                let (institutions, persons) = self.index.system_reach(id).await?;
+                // Send-for configuration changes rarely (cached like attribution); encounters
+                // open and close all day, so they are read each time.
+                let institutions = self
+                    .attribution
+                    .own_institutions(self.index.as_ref(), id)
+                    .await?;
+                let persons = self.index.encounter_persons(id).await?;
                 Ok(Reach::Institution {
                     institutions,
                     persons,

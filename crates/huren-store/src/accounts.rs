@@ -303,21 +303,27 @@ pub async fn records_with_data_at(
     .await
 }
 
-/// A hospital system's reach: its institution and the performers it may send for, and the
-/// persons with an open encounter at its institution (any doctor or department).
-pub async fn system_reach(
+/// A sending institution and the performers it may send for.
+pub async fn own_institutions(
     pool: &SqlitePool,
     institution_id: i64,
-) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), sqlx::Error> {
-    let own = sqlx::query_as(
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT id, code FROM institution WHERE id = ?1
          UNION SELECT i.id, i.code FROM send_for f JOIN institution i ON i.id = f.performer_institution_id
           WHERE f.sender_institution_id = ?1",
     )
     .bind(institution_id)
     .fetch_all(pool)
-    .await?;
-    let persons = sqlx::query_as(
+    .await
+}
+
+/// The persons with an open encounter at an institution (any doctor or department).
+pub async fn encounter_persons(
+    pool: &SqlitePool,
+    institution_id: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT DISTINCT pe.id, pe.public_id
            FROM encounter e
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
@@ -326,8 +332,7 @@ pub async fn system_reach(
     )
     .bind(institution_id)
     .fetch_all(pool)
-    .await?;
-    Ok((own, persons))
+    .await
 }
 
 /// Opens a break-glass access to a person (by public id); its id, or None for no such person.

@@ -2236,11 +2236,20 @@ impl Index for SqliteIndex {
         .map_err(db)
     }
 
-    async fn system_reach(
+    async fn own_institutions(
         &self,
         institution_id: i64,
-    ) -> Result<(Vec<(i64, String)>, Vec<(i64, String)>), StoreError> {
-        crate::accounts::system_reach(&self.pool, institution_id)
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        crate::accounts::own_institutions(&self.pool, institution_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn encounter_persons(
+        &self,
+        institution_id: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        crate::accounts::encounter_persons(&self.pool, institution_id)
             .await
             .map_err(db)
     }
