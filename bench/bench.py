@@ -121,18 +121,19 @@ class Huren:
             self.dir.mkdir(parents=True)
             run([HUREN, "institution", "add", "--data-dir", self.dir, "--code", "bench", "--name", "Bench", "--level", "三级"])
             run([HUREN, "ae", "add", "--data-dir", self.dir, "--institution", "bench", "--ae-title", "STORESCU", "--host", "127.0.0.1"])
-        env = dict(ENV, HUREN_BOOTSTRAP_ADMIN_TOKEN=TOKEN, RUST_LOG="warn")
-        self.proc = subprocess.Popen([HUREN, "serve", "--data-dir", self.dir, "--http", f"127.0.0.1:{self.http}",
-                                      "--dimse", f"127.0.0.1:{self.dimse}", "--ae-title", "HUREN"],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.http), wait_port(self.dimse)
         # The hospital system's own token sends and reads: operators' tokens read no patient
-        # data, so the reads below go through the institution's reach as a PACS's would.
+        # data, so the reads below go through the institution's reach as a PACS's would. Made
+        # before the server starts (its start-up statistics pass holds the index for a while).
         saved = self.dir / "system.token"
         if fresh or not saved.exists():
             saved.write_text(run([HUREN, "token", "create", "--data-dir", self.dir, "--institution", "bench"]).strip())
         self.stow_token = saved.read_text()
         self.headers = {"Authorization": f"Bearer {self.stow_token}"}
+        env = dict(ENV, HUREN_BOOTSTRAP_ADMIN_TOKEN=TOKEN, RUST_LOG="warn")
+        self.proc = subprocess.Popen([HUREN, "serve", "--data-dir", self.dir, "--http", f"127.0.0.1:{self.http}",
+                                      "--dimse", f"127.0.0.1:{self.dimse}", "--ae-title", "HUREN"],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.http), wait_port(self.dimse)
         self.aet = "HUREN"
         self.base = f"http://127.0.0.1:{self.http}/dicom-web"
 

@@ -362,7 +362,7 @@ enum TokenCmd {
         #[arg(long, requires = "institution")]
         scope: Option<String>,
         /// The token stops working after this many days.
-        #[arg(long)]
+        #[arg(long, alias = "expires")]
         expires_days: Option<u32>,
     },
     /// Revoke a token at once.
