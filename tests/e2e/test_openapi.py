@@ -27,7 +27,7 @@ def check(r, path, method="get"):
 
 def test_every_patient_route_is_described():
     source = (ROOT / "crates" / "huren-http" / "src" / "lib.rs").read_text()
-    routes = set(re.findall(r'\.route\("(/api/patients[^"]*)"', source))
+    routes = set(re.findall(r'\.route\(\s*"(/api/patients[^"]*)"', source))
     described = set(SPEC["paths"])
     assert routes == described, (routes, described)
 

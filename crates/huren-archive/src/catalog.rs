@@ -36,6 +36,39 @@ pub trait CatalogStore: Send + Sync {
     async fn replace_study_rules(&self, rules: &[StudyRule]) -> Result<(), StoreError>;
     async fn study_rules(&self) -> Result<Vec<StudyRule>, StoreError>;
     async fn study_groups(&self) -> Result<Vec<StudyGroup>, StoreError>;
+    // --- recognition configuration (issue #7): sets of qualification records, scope rules ---
+    async fn import_qualifications(
+        &self,
+        set: &RecognitionSet,
+        records: &[huren_catalog::QualificationRecord],
+    ) -> Result<i64, StoreError>;
+    async fn import_scopes(
+        &self,
+        set: &RecognitionSet,
+        rules: &[huren_catalog::ScopeRule],
+    ) -> Result<i64, StoreError>;
+    /// The newest set of a kind (`qualifications`, `scopes`).
+    async fn current_recognition_set(
+        &self,
+        kind: &str,
+    ) -> Result<Option<RecognitionSet>, StoreError>;
+    async fn qualification_records(
+        &self,
+        set_id: i64,
+    ) -> Result<Vec<huren_catalog::QualificationRecord>, StoreError>;
+    async fn scope_rules(&self, set_id: i64) -> Result<Vec<huren_catalog::ScopeRule>, StoreError>;
+}
+
+/// One import of recognition configuration (qualification records or scope rules); the newest
+/// of each kind is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecognitionSet {
+    pub id: i64,
+    pub kind: String,
+    pub source_sha256: String,
+    pub rows: i64,
+    pub imported_at: i64,
+    pub imported_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +239,26 @@ impl Archive {
         Ok(Some((v, items)))
     }
 
+    async fn require_institutions(
+        &self,
+        codes: impl Iterator<Item = &str>,
+    ) -> Result<(), CatalogError> {
+        let mut codes: Vec<&str> = codes.collect();
+        codes.sort_unstable();
+        codes.dedup();
+        for inst in codes {
+            if self
+                .index
+                .institution_as_of(inst, self.today())
+                .await?
+                .is_none()
+            {
+                return Err(CatalogError::Invalid(format!("unknown institution {inst}")));
+            }
+        }
+        Ok(())
+    }
+
     async fn require_items(&self, codes: Vec<&str>) -> Result<(), CatalogError> {
         let mut codes = codes;
         codes.sort_unstable();
@@ -321,16 +374,8 @@ impl Archive {
         let rules = huren_catalog::parse_rules(csv).map_err(CatalogError::Lines)?;
         self.require_items(rules.iter().map(|r| r.item_code.as_str()).collect())
             .await?;
-        for inst in rules.iter().filter_map(|r| r.institution.as_deref()) {
-            if self
-                .index
-                .institution_as_of(inst, self.today())
-                .await?
-                .is_none()
-            {
-                return Err(CatalogError::Invalid(format!("unknown institution {inst}")));
-            }
-        }
+        self.require_institutions(rules.iter().filter_map(|r| r.institution.as_deref()))
+            .await?;
         self.catalog.replace_study_rules(&rules).await?;
         self.catalog_cache.clear();
         self.audit_config(
@@ -340,6 +385,69 @@ impl Archive {
         )
         .await;
         Ok(rules.len())
+    }
+
+    /// Replaces the qualification records in force with a file's (a new set; all or nothing).
+    /// Institutions must exist and items be in the catalog (or `*`).
+    pub async fn import_qualifications(
+        &self,
+        grant: &AdminGrant,
+        csv: &str,
+    ) -> Result<RecognitionSet, CatalogError> {
+        let records = huren_catalog::parse_qualifications(csv).map_err(CatalogError::Lines)?;
+        self.require_items(
+            records
+                .iter()
+                .map(|q| q.item.as_str())
+                .filter(|i| *i != "*")
+                .collect(),
+        )
+        .await?;
+        self.require_institutions(records.iter().map(|q| q.institution.as_str()))
+            .await?;
+        let set = self.new_set(grant, "qualifications", csv, records.len());
+        let id = self.catalog.import_qualifications(&set, &records).await?;
+        Ok(self.set_recorded(grant, set, id).await)
+    }
+
+    /// Replaces the scope rules in force with a file's (a new set; all or nothing).
+    pub async fn import_scopes(
+        &self,
+        grant: &AdminGrant,
+        csv: &str,
+    ) -> Result<RecognitionSet, CatalogError> {
+        let rules = huren_catalog::parse_scopes(csv).map_err(CatalogError::Lines)?;
+        let set = self.new_set(grant, "scopes", csv, rules.len());
+        let id = self.catalog.import_scopes(&set, &rules).await?;
+        Ok(self.set_recorded(grant, set, id).await)
+    }
+
+    /// A set just stored under `id`: audited as a configuration change.
+    async fn set_recorded(
+        &self,
+        grant: &AdminGrant,
+        mut set: RecognitionSet,
+        id: i64,
+    ) -> RecognitionSet {
+        set.id = id;
+        self.audit_config(
+            grant,
+            format!("recognition:{}:{id}", set.kind),
+            serde_json::json!({ "rows": set.rows, "sha256": set.source_sha256 }),
+        )
+        .await;
+        set
+    }
+
+    fn new_set(&self, grant: &AdminGrant, kind: &str, csv: &str, rows: usize) -> RecognitionSet {
+        RecognitionSet {
+            id: 0,
+            kind: kind.into(),
+            source_sha256: hex::encode(Sha256::digest(csv.as_bytes())),
+            rows: rows as i64,
+            imported_at: crate::time::unix_now(),
+            imported_by: grant.principal().label(),
+        }
     }
 
     /// Studies no rule maps, as aggregates for operators (institution, modality, body part,

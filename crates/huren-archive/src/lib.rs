@@ -22,6 +22,7 @@ mod persons;
 pub mod ports;
 pub mod query;
 pub mod reach;
+pub mod recognition;
 pub mod results;
 pub mod spool;
 pub mod submit;

@@ -615,6 +615,9 @@ pub struct TimelineLab {
     pub performing_lab: Option<String>,
     pub patient_id: String,
     pub issuer: String,
+    /// When the result was reported (as sent, and as an instant): the recognition reference.
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
     /// The catalog item the performer's code (or its LOINC) maps to.
     pub catalog_item: Option<String>,
 }

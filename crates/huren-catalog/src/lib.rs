@@ -498,5 +498,143 @@ pub fn parse_rules(text: &str) -> Result<Vec<StudyRule>, Vec<LineError>> {
     })
 }
 
+/// Who evaluated an institution's qualification (external quality assessment, QC centre).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluator {
+    County,
+    City,
+    Province,
+    National,
+}
+
+impl Evaluator {
+    pub fn parse(s: &str) -> Option<Evaluator> {
+        Some(match s.trim() {
+            "county" | "县级" | "区县级" => Evaluator::County,
+            "city" | "市级" => Evaluator::City,
+            "province" | "省级" => Evaluator::Province,
+            "national" | "国家级" => Evaluator::National,
+            _ => return None,
+        })
+    }
+}
+
+/// A qualification record: an institution passed an evaluation for an item (or `*`, every
+/// item) in a period, earning an HR scope label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualificationRecord {
+    /// The record's own id (e.g. the evaluation certificate number).
+    pub record: String,
+    pub institution: String,
+    pub item: String,
+    pub scope: String,
+    pub evaluated_by: Evaluator,
+    pub valid_from: Date,
+    /// Inclusive.
+    pub valid_until: Date,
+}
+
+pub const QUALIFICATION_HEADER: &[&str] = &[
+    "record",
+    "institution",
+    "item",
+    "scope",
+    "evaluated_by",
+    "valid_from",
+    "valid_until",
+];
+
+/// Qualification records. Record ids are unique; the period must not end before it starts.
+pub fn parse_qualifications(text: &str) -> Result<Vec<QualificationRecord>, Vec<LineError>> {
+    let records = parse_all(text, QUALIFICATION_HEADER, |r| {
+        for (i, name) in [(0, "record"), (1, "institution"), (2, "item"), (3, "scope")] {
+            if r[i].is_empty() {
+                return Err(format!("{name} is required"));
+            }
+        }
+        let evaluated_by = Evaluator::parse(&r[4]).ok_or_else(|| {
+            format!(
+                "evaluated_by {:?} is not county/city/province/national (县级/市级/省级/国家级)",
+                r[4]
+            )
+        })?;
+        let (valid_from, valid_until) = (date(&r[5])?, date(&r[6])?);
+        if valid_until < valid_from {
+            return Err("valid_until is before valid_from".into());
+        }
+        Ok(QualificationRecord {
+            record: r[0].clone(),
+            institution: r[1].clone(),
+            item: r[2].clone(),
+            scope: r[3].clone(),
+            evaluated_by,
+            valid_from,
+            valid_until,
+        })
+    })?;
+    unique(records, |q| &q.record, "record")
+}
+
+/// Rows whose key appears once; each repeat is named by its line.
+fn unique<T>(rows: Vec<T>, key: impl Fn(&T) -> &str, what: &str) -> Result<Vec<T>, Vec<LineError>> {
+    let mut seen = std::collections::HashSet::new();
+    let dupes: Vec<LineError> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !seen.insert(key(r).to_owned()))
+        .map(|(n, r)| LineError {
+            line: n as u64 + 2,
+            message: format!("{what} {} appears twice", key(r)),
+        })
+        .collect();
+    if dupes.is_empty() {
+        Ok(rows)
+    } else {
+        Err(dupes)
+    }
+}
+
+/// What an HR scope label covers: area keys (`city:重庆`, `consortium:ygt1`) or `national`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeRule {
+    pub label: String,
+    pub covers: Vec<String>,
+}
+
+pub const SCOPE_HEADER: &[&str] = &["label", "covers"];
+
+/// Scope labels and the areas each covers (`;`-separated keys of the form `city:…`,
+/// `consortium:…`, or `national`). Labels are unique.
+pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
+    let rules = parse_all(text, SCOPE_HEADER, |r| {
+        if r[0].is_empty() {
+            return Err("label is required".into());
+        }
+        let covers: Vec<String> = r[1]
+            .split(';')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if covers.is_empty() {
+            return Err("covers is required (e.g. city:重庆;city:成都, or national)".into());
+        }
+        if let Some(bad) = covers
+            .iter()
+            .find(|k| *k != "national" && !(k.starts_with("city:") || k.starts_with("consortium:")))
+        {
+            return Err(format!(
+                "{bad:?} is not an area key (city:…, consortium:… or national)"
+            ));
+        }
+        Ok(ScopeRule {
+            label: r[0].clone(),
+            covers,
+        })
+    })?;
+    unique(rules, |r| &r.label, "label")
+}
+
 #[cfg(test)]
 mod tests;

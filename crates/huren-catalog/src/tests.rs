@@ -203,3 +203,22 @@ city,order,,F00012,CT-CHEST-PLAIN
             .is_err()
     );
 }
+
+#[test]
+fn qualifications_and_scopes_parse_with_every_bad_line_named() {
+    let q = "record,institution,item,scope,evaluated_by,valid_from,valid_until\n\
+             QC-1,town,*,渝HR,市级,2024-06-01,2025-05-31\n\
+             EQA-7,county,LAB-K,川渝HR,province,2025-01-01,2025-12-31\n";
+    let recs = parse_qualifications(q).unwrap();
+    assert_eq!(recs[0].evaluated_by, Evaluator::City);
+    assert_eq!(recs[1].item, "LAB-K");
+    let bad = "record,institution,item,scope,evaluated_by,valid_from,valid_until\n\
+               QC-1,town,*,渝HR,乡级,2024-06-01,2025-05-31\n\
+               QC-2,town,*,渝HR,city,2025-06-01,2025-05-31\n";
+    let errs = parse_qualifications(bad).unwrap_err();
+    assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![2, 3]);
+    let s = parse_scopes("label,covers\n川渝HR,city:重庆;city:成都\n全国HR,national\n").unwrap();
+    assert_eq!(s[0].covers, vec!["city:重庆", "city:成都"]);
+    assert!(parse_scopes("label,covers\nX,province:四川\n").is_err());
+    assert!(parse_scopes("label,covers\nX,national\nX,national\n").is_err());
+}

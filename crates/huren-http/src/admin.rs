@@ -39,6 +39,14 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/mappings", post(crate::catalog::import_mappings))
         .route("/catalog/study-rules", post(crate::catalog::import_rules))
         .route(
+            "/recognition/qualifications",
+            post(crate::recognition::import_qualifications),
+        )
+        .route(
+            "/recognition/scopes",
+            post(crate::recognition::import_scopes),
+        )
+        .route(
             "/catalog/unmapped-studies",
             get(crate::catalog::unmapped_studies),
         )

@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod patient;
 pub mod patients;
 pub mod qido;
+pub mod recognition;
 pub mod render;
 pub mod session;
 pub mod stow;
@@ -201,6 +202,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
+        .route(
+            "/api/patients/{person}/recognition",
+            get(recognition::person_recognition),
+        )
         .nest("/api/admin", admin::router());
     oidc_routes(routes)
         .fallback(|| async { ApiError::not_found("no such endpoint") })

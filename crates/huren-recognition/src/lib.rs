@@ -30,6 +30,9 @@ use huren_types::{InstitutionLevel, Ownership};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+// Days travel as `YYYY-MM-DD` (not `time`'s default [year, ordinal]).
+time::serde::format_description!(day, Date, "[year]-[month]-[day]");
+
 /// What the engine says of one prior result. Ordered from worst to best.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,8 +159,10 @@ pub struct Qualification {
     /// The area keys that label covers.
     pub covers: Vec<String>,
     pub evaluated_by: EvaluatedBy,
+    #[serde(with = "day")]
     pub valid_from: Date,
     /// Inclusive.
+    #[serde(with = "day")]
     pub valid_until: Date,
     /// The record's id, so a decision can name it.
     pub record: String,
@@ -216,8 +221,10 @@ pub struct Facts {
     pub ordered_item: Option<Item>,
     pub evidence: Evidence,
     /// The report date, when a report was received.
+    #[serde(with = "day::option")]
     pub report_date: Option<Date>,
     /// The study (or collection) date.
+    #[serde(with = "day::option")]
     pub study_date: Option<Date>,
     /// The institution that performed it (not the one that sent it), as of the result's date.
     pub performer: Institution,
@@ -225,6 +232,7 @@ pub struct Facts {
     pub qualifications: Vec<Qualification>,
     pub receiver: Institution,
     /// Today, in the region's zone.
+    #[serde(with = "day")]
     pub today: Date,
     pub policy: Policy,
 }
@@ -247,8 +255,10 @@ pub struct Decision {
     /// The HR label when recognizable (e.g. 川渝HR).
     pub scope_label: Option<String>,
     /// The reference date used (report date, else study date).
+    #[serde(with = "day::option")]
     pub reference_date: Option<Date>,
     /// The last day the result is recognizable, when the item is known.
+    #[serde(with = "day::option")]
     pub valid_through: Option<Date>,
     /// The qualification record relied on, if any.
     pub qualification: Option<String>,

@@ -11,6 +11,7 @@ pub mod blob;
 mod catalog;
 pub mod outbox;
 pub mod query;
+mod recognition;
 mod results;
 pub mod sqlite;
 

@@ -2395,7 +2395,7 @@ impl Index for SqliteIndex {
         let rows = sqlx::query(
             "SELECT r.id, r.code, r.code_text, r.code_system, r.value, r.unit, r.reference_range, r.abnormal_flag,
                     r.status, r.observed_at, r.observed_instant, r.order_text, i.code, r.performing_lab,
-                    p.patient_id, p.issuer
+                    p.patient_id, p.issuer, r.reported_at, r.reported_instant
                FROM lab_result r JOIN patient p ON p.id = r.patient_id
                JOIN person pe ON pe.id = p.person_id JOIN institution i ON i.id = r.performing_institution_id
               WHERE pe.public_id = ? AND r.superseded_by IS NULL
@@ -2425,6 +2425,8 @@ impl Index for SqliteIndex {
                 performing_lab: r.get(13),
                 patient_id: r.get(14),
                 issuer: r.get(15),
+                reported_at: r.get(16),
+                reported_instant: r.get(17),
                 catalog_item: None,
             })
             .collect())
@@ -2713,6 +2715,62 @@ fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {
 
 #[async_trait]
 impl huren_archive::catalog::CatalogStore for SqliteIndex {
+    async fn import_qualifications(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        records: &[huren_catalog::QualificationRecord],
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_qualifications(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            records,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn import_scopes(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        rules: &[huren_catalog::ScopeRule],
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_scopes(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            rules,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn current_recognition_set(
+        &self,
+        kind: &str,
+    ) -> Result<Option<huren_archive::catalog::RecognitionSet>, StoreError> {
+        crate::recognition::current_set(&self.pool, kind)
+            .await
+            .map_err(db)
+    }
+
+    async fn qualification_records(
+        &self,
+        set_id: i64,
+    ) -> Result<Vec<huren_catalog::QualificationRecord>, StoreError> {
+        crate::recognition::qualifications(&self.pool, set_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn scope_rules(&self, set_id: i64) -> Result<Vec<huren_catalog::ScopeRule>, StoreError> {
+        crate::recognition::scopes(&self.pool, set_id)
+            .await
+            .map_err(db)
+    }
+
     async fn import_catalog_version(
         &self,
         v: &huren_archive::catalog::CatalogVersion,

@@ -238,6 +238,20 @@ enum CatalogCmd {
         #[arg(long)]
         file: std::path::PathBuf,
     },
+    /// Replace the institutions' recognition qualification records (a new set).
+    Qualifications {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Replace the HR scope rules (which areas each label covers; a new set).
+    Scopes {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1085,6 +1099,22 @@ async fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
         }
         CatalogCmd::Rules { dir, file } => {
             load(dir, file, CatalogFile::StudyRules, "rules").await?
+        }
+        CatalogCmd::Qualifications { dir, file } => {
+            let (archive, grant) = console(&dir).await?;
+            let set = archive
+                .import_qualifications(&grant, &read_text(&file)?)
+                .await
+                .map_err(catalog_error)?;
+            println!("qualification set {}: {} records", set.id, set.rows);
+        }
+        CatalogCmd::Scopes { dir, file } => {
+            let (archive, grant) = console(&dir).await?;
+            let set = archive
+                .import_scopes(&grant, &read_text(&file)?)
+                .await
+                .map_err(catalog_error)?;
+            println!("scope set {}: {} rules", set.id, set.rows);
         }
     }
     Ok(())

@@ -1,0 +1,371 @@
+//! Recognition decisions for a person's prior results (issue #7): the facts the pure rules
+//! (`huren-recognition`) need are gathered here — the catalog version in force, the performer as
+//! it was on the result's date, qualification records and scope rules in force, the QC grade,
+//! the lab status — and each outside result gets its decision for the receiving institution.
+//!
+//! Built so far: decisions on demand for one person and one receiving institution (optionally
+//! for an ordered item). Not yet: reminders at encounter and order time, recorded decisions,
+//! statistics (see the issue). The QC grade port returns "absent" until image quality control
+//! exists (issue #8), so images are "reference only" by the default policy.
+
+use crate::model::{Timeline, TimelineLab, TimelineStudy};
+use crate::{AdminError, Archive};
+use huren_access::ReadGrant;
+use huren_recognition as rec;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One prior result and what the rules say of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorResult {
+    /// `imaging_study` or `lab_result`.
+    pub kind: &'static str,
+    /// The StudyInstanceUID, or the lab result's id.
+    pub id: String,
+    pub item: Option<String>,
+    pub performing_institution: String,
+    pub decision: rec::Decision,
+}
+
+/// A person's prior results judged for one receiving institution, with the configuration
+/// versions used (so the decisions can be explained again later).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecognitionView {
+    pub person: String,
+    pub receiver: String,
+    /// The day judged on (region zone).
+    pub today: String,
+    pub catalog_version: Option<String>,
+    pub qualification_set: Option<i64>,
+    pub scope_set: Option<i64>,
+    pub results: Vec<PriorResult>,
+}
+
+fn iso(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// DICOM DA (YYYYMMDD).
+fn dicom_date(s: &str) -> Option<time::Date> {
+    let f = time::macros::format_description!("[year][month][day]");
+    time::Date::parse(s.get(..8)?, f).ok()
+}
+
+/// A lab status as sent (HL7 OBX-11 or FHIR Observation.status) in the rules' terms; an unknown
+/// or missing status is not taken as final.
+fn lab_status(s: Option<&str>) -> rec::LabStatus {
+    match s.map(str::trim) {
+        Some("F" | "final") => rec::LabStatus::Final,
+        Some("C" | "corrected" | "amended") => rec::LabStatus::Corrected,
+        Some("X" | "D" | "W" | "cancelled" | "entered-in-error") => rec::LabStatus::Withdrawn,
+        _ => rec::LabStatus::Preliminary,
+    }
+}
+
+fn evaluated_by(e: huren_catalog::Evaluator) -> rec::EvaluatedBy {
+    match e {
+        huren_catalog::Evaluator::County => rec::EvaluatedBy::County,
+        huren_catalog::Evaluator::City => rec::EvaluatedBy::City,
+        huren_catalog::Evaluator::Province => rec::EvaluatedBy::Province,
+        huren_catalog::Evaluator::National => rec::EvaluatedBy::National,
+    }
+}
+
+/// The configuration in force, read once per request.
+struct Config {
+    catalog_version: Option<String>,
+    items: HashMap<String, huren_catalog::Item>,
+    scopes: HashMap<String, Vec<String>>,
+    qualifications: Vec<rec::Qualification>,
+    qualification_set: Option<i64>,
+    scope_set: Option<i64>,
+}
+
+impl Config {
+    fn item(&self, code: &str) -> Option<rec::Item> {
+        let i = self.items.get(code)?;
+        Some(rec::Item {
+            code: i.code.clone(),
+            name_zh: i.name_zh.clone(),
+            name_en: i.name_en.clone(),
+            validity_days: i.validity_days,
+            scope_label: i.hr_scope.clone(),
+            covers: i
+                .hr_scope
+                .as_ref()
+                .and_then(|l| self.scopes.get(l))
+                .cloned()
+                .unwrap_or_default(),
+            equivalent: i.equivalent.clone(),
+            min_qc: None,
+        })
+    }
+}
+
+impl Archive {
+    async fn recognition_config(&self, today: time::Date) -> Result<Config, AdminError> {
+        let day = iso(today);
+        let version = self
+            .catalog
+            .catalog_versions()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|v| v.effective_from <= day);
+        let items = match &version {
+            Some(v) => self
+                .catalog
+                .catalog_items(v.id)
+                .await?
+                .into_iter()
+                .map(|i| (i.code.clone(), i))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let scope_set = self.catalog.current_recognition_set("scopes").await?;
+        let scopes = match &scope_set {
+            Some(s) => self
+                .catalog
+                .scope_rules(s.id)
+                .await?
+                .into_iter()
+                .map(|r| (r.label, r.covers))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let qual_set = self
+            .catalog
+            .current_recognition_set("qualifications")
+            .await?;
+        let qualifications = match &qual_set {
+            Some(s) => self
+                .catalog
+                .qualification_records(s.id)
+                .await?
+                .into_iter()
+                .map(|q| rec::Qualification {
+                    covers: scopes.get(&q.scope).cloned().unwrap_or_default(),
+                    institution: q.institution,
+                    item: q.item,
+                    scope_label: q.scope,
+                    evaluated_by: evaluated_by(q.evaluated_by),
+                    valid_from: q.valid_from,
+                    valid_until: q.valid_until,
+                    record: q.record,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Config {
+            catalog_version: version.map(|v| v.label),
+            items,
+            scopes,
+            qualifications,
+            qualification_set: qual_set.map(|s| s.id),
+            scope_set: scope_set.map(|s| s.id),
+        })
+    }
+
+    /// An institution as the rules see it on `day`: level, ownership and areas (its city and
+    /// consortia as `city:…` / `consortium:…` keys).
+    async fn institution_facts(
+        &self,
+        code: &str,
+        day: time::Date,
+    ) -> Result<Option<rec::Institution>, AdminError> {
+        let Some(mut v) = self.index.institution_as_of(code, day).await? else {
+            return Ok(None);
+        };
+        // Registered after the result's date: its state today stands in for the days before
+        // huren knew it (a hospital's level is not unknown just because huren met it later).
+        if v.level.is_none()
+            && let Some(first) = self.index.institution_as_of(code, self.today()).await?
+        {
+            v = first;
+        }
+        let mut areas: Vec<String> = v.city.iter().map(|c| format!("city:{c}")).collect();
+        areas.extend(v.consortia.iter().map(|c| format!("consortium:{c}")));
+        Ok(Some(rec::Institution {
+            organization: v.code.clone(),
+            name: v.name.clone().unwrap_or_else(|| v.code.clone()),
+            code: v.code,
+            level: v
+                .level
+                .as_deref()
+                .and_then(|l| huren_types::InstitutionLevel::parse(l).ok())
+                .unwrap_or(huren_types::InstitutionLevel::Other),
+            // Unknown ownership needs a qualification record, like a private institution.
+            ownership: v
+                .ownership
+                .as_deref()
+                .and_then(|o| huren_types::Ownership::parse(o).ok())
+                .unwrap_or(huren_types::Ownership::Private),
+            areas,
+        }))
+    }
+
+    /// The QC port: a study's grade. Image quality control does not exist yet (issue #8), so
+    /// every study is ungraded and the policy decides (reference only by default).
+    fn qc_grade(&self, _study_uid: &str) -> rec::Qc {
+        rec::Qc::Absent
+    }
+
+    /// Every prior result of a person from another institution, judged for `receiver` (an
+    /// institution code), and for `ordered_item` when the doctor is ordering one. Reading is
+    /// authorized and audited like the timeline it starts from; `None`: no such person in reach.
+    pub async fn recognition(
+        &self,
+        grant: &ReadGrant,
+        person: &str,
+        receiver: &str,
+        ordered_item: Option<&str>,
+    ) -> Result<Option<RecognitionView>, AdminError> {
+        let Some(Timeline {
+            studies,
+            lab_results,
+            reports,
+        }) = self.timeline(grant, person, 200).await?
+        else {
+            return Ok(None);
+        };
+        let today = self.today();
+        let config = self.recognition_config(today).await?;
+        let receiver_facts = self
+            .institution_facts(receiver, today)
+            .await?
+            .ok_or_else(|| AdminError::Invalid(format!("unknown institution {receiver}")))?;
+        let ordered = match ordered_item {
+            Some(code) => Some(config.item(code).ok_or_else(|| {
+                AdminError::Invalid(format!("{code} is not an item of the catalog in force"))
+            })?),
+            None => None,
+        };
+        let local_day = |instant: i64| {
+            use time_tz::OffsetDateTimeExt;
+            time::OffsetDateTime::from_unix_timestamp(instant)
+                .ok()
+                .map(|t| t.to_timezone(self.config.zone).date())
+        };
+        // A study's report date, when its report was received (the earliest final one).
+        let mut reported: HashMap<&str, time::Date> = HashMap::new();
+        for r in &reports {
+            if let (Some(uid), Some(day)) = (
+                r.study_instance_uid.as_deref(),
+                r.reported_instant.and_then(local_day),
+            ) {
+                let e = reported.entry(uid).or_insert(day);
+                *e = (*e).min(day);
+            }
+        }
+        let mut performers: HashMap<(String, time::Date), Option<rec::Institution>> =
+            HashMap::new();
+        let mut results = Vec::new();
+        let base = |performer: rec::Institution,
+                    item: Option<rec::Item>,
+                    evidence: rec::Evidence,
+                    report_date: Option<time::Date>,
+                    study_date: Option<time::Date>| rec::Facts {
+            result_item: item,
+            ordered_item: ordered.clone(),
+            evidence,
+            report_date,
+            study_date,
+            performer,
+            qualifications: config.qualifications.clone(),
+            receiver: receiver_facts.clone(),
+            today,
+            policy: rec::Policy::default(),
+        };
+        for s in &studies {
+            let TimelineStudy {
+                study_instance_uid: uid,
+                ..
+            } = s;
+            let study_date = s.study_date.as_deref().and_then(dicom_date);
+            let report_date = reported.get(uid.as_str()).copied();
+            let day = report_date.or(study_date).unwrap_or(today);
+            let key = (s.performing_institution.clone(), day);
+            if !performers.contains_key(&key) {
+                let facts = self
+                    .institution_facts(&s.performing_institution, day)
+                    .await?;
+                performers.insert(key.clone(), facts);
+            }
+            let Some(Some(performer)) = performers.get(&key).cloned() else {
+                continue;
+            };
+            let evidence = rec::Evidence::Imaging {
+                qc: self.qc_grade(uid),
+                complete: None,
+                lossy: false,
+            };
+            let item = s.catalog_item.as_deref().and_then(|c| config.item(c));
+            let decision = rec::decide(&base(performer, item, evidence, report_date, study_date));
+            results.push(PriorResult {
+                kind: "imaging_study",
+                id: uid.clone(),
+                item: s.catalog_item.clone(),
+                performing_institution: s.performing_institution.clone(),
+                decision,
+            });
+        }
+        for l in &lab_results {
+            let TimelineLab {
+                id,
+                performing_institution,
+                ..
+            } = l;
+            let report_date = l.reported_instant.and_then(local_day);
+            let observed = l.observed_instant.and_then(local_day);
+            let day = report_date.or(observed).unwrap_or(today);
+            let key = (performing_institution.clone(), day);
+            if !performers.contains_key(&key) {
+                let facts = self.institution_facts(performing_institution, day).await?;
+                performers.insert(key.clone(), facts);
+            }
+            let Some(Some(performer)) = performers.get(&key).cloned() else {
+                continue;
+            };
+            let evidence = rec::Evidence::Lab {
+                status: lab_status(l.status.as_deref()),
+            };
+            let item = l.catalog_item.as_deref().and_then(|c| config.item(c));
+            let decision = rec::decide(&base(performer, item, evidence, report_date, observed));
+            results.push(PriorResult {
+                kind: "lab_result",
+                id: id.to_string(),
+                item: l.catalog_item.clone(),
+                performing_institution: performing_institution.clone(),
+                decision,
+            });
+        }
+        Ok(Some(RecognitionView {
+            person: person.to_owned(),
+            receiver: receiver.to_owned(),
+            today: iso(today),
+            catalog_version: config.catalog_version,
+            qualification_set: config.qualification_set,
+            scope_set: config.scope_set,
+            results,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_dates_map_conservatively() {
+        assert_eq!(lab_status(Some("F")), rec::LabStatus::Final);
+        assert_eq!(lab_status(Some("corrected")), rec::LabStatus::Corrected);
+        assert_eq!(lab_status(Some("P")), rec::LabStatus::Preliminary);
+        assert_eq!(lab_status(None), rec::LabStatus::Preliminary);
+        assert_eq!(lab_status(Some("X")), rec::LabStatus::Withdrawn);
+        assert_eq!(
+            dicom_date("20250301").map(iso).as_deref(),
+            Some("2025-03-01")
+        );
+        assert_eq!(dicom_date("2025"), None);
+    }
+}

@@ -1,0 +1,87 @@
+//! The recognition API (issue #7, in progress): the region's recognition configuration
+//! (qualification records, HR scope rules) loaded as CSV by operators, and decisions for a
+//! person's prior results, read by those who may read the person.
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ApiQuery};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use huren_access::{Principal, grant_admin, grant_read};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn csv_text(body: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the CSV must be UTF-8"))
+}
+
+/// `POST /api/admin/recognition/qualifications` (CSV): a new set of qualification records.
+pub async fn import_qualifications(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let set = s
+        .archive
+        .import_qualifications(&grant, csv_text(&body)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(set))))
+}
+
+/// `POST /api/admin/recognition/scopes` (CSV): a new set of HR scope rules.
+pub async fn import_scopes(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let set = s.archive.import_scopes(&grant, csv_text(&body)?).await?;
+    Ok((StatusCode::CREATED, Json(json!(set))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognitionQuery {
+    /// The receiving institution; a person's or system's own by default (a regional service
+    /// must name one).
+    receiver: Option<String>,
+    /// The catalog item being ordered (order-time question).
+    item: Option<String>,
+}
+
+/// `GET /api/patients/{person}/recognition[?item=…][&receiver=…]`: each prior result from
+/// another institution with the rules' decision for the receiving institution.
+pub async fn person_recognition(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(person): Path<String>,
+    ApiQuery(q): ApiQuery<RecognitionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let own = match &p {
+        Principal::User(u) => Some(u.institution_code.to_string()),
+        Principal::System(sys) => Some(sys.institution_code.to_string()),
+        _ => None,
+    };
+    let grant = grant_read(&p)?;
+    let receiver = match (q.receiver, own) {
+        (Some(r), Some(own)) if r != own => {
+            return Err(ApiError::forbidden(
+                "decisions are for the reader's own institution",
+            ));
+        }
+        (Some(r), _) => r,
+        (None, Some(own)) => own,
+        (None, None) => return Err(ApiError::bad_request("name the receiving institution")),
+    };
+    match s
+        .archive
+        .recognition(&grant, &person, &receiver, q.item.as_deref())
+        .await?
+    {
+        Some(v) => Ok(Json(json!(v))),
+        None => Err(ApiError::not_found(format!("no person {person}"))),
+    }
+}

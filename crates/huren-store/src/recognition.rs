@@ -1,0 +1,163 @@
+//! SQL for the recognition configuration: qualification records and scope rules, each import a
+//! set, the newest set of a kind in force.
+
+use huren_archive::catalog::RecognitionSet;
+use huren_catalog::{Evaluator, QualificationRecord, ScopeRule};
+use sqlx::{Row, SqlitePool};
+
+fn iso(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn parse_date(s: &str) -> Option<time::Date> {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, f).ok()
+}
+
+fn evaluator_str(e: Evaluator) -> &'static str {
+    match e {
+        Evaluator::County => "county",
+        Evaluator::City => "city",
+        Evaluator::Province => "province",
+        Evaluator::National => "national",
+    }
+}
+
+async fn new_set(
+    tx: &mut sqlx::SqliteConnection,
+    kind: &str,
+    sha: &str,
+    rows: usize,
+    at: i64,
+    by: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO recognition_set (kind, source_sha256, rows, imported_at, imported_by)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(kind)
+    .bind(sha)
+    .bind(rows as i64)
+    .bind(at)
+    .bind(by)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub async fn import_qualifications(
+    pool: &SqlitePool,
+    sha: &str,
+    at: i64,
+    by: &str,
+    records: &[QualificationRecord],
+) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id = new_set(&mut tx, "qualifications", sha, records.len(), at, by).await?;
+    for q in records {
+        sqlx::query(
+            "INSERT INTO qualification_record (set_id, record, institution, item, scope, evaluated_by, valid_from, valid_until)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&q.record)
+        .bind(&q.institution)
+        .bind(&q.item)
+        .bind(&q.scope)
+        .bind(evaluator_str(q.evaluated_by))
+        .bind(iso(q.valid_from))
+        .bind(iso(q.valid_until))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn import_scopes(
+    pool: &SqlitePool,
+    sha: &str,
+    at: i64,
+    by: &str,
+    rules: &[ScopeRule],
+) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id = new_set(&mut tx, "scopes", sha, rules.len(), at, by).await?;
+    for r in rules {
+        sqlx::query("INSERT INTO scope_rule (set_id, label, covers) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(&r.label)
+            .bind(r.covers.join(";"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The newest set of a kind.
+pub async fn current_set(
+    pool: &SqlitePool,
+    kind: &str,
+) -> Result<Option<RecognitionSet>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, kind, source_sha256, rows, imported_at, imported_by FROM recognition_set
+          WHERE kind = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(kind)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| RecognitionSet {
+        id: r.get(0),
+        kind: r.get(1),
+        source_sha256: r.get(2),
+        rows: r.get(3),
+        imported_at: r.get(4),
+        imported_by: r.get(5),
+    }))
+}
+
+pub async fn qualifications(
+    pool: &SqlitePool,
+    set_id: i64,
+) -> Result<Vec<QualificationRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT record, institution, item, scope, evaluated_by, valid_from, valid_until
+           FROM qualification_record WHERE set_id = ? ORDER BY record",
+    )
+    .bind(set_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(QualificationRecord {
+                record: r.get(0),
+                institution: r.get(1),
+                item: r.get(2),
+                scope: r.get(3),
+                evaluated_by: Evaluator::parse(r.get::<&str, _>(4))?,
+                valid_from: parse_date(r.get::<&str, _>(5))?,
+                valid_until: parse_date(r.get::<&str, _>(6))?,
+            })
+        })
+        .collect())
+}
+
+pub async fn scopes(pool: &SqlitePool, set_id: i64) -> Result<Vec<ScopeRule>, sqlx::Error> {
+    let rows = sqlx::query("SELECT label, covers FROM scope_rule WHERE set_id = ? ORDER BY label")
+        .bind(set_id)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ScopeRule {
+            label: r.get(0),
+            covers: r
+                .get::<&str, _>(1)
+                .split(';')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+        .collect())
+}

@@ -1,0 +1,114 @@
+"""Recognition decisions (issue #7, first part): the region's configuration loaded as CSV (the
+demo catalog, HR scope rules, qualification records), a county hospital's CT and lab results,
+and the decisions the city hospital gets for them — explained, with the configuration versions
+used."""
+import datetime
+import uuid
+
+import pytest
+import requests
+
+from conftest import ROOT, Server, cli, region_reader, setup_region
+from helpers import ct
+from test_openapi import check
+from test_persons import store
+
+CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
+TODAY = datetime.date.today()  # the suite runs in the region's zone or near it; days below are far from edges
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recognition")
+    setup_region(d)
+    cli(d, "institution", "set", "--code", "county", "--attribute", "city", "--value", "重庆",
+        "--valid-from", "2020-01-01")
+    cli(d, "catalog", "import", "--file", str(CATALOG / "items.csv"), "--label", "v1", "--effective-from", "2024-01-01")
+    cli(d, "catalog", "rules", "--file", str(CATALOG / "study-rules.csv"))
+    (d / "scopes.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n渝HR,city:重庆\n")
+    assert cli(d, "catalog", "scopes", "--file", str(d / "scopes.csv")).startswith("scope set")
+    (d / "qualifications.csv").write_text(
+        "record,institution,item,scope,evaluated_by,valid_from,valid_until\n"
+        f"QC-9,town,*,渝HR,市级,2024-01-01,{TODAY.year + 1}-12-31\n")
+    assert cli(d, "catalog", "qualifications", "--file", str(d / "qualifications.csv")).startswith("qualification set")
+    s = Server(d).start()
+    yield s
+    s.stop()
+
+
+def observation(issuer, pid, loinc, days_ago, status="final"):
+    day = (TODAY - datetime.timedelta(days=days_ago)).isoformat()
+    return {"resourceType": "Observation", "status": status,
+            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+            "subject": {"identifier": {"system": issuer, "value": pid}},
+            "effectiveDateTime": f"{day}T08:00:00+08:00", "issued": f"{day}T10:00:00+08:00",
+            "valueQuantity": {"value": 5.1, "unit": "mmol/L"}}
+
+
+def test_decisions_for_a_county_patient_at_the_city_hospital(region):
+    s = region
+    pid = "RC" + uuid.uuid4().hex[:6]
+    study = ct(patient_id=pid)
+    study.StudyDate = (TODAY - datetime.timedelta(days=3)).strftime("%Y%m%d")
+    study.StudyDescription = "胸部CT平扫"
+    study.BodyPartExamined = "CHEST"
+    store(s, study, calling="COUNTY")
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    county = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county"),
+              "Content-Type": "application/fhir+json"}
+    ids = {}
+    for name, body in [("glucose", observation(issuer, pid, "2345-7", 2)),
+                       ("old", observation(issuer, pid, "2885-2", 45)),
+                       ("preliminary", observation(issuer, pid, "1751-7", 1, status="preliminary"))]:
+        r = requests.post(f"{s.url}/fhir/Observation", json=body, headers=county)
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+    person = r.json()["subject"]["reference"].split("/")[1]
+    h = region_reader(s)  # a regional service's token of the city hospital: the receiver is the city
+    r = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=h)
+    assert r.status_code == 200, r.text
+    check(r, "/api/patients/{person}/recognition")
+    v = r.json()
+    assert v["receiver"] == "city" and v["catalog_version"] == "v1"
+    assert v["scope_set"] is not None and v["qualification_set"] is not None
+    by_id = {x["id"]: x for x in v["results"]}
+    # The CT: no image quality grade exists yet (issue #8), so reference only, not rejected.
+    ct_decision = by_id[study.StudyInstanceUID]["decision"]
+    assert by_id[study.StudyInstanceUID]["item"] == "IMG-CT-CHEST-PLAIN"
+    assert ct_decision["verdict"] == "reference_only", ct_decision
+    assert [x["code"] for x in ct_decision["reasons"]] == ["qc_absent"]
+    # Glucose two days old, 30-day validity, county is a public 二级 hospital in 重庆: recognizable.
+    glucose = by_id[ids["glucose"]]["decision"]
+    assert glucose["verdict"] == "recognizable" and glucose["scope_label"] == "川渝HR", glucose
+    assert glucose["reference_date"] == (TODAY - datetime.timedelta(days=2)).isoformat()
+    assert glucose["explanation_zh"].startswith("可互认（川渝HR）")
+    # 45 days old with a 30-day validity: expired. Preliminary: reference only.
+    assert [x["code"] for x in by_id[ids["old"]]["decision"]["reasons"]] == ["expired"]
+    assert by_id[ids["preliminary"]]["decision"]["verdict"] == "reference_only"
+    # Ordering a chest CT: the lab results are not that item.
+    r = requests.get(f"{s.url}/api/patients/{person}/recognition", params={"item": "IMG-CT-CHEST-PLAIN"}, headers=h)
+    by_id = {x["id"]: x for x in r.json()["results"]}
+    assert "item_differs" in [x["code"] for x in by_id[ids["glucose"]]["decision"]["reasons"]]
+    assert "item_differs" not in [x["code"] for x in by_id[study.StudyInstanceUID]["decision"]["reasons"]]
+    # Unknown items and other institutions are refused; the read is audited like the timeline.
+    assert requests.get(f"{s.url}/api/patients/{person}/recognition", params={"item": "NOPE"},
+                        headers=h).status_code == 400
+    assert requests.get(f"{s.url}/api/patients/{person}/recognition", params={"receiver": "county"},
+                        headers=h).status_code == 403
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND object = ?",
+                   f"person:{person}")[0][0] >= 1
+
+
+def test_bad_configuration_files_are_refused_whole(region):
+    s = region
+    bad = s.data_dir / "bad.csv"
+    bad.write_text("record,institution,item,scope,evaluated_by,valid_from,valid_until\n"
+                   "Q1,nowhere,*,渝HR,市级,2024-01-01,2025-01-01\n")
+    from conftest import ADMIN
+    h = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "text/csv"}
+    r = requests.post(f"{s.url}/api/admin/recognition/qualifications", data=bad.read_bytes(), headers=h)
+    assert r.status_code == 422 and "unknown institution nowhere" in r.json()["detail"]
+    r = requests.post(f"{s.url}/api/admin/recognition/scopes", data="label,covers\nX,province:四川\n".encode(), headers=h)
+    assert r.status_code == 422 and "line 2" in r.json()["detail"]
+    r = requests.post(f"{s.url}/api/admin/recognition/scopes", data="label,covers\n全国HR,national\n".encode(), headers=h)
+    assert r.status_code == 201 and r.json()["rows"] == 1
