@@ -110,5 +110,77 @@ def test_bad_configuration_files_are_refused_whole(region):
     assert r.status_code == 422 and "unknown institution nowhere" in r.json()["detail"]
     r = requests.post(f"{s.url}/api/admin/recognition/scopes", data="label,covers\nX,province:四川\n".encode(), headers=h)
     assert r.status_code == 422 and "line 2" in r.json()["detail"]
-    r = requests.post(f"{s.url}/api/admin/recognition/scopes", data="label,covers\n全国HR,national\n".encode(), headers=h)
-    assert r.status_code == 201 and r.json()["rows"] == 1
+    # A good file is a new set, in force at once (the same labels, plus a national one).
+    good = "label,covers\n川渝HR,city:重庆;city:成都\n渝HR,city:重庆\n全国HR,national\n"
+    before = s.query("SELECT MAX(id) FROM recognition_set WHERE kind = 'scopes'")[0][0]
+    r = requests.post(f"{s.url}/api/admin/recognition/scopes", data=good.encode(), headers=h)
+    assert r.status_code == 201 and r.json()["rows"] == 3 and r.json()["id"] > before
+
+
+def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
+    """The HIS, acting for the doctor, asks at the two moments; the patient is named by the
+    city's own record number, and the reach is the doctor's (the open encounter)."""
+    import os
+    import subprocess
+    from conftest import BIN
+    from test_fhir import resident_id
+    from test_persons import with_resident_id
+    s = region
+    out = subprocess.run([BIN, "user", "add", "--data-dir", str(s.data_dir), "--username", "rdoc", "--name", "王丽",
+                          "--role", "doctor", "--institution", "city", "--password-stdin"],
+                         input="a-long-password-1\n", capture_output=True, text=True, timeout=60, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    # The city's order codes, loaded through the API (a running server sees CLI loads within 10 s).
+    from conftest import ADMIN
+    mappings = ("institution,kind,local_system,local_code,item_code\n"
+                "city,order,,F0101,IMG-CT-CHEST-PLAIN\ncity,order,,L2345,LAB-GLU\n")
+    r = requests.post(f"{s.url}/api/admin/catalog/mappings", data=mappings.encode(),
+                      headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    number = resident_id("19600101", male=True)
+    tag = uuid.uuid4().hex[:6]
+    county_ct, city_ct = (ct(patient_id=p + tag, name="Sun^Lizhen=孙^丽珍") for p in ("RX", "RY"))
+    for ds, calling in [(county_ct, "COUNTY"), (city_ct, "CITY")]:
+        ds.PatientBirthDate, ds.PatientSex = "19600101", "M"
+        ds.StudyDate = (TODAY - datetime.timedelta(days=3)).strftime("%Y%m%d")
+        ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
+        store(s, with_resident_id(ds, number), calling=calling)
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", "RX" + tag)[0][0]
+    county = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county"),
+              "Content-Type": "application/fhir+json"}
+    r = requests.post(f"{s.url}/fhir/Observation", json=observation(issuer, "RX" + tag, "2345-7", 2), headers=county)
+    assert r.status_code == 201, r.text
+    glucose = r.json()["id"]
+    his = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city"),
+           "X-Huren-On-Behalf-Of": "rdoc"}
+
+    def remind(**body):
+        r = requests.post(f"{s.url}/api/recognition/reminders", json={"patient_id": "RY" + tag, **body}, headers=his)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # No relationship yet: nothing is shown, not even whether the patient exists.
+    assert remind()["results"] == [] and remind()["person"] is None
+    visit = {"visit_number": "V" + tag, "patient_id": "RY" + tag, "doctor": "rdoc"}
+    assert requests.post(f"{s.url}/api/encounters", json=visit,
+                         headers={"Authorization": his["Authorization"]}).status_code == 200
+    # Encounter opens: every outside result, the city's own CT left out.
+    r = remind()
+    assert r["moment"] == "encounter" and r["message_zh"] == "该患者有可互认的外院检查检验结果"
+    assert {x["id"]: x["decision"]["verdict"] for x in r["results"]} == {
+        county_ct.StudyInstanceUID: "reference_only", glucose: "recognizable"}
+    links = {x["id"]: x["link"] for x in r["results"]}
+    assert links[county_ct.StudyInstanceUID].endswith(f"/dicom-web/studies/{county_ct.StudyInstanceUID}")
+    assert links[glucose].endswith(f"/fhir/Observation/{glucose}")
+    # Ordering glucose (the HIS's own code): the recognizable result, and the sentence to show.
+    r = remind(order_code="L2345")
+    assert (r["moment"], r["item"], r["recognizable"]) == ("order", "LAB-GLU", 1)
+    assert r["message_zh"] == "您开立的项目有可互认的结果" and [x["id"] for x in r["results"]] == [glucose]
+    # Ordering a chest CT: the county CT, reference only until it has a quality grade; no message.
+    r = remind(order_code="F0101")
+    assert [x["id"] for x in r["results"]] == [county_ct.StudyInstanceUID]
+    assert r["recognizable"] == 0 and r["message_zh"] is None
+    # An order code the catalog does not map is refused in plain words.
+    bad = requests.post(f"{s.url}/api/recognition/reminders", json={"patient_id": "RY" + tag, "order_code": "ZZ"},
+                        headers=his)
+    assert bad.status_code == 400 and "maps to no catalog item" in bad.json()["detail"]

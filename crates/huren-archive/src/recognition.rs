@@ -351,6 +351,131 @@ impl Archive {
     }
 }
 
+/// What the HIS asks at the two moments deployed systems use: when an encounter opens (every
+/// outside result) or when an order is placed (results of the ordered item or an equivalent).
+#[derive(Debug, Clone)]
+pub struct ReminderRequest<'a> {
+    /// The patient by the receiving institution's record number.
+    pub patient_id: &'a str,
+    /// Its issuer; the institution's own by default.
+    pub issuer: Option<&'a str>,
+    /// The HIS order/charge code being ordered (mapped to a catalog item), or the item itself.
+    pub order_code: Option<&'a str>,
+    pub order_system: Option<&'a str>,
+    pub item: Option<&'a str>,
+}
+
+/// The reminder: the outside results worth showing, each with its decision; `message_zh` when
+/// at least one is recognizable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reminder {
+    pub person: Option<String>,
+    pub moment: &'static str,
+    pub item: Option<String>,
+    pub message_zh: Option<String>,
+    pub message_en: Option<String>,
+    pub recognizable: usize,
+    pub results: Vec<PriorResult>,
+}
+
+impl Archive {
+    /// A reminder for the receiving institution `receiver`: the patient named by its own record
+    /// number, read with the reader's rights (a doctor, or the HIS acting for one, needs a
+    /// relationship with the patient). Results of the receiving institution itself are left out.
+    pub async fn reminder(
+        &self,
+        grant: &ReadGrant,
+        receiver: (i64, &str),
+        req: ReminderRequest<'_>,
+    ) -> Result<Reminder, AdminError> {
+        let item = match (req.item, req.order_code) {
+            (Some(i), _) => Some(i.to_owned()),
+            (None, Some(code)) => Some(
+                self.catalog_snapshot()
+                    .await?
+                    .item(
+                        receiver.1,
+                        huren_catalog::MapKind::Order,
+                        req.order_system.unwrap_or(""),
+                        code,
+                    )
+                    .ok_or_else(|| {
+                        AdminError::Invalid(format!(
+                            "order code {code} of {} maps to no catalog item",
+                            receiver.1
+                        ))
+                    })?,
+            ),
+            (None, None) => None,
+        };
+        let moment = if item.is_some() { "order" } else { "encounter" };
+        let issuer = match req.issuer {
+            Some(i) => i.to_owned(),
+            None => {
+                self.attribution
+                    .default_issuer(self.index.as_ref(), receiver.0)
+                    .await?
+            }
+        };
+        let hits = self
+            .find_persons(
+                grant,
+                crate::PatientLookup::Record {
+                    issuer: &issuer,
+                    patient_id: req.patient_id,
+                },
+            )
+            .await?;
+        let mut reminder = Reminder {
+            person: None,
+            moment,
+            item: item.clone(),
+            message_zh: None,
+            message_en: None,
+            recognizable: 0,
+            results: Vec::new(),
+        };
+        let Some(person) = hits.into_iter().next().map(|h| h.person) else {
+            return Ok(reminder);
+        };
+        let view = self
+            .recognition(grant, &person, receiver.1, item.as_deref())
+            .await?;
+        reminder.person = Some(person);
+        let Some(view) = view else {
+            return Ok(reminder);
+        };
+        reminder.results = view
+            .results
+            .into_iter()
+            .filter(|r| {
+                let codes: Vec<&str> = r.decision.reasons.iter().map(|x| x.code).collect();
+                !codes.contains(&"same_institution") && !codes.contains(&"item_differs")
+            })
+            .collect();
+        reminder.recognizable = reminder
+            .results
+            .iter()
+            .filter(|r| r.decision.verdict == rec::Verdict::Recognizable)
+            .count();
+        if reminder.recognizable > 0 {
+            let (zh, en) = match moment {
+                "order" => (
+                    "您开立的项目有可互认的结果",
+                    "the item you are ordering has a recognizable result",
+                ),
+                _ => (
+                    "该患者有可互认的外院检查检验结果",
+                    "this patient has recognizable results from other institutions",
+                ),
+            };
+            reminder.message_zh = Some(zh.to_owned());
+            reminder.message_en = Some(en.to_owned());
+        }
+        Ok(reminder)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,7 @@ pub fn router(state: AppState) -> Router {
             "/patient/revoke",
             get(patient::revoke_page).post(patient::revoke),
         )
+        .route("/api/recognition/reminders", post(recognition::reminders))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .route(

@@ -85,3 +85,63 @@ pub async fn person_recognition(
         None => Err(ApiError::not_found(format!("no person {person}"))),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderBody {
+    /// The patient's record number at the receiving institution.
+    patient_id: String,
+    issuer: Option<String>,
+    /// The HIS order/charge code being ordered (an order-time reminder) …
+    order_code: Option<String>,
+    order_system: Option<String>,
+    /// … or the catalog item itself. Neither: an encounter-time reminder.
+    item: Option<String>,
+}
+
+/// `POST /api/recognition/reminders`: the HIS (acting for the doctor) or the doctor asks, when
+/// an encounter opens or an order is placed, which outside results the rules recognize. The
+/// answer carries each decision and where to open the images or the result.
+pub async fn reminders(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    headers: axum::http::HeaderMap,
+    crate::error::ApiJson(b): crate::error::ApiJson<ReminderBody>,
+) -> Result<Json<Value>, ApiError> {
+    let receiver = match &p {
+        Principal::User(u) => (u.institution_id, u.institution_code.to_string()),
+        Principal::System(sys) => (sys.institution_id, sys.institution_code.to_string()),
+        _ => {
+            return Err(ApiError::forbidden(
+                "reminders are for an institution's doctors",
+            ));
+        }
+    };
+    let grant = grant_read(&p)?;
+    let r = s
+        .archive
+        .reminder(
+            &grant,
+            (receiver.0, &receiver.1),
+            huren_archive::recognition::ReminderRequest {
+                patient_id: b.patient_id.trim(),
+                issuer: b.issuer.as_deref(),
+                order_code: b.order_code.as_deref(),
+                order_system: b.order_system.as_deref(),
+                item: b.item.as_deref(),
+            },
+        )
+        .await?;
+    let origin = crate::qido::origin_url(&s, &headers);
+    let mut v = json!(r);
+    if let Some(results) = v.get_mut("results").and_then(Value::as_array_mut) {
+        for x in results {
+            let id = x["id"].as_str().unwrap_or_default().to_owned();
+            x["link"] = json!(match x["kind"].as_str() {
+                Some("imaging_study") => format!("{origin}/dicom-web/studies/{id}"),
+                _ => format!("{origin}/fhir/Observation/{id}"),
+            });
+        }
+    }
+    Ok(Json(v))
+}
