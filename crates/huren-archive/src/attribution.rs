@@ -7,6 +7,7 @@
 //! cache at once, changes made by another process (the CLI on the same data directory) are
 //! seen within `TTL`.
 
+use crate::model::InstitutionView;
 use crate::ports::{Index, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,8 @@ type PerformerMap = HashMap<(i64, String), (Instant, Option<i64>)>;
 
 /// (id, code) of institutions.
 type Institutions = Vec<(i64, String)>;
+/// (institution code, day) → the institution as it was that day, with when it was looked up.
+type AsOf = HashMap<(String, time::Date), (Instant, Option<InstitutionView>)>;
 
 #[derive(Default)]
 pub struct AttributionCache {
@@ -26,6 +29,8 @@ pub struct AttributionCache {
     issuer: Mutex<HashMap<i64, (Instant, String)>>,
     /// A system's institution and those it sends for: asked by every read of a system.
     own: Mutex<HashMap<i64, (Instant, Institutions)>>,
+    /// Institutions as of a day: recognition asks for each result's performer on its date.
+    as_of: Mutex<AsOf>,
 }
 
 impl AttributionCache {
@@ -40,6 +45,38 @@ impl AttributionCache {
         if let Ok(mut m) = self.own.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.as_of.lock() {
+            m.clear();
+        }
+    }
+
+    /// An institution as it was on `day` (the registry's effective-dated attributes).
+    pub async fn institution_as_of(
+        &self,
+        index: &dyn Index,
+        code: &str,
+        day: time::Date,
+    ) -> Result<Option<InstitutionView>, StoreError> {
+        // Past days' attributes change only by an operator's correction (which, through this
+        // process, clears the cache): a minute is fresh enough, and a patient's 200 results
+        // do not ask for 200 institutions every ten seconds.
+        const AS_OF_TTL: Duration = Duration::from_secs(60);
+        let key = (code.to_owned(), day);
+        if let Ok(m) = self.as_of.lock()
+            && let Some((at, v)) = m.get(&key)
+            && at.elapsed() < AS_OF_TTL
+        {
+            return Ok(v.clone());
+        }
+        let v = index.institution_as_of(code, day).await?;
+        if let Ok(mut m) = self.as_of.lock() {
+            // Bounded: a day's worth of lookups, then start again.
+            if m.len() > 50_000 {
+                m.clear();
+            }
+            m.insert(key, (Instant::now(), v.clone()));
+        }
+        Ok(v)
     }
 
     /// A sending institution and the performers it may send for, as (id, code).

@@ -430,6 +430,7 @@ impl Archive {
         id: i64,
     ) -> RecognitionSet {
         set.id = id;
+        self.catalog_cache.clear();
         self.audit_config(
             grant,
             format!("recognition:{}:{id}", set.kind),
@@ -471,7 +472,11 @@ impl Archive {
 /// of the version in force, the study rules. Read at most every ten seconds; loads through
 /// this process clear it at once (the CLI's are seen within ten seconds).
 #[derive(Default)]
-pub(crate) struct CatalogCache(std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>);
+pub(crate) struct CatalogCache(
+    std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
+    /// The recognition configuration (catalog items, scopes, qualifications) likewise.
+    pub(crate) std::sync::Mutex<Option<(std::time::Instant, Arc<crate::recognition::Config>)>>,
+);
 
 #[derive(Default)]
 pub(crate) struct Snapshot {
@@ -523,6 +528,9 @@ impl CatalogCache {
 
     pub(crate) fn clear(&self) {
         if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+        if let Ok(mut g) = self.1.lock() {
             *g = None;
         }
     }

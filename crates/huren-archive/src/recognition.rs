@@ -71,8 +71,9 @@ fn evaluated_by(e: huren_catalog::Evaluator) -> rec::EvaluatedBy {
     }
 }
 
-/// The configuration in force, read once per request.
-struct Config {
+/// The configuration in force: read at most every ten seconds (loads through this process clear
+/// it at once, like the catalog snapshot).
+pub(crate) struct Config {
     catalog_version: Option<String>,
     items: HashMap<String, huren_catalog::Item>,
     scopes: HashMap<String, Vec<String>>,
@@ -103,7 +104,25 @@ impl Config {
 }
 
 impl Archive {
-    async fn recognition_config(&self, today: time::Date) -> Result<Config, AdminError> {
+    async fn recognition_config(
+        &self,
+        today: time::Date,
+    ) -> Result<std::sync::Arc<Config>, AdminError> {
+        const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+        if let Ok(g) = self.catalog_cache.1.lock()
+            && let Some((at, c)) = g.as_ref()
+            && at.elapsed() < TTL
+        {
+            return Ok(c.clone());
+        }
+        let c = std::sync::Arc::new(self.read_recognition_config(today).await?);
+        if let Ok(mut g) = self.catalog_cache.1.lock() {
+            *g = Some((std::time::Instant::now(), c.clone()));
+        }
+        Ok(c)
+    }
+
+    async fn read_recognition_config(&self, today: time::Date) -> Result<Config, AdminError> {
         let day = iso(today);
         let version = self
             .catalog
@@ -173,15 +192,19 @@ impl Archive {
         code: &str,
         day: time::Date,
     ) -> Result<Option<rec::Institution>, AdminError> {
-        let Some(mut v) = self.index.institution_as_of(code, day).await? else {
+        let index = self.index.as_ref();
+        let Some(mut v) = self.attribution.institution_as_of(index, code, day).await? else {
             return Ok(None);
         };
         // Registered after the result's date: its state today stands in for the days before
         // huren knew it (a hospital's level is not unknown just because huren met it later).
         if v.level.is_none()
-            && let Some(first) = self.index.institution_as_of(code, self.today()).await?
+            && let Some(now) = self
+                .attribution
+                .institution_as_of(index, code, self.today())
+                .await?
         {
-            v = first;
+            v = now;
         }
         let mut areas: Vec<String> = v.city.iter().map(|c| format!("city:{c}")).collect();
         areas.extend(v.consortia.iter().map(|c| format!("consortium:{c}")));
@@ -343,7 +366,7 @@ impl Archive {
             person: person.to_owned(),
             receiver: receiver.to_owned(),
             today: iso(today),
-            catalog_version: config.catalog_version,
+            catalog_version: config.catalog_version.clone(),
             qualification_set: config.qualification_set,
             scope_set: config.scope_set,
             results,
