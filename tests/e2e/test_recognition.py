@@ -184,3 +184,38 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
     bad = requests.post(f"{s.url}/api/recognition/reminders", json={"patient_id": "RY" + tag, "order_code": "ZZ"},
                         headers=his)
     assert bad.status_code == 400 and "maps to no catalog item" in bad.json()["detail"]
+    # The doctor's decisions, recorded with the sentence for the medical record.
+    reasons = requests.get(f"{s.url}/api/recognition/reasons", headers=his).json()
+    assert [x["code"] for x in reasons] == ["01", "02", "03", "04", "05", "06", "98", "99"]
+
+    def decide(expect=201, **body):
+        r = requests.post(f"{s.url}/api/recognition/decisions",
+                          json={"patient_id": "RY" + tag, "visit_number": "V" + tag, **body}, headers=his)
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    lab = {"kind": "lab_result", "id": glucose}
+    image = {"kind": "imaging_study", "id": county_ct.StudyInstanceUID}
+    d = decide(result=lab, decision="recognize")
+    day = (TODAY - datetime.timedelta(days=2)).isoformat()
+    assert d["record_sentence"] == f"认可县人民医院{day}葡萄糖结果（川渝HR互认），不再重复检查。"
+    assert d["counted"] is True and d["engine"]["verdict"] == "recognizable" and d["superseded"] == 0
+    # Re-examining needs a reason from the list; "other" needs a note of at most 200 characters.
+    assert "reason code" in decide(400, result=image, decision="re_examine")["detail"]
+    assert "06" in decide(400, result=image, decision="re_examine", reason="06")["detail"]
+    decide(400, result=image, decision="re_examine", reason="07")
+    decide(400, result=image, decision="re_examine", reason="06", note="长" * 201)
+    decide(400, result=lab, decision="recognize", reason="01")
+    d = decide(result=image, decision="re_examine", reason="06", note="术前需复核病灶大小")
+    assert d["record_sentence"].endswith("原因：其他确需复查的情形（术前需复核病灶大小）。已告知患者复查原因、必要性及可能影响。")
+    # A later decision on the same result for the same visit supersedes; 99 is not counted.
+    d = decide(result=image, decision="re_examine", reason="99")
+    assert d["superseded"] == 1 and d["counted"] is False
+    # Only results of this patient from other institutions can be decided on.
+    decide(400, result={"kind": "imaging_study", "id": city_ct.StudyInstanceUID}, decision="recognize")
+    rows = s.query("""SELECT decision, reason, superseded_by IS NULL, engine_verdict, catalog_version, scope_set IS NOT NULL
+                      FROM recognition_decision WHERE visit_number = ? ORDER BY id""", "V" + tag)
+    assert rows == [("recognize", None, 1, "recognizable", "v1", 1), ("re_examine", "06", 0, "reference_only", "v1", 1),
+                    ("re_examine", "99", 1, "reference_only", "v1", 1)]
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'recognition_decided' AND actor LIKE 'user:rdoc#%'") \
+        == [(3,)]

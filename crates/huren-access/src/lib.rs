@@ -486,6 +486,9 @@ pub enum AuditAction {
     /// The HIS opened, changed or closed an encounter (the relationship that lets a doctor
     /// read a patient's data).
     EncounterChanged,
+    /// A receiving doctor recognized a prior result or chose to re-examine, with the reason
+    /// (a clinical record entry; "Patient Record", 110110, create).
+    RecognitionDecided,
     /// An authenticated principal was refused what its role or relationship does not allow
     /// (HTTP 403): DICOM "Security Alert" (110113), "Use of Restricted Function" (110132).
     AccessDenied,

@@ -749,6 +749,37 @@ pub struct NewAuthorization {
     pub now: i64,
 }
 
+/// A receiving doctor's decision on a prior result, as stored (append-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecognitionDecision {
+    pub decided_at: i64,
+    /// YYYY-MM-DD in the region's zone.
+    pub decided_on: String,
+    pub institution_id: i64,
+    pub department: Option<String>,
+    pub user_id: Option<i64>,
+    pub actor: String,
+    /// The person's public id.
+    pub person: String,
+    pub visit_number: Option<String>,
+    pub result_kind: String,
+    pub result_ref: String,
+    pub performing_institution: String,
+    pub item: Option<String>,
+    pub ordered_item: Option<String>,
+    pub engine_verdict: String,
+    /// The engine's whole decision, JSON.
+    pub engine_decision: String,
+    pub catalog_version: Option<String>,
+    pub qualification_set: Option<i64>,
+    pub scope_set: Option<i64>,
+    /// `recognize` or `re_examine`.
+    pub decision: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub record_sentence: String,
+}
+
 /// A patient authorization as granted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthorizationView {

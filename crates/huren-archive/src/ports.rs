@@ -243,6 +243,12 @@ pub trait Index: Send + Sync + 'static {
         institution_id: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
+    /// result for the same visit are marked superseded by it. (new id, how many superseded)
+    async fn record_recognition_decision(
+        &self,
+        d: &crate::model::NewRecognitionDecision,
+    ) -> Result<(i64, u64), StoreError>;
     /// Stores the hash of the patient's own revocation link for a granted authorization.
     async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError>;
     /// The patient's link: ends the live authorization it belongs to; (id, person public id,

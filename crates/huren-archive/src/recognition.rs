@@ -499,6 +499,178 @@ impl Archive {
     }
 }
 
+/// What the doctor decided about one prior result.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest<'a> {
+    pub patient_id: &'a str,
+    pub issuer: Option<&'a str>,
+    /// `imaging_study` or `lab_result`, and its id (StudyInstanceUID, result id).
+    pub result_kind: &'a str,
+    pub result_id: &'a str,
+    /// `recognize` or `re_examine`.
+    pub decision: &'a str,
+    /// The re-examination reason code (platform list); required to re-examine.
+    pub reason: Option<&'a str>,
+    /// Free text, at most 200 characters; required for reason 06 (other).
+    pub note: Option<&'a str>,
+    pub visit_number: Option<&'a str>,
+    pub order_code: Option<&'a str>,
+    pub order_system: Option<&'a str>,
+    pub item: Option<&'a str>,
+}
+
+/// A decision as recorded: the sentence for the medical record, and what the engine said.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedDecision {
+    pub id: i64,
+    /// Earlier decisions on the same result for the same visit that this one replaces.
+    pub superseded: u64,
+    pub decision: String,
+    pub reason: Option<String>,
+    /// Whether it counts in the statistics (re-examinations for reasons 98 and 99 do not).
+    pub counted: bool,
+    pub record_sentence: String,
+    pub engine: rec::Decision,
+}
+
+impl Archive {
+    /// Records a receiving doctor's decision on one prior result (append-only; a later one
+    /// supersedes). The engine's decision at this moment and the configuration versions are
+    /// kept with it. The doctor (or the HIS acting for them) must reach the patient.
+    pub async fn record_decision(
+        &self,
+        grant: &huren_access::ClinicianGrant,
+        req: DecisionRequest<'_>,
+    ) -> Result<RecordedDecision, AdminError> {
+        let invalid = |m: &str| AdminError::Invalid(m.to_owned());
+        let note = req.note.map(str::trim).filter(|n| !n.is_empty());
+        if note.is_some_and(|n| n.chars().count() > 200) {
+            return Err(invalid("the note is at most 200 characters"));
+        }
+        let reason = match (req.decision, req.reason) {
+            ("recognize", None) => None,
+            ("recognize", Some(_)) => return Err(invalid("a recognition takes no reason")),
+            ("re_examine", None) => {
+                return Err(invalid(
+                    "re-examining needs a reason code (GET /api/recognition/reasons)",
+                ));
+            }
+            ("re_examine", Some(code)) => {
+                Some(rec::reexam_reason(code).ok_or_else(|| invalid("unknown reason code"))?)
+            }
+            _ => return Err(invalid("the decision is recognize or re_examine")),
+        };
+        if reason.is_some_and(|r| r.needs_note) && note.is_none() {
+            return Err(invalid("reason 06 (other) needs a note saying which"));
+        }
+        let user = grant.user();
+        let read = huren_access::grant_read(&huren_access::Principal::User(user.clone()))
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let receiver = user.institution_code.to_string();
+        let reminder = self
+            .reminder(
+                &read,
+                (user.institution_id, &receiver),
+                ReminderRequest {
+                    patient_id: req.patient_id,
+                    issuer: req.issuer,
+                    order_code: req.order_code,
+                    order_system: req.order_system,
+                    item: req.item,
+                },
+            )
+            .await?;
+        let Some(person) = reminder.person.clone() else {
+            return Err(invalid("no such patient in reach"));
+        };
+        let Some(found) = reminder
+            .results
+            .iter()
+            .find(|r| r.kind == req.result_kind && r.id == req.result_id)
+        else {
+            return Err(invalid(
+                "no such result from another institution for this patient (and item)",
+            ));
+        };
+        let today = self.today();
+        let config = self.recognition_config(today).await?;
+        let performer = self
+            .institution_facts(&found.performing_institution, today)
+            .await?
+            .map_or_else(|| found.performing_institution.clone(), |i| i.name);
+        let item_name = found
+            .item
+            .as_deref()
+            .and_then(|c| config.item(c))
+            .map_or_else(|| "检查检验".to_owned(), |i| i.name_zh);
+        let recognized = req.decision == "recognize";
+        let sentence = rec::record_sentence(
+            recognized,
+            &performer,
+            &item_name,
+            found.decision.reference_date,
+            found.decision.scope_label.as_deref(),
+            reason,
+            note,
+        );
+        let engine_json = serde_json::to_string(&found.decision)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let d = crate::model::NewRecognitionDecision {
+            decided_at: crate::time::unix_now(),
+            decided_on: iso(today),
+            institution_id: user.institution_id,
+            department: user.department.clone(),
+            user_id: Some(user.user_id),
+            actor: huren_access::Principal::User(user.clone()).label(),
+            person: person.clone(),
+            visit_number: req.visit_number.map(str::to_owned),
+            result_kind: found.kind.to_owned(),
+            result_ref: found.id.clone(),
+            performing_institution: found.performing_institution.clone(),
+            item: found.item.clone(),
+            ordered_item: reminder.item.clone(),
+            engine_verdict: serde_json::to_value(found.decision.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            engine_decision: engine_json,
+            catalog_version: config.catalog_version.clone(),
+            qualification_set: config.qualification_set,
+            scope_set: config.scope_set,
+            decision: req.decision.to_owned(),
+            reason: reason.map(|r| r.code.to_owned()),
+            note: note.map(str::to_owned),
+            record_sentence: sentence.clone(),
+        };
+        let (id, superseded) = self.index.record_recognition_decision(&d).await?;
+        self.index
+            .record_audit(huren_access::AuditEvent {
+                action: huren_access::AuditAction::RecognitionDecided,
+                outcome: huren_access::Outcome::Success,
+                actor: d.actor.clone(),
+                institution: Some(receiver),
+                patient: Some(format!("person:{person}")),
+                study_uid: (found.kind == "imaging_study").then(|| found.id.clone()),
+                object: Some(format!("recognition-decision:{id}")),
+                source_address: None,
+                detail: serde_json::json!({
+                    "decision": d.decision, "reason": d.reason, "result": d.result_ref,
+                    "engine": d.engine_verdict, "superseded": superseded,
+                }),
+            })
+            .await?;
+        Ok(RecordedDecision {
+            id,
+            superseded,
+            decision: d.decision,
+            reason: d.reason,
+            counted: reason.is_none_or(|r| r.counts),
+            record_sentence: sentence,
+            engine: found.decision.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,8 @@ pub fn router(state: AppState) -> Router {
             get(patient::revoke_page).post(patient::revoke),
         )
         .route("/api/recognition/reminders", post(recognition::reminders))
+        .route("/api/recognition/reasons", get(recognition::reasons))
+        .route("/api/recognition/decisions", post(recognition::decide))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .route(

@@ -145,3 +145,63 @@ pub async fn reminders(
     }
     Ok(Json(v))
 }
+
+/// `GET /api/recognition/reasons`: the platform's re-examination reasons (national six, and 98
+/// and 99, which are recorded but not counted as non-recognition).
+pub async fn reasons(Authenticated(_): Authenticated) -> Json<Value> {
+    Json(json!(huren_recognition::REEXAM_REASONS))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    patient_id: String,
+    issuer: Option<String>,
+    /// `{"kind": "imaging_study"|"lab_result", "id": …}` as the reminder listed it.
+    result: ResultRef,
+    /// `recognize` or `re_examine`.
+    decision: String,
+    reason: Option<String>,
+    note: Option<String>,
+    visit_number: Option<String>,
+    order_code: Option<String>,
+    order_system: Option<String>,
+    item: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultRef {
+    kind: String,
+    id: String,
+}
+
+/// `POST /api/recognition/decisions`: the doctor (or the HIS acting for them) records the
+/// decision on one prior result; the answer has the sentence for the medical record.
+pub async fn decide(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    crate::error::ApiJson(b): crate::error::ApiJson<DecisionBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let grant = huren_access::grant_clinician(&p)?;
+    let d = s
+        .archive
+        .record_decision(
+            &grant,
+            huren_archive::recognition::DecisionRequest {
+                patient_id: b.patient_id.trim(),
+                issuer: b.issuer.as_deref(),
+                result_kind: &b.result.kind,
+                result_id: &b.result.id,
+                decision: &b.decision,
+                reason: b.reason.as_deref(),
+                note: b.note.as_deref(),
+                visit_number: b.visit_number.as_deref(),
+                order_code: b.order_code.as_deref(),
+                order_system: b.order_system.as_deref(),
+                item: b.item.as_deref(),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(d))))
+}

@@ -644,3 +644,111 @@ pub fn decide(f: &Facts) -> Decision {
         explanation_en,
     }
 }
+
+/// A reason a doctor may give for re-examining instead of recognizing: the national six
+/// situations (国卫医发〔2022〕6号) and the two codes deployed systems record without counting
+/// them as non-recognition. Platform data, not editable by hospitals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReexamReason {
+    pub code: &'static str,
+    pub zh: &'static str,
+    pub en: &'static str,
+    /// Counted as a non-recognition in the statistics (98 and 99 are not).
+    pub counts: bool,
+    /// Free text is required (the "other" situation).
+    pub needs_note: bool,
+}
+
+pub const REEXAM_REASONS: &[ReexamReason] = &[
+    ReexamReason {
+        code: "01",
+        zh: "病情变化，原结果已不能反映当前病情",
+        en: "the condition changed; the result no longer fits the clinical picture",
+        counts: true,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "02",
+        zh: "检查检验结果随疾病进展变化较快",
+        en: "the result changes quickly as the disease evolves",
+        counts: true,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "03",
+        zh: "重大医疗措施（手术、输血等）前需复查关键项目",
+        en: "a critical item before a major measure (surgery, transfusion)",
+        counts: true,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "04",
+        zh: "急诊、急救等抢救需要",
+        en: "emergency or first aid",
+        counts: true,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "05",
+        zh: "司法鉴定、伤残鉴定、病退鉴定等需要",
+        en: "forensic, disability or retirement appraisal",
+        counts: true,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "06",
+        zh: "其他确需复查的情形",
+        en: "another real need (say which)",
+        counts: true,
+        needs_note: true,
+    },
+    ReexamReason {
+        code: "98",
+        zh: "未获取到影像或结果、患者未提供",
+        en: "images or results not received, or not provided by the patient",
+        counts: false,
+        needs_note: false,
+    },
+    ReexamReason {
+        code: "99",
+        zh: "连续监测需要",
+        en: "serial monitoring",
+        counts: false,
+        needs_note: false,
+    },
+];
+
+pub fn reexam_reason(code: &str) -> Option<&'static ReexamReason> {
+    REEXAM_REASONS.iter().find(|r| r.code == code.trim())
+}
+
+/// The sentence for the medical record (Chinese, as the record is kept): what was recognized
+/// (result, issuing institution, date), or why the exam is repeated.
+pub fn record_sentence(
+    recognized: bool,
+    performer: &str,
+    item: &str,
+    day: Option<Date>,
+    scope_label: Option<&str>,
+    reason: Option<&ReexamReason>,
+    note: Option<&str>,
+) -> String {
+    let day = day.map(iso).unwrap_or_else(|| "日期不详".into());
+    if recognized {
+        match scope_label {
+            Some(l) => format!("认可{performer}{day}{item}结果（{l}互认），不再重复检查。"),
+            None => format!("认可{performer}{day}{item}结果，不再重复检查。"),
+        }
+    } else {
+        let why = reason.map(|r| r.zh).unwrap_or("");
+        match note.filter(|n| !n.trim().is_empty()) {
+            Some(n) => format!(
+                "{performer}{day}{item}结果未予互认，重新检查。原因：{why}（{}）。已告知患者复查原因、必要性及可能影响。",
+                n.trim()
+            ),
+            None => format!(
+                "{performer}{day}{item}结果未予互认，重新检查。原因：{why}。已告知患者复查原因、必要性及可能影响。"
+            ),
+        }
+    }
+}

@@ -515,3 +515,36 @@ fn a_qualification_record_names_itself_and_its_label() {
         "可互认（渝HR）：town医院胸部CT平扫，有效至2025-03-08"
     );
 }
+
+#[test]
+fn reasons_and_record_sentences() {
+    assert_eq!(REEXAM_REASONS.len(), 8);
+    assert!(reexam_reason("06").is_some_and(|r| r.needs_note && r.counts));
+    assert!(reexam_reason("98").is_some_and(|r| !r.counts));
+    assert!(reexam_reason("99").is_some_and(|r| !r.counts));
+    assert!(reexam_reason("07").is_none());
+    assert_eq!(
+        record_sentence(
+            true,
+            "县人民医院",
+            "胸部CT平扫",
+            Some(date!(2025 - 03 - 01)),
+            Some("川渝HR"),
+            None,
+            None
+        ),
+        "认可县人民医院2025-03-01胸部CT平扫结果（川渝HR互认），不再重复检查。"
+    );
+    assert_eq!(
+        record_sentence(
+            false,
+            "县人民医院",
+            "钾",
+            Some(date!(2025 - 03 - 01)),
+            None,
+            reexam_reason("06"),
+            Some("术前复核")
+        ),
+        "县人民医院2025-03-01钾结果未予互认，重新检查。原因：其他确需复查的情形（术前复核）。已告知患者复查原因、必要性及可能影响。"
+    );
+}

@@ -161,3 +161,61 @@ pub async fn scopes(pool: &SqlitePool, set_id: i64) -> Result<Vec<ScopeRule>, sq
         })
         .collect())
 }
+
+/// Appends a decision and supersedes the institution's earlier ones on the same result for the
+/// same visit, in one transaction.
+pub async fn record_decision(
+    pool: &SqlitePool,
+    d: &huren_archive::model::NewRecognitionDecision,
+) -> Result<(i64, u64), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO recognition_decision (decided_at, decided_on, institution_id, department, user_id, actor,
+            person_id, visit_number, result_kind, result_ref, performing_institution, item, ordered_item,
+            engine_verdict, engine_decision, catalog_version, qualification_set, scope_set, decision, reason,
+            note, record_sentence)
+         SELECT ?, ?, ?, ?, ?, ?, pe.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+           FROM person pe WHERE pe.public_id = ?
+         RETURNING id",
+    )
+    .bind(d.decided_at)
+    .bind(&d.decided_on)
+    .bind(d.institution_id)
+    .bind(&d.department)
+    .bind(d.user_id)
+    .bind(&d.actor)
+    .bind(&d.visit_number)
+    .bind(&d.result_kind)
+    .bind(&d.result_ref)
+    .bind(&d.performing_institution)
+    .bind(&d.item)
+    .bind(&d.ordered_item)
+    .bind(&d.engine_verdict)
+    .bind(&d.engine_decision)
+    .bind(&d.catalog_version)
+    .bind(d.qualification_set)
+    .bind(d.scope_set)
+    .bind(&d.decision)
+    .bind(&d.reason)
+    .bind(&d.note)
+    .bind(&d.record_sentence)
+    .bind(&d.person)
+    .fetch_one(&mut *tx)
+    .await?;
+    let superseded = sqlx::query(
+        "UPDATE recognition_decision SET superseded_by = ?1
+          WHERE id <> ?1 AND superseded_by IS NULL AND institution_id = ?2 AND result_kind = ?3
+            AND result_ref = ?4 AND visit_number IS ?5
+            AND person_id = (SELECT person_id FROM recognition_decision WHERE id = ?1)",
+    )
+    .bind(id)
+    .bind(d.institution_id)
+    .bind(&d.result_kind)
+    .bind(&d.result_ref)
+    .bind(&d.visit_number)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok((id, superseded))
+}

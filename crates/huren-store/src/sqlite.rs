@@ -2208,6 +2208,15 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn record_recognition_decision(
+        &self,
+        d: &NewRecognitionDecision,
+    ) -> Result<(i64, u64), StoreError> {
+        crate::recognition::record_decision(&self.pool, d)
+            .await
+            .map_err(db)
+    }
+
     async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE patient_authorization SET revoke_hash = ? WHERE id = ?")
             .bind(revoke_hash)

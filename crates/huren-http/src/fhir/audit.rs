@@ -48,6 +48,7 @@ fn kind(
         }
         "study_lifecycle_changed" => ("110105", "DICOM Study Deleted", None, "D"),
         "person_links_changed" | "encounter_changed" => ("110110", "Patient Record", None, "U"),
+        "recognition_decided" => ("110110", "Patient Record", None, "C"),
         "results_stored" | "results_refused" => ("110107", "Import", None, "C"),
         // PS3.16 CID 400/402: Security Alert with its event type code as the subtype.
         "emergency_override" | "emergency_override_reviewed" => (
