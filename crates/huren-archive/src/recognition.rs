@@ -502,8 +502,8 @@ impl Archive {
 /// What the doctor decided about one prior result.
 #[derive(Debug, Clone)]
 pub struct DecisionRequest<'a> {
-    pub patient_id: &'a str,
-    pub issuer: Option<&'a str>,
+    /// The patient, and the order when deciding at order time (as for the reminder).
+    pub about: ReminderRequest<'a>,
     /// `imaging_study` or `lab_result`, and its id (StudyInstanceUID, result id).
     pub result_kind: &'a str,
     pub result_id: &'a str,
@@ -514,9 +514,6 @@ pub struct DecisionRequest<'a> {
     /// Free text, at most 200 characters; required for reason 06 (other).
     pub note: Option<&'a str>,
     pub visit_number: Option<&'a str>,
-    pub order_code: Option<&'a str>,
-    pub order_system: Option<&'a str>,
-    pub item: Option<&'a str>,
 }
 
 /// A decision as recorded: the sentence for the medical record, and what the engine said.
@@ -568,17 +565,7 @@ impl Archive {
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         let receiver = user.institution_code.to_string();
         let reminder = self
-            .reminder(
-                &read,
-                (user.institution_id, &receiver),
-                ReminderRequest {
-                    patient_id: req.patient_id,
-                    issuer: req.issuer,
-                    order_code: req.order_code,
-                    order_system: req.order_system,
-                    item: req.item,
-                },
-            )
+            .reminder(&read, (user.institution_id, &receiver), req.about.clone())
             .await?;
         let Some(person) = reminder.person.clone() else {
             return Err(invalid("no such patient in reach"));

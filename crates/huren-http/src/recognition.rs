@@ -189,17 +189,19 @@ pub async fn decide(
         .record_decision(
             &grant,
             huren_archive::recognition::DecisionRequest {
-                patient_id: b.patient_id.trim(),
-                issuer: b.issuer.as_deref(),
+                about: huren_archive::recognition::ReminderRequest {
+                    patient_id: b.patient_id.trim(),
+                    issuer: b.issuer.as_deref(),
+                    order_code: b.order_code.as_deref(),
+                    order_system: b.order_system.as_deref(),
+                    item: b.item.as_deref(),
+                },
                 result_kind: &b.result.kind,
                 result_id: &b.result.id,
                 decision: &b.decision,
                 reason: b.reason.as_deref(),
                 note: b.note.as_deref(),
                 visit_number: b.visit_number.as_deref(),
-                order_code: b.order_code.as_deref(),
-                order_system: b.order_system.as_deref(),
-                item: b.item.as_deref(),
             },
         )
         .await?;
