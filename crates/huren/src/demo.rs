@@ -204,6 +204,11 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
         .import_study_rules(grant, include_str!("../demo/catalog/study-rules.csv"))
         .await
         .map_err(catalog)?;
+    // What the HR labels cover, so the demo's recognition decisions have a scope.
+    archive
+        .import_scopes(grant, include_str!("../demo/catalog/scopes.csv"))
+        .await
+        .map_err(catalog)?;
 
     let mut stored = 0;
     for (pi, (alpha, ideo, sex)) in NAMES.iter().enumerate() {

@@ -1,0 +1,51 @@
+"""The first of the README's two commands, `huren demo`: it seeds the demo region, prints a
+viewer token that reads it, and the demo's patients have studies, timelines and recognition
+decisions."""
+import os
+import re
+import socket
+import subprocess
+import time
+
+import requests
+
+from conftest import BIN, MPI_INDEX_KEY, MPI_SM4_KEY, free_port
+
+
+def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
+    http, dimse = free_port(), free_port()
+    env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN="demo", RUST_LOG="warn",
+               HUREN__MPI__SM4_KEY=MPI_SM4_KEY, HUREN__MPI__INDEX_KEY=MPI_INDEX_KEY)
+    out = open(tmp_path / "demo.out", "w+")
+    proc = subprocess.Popen([BIN, "demo", "--data-dir", str(tmp_path / "data"), "--http", f"127.0.0.1:{http}",
+                             "--dimse", f"127.0.0.1:{dimse}"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "demo.out").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", http), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        text = ""
+        while time.time() < deadline and "viewer token" not in text:
+            time.sleep(0.2)
+            text = (tmp_path / "demo.out").read_text()
+        token = re.search(r"viewer token \(reads every institution's data, read:region\): (\S+)", text).group(1)
+        h = {"Authorization": f"Bearer {token}"}
+        studies = requests.get(f"http://127.0.0.1:{http}/dicom-web/studies", headers=h).json()
+        assert len(studies) >= 10
+        # The operator's token configures but reads no patient data.
+        assert requests.get(f"http://127.0.0.1:{http}/dicom-web/studies",
+                            headers={"Authorization": "Bearer demo"}).status_code == 403
+        person = requests.get(f"http://127.0.0.1:{http}/api/patients", params={"name": "王"}, headers=h).json()[0]["person"]
+        r = requests.get(f"http://127.0.0.1:{http}/api/patients/{person}/recognition",
+                         params={"receiver": "cq-city-1"}, headers={**h})
+        assert r.status_code == 200, r.text
+        v = r.json()
+        assert v["catalog_version"] and v["scope_set"] and v["results"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        out.close()
