@@ -219,3 +219,33 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
                     ("re_examine", "99", 1, "reference_only", "v1", 1)]
     assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'recognition_decided' AND actor LIKE 'user:rdoc#%'") \
         == [(3,)]
+
+
+def test_lossy_images_are_not_recognized(region, tmp_path):
+    """A CT stored in a lossy transfer syntax (JPEG baseline 8/12-bit, here from pydicom's test
+    files), or flagged LossyImageCompression 01, is not recognizable (PS3.5 §8.2)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from conftest import TEST_FILES
+    from helpers import store_files
+    s = region
+    ds = pydicom.dcmread(TEST_FILES / "JPEG-lossy.dcm")
+    pid = "RL" + uuid.uuid4().hex[:6]
+    ds.PatientID, ds.PatientName = pid, "Qian^Duo=钱^多"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.Modality, ds.StudyDescription, ds.BodyPartExamined = "CT", "胸部CT平扫", "CHEST"
+    ds.StudyDate = (TODAY - datetime.timedelta(days=1)).strftime("%Y%m%d")
+    path = tmp_path / "lossy.dcm"
+    ds.save_as(path)
+    assert set(store_files(s.dimse_port, [path], calling="COUNTY").values()) == {0}
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    h = region_reader(s)
+    person = requests.get(f"{s.url}/api/patients", params={"patient_id": pid, "issuer": issuer},
+                          headers=h).json()[0]["person"]
+    v = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=h).json()
+    (only,) = v["results"]
+    assert only["item"] == "IMG-CT-CHEST-PLAIN"
+    assert only["decision"]["verdict"] == "not_recognizable"
+    assert "lossy_images" in [x["code"] for x in only["decision"]["reasons"]]

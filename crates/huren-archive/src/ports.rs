@@ -243,6 +243,12 @@ pub trait Index: Send + Sync + 'static {
         institution_id: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// For each of these studies, the transfer syntaxes its active instances are stored in and
+    /// whether any says LossyImageCompression 01: (study UID, transfer syntax, lossy flag).
+    async fn study_encodings(
+        &self,
+        study_uids: &[String],
+    ) -> Result<Vec<(String, String, bool)>, StoreError>;
     /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
     /// result for the same visit are marked superseded by it. (new id, how many superseded)
     async fn record_recognition_decision(

@@ -280,6 +280,22 @@ impl Archive {
                 *e = (*e).min(day);
             }
         }
+        // Lossy images (PS3.5 §8.2: a lossy transfer syntax, or LossyImageCompression 01 kept
+        // from an earlier lossy step) are not recognized unless the policy allows it.
+        let uids: Vec<String> = studies
+            .iter()
+            .map(|s| s.study_instance_uid.clone())
+            .collect();
+        let lossy: std::collections::HashSet<String> = self
+            .index
+            .study_encodings(&uids)
+            .await?
+            .into_iter()
+            .filter(|(_, ts, flagged)| {
+                *flagged || huren_dicom::ts::lookup(ts).is_some_and(|t| t.lossy)
+            })
+            .map(|(uid, _, _)| uid)
+            .collect();
         let mut performers: HashMap<(String, time::Date), Option<rec::Institution>> =
             HashMap::new();
         let mut results = Vec::new();
@@ -320,7 +336,7 @@ impl Archive {
             let evidence = rec::Evidence::Imaging {
                 qc: self.qc_grade(uid),
                 complete: None,
-                lossy: false,
+                lossy: lossy.contains(uid),
             };
             let item = s.catalog_item.as_deref().and_then(|c| config.item(c));
             let decision = rec::decide(&base(performer, item, evidence, report_date, study_date));

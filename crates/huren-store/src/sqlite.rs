@@ -2208,6 +2208,26 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn study_encodings(
+        &self,
+        study_uids: &[String],
+    ) -> Result<Vec<(String, String, bool)>, StoreError> {
+        if study_uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; study_uids.len()].join(",");
+        let sql = format!(
+            "SELECT s.study_uid, i.transfer_syntax_uid, MAX(COALESCE(i.lossy, '') = '01')
+               FROM study s JOIN instance i ON i.study_id = s.id AND i.lifecycle = 'active'
+              WHERE s.study_uid IN ({marks}) GROUP BY s.study_uid, i.transfer_syntax_uid"
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for u in study_uids {
+            q = q.bind(u);
+        }
+        q.fetch_all(&self.pool).await.map_err(db)
+    }
+
     async fn record_recognition_decision(
         &self,
         d: &NewRecognitionDecision,
