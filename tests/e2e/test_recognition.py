@@ -220,6 +220,35 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
     assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'recognition_decided' AND actor LIKE 'user:rdoc#%'") \
         == [(3,)]
 
+    # Statistics: one unit per (institution, visit, item) decided on a recognizable result.
+    for visit, reason in [("V2" + tag, "01"), ("V3" + tag, "98")]:
+        decide(result=lab, decision="re_examine", reason=reason, visit_number=visit)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    prices = "item_code,price_region,institution_grade,price_yuan,valid_from,valid_to\nLAB-GLU,*,*,5.00,2024-01-01,\n"
+    assert requests.post(f"{s.url}/api/admin/catalog/prices", data=prices.encode(),
+                         headers={**admin, "Content-Type": "text/csv"}).status_code == 200
+    span = {"from": (TODAY - datetime.timedelta(days=1)).isoformat(), "until": (TODAY + datetime.timedelta(days=1)).isoformat()}
+    st = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "item"}, headers=admin).json()
+    glu = next(r for r in st["rows"] if r["key"] == "LAB-GLU")
+    assert (glu["units"], glu["recognized"], glu["reexamined"], glu["not_counted"]) == (3, 1, 1, 1)
+    assert glu["rate"] == 0.5 and glu["savings_yuan"] == "5.00" and glu["reasons"] == {"01": 1, "98": 1}
+    # The same numbers recounted from the stored decisions.
+    rows = s.query("""SELECT COUNT(DISTINCT institution_id || '|' || COALESCE(visit_number, id) || '|' || COALESCE(ordered_item, item))
+                      FROM recognition_decision WHERE superseded_by IS NULL AND engine_verdict = 'recognizable'""")
+    assert st["total"]["units"] == rows[0][0]
+    csv = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "institution", "format": "csv"},
+                       headers=admin)
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[1] == "city,3,1,1,1,0.5000,5.00,0"
+    # Institution admins see their institution only; doctors see none.
+    out = subprocess.run([BIN, "user", "add", "--data-dir", str(s.data_dir), "--username", "cadmin", "--name", "赵",
+                          "--role", "institution_admin", "--institution", "county", "--password-stdin"],
+                         input="a-long-password-1\n", capture_output=True, text=True, timeout=60, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    jar = {"huren_session": requests.post(f"{s.url}/api/session", json={"username": "cadmin",
+                                           "password": "a-long-password-1"}).cookies["huren_session"]}
+    assert requests.get(f"{s.url}/api/recognition/statistics", params=span, cookies=jar).json()["total"]["units"] == 0
+    assert requests.get(f"{s.url}/api/recognition/statistics", params=span, headers=his).status_code == 403
 
 def test_lossy_images_are_not_recognized(region, tmp_path):
     """A CT stored in a lossy transfer syntax (JPEG baseline 8/12-bit, here from pydicom's test

@@ -412,6 +412,42 @@ pub fn grant_steward(p: &Principal) -> Result<StewardGrant, Denied> {
     }
 }
 
+/// Permission to read recognition statistics (aggregates: no patient data): operators for the
+/// whole region, an institution admin for their own institution.
+#[derive(Debug, Clone)]
+pub struct StatsGrant {
+    principal: Principal,
+    institution: Option<InstitutionId>,
+}
+
+impl StatsGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The institution these statistics are limited to; `None`: the region.
+    pub fn institution(&self) -> Option<InstitutionId> {
+        self.institution
+    }
+}
+
+pub fn grant_stats(p: &Principal) -> Result<StatsGrant, Denied> {
+    let institution = match p {
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => None,
+        Principal::User(u) if u.role == Role::RegionalOperator => None,
+        Principal::User(u) if u.role == Role::InstitutionAdmin => Some(u.institution_id),
+        _ => {
+            return Err(Denied::Role(
+                "statistics are for operators and institution admins",
+            ));
+        }
+    };
+    Ok(StatsGrant {
+        principal: p.clone(),
+        institution,
+    })
+}
+
 /// Permission to read the audit trail: auditors, and operators' tokens for tooling (not
 /// regional operators signed in as people: they configure, auditors audit).
 #[derive(Debug, Clone)]

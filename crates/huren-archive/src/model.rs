@@ -749,6 +749,19 @@ pub struct NewAuthorization {
     pub now: i64,
 }
 
+/// One statistics unit: a decided (order or encounter, item, recognizable prior result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecognitionUnit {
+    pub institution: String,
+    pub department: Option<String>,
+    pub item: String,
+    /// YYYY-MM-DD.
+    pub decided_on: String,
+    /// `recognize` or `re_examine`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
 /// A receiving doctor's decision on a prior result, as stored (append-only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecognitionDecision {

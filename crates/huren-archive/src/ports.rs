@@ -249,6 +249,15 @@ pub trait Index: Send + Sync + 'static {
         &self,
         study_uids: &[String],
     ) -> Result<Vec<(String, String, bool)>, StoreError>;
+    /// The statistics units decided in `[from, until]` (YYYY-MM-DD), optionally of one receiving
+    /// institution: per (institution, visit, item), the current decision on a result the engine
+    /// judged recognizable, the latest when there are several.
+    async fn recognition_units(
+        &self,
+        from: &str,
+        until: &str,
+        institution: Option<i64>,
+    ) -> Result<Vec<crate::model::RecognitionUnit>, StoreError>;
     /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
     /// result for the same visit are marked superseded by it. (new id, how many superseded)
     async fn record_recognition_decision(

@@ -674,6 +674,159 @@ impl Archive {
     }
 }
 
+/// What statistics are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsBy {
+    Item,
+    Institution,
+    Department,
+    Month,
+}
+
+impl StatsBy {
+    pub fn parse(s: &str) -> Option<StatsBy> {
+        Some(match s {
+            "item" => StatsBy::Item,
+            "institution" => StatsBy::Institution,
+            "department" => StatsBy::Department,
+            "month" => StatsBy::Month,
+            _ => return None,
+        })
+    }
+}
+
+/// One group's counts. `rate` = recognized ÷ (recognized + counted re-examinations); units
+/// re-examined for reasons 98 and 99 are reported but left out of the rate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatsRow {
+    pub key: String,
+    pub units: u64,
+    pub recognized: u64,
+    pub reexamined: u64,
+    pub not_counted: u64,
+    pub rate: Option<f64>,
+    /// Recognized units × the receiving institution's effective price on the decision day.
+    pub savings_fen: i64,
+    pub savings_yuan: String,
+    /// Recognized units with no price in force (not in the savings).
+    pub unpriced: u64,
+    /// Re-examinations by reason code.
+    pub reasons: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Statistics {
+    pub from: String,
+    pub until: String,
+    pub rows: Vec<StatsRow>,
+    pub total: StatsRow,
+}
+
+impl StatsRow {
+    fn add(&mut self, u: &crate::model::RecognitionUnit, price: Option<i64>) {
+        self.units += 1;
+        if u.decision == "recognize" {
+            self.recognized += 1;
+            match price {
+                Some(p) => self.savings_fen += p,
+                None => self.unpriced += 1,
+            }
+        } else {
+            let counts = u
+                .reason
+                .as_deref()
+                .and_then(rec::reexam_reason)
+                .is_none_or(|r| r.counts);
+            if counts {
+                self.reexamined += 1;
+            } else {
+                self.not_counted += 1;
+            }
+            *self
+                .reasons
+                .entry(u.reason.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+
+    fn finish(&mut self) {
+        let decided = self.recognized + self.reexamined;
+        self.rate = (decided > 0).then(|| self.recognized as f64 / decided as f64);
+        self.savings_yuan = crate::catalog::fen_to_yuan(self.savings_fen);
+    }
+}
+
+impl Archive {
+    /// Recognition statistics for decision days `[from, until]`, grouped, reproducible from the
+    /// stored decisions alone (plus the prices in force on each decision day).
+    pub async fn recognition_statistics(
+        &self,
+        grant: &huren_access::StatsGrant,
+        from: time::Date,
+        until: time::Date,
+        by: StatsBy,
+    ) -> Result<Statistics, AdminError> {
+        let units = self
+            .index
+            .recognition_units(&iso(from), &iso(until), grant.institution())
+            .await?;
+        let catalog = huren_access::grant_catalog(grant.principal());
+        let mut prices: HashMap<(String, String, String), Option<i64>> = HashMap::new();
+        let mut groups: std::collections::BTreeMap<String, StatsRow> = Default::default();
+        let mut total = StatsRow {
+            key: "total".into(),
+            ..Default::default()
+        };
+        for u in &units {
+            let price = if u.decision == "recognize" {
+                let key = (u.institution.clone(), u.item.clone(), u.decided_on.clone());
+                if !prices.contains_key(&key) {
+                    let day = time::Date::parse(
+                        &u.decided_on,
+                        time::macros::format_description!("[year]-[month]-[day]"),
+                    )
+                    .map_err(|e| AdminError::Invalid(e.to_string()))?;
+                    let p = self
+                        .effective_price(&catalog, &u.institution, &u.item, day)
+                        .await?
+                        .map(|p| p.price_fen);
+                    prices.insert(key.clone(), p);
+                }
+                prices.get(&key).copied().flatten()
+            } else {
+                None
+            };
+            let key = match by {
+                StatsBy::Item => u.item.clone(),
+                StatsBy::Institution => u.institution.clone(),
+                StatsBy::Department => format!(
+                    "{}/{}",
+                    u.institution,
+                    u.department.as_deref().unwrap_or("")
+                ),
+                StatsBy::Month => u.decided_on.get(..7).unwrap_or_default().to_owned(),
+            };
+            let row = groups.entry(key.clone()).or_insert_with(|| StatsRow {
+                key,
+                ..Default::default()
+            });
+            row.add(u, price);
+            total.add(u, price);
+        }
+        let mut rows: Vec<StatsRow> = groups.into_values().collect();
+        for r in &mut rows {
+            r.finish();
+        }
+        total.finish();
+        Ok(Statistics {
+            from: iso(from),
+            until: iso(until),
+            rows,
+            total,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recognition/reminders", post(recognition::reminders))
         .route("/api/recognition/reasons", get(recognition::reasons))
         .route("/api/recognition/decisions", post(recognition::decide))
+        .route("/api/recognition/statistics", get(recognition::statistics))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .route(

@@ -207,3 +207,61 @@ pub async fn decide(
         .await?;
     Ok((StatusCode::CREATED, Json(json!(d))))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Decision days, YYYY-MM-DD, inclusive.
+    from: String,
+    until: String,
+    /// `item` (default), `institution`, `department` or `month`.
+    by: Option<String>,
+    /// `csv` for a spreadsheet; JSON otherwise.
+    format: Option<String>,
+}
+
+fn day(s: &str) -> Result<time::Date, ApiError> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| ApiError::bad_request(format!("{s:?} is not YYYY-MM-DD")))
+}
+
+/// `GET /api/recognition/statistics?from&until[&by][&format=csv]`: units decided, recognitions,
+/// re-examinations by reason, the recognition rate and the savings, for operators (the region)
+/// and institution admins (their institution).
+pub async fn statistics(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let grant = huren_access::grant_stats(&p)?;
+    let by = huren_archive::recognition::StatsBy::parse(q.by.as_deref().unwrap_or("item"))
+        .ok_or_else(|| ApiError::bad_request("by is item, institution, department or month"))?;
+    let st = s
+        .archive
+        .recognition_statistics(&grant, day(&q.from)?, day(&q.until)?, by)
+        .await?;
+    if q.format.as_deref() != Some("csv") {
+        return Ok(Json(json!(st)).into_response());
+    }
+    let mut text =
+        String::from("key,units,recognized,reexamined,not_counted,rate,savings_yuan,unpriced\n");
+    for r in st.rows.iter().chain(std::iter::once(&st.total)) {
+        let key = crate::catalog::csv_field(&r.key);
+        text.push_str(&format!(
+            "{key},{},{},{},{},{},{},{}\n",
+            r.units,
+            r.recognized,
+            r.reexamined,
+            r.not_counted,
+            r.rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
+            r.savings_yuan,
+            r.unpriced
+        ));
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}

@@ -219,3 +219,47 @@ pub async fn record_decision(
     tx.commit().await?;
     Ok((id, superseded))
 }
+
+/// Statistics units (docs/recognition.md): one per (receiving institution, visit — or the
+/// decision itself when no visit was named —, item), from the current decisions on results the
+/// engine judged recognizable; the latest decision when several.
+pub async fn units(
+    pool: &SqlitePool,
+    from: &str,
+    until: &str,
+    institution: Option<i64>,
+) -> Result<Vec<huren_archive::model::RecognitionUnit>, sqlx::Error> {
+    let rows = sqlx::query(
+        "WITH unit AS (
+           SELECT d.institution_id, d.department, COALESCE(d.ordered_item, d.item) AS item, d.decided_on,
+                  d.decision, d.reason,
+                  ROW_NUMBER() OVER (PARTITION BY d.institution_id,
+                                       COALESCE(d.visit_number, 'decision:' || d.id),
+                                       COALESCE(d.ordered_item, d.item)
+                                     ORDER BY d.decided_at DESC, d.id DESC) AS rn
+             FROM recognition_decision d
+            WHERE d.superseded_by IS NULL AND d.engine_verdict = 'recognizable'
+              AND d.decided_on >= ?1 AND d.decided_on <= ?2
+              AND (?3 IS NULL OR d.institution_id = ?3)
+              AND COALESCE(d.ordered_item, d.item) IS NOT NULL)
+         SELECT i.code, u.department, u.item, u.decided_on, u.decision, u.reason
+           FROM unit u JOIN institution i ON i.id = u.institution_id
+          WHERE u.rn = 1",
+    )
+    .bind(from)
+    .bind(until)
+    .bind(institution)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| huren_archive::model::RecognitionUnit {
+            institution: r.get(0),
+            department: r.get(1),
+            item: r.get(2),
+            decided_on: r.get(3),
+            decision: r.get(4),
+            reason: r.get(5),
+        })
+        .collect())
+}

@@ -2228,6 +2228,17 @@ impl Index for SqliteIndex {
         q.fetch_all(&self.pool).await.map_err(db)
     }
 
+    async fn recognition_units(
+        &self,
+        from: &str,
+        until: &str,
+        institution: Option<i64>,
+    ) -> Result<Vec<RecognitionUnit>, StoreError> {
+        crate::recognition::units(&self.pool, from, until, institution)
+            .await
+            .map_err(db)
+    }
+
     async fn record_recognition_decision(
         &self,
         d: &NewRecognitionDecision,
