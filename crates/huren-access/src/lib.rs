@@ -477,7 +477,7 @@ pub fn grant_audit(p: &Principal) -> Result<AuditGrant, Denied> {
 }
 
 /// Tokens are stored only as SHA-256 digests: a database leak does not leak credentials.
-/// (Tokens are 256-bit random values, so a fast hash is sufficient; passwords will use argon2.)
+/// (Tokens carry 244 random bits, so a fast hash is sufficient; passwords will use argon2.)
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

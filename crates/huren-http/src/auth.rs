@@ -176,7 +176,7 @@ async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiEr
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        // Both are random 256-bit strings; equal length, so a plain compare leaks nothing
+        // Both are random 64-hex-digit strings; equal length, so a plain compare leaks nothing
         // useful about a value the attacker cannot submit from another origin anyway.
         if sent != active.csrf_token {
             return Err(ApiError::forbidden(
