@@ -58,13 +58,19 @@ def test_movescu_to_storescp(server, study, tmp_path):
         scp.wait(timeout=10)
 
 
-def test_move_unknown_destination_is_a801(server, study):
+def move_study(server, study_uid, destination):
+    """A study-level C-MOVE from the county's peer; the statuses of its responses."""
     assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
     ident = pydicom.Dataset()
     ident.QueryRetrieveLevel = "STUDY"
-    ident.StudyInstanceUID = study[0]
-    statuses = [s.Status for s, _ in assoc.send_c_move(ident, "NOWHERE", MOVE)]
+    ident.StudyInstanceUID = study_uid
+    statuses = [s.Status for s, _ in assoc.send_c_move(ident, destination, MOVE)]
     assoc.release()
+    return statuses
+
+
+def test_move_unknown_destination_is_a801(server, study):
+    statuses = move_study(server, study[0], "NOWHERE")
     assert statuses == [0xA801]
 
 
@@ -205,12 +211,7 @@ def test_cget_decodes_compressed_for_a_native_only_peer(server):
 def test_move_to_unreachable_destination_is_a702(server, study):
     port = free_port()  # nothing listens here
     cli(server.data_dir, "ae", "add", "--institution", "county", "--ae-title", "OFFLINE", "--host", "127.0.0.1", "--port", str(port))
-    assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
-    ident = pydicom.Dataset()
-    ident.QueryRetrieveLevel = "STUDY"
-    ident.StudyInstanceUID = study[0]
-    statuses = [s.Status for s, _ in assoc.send_c_move(ident, "OFFLINE", MOVE)]
-    assoc.release()
+    statuses = move_study(server, study[0], "OFFLINE")
     assert statuses == [0xA702]
 
 
@@ -218,12 +219,7 @@ def test_move_to_another_institutions_destination_is_refused_0124(server, study)
     """A county system may not push the study into the city hospital's PACS (PS3.7 0x0124)."""
     port = free_port()
     cli(server.data_dir, "ae", "add", "--institution", "city", "--ae-title", "CITYPACS", "--host", "127.0.0.1", "--port", str(port))
-    assoc = associate(server.dimse_port, contexts=[(MOVE, ["1.2.840.10008.1.2"])])
-    ident = pydicom.Dataset()
-    ident.QueryRetrieveLevel = "STUDY"
-    ident.StudyInstanceUID = study[0]
-    statuses = [s.Status for s, _ in assoc.send_c_move(ident, "CITYPACS", MOVE)]
-    assoc.release()
+    statuses = move_study(server, study[0], "CITYPACS")
     assert statuses == [0x0124]
     refused = server.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND outcome = 'failure' "
                            "AND object = 'move-to:CITYPACS'")

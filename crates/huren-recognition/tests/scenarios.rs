@@ -40,11 +40,7 @@ fn base() -> Facts {
     Facts {
         result_item: Some(ct_item()),
         ordered_item: None,
-        evidence: Evidence::Imaging {
-            qc: Qc::Graded(QcGrade::A),
-            complete: Some(true),
-            lossy: false,
-        },
+        evidence: images(Qc::Graded(QcGrade::A), true, false),
         report_date: Some(date!(2025 - 03 - 01)),
         study_date: Some(date!(2025 - 02 - 28)),
         performer: institution("county", InstitutionLevel::Secondary, Ownership::Public),
@@ -74,6 +70,15 @@ fn qualification(
 
 fn town(f: &mut Facts) {
     f.performer = institution("town", InstitutionLevel::Primary, Ownership::Public);
+}
+
+/// Images graded `qc`, complete or not, lossy or not.
+fn images(qc: Qc, complete: bool, lossy: bool) -> Evidence {
+    Evidence::Imaging {
+        qc,
+        complete: Some(complete),
+        lossy,
+    }
 }
 
 fn lab(status: LabStatus) -> impl Fn(&mut Facts) {
@@ -311,72 +316,38 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
         // Quality.
         (
             "QC at the item's minimum",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::B),
-                    complete: Some(true),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Graded(QcGrade::B), true, false)),
             Recognizable,
             vec![],
         ),
         (
             "QC below the item's minimum",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::C),
-                    complete: Some(true),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Graded(QcGrade::C), true, false)),
             NotRecognizable,
             vec!["qc_below_minimum"],
         ),
         (
             "QC reject",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::Reject),
-                    complete: Some(true),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Graded(QcGrade::Reject), true, false)),
             NotRecognizable,
             vec!["qc_below_minimum"],
         ),
         (
             "QC absent",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Absent,
-                    complete: Some(true),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Absent, true, false)),
             ReferenceOnly,
             vec!["qc_absent"],
         ),
         (
             "QC uncalibrated",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Uncalibrated,
-                    complete: Some(true),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Uncalibrated, true, false)),
             ReferenceOnly,
             vec!["qc_uncalibrated"],
         ),
         (
             "QC absent, policy recognizes",
             Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Absent,
-                    complete: Some(true),
-                    lossy: false,
-                };
+                f.evidence = images(Qc::Absent, true, false);
                 f.policy.without_qc = Verdict::Recognizable
             }),
             Recognizable,
@@ -384,36 +355,20 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
         ),
         (
             "incomplete series",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::A),
-                    complete: Some(false),
-                    lossy: false,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Graded(QcGrade::A), false, false)),
             ReferenceOnly,
             vec!["series_incomplete"],
         ),
         (
             "lossy images",
-            Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::A),
-                    complete: Some(true),
-                    lossy: true,
-                }
-            }),
+            Box::new(|f| f.evidence = images(Qc::Graded(QcGrade::A), true, true)),
             NotRecognizable,
             vec!["lossy_images"],
         ),
         (
             "lossy images, policy allows",
             Box::new(|f| {
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Graded(QcGrade::A),
-                    complete: Some(true),
-                    lossy: true,
-                };
+                f.evidence = images(Qc::Graded(QcGrade::A), true, true);
                 f.policy.allow_lossy = true
             }),
             Recognizable,
@@ -449,11 +404,7 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
             "expired and QC absent",
             Box::new(|f| {
                 f.today = date!(2025 - 04 - 01);
-                f.evidence = Evidence::Imaging {
-                    qc: Qc::Absent,
-                    complete: Some(true),
-                    lossy: false,
-                }
+                f.evidence = images(Qc::Absent, true, false)
             }),
             NotRecognizable,
             vec!["expired", "qc_absent"],
