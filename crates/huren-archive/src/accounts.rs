@@ -1,6 +1,6 @@
 //! People's accounts, sign-in and sessions (issue #6). Passwords are hashed with argon2id
 //! (RFC 9106; the crate's defaults, m = 19 MiB, t = 2, p = 1) and checked off the async
-//! threads; repeated failures lock the account for a while; sessions are random 256-bit
+//! threads; repeated failures lock the account for a while; sessions are random (244-bit)
 //! secrets stored only as SHA-256, with idle and absolute expiry and a CSRF token.
 
 use crate::model::{EncounterUpsert, NewLaunchTicket, NewUser, SessionRecord, UserAccount};
@@ -103,7 +103,9 @@ pub struct ActiveSession {
 
 use crate::time::unix_now as now;
 
-fn random_secret() -> String {
+/// Two random UUIDs as hex (244 random bits): session secrets, launch tickets, patients' revoke
+/// links.
+pub(crate) fn random_secret() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),

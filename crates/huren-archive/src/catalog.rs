@@ -123,7 +123,7 @@ impl From<AdminError> for CatalogError {
     }
 }
 
-fn iso(d: time::Date) -> String {
+pub(crate) fn iso(d: time::Date) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     d.format(f).unwrap_or_default()
 }

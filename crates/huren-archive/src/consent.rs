@@ -256,11 +256,7 @@ impl Archive {
         let Some(phone) = self.patient_phone(&view.person).await? else {
             return Ok(());
         };
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let secret = crate::accounts::random_secret();
         self.index
             .set_revoke_hash(view.id, &huren_access::hash_token(&secret))
             .await?;

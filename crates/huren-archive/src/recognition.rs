@@ -8,7 +8,9 @@
 //! statistics (see the issue). The QC grade port returns "absent" until image quality control
 //! exists (issue #8), so images are "reference only" by the default policy.
 
+use crate::catalog::iso;
 use crate::model::{Timeline, TimelineLab, TimelineStudy};
+use crate::time::parse_da;
 use crate::{AdminError, Archive};
 use huren_access::ReadGrant;
 use huren_recognition as rec;
@@ -39,16 +41,6 @@ pub struct RecognitionView {
     pub qualification_set: Option<i64>,
     pub scope_set: Option<i64>,
     pub results: Vec<PriorResult>,
-}
-
-fn iso(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-/// DICOM DA (YYYYMMDD).
-fn dicom_date(s: &str) -> Option<time::Date> {
-    let f = time::macros::format_description!("[year][month][day]");
-    time::Date::parse(s.get(..8)?, f).ok()
 }
 
 /// A lab status as sent (HL7 OBX-11 or FHIR Observation.status) in the rules' terms; an unknown
@@ -320,7 +312,7 @@ impl Archive {
                 study_instance_uid: uid,
                 ..
             } = s;
-            let study_date = s.study_date.as_deref().and_then(dicom_date);
+            let study_date = s.study_date.as_deref().and_then(parse_da);
             let report_date = reported.get(uid.as_str()).copied();
             let day = report_date.or(study_date).unwrap_or(today);
             let key = (s.performing_institution.clone(), day);
@@ -430,20 +422,20 @@ impl Archive {
         let item = match (req.item, req.order_code) {
             (Some(i), _) => Some(i.to_owned()),
             (None, Some(code)) => Some(
-                self.catalog_snapshot()
-                    .await?
-                    .item(
-                        receiver.1,
-                        huren_catalog::MapKind::Order,
-                        req.order_system.unwrap_or(""),
-                        code,
-                    )
-                    .ok_or_else(|| {
-                        AdminError::Invalid(format!(
-                            "order code {code} of {} maps to no catalog item",
-                            receiver.1
-                        ))
-                    })?,
+                self.item_for_code(
+                    &huren_access::grant_catalog(grant.principal()),
+                    receiver.1,
+                    huren_catalog::MapKind::Order,
+                    req.order_system.unwrap_or(""),
+                    code,
+                )
+                .await?
+                .ok_or_else(|| {
+                    AdminError::Invalid(format!(
+                        "order code {code} of {} maps to no catalog item",
+                        receiver.1
+                    ))
+                })?,
             ),
             (None, None) => None,
         };
@@ -838,10 +830,7 @@ mod tests {
         assert_eq!(lab_status(Some("P")), rec::LabStatus::Preliminary);
         assert_eq!(lab_status(None), rec::LabStatus::Preliminary);
         assert_eq!(lab_status(Some("X")), rec::LabStatus::Withdrawn);
-        assert_eq!(
-            dicom_date("20250301").map(iso).as_deref(),
-            Some("2025-03-01")
-        );
-        assert_eq!(dicom_date("2025"), None);
+        assert_eq!(parse_da("20250301").map(iso).as_deref(), Some("2025-03-01"));
+        assert_eq!(parse_da("2025"), None);
     }
 }

@@ -339,19 +339,7 @@ pub fn parse_items(text: &str) -> Result<Vec<Item>, Vec<LineError>> {
                 .collect(),
         })
     })?;
-    let mut seen = std::collections::HashSet::new();
-    let dupes: Vec<LineError> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| !seen.insert(i.code.clone()))
-        .map(|(n, i)| LineError {
-            line: n as u64 + 2,
-            message: format!("code {} appears twice", i.code),
-        })
-        .collect();
-    if !dupes.is_empty() {
-        return Err(dupes);
-    }
+    let items = unique(items, |i| &i.code, "code")?;
     let codes: std::collections::HashSet<&str> = items.iter().map(|i| i.code.as_str()).collect();
     let unknown: Vec<LineError> = items
         .iter()

@@ -34,12 +34,12 @@ impl From<CatalogError> for ApiError {
     }
 }
 
-fn date(s: &str) -> Result<time::Date, ApiError> {
+pub(crate) fn date(s: &str) -> Result<time::Date, ApiError> {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, f).map_err(|_| ApiError::bad_request(format!("{s:?} is not YYYY-MM-DD")))
 }
 
-fn csv_text(body: &Bytes) -> Result<&str, ApiError> {
+pub(crate) fn csv_text(body: &Bytes) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the CSV must be UTF-8"))
 }
 

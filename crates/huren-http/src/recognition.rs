@@ -4,6 +4,7 @@
 
 use crate::AppState;
 use crate::auth::Authenticated;
+use crate::catalog::{csv_field, csv_text, date};
 use crate::error::{ApiError, ApiQuery};
 use axum::Json;
 use axum::body::Bytes;
@@ -12,10 +13,6 @@ use axum::http::StatusCode;
 use huren_access::{Principal, grant_admin, grant_read};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-fn csv_text(body: &Bytes) -> Result<&str, ApiError> {
-    std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the CSV must be UTF-8"))
-}
 
 /// `POST /api/admin/recognition/qualifications` (CSV): a new set of qualification records.
 pub async fn import_qualifications(
@@ -220,11 +217,6 @@ pub struct StatsQuery {
     format: Option<String>,
 }
 
-fn day(s: &str) -> Result<time::Date, ApiError> {
-    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|_| ApiError::bad_request(format!("{s:?} is not YYYY-MM-DD")))
-}
-
 /// `GET /api/recognition/statistics?from&until[&by][&format=csv]`: units decided, recognitions,
 /// re-examinations by reason, the recognition rate and the savings, for operators (the region)
 /// and institution admins (their institution).
@@ -239,7 +231,7 @@ pub async fn statistics(
         .ok_or_else(|| ApiError::bad_request("by is item, institution, department or month"))?;
     let st = s
         .archive
-        .recognition_statistics(&grant, day(&q.from)?, day(&q.until)?, by)
+        .recognition_statistics(&grant, date(&q.from)?, date(&q.until)?, by)
         .await?;
     if q.format.as_deref() != Some("csv") {
         return Ok(Json(json!(st)).into_response());
@@ -247,7 +239,7 @@ pub async fn statistics(
     let mut text =
         String::from("key,units,recognized,reexamined,not_counted,rate,savings_yuan,unpriced\n");
     for r in st.rows.iter().chain(std::iter::once(&st.total)) {
-        let key = crate::catalog::csv_field(&r.key);
+        let key = csv_field(&r.key);
         text.push_str(&format!(
             "{key},{},{},{},{},{},{},{}\n",
             r.units,

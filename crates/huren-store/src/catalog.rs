@@ -5,7 +5,7 @@ use huren_archive::catalog::{CatalogVersion, StudyGroup};
 use huren_catalog::{CodeMapping, Item, ItemKind, MapKind, Price, StudyRule};
 use sqlx::{Row, SqlitePool};
 
-fn parse_date(s: &str) -> Option<time::Date> {
+pub(crate) fn parse_date(s: &str) -> Option<time::Date> {
     let f = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(s, f).ok()
 }

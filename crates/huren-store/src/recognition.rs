@@ -1,18 +1,11 @@
 //! SQL for the recognition configuration: qualification records and scope rules, each import a
 //! set, the newest set of a kind in force.
 
+use crate::catalog::parse_date;
+use crate::sqlite::iso;
 use huren_archive::catalog::RecognitionSet;
 use huren_catalog::{Evaluator, QualificationRecord, ScopeRule};
 use sqlx::{Row, SqlitePool};
-
-fn iso(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-fn parse_date(s: &str) -> Option<time::Date> {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, f).ok()
-}
 
 fn evaluator_str(e: Evaluator) -> &'static str {
     match e {
