@@ -120,15 +120,11 @@ def test_bad_configuration_files_are_refused_whole(region):
 def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
     """The HIS, acting for the doctor, asks at the two moments; the patient is named by the
     city's own record number, and the reach is the doctor's (the open encounter)."""
-    import os
-    import subprocess
-    from conftest import BIN
     from test_fhir import resident_id
+    from test_sessions import add_user
     from test_persons import with_resident_id
     s = region
-    out = subprocess.run([BIN, "user", "add", "--data-dir", str(s.data_dir), "--username", "rdoc", "--name", "王丽",
-                          "--role", "doctor", "--institution", "city", "--password-stdin"],
-                         input="a-long-password-1\n", capture_output=True, text=True, timeout=60, env=os.environ)
+    out = add_user(s, "rdoc", "doctor", password="a-long-password-1")
     assert out.returncode == 0, out.stderr
     # The city's order codes, loaded through the API (a running server sees CLI loads within 10 s).
     from conftest import ADMIN
@@ -241,14 +237,58 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[1] == "city,3,1,1,1,0.5000,5.00,0"
     # Institution admins see their institution only; doctors see none.
-    out = subprocess.run([BIN, "user", "add", "--data-dir", str(s.data_dir), "--username", "cadmin", "--name", "赵",
-                          "--role", "institution_admin", "--institution", "county", "--password-stdin"],
-                         input="a-long-password-1\n", capture_output=True, text=True, timeout=60, env=os.environ)
+    out = add_user(s, "cadmin", "institution_admin", "county", password="a-long-password-1")
     assert out.returncode == 0, out.stderr
     jar = {"huren_session": requests.post(f"{s.url}/api/session", json={"username": "cadmin",
                                            "password": "a-long-password-1"}).cookies["huren_session"]}
     assert requests.get(f"{s.url}/api/recognition/statistics", params=span, cookies=jar).json()["total"]["units"] == 0
     assert requests.get(f"{s.url}/api/recognition/statistics", params=span, headers=his).status_code == 403
+
+    # The region extends the reason list through its policy (a new set, in force at once): its
+    # own code 07, recorded but not counted. A decision keeps the policy set it was made under.
+    policy = '[[reasons]]\ncode = "07"\nzh = "患者要求复查"\nen = "the patient asks for a repeat"\ncounts = false\n'
+    r = requests.post(f"{s.url}/api/admin/recognition/policy", data=policy.encode(), headers=admin)
+    assert r.status_code == 201, r.text
+    policy_set = r.json()["id"]
+    reasons = requests.get(f"{s.url}/api/recognition/reasons", headers=his).json()
+    assert [x["code"] for x in reasons][-2:] == ["99", "07"] and reasons[-1]["counts"] is False
+    d = decide(result=lab, decision="re_examine", reason="07", visit_number="V4" + tag)
+    assert d["counted"] is False and "原因：患者要求复查。" in d["record_sentence"]
+    assert s.query("SELECT policy_set, counted FROM recognition_decision WHERE visit_number = ?", "V4" + tag) \
+        == [(policy_set, 0)]
+    st = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "item"}, headers=admin).json()
+    glu = next(r for r in st["rows"] if r["key"] == "LAB-GLU")
+    assert (glu["units"], glu["recognized"], glu["reexamined"], glu["not_counted"]) == (4, 1, 1, 2)
+    assert glu["rate"] == 0.5 and glu["reasons"] == {"01": 1, "98": 1, "07": 1}
+
+    # A decision survives its result's later rejection, and so do the statistics it counts in.
+    # Under a policy that recognizes ungraded images, a second county CT is recognized, then the
+    # county rejects it (wrong patient, say).
+    lenient = 'without_qc = "recognizable"\n' + policy
+    assert requests.post(f"{s.url}/api/admin/recognition/policy", data=lenient.encode(),
+                         headers=admin).status_code == 201
+    second = ct(patient_id="RX" + tag, name="Sun^Lizhen=孙^丽珍")
+    second.PatientBirthDate, second.PatientSex = "19600101", "M"
+    second.StudyDate = (TODAY - datetime.timedelta(days=1)).strftime("%Y%m%d")
+    second.StudyDescription, second.BodyPartExamined = "胸部CT平扫", "CHEST"
+    store(s, with_resident_id(second, number), calling="COUNTY")
+    d = decide(result={"kind": "imaging_study", "id": second.StudyInstanceUID}, decision="recognize",
+               visit_number="V5" + tag, order_code="F0101")
+    assert d["engine"]["verdict"] == "recognizable", d
+
+    def ct_units():
+        st = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "item"}, headers=admin).json()
+        return next(((r["units"], r["recognized"]) for r in st["rows"] if r["key"] == "IMG-CT-CHEST-PLAIN"), None)
+
+    assert ct_units() == (1, 1)
+    cli(s.data_dir, "study", "reject", "--study-uid", second.StudyInstanceUID, "--reason", "wrong patient")
+    assert second.StudyInstanceUID not in [x["id"] for x in remind()["results"]]
+    assert ct_units() == (1, 1)
+    assert s.query("SELECT decision FROM recognition_decision WHERE result_ref = ?", second.StudyInstanceUID) \
+        == [("recognize",)]
+    # Back to the default policy with the region's reason, for the tests after this one.
+    assert requests.post(f"{s.url}/api/admin/recognition/policy", data=policy.encode(),
+                         headers=admin).status_code == 201
 
 def test_lossy_images_are_not_recognized(region, tmp_path):
     """A CT stored in a lossy transfer syntax (JPEG baseline 8/12-bit, here from pydicom's test
@@ -278,3 +318,64 @@ def test_lossy_images_are_not_recognized(region, tmp_path):
     assert only["item"] == "IMG-CT-CHEST-PLAIN"
     assert only["decision"]["verdict"] == "not_recognizable"
     assert "lossy_images" in [x["code"] for x in only["decision"]["reasons"]]
+
+
+def test_campuses_are_not_outside_and_the_policy_sets_the_defaults(region):
+    """A campus (院区) names its legal organization: results between campuses of one hospital
+    are not outside results. The region's policy file changes the defaults for every decision
+    after it, and a bad file is refused whole, every problem named."""
+    from conftest import ADMIN
+    s = region
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    east = {"code": "city-east", "name": "市人民医院东院", "level": "三级", "city": "重庆"}
+    r = requests.post(f"{s.url}/api/admin/institutions", json={**east, "organization": "nowhere"}, headers=admin)
+    assert r.status_code == 400 and "organization nowhere" in r.json()["detail"]
+    r = requests.post(f"{s.url}/api/admin/institutions", json={**east, "organization": "city"}, headers=admin)
+    assert r.status_code == 201, r.text
+    # The patient of the reminder test has a CT from the city hospital and one from the county.
+    (person,) = s.query("""SELECT DISTINCT pe.public_id FROM person pe JOIN patient p ON p.person_id = pe.id
+                           WHERE p.patient_id LIKE 'RY%'""")[0]
+    reader = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city-east",
+                                                 "--scope", "read:region")}
+
+    def judged():
+        v = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=reader).json()
+        return v, {x["performing_institution"]: x["decision"] for x in v["results"] if x["kind"] == "imaging_study"}
+
+    v, by_performer = judged()
+    assert v["receiver"] == "city-east"
+    assert "same_institution" in [x["code"] for x in by_performer["city"]["reasons"]]
+    assert "same_institution" not in [x["code"] for x in by_performer["county"]["reasons"]]
+    assert by_performer["county"]["verdict"] == "reference_only"  # no QC grade: the default policy
+    # A stricter policy: no QC grade, not recognizable.
+    bad = 'default_min_qc = "丁"\nwithout_qc = "maybe"\n[min_qc]\nNOPE = "甲"\n'
+    r = requests.post(f"{s.url}/api/admin/recognition/policy", data=bad.encode(), headers=admin)
+    assert r.status_code == 422, r.text
+    assert 'line 1: default_min_qc "丁"' in r.json()["detail"] and "line 2: without_qc" in r.json()["detail"]
+    strict = 'without_qc = "不予互认"\n[min_qc]\nIMG-CT-CHEST-PLAIN = "甲"\n'
+    r = requests.post(f"{s.url}/api/admin/recognition/policy", data=strict.encode(), headers=admin)
+    assert r.status_code == 201, r.text
+    v, by_performer = judged()
+    assert v["policy_set"] == r.json()["id"]
+    assert by_performer["county"]["verdict"] == "not_recognizable"
+    assert [x["code"] for x in by_performer["county"]["reasons"]] == ["qc_absent"]
+
+
+def test_statistics_rebuilt_from_the_decisions_are_the_same(region):
+    """`huren recognition rebuild-statistics` derives the units again from the stored decisions
+    (after a restore, say): the answers do not change."""
+    from conftest import ADMIN
+    s = region
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    span = {"from": (TODAY - datetime.timedelta(days=40)).isoformat(),
+            "until": (TODAY + datetime.timedelta(days=1)).isoformat()}
+
+    def everything():
+        return {by: requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": by},
+                                 headers=admin).json() for by in ("item", "institution", "department", "month")}
+
+    before = everything()
+    assert before["item"]["total"]["units"] > 0
+    units = cli(s.data_dir, "recognition", "rebuild-statistics")
+    assert units == f"{before['item']['total']['units']} units"
+    assert everything() == before

@@ -57,6 +57,9 @@ pub trait CatalogStore: Send + Sync {
         set_id: i64,
     ) -> Result<Vec<huren_catalog::QualificationRecord>, StoreError>;
     async fn scope_rules(&self, set_id: i64) -> Result<Vec<huren_catalog::ScopeRule>, StoreError>;
+    /// Stores a policy set; its content is kept as a document (JSON).
+    async fn import_policy(&self, set: &RecognitionSet, document: &str) -> Result<i64, StoreError>;
+    async fn set_document(&self, set_id: i64) -> Result<Option<String>, StoreError>;
 }
 
 /// One import of recognition configuration (qualification records or scope rules); the newest
@@ -285,6 +288,13 @@ impl Archive {
             .await?;
         self.catalog.upsert_prices(&prices).await?;
         self.catalog_cache.clear();
+        // Savings already counted may have had another price in force: look them up again.
+        let mut items: Vec<String> = prices.iter().map(|p| p.item_code.clone()).collect();
+        items.sort();
+        items.dedup();
+        self.index
+            .reprice_recognition_units(Some(&items), None)
+            .await?;
         self.audit_config(
             grant,
             "catalog:prices".into(),
@@ -298,6 +308,15 @@ impl Archive {
     pub async fn effective_price(
         &self,
         _grant: &CatalogGrant,
+        institution: &str,
+        item: &str,
+        date: time::Date,
+    ) -> Result<Option<EffectivePrice>, AdminError> {
+        self.price_in_force(institution, item, date).await
+    }
+
+    pub(crate) async fn price_in_force(
+        &self,
         institution: &str,
         item: &str,
         date: time::Date,
@@ -419,6 +438,24 @@ impl Archive {
         let rules = huren_catalog::parse_scopes(csv).map_err(CatalogError::Lines)?;
         let set = self.new_set(grant, "scopes", csv, rules.len());
         let id = self.catalog.import_scopes(&set, &rules).await?;
+        Ok(self.set_recorded(grant, set, id).await)
+    }
+
+    /// Replaces the region's policy in force with a file's (TOML, docs/recognition.md; a new
+    /// set). Items given minimum QC grades must be in the catalog.
+    pub async fn import_policy(
+        &self,
+        grant: &AdminGrant,
+        text: &str,
+    ) -> Result<RecognitionSet, CatalogError> {
+        let policy = huren_catalog::parse_policy(text).map_err(CatalogError::Lines)?;
+        self.require_items(policy.min_qc.keys().map(String::as_str).collect())
+            .await?;
+        let rows = policy.min_qc.len() + policy.reasons.len();
+        let set = self.new_set(grant, "policy", text, rows);
+        let document =
+            serde_json::to_string(&policy).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let id = self.catalog.import_policy(&set, &document).await?;
         Ok(self.set_recorded(grant, set, id).await)
     }
 

@@ -283,6 +283,9 @@ impl Archive {
         inst: NewInstitution,
     ) -> Result<i64, AdminError> {
         let code = inst.code.to_string();
+        if let Some(org) = &inst.organization {
+            self.require_organization(org).await?;
+        }
         let detail = serde_json::to_value(&inst).unwrap_or_default();
         let id = self.index.add_institution(inst).await?;
         self.audit_config(grant, format!("institution:{code}"), detail)
@@ -300,11 +303,34 @@ impl Archive {
             .attribute
             .normalize(&change.value)
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if change.attribute == InstitutionAttribute::Organization {
+            self.require_organization(&change.value).await?;
+        }
         let detail = serde_json::to_value(&change).unwrap_or_default();
+        let attribute = change.attribute;
         self.index.set_institution_attribute(code, change).await?;
+        // Prices follow the price region and grade (level) on each decision day.
+        if matches!(
+            attribute,
+            InstitutionAttribute::Level | InstitutionAttribute::Region
+        ) {
+            self.index
+                .reprice_recognition_units(None, Some(code))
+                .await?;
+        }
         self.audit_config(grant, format!("institution:{code}"), detail)
             .await;
         Ok(())
+    }
+
+    /// A campus names its organization by the organization's own institution code.
+    async fn require_organization(&self, code: &str) -> Result<(), AdminError> {
+        match self.index.institution_as_of(code, self.today()).await? {
+            Some(_) => Ok(()),
+            None => Err(AdminError::Invalid(format!(
+                "organization {code} is not a registered institution"
+            ))),
+        }
     }
 
     pub async fn institution_as_of(

@@ -49,6 +49,9 @@ pub struct NewInstitution {
     pub identifier_system: Option<String>,
     pub region: Option<String>,
     pub city: Option<String>,
+    /// The legal organization's institution code when this is one campus of a hospital (院区):
+    /// campuses of one organization are not "outside" each other for recognition.
+    pub organization: Option<String>,
     /// First day the attributes hold (defaults to the day of registration).
     pub valid_from: time::Date,
 }
@@ -63,16 +66,18 @@ pub enum InstitutionAttribute {
     IdentifierSystem,
     Region,
     City,
+    Organization,
 }
 
 impl InstitutionAttribute {
-    pub const ALL: [InstitutionAttribute; 6] = [
+    pub const ALL: [InstitutionAttribute; 7] = [
         Self::Name,
         Self::Level,
         Self::Ownership,
         Self::IdentifierSystem,
         Self::Region,
         Self::City,
+        Self::Organization,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,6 +87,7 @@ impl InstitutionAttribute {
             Self::IdentifierSystem => "identifier_system",
             Self::Region => "region",
             Self::City => "city",
+            Self::Organization => "organization",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -131,6 +137,7 @@ pub struct InstitutionView {
     pub identifier_system: Option<String>,
     pub region: Option<String>,
     pub city: Option<String>,
+    pub organization: Option<String>,
     pub consortia: Vec<String>,
 }
 
@@ -749,17 +756,22 @@ pub struct NewAuthorization {
     pub now: i64,
 }
 
-/// One statistics unit: a decided (order or encounter, item, recognizable prior result).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecognitionUnit {
-    pub institution: String,
-    pub department: Option<String>,
-    pub item: String,
-    /// YYYY-MM-DD.
-    pub decided_on: String,
-    /// `recognize` or `re_examine`.
-    pub decision: String,
-    pub reason: Option<String>,
+/// The statistics units of one group: how many, how they were decided, what the recognized
+/// ones saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsCell {
+    pub key: String,
+    pub units: i64,
+    pub recognized: i64,
+    /// Re-examinations whose reason counts as a non-recognition.
+    pub reexamined: i64,
+    /// Re-examinations whose reason does not count (98, 99, a region's `counts = false`).
+    pub not_counted: i64,
+    pub savings_fen: i64,
+    /// Recognized units with no price in force.
+    pub unpriced: i64,
+    /// Re-examinations by reason code.
+    pub reasons: std::collections::BTreeMap<String, i64>,
 }
 
 /// A receiving doctor's decision on a prior result, as stored (append-only).
@@ -786,11 +798,16 @@ pub struct NewRecognitionDecision {
     pub catalog_version: Option<String>,
     pub qualification_set: Option<i64>,
     pub scope_set: Option<i64>,
+    pub policy_set: Option<i64>,
     /// `recognize` or `re_examine`.
     pub decision: String,
     pub reason: Option<String>,
     pub note: Option<String>,
     pub record_sentence: String,
+    /// A recognition, or a re-examination whose reason counts under the reason list in force.
+    pub counted: bool,
+    /// The receiving institution's effective price of the unit's item on the decision day.
+    pub price_fen: Option<i64>,
 }
 
 /// A patient authorization as granted.

@@ -249,15 +249,40 @@ pub trait Index: Send + Sync + 'static {
         &self,
         study_uids: &[String],
     ) -> Result<Vec<(String, String, bool)>, StoreError>;
-    /// The statistics units decided in `[from, until]` (YYYY-MM-DD), optionally of one receiving
-    /// institution: per (institution, visit, item), the current decision on a result the engine
-    /// judged recognizable, the latest when there are several.
-    async fn recognition_units(
+    /// Statistics over the units decided in `[from, until]`, optionally of one receiving
+    /// institution (docs/recognition.md): a unit is (institution, visit, item) with its current
+    /// decision on a result the engine judged recognizable.
+    async fn recognition_statistics(
         &self,
-        from: &str,
-        until: &str,
+        from: time::Date,
+        until: time::Date,
         institution: Option<i64>,
-    ) -> Result<Vec<crate::model::RecognitionUnit>, StoreError>;
+        by: crate::recognition::StatsBy,
+    ) -> Result<Vec<crate::model::StatsCell>, StoreError>;
+    /// Units whose price is still to be looked up: (institution code, item, decision day).
+    async fn unpriced_recognition_units(&self)
+    -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Prices (fen, or none in force) for the units of (institution code, item, day).
+    async fn price_recognition_units(
+        &self,
+        prices: &[(String, String, String, Option<i64>)],
+    ) -> Result<(), StoreError>;
+    /// What rebuilding the statistics units would have to price: (institution code, item, day).
+    async fn recognition_rebuild_price_keys(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Rebuilds the statistics units from the stored decisions with these prices (restores,
+    /// bulk loads).
+    async fn rebuild_recognition_units(
+        &self,
+        prices: &[(String, String, String, Option<i64>)],
+    ) -> Result<u64, StoreError>;
+    /// Marks units to be priced again: of these items, or of this institution, or all.
+    async fn reprice_recognition_units(
+        &self,
+        items: Option<&[String]>,
+        institution: Option<&str>,
+    ) -> Result<u64, StoreError>;
     /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
     /// result for the same visit are marked superseded by it. (new id, how many superseded)
     async fn record_recognition_decision(

@@ -40,6 +40,7 @@ pub struct RecognitionView {
     pub catalog_version: Option<String>,
     pub qualification_set: Option<i64>,
     pub scope_set: Option<i64>,
+    pub policy_set: Option<i64>,
     pub results: Vec<PriorResult>,
 }
 
@@ -72,6 +73,8 @@ pub(crate) struct Config {
     qualifications: Vec<rec::Qualification>,
     qualification_set: Option<i64>,
     scope_set: Option<i64>,
+    pub(crate) policy: rec::RegionPolicy,
+    pub(crate) policy_set: Option<i64>,
 }
 
 impl Config {
@@ -90,7 +93,7 @@ impl Config {
                 .cloned()
                 .unwrap_or_default(),
             equivalent: i.equivalent.clone(),
-            min_qc: None,
+            min_qc: self.policy.min_qc.get(code).copied(),
         })
     }
 }
@@ -167,6 +170,16 @@ impl Archive {
                 .collect(),
             None => Vec::new(),
         };
+        let policy_set = self.catalog.current_recognition_set("policy").await?;
+        let policy = match &policy_set {
+            Some(s) => match self.catalog.set_document(s.id).await? {
+                Some(doc) => serde_json::from_str(&doc).map_err(|e| {
+                    AdminError::Invalid(format!("policy set {} does not read: {e}", s.id))
+                })?,
+                None => rec::RegionPolicy::default(),
+            },
+            None => rec::RegionPolicy::default(),
+        };
         Ok(Config {
             catalog_version: version.map(|v| v.label),
             items,
@@ -174,6 +187,8 @@ impl Archive {
             qualifications,
             qualification_set: qual_set.map(|s| s.id),
             scope_set: scope_set.map(|s| s.id),
+            policy,
+            policy_set: policy_set.map(|s| s.id),
         })
     }
 
@@ -201,7 +216,7 @@ impl Archive {
         let mut areas: Vec<String> = v.city.iter().map(|c| format!("city:{c}")).collect();
         areas.extend(v.consortia.iter().map(|c| format!("consortium:{c}")));
         Ok(Some(rec::Institution {
-            organization: v.code.clone(),
+            organization: v.organization.clone().unwrap_or_else(|| v.code.clone()),
             name: v.name.clone().unwrap_or_else(|| v.code.clone()),
             code: v.code,
             level: v
@@ -305,7 +320,7 @@ impl Archive {
             qualifications: config.qualifications.clone(),
             receiver: receiver_facts.clone(),
             today,
-            policy: rec::Policy::default(),
+            policy: config.policy.policy.clone(),
         };
         for s in &studies {
             let TimelineStudy {
@@ -377,6 +392,7 @@ impl Archive {
             catalog_version: config.catalog_version.clone(),
             qualification_set: config.qualification_set,
             scope_set: config.scope_set,
+            policy_set: config.policy_set,
             results,
         }))
     }
@@ -552,6 +568,8 @@ impl Archive {
         if note.is_some_and(|n| n.chars().count() > 200) {
             return Err(invalid("the note is at most 200 characters"));
         }
+        let today = self.today();
+        let config = self.recognition_config(today).await?;
         let reason = match (req.decision, req.reason) {
             ("recognize", None) => None,
             ("recognize", Some(_)) => return Err(invalid("a recognition takes no reason")),
@@ -560,13 +578,22 @@ impl Archive {
                     "re-examining needs a reason code (GET /api/recognition/reasons)",
                 ));
             }
-            ("re_examine", Some(code)) => {
-                Some(rec::reexam_reason(code).ok_or_else(|| invalid("unknown reason code"))?)
-            }
+            ("re_examine", Some(code)) => Some(
+                config
+                    .policy
+                    .reason(code)
+                    .ok_or_else(|| invalid("unknown reason code"))?,
+            ),
             _ => return Err(invalid("the decision is recognize or re_examine")),
         };
-        if reason.is_some_and(|r| r.needs_note) && note.is_none() {
-            return Err(invalid("reason 06 (other) needs a note saying which"));
+        if let Some(r) = reason
+            && r.needs_note
+            && note.is_none()
+        {
+            return Err(AdminError::Invalid(format!(
+                "reason {} ({}) needs a note saying which",
+                r.code, r.zh
+            )));
         }
         let user = grant.user();
         let read = huren_access::grant_read(&huren_access::Principal::User(user.clone()))
@@ -587,8 +614,6 @@ impl Archive {
                 "no such result from another institution for this patient (and item)",
             ));
         };
-        let today = self.today();
-        let config = self.recognition_config(today).await?;
         let performer = self
             .institution_facts(&found.performing_institution, today)
             .await?
@@ -610,6 +635,17 @@ impl Archive {
         );
         let engine_json = serde_json::to_string(&found.decision)
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        let counted = reason.is_none_or(|r| r.counts);
+        // The unit's price (the receiving institution's, for the ordered item or else the
+        // result's, on the decision day) is looked up now, so statistics need no lookups.
+        let unit_item = reminder.item.clone().or_else(|| found.item.clone());
+        let price_fen = match &unit_item {
+            Some(item) if recognized => self
+                .price_in_force(&receiver, item, today)
+                .await?
+                .map(|p| p.price_fen),
+            _ => None,
+        };
         let d = crate::model::NewRecognitionDecision {
             decided_at: crate::time::unix_now(),
             decided_on: iso(today),
@@ -632,10 +668,13 @@ impl Archive {
             catalog_version: config.catalog_version.clone(),
             qualification_set: config.qualification_set,
             scope_set: config.scope_set,
+            policy_set: config.policy_set,
             decision: req.decision.to_owned(),
-            reason: reason.map(|r| r.code.to_owned()),
+            reason: reason.map(|r| r.code.to_string()),
             note: note.map(str::to_owned),
             record_sentence: sentence.clone(),
+            counted,
+            price_fen,
         };
         let (id, superseded) = self.index.record_recognition_decision(&d).await?;
         self.index
@@ -659,7 +698,7 @@ impl Archive {
             superseded,
             decision: d.decision,
             reason: d.reason,
-            counted: reason.is_none_or(|r| r.counts),
+            counted,
             record_sentence: sentence,
             engine: found.decision.clone(),
         })
@@ -715,29 +754,15 @@ pub struct Statistics {
 }
 
 impl StatsRow {
-    fn add(&mut self, u: &crate::model::RecognitionUnit, price: Option<i64>) {
-        self.units += 1;
-        if u.decision == "recognize" {
-            self.recognized += 1;
-            match price {
-                Some(p) => self.savings_fen += p,
-                None => self.unpriced += 1,
-            }
-        } else {
-            let counts = u
-                .reason
-                .as_deref()
-                .and_then(rec::reexam_reason)
-                .is_none_or(|r| r.counts);
-            if counts {
-                self.reexamined += 1;
-            } else {
-                self.not_counted += 1;
-            }
-            *self
-                .reasons
-                .entry(u.reason.clone().unwrap_or_default())
-                .or_default() += 1;
+    fn add(&mut self, c: &crate::model::StatsCell) {
+        self.units += c.units as u64;
+        self.recognized += c.recognized as u64;
+        self.reexamined += c.reexamined as u64;
+        self.not_counted += c.not_counted as u64;
+        self.savings_fen += c.savings_fen;
+        self.unpriced += c.unpriced as u64;
+        for (code, n) in &c.reasons {
+            *self.reasons.entry(code.clone()).or_default() += *n as u64;
         }
     }
 
@@ -750,7 +775,9 @@ impl StatsRow {
 
 impl Archive {
     /// Recognition statistics for decision days `[from, until]`, grouped, reproducible from the
-    /// stored decisions alone (plus the prices in force on each decision day).
+    /// stored decisions alone (plus the prices in force on each decision day). The store keeps
+    /// the units as decisions arrive and rolls them up by month; units not yet priced (after a
+    /// price import, say) are priced first.
     pub async fn recognition_statistics(
         &self,
         grant: &huren_access::StatsGrant,
@@ -758,52 +785,28 @@ impl Archive {
         until: time::Date,
         by: StatsBy,
     ) -> Result<Statistics, AdminError> {
-        let units = self
+        if until < from {
+            return Err(AdminError::Invalid("until is before from".into()));
+        }
+        self.price_recognition_units().await?;
+        let cells = self
             .index
-            .recognition_units(&iso(from), &iso(until), grant.institution())
+            .recognition_statistics(from, until, grant.institution(), by)
             .await?;
-        let catalog = huren_access::grant_catalog(grant.principal());
-        let mut prices: HashMap<(String, String, String), Option<i64>> = HashMap::new();
         let mut groups: std::collections::BTreeMap<String, StatsRow> = Default::default();
         let mut total = StatsRow {
             key: "total".into(),
             ..Default::default()
         };
-        for u in &units {
-            let price = if u.decision == "recognize" {
-                let key = (u.institution.clone(), u.item.clone(), u.decided_on.clone());
-                if !prices.contains_key(&key) {
-                    let day = time::Date::parse(
-                        &u.decided_on,
-                        time::macros::format_description!("[year]-[month]-[day]"),
-                    )
-                    .map_err(|e| AdminError::Invalid(e.to_string()))?;
-                    let p = self
-                        .effective_price(&catalog, &u.institution, &u.item, day)
-                        .await?
-                        .map(|p| p.price_fen);
-                    prices.insert(key.clone(), p);
-                }
-                prices.get(&key).copied().flatten()
-            } else {
-                None
-            };
-            let key = match by {
-                StatsBy::Item => u.item.clone(),
-                StatsBy::Institution => u.institution.clone(),
-                StatsBy::Department => format!(
-                    "{}/{}",
-                    u.institution,
-                    u.department.as_deref().unwrap_or("")
-                ),
-                StatsBy::Month => u.decided_on.get(..7).unwrap_or_default().to_owned(),
-            };
-            let row = groups.entry(key.clone()).or_insert_with(|| StatsRow {
-                key,
-                ..Default::default()
-            });
-            row.add(u, price);
-            total.add(u, price);
+        for c in cells.iter().filter(|c| c.units != 0) {
+            groups
+                .entry(c.key.clone())
+                .or_insert_with(|| StatsRow {
+                    key: c.key.clone(),
+                    ..Default::default()
+                })
+                .add(c);
+            total.add(c);
         }
         let mut rows: Vec<StatsRow> = groups.into_values().collect();
         for r in &mut rows {
@@ -817,6 +820,89 @@ impl Archive {
             total,
         })
     }
+
+    /// Looks up the price of every unit still unpriced (after a price import, say), each
+    /// (institution, item, day) once.
+    async fn price_recognition_units(&self) -> Result<(), AdminError> {
+        let pending = self.index.unpriced_recognition_units().await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let prices = self.prices_for(pending).await?;
+        for batch in prices.chunks(10_000) {
+            self.index.price_recognition_units(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The effective price for each (institution code, item, day): each institution-day and
+    /// each item's price list read once.
+    async fn prices_for(
+        &self,
+        keys: Vec<(String, String, String)>,
+    ) -> Result<Vec<(String, String, String, Option<i64>)>, AdminError> {
+        let mut institutions: HashMap<(String, String), Option<crate::model::InstitutionView>> =
+            HashMap::new();
+        let mut lists: HashMap<String, Vec<huren_catalog::Price>> = HashMap::new();
+        let mut out = Vec::with_capacity(keys.len());
+        for (institution, item, day) in keys {
+            let date = parse_iso(&day)?;
+            let key = (institution.clone(), day.clone());
+            if !institutions.contains_key(&key) {
+                let v = self.index.institution_as_of(&institution, date).await?;
+                institutions.insert(key.clone(), v);
+            }
+            if !lists.contains_key(&item) {
+                lists.insert(item.clone(), self.catalog.item_prices(&item).await?);
+            }
+            let price = match (institutions.get(&key), lists.get(&item)) {
+                (Some(Some(inst)), Some(list)) => huren_catalog::effective_price(
+                    list,
+                    &item,
+                    inst.region.as_deref(),
+                    inst.level.as_deref(),
+                    date,
+                )
+                .map(|p| p.price_fen),
+                _ => None,
+            };
+            out.push((institution, item, day, price));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the statistics units from the stored decisions and prices them (after a restore
+    /// or a bulk load of decisions). Returns how many units there are.
+    pub async fn rebuild_recognition_statistics(
+        &self,
+        grant: &huren_access::AdminGrant,
+    ) -> Result<u64, AdminError> {
+        let keys = self.index.recognition_rebuild_price_keys().await?;
+        let prices = self.prices_for(keys).await?;
+        let n = self.index.rebuild_recognition_units(&prices).await?;
+        self.audit_config(
+            grant,
+            "recognition:statistics".into(),
+            serde_json::json!({ "units": n }),
+        )
+        .await;
+        Ok(n)
+    }
+
+    /// The re-examination reasons a doctor may give: the platform's, then the region's (its
+    /// policy in force).
+    pub async fn recognition_reasons(&self) -> Result<Vec<rec::ReexamReason>, AdminError> {
+        let config = self.recognition_config(self.today()).await?;
+        Ok(config.policy.reasons().cloned().collect())
+    }
+}
+
+fn parse_iso(day: &str) -> Result<time::Date, AdminError> {
+    time::Date::parse(
+        day,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|e| AdminError::Invalid(format!("{day}: {e}")))
 }
 
 #[cfg(test)]

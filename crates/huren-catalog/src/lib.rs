@@ -624,5 +624,8 @@ pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
     unique(rules, |r| &r.label, "label")
 }
 
+mod policy;
+pub use policy::parse_policy;
+
 #[cfg(test)]
 mod tests;

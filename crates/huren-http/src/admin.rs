@@ -47,6 +47,10 @@ pub fn router() -> Router<AppState> {
             post(crate::recognition::import_scopes),
         )
         .route(
+            "/recognition/policy",
+            post(crate::recognition::import_policy),
+        )
+        .route(
             "/catalog/unmapped-studies",
             get(crate::catalog::unmapped_studies),
         )
@@ -231,6 +235,7 @@ struct InstitutionBody {
     identifier_system: Option<String>,
     region: Option<String>,
     city: Option<String>,
+    organization: Option<String>,
     valid_from: Option<String>,
 }
 
@@ -250,6 +255,7 @@ async fn add_institution(
         identifier_system: b.identifier_system,
         region: b.region,
         city: b.city,
+        organization: b.organization,
         valid_from: b
             .valid_from
             .as_deref()

@@ -1,6 +1,7 @@
-//! The recognition API (issue #7, in progress): the region's recognition configuration
-//! (qualification records, HR scope rules) loaded as CSV by operators, and decisions for a
-//! person's prior results, read by those who may read the person.
+//! The recognition API (issue #7): the region's recognition configuration (qualification
+//! records and HR scope rules as CSV, the policy as TOML) loaded by operators; decisions for a
+//! person's prior results, read by those who may read the person; reminders, doctors'
+//! decisions and statistics.
 
 use crate::AppState;
 use crate::auth::Authenticated;
@@ -143,10 +144,27 @@ pub async fn reminders(
     Ok(Json(v))
 }
 
-/// `GET /api/recognition/reasons`: the platform's re-examination reasons (national six, and 98
-/// and 99, which are recorded but not counted as non-recognition).
-pub async fn reasons(Authenticated(_): Authenticated) -> Json<Value> {
-    Json(json!(huren_recognition::REEXAM_REASONS))
+/// `GET /api/recognition/reasons`: the re-examination reasons — the platform's (national six,
+/// and 98 and 99, which are recorded but not counted as non-recognition), then the region's
+/// from its policy.
+pub async fn reasons(
+    State(s): State<AppState>,
+    Authenticated(_): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(s.archive.recognition_reasons().await?)))
+}
+
+/// `POST /api/admin/recognition/policy`: the region's policy (TOML) as a new set.
+pub async fn import_policy(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let grant = grant_admin(&p)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the policy file is not UTF-8"))?;
+    let set = s.archive.import_policy(&grant, text).await?;
+    Ok((StatusCode::CREATED, Json(json!(set))))
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,7 @@
 
 use huren_types::{InstitutionLevel, Ownership};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use time::Date;
 
 // Days travel as `YYYY-MM-DD` (not `time`'s default [year, ordinal]).
@@ -193,6 +194,8 @@ pub struct Policy {
     pub min_evaluator: EvaluatedBy,
     /// What a study without a (calibrated) QC grade gets.
     pub without_qc: Verdict,
+    /// The lowest QC grade recognized for an item that names none (乙).
+    pub default_min_qc: QcGrade,
     /// Lossy-compressed images may be recognized.
     pub allow_lossy: bool,
     /// What an incomplete series gets.
@@ -205,6 +208,7 @@ impl Default for Policy {
             default_min_level: InstitutionLevel::Secondary,
             min_evaluator: EvaluatedBy::City,
             without_qc: Verdict::ReferenceOnly,
+            default_min_qc: QcGrade::B,
             allow_lossy: false,
             incomplete_series: Verdict::ReferenceOnly,
         }
@@ -525,7 +529,7 @@ pub fn decide(f: &Facts) -> Decision {
         {
             match qc {
                 Qc::Graded(g) => {
-                    let min = item.min_qc.unwrap_or(QcGrade::C);
+                    let min = item.min_qc.unwrap_or(f.policy.default_min_qc);
                     if *g < min {
                         reasons.push(reason(
                             "qc_below_minimum",
@@ -647,12 +651,12 @@ pub fn decide(f: &Facts) -> Decision {
 
 /// A reason a doctor may give for re-examining instead of recognizing: the national six
 /// situations (国卫医发〔2022〕6号) and the two codes deployed systems record without counting
-/// them as non-recognition. Platform data, not editable by hospitals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// them as non-recognition. Platform data, not editable by hospitals; a region's policy may add its own codes (07–97).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReexamReason {
-    pub code: &'static str,
-    pub zh: &'static str,
-    pub en: &'static str,
+    pub code: Cow<'static, str>,
+    pub zh: Cow<'static, str>,
+    pub en: Cow<'static, str>,
     /// Counted as a non-recognition in the statistics (98 and 99 are not).
     pub counts: bool,
     /// Free text is required (the "other" situation).
@@ -661,63 +665,87 @@ pub struct ReexamReason {
 
 pub const REEXAM_REASONS: &[ReexamReason] = &[
     ReexamReason {
-        code: "01",
-        zh: "病情变化，原结果已不能反映当前病情",
-        en: "the condition changed; the result no longer fits the clinical picture",
+        code: Cow::Borrowed("01"),
+        zh: Cow::Borrowed("病情变化，原结果已不能反映当前病情"),
+        en: Cow::Borrowed("the condition changed; the result no longer fits the clinical picture"),
         counts: true,
         needs_note: false,
     },
     ReexamReason {
-        code: "02",
-        zh: "检查检验结果随疾病进展变化较快",
-        en: "the result changes quickly as the disease evolves",
+        code: Cow::Borrowed("02"),
+        zh: Cow::Borrowed("检查检验结果随疾病进展变化较快"),
+        en: Cow::Borrowed("the result changes quickly as the disease evolves"),
         counts: true,
         needs_note: false,
     },
     ReexamReason {
-        code: "03",
-        zh: "重大医疗措施（手术、输血等）前需复查关键项目",
-        en: "a critical item before a major measure (surgery, transfusion)",
+        code: Cow::Borrowed("03"),
+        zh: Cow::Borrowed("重大医疗措施（手术、输血等）前需复查关键项目"),
+        en: Cow::Borrowed("a critical item before a major measure (surgery, transfusion)"),
         counts: true,
         needs_note: false,
     },
     ReexamReason {
-        code: "04",
-        zh: "急诊、急救等抢救需要",
-        en: "emergency or first aid",
+        code: Cow::Borrowed("04"),
+        zh: Cow::Borrowed("急诊、急救等抢救需要"),
+        en: Cow::Borrowed("emergency or first aid"),
         counts: true,
         needs_note: false,
     },
     ReexamReason {
-        code: "05",
-        zh: "司法鉴定、伤残鉴定、病退鉴定等需要",
-        en: "forensic, disability or retirement appraisal",
+        code: Cow::Borrowed("05"),
+        zh: Cow::Borrowed("司法鉴定、伤残鉴定、病退鉴定等需要"),
+        en: Cow::Borrowed("forensic, disability or retirement appraisal"),
         counts: true,
         needs_note: false,
     },
     ReexamReason {
-        code: "06",
-        zh: "其他确需复查的情形",
-        en: "another real need (say which)",
+        code: Cow::Borrowed("06"),
+        zh: Cow::Borrowed("其他确需复查的情形"),
+        en: Cow::Borrowed("another real need (say which)"),
         counts: true,
         needs_note: true,
     },
     ReexamReason {
-        code: "98",
-        zh: "未获取到影像或结果、患者未提供",
-        en: "images or results not received, or not provided by the patient",
+        code: Cow::Borrowed("98"),
+        zh: Cow::Borrowed("未获取到影像或结果、患者未提供"),
+        en: Cow::Borrowed("images or results not received, or not provided by the patient"),
         counts: false,
         needs_note: false,
     },
     ReexamReason {
-        code: "99",
-        zh: "连续监测需要",
-        en: "serial monitoring",
+        code: Cow::Borrowed("99"),
+        zh: Cow::Borrowed("连续监测需要"),
+        en: Cow::Borrowed("serial monitoring"),
         counts: false,
         needs_note: false,
     },
 ];
 
+/// A region's policy as versioned data (imported as a file, kept as a set): how the rules apply,
+/// the items' minimum QC grades, and the region's own re-examination reasons beside the
+/// platform's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionPolicy {
+    pub policy: Policy,
+    /// Item code → the lowest QC grade recognized; items not named take the policy's default.
+    pub min_qc: std::collections::BTreeMap<String, QcGrade>,
+    /// The region's reasons (codes 07–97); the platform's are always there too.
+    pub reasons: Vec<ReexamReason>,
+}
+
+impl RegionPolicy {
+    /// Every reason a doctor may give here: the platform's, then the region's.
+    pub fn reasons(&self) -> impl Iterator<Item = &ReexamReason> {
+        REEXAM_REASONS.iter().chain(self.reasons.iter())
+    }
+
+    pub fn reason(&self, code: &str) -> Option<&ReexamReason> {
+        self.reasons().find(|r| r.code == code.trim())
+    }
+}
+
+/// A platform reason by code (a region's extensions are in its policy: [`reason_in`]).
 pub fn reexam_reason(code: &str) -> Option<&'static ReexamReason> {
     REEXAM_REASONS.iter().find(|r| r.code == code.trim())
 }
@@ -740,7 +768,7 @@ pub fn record_sentence(
             None => format!("认可{performer}{day}{item}结果，不再重复检查。"),
         }
     } else {
-        let why = reason.map(|r| r.zh).unwrap_or("");
+        let why = reason.map(|r| r.zh.as_ref()).unwrap_or("");
         match note.filter(|n| !n.trim().is_empty()) {
             Some(n) => format!(
                 "{performer}{day}{item}结果未予互认，重新检查。原因：{why}（{}）。已告知患者复查原因、必要性及可能影响。",

@@ -105,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             identifier_system: None,
             region: None,
             city: None,
+            organization: None,
             valid_from: time::macros::date!(2020 - 01 - 01),
         })
         .await?;

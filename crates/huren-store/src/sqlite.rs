@@ -1328,13 +1328,14 @@ impl Index for SqliteIndex {
         .await
         .map_err(db)?;
         let from = iso(inst.valid_from);
-        let attrs: [(&str, Option<String>); 6] = [
+        let attrs: [(&str, Option<String>); 7] = [
             ("name", Some(inst.name.clone())),
             ("level", Some(inst.level.as_str().to_owned())),
             ("ownership", Some(inst.ownership.as_str().to_owned())),
             ("identifier_system", inst.identifier_system.clone()),
             ("region", inst.region.clone()),
             ("city", inst.city.clone()),
+            ("organization", inst.organization.clone()),
         ];
         for (k, v) in attrs {
             if let Some(v) = v {
@@ -1422,6 +1423,7 @@ impl Index for SqliteIndex {
                 InstitutionAttribute::IdentifierSystem => view.identifier_system = v,
                 InstitutionAttribute::Region => view.region = v,
                 InstitutionAttribute::City => view.city = v,
+                InstitutionAttribute::Organization => view.organization = v,
             }
         }
         view.consortia = sqlx::query_scalar(
@@ -2228,13 +2230,58 @@ impl Index for SqliteIndex {
         q.fetch_all(&self.pool).await.map_err(db)
     }
 
-    async fn recognition_units(
+    async fn recognition_statistics(
         &self,
-        from: &str,
-        until: &str,
+        from: time::Date,
+        until: time::Date,
         institution: Option<i64>,
-    ) -> Result<Vec<RecognitionUnit>, StoreError> {
-        crate::recognition::units(&self.pool, from, until, institution)
+        by: huren_archive::recognition::StatsBy,
+    ) -> Result<Vec<huren_archive::model::StatsCell>, StoreError> {
+        crate::recognition::statistics(&self.pool, from, until, institution, by)
+            .await
+            .map_err(db)
+    }
+
+    async fn unpriced_recognition_units(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        crate::recognition::unpriced_units(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn price_recognition_units(
+        &self,
+        prices: &[(String, String, String, Option<i64>)],
+    ) -> Result<(), StoreError> {
+        crate::recognition::set_unit_prices(&self.pool, prices)
+            .await
+            .map_err(db)
+    }
+
+    async fn recognition_rebuild_price_keys(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        crate::recognition::rebuild_price_keys(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn rebuild_recognition_units(
+        &self,
+        prices: &[(String, String, String, Option<i64>)],
+    ) -> Result<u64, StoreError> {
+        crate::recognition::rebuild_units(&self.pool, prices)
+            .await
+            .map_err(db)
+    }
+
+    async fn reprice_recognition_units(
+        &self,
+        items: Option<&[String]>,
+        institution: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        crate::recognition::reprice_units(&self.pool, items, institution)
             .await
             .map_err(db)
     }
@@ -2785,6 +2832,32 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
         )
         .await
         .map_err(db)
+    }
+
+    async fn import_policy(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        document: &str,
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_policy(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            set.rows,
+            document,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn set_document(&self, set_id: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT document FROM recognition_set WHERE id = ?")
+            .bind(set_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+            .map_err(db)
     }
 
     async fn current_recognition_set(

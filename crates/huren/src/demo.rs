@@ -143,6 +143,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                     identifier_system: Some(format!("urn:oid:2.16.156.10011.1.9.{}", s.code)),
                     region: Some("川渝".into()),
                     city: Some(s.city.into()),
+                    organization: None,
                     valid_from: since,
                 },
             )

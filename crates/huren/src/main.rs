@@ -88,6 +88,9 @@ enum Command {
     /// formats in docs/catalog.md).
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// Recognition statistics upkeep.
+    #[command(subcommand)]
+    Recognition(RecognitionCmd),
     /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
     /// without object files and without fsync (see bench/ and docs/benchmarks.md).
     BenchFill {
@@ -105,6 +108,16 @@ enum Command {
         /// Fill lab results instead of images: this many orders of 20 results per patient.
         #[arg(long)]
         orders_per_patient: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecognitionCmd {
+    /// Rebuild the statistics units from the stored decisions and price them (after a restore
+    /// or a bulk load of decisions; decisions made through the server keep them current).
+    RebuildStatistics {
+        #[command(flatten)]
+        dir: DataDir,
     },
 }
 
@@ -252,6 +265,14 @@ enum CatalogCmd {
         #[arg(long)]
         file: std::path::PathBuf,
     },
+    /// Replace the region's recognition policy (TOML: defaults, minimum QC grades per item,
+    /// the region's re-examination reasons; a new set).
+    Policy {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +296,9 @@ enum InstitutionCmd {
         /// URI/OID of the institution's MRN and accession number system.
         #[arg(long)]
         identifier_system: Option<String>,
+        /// The legal organization's code when this is one campus (院区) of a hospital.
+        #[arg(long)]
+        organization: Option<String>,
         /// First day these attributes hold (YYYY-MM-DD; default today).
         #[arg(long)]
         valid_from: Option<String>,
@@ -617,6 +641,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
+        Command::Recognition(RecognitionCmd::RebuildStatistics { dir }) => {
+            let (archive, grant) = console(&dir).await?;
+            let units = archive.rebuild_recognition_statistics(&grant).await?;
+            println!("{units} units");
+            Ok(())
+        }
         Command::Audit(cmd) => audit_cmd(cmd).await,
         Command::Tls(TlsCmd::SelfSigned { out, host }) => {
             let (cert, key) = tls::self_signed(host, &out)?;
@@ -724,6 +754,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
             city,
             region,
             identifier_system,
+            organization,
             valid_from,
         } => {
             let (archive, grant) = console(&dir).await?;
@@ -735,6 +766,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                 identifier_system,
                 region,
                 city,
+                organization,
                 valid_from: date_or_today(valid_from.as_deref())?,
             };
             println!("{}", archive.add_institution(&grant, inst).await?);
@@ -1115,6 +1147,14 @@ async fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
                 .await
                 .map_err(catalog_error)?;
             println!("scope set {}: {} rules", set.id, set.rows);
+        }
+        CatalogCmd::Policy { dir, file } => {
+            let (archive, grant) = console(&dir).await?;
+            let set = archive
+                .import_policy(&grant, &read_text(&file)?)
+                .await
+                .map_err(catalog_error)?;
+            println!("policy set {}: {} entries", set.id, set.rows);
         }
     }
     Ok(())
