@@ -20,6 +20,7 @@ pub mod lab;
 pub mod model;
 mod persons;
 pub mod ports;
+pub mod quality;
 pub mod query;
 pub mod reach;
 pub mod recognition;

@@ -819,3 +819,48 @@ pub struct AuthorizationView {
     pub granted_at: i64,
     pub expires_at: i64,
 }
+
+/// An image to score, as claimed by a quality-control worker.
+#[derive(Debug, Clone)]
+pub struct QcJob {
+    pub instance_id: i64,
+    pub study_id: i64,
+    pub series_id: i64,
+    pub series_uid: String,
+    pub blob_key: String,
+    pub transfer_syntax: String,
+    /// `huren_dicom::pixel::PixelLayout` as JSON.
+    pub pixel_layout: String,
+    /// This claim's attempt (1 the first time).
+    pub attempts: i64,
+    /// The instance's header (deflated DICOM JSON), when kept.
+    pub document: Option<Vec<u8>>,
+}
+
+/// What scoring one image gave.
+#[derive(Debug, Clone)]
+pub struct QcImageOutcome {
+    pub instance_id: i64,
+    pub study_id: i64,
+    pub series_id: i64,
+    /// Why it was not scored (a localizer, no pixels…), as a reason code.
+    pub excluded: Option<String>,
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub calibrated: bool,
+    /// The scorers' results, JSON.
+    pub scores: String,
+}
+
+/// A study's aggregate.
+#[derive(Debug, Clone)]
+pub struct QcStudyOutcome {
+    pub study_id: i64,
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub calibrated: bool,
+    pub images: i64,
+    pub excluded: i64,
+    /// The series' results and reasons, JSON.
+    pub detail: String,
+}

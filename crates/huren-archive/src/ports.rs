@@ -277,6 +277,42 @@ pub trait Index: Send + Sync + 'static {
         &self,
         prices: &[(String, String, String, Option<i64>)],
     ) -> Result<u64, StoreError>;
+    // --- image quality control (docs/quality.md) ---
+    /// Claims up to `n` scoring jobs (queued, or running with a lapsed lease) until
+    /// `lease_until`.
+    async fn qc_claim(
+        &self,
+        worker: &str,
+        n: i64,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<crate::model::QcJob>, StoreError>;
+    /// Stores an image's result, finishes its job and marks its study, in one transaction.
+    async fn qc_finish(&self, o: &crate::model::QcImageOutcome, now: i64)
+    -> Result<(), StoreError>;
+    /// Requeues a failed job (failed for good after three attempts).
+    async fn qc_fail(&self, instance_id: i64, error: &str, now: i64) -> Result<(), StoreError>;
+    /// Marked studies that are stable with every image scored: (study id, marked at).
+    async fn qc_ready_studies(&self, n: i64) -> Result<Vec<(i64, i64)>, StoreError>;
+    /// A study's active images' results: (series UID, excluded, scores JSON).
+    async fn qc_study_images(
+        &self,
+        study_id: i64,
+    ) -> Result<Vec<(String, Option<String>, String)>, StoreError>;
+    /// Stores a study's aggregate; it stays marked when an image was scored after `seen`.
+    async fn qc_store_study(
+        &self,
+        o: &crate::model::QcStudyOutcome,
+        seen: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Study grades: (StudyInstanceUID, performing institution, grade, calibrated).
+    async fn qc_grades(
+        &self,
+        study_uids: &[String],
+    ) -> Result<Vec<(String, String, Option<String>, bool)>, StoreError>;
+    /// Jobs waiting, and the oldest one's enqueue time.
+    async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
     /// Marks units to be priced again: of these items, or of this institution, or all.
     async fn reprice_recognition_units(
         &self,

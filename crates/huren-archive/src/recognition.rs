@@ -5,8 +5,7 @@
 //!
 //! Built so far: decisions on demand for one person and one receiving institution (optionally
 //! for an ordered item). Not yet: reminders at encounter and order time, recorded decisions,
-//! statistics (see the issue). The QC grade port returns "absent" until image quality control
-//! exists (issue #8), so images are "reference only" by the default policy.
+//! statistics (see the issue). The QC grade comes from image quality control (issue #8).
 
 use crate::catalog::iso;
 use crate::model::{Timeline, TimelineLab, TimelineStudy};
@@ -234,12 +233,6 @@ impl Archive {
         }))
     }
 
-    /// The QC port: a study's grade. Image quality control does not exist yet (issue #8), so
-    /// every study is ungraded and the policy decides (reference only by default).
-    fn qc_grade(&self, _study_uid: &str) -> rec::Qc {
-        rec::Qc::Absent
-    }
-
     /// Every prior result of a person from another institution, judged for `receiver` (an
     /// institution code), and for `ordered_item` when the doctor is ordering one. Reading is
     /// authorized and audited like the timeline it starts from; `None`: no such person in reach.
@@ -303,6 +296,10 @@ impl Archive {
             })
             .map(|(uid, _, _)| uid)
             .collect();
+        // The QC port: each study's grade from image quality control (docs/quality.md); a study
+        // not graded yet is absent, one graded by uncalibrated scorers is "uncalibrated", and
+        // the policy decides what those get.
+        let grades = self.qc_grades(&uids).await?;
         let mut performers: HashMap<(String, time::Date), Option<rec::Institution>> =
             HashMap::new();
         let mut results = Vec::new();
@@ -341,7 +338,10 @@ impl Archive {
                 continue;
             };
             let evidence = rec::Evidence::Imaging {
-                qc: self.qc_grade(uid),
+                qc: grades
+                    .get(&(uid.clone(), s.performing_institution.clone()))
+                    .copied()
+                    .unwrap_or(rec::Qc::Absent),
                 complete: None,
                 lossy: lossy.contains(uid),
             };

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod blob;
 mod catalog;
 pub mod outbox;
+mod quality;
 pub mod query;
 mod recognition;
 mod results;

@@ -2276,6 +2276,71 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn qc_claim(
+        &self,
+        worker: &str,
+        n: i64,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<huren_archive::model::QcJob>, StoreError> {
+        crate::quality::claim(&self.pool, worker, n, now, lease_until)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_finish(
+        &self,
+        o: &huren_archive::model::QcImageOutcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        crate::quality::finish(&self.pool, o, now).await.map_err(db)
+    }
+
+    async fn qc_fail(&self, instance_id: i64, error: &str, now: i64) -> Result<(), StoreError> {
+        crate::quality::fail(&self.pool, instance_id, error, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_ready_studies(&self, n: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        crate::quality::ready_studies(&self.pool, n)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_study_images(
+        &self,
+        study_id: i64,
+    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        crate::quality::study_images(&self.pool, study_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_store_study(
+        &self,
+        o: &huren_archive::model::QcStudyOutcome,
+        seen: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        crate::quality::store_study(&self.pool, o, seen, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_grades(
+        &self,
+        study_uids: &[String],
+    ) -> Result<Vec<(String, String, Option<String>, bool)>, StoreError> {
+        crate::quality::grades(&self.pool, study_uids)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
+        crate::quality::backlog(&self.pool).await.map_err(db)
+    }
+
     async fn reprice_recognition_units(
         &self,
         items: Option<&[String]>,

@@ -21,7 +21,28 @@ pub struct Settings {
     pub auth: Auth,
     pub notify: Notify,
     pub oidc: Oidc,
+    pub quality: Quality,
     pub log: Log,
+}
+
+/// Image quality control (docs/quality.md): scoring workers in this process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quality {
+    /// Scoring workers; 0 turns scoring off in this process (another node may do it). Default:
+    /// half the cores, at least one.
+    pub workers: Option<usize>,
+    /// Images a worker claims at a time.
+    pub batch: i64,
+}
+
+impl Default for Quality {
+    fn default() -> Self {
+        Quality {
+            workers: None,
+            batch: 8,
+        }
+    }
 }
 
 /// OpenID Connect sign-in (docs/access.md). Off unless `issuer` is set; needs the `oidc` build

@@ -433,6 +433,56 @@ struct LifecycleArgs {
     reason: String,
 }
 
+/// Image quality control workers (docs/quality.md): each claims a batch of images from the
+/// index's queue, scores them and claims again, resting when the queue is empty; one more task
+/// aggregates stable studies. Bounded by the worker count; the backlog waits in the index, not
+/// in memory.
+fn spawn_quality(archive: &Archive, settings: &config::Quality) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = settings.workers.unwrap_or((cores / 2).max(1));
+    if workers == 0 {
+        return;
+    }
+    let batch = settings.batch.max(1);
+    let host = std::process::id();
+    for n in 0..workers {
+        let archive = archive.clone();
+        let name = format!("pid{host}-qc{n}");
+        tokio::spawn(async move {
+            loop {
+                match archive.qc_run(&name, batch).await {
+                    Ok(0) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                    Ok(k) => {
+                        metrics::counter!("huren_qc_images_total").increment(k as u64);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "quality worker");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+    let archive = archive.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match archive.qc_aggregate(200).await {
+                Ok(n) if n > 0 => {
+                    metrics::counter!("huren_qc_studies_graded_total").increment(n as u64)
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "quality aggregation"),
+            }
+            if let Ok((waiting, oldest)) = archive.qc_backlog().await {
+                metrics::gauge!("huren_qc_backlog_jobs").set(waiting as f64);
+                metrics::gauge!("huren_qc_backlog_seconds").set(oldest.unwrap_or(0) as f64);
+            }
+        }
+    });
+}
+
 pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyhow::Result<Archive> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -948,6 +998,7 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    spawn_quality(&archive, &settings.quality);
     let stable_archive = archive.clone();
     let stability = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));

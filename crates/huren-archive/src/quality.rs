@@ -1,0 +1,249 @@
+//! Image quality control on every stored image (issue #8, docs/quality.md): workers claim
+//! images from the index's queue, read the header and one frame, score them with the pure
+//! scorers of `huren-quality`, and store the result; stable studies are aggregated into a grade
+//! (甲/乙/丙/废片) that recognition reads through its QC port.
+//!
+//! Ingest never waits for any of this: the job row is written with the instance, and scoring
+//! happens after the acknowledgment.
+
+use crate::Archive;
+use crate::model::{QcImageOutcome, QcJob, QcStudyOutcome};
+use crate::ports::StoreError;
+use crate::time::unix_now;
+use huren_dicom::pixel::PixelLayout;
+use huren_quality as q;
+use std::collections::BTreeMap;
+
+/// How long a claimed job is a worker's before another may take it over.
+const LEASE_SECS: i64 = 120;
+
+fn grade_str(g: Option<q::Grade>) -> Option<String> {
+    g.map(|g| {
+        match g {
+            q::Grade::A => "A",
+            q::Grade::B => "B",
+            q::Grade::C => "C",
+            q::Grade::Reject => "reject",
+        }
+        .to_owned()
+    })
+}
+
+impl Archive {
+    /// Claims up to `n` images for `worker` and scores them; returns how many were claimed.
+    /// A failure to score one image requeues it (three attempts), it never stops the others.
+    pub async fn qc_run(&self, worker: &str, n: i64) -> Result<usize, StoreError> {
+        let now = unix_now();
+        let jobs = self
+            .index
+            .qc_claim(worker, n, now, now + LEASE_SECS)
+            .await?;
+        for job in &jobs {
+            match self.qc_score(job).await {
+                Ok(o) => self.index.qc_finish(&o, unix_now()).await?,
+                Err(e) => {
+                    tracing::warn!(instance = job.instance_id, attempt = job.attempts, error = %e, "quality scoring failed");
+                    self.index.qc_fail(job.instance_id, &e, unix_now()).await?;
+                }
+            }
+        }
+        Ok(jobs.len())
+    }
+
+    async fn qc_score(&self, job: &QcJob) -> Result<QcImageOutcome, String> {
+        let raw = job
+            .document
+            .as_deref()
+            .ok_or_else(|| "the header was not kept".to_owned())?;
+        let doc = match huren_dicom::json::inflate(raw) {
+            Ok(serde_json::Value::Object(o)) => o,
+            _ => return Err("the stored header is unreadable".into()),
+        };
+        let header = q::Header::from_json(&doc);
+        let layout: PixelLayout =
+            serde_json::from_str(&job.pixel_layout).unwrap_or(PixelLayout::None);
+        let outcome = |excluded: Option<String>, r: Option<q::ImageResult>| {
+            let scores = r
+                .as_ref()
+                .map(|r| serde_json::to_string(&r.scores).unwrap_or_else(|_| "[]".into()))
+                .unwrap_or_else(|| "[]".into());
+            QcImageOutcome {
+                instance_id: job.instance_id,
+                study_id: job.study_id,
+                series_id: job.series_id,
+                excluded,
+                score: r.as_ref().and_then(|r| r.score),
+                grade: grade_str(r.as_ref().and_then(|r| r.grade)),
+                calibrated: r.as_ref().is_some_and(|r| r.calibrated),
+                scores,
+            }
+        };
+        if let Some(why) = q::excluded(&header, layout.frame_count() > 0) {
+            return Ok(outcome(Some(why.code), None));
+        }
+        let pixels = self.qc_pixels(job, &layout, &doc).await?;
+        let result = tokio::task::spawn_blocking(move || q::score_image(&header, pixels.as_ref()))
+            .await
+            .map_err(|e| format!("scoring task: {e}"))?;
+        Ok(outcome(None, Some(result)))
+    }
+
+    /// One frame as modality values: the middle frame of a multi-frame object. `None` when the
+    /// frame is not grey-scale or its layout is one the scorers do not read yet (deflated,
+    /// unmapped fragments, packed bits); pixel scorers then say "not assessable".
+    async fn qc_pixels(
+        &self,
+        job: &QcJob,
+        layout: &PixelLayout,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<q::Pixels>, String> {
+        let Some(pm) =
+            huren_dicom::render::PixelModule::from_json(&serde_json::Value::Object(doc.clone()))
+        else {
+            return Ok(None);
+        };
+        let idx = (layout.frame_count() / 2) as u64;
+        let read = |r: std::ops::Range<u64>| self.blobs.read_range(&job.blob_key, r);
+        let (bytes, bits_allocated, samples) = match layout {
+            PixelLayout::Native {
+                offset,
+                frame_length,
+                packed_bits: false,
+                ..
+            } => {
+                let start = offset + frame_length * idx;
+                let mut b = read(start..start + frame_length)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_vec();
+                // Explicit VR Big Endian (retired, PS3.5 A.3): samples to little-endian.
+                if job.transfer_syntax == "1.2.840.10008.1.2.2" && pm.bits_allocated == 16 {
+                    b.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+                }
+                (b, pm.bits_allocated, pm.samples_per_pixel)
+            }
+            PixelLayout::Encapsulated { frames } => {
+                let Some(fragments) = frames.get(idx as usize) else {
+                    return Ok(None);
+                };
+                let mut data = Vec::new();
+                for (off, len) in fragments {
+                    let part = read(*off..*off + u64::from(*len))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    data.extend_from_slice(&part);
+                }
+                let (ts, pm2) = (job.transfer_syntax.clone(), pm.clone());
+                let decoded = tokio::task::spawn_blocking(move || {
+                    huren_dicom::decode::decode_frame(&ts, &pm2, data)
+                })
+                .await
+                .map_err(|e| format!("decoding task: {e}"))?
+                .map_err(|e| e.to_string())?;
+                (
+                    decoded.bytes,
+                    decoded.bits_allocated,
+                    decoded.samples_per_pixel,
+                )
+            }
+            _ => return Ok(None),
+        };
+        if samples != 1 {
+            return Ok(None);
+        }
+        Ok(q::Pixels::from_native(
+            &bytes,
+            pm.rows as usize,
+            pm.columns as usize,
+            bits_allocated,
+            pm.bits_stored,
+            pm.pixel_representation == 1,
+            pm.rescale_slope,
+            pm.rescale_intercept,
+        ))
+    }
+
+    /// Aggregates up to `n` studies that are stable and fully scored; returns how many.
+    pub async fn qc_aggregate(&self, n: i64) -> Result<usize, StoreError> {
+        let ready = self.index.qc_ready_studies(n).await?;
+        for (study_id, seen) in &ready {
+            let images = self.index.qc_study_images(*study_id).await?;
+            let mut by_series: BTreeMap<String, Vec<q::ImageResult>> = BTreeMap::new();
+            let mut excluded = 0i64;
+            for (series_uid, why, scores) in &images {
+                if why.is_some() {
+                    excluded += 1;
+                    continue;
+                }
+                let scores: Vec<q::Score> = serde_json::from_str(scores).unwrap_or_default();
+                // The image's own overall result, recomputed from its scores as scored.
+                let score = scores.iter().filter_map(|s| s.score).min_by(f64::total_cmp);
+                by_series
+                    .entry(series_uid.clone())
+                    .or_default()
+                    .push(q::ImageResult {
+                        score,
+                        grade: score.map(q::Grade::of),
+                        calibrated: scores.iter().filter(|s| s.score.is_some()).all(|s| {
+                            q::SCORERS
+                                .iter()
+                                .any(|x| x.name == s.scorer && x.calibrated)
+                        }),
+                        scores,
+                    });
+            }
+            let study = q::aggregate_study(
+                by_series
+                    .iter()
+                    .map(|(uid, imgs)| q::aggregate_series(uid, imgs))
+                    .collect(),
+            );
+            let o = QcStudyOutcome {
+                study_id: *study_id,
+                score: study.score,
+                grade: grade_str(study.grade),
+                calibrated: study.calibrated,
+                images: images.len() as i64 - excluded,
+                excluded,
+                detail: serde_json::to_string(&study).unwrap_or_else(|_| "{}".into()),
+            };
+            self.index.qc_store_study(&o, *seen, unix_now()).await?;
+        }
+        Ok(ready.len())
+    }
+
+    /// Jobs waiting and the age in seconds of the oldest.
+    pub async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
+        let (n, oldest) = self.index.qc_backlog().await?;
+        Ok((n, oldest.map(|t| unix_now() - t)))
+    }
+
+    /// The QC port of recognition: each study's grade by (StudyInstanceUID, performing
+    /// institution); studies not aggregated yet are absent.
+    pub(crate) async fn qc_grades(
+        &self,
+        study_uids: &[String],
+    ) -> Result<std::collections::HashMap<(String, String), huren_recognition::Qc>, StoreError>
+    {
+        use huren_recognition::{Qc, QcGrade};
+        Ok(self
+            .index
+            .qc_grades(study_uids)
+            .await?
+            .into_iter()
+            .map(|(uid, inst, grade, calibrated)| {
+                let qc = match (grade.as_deref(), calibrated) {
+                    (None, _) => Qc::Absent,
+                    (Some(_), false) => Qc::Uncalibrated,
+                    (Some(g), true) => Qc::Graded(match g {
+                        "A" => QcGrade::A,
+                        "B" => QcGrade::B,
+                        "C" => QcGrade::C,
+                        _ => QcGrade::Reject,
+                    }),
+                };
+                ((uid, inst), qc)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,216 @@
+use super::*;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// A water phantom in air with a bone and a fat insert, plus Gaussian noise of `sigma` HU.
+fn phantom(n: usize, sigma: f64, seed: u64) -> Pixels {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut values = Vec::with_capacity(n * n);
+    let c = n as f64 / 2.0;
+    for r in 0..n {
+        for col in 0..n {
+            let (y, x) = (r as f64 - c, col as f64 - c);
+            let d = (x * x + y * y).sqrt();
+            let base = if d > 0.42 * n as f64 {
+                -1000.0
+            } else if ((x - 0.15 * n as f64).powi(2) + y * y).sqrt() < 0.06 * n as f64 {
+                700.0
+            } else if ((x + 0.15 * n as f64).powi(2) + y * y).sqrt() < 0.06 * n as f64 {
+                -100.0
+            } else {
+                0.0
+            };
+            // Box–Muller.
+            let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+            let g = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            values.push((base + sigma * g) as f32);
+        }
+    }
+    Pixels {
+        rows: n,
+        columns: n,
+        values,
+        stored_min: -32768.0,
+        stored_max: 32767.0,
+        slope: 1.0,
+        intercept: -1024.0,
+    }
+}
+
+fn ct_header() -> Header {
+    Header {
+        modality: "CT".into(),
+        pixel_spacing: Some((0.7, 0.7)),
+        slice_thickness: Some(5.0),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_noise_index_finds_the_noise_it_was_given() {
+    for sigma in [6.0, 10.0, 20.0] {
+        let gni = ct::noise_index(&phantom(256, sigma, 1), Some(0.7)).expect("soft tissue");
+        assert!(
+            (gni - sigma).abs() < 0.12 * sigma,
+            "sigma {sigma}: index {gni}"
+        );
+    }
+}
+
+#[test]
+fn more_noise_scores_lower_and_a_quarter_more_is_told_apart() {
+    let h = ct_header();
+    let score = |sigma: f64, seed: u64| {
+        ct::noise(&h, Some(&phantom(192, sigma, seed)))
+            .score
+            .expect("assessable")
+    };
+    let mut last = f64::MAX;
+    for sigma in [8.0, 12.0, 16.0, 20.0, 25.0, 30.0] {
+        let s = score(sigma, 7);
+        assert!(s <= last, "sigma {sigma}: {s} after {last}");
+        last = s;
+    }
+    // Clean (14 HU) against noise SD +25% (17.5 HU), seeds 100-119: every clean image scores
+    // above every degraded one (AUC 1).
+    let clean: Vec<f64> = (100..120).map(|s| score(14.0, s)).collect();
+    let worse: Vec<f64> = (100..120).map(|s| score(17.5, s + 1000)).collect();
+    let pairs = clean
+        .iter()
+        .flat_map(|c| worse.iter().map(move |w| f64::from(u8::from(c > w))))
+        .sum::<f64>();
+    assert!(pairs / 400.0 >= 0.95, "AUC {}", pairs / 400.0);
+}
+
+#[test]
+fn thin_slices_are_judged_at_a_five_millimetre_equivalent() {
+    let mut h = ct_header();
+    let px = phantom(192, 20.0, 3);
+    let thick = ct::noise(&h, Some(&px)).score.expect("score");
+    h.slice_thickness = Some(1.25);
+    let thin = ct::noise(&h, Some(&px)).score.expect("score");
+    assert!(thin > thick, "1.25 mm {thin} vs 5 mm {thick}");
+}
+
+#[test]
+fn air_alone_is_not_assessable_for_noise() {
+    let mut px = phantom(64, 10.0, 1);
+    px.values.iter_mut().for_each(|v| *v = -1000.0);
+    assert_eq!(ct::noise(&ct_header(), Some(&px)).score, None);
+}
+
+#[test]
+fn exposure_needs_an_index_and_a_target_for_the_deviation() {
+    let mut h = Header {
+        modality: "DX".into(),
+        ..Default::default()
+    };
+    assert_eq!(dr::exposure(&h, None).score, None);
+    h.exposure_index = Some(400.0);
+    assert_eq!(dr::exposure(&h, None).score, None, "no target, no DI");
+    h.target_exposure_index = Some(400.0);
+    assert_eq!(dr::exposure(&h, None).score, Some(100.0));
+    h.exposure_index = Some(1600.0); // DI = +6.0
+    let s = dr::exposure(&h, None);
+    assert_eq!(s.grade, Some(Grade::Reject));
+    assert_eq!(s.reasons[0].code, "dr_overexposed");
+    h.deviation_index = Some(-1.2);
+    assert_eq!(dr::exposure(&h, None).score, Some(95.0), "the sent DI wins");
+}
+
+#[test]
+fn saturation_counts_the_centre_only() {
+    let mut px = phantom(100, 5.0, 2);
+    let before = dr::saturation(&Header::default(), Some(&px))
+        .score
+        .expect("score");
+    assert!(before >= 99.0, "{before}");
+    // Clip a tenth of the central region to the maximum.
+    let hi = px.values.iter().copied().fold(f32::MIN, f32::max);
+    for r in 40..60 {
+        for c in 35..60 {
+            px.values[r * 100 + c] = hi;
+        }
+    }
+    let after = dr::saturation(&Header::default(), Some(&px));
+    assert!(after.score.expect("score") < 70.0, "{after:?}");
+}
+
+#[test]
+fn one_bad_slice_of_five_hundred_does_not_reject_the_series() {
+    let good = ImageResult {
+        score: Some(92.0),
+        grade: Some(Grade::A),
+        calibrated: true,
+        scores: vec![Score::new("ct_noise", 92.0, Some(9.0), vec![])],
+    };
+    let bad = ImageResult {
+        score: Some(10.0),
+        grade: Some(Grade::Reject),
+        calibrated: true,
+        scores: vec![Score::new("ct_noise", 10.0, Some(40.0), vec![])],
+    };
+    let mut images = vec![good.clone(); 499];
+    images.push(bad.clone());
+    let s = aggregate_series("1.2.3", &images);
+    assert_eq!((s.grade, s.images), (Some(Grade::A), 500));
+    // A series that is bad throughout is rejected, and so is its study.
+    let worse = aggregate_series("1.2.4", &vec![bad; 20]);
+    assert_eq!(worse.grade, Some(Grade::Reject));
+    let study = aggregate_study(vec![s, worse]);
+    assert_eq!(study.grade, Some(Grade::Reject));
+}
+
+#[test]
+fn localizers_secondary_captures_and_objects_without_pixels_are_not_scored() {
+    let mut h = ct_header();
+    assert!(excluded(&h, true).is_none());
+    assert_eq!(
+        excluded(&h, false).map(|r| r.code),
+        Some("no_pixels".into())
+    );
+    h.image_type = vec!["ORIGINAL".into(), "PRIMARY".into(), "LOCALIZER".into()];
+    assert_eq!(excluded(&h, true).map(|r| r.code), Some("localizer".into()));
+    h.image_type.clear();
+    h.sop_class = Some("1.2.840.10008.5.1.4.1.1.7".into());
+    assert_eq!(
+        excluded(&h, true).map(|r| r.code),
+        Some("secondary_capture".into())
+    );
+    h.sop_class = Some("1.2.840.10008.5.1.4.1.1.88.67".into());
+    assert_eq!(
+        excluded(&h, true).map(|r| r.code),
+        Some("not_an_image".into())
+    );
+}
+
+#[test]
+fn headers_read_numbers_sent_as_strings() {
+    let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        r#"{"00080060":{"vr":"CS","Value":["CT"]},"00280030":{"vr":"DS","Value":["0.7","0.69"]},
+            "00180050":{"vr":"DS","Value":[5]},"00080008":{"vr":"CS","Value":["original","PRIMARY","AXIAL"]}}"#,
+    )
+    .expect("json");
+    let h = Header::from_json(&doc);
+    assert_eq!(h.modality, "CT");
+    assert_eq!(h.pixel_spacing, Some((0.7, 0.69)));
+    assert_eq!(h.slice_thickness, Some(5.0));
+    assert_eq!(h.image_type[0], "ORIGINAL");
+    assert!(h.tags.contains("00280030"));
+}
+
+#[test]
+fn pixels_from_signed_sixteen_bit_samples_are_rescaled() {
+    let bytes: Vec<u8> = [-1000i16, 0, 40, 3071]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let px = Pixels::from_native(&bytes, 2, 2, 16, 16, true, 1.0, 0.0).expect("pixels");
+    assert_eq!(px.values, vec![-1000.0, 0.0, 40.0, 3071.0]);
+    let px =
+        Pixels::from_native(&[0, 16, 0, 0], 1, 2, 16, 12, false, 1.0, -1024.0).expect("pixels");
+    assert_eq!(
+        px.values,
+        vec![-1024.0, -1024.0],
+        "bits above BitsStored are masked"
+    );
+}

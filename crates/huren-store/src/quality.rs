@@ -1,0 +1,224 @@
+//! SQL for image quality control (docs/quality.md): the job queue with leases, per-image
+//! results, and study aggregates.
+
+use huren_archive::model::{QcImageOutcome, QcJob, QcStudyOutcome};
+use sqlx::{Row, SqlitePool};
+
+/// Claims up to `n` jobs for `worker` until `lease_until`: queued ones, and running ones whose
+/// lease has run out (their worker died). One statement, so two workers never claim the same.
+pub async fn claim(
+    pool: &SqlitePool,
+    worker: &str,
+    n: i64,
+    now: i64,
+    lease_until: i64,
+) -> Result<Vec<QcJob>, sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE qc_job SET state = 'running', lease_until = ?1, worker = ?2, attempts = attempts + 1
+          WHERE instance_id IN (
+                SELECT instance_id FROM qc_job
+                 WHERE state = 'queued' OR (state = 'running' AND lease_until < ?3)
+                 ORDER BY instance_id LIMIT ?4)
+          RETURNING instance_id",
+    )
+    .bind(lease_until)
+    .bind(worker)
+    .bind(now)
+    .bind(n)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let sql = format!(
+        "SELECT i.id, i.study_id, i.series_id, se.series_uid, i.blob_key, i.transfer_syntax_uid,
+                i.pixel_layout, j.attempts, ij.json
+           FROM instance i JOIN series se ON se.id = i.series_id
+           JOIN qc_job j ON j.instance_id = i.id
+           LEFT JOIN instance_json ij ON ij.instance_id = i.id
+          WHERE i.id IN ({marks})"
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in &ids {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(pool).await?;
+    let mut jobs: Vec<QcJob> = rows
+        .iter()
+        .map(|r| QcJob {
+            instance_id: r.get(0),
+            study_id: r.get(1),
+            series_id: r.get(2),
+            series_uid: r.get(3),
+            blob_key: r.get(4),
+            transfer_syntax: r.get(5),
+            pixel_layout: r.get(6),
+            attempts: r.get(7),
+            document: r.get(8),
+        })
+        .collect();
+    // An instance removed since it was queued (deleted study): its job is done, nothing to do.
+    let found: std::collections::HashSet<i64> = jobs.iter().map(|j| j.instance_id).collect();
+    for id in ids.iter().filter(|id| !found.contains(id)) {
+        sqlx::query("UPDATE qc_job SET state = 'done', finished_at = ?, error = 'instance gone' WHERE instance_id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+    }
+    jobs.sort_by_key(|j| j.instance_id);
+    Ok(jobs)
+}
+
+/// Stores an image's result, finishes its job and marks its study for aggregation, in one
+/// transaction; applying the same result twice leaves the same rows.
+pub async fn finish(pool: &SqlitePool, o: &QcImageOutcome, now: i64) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "INSERT INTO qc_image (instance_id, study_id, series_id, scored_at, excluded, score, grade,
+             calibrated, scores)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (instance_id) DO UPDATE SET scored_at = excluded.scored_at,
+             excluded = excluded.excluded, score = excluded.score, grade = excluded.grade,
+             calibrated = excluded.calibrated, scores = excluded.scores",
+    )
+    .bind(o.instance_id)
+    .bind(o.study_id)
+    .bind(o.series_id)
+    .bind(now)
+    .bind(&o.excluded)
+    .bind(o.score)
+    .bind(&o.grade)
+    .bind(o.calibrated)
+    .bind(&o.scores)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE qc_job SET state = 'done', finished_at = ?, lease_until = NULL, error = NULL
+          WHERE instance_id = ?",
+    )
+    .bind(now)
+    .bind(o.instance_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO qc_study (study_id, dirty, changed_at) VALUES (?, 1, ?)
+         ON CONFLICT (study_id) DO UPDATE SET dirty = 1, changed_at = excluded.changed_at",
+    )
+    .bind(o.study_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A job that failed: queued again until its third attempt, then failed for good (and its
+/// image stays unscored).
+pub async fn fail(
+    pool: &SqlitePool,
+    instance_id: i64,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE qc_job SET state = CASE WHEN attempts >= 3 THEN 'failed' ELSE 'queued' END,
+                lease_until = NULL, error = ?, finished_at = CASE WHEN attempts >= 3 THEN ? END
+          WHERE instance_id = ?",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(instance_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Studies to aggregate: marked, stable, and with no image still waiting to be scored.
+pub async fn ready_studies(pool: &SqlitePool, n: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT q.study_id, q.changed_at FROM qc_study q JOIN study s ON s.id = q.study_id
+          WHERE q.dirty = 1 AND s.stable_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM instance i JOIN qc_job j ON j.instance_id = i.id
+                             WHERE i.study_id = q.study_id AND j.state IN ('queued', 'running'))
+          ORDER BY q.changed_at LIMIT ?",
+    )
+    .bind(n)
+    .fetch_all(pool)
+    .await
+}
+
+/// The results of a study's active images: (series UID, excluded reason, scores JSON).
+pub async fn study_images(
+    pool: &SqlitePool,
+    study_id: i64,
+) -> Result<Vec<(String, Option<String>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT se.series_uid, q.excluded, q.scores
+           FROM qc_image q JOIN instance i ON i.id = q.instance_id AND i.lifecycle = 'active'
+           JOIN series se ON se.id = q.series_id
+          WHERE q.study_id = ? ORDER BY se.series_uid, i.instance_number, i.id",
+    )
+    .bind(study_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Stores a study's aggregate; it stays marked when an image was scored after `seen`.
+pub async fn store_study(
+    pool: &SqlitePool,
+    o: &QcStudyOutcome,
+    seen: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE qc_study SET dirty = CASE WHEN changed_at > ? THEN 1 ELSE 0 END, aggregated_at = ?,
+                score = ?, grade = ?, calibrated = ?, images = ?, excluded = ?, detail = ?
+          WHERE study_id = ?",
+    )
+    .bind(seen)
+    .bind(now)
+    .bind(o.score)
+    .bind(&o.grade)
+    .bind(o.calibrated)
+    .bind(o.images)
+    .bind(o.excluded)
+    .bind(&o.detail)
+    .bind(o.study_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Study grades by StudyInstanceUID: (uid, performing institution code, grade, calibrated),
+/// for those aggregated.
+pub async fn grades(
+    pool: &SqlitePool,
+    study_uids: &[String],
+) -> Result<Vec<(String, String, Option<String>, bool)>, sqlx::Error> {
+    if study_uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; study_uids.len()].join(",");
+    let sql = format!(
+        "SELECT s.study_uid, i.code, q.grade, q.calibrated
+           FROM study s JOIN qc_study q ON q.study_id = s.id JOIN institution i ON i.id = s.institution_id
+          WHERE s.study_uid IN ({marks}) AND q.aggregated_at IS NOT NULL"
+    );
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for u in study_uids {
+        q = q.bind(u);
+    }
+    q.fetch_all(pool).await
+}
+
+/// Jobs waiting and the oldest one's enqueue time (the backlog).
+pub async fn backlog(pool: &SqlitePool) -> Result<(i64, Option<i64>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COUNT(*), MIN(enqueued_at) FROM qc_job WHERE state IN ('queued', 'running')",
+    )
+    .fetch_one(pool)
+    .await
+}

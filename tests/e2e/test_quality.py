@@ -1,0 +1,136 @@
+"""Image quality control on every stored image (issue #8): CT phantoms sent over DIMSE are
+queued as they are stored, scored by the workers, and graded per study once the study is
+stable; a localizer is left out; a late image re-grades the study; recognition reads the grade
+through its QC port."""
+import time
+import uuid
+
+import numpy as np
+import pytest
+import requests
+from pydicom.uid import generate_uid
+
+from conftest import ROOT, cli, region_reader
+from helpers import ct
+from test_persons import store
+
+
+CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
+
+
+def phantom_slice(study, series, number, sigma, seed, patient_id):
+    """A 128×128 water phantom in air (HU, signed 16-bit) with Gaussian noise of `sigma` HU."""
+    ds = ct(patient_id=patient_id, study=study, series=series, rows=128, cols=128, institution="县人民医院")
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:128, 0:128] - 64
+    hu = np.where(np.hypot(x, y) < 54, 0.0, -1000.0) + rng.normal(0.0, sigma, (128, 128))
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 1
+    ds.PixelData = np.round(hu).astype("<i2").tobytes()
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 5
+    ds.KVP, ds.ConvolutionKernel, ds.CTDIvol = 120, "STANDARD", 9.8
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImagePositionPatient = [-45, -45, -5.0 * number]
+    ds.InstanceNumber = number
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
+    ds.StudyDate = time.strftime("%Y%m%d")
+    return ds
+
+
+def wait_for(s, sql, *args, timeout=40):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = s.query(sql, *args)
+        if rows and all(r[0] is not None for r in rows):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError(f"timed out: {sql} {args}")
+
+
+@pytest.fixture
+def site(fresh_server):
+    s = fresh_server({"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1", "HUREN__QUALITY__WORKERS": "2"})
+    # The catalog, so the CTs are an item recognition can judge (the server reads CLI loads
+    # within ten seconds; these come before any recognition question).
+    d = s.data_dir
+    cli(d, "institution", "set", "--code", "county", "--attribute", "city", "--value", "重庆",
+        "--valid-from", "2020-01-01")
+    cli(d, "catalog", "import", "--file", str(CATALOG / "items.csv"), "--label", "v1", "--effective-from", "2024-01-01")
+    cli(d, "catalog", "rules", "--file", str(CATALOG / "study-rules.csv"))
+    (d / "scopes.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
+    cli(d, "catalog", "scopes", "--file", str(d / "scopes.csv"))
+    return s
+
+
+def test_every_image_is_scored_and_each_study_graded(site):
+    s = site
+    pid = "Q" + uuid.uuid4().hex[:6]
+    clean, noisy = generate_uid(), generate_uid()
+    clean_series = generate_uid()
+    for n in range(1, 7):
+        store(s, phantom_slice(clean, clean_series, n, 10.0, n, pid))
+        store(s, phantom_slice(noisy, None if n > 1 else generate_uid(), n, 45.0, 100 + n, pid))
+    scout = phantom_slice(clean, generate_uid(), 1, 10.0, 99, pid)
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    store(s, scout)
+    graded = """SELECT q.aggregated_at, q.grade, q.images, q.excluded, q.calibrated
+                  FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?"""
+    (row,) = wait_for(s, graded, clean)
+    assert row[1:] == ("A", 6, 1, 0), row  # 6 slices scored, the localizer left out; not yet calibrated
+    (row,) = wait_for(s, graded, noisy)
+    assert row[1] == "reject", row
+    assert s.query("SELECT COUNT(*) FROM qc_job WHERE state <> 'done'") == [(0,)]
+    assert s.query("SELECT excluded FROM qc_image q JOIN instance i ON i.id = q.instance_id WHERE i.sop_uid = ?",
+                   scout.SOPInstanceUID) == [("localizer",)]
+    # The noisy study says why, in both languages.
+    import json
+    (detail,) = s.query("SELECT detail FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?",
+                        noisy)[0]
+    reasons = [r for series in json.loads(detail)["series"] for r in series["reasons"]]
+    assert reasons and reasons[0]["code"] == "ct_noise_high" and "噪声" in reasons[0]["zh"], reasons
+
+    # A late slice: the study is graded again with it.
+    store(s, phantom_slice(clean, clean_series, 7, 10.0, 7, pid))
+    deadline = time.time() + 40
+    while s.query(graded, clean)[0][2] != 7:
+        assert time.time() < deadline, s.query(graded, clean)
+        time.sleep(0.3)
+
+    # Recognition reads the grade through its QC port: graded by scorers not yet calibrated.
+    h = region_reader(s)
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    person = requests.get(f"{s.url}/api/patients", params={"patient_id": pid, "issuer": issuer},
+                          headers=h).json()[0]["person"]
+    v = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=h).json()
+    codes = {x["id"]: [r["code"] for r in x["decision"]["reasons"]] for x in v["results"]}
+    assert "qc_uncalibrated" in codes[clean] and "qc_absent" not in codes[clean], codes
+
+
+def test_no_job_is_lost_when_a_worker_dies(fresh_server):
+    """Images stored while no worker runs wait in the queue; a job claimed by a worker that died
+    (its lease ran out) is claimed again; each image ends with exactly one result."""
+    from conftest import Server
+    s = fresh_server({"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1", "HUREN__QUALITY__WORKERS": "0"})
+    pid = "QW" + uuid.uuid4().hex[:6]
+    study, series = generate_uid(), generate_uid()
+    for n in range(1, 5):
+        store(s, phantom_slice(study, series, n, 10.0, n, pid))
+    assert s.query("SELECT COUNT(*) FROM qc_job WHERE state = 'queued'") == [(4,)]
+    # A worker of another node claimed one and died: its lease is over.
+    s.stop()
+    c = s.db()
+    c.execute("""UPDATE qc_job SET state = 'running', worker = 'dead', attempts = 1, lease_until = 1
+                 WHERE instance_id = (SELECT MIN(instance_id) FROM qc_job)""")
+    c.commit()
+    c.close()
+    again = Server(s.data_dir, {"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1", "HUREN__QUALITY__WORKERS": "2"}).start()
+    try:
+        wait_for(again, """SELECT q.aggregated_at FROM qc_study q JOIN study st ON st.id = q.study_id
+                           WHERE st.study_uid = ?""", study)
+        assert again.query("SELECT state, COUNT(*) FROM qc_job GROUP BY state") == [("done", 4)]
+        assert again.query("SELECT COUNT(*), COUNT(DISTINCT instance_id) FROM qc_image") == [(4, 4)]
+        assert again.query("SELECT attempts FROM qc_job WHERE worker <> 'dead' ORDER BY instance_id LIMIT 1") \
+            == [(2,)], "the dead worker's job was claimed again"
+    finally:
+        again.stop()
