@@ -66,20 +66,26 @@ def site(fresh_server):
 def test_every_image_is_scored_and_each_study_graded(site):
     s = site
     pid = "Q" + uuid.uuid4().hex[:6]
-    clean, noisy = generate_uid(), generate_uid()
-    clean_series = generate_uid()
+    clean, noisy, gappy = generate_uid(), generate_uid(), generate_uid()
+    clean_series, noisy_series, gappy_series = generate_uid(), generate_uid(), generate_uid()
     for n in range(1, 7):
-        store(s, phantom_slice(clean, clean_series, n, 10.0, n, pid))
-        store(s, phantom_slice(noisy, None if n > 1 else generate_uid(), n, 45.0, 100 + n, pid))
-    scout = phantom_slice(clean, generate_uid(), 1, 10.0, 99, pid)
+        store(s, phantom_slice(clean, clean_series, n, 8.0, n, pid))
+        store(s, phantom_slice(noisy, noisy_series, n, 45.0, 100 + n, pid))
+        if n != 4:  # one slice never arrives
+            store(s, phantom_slice(gappy, gappy_series, n, 8.0, 200 + n, pid))
+    scout = phantom_slice(clean, generate_uid(), 1, 8.0, 99, pid)
     scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
     store(s, scout)
     graded = """SELECT q.aggregated_at, q.grade, q.images, q.excluded, q.calibrated
                   FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?"""
     (row,) = wait_for(s, graded, clean)
-    assert row[1:] == ("A", 6, 1, 0), row  # 6 slices scored, the localizer left out; not yet calibrated
+    assert row[1:] == ("A", 6, 1, 1), row  # 6 slices scored, the localizer left out
     (row,) = wait_for(s, graded, noisy)
     assert row[1] == "reject", row
+    (row,) = wait_for(s, graded, gappy)
+    assert row[1] == "B", row  # a missing slice: 乙
+    assert s.query("SELECT q.complete FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid IN (?, ?)"
+                   " ORDER BY st.study_uid = ?", clean, gappy, gappy) == [(1,), (0,)]
     assert s.query("SELECT COUNT(*) FROM qc_job WHERE state <> 'done'") == [(0,)]
     assert s.query("SELECT excluded FROM qc_image q JOIN instance i ON i.id = q.instance_id WHERE i.sop_uid = ?",
                    scout.SOPInstanceUID) == [("localizer",)]
@@ -91,20 +97,27 @@ def test_every_image_is_scored_and_each_study_graded(site):
     assert reasons and reasons[0]["code"] == "ct_noise_high" and "噪声" in reasons[0]["zh"], reasons
 
     # A late slice: the study is graded again with it.
-    store(s, phantom_slice(clean, clean_series, 7, 10.0, 7, pid))
+    store(s, phantom_slice(clean, clean_series, 7, 8.0, 7, pid))
     deadline = time.time() + 40
     while s.query(graded, clean)[0][2] != 7:
         assert time.time() < deadline, s.query(graded, clean)
         time.sleep(0.3)
 
-    # Recognition reads the grade through its QC port: graded by scorers not yet calibrated.
+    # Recognition reads the grade through its QC port: the clean CT is recognizable, the noisy
+    # one is below the item's minimum (乙 by default).
     h = region_reader(s)
     issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
     person = requests.get(f"{s.url}/api/patients", params={"patient_id": pid, "issuer": issuer},
                           headers=h).json()[0]["person"]
     v = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=h).json()
-    codes = {x["id"]: [r["code"] for r in x["decision"]["reasons"]] for x in v["results"]}
-    assert "qc_uncalibrated" in codes[clean] and "qc_absent" not in codes[clean], codes
+    decided = {x["id"]: x["decision"] for x in v["results"]}
+    assert decided[clean]["verdict"] == "recognizable", decided[clean]
+    assert decided[noisy]["verdict"] == "not_recognizable", decided[noisy]
+    assert [r["code"] for r in decided[noisy]["reasons"]] == ["qc_below_minimum"], decided[noisy]
+    # The series with a missing slice: its grade passes, but an incomplete series is reference
+    # only (the default policy).
+    assert decided[gappy]["verdict"] == "reference_only", decided[gappy]
+    assert [r["code"] for r in decided[gappy]["reasons"]] == ["series_incomplete"], decided[gappy]
 
 
 def test_no_job_is_lost_when_a_worker_dies(fresh_server):

@@ -859,8 +859,13 @@ pub struct QcStudyOutcome {
     pub score: Option<f64>,
     pub grade: Option<String>,
     pub calibrated: bool,
+    pub complete: Option<bool>,
     pub images: i64,
     pub excluded: i64,
     /// The series' results and reasons, JSON.
     pub detail: String,
 }
+
+/// A study's grade as recognition reads it: (StudyInstanceUID, performing institution, grade,
+/// calibrated, complete).
+pub type QcGradeRow = (String, String, Option<String>, bool, Option<bool>);

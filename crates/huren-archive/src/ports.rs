@@ -306,11 +306,11 @@ pub trait Index: Send + Sync + 'static {
         seen: i64,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Study grades: (StudyInstanceUID, performing institution, grade, calibrated).
+    /// Study grades: (StudyInstanceUID, performing institution, grade, calibrated, complete).
     async fn qc_grades(
         &self,
         study_uids: &[String],
-    ) -> Result<Vec<(String, String, Option<String>, bool)>, StoreError>;
+    ) -> Result<Vec<crate::model::QcGradeRow>, StoreError>;
     /// Jobs waiting, and the oldest one's enqueue time.
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
     /// Marks units to be priced again: of these items, or of this institution, or all.

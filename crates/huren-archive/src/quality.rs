@@ -14,6 +14,89 @@ use huren_dicom::pixel::PixelLayout;
 use huren_quality as q;
 use std::collections::BTreeMap;
 
+/// A decoded or native frame as modality values, when grey-scale.
+fn grey(
+    bytes: &[u8],
+    bits_allocated: u32,
+    samples: u32,
+    pm: &huren_dicom::render::PixelModule,
+) -> Option<q::Pixels> {
+    if samples != 1 {
+        return None;
+    }
+    q::Pixels::from_native(
+        bytes,
+        pm.rows as usize,
+        pm.columns as usize,
+        bits_allocated,
+        pm.bits_stored,
+        pm.pixel_representation == 1,
+        pm.rescale_slope,
+        pm.rescale_intercept,
+    )
+}
+
+/// What scoring one file gave (`huren quality score`): why it is not scored, or its result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScoredFile {
+    pub excluded: Option<String>,
+    pub result: Option<q::ImageResult>,
+}
+
+/// Scores a Part 10 file as the workers score a stored image (header, middle frame), for
+/// operators checking an image and for the validation suite (docs/quality.md).
+pub fn score_file(path: &std::path::Path) -> Result<ScoredFile, String> {
+    let scanned = huren_dicom::scan_part10(path, huren_dicom::charset::Assumed::Declared)
+        .map_err(|e| e.to_string())?;
+    let serde_json::Value::Object(doc) = &scanned.json else {
+        return Err("no header".into());
+    };
+    let header = q::Header::from_json(doc);
+    if let Some(why) = q::excluded(&header, scanned.pixel.frame_count() > 0) {
+        return Ok(ScoredFile {
+            excluded: Some(why.code),
+            result: None,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let pm = huren_dicom::render::PixelModule::from_json(&scanned.json)
+        .ok_or_else(|| "no image pixel module".to_owned())?;
+    let idx = (scanned.pixel.frame_count() / 2) as usize;
+    let slice = |off: u64, len: u64| {
+        bytes
+            .get(off as usize..(off + len) as usize)
+            .ok_or_else(|| "the file is shorter than its pixel data".to_owned())
+    };
+    let pixels = match &scanned.pixel {
+        PixelLayout::Native {
+            offset,
+            frame_length,
+            packed_bits: false,
+            ..
+        } => {
+            let mut b = slice(offset + frame_length * idx as u64, *frame_length)?.to_vec();
+            if scanned.transfer_syntax.big_endian && pm.bits_allocated == 16 {
+                b.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+            }
+            grey(&b, pm.bits_allocated, pm.samples_per_pixel, &pm)
+        }
+        PixelLayout::Encapsulated { frames } => {
+            let mut data = Vec::new();
+            for (off, len) in frames.get(idx).into_iter().flatten() {
+                data.extend_from_slice(slice(*off, u64::from(*len))?);
+            }
+            let d = huren_dicom::decode::decode_frame(&scanned.meta.transfer_syntax_uid, &pm, data)
+                .map_err(|e| e.to_string())?;
+            grey(&d.bytes, d.bits_allocated, d.samples_per_pixel, &pm)
+        }
+        _ => None,
+    };
+    Ok(ScoredFile {
+        excluded: None,
+        result: Some(q::score_image(&header, pixels.as_ref())),
+    })
+}
+
 /// How long a claimed job is a worker's before another may take it over.
 const LEASE_SECS: i64 = 120;
 
@@ -63,10 +146,11 @@ impl Archive {
         let layout: PixelLayout =
             serde_json::from_str(&job.pixel_layout).unwrap_or(PixelLayout::None);
         let outcome = |excluded: Option<String>, r: Option<q::ImageResult>| {
+            // The whole result (scores, slice position): aggregation needs both.
             let scores = r
                 .as_ref()
-                .map(|r| serde_json::to_string(&r.scores).unwrap_or_else(|_| "[]".into()))
-                .unwrap_or_else(|| "[]".into());
+                .map(|r| serde_json::to_string(r).unwrap_or_else(|_| "{}".into()))
+                .unwrap_or_else(|| "{}".into());
             QcImageOutcome {
                 instance_id: job.instance_id,
                 study_id: job.study_id,
@@ -148,19 +232,7 @@ impl Archive {
             }
             _ => return Ok(None),
         };
-        if samples != 1 {
-            return Ok(None);
-        }
-        Ok(q::Pixels::from_native(
-            &bytes,
-            pm.rows as usize,
-            pm.columns as usize,
-            bits_allocated,
-            pm.bits_stored,
-            pm.pixel_representation == 1,
-            pm.rescale_slope,
-            pm.rescale_intercept,
-        ))
+        Ok(grey(&bytes, bits_allocated, samples, &pm))
     }
 
     /// Aggregates up to `n` studies that are stable and fully scored; returns how many.
@@ -175,22 +247,15 @@ impl Archive {
                     excluded += 1;
                     continue;
                 }
-                let scores: Vec<q::Score> = serde_json::from_str(scores).unwrap_or_default();
-                // The image's own overall result, recomputed from its scores as scored.
-                let score = scores.iter().filter_map(|s| s.score).min_by(f64::total_cmp);
-                by_series
-                    .entry(series_uid.clone())
-                    .or_default()
-                    .push(q::ImageResult {
-                        score,
-                        grade: score.map(q::Grade::of),
-                        calibrated: scores.iter().filter(|s| s.score.is_some()).all(|s| {
-                            q::SCORERS
-                                .iter()
-                                .any(|x| x.name == s.scorer && x.calibrated)
-                        }),
-                        scores,
-                    });
+                let Ok(stored) = serde_json::from_str::<q::ImageResult>(scores) else {
+                    excluded += 1;
+                    continue;
+                };
+                // The image's overall result again from its scores, under today's calibration.
+                let mut r = q::image_result(stored.scores);
+                r.position = stored.position;
+                r.images_in_acquisition = stored.images_in_acquisition;
+                by_series.entry(series_uid.clone()).or_default().push(r);
             }
             let study = q::aggregate_study(
                 by_series
@@ -203,6 +268,7 @@ impl Archive {
                 score: study.score,
                 grade: grade_str(study.grade),
                 calibrated: study.calibrated,
+                complete: study.complete,
                 images: images.len() as i64 - excluded,
                 excluded,
                 detail: serde_json::to_string(&study).unwrap_or_else(|_| "{}".into()),
@@ -218,20 +284,22 @@ impl Archive {
         Ok((n, oldest.map(|t| unix_now() - t)))
     }
 
-    /// The QC port of recognition: each study's grade by (StudyInstanceUID, performing
-    /// institution); studies not aggregated yet are absent.
+    /// The QC port of recognition: each study's grade and completeness by (StudyInstanceUID,
+    /// performing institution); studies not aggregated yet are absent.
     pub(crate) async fn qc_grades(
         &self,
         study_uids: &[String],
-    ) -> Result<std::collections::HashMap<(String, String), huren_recognition::Qc>, StoreError>
-    {
+    ) -> Result<
+        std::collections::HashMap<(String, String), (huren_recognition::Qc, Option<bool>)>,
+        StoreError,
+    > {
         use huren_recognition::{Qc, QcGrade};
         Ok(self
             .index
             .qc_grades(study_uids)
             .await?
             .into_iter()
-            .map(|(uid, inst, grade, calibrated)| {
+            .map(|(uid, inst, grade, calibrated, complete)| {
                 let qc = match (grade.as_deref(), calibrated) {
                     (None, _) => Qc::Absent,
                     (Some(_), false) => Qc::Uncalibrated,
@@ -242,7 +310,7 @@ impl Archive {
                         _ => QcGrade::Reject,
                     }),
                 };
-                ((uid, inst), qc)
+                ((uid, inst), (qc, complete))
             })
             .collect())
     }

@@ -337,12 +337,13 @@ impl Archive {
             let Some(Some(performer)) = performers.get(&key).cloned() else {
                 continue;
             };
+            let (qc, complete) = grades
+                .get(&(uid.clone(), s.performing_institution.clone()))
+                .copied()
+                .unwrap_or((rec::Qc::Absent, None));
             let evidence = rec::Evidence::Imaging {
-                qc: grades
-                    .get(&(uid.clone(), s.performing_institution.clone()))
-                    .copied()
-                    .unwrap_or(rec::Qc::Absent),
-                complete: None,
+                qc,
+                complete,
                 lossy: lossy.contains(uid),
             };
             let item = s.catalog_item.as_deref().and_then(|c| config.item(c));

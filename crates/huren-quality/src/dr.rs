@@ -1,6 +1,6 @@
 //! Projection radiography (DX/CR) scorers.
 
-use crate::{Header, Pixels, Score, reason};
+use crate::{Header, Pixels, Score, below_a, reason};
 
 /// **DR exposure from the header** (IEC 62494-1; DICOM (0018,1411) Exposure Index, (0018,1412)
 /// Target Exposure Index, (0018,1413) Deviation Index). Not assessable without an exposure
@@ -94,14 +94,226 @@ pub fn saturation(_h: &Header, px: Option<&Pixels>) -> Score {
     }
     let pct = 100.0 * at as f64 / n.max(1) as f64;
     let score = 100.0 - (pct - 0.5).max(0.0) * 5.0;
-    let reasons = if score < 85.0 {
+    let reasons = below_a(
+        "dr_clipped",
+        &format!("中心区域{pct:.1}%像素饱和或截断"),
+        &format!("{pct:.1}% of the central region saturated or clipped"),
+        score,
+    );
+    Score::new(NAME, score, Some(pct), reasons)
+}
+
+/// The central half of the frame (rows and columns from ¼ to ¾).
+fn centre(px: &Pixels) -> Vec<f32> {
+    let (r0, r1) = (px.rows / 4, px.rows - px.rows / 4);
+    let (c0, c1) = (px.columns / 4, px.columns - px.columns / 4);
+    (r0..r1)
+        .flat_map(|r| (c0..c1).map(move |c| (r, c)))
+        .map(|(r, c)| px.at(r, c))
+        .collect()
+}
+
+/// **DR contrast and dynamic range**: the spread between the 2nd and 98th percentiles of the
+/// central half, as a share of the stored value range (BitsStored). A flat, washed-out image
+/// uses little of it. Score: 100·share/(share + 0.05) (甲 from 28%, 乙 from 12%, 丙 from 5%).
+pub fn contrast(_h: &Header, px: Option<&Pixels>) -> Score {
+    const NAME: &str = "dr_contrast";
+    let Some(px) = px else {
+        return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
+    };
+    let mut v = centre(px);
+    let (Some(lo), Some(hi)) = (
+        crate::stats::percentile(&mut v, 2.0),
+        crate::stats::percentile(&mut v, 98.0),
+    ) else {
+        return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
+    };
+    let range = f64::from((px.stored_max - px.stored_min) * px.slope.abs()).max(1.0);
+    let share = f64::from(hi - lo) / range;
+    let score = 100.0 * share / (share + 0.05);
+    let reasons = below_a(
+        "dr_low_contrast",
+        &format!(
+            "对比度与动态范围不足（中心区域仅用{:.0}%灰阶）",
+            share * 100.0
+        ),
+        &format!(
+            "low contrast and dynamic range ({:.0}% of the grey scale used centrally)",
+            share * 100.0
+        ),
+        score,
+    );
+    Score::new(NAME, score, Some(share), reasons)
+}
+
+/// **DR collimation**: collimator blades show as flat bands along the image's edges (within the
+/// outermost 2% of the side, spread under 2% of the frame's range). Collimation seen on all
+/// four sides scores 100, each side without it 10 less: an open field exposes more than the
+/// region asked for.
+pub fn collimation(_h: &Header, px: Option<&Pixels>) -> Score {
+    const NAME: &str = "dr_collimation";
+    let Some(px) = px else {
+        return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
+    };
+    let (h, w) = (px.rows, px.columns);
+    if h < 16 || w < 16 {
+        return Score::not_assessable(NAME, "图像过小", "image too small");
+    }
+    let (lo, hi) = px
+        .values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let flat = f64::from(hi - lo) * 0.02;
+    let line_sd =
+        |cells: Vec<f32>| crate::stats::mean_sd(cells.into_iter()).map_or(f64::MAX, |m| m.1);
+    let row = |r: usize| line_sd((0..w).map(|c| px.at(r, c)).collect());
+    let col = |c: usize| line_sd((0..h).map(|r| px.at(r, c)).collect());
+    // A side is collimated when its outermost lines, at least 2% of the side deep, are flat.
+    let band =
+        |lines: &dyn Fn(usize) -> f64, depth: usize| (0..depth.max(1)).all(|k| lines(k) < flat);
+    let sides = [
+        band(&|k| row(k), h / 50),
+        band(&|k| row(h - 1 - k), h / 50),
+        band(&|k| col(k), w / 50),
+        band(&|k| col(w - 1 - k), w / 50),
+    ]
+    .iter()
+    .filter(|s| **s)
+    .count();
+    let score = 60.0 + 10.0 * sides as f64;
+    let reasons = if sides < 4 {
         vec![reason(
-            "dr_clipped",
-            &format!("中心区域{pct:.1}%像素饱和或截断"),
-            &format!("{pct:.1}% of the central region saturated or clipped"),
+            "dr_collimation",
+            &format!("仅{sides}侧可见限束边缘"),
+            &format!("collimation visible on {sides} of 4 sides"),
         )]
     } else {
         Vec::new()
     };
-    Score::new(NAME, score, Some(pct), reasons)
+    Score::new(NAME, score, Some(sides as f64), reasons)
+}
+
+/// **DR positioning: centring and rotation symmetry**, for chest PA/AP (the projection meant to
+/// be symmetric; others are not assessable). The thorax's midline is the column, within the
+/// central fifth, about which the middle half of the rows mirrors best; its distance from the
+/// image centre is the centring error, and the mirror correlation there falls as the patient
+/// is rotated. Score: 100 − 300 × (offset beyond 5% of the width) − 200 × (correlation short
+/// of 0.9).
+pub fn positioning(h: &Header, px: Option<&Pixels>) -> Score {
+    const NAME: &str = "dr_positioning";
+    let chest = h
+        .body_part
+        .as_deref()
+        .is_some_and(|b| b.contains("CHEST") || b.contains("THORAX"));
+    let frontal = h
+        .view_position
+        .as_deref()
+        .is_none_or(|v| v == "PA" || v == "AP");
+    if !(chest && frontal) {
+        return Score::not_assessable(
+            NAME,
+            "仅评价胸部正位的对称性",
+            "symmetry is judged for chest PA/AP only",
+        );
+    }
+    let Some(px) = px else {
+        return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
+    };
+    let (rows, w) = (px.rows, px.columns);
+    if rows < 16 || w < 16 {
+        return Score::not_assessable(NAME, "图像过小", "image too small");
+    }
+    // Every other row and column of the middle half of the rows: enough to judge symmetry.
+    let band: Vec<usize> = (rows / 4..rows * 3 / 4).step_by(2).collect();
+    let mirror = |mid: usize| {
+        let half = mid.min(w - 1 - mid) * 4 / 5;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for &r in &band {
+            for d in (1..half).step_by(2) {
+                a.push(f64::from(px.at(r, mid - d)));
+                b.push(f64::from(px.at(r, mid + d)));
+            }
+        }
+        correlation(&a, &b).unwrap_or(-1.0)
+    };
+    let step = (w / 200).max(1);
+    let (mut best, mut at) = (f64::MIN, w / 2);
+    let mut c = w * 2 / 5;
+    while c <= w * 3 / 5 {
+        let m = mirror(c);
+        if m > best {
+            best = m;
+            at = c;
+        }
+        c += step;
+    }
+    let offset = (at as f64 - w as f64 / 2.0).abs() / w as f64;
+    let score = 100.0 - 300.0 * (offset - 0.05).max(0.0) - 200.0 * (0.9 - best).max(0.0);
+    let mut reasons = Vec::new();
+    if offset > 0.05 {
+        reasons.push(reason(
+            "dr_off_centre",
+            &format!("胸廓中线偏离图像中心{:.0}%", offset * 100.0),
+            &format!("thorax midline {:.0}% off centre", offset * 100.0),
+        ));
+    }
+    if best < 0.9 {
+        reasons.push(reason(
+            "dr_rotated",
+            &format!("左右对称性差（镜像相关{best:.2}），体位可能旋转"),
+            &format!("poor left-right symmetry (mirror correlation {best:.2}): rotated?"),
+        ));
+    }
+    Score::new(NAME, score, Some(best), reasons)
+}
+
+fn correlation(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len().min(b.len()) as f64;
+    if n < 2.0 {
+        return None;
+    }
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut s, mut sa, mut sb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        s += (x - ma) * (y - mb);
+        sa += (x - ma).powi(2);
+        sb += (y - mb).powi(2);
+    }
+    (sa > 0.0 && sb > 0.0).then(|| s / (sa * sb).sqrt())
+}
+
+/// **DR/CR sharpness and motion blur**: the edge-spread index of the edges carrying at least
+/// a fifth of the frame's range (as for CT), and the balance of edge energy between the two
+/// directions (motion smears one). Score: 100·index/(index + 0.05), as for CT; a balance below
+/// 0.5 costs up to 30 more.
+pub fn sharpness(_h: &Header, px: Option<&Pixels>) -> Score {
+    const NAME: &str = "dr_sharpness";
+    let Some(px) = px else {
+        return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
+    };
+    let (lo, hi) = px
+        .values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let Some((index, balance)) = crate::ct::edge_sharpness(px, (hi - lo) * 0.2) else {
+        return Score::not_assessable(NAME, "无高对比边缘", "no high-contrast edge");
+    };
+    let mut score = 100.0 * index / (index + 0.05);
+    let mut reasons = Vec::new();
+    if score < 85.0 {
+        reasons.push(reason(
+            "dr_blurred",
+            &format!("边缘模糊（边缘锐利度{index:.2}）"),
+            &format!("blurred edges (edge index {index:.2})"),
+        ));
+    }
+    if balance < 0.5 {
+        score -= (0.5 - balance) * 60.0;
+        reasons.push(reason(
+            "dr_motion",
+            "边缘单向拖影，疑似运动模糊",
+            "edges smeared in one direction: motion blur?",
+        ));
+    }
+    Score::new(NAME, score, Some(index), reasons)
 }

@@ -27,6 +27,10 @@ pub struct Header {
     pub target_exposure_index: Option<f64>,
     pub deviation_index: Option<f64>,
     pub instance_number: Option<i64>,
+    pub body_part: Option<String>,
+    pub view_position: Option<String>,
+    /// (0020,1002): how many images the acquisition made, when the modality says.
+    pub images_in_acquisition: Option<i64>,
     pub image_position: Option<[f64; 3]>,
     pub image_orientation: Option<[f64; 6]>,
     pub tags: BTreeSet<String>,
@@ -80,6 +84,9 @@ impl Header {
             target_exposure_index: num(doc, "00181412", 0),
             deviation_index: num(doc, "00181413", 0),
             instance_number: num(doc, "00200013", 0).map(|v| v as i64),
+            body_part: text(doc, "00180015").map(|s| s.to_uppercase()),
+            view_position: text(doc, "00185101").map(|s| s.to_uppercase()),
+            images_in_acquisition: num(doc, "00201002", 0).map(|v| v as i64),
             image_position: arr("00200032", 3).map(|v| [v[0], v[1], v[2]]),
             image_orientation: arr("00200037", 6).map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]),
             tags: doc

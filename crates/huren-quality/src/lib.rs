@@ -6,8 +6,9 @@
 //! Decisions written down here because they are costly to change:
 //! - **Scale**: 100 is the best. Grades: 甲 (A) ≥ 85, 乙 (B) ≥ 70, 丙 (C) ≥ 50, 废片 (reject)
 //!   below, the bands the provincial film-rating rules use (甲级片/乙级片/丙级片/废片).
-//! - **An image's score** is its weakest assessable aspect (the minimum over scorers): a sharp
-//!   image that is all noise is not a good image.
+//! - **An image's score** is its weakest assessable aspect (the minimum over the scorers the
+//!   validation suite has calibrated): a sharp image that is all noise is not a good image.
+//!   Uncalibrated scorers are reported but do not grade.
 //! - **A series' score**, per scorer, is the median over its images, so one bad slice of 500
 //!   does not reject a study; the series' score is the minimum of those medians.
 //! - **A study's score** is the minimum over its diagnostic series: each series is read.
@@ -18,7 +19,9 @@ pub mod ct;
 pub mod dr;
 pub mod header;
 pub mod meta;
+pub mod mr;
 pub mod pixels;
+pub mod stats;
 
 pub use header::Header;
 pub use pixels::Pixels;
@@ -99,6 +102,15 @@ impl Score {
     }
 }
 
+/// The reason, when the score is below 甲 (a scorer says why only when it matters).
+pub(crate) fn below_a(code: &str, zh: &str, en: &str, score: f64) -> Vec<Reason> {
+    if score < 85.0 {
+        vec![reason(code, zh, en)]
+    } else {
+        Vec::new()
+    }
+}
+
 pub(crate) fn reason(code: &str, zh: &str, en: &str) -> Reason {
     Reason {
         code: code.to_owned(),
@@ -122,31 +134,103 @@ pub const SCORERS: &[Scorer] = &[
     Scorer {
         name: "ct_noise",
         modalities: &["CT"],
-        calibrated: false,
+        calibrated: true,
         score: ct::noise,
     },
     Scorer {
         name: "ct_acquisition",
         modalities: &["CT"],
-        calibrated: false,
+        calibrated: true,
         score: ct::acquisition,
+    },
+    Scorer {
+        name: "ct_cnr",
+        modalities: &["CT"],
+        calibrated: true,
+        score: ct::snr_cnr,
+    },
+    Scorer {
+        name: "ct_sharpness",
+        modalities: &["CT"],
+        calibrated: true,
+        score: ct::sharpness,
+    },
+    Scorer {
+        name: "ct_ring",
+        modalities: &["CT"],
+        calibrated: false,
+        score: ct::ring,
+    },
+    Scorer {
+        name: "ct_streak",
+        modalities: &["CT"],
+        calibrated: false,
+        score: ct::streak,
+    },
+    Scorer {
+        name: "ct_fov",
+        modalities: &["CT"],
+        calibrated: true,
+        score: ct::field_of_view,
     },
     Scorer {
         name: "dr_exposure",
         modalities: &["DX", "CR", "DR"],
-        calibrated: false,
+        calibrated: true,
         score: dr::exposure,
     },
     Scorer {
         name: "dr_saturation",
         modalities: &["DX", "CR", "DR"],
-        calibrated: false,
+        calibrated: true,
         score: dr::saturation,
+    },
+    Scorer {
+        name: "dr_contrast",
+        modalities: &["DX", "CR", "DR"],
+        calibrated: true,
+        score: dr::contrast,
+    },
+    Scorer {
+        name: "dr_collimation",
+        modalities: &["DX", "CR", "DR"],
+        calibrated: true,
+        score: dr::collimation,
+    },
+    Scorer {
+        name: "dr_positioning",
+        modalities: &["DX", "CR", "DR"],
+        calibrated: true,
+        score: dr::positioning,
+    },
+    Scorer {
+        name: "dr_sharpness",
+        modalities: &["DX", "CR", "DR"],
+        calibrated: false,
+        score: dr::sharpness,
+    },
+    Scorer {
+        name: "mr_snr",
+        modalities: &["MR"],
+        calibrated: true,
+        score: mr::snr,
+    },
+    Scorer {
+        name: "mr_ghosting",
+        modalities: &["MR"],
+        calibrated: false,
+        score: mr::ghosting,
+    },
+    Scorer {
+        name: "mr_motion",
+        modalities: &["MR"],
+        calibrated: false,
+        score: mr::motion,
     },
     Scorer {
         name: "metadata",
         modalities: &["CT", "DX", "CR", "DR", "MR"],
-        calibrated: false,
+        calibrated: true,
         score: meta::conformance,
     },
 ];
@@ -192,35 +276,129 @@ pub fn excluded(h: &Header, has_pixels: bool) -> Option<Reason> {
 }
 
 /// An image's scores from every scorer for its modality, and its overall score (the weakest
-/// assessable aspect).
+/// assessable aspect among the calibrated scorers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
     pub scores: Vec<Score>,
+    /// Where the slice lies along the normal of its plane (mm), for the series' completeness.
+    #[serde(default)]
+    pub position: Option<f64>,
+    /// (0020,1002) Images in Acquisition, when the modality says.
+    #[serde(default)]
+    pub images_in_acquisition: Option<i64>,
 }
 
 pub fn score_image(h: &Header, px: Option<&Pixels>) -> ImageResult {
-    let mut scores = Vec::new();
-    let mut calibrated = true;
-    for s in SCORERS
-        .iter()
-        .filter(|s| s.modalities.contains(&h.modality.as_str()))
-    {
-        let r = (s.score)(h, px);
-        if r.score.is_some() {
-            calibrated &= s.calibrated;
-        }
-        scores.push(r);
-    }
-    let score = scores.iter().filter_map(|s| s.score).min_by(f64::total_cmp);
+    let mut r = image_result(
+        SCORERS
+            .iter()
+            .filter(|s| s.modalities.contains(&h.modality.as_str()))
+            .map(|s| (s.score)(h, px))
+            .collect(),
+    );
+    r.position = slice_position(h);
+    r.images_in_acquisition = h.images_in_acquisition;
+    r
+}
+
+/// The slice's position along its plane's normal: ImagePositionPatient · (row × column
+/// direction cosines), PS3.3 C.7.6.2.1.1.
+pub fn slice_position(h: &Header) -> Option<f64> {
+    let (p, o) = (h.image_position?, h.image_orientation?);
+    let n = [
+        o[1] * o[5] - o[2] * o[4],
+        o[2] * o[3] - o[0] * o[5],
+        o[0] * o[4] - o[1] * o[3],
+    ];
+    Some(p[0] * n[0] + p[1] * n[1] + p[2] * n[2])
+}
+
+/// Whether the validation suite has passed this scorer.
+pub fn is_calibrated(scorer: &str) -> bool {
+    SCORERS.iter().any(|s| s.name == scorer && s.calibrated)
+}
+
+/// An image's overall result from its scorers' results. The grade comes from the calibrated
+/// scorers that could judge the image; the others are shown, with their reasons, but do not
+/// grade it, unless no calibrated scorer could (then the grade is marked uncalibrated).
+pub fn image_result(scores: Vec<Score>) -> ImageResult {
+    let lowest = |calibrated: bool| {
+        scores
+            .iter()
+            .filter(|s| !calibrated || is_calibrated(&s.scorer))
+            .filter_map(|s| s.score)
+            .min_by(f64::total_cmp)
+    };
+    let (score, calibrated) = match lowest(true) {
+        Some(s) => (Some(s), true),
+        None => (lowest(false), false),
+    };
     ImageResult {
         score,
         grade: score.map(Grade::of),
-        calibrated: calibrated && score.is_some(),
+        calibrated,
         scores,
+        position: None,
+        images_in_acquisition: None,
     }
+}
+
+/// **Series completeness** (CT coverage; any series of positioned slices): slices missing
+/// (a gap of about twice the usual spacing or more counts its missing slices; fewer images than
+/// Images in Acquisition says counts the difference) and uneven spacing (steps off the usual
+/// spacing by more than 20%). Exact counts, so its bands are fixed rather than validated:
+/// 100 − 30 per missing slice − 10 per uneven step. `None` below three positioned slices.
+pub fn completeness(images: &[ImageResult]) -> Option<(Score, bool)> {
+    let mut z: Vec<f64> = images.iter().filter_map(|i| i.position).collect();
+    if z.len() < 3 {
+        return None;
+    }
+    z.sort_by(f64::total_cmp);
+    let mut steps: Vec<f64> = z
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 1e-3)
+        .collect();
+    if steps.len() < 2 {
+        return None;
+    }
+    let mut sorted = steps.clone();
+    let m = median(&mut sorted)?;
+    let (mut missing, mut uneven) = (0i64, 0i64);
+    for d in steps.drain(..) {
+        let k = (d / m).round();
+        if k >= 2.0 && (d - k * m).abs() <= 0.2 * m {
+            missing += k as i64 - 1;
+        } else if (d - m).abs() > 0.2 * m {
+            uneven += 1;
+        }
+    }
+    if let Some(expected) = images.iter().filter_map(|i| i.images_in_acquisition).max() {
+        missing = missing.max(expected - images.len() as i64);
+    }
+    let mut reasons = Vec::new();
+    if missing > 0 {
+        reasons.push(reason(
+            "series_missing_slices",
+            &format!("序列缺失{missing}层"),
+            &format!("{missing} slice(s) missing from the series"),
+        ));
+    }
+    if uneven > 0 {
+        reasons.push(reason(
+            "series_uneven_spacing",
+            &format!("层间距不均（{uneven}处）"),
+            &format!("uneven slice spacing ({uneven} step(s))"),
+        ));
+    }
+    let score = 100.0 - 30.0 * missing as f64 - 10.0 * uneven as f64;
+    Some((
+        Score::new("series_completeness", score, Some(missing as f64), reasons),
+        missing == 0 && uneven == 0,
+    ))
 }
 
 /// One series' aggregate: per scorer, the median over its images.
@@ -231,6 +409,10 @@ pub struct SeriesResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
+    /// No slice missing and even spacing; `None` when the series cannot say (too few
+    /// positioned slices).
+    #[serde(default)]
+    pub complete: Option<bool>,
     /// Scorer → median score over the images it could judge.
     pub scorers: std::collections::BTreeMap<String, f64>,
     /// The scorers that kept the series below 甲, weakest first, with their most frequent
@@ -254,8 +436,13 @@ fn median(v: &mut [f64]) -> Option<f64> {
 pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResult {
     let mut per: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut why: std::collections::BTreeMap<String, Vec<Reason>> = Default::default();
+    let calibrated = images.iter().any(|i| i.calibrated);
     for i in images {
         for s in &i.scores {
+            // A series graded by calibrated scorers is graded by those alone.
+            if calibrated && !is_calibrated(&s.scorer) {
+                continue;
+            }
             if let Some(v) = s.score {
                 per.entry(s.scorer.clone()).or_default().push(v);
                 if v < 85.0 {
@@ -266,10 +453,19 @@ pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResul
             }
         }
     }
-    let scorers: std::collections::BTreeMap<String, f64> = per
+    let mut scorers: std::collections::BTreeMap<String, f64> = per
         .into_iter()
         .filter_map(|(k, mut v)| median(&mut v).map(|m| (k, m)))
         .collect();
+    let complete = completeness(images).map(|(s, complete)| {
+        if let Some(v) = s.score {
+            scorers.insert(s.scorer.clone(), v);
+            if v < 85.0 {
+                why.insert(s.scorer.clone(), s.reasons.clone());
+            }
+        }
+        complete
+    });
     let score = scorers.values().copied().min_by(f64::total_cmp);
     let mut weak: Vec<(&String, &f64)> = scorers.iter().filter(|(_, v)| **v < 85.0).collect();
     weak.sort_by(|a, b| a.1.total_cmp(b.1));
@@ -293,7 +489,8 @@ pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResul
         images: images.len(),
         score,
         grade: score.map(Grade::of),
-        calibrated: score.is_some() && images.iter().all(|i| i.calibrated || i.score.is_none()),
+        calibrated: score.is_some() && calibrated,
+        complete,
         scorers,
         reasons,
     }
@@ -305,6 +502,9 @@ pub struct StudyResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
+    /// Every series that can say is complete; `None` when none can.
+    #[serde(default)]
+    pub complete: Option<bool>,
     pub series: Vec<SeriesResult>,
 }
 
@@ -315,6 +515,10 @@ pub fn aggregate_study(series: Vec<SeriesResult>) -> StudyResult {
         score,
         grade: score.map(Grade::of),
         calibrated: !scored.is_empty() && scored.iter().all(|s| s.calibrated),
+        complete: series
+            .iter()
+            .filter_map(|s| s.complete)
+            .reduce(|a, b| a && b),
         series,
     }
 }

@@ -142,12 +142,16 @@ fn one_bad_slice_of_five_hundred_does_not_reject_the_series() {
         grade: Some(Grade::A),
         calibrated: true,
         scores: vec![Score::new("ct_noise", 92.0, Some(9.0), vec![])],
+        position: None,
+        images_in_acquisition: None,
     };
     let bad = ImageResult {
         score: Some(10.0),
         grade: Some(Grade::Reject),
         calibrated: true,
         scores: vec![Score::new("ct_noise", 10.0, Some(40.0), vec![])],
+        position: None,
+        images_in_acquisition: None,
     };
     let mut images = vec![good.clone(); 499];
     images.push(bad.clone());
@@ -213,4 +217,47 @@ fn pixels_from_signed_sixteen_bit_samples_are_rescaled() {
         vec![-1024.0, -1024.0],
         "bits above BitsStored are masked"
     );
+}
+
+fn slice_at(z: f64) -> ImageResult {
+    let h = Header {
+        modality: "CT".into(),
+        image_position: Some([-100.0, -100.0, z]),
+        image_orientation: Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+        ..Default::default()
+    };
+    let mut r = image_result(vec![Score::new("ct_noise", 95.0, Some(5.0), vec![])]);
+    r.position = slice_position(&h);
+    r
+}
+
+#[test]
+fn one_missing_slice_in_three_hundred_is_found() {
+    let whole: Vec<ImageResult> = (0..300).map(|k| slice_at(-1.25 * k as f64)).collect();
+    let s = aggregate_series("1", &whole);
+    assert_eq!((s.complete, s.grade), (Some(true), Some(Grade::A)));
+    let mut gap = whole.clone();
+    gap.remove(150);
+    let s = aggregate_series("1", &gap);
+    assert_eq!(s.complete, Some(false));
+    assert_eq!(s.scorers.get("series_completeness"), Some(&70.0));
+    assert_eq!(s.grade, Some(Grade::B));
+    assert_eq!(s.reasons[0].code, "series_missing_slices");
+    // Uneven spacing: one step of 2 mm among 1.25 mm steps.
+    let mut uneven = whole.clone();
+    for r in uneven.iter_mut().skip(200) {
+        r.position = r.position.map(|p| p - 0.75);
+    }
+    let s = aggregate_series("1", &uneven);
+    assert_eq!(s.complete, Some(false));
+    assert_eq!(s.scorers.get("series_completeness"), Some(&90.0));
+    // Fewer images than the acquisition made.
+    let mut told = whole[..10].to_vec();
+    told[0].images_in_acquisition = Some(12);
+    assert_eq!(completeness(&told).map(|c| c.0.value), Some(Some(2.0)));
+    let study = aggregate_study(vec![
+        aggregate_series("1", &whole),
+        aggregate_series("2", &gap),
+    ]);
+    assert_eq!(study.complete, Some(false));
 }

@@ -175,7 +175,8 @@ pub async fn store_study(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE qc_study SET dirty = CASE WHEN changed_at > ? THEN 1 ELSE 0 END, aggregated_at = ?,
-                score = ?, grade = ?, calibrated = ?, images = ?, excluded = ?, detail = ?
+                score = ?, grade = ?, calibrated = ?, complete = ?, images = ?, excluded = ?,
+                detail = ?
           WHERE study_id = ?",
     )
     .bind(seen)
@@ -183,6 +184,7 @@ pub async fn store_study(
     .bind(o.score)
     .bind(&o.grade)
     .bind(o.calibrated)
+    .bind(o.complete)
     .bind(o.images)
     .bind(o.excluded)
     .bind(&o.detail)
@@ -197,13 +199,13 @@ pub async fn store_study(
 pub async fn grades(
     pool: &SqlitePool,
     study_uids: &[String],
-) -> Result<Vec<(String, String, Option<String>, bool)>, sqlx::Error> {
+) -> Result<Vec<huren_archive::model::QcGradeRow>, sqlx::Error> {
     if study_uids.is_empty() {
         return Ok(Vec::new());
     }
     let marks = vec!["?"; study_uids.len()].join(",");
     let sql = format!(
-        "SELECT s.study_uid, i.code, q.grade, q.calibrated
+        "SELECT s.study_uid, i.code, q.grade, q.calibrated, q.complete
            FROM study s JOIN qc_study q ON q.study_id = s.id JOIN institution i ON i.id = s.institution_id
           WHERE s.study_uid IN ({marks}) AND q.aggregated_at IS NOT NULL"
     );

@@ -2331,7 +2331,7 @@ impl Index for SqliteIndex {
     async fn qc_grades(
         &self,
         study_uids: &[String],
-    ) -> Result<Vec<(String, String, Option<String>, bool)>, StoreError> {
+    ) -> Result<Vec<huren_archive::model::QcGradeRow>, StoreError> {
         crate::quality::grades(&self.pool, study_uids)
             .await
             .map_err(db)

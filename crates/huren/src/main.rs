@@ -91,6 +91,9 @@ enum Command {
     /// Recognition statistics upkeep.
     #[command(subcommand)]
     Recognition(RecognitionCmd),
+    /// Image quality control (docs/quality.md).
+    #[command(subcommand)]
+    Quality(QualityCmd),
     /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
     /// without object files and without fsync (see bench/ and docs/benchmarks.md).
     BenchFill {
@@ -108,6 +111,16 @@ enum Command {
         /// Fill lab results instead of images: this many orders of 20 results per patient.
         #[arg(long)]
         orders_per_patient: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QualityCmd {
+    /// Score Part 10 files as the workers score stored images; one JSON line per file
+    /// (`{"file", "excluded", "result"}` or `{"file", "error"}`).
+    Score {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -691,6 +704,40 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
+        Command::Quality(QualityCmd::Score { files }) => {
+            // Files are independent: scored on every core, printed in the order given.
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let chunk = files.len().div_ceil(threads).max(1);
+            let lines: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|f| {
+                                    let file = f.display().to_string();
+                                    match huren_archive::quality::score_file(f) {
+                                        Ok(r) => serde_json::json!({
+                                            "file": file, "excluded": r.excluded, "result": r.result,
+                                        }),
+                                        Err(e) => serde_json::json!({ "file": file, "error": e }),
+                                    }
+                                    .to_string()
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        }
         Command::Recognition(RecognitionCmd::RebuildStatistics { dir }) => {
             let (archive, grant) = console(&dir).await?;
             let units = archive.rebuild_recognition_statistics(&grant).await?;

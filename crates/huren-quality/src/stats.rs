@@ -1,0 +1,87 @@
+//! Small image statistics the scorers share.
+
+use crate::Pixels;
+
+/// The `p`-th percentile (0–100) of `v` (sorted in place), nearest rank.
+pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let k = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    Some(v[k.min(v.len() - 1)])
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_sd(v: impl Iterator<Item = f32>) -> Option<(f64, f64)> {
+    let (mut n, mut s, mut q) = (0f64, 0f64, 0f64);
+    for x in v {
+        let x = f64::from(x);
+        n += 1.0;
+        s += x;
+        q += x * x;
+    }
+    if n < 2.0 {
+        return None;
+    }
+    let m = s / n;
+    Some((m, ((q / n - m * m).max(0.0) * n / (n - 1.0)).sqrt()))
+}
+
+/// Sobel gradient magnitude at every interior pixel (borders 0), in value units per pixel.
+pub fn gradient(px: &Pixels) -> Vec<f32> {
+    let (h, w) = (px.rows, px.columns);
+    let mut g = vec![0f32; h * w];
+    for r in 1..h.saturating_sub(1) {
+        for c in 1..w.saturating_sub(1) {
+            let p = |dr: isize, dc: isize| {
+                px.values[(r as isize + dr) as usize * w + (c as isize + dc) as usize]
+            };
+            let gx = (p(-1, 1) + 2.0 * p(0, 1) + p(1, 1)) - (p(-1, -1) + 2.0 * p(0, -1) + p(1, -1));
+            let gy = (p(1, -1) + 2.0 * p(1, 0) + p(1, 1)) - (p(-1, -1) + 2.0 * p(-1, 0) + p(-1, 1));
+            // The Sobel kernel weighs a unit step ×8 across its three rows and two columns.
+            g[r * w + c] = (gx * gx + gy * gy).sqrt() / 8.0;
+        }
+    }
+    g
+}
+
+/// Per-block mean and SD over non-overlapping `side`×`side` blocks: (row, col, mean, sd).
+pub fn blocks(px: &Pixels, side: usize) -> Vec<(usize, usize, f64, f64)> {
+    let mut out = Vec::new();
+    let mut r = 0;
+    while r + side <= px.rows {
+        let mut c = 0;
+        while c + side <= px.columns {
+            let it = (r..r + side).flat_map(|y| (c..c + side).map(move |x| (y, x)));
+            if let Some((m, sd)) = mean_sd(it.map(|(y, x)| px.at(y, x))) {
+                out.push((r, c, m, sd));
+            }
+            c += side;
+        }
+        r += side;
+    }
+    out
+}
+
+/// Shannon-style entropy focus criterion of the magnitudes (Atkinson et al., IEEE TMI 1997),
+/// normalised to 0–1 by its maximum for this many pixels: higher is blurrier or more ghosted.
+pub fn entropy_focus(values: &[f32]) -> Option<f64> {
+    let total: f64 = values
+        .iter()
+        .map(|v| f64::from(v.max(0.0)).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if total <= 0.0 || values.len() < 2 {
+        return None;
+    }
+    let e: f64 = values
+        .iter()
+        .map(|v| f64::from(v.max(0.0)) / total)
+        .filter(|b| *b > 0.0)
+        .map(|b| -b * b.ln())
+        .sum();
+    let n = values.len() as f64;
+    let max = n.sqrt() * (n.sqrt()).ln();
+    Some(e / max)
+}
