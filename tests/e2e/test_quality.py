@@ -1,7 +1,8 @@
 """Image quality control on every stored image (issue #8): CT phantoms sent over DIMSE are
 queued as they are stored, scored by the workers, and graded per study once the study is
 stable; a localizer is left out; a late image re-grades the study; recognition reads the grade
-through its QC port."""
+through its QC port; the QC centre reads distributions and the lowest studies."""
+import json
 import time
 import uuid
 
@@ -90,7 +91,6 @@ def test_every_image_is_scored_and_each_study_graded(site):
     assert s.query("SELECT excluded FROM qc_image q JOIN instance i ON i.id = q.instance_id WHERE i.sop_uid = ?",
                    scout.SOPInstanceUID) == [("localizer",)]
     # The noisy study says why, in both languages.
-    import json
     (detail,) = s.query("SELECT detail FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?",
                         noisy)[0]
     reasons = [r for series in json.loads(detail)["series"] for r in series["reasons"]]
@@ -118,6 +118,35 @@ def test_every_image_is_scored_and_each_study_graded(site):
     # only (the default policy).
     assert decided[gappy]["verdict"] == "reference_only", decided[gappy]
     assert [r["code"] for r in decided[gappy]["reasons"]] == ["series_incomplete"], decided[gappy]
+
+    # The QC centre's feedback: distributions and the lowest studies, with no patient data.
+    from conftest import ADMIN
+    from test_sessions import add_user
+    today = time.strftime("%Y-%m-%d")
+    span = {"from": today, "until": today}
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    st = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "institution"}, headers=admin)
+    assert st.status_code == 200, st.text
+    (county,) = [r for r in st.json()["rows"] if r["key"] == "county"]
+    assert (county["studies"], county["a"], county["b"], county["reject"], county["incomplete"]) == (3, 1, 1, 1, 1)
+    assert county["p10"] <= county["median"] <= county["p90"]
+    csv = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "modality", "format": "csv"},
+                       headers=admin)
+    assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("CT,3,1,1,0,1,")
+    low = requests.get(f"{s.url}/api/quality/studies", params={**span, "limit": 2}, headers=admin).json()["studies"]
+    assert [x["study_instance_uid"] for x in low] == [noisy, gappy]
+    assert low[0]["reasons"][0]["code"] == "ct_noise_high" and pid not in json.dumps(low)
+    # A doctor reads none of it; a technician reads their own institution's only.
+    assert add_user(s, "qdoc", "doctor").returncode == 0
+    assert add_user(s, "qtech", "technician", "city").returncode == 0
+
+    def session(user):
+        from test_sessions import PASSWORD
+        return {"huren_session": requests.post(f"{s.url}/api/session", json={"username": user, "password": PASSWORD})
+                .cookies["huren_session"]}
+
+    assert requests.get(f"{s.url}/api/quality/statistics", params=span, cookies=session("qdoc")).status_code == 403
+    assert requests.get(f"{s.url}/api/quality/statistics", params=span, cookies=session("qtech")).json()["rows"] == []
 
 
 def test_no_job_is_lost_when_a_worker_dies(fresh_server):

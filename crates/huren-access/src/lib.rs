@@ -448,6 +448,46 @@ pub fn grant_stats(p: &Principal) -> Result<StatsGrant, Denied> {
     })
 }
 
+/// Permission to read image quality feedback (docs/quality.md): score distributions, trends and
+/// the lowest-scoring studies with their reasons — de-identified, with no patient data. The QC
+/// centre's officers and operators read the region; an institution's admins and technicians
+/// read their own institution.
+#[derive(Debug, Clone)]
+pub struct QualityGrant {
+    principal: Principal,
+    institution: Option<InstitutionId>,
+}
+
+impl QualityGrant {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The institution this feedback is limited to; `None`: the region.
+    pub fn institution(&self) -> Option<InstitutionId> {
+        self.institution
+    }
+}
+
+pub fn grant_quality(p: &Principal) -> Result<QualityGrant, Denied> {
+    let institution = match p {
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => None,
+        Principal::User(u) if matches!(u.role, Role::RegionalOperator | Role::QcOfficer) => None,
+        Principal::User(u) if matches!(u.role, Role::InstitutionAdmin | Role::Technician) => {
+            Some(u.institution_id)
+        }
+        _ => {
+            return Err(Denied::Role(
+                "quality feedback is for QC officers, technicians, institution admins and operators",
+            ));
+        }
+    };
+    Ok(QualityGrant {
+        principal: p.clone(),
+        institution,
+    })
+}
+
 /// Permission to read the audit trail: auditors, and operators' tokens for tooling (not
 /// regional operators signed in as people: they configure, auditors audit).
 #[derive(Debug, Clone)]

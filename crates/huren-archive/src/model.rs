@@ -869,3 +869,19 @@ pub struct QcStudyOutcome {
 /// A study's grade as recognition reads it: (StudyInstanceUID, performing institution, grade,
 /// calibrated, complete).
 pub type QcGradeRow = (String, String, Option<String>, bool, Option<bool>);
+
+/// A graded study as the QC centre's feedback sees it (no patient data).
+#[derive(Debug, Clone)]
+pub struct QcStudyRow {
+    pub study_uid: String,
+    pub institution: String,
+    pub modalities: String,
+    /// YYYYMMDD.
+    pub study_date: Option<String>,
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub calibrated: bool,
+    pub complete: Option<bool>,
+    pub images: i64,
+    pub detail: Option<String>,
+}

@@ -287,9 +287,12 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<crate::model::QcJob>, StoreError>;
-    /// Stores an image's result, finishes its job and marks its study, in one transaction.
-    async fn qc_finish(&self, o: &crate::model::QcImageOutcome, now: i64)
-    -> Result<(), StoreError>;
+    /// Stores images' results, finishes their jobs and marks their studies, in one transaction.
+    async fn qc_finish(
+        &self,
+        all: &[crate::model::QcImageOutcome],
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// Requeues a failed job (failed for good after three attempts).
     async fn qc_fail(&self, instance_id: i64, error: &str, now: i64) -> Result<(), StoreError>;
     /// Marked studies that are stable with every image scored: (study id, marked at).
@@ -311,6 +314,13 @@ pub trait Index: Send + Sync + 'static {
         &self,
         study_uids: &[String],
     ) -> Result<Vec<crate::model::QcGradeRow>, StoreError>;
+    /// Graded studies by study date `[from, until]` (YYYYMMDD), optionally of one institution.
+    async fn qc_graded_studies(
+        &self,
+        from: &str,
+        until: &str,
+        institution: Option<i64>,
+    ) -> Result<Vec<crate::model::QcStudyRow>, StoreError>;
     /// Jobs waiting, and the oldest one's enqueue time.
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
     /// Marks units to be priced again: of these items, or of this institution, or all.

@@ -121,14 +121,19 @@ impl Archive {
             .index
             .qc_claim(worker, n, now, now + LEASE_SECS)
             .await?;
+        // The batch's results are stored in one transaction: one commit per batch.
+        let mut done = Vec::with_capacity(jobs.len());
         for job in &jobs {
             match self.qc_score(job).await {
-                Ok(o) => self.index.qc_finish(&o, unix_now()).await?,
+                Ok(o) => done.push(o),
                 Err(e) => {
                     tracing::warn!(instance = job.instance_id, attempt = job.attempts, error = %e, "quality scoring failed");
                     self.index.qc_fail(job.instance_id, &e, unix_now()).await?;
                 }
             }
+        }
+        if !done.is_empty() {
+            self.index.qc_finish(&done, unix_now()).await?;
         }
         Ok(jobs.len())
     }
@@ -311,6 +316,178 @@ impl Archive {
                     }),
                 };
                 ((uid, inst), (qc, complete))
+            })
+            .collect())
+    }
+}
+
+/// What quality feedback is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QualityBy {
+    Institution,
+    Modality,
+    Month,
+}
+
+impl QualityBy {
+    pub fn parse(s: &str) -> Option<QualityBy> {
+        Some(match s {
+            "institution" => QualityBy::Institution,
+            "modality" => QualityBy::Modality,
+            "month" => QualityBy::Month,
+            _ => return None,
+        })
+    }
+}
+
+/// One group's distribution of study scores and grades.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QualityRow {
+    pub key: String,
+    pub studies: u64,
+    /// Studies by grade: A (甲), B (乙), C (丙), reject (废片).
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub reject: u64,
+    /// Graded by scorers not calibrated yet (their grades are not used by recognition).
+    pub uncalibrated: u64,
+    /// Studies with a series missing slices or unevenly spaced.
+    pub incomplete: u64,
+    pub mean: Option<f64>,
+    pub p10: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// A low-scoring study for the QC centre: what it is and why, with no patient data.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LowStudy {
+    pub study_instance_uid: String,
+    pub institution: String,
+    pub modalities: String,
+    pub study_date: Option<String>,
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub images: i64,
+    pub reasons: Vec<q::Reason>,
+}
+
+fn to_da(d: time::Date) -> String {
+    format!("{:04}{:02}{:02}", d.year(), d.month() as u8, d.day())
+}
+
+impl Archive {
+    /// Score distributions by institution, modality or month (trends) for studies performed on
+    /// `[from, until]`.
+    pub async fn quality_statistics(
+        &self,
+        grant: &huren_access::QualityGrant,
+        from: time::Date,
+        until: time::Date,
+        by: QualityBy,
+    ) -> Result<Vec<QualityRow>, StoreError> {
+        let studies = self
+            .index
+            .qc_graded_studies(&to_da(from), &to_da(until), grant.institution())
+            .await?;
+        let mut groups: BTreeMap<String, (QualityRow, Vec<f64>)> = BTreeMap::new();
+        for s in &studies {
+            let key = match by {
+                QualityBy::Institution => s.institution.clone(),
+                QualityBy::Modality => s.modalities.clone(),
+                QualityBy::Month => s
+                    .study_date
+                    .as_deref()
+                    .and_then(|d| d.get(..6))
+                    .map(|m| format!("{}-{}", &m[..4], &m[4..]))
+                    .unwrap_or_default(),
+            };
+            let (row, scores) = groups.entry(key.clone()).or_insert_with(|| {
+                (
+                    QualityRow {
+                        key,
+                        ..Default::default()
+                    },
+                    Vec::new(),
+                )
+            });
+            row.studies += 1;
+            match s.grade.as_deref() {
+                Some("A") => row.a += 1,
+                Some("B") => row.b += 1,
+                Some("C") => row.c += 1,
+                Some(_) => row.reject += 1,
+                None => {}
+            }
+            row.uncalibrated += u64::from(s.grade.is_some() && !s.calibrated);
+            row.incomplete += u64::from(s.complete == Some(false));
+            scores.extend(s.score);
+        }
+        Ok(groups
+            .into_values()
+            .map(|(mut row, mut scores)| {
+                scores.sort_by(f64::total_cmp);
+                let at = |p: f64| {
+                    (!scores.is_empty()).then(|| {
+                        let k = ((p / 100.0) * (scores.len() - 1) as f64).round() as usize;
+                        (scores[k] * 10.0).round() / 10.0
+                    })
+                };
+                row.mean = (!scores.is_empty()).then(|| {
+                    (scores.iter().sum::<f64>() / scores.len() as f64 * 10.0).round() / 10.0
+                });
+                row.p10 = at(10.0);
+                row.median = at(50.0);
+                row.p90 = at(90.0);
+                row
+            })
+            .collect())
+    }
+
+    /// The lowest-scoring studies performed on `[from, until]`, optionally of one modality,
+    /// with the reasons that kept them low.
+    pub async fn quality_lowest(
+        &self,
+        grant: &huren_access::QualityGrant,
+        from: time::Date,
+        until: time::Date,
+        modality: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LowStudy>, StoreError> {
+        let mut studies: Vec<_> = self
+            .index
+            .qc_graded_studies(&to_da(from), &to_da(until), grant.institution())
+            .await?
+            .into_iter()
+            .filter(|s| s.score.is_some())
+            .filter(|s| modality.is_none_or(|m| s.modalities.split('\\').any(|x| x == m)))
+            .collect();
+        studies.sort_by(|a, b| {
+            a.score
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.score.unwrap_or(f64::MAX))
+        });
+        Ok(studies
+            .into_iter()
+            .take(limit)
+            .map(|s| {
+                let reasons = s
+                    .detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<q::StudyResult>(d).ok())
+                    .map(|r| r.series.into_iter().flat_map(|x| x.reasons).collect())
+                    .unwrap_or_default();
+                LowStudy {
+                    study_instance_uid: s.study_uid,
+                    institution: s.institution,
+                    modalities: s.modalities,
+                    study_date: s.study_date,
+                    score: s.score,
+                    grade: s.grade,
+                    images: s.images,
+                    reasons,
+                }
             })
             .collect())
     }

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiQuery};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use huren_access::{grant_admin, grant_catalog};
 use huren_archive::catalog::{CatalogError, CatalogFile};
@@ -257,7 +257,17 @@ pub async fn unmapped_studies(
             );
             out.push('\n');
         }
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
+        return Ok(csv_response(out));
     }
     Ok(Json(json!(rows)).into_response())
+}
+
+/// A CSV document as the response (UTF-8, so spreadsheets read the Chinese right).
+pub(crate) fn csv_response(text: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }

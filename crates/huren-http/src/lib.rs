@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod patient;
 pub mod patients;
 pub mod qido;
+pub mod quality;
 pub mod recognition;
 pub mod render;
 pub mod session;
@@ -204,6 +205,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recognition/reasons", get(recognition::reasons))
         .route("/api/recognition/decisions", post(recognition::decide))
         .route("/api/recognition/statistics", get(recognition::statistics))
+        .route("/api/quality/statistics", get(quality::statistics))
+        .route("/api/quality/studies", get(quality::lowest))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .route(

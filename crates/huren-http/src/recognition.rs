@@ -269,9 +269,5 @@ pub async fn statistics(
             r.unpriced
         ));
     }
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        text,
-    )
-        .into_response())
+    Ok(crate::catalog::csv_response(text))
 }

@@ -2,7 +2,7 @@
 //! row-major order.
 
 /// A grey-scale frame.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Pixels {
     pub rows: usize,
     pub columns: usize,
@@ -13,9 +13,44 @@ pub struct Pixels {
     pub stored_max: f32,
     pub slope: f32,
     pub intercept: f32,
+    /// The ~6 mm squares' statistics, computed once for the scorers that share them.
+    squares: std::sync::OnceLock<(usize, Vec<crate::stats::Block>)>,
 }
 
 impl Pixels {
+    pub fn new(
+        rows: usize,
+        columns: usize,
+        values: Vec<f32>,
+        stored: (f32, f32),
+        slope: f32,
+        intercept: f32,
+    ) -> Pixels {
+        Pixels {
+            rows,
+            columns,
+            values,
+            stored_min: stored.0,
+            stored_max: stored.1,
+            slope,
+            intercept,
+            squares: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Mean and SD of each `side`×`side` square, computed once per image for the usual side
+    /// (several scorers use them).
+    pub fn squares(&self, side: usize) -> std::borrow::Cow<'_, [crate::stats::Block]> {
+        let (s, v) = self
+            .squares
+            .get_or_init(|| (side, crate::stats::blocks(self, side)));
+        if *s == side {
+            std::borrow::Cow::Borrowed(v)
+        } else {
+            std::borrow::Cow::Owned(crate::stats::blocks(self, side))
+        }
+    }
+
     /// From native little-endian bytes of one grey-scale frame (8 or 16 bits allocated).
     /// `None` for layouts the scorers do not read (colour, other bit depths).
     #[allow(clippy::too_many_arguments)]
@@ -61,18 +96,17 @@ impl Pixels {
                 .collect(),
             _ => return None,
         };
-        Some(Pixels {
+        Some(Pixels::new(
             rows,
             columns,
-            values: stored
+            stored
                 .iter()
                 .map(|v| (*v as f64 * slope + intercept) as f32)
                 .collect(),
-            stored_min: lo as f32,
-            stored_max: hi as f32,
-            slope: slope as f32,
-            intercept: intercept as f32,
-        })
+            (lo as f32, hi as f32),
+            slope as f32,
+            intercept as f32,
+        ))
     }
 
     pub fn at(&self, r: usize, c: usize) -> f32 {

@@ -46,17 +46,30 @@ pub fn gradient(px: &Pixels) -> Vec<f32> {
     g
 }
 
+/// One square: (row, column, mean, SD).
+pub type Block = (usize, usize, f64, f64);
+
 /// Per-block mean and SD over non-overlapping `side`×`side` blocks: (row, col, mean, sd).
-pub fn blocks(px: &Pixels, side: usize) -> Vec<(usize, usize, f64, f64)> {
+pub fn blocks(px: &Pixels, side: usize) -> Vec<Block> {
     let mut out = Vec::new();
+    if side < 2 {
+        return out;
+    }
+    let n = (side * side) as f64;
     let mut r = 0;
     while r + side <= px.rows {
         let mut c = 0;
         while c + side <= px.columns {
-            let it = (r..r + side).flat_map(|y| (c..c + side).map(move |x| (y, x)));
-            if let Some((m, sd)) = mean_sd(it.map(|(y, x)| px.at(y, x))) {
-                out.push((r, c, m, sd));
+            let (mut s, mut q) = (0f64, 0f64);
+            for y in r..r + side {
+                for &v in &px.values[y * px.columns + c..y * px.columns + c + side] {
+                    let v = f64::from(v);
+                    s += v;
+                    q += v * v;
+                }
             }
+            let m = s / n;
+            out.push((r, c, m, ((q / n - m * m).max(0.0) * n / (n - 1.0)).sqrt()));
             c += side;
         }
         r += side;

@@ -25,15 +25,7 @@ fn phantom(n: usize, sigma: f64, seed: u64) -> Pixels {
             values.push((base + sigma * g) as f32);
         }
     }
-    Pixels {
-        rows: n,
-        columns: n,
-        values,
-        stored_min: -32768.0,
-        stored_max: 32767.0,
-        slope: 1.0,
-        intercept: -1024.0,
-    }
+    Pixels::new(n, n, values, (-32768.0, 32767.0), 1.0, -1024.0)
 }
 
 fn ct_header() -> Header {

@@ -73,10 +73,26 @@ pub async fn claim(
     Ok(jobs)
 }
 
-/// Stores an image's result, finishes its job and marks its study for aggregation, in one
-/// transaction; applying the same result twice leaves the same rows.
-pub async fn finish(pool: &SqlitePool, o: &QcImageOutcome, now: i64) -> Result<(), sqlx::Error> {
+/// Stores images' results, finishes their jobs and marks their studies for aggregation, in one
+/// transaction (one commit per batch, not per image); applying the same result twice leaves
+/// the same rows.
+pub async fn finish(
+    pool: &SqlitePool,
+    all: &[QcImageOutcome],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for o in all {
+        finish_one(&mut tx, o, now).await?;
+    }
+    tx.commit().await
+}
+
+async fn finish_one(
+    tx: &mut sqlx::SqliteConnection,
+    o: &QcImageOutcome,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO qc_image (instance_id, study_id, series_id, scored_at, excluded, score, grade,
              calibrated, scores)
@@ -112,7 +128,7 @@ pub async fn finish(pool: &SqlitePool, o: &QcImageOutcome, now: i64) -> Result<(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// A job that failed: queued again until its third attempt, then failed for good (and its
@@ -223,4 +239,41 @@ pub async fn backlog(pool: &SqlitePool) -> Result<(i64, Option<i64>), sqlx::Erro
     )
     .fetch_one(pool)
     .await
+}
+
+/// Graded studies performed on study dates `[from, until]` (YYYYMMDD), optionally of one
+/// institution: for the QC centre's feedback; no patient data.
+pub async fn graded_studies(
+    pool: &SqlitePool,
+    from: &str,
+    until: &str,
+    institution: Option<i64>,
+) -> Result<Vec<huren_archive::model::QcStudyRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.study_uid, i.code, s.modalities, s.study_date, q.score, q.grade, q.calibrated,
+                q.complete, q.images, q.detail
+           FROM qc_study q JOIN study s ON s.id = q.study_id JOIN institution i ON i.id = s.institution_id
+          WHERE q.aggregated_at IS NOT NULL AND s.study_date >= ?1 AND s.study_date <= ?2
+            AND (?3 IS NULL OR s.institution_id = ?3)",
+    )
+    .bind(from)
+    .bind(until)
+    .bind(institution)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| huren_archive::model::QcStudyRow {
+            study_uid: r.get(0),
+            institution: r.get(1),
+            modalities: r.get(2),
+            study_date: r.get(3),
+            score: r.get(4),
+            grade: r.get(5),
+            calibrated: r.get(6),
+            complete: r.get(7),
+            images: r.get(8),
+            detail: r.get(9),
+        })
+        .collect())
 }

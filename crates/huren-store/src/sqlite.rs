@@ -2290,10 +2290,12 @@ impl Index for SqliteIndex {
 
     async fn qc_finish(
         &self,
-        o: &huren_archive::model::QcImageOutcome,
+        all: &[huren_archive::model::QcImageOutcome],
         now: i64,
     ) -> Result<(), StoreError> {
-        crate::quality::finish(&self.pool, o, now).await.map_err(db)
+        crate::quality::finish(&self.pool, all, now)
+            .await
+            .map_err(db)
     }
 
     async fn qc_fail(&self, instance_id: i64, error: &str, now: i64) -> Result<(), StoreError> {
@@ -2333,6 +2335,17 @@ impl Index for SqliteIndex {
         study_uids: &[String],
     ) -> Result<Vec<huren_archive::model::QcGradeRow>, StoreError> {
         crate::quality::grades(&self.pool, study_uids)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_graded_studies(
+        &self,
+        from: &str,
+        until: &str,
+        institution: Option<i64>,
+    ) -> Result<Vec<huren_archive::model::QcStudyRow>, StoreError> {
+        crate::quality::graded_studies(&self.pool, from, until, institution)
             .await
             .map_err(db)
     }

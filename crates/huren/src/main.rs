@@ -119,6 +119,9 @@ enum QualityCmd {
     /// Score Part 10 files as the workers score stored images; one JSON line per file
     /// (`{"file", "excluded", "result"}` or `{"file", "error"}`).
     Score {
+        /// Threads to score on (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -449,7 +452,8 @@ struct LifecycleArgs {
 /// Image quality control workers (docs/quality.md): each claims a batch of images from the
 /// index's queue, scores them and claims again, resting when the queue is empty; one more task
 /// aggregates stable studies. Bounded by the worker count; the backlog waits in the index, not
-/// in memory.
+/// in memory. While the oldest waiting image is younger than 20 s, a worker rests a third of
+/// each batch's time after it, leaving the CPU to ingest; past that it works flat out.
 fn spawn_quality(archive: &Archive, settings: &config::Quality) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = settings.workers.unwrap_or((cores / 2).max(1));
@@ -458,15 +462,22 @@ fn spawn_quality(archive: &Archive, settings: &config::Quality) {
     }
     let batch = settings.batch.max(1);
     let host = std::process::id();
+    // The backlog's age in seconds, as the aggregator last saw it.
+    let age = Arc::new(std::sync::atomic::AtomicI64::new(0));
     for n in 0..workers {
         let archive = archive.clone();
         let name = format!("pid{host}-qc{n}");
+        let age = age.clone();
         tokio::spawn(async move {
             loop {
+                let started = std::time::Instant::now();
                 match archive.qc_run(&name, batch).await {
                     Ok(0) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
                     Ok(k) => {
                         metrics::counter!("huren_qc_images_total").increment(k as u64);
+                        if age.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+                            tokio::time::sleep(started.elapsed() / 3).await;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "quality worker");
@@ -491,6 +502,7 @@ fn spawn_quality(archive: &Archive, settings: &config::Quality) {
             if let Ok((waiting, oldest)) = archive.qc_backlog().await {
                 metrics::gauge!("huren_qc_backlog_jobs").set(waiting as f64);
                 metrics::gauge!("huren_qc_backlog_seconds").set(oldest.unwrap_or(0) as f64);
+                age.store(oldest.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
             }
         }
     });
@@ -704,9 +716,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Catalog(cmd) => catalog_cmd(cmd).await,
-        Command::Quality(QualityCmd::Score { files }) => {
+        Command::Quality(QualityCmd::Score { threads, files }) => {
             // Files are independent: scored on every core, printed in the order given.
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1);
             let chunk = files.len().div_ceil(threads).max(1);
             let lines: Vec<String> = std::thread::scope(|s| {
                 let handles: Vec<_> = files
