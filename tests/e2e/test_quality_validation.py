@@ -281,6 +281,7 @@ def write(ds, img, path):
     bits, signed = int(ds.BitsStored), int(getattr(ds, "PixelRepresentation", 0)) == 1
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
     ds.BitsAllocated, ds.HighBit = 16, bits - 1
+    ds.Rows, ds.Columns = img.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, getattr(ds, "PhotometricInterpretation", "MONOCHROME2")
     ds.PixelData = stored.clip(lo, hi).astype("<i2" if signed else "<u2").tobytes()
     for attr in ("NumberOfFrames",):
@@ -321,8 +322,12 @@ def measure():
                         rng = np.random.default_rng(500 + 97 * seed + 13 * k)
                         ds = ds0.copy()
                         # Each seed is its own acquisition: the phantom's noise, or for a real
-                        # image a shift of a few pixels, then the degradation.
-                        img = img0 + rng.normal(0, sd0, img0.shape) if sd0 else np.roll(img0, rng.integers(0, 6), 1)
+                        # image a field cropped a few pixels differently (no wrap-around edge).
+                        if sd0:
+                            img = img0 + rng.normal(0, sd0, img0.shape)
+                        else:
+                            dy, dx = rng.integers(0, 8, 2)
+                            img = img0[dy:dy + img0.shape[0] - 8, dx:dx + img0.shape[1] - 8]
                         img = degrade(img, rng, k, sd0)
                         if change:
                             change(ds, k)

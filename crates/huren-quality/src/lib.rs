@@ -206,7 +206,7 @@ pub const SCORERS: &[Scorer] = &[
     Scorer {
         name: "dr_sharpness",
         modalities: &["DX", "CR", "DR"],
-        calibrated: false,
+        calibrated: true,
         score: dr::sharpness,
     },
     Scorer {
