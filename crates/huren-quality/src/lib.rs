@@ -224,7 +224,7 @@ pub const SCORERS: &[Scorer] = &[
     Scorer {
         name: "mr_motion",
         modalities: &["MR"],
-        calibrated: false,
+        calibrated: true,
         score: mr::motion,
     },
     Scorer {
