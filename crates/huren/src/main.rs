@@ -452,8 +452,9 @@ struct LifecycleArgs {
 /// Image quality control workers (docs/quality.md): each claims a batch of images from the
 /// index's queue, scores them and claims again, resting when the queue is empty; one more task
 /// aggregates stable studies. Bounded by the worker count; the backlog waits in the index, not
-/// in memory. While the oldest waiting image is younger than 20 s, a worker rests a third of
-/// each batch's time after it, leaving the CPU to ingest; past that it works flat out.
+/// in memory. While the oldest waiting image is younger than 30 s, a worker rests twice each
+/// batch's time after it (a third of a core), leaving the CPU to ingest; past that it works
+/// flat out, so the backlog stays near half a minute under sustained load.
 fn spawn_quality(archive: &Archive, settings: &config::Quality) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = settings.workers.unwrap_or((cores / 2).max(1));
@@ -475,8 +476,8 @@ fn spawn_quality(archive: &Archive, settings: &config::Quality) {
                     Ok(0) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
                     Ok(k) => {
                         metrics::counter!("huren_qc_images_total").increment(k as u64);
-                        if age.load(std::sync::atomic::Ordering::Relaxed) < 20 {
-                            tokio::time::sleep(started.elapsed() / 3).await;
+                        if age.load(std::sync::atomic::Ordering::Relaxed) < 30 {
+                            tokio::time::sleep(started.elapsed() * 2).await;
                         }
                     }
                     Err(e) => {
