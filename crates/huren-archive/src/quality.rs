@@ -14,18 +14,62 @@ use huren_dicom::pixel::PixelLayout;
 use huren_quality as q;
 use std::collections::BTreeMap;
 
-/// A decoded or native frame as modality values, when grey-scale.
-fn grey(
-    bytes: &[u8],
-    bits_allocated: u32,
-    samples: u32,
-    pm: &huren_dicom::render::PixelModule,
-) -> Option<q::Pixels> {
-    if samples != 1 {
-        return None;
+/// Where the middle frame's bytes lie in the object (the frame the scorers read), and whether
+/// they are encapsulated. `None` for layouts the scorers do not read yet (deflated, unmapped
+/// fragments, packed bits, no pixels): pixel scorers then say "not assessable".
+fn middle_frame(layout: &PixelLayout) -> Option<(Vec<std::ops::Range<u64>>, bool)> {
+    let idx = layout.frame_count() / 2;
+    match layout {
+        PixelLayout::Native {
+            offset,
+            frame_length,
+            packed_bits: false,
+            ..
+        } => {
+            let start = offset + frame_length * u64::from(idx);
+            Some((
+                std::iter::once(start..start + frame_length).collect(),
+                false,
+            ))
+        }
+        PixelLayout::Encapsulated { frames } => Some((
+            frames
+                .get(idx as usize)?
+                .iter()
+                .map(|(off, len)| *off..off + u64::from(*len))
+                .collect(),
+            true,
+        )),
+        _ => None,
     }
-    q::Pixels::from_native(
-        bytes,
+}
+
+/// The frame's bytes (its ranges read in order) as modality values: decoded when
+/// encapsulated, brought to little-endian from Explicit VR Big Endian (retired, PS3.5 A.3).
+/// `None` when the frame is not grey-scale.
+fn frame_pixels(
+    mut bytes: Vec<u8>,
+    encapsulated: bool,
+    transfer_syntax: &str,
+    pm: &huren_dicom::render::PixelModule,
+) -> Result<Option<q::Pixels>, String> {
+    let (bits_allocated, samples) = if encapsulated {
+        let d = huren_dicom::decode::decode_frame(transfer_syntax, pm, bytes)
+            .map_err(|e| e.to_string())?;
+        bytes = d.bytes;
+        (d.bits_allocated, d.samples_per_pixel)
+    } else {
+        let big_endian = huren_dicom::ts::lookup(transfer_syntax).is_some_and(|t| t.big_endian);
+        if big_endian && pm.bits_allocated == 16 {
+            bytes.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+        }
+        (pm.bits_allocated, pm.samples_per_pixel)
+    };
+    if samples != 1 {
+        return Ok(None);
+    }
+    Ok(q::Pixels::from_native(
+        &bytes,
         pm.rows as usize,
         pm.columns as usize,
         bits_allocated,
@@ -33,7 +77,7 @@ fn grey(
         pm.pixel_representation == 1,
         pm.rescale_slope,
         pm.rescale_intercept,
-    )
+    ))
 }
 
 /// What scoring one file gave (`huren quality score`): why it is not scored, or its result.
@@ -58,38 +102,21 @@ pub fn score_file(path: &std::path::Path) -> Result<ScoredFile, String> {
             result: None,
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let pm = huren_dicom::render::PixelModule::from_json(&scanned.json)
         .ok_or_else(|| "no image pixel module".to_owned())?;
-    let idx = (scanned.pixel.frame_count() / 2) as usize;
-    let slice = |off: u64, len: u64| {
-        bytes
-            .get(off as usize..(off + len) as usize)
-            .ok_or_else(|| "the file is shorter than its pixel data".to_owned())
-    };
-    let pixels = match &scanned.pixel {
-        PixelLayout::Native {
-            offset,
-            frame_length,
-            packed_bits: false,
-            ..
-        } => {
-            let mut b = slice(offset + frame_length * idx as u64, *frame_length)?.to_vec();
-            if scanned.transfer_syntax.big_endian && pm.bits_allocated == 16 {
-                b.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+    let pixels = match middle_frame(&scanned.pixel) {
+        Some((ranges, encapsulated)) => {
+            let file = std::fs::read(path).map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            for r in ranges {
+                bytes.extend_from_slice(
+                    file.get(r.start as usize..r.end as usize)
+                        .ok_or_else(|| "the file is shorter than its pixel data".to_owned())?,
+                );
             }
-            grey(&b, pm.bits_allocated, pm.samples_per_pixel, &pm)
+            frame_pixels(bytes, encapsulated, &scanned.meta.transfer_syntax_uid, &pm)?
         }
-        PixelLayout::Encapsulated { frames } => {
-            let mut data = Vec::new();
-            for (off, len) in frames.get(idx).into_iter().flatten() {
-                data.extend_from_slice(slice(*off, u64::from(*len))?);
-            }
-            let d = huren_dicom::decode::decode_frame(&scanned.meta.transfer_syntax_uid, &pm, data)
-                .map_err(|e| e.to_string())?;
-            grey(&d.bytes, d.bits_allocated, d.samples_per_pixel, &pm)
-        }
-        _ => None,
+        None => None,
     };
     Ok(ScoredFile {
         excluded: None,
@@ -143,11 +170,9 @@ impl Archive {
             .document
             .as_deref()
             .ok_or_else(|| "the header was not kept".to_owned())?;
-        let doc = match huren_dicom::json::inflate(raw) {
-            Ok(serde_json::Value::Object(o)) => o,
-            _ => return Err("the stored header is unreadable".into()),
-        };
-        let header = q::Header::from_json(&doc);
+        let unreadable = || "the stored header is unreadable".to_owned();
+        let doc = huren_dicom::json::inflate(raw).map_err(|_| unreadable())?;
+        let header = q::Header::from_json(doc.as_object().ok_or_else(unreadable)?);
         let layout: PixelLayout =
             serde_json::from_str(&job.pixel_layout).unwrap_or(PixelLayout::None);
         let outcome = |excluded: Option<String>, r: Option<q::ImageResult>| {
@@ -170,74 +195,37 @@ impl Archive {
         if let Some(why) = q::excluded(&header, layout.frame_count() > 0) {
             return Ok(outcome(Some(why.code), None));
         }
-        let pixels = self.qc_pixels(job, &layout, &doc).await?;
-        let result = tokio::task::spawn_blocking(move || q::score_image(&header, pixels.as_ref()))
-            .await
-            .map_err(|e| format!("scoring task: {e}"))?;
-        Ok(outcome(None, Some(result)))
-    }
-
-    /// One frame as modality values: the middle frame of a multi-frame object. `None` when the
-    /// frame is not grey-scale or its layout is one the scorers do not read yet (deflated,
-    /// unmapped fragments, packed bits); pixel scorers then say "not assessable".
-    async fn qc_pixels(
-        &self,
-        job: &QcJob,
-        layout: &PixelLayout,
-        doc: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<q::Pixels>, String> {
-        let Some(pm) =
-            huren_dicom::render::PixelModule::from_json(&serde_json::Value::Object(doc.clone()))
-        else {
-            return Ok(None);
-        };
-        let idx = (layout.frame_count() / 2) as u64;
-        let read = |r: std::ops::Range<u64>| self.blobs.read_range(&job.blob_key, r);
-        let (bytes, bits_allocated, samples) = match layout {
-            PixelLayout::Native {
-                offset,
-                frame_length,
-                packed_bits: false,
-                ..
-            } => {
-                let start = offset + frame_length * idx;
-                let mut b = read(start..start + frame_length)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_vec();
-                // Explicit VR Big Endian (retired, PS3.5 A.3): samples to little-endian.
-                if job.transfer_syntax == "1.2.840.10008.1.2.2" && pm.bits_allocated == 16 {
-                    b.chunks_exact_mut(2).for_each(<[u8]>::reverse);
-                }
-                (b, pm.bits_allocated, pm.samples_per_pixel)
-            }
-            PixelLayout::Encapsulated { frames } => {
-                let Some(fragments) = frames.get(idx as usize) else {
-                    return Ok(None);
-                };
-                let mut data = Vec::new();
-                for (off, len) in fragments {
-                    let part = read(*off..*off + u64::from(*len))
+        // The middle frame's bytes, read by range (a large object is never read whole).
+        let pm = huren_dicom::render::PixelModule::from_json(&doc);
+        let frame = match (&pm, middle_frame(&layout)) {
+            (Some(_), Some((ranges, encapsulated))) => {
+                let mut bytes = Vec::new();
+                for r in ranges {
+                    let part = self
+                        .blobs
+                        .read_range(&job.blob_key, r)
                         .await
                         .map_err(|e| e.to_string())?;
-                    data.extend_from_slice(&part);
+                    bytes.extend_from_slice(&part);
                 }
-                let (ts, pm2) = (job.transfer_syntax.clone(), pm.clone());
-                let decoded = tokio::task::spawn_blocking(move || {
-                    huren_dicom::decode::decode_frame(&ts, &pm2, data)
-                })
-                .await
-                .map_err(|e| format!("decoding task: {e}"))?
-                .map_err(|e| e.to_string())?;
-                (
-                    decoded.bytes,
-                    decoded.bits_allocated,
-                    decoded.samples_per_pixel,
-                )
+                Some((bytes, encapsulated))
             }
-            _ => return Ok(None),
+            _ => None,
         };
-        Ok(grey(&bytes, bits_allocated, samples, &pm))
+        let ts = job.transfer_syntax.clone();
+        // Decoding and scoring are CPU work: off the async threads, in one task.
+        let result = tokio::task::spawn_blocking(move || {
+            let pixels = match (frame, pm) {
+                (Some((bytes, encapsulated)), Some(pm)) => {
+                    frame_pixels(bytes, encapsulated, &ts, &pm)?
+                }
+                _ => None,
+            };
+            Ok::<_, String>(q::score_image(&header, pixels.as_ref()))
+        })
+        .await
+        .map_err(|e| format!("scoring task: {e}"))??;
+        Ok(outcome(None, Some(result)))
     }
 
     /// Aggregates up to `n` studies that are stable and fully scored; returns how many.
@@ -373,10 +361,6 @@ pub struct LowStudy {
     pub reasons: Vec<q::Reason>,
 }
 
-fn to_da(d: time::Date) -> String {
-    format!("{:04}{:02}{:02}", d.year(), d.month() as u8, d.day())
-}
-
 impl Archive {
     /// Score distributions by institution, modality or month (trends) for studies performed on
     /// `[from, until]`.
@@ -389,7 +373,11 @@ impl Archive {
     ) -> Result<Vec<QualityRow>, StoreError> {
         let studies = self
             .index
-            .qc_graded_studies(&to_da(from), &to_da(until), grant.institution())
+            .qc_graded_studies(
+                &crate::time::da(from),
+                &crate::time::da(until),
+                grant.institution(),
+            )
             .await?;
         let mut groups: BTreeMap<String, (QualityRow, Vec<f64>)> = BTreeMap::new();
         for s in &studies {
@@ -457,7 +445,11 @@ impl Archive {
     ) -> Result<Vec<LowStudy>, StoreError> {
         let mut studies: Vec<_> = self
             .index
-            .qc_graded_studies(&to_da(from), &to_da(until), grant.institution())
+            .qc_graded_studies(
+                &crate::time::da(from),
+                &crate::time::da(until),
+                grant.institution(),
+            )
             .await?
             .into_iter()
             .filter(|s| s.score.is_some())

@@ -21,6 +21,11 @@ pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A day as a DICOM DA value (YYYYMMDD), the form study dates are kept in.
+pub fn da(d: Date) -> String {
+    format!("{:04}{:02}{:02}", d.year(), d.month() as u8, d.day())
+}
+
 pub fn parse_da(da: &str) -> Option<Date> {
     let d: String = da.trim().chars().filter(|c| *c != '.').collect();
     if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {

@@ -13,23 +13,12 @@ use huren_archive::quality::QualityBy;
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistributionQuery {
-    /// Study dates, YYYY-MM-DD, inclusive.
-    from: String,
-    until: String,
-    /// `institution` (default), `modality` or `month`.
-    by: Option<String>,
-    /// `csv` for a spreadsheet; JSON otherwise.
-    format: Option<String>,
-}
-
-/// `GET /api/quality/statistics?from&until[&by][&format=csv]`.
+/// `GET /api/quality/statistics?from&until[&by][&format=csv]`: `by` is `institution` (default),
+/// `modality` or `month`.
 pub async fn statistics(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiQuery(q): ApiQuery<DistributionQuery>,
+    ApiQuery(q): ApiQuery<crate::recognition::SpanQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     let grant = huren_access::grant_quality(&p)?;
     let by = QualityBy::parse(q.by.as_deref().unwrap_or("institution"))

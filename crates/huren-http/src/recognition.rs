@@ -223,25 +223,28 @@ pub async fn decide(
     Ok((StatusCode::CREATED, Json(json!(d))))
 }
 
+/// The query of an aggregate report: a span of days, a grouping and a format (recognition
+/// statistics, quality feedback).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StatsQuery {
-    /// Decision days, YYYY-MM-DD, inclusive.
-    from: String,
-    until: String,
-    /// `item` (default), `institution`, `department` or `month`.
-    by: Option<String>,
+pub struct SpanQuery {
+    /// Days, YYYY-MM-DD, inclusive (decision days; study days for quality).
+    pub(crate) from: String,
+    pub(crate) until: String,
+    /// What the rows are grouped by; each report names its own and its default.
+    pub(crate) by: Option<String>,
     /// `csv` for a spreadsheet; JSON otherwise.
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// `GET /api/recognition/statistics?from&until[&by][&format=csv]`: units decided, recognitions,
 /// re-examinations by reason, the recognition rate and the savings, for operators (the region)
-/// and institution admins (their institution).
+/// and institution admins (their institution). `by` is `item` (default), `institution`,
+/// `department` or `month`.
 pub async fn statistics(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiQuery(q): ApiQuery<StatsQuery>,
+    ApiQuery(q): ApiQuery<SpanQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let grant = huren_access::grant_stats(&p)?;

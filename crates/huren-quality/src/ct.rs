@@ -164,11 +164,10 @@ fn square_side(spacing_mm: Option<f64>) -> usize {
 /// and lies on an edge of at least `min_contrast` (the 5×5 range around it), the gradient
 /// divided by that range. For a step blurred by a Gaussian of σ pixels this is about
 /// 1/(σ√(2π)); its median over the edge is the **edge-spread index** (higher is sharper).
-pub fn edge_sharpness(px: &Pixels, min_contrast: f32) -> Option<(f64, f64)> {
+pub fn edge_sharpness(px: &Pixels, min_contrast: f32) -> Option<f64> {
     let g = crate::stats::gradient(px);
     let (h, w) = (px.rows, px.columns);
     let mut ratios = Vec::new();
-    let (mut gx_energy, mut gy_energy) = (0f64, 0f64);
     // An edge of `min_contrast` spread even over 3 px has a gradient of at least a tenth of it:
     // weaker pixels (noise) are not looked at further.
     let floor = min_contrast * 0.1;
@@ -202,21 +201,13 @@ pub fn edge_sharpness(px: &Pixels, min_contrast: f32) -> Option<(f64, f64)> {
             }
             if hi - lo >= min_contrast {
                 ratios.push(v / (hi - lo));
-                let dx = f64::from(px.at(r, c + 1) - px.at(r, c - 1));
-                let dy = f64::from(px.at(r + 1, c) - px.at(r - 1, c));
-                gx_energy += dx * dx;
-                gy_energy += dy * dy;
             }
         }
     }
     if ratios.len() < 20 {
         return None;
     }
-    let index = f64::from(crate::stats::percentile(&mut ratios, 50.0)?);
-    // Motion smears edges along one direction only: the balance of the two directions' edge
-    // energy (1 = balanced).
-    let balance = gx_energy.min(gy_energy) / gx_energy.max(gy_energy).max(f64::MIN_POSITIVE);
-    Some((index, balance))
+    Some(f64::from(crate::stats::percentile(&mut ratios, 50.0)?))
 }
 
 /// **CT sharpness: edge spread across high-contrast edges** (air/tissue, bone), as
@@ -227,7 +218,7 @@ pub fn sharpness(_h: &Header, px: Option<&Pixels>) -> Score {
     let Some(px) = px else {
         return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
     };
-    let Some((index, _)) = edge_sharpness(px, 300.0) else {
+    let Some(index) = edge_sharpness(px, 300.0) else {
         return Score::not_assessable(NAME, "无高对比边缘", "no high-contrast edge");
     };
     let score = 100.0 * index / (index + 0.05);

@@ -64,10 +64,7 @@ pub fn saturation(_h: &Header, px: Option<&Pixels>) -> Score {
     if px.values.is_empty() {
         return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
     }
-    let (lo, hi) = px
-        .values
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = crate::stats::extent(px);
     if lo == hi {
         return Score::new(
             NAME,
@@ -159,10 +156,7 @@ pub fn collimation(_h: &Header, px: Option<&Pixels>) -> Score {
     if h < 16 || w < 16 {
         return Score::not_assessable(NAME, "图像过小", "image too small");
     }
-    let (lo, hi) = px
-        .values
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let (lo, hi) = crate::stats::extent(px);
     let flat = f64::from(hi - lo) * 0.02;
     let line_sd =
         |cells: Vec<f32>| crate::stats::mean_sd(cells.into_iter()).map_or(f64::MAX, |m| m.1);

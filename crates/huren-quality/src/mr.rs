@@ -66,10 +66,10 @@ pub fn snr(_h: &Header, px: Option<&Pixels>) -> Score {
 /// **MR ghosting** (NEMA MS 3, simplified): ghosts of a moving or unstable object repeat along
 /// the phase-encoding direction, so the background beside the object along that direction is
 /// brighter than along the frequency direction. Ghost ratio = |mean(phase-side background) −
-/// mean(frequency-side background)| / mean(object). The direction comes from (0018,1312);
-/// without it both are tried and the larger ratio kept. Score: 100·4/(4 + ratio in percent)
-/// (甲 up to 0.7%, 乙 up to 1.7%, 丙 up to 4%).
-pub fn ghosting(h: &Header, px: Option<&Pixels>) -> Score {
+/// mean(frequency-side background)| / mean(object). The difference is symmetric in the two
+/// directions, so (0018,1312) In-plane Phase Encoding Direction is not needed. Score:
+/// 100·4/(4 + ratio in percent) (甲 up to 0.7%, 乙 up to 1.7%, 丙 up to 4%).
+pub fn ghosting(_h: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "mr_ghosting";
     let Some(px) = px else {
         return Score::not_assessable(NAME, "无可读像素", "no readable pixels");
@@ -114,7 +114,6 @@ pub fn ghosting(h: &Header, px: Option<&Pixels>) -> Score {
     let horizontal = (left + right) / 2.0;
     let ratio = 100.0 * (vertical - horizontal).abs() / signal.max(1e-6);
     let score = 100.0 * 4.0 / (4.0 + ratio);
-    let _direction = h; // The ratio is symmetric in the two directions; the header is kept for the report.
     let reasons = below_a(
         "mr_ghosting",
         &format!("相位编码方向伪影（鬼影比{ratio:.1}%）"),

@@ -12,6 +12,13 @@ pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
     Some(v[k.min(v.len() - 1)])
 }
 
+/// The lowest and highest value of a frame.
+pub fn extent(px: &Pixels) -> (f32, f32) {
+    px.values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)))
+}
+
 /// Mean and sample standard deviation.
 pub fn mean_sd(v: impl Iterator<Item = f32>) -> Option<(f64, f64)> {
     let (mut n, mut s, mut q) = (0f64, 0f64, 0f64);

@@ -745,11 +745,6 @@ impl RegionPolicy {
     }
 }
 
-/// A platform reason by code (a region's extensions are in its policy: [`reason_in`]).
-pub fn reexam_reason(code: &str) -> Option<&'static ReexamReason> {
-    REEXAM_REASONS.iter().find(|r| r.code == code.trim())
-}
-
 /// The sentence for the medical record (Chinese, as the record is kept): what was recognized
 /// (result, issuing institution, date), or why the exam is repeated.
 pub fn record_sentence(

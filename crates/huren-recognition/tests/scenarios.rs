@@ -469,11 +469,17 @@ fn a_qualification_record_names_itself_and_its_label() {
 
 #[test]
 fn reasons_and_record_sentences() {
+    // Without a region's policy, the reasons are the platform's.
+    let platform = RegionPolicy::default();
     assert_eq!(REEXAM_REASONS.len(), 8);
-    assert!(reexam_reason("06").is_some_and(|r| r.needs_note && r.counts));
-    assert!(reexam_reason("98").is_some_and(|r| !r.counts));
-    assert!(reexam_reason("99").is_some_and(|r| !r.counts));
-    assert!(reexam_reason("07").is_none());
+    assert!(
+        platform
+            .reason("06")
+            .is_some_and(|r| r.needs_note && r.counts)
+    );
+    assert!(platform.reason("98").is_some_and(|r| !r.counts));
+    assert!(platform.reason("99").is_some_and(|r| !r.counts));
+    assert!(platform.reason("07").is_none());
     assert_eq!(
         record_sentence(
             true,
@@ -493,7 +499,7 @@ fn reasons_and_record_sentences() {
             "钾",
             Some(date!(2025 - 03 - 01)),
             None,
-            reexam_reason("06"),
+            platform.reason("06"),
             Some("术前复核")
         ),
         "县人民医院2025-03-01钾结果未予互认，重新检查。原因：其他确需复查的情形（术前复核）。已告知患者复查原因、必要性及可能影响。"
