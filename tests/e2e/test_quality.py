@@ -133,6 +133,11 @@ def test_every_image_is_scored_and_each_study_graded(site):
     csv = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "modality", "format": "csv"},
                        headers=admin)
     assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("CT,3,1,1,0,1,")
+    # Bad input is refused in plain words.
+    for path, params in [("statistics", {**span, "by": "item"}), ("statistics", {"from": "2025-13-01", "until": today}),
+                         ("studies", {**span, "limit": 0}), ("studies", {**span, "colour": "red"})]:
+        r = requests.get(f"{s.url}/api/quality/{path}", params=params, headers=admin)
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
     low = requests.get(f"{s.url}/api/quality/studies", params={**span, "limit": 2}, headers=admin).json()["studies"]
     assert [x["study_instance_uid"] for x in low] == [noisy, gappy]
     assert low[0]["reasons"][0]["code"] == "ct_noise_high" and pid not in json.dumps(low)
