@@ -525,7 +525,11 @@ pub async fn confirm_authorization(
     code_hash: &str,
     now: i64,
 ) -> Result<Option<huren_archive::model::AuthorizationView>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    // Reads, then writes: a deferred transaction could not upgrade to a writer once another
+    // connection had committed since its read (SQLITE_BUSY at once, no busy wait), which the
+    // quality workers' frequent commits made likely. Immediate takes the write lock first, and
+    // waits for it.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let row: Option<(String, i64, i64, i64, String, String)> = sqlx::query_as(
         "SELECT a.code_hash, a.code_expires_at, a.attempts, a.days, pe.public_id, a.scope
            FROM patient_authorization a JOIN person pe ON pe.id = a.person_id

@@ -15,7 +15,7 @@ pub async fn import_version(
     v: &CatalogVersion,
     items: &[Item],
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO catalog_version (label, effective_from, source_sha256, imported_at, imported_by)
          VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -128,7 +128,7 @@ pub async fn unknown_item_codes(
 }
 
 pub async fn upsert_prices(pool: &SqlitePool, prices: &[Price]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for p in prices {
         sqlx::query(
             "INSERT INTO catalog_price (item_code, price_region, institution_grade, price_fen, valid_from, valid_to)
@@ -178,7 +178,7 @@ pub async fn upsert_mappings(
     maps: &[CodeMapping],
     now: i64,
 ) -> Result<Result<(), String>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for m in maps {
         let inst: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
             .bind(&m.institution)
@@ -231,7 +231,7 @@ pub async fn all_mappings(pool: &SqlitePool) -> Result<Vec<CodeMapping>, sqlx::E
 }
 
 pub async fn replace_rules(pool: &SqlitePool, rules: &[StudyRule]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("DELETE FROM catalog_study_rule")
         .execute(&mut *tx)
         .await?;

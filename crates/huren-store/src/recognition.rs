@@ -44,7 +44,7 @@ pub async fn import_qualifications(
     by: &str,
     records: &[QualificationRecord],
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = new_set(&mut tx, "qualifications", sha, records.len(), at, by).await?;
     for q in records {
         sqlx::query(
@@ -73,7 +73,7 @@ pub async fn import_scopes(
     by: &str,
     rules: &[ScopeRule],
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = new_set(&mut tx, "scopes", sha, rules.len(), at, by).await?;
     for r in rules {
         sqlx::query("INSERT INTO scope_rule (set_id, label, covers) VALUES (?, ?, ?)")
