@@ -123,9 +123,20 @@ def gaussian_blur(img, sigma, axis=None):
     return out
 
 
+def own_noise(img):
+    """A real image's own noise SD as a physicist would read it: the SD in homogeneous soft-tissue
+    ROIs, here the lower quartile of the SDs of 8×8 squares whose mean is soft tissue (anatomy
+    only ever adds to a square's SD)."""
+    n, m = (img.shape[0] // 8) * 8, (img.shape[1] // 8) * 8
+    sq = img[:n, :m].reshape(n // 8, 8, m // 8, 8)
+    mean, sd = sq.mean(axis=(1, 3)).ravel(), sq.std(axis=(1, 3), ddof=1).ravel()
+    soft = sd[(mean > -100) & (mean < 200)]
+    return max(float(np.percentile(soft if len(soft) >= 20 else sd, 25)), 1.0)
+
+
 def noise_sd(img, rng, k, sd0):
     """Noise SD +25% per level over the image's own (sd0; a real image's is estimated)."""
-    sd0 = sd0 or 4.0
+    sd0 = sd0 or own_noise(img)
     extra = sd0 * np.sqrt(max((1 + 0.25 * k) ** 2 - 1, 0))
     return img + rng.normal(0, extra, img.shape) if k else img
 
@@ -220,7 +231,7 @@ def motion(img, rng, k, _):
 
 
 def rician(img, rng, k, sd0):
-    sd = (sd0 or 4.0) * (1 + 0.25 * k)
+    sd = (sd0 or own_noise(img)) * (1 + 0.25 * k)
     return np.hypot(img + rng.normal(0, sd, img.shape), rng.normal(0, sd, img.shape))
 
 
@@ -319,16 +330,17 @@ def auc(clean, worse):
     return float(np.mean(pairs))
 
 
-def measure():
+def measure(table=None, seed0=500):
     """Scores every (scorer, source, level, seed) and returns the table rows."""
+    table = table or TABLE
     jobs = []
     with tempfile.TemporaryDirectory() as t:
-        for scorer, degrade, change, _, sources in TABLE:
+        for scorer, degrade, change, _, sources in table:
             for source, make in sources:
                 ds0, img0, sd0 = make()
                 for k in range(LEVELS):
                     for seed in range(SEEDS):
-                        rng = np.random.default_rng(500 + 97 * seed + 13 * k)
+                        rng = np.random.default_rng(seed0 + 97 * seed + 13 * k)
                         ds = ds0.copy()
                         # Each seed is its own acquisition: the phantom's noise, or for a real
                         # image a field cropped a few pixels differently (no wrap-around edge).
@@ -353,7 +365,7 @@ def measure():
         s = next((x["score"] for x in result.get("scores", []) if x["scorer"] == scorer), None)
         scores.setdefault((scorer, source), []).append((k, s))
     rows = []
-    for scorer, _, _, magnitude, sources in TABLE:
+    for scorer, _, _, magnitude, sources in table:
         per = []
         for source, _ in sources:
             got = scores[(scorer, source)]
@@ -390,11 +402,40 @@ def test_every_scorer_is_calibrated_exactly_when_it_passes():
     assert not wrong, f"(scorer, passes, marked calibrated): {wrong}\n{table_markdown(rows)}"
 
 
-if __name__ == "__main__" and "--write-docs" in sys.argv:
+# Held out: seeds 900+ on the suite's real images, and the other real images pydicom ships, none
+# of which was looked at while the scorers were written. Reported (docs/quality.md), not gating:
+# these images are crops or reformats a scorer may rightly find not assessable.
+TEST_FILES = Path(pydicom.__file__).resolve().parent / "data" / "test_files"
+
+
+def sample_file(name):
+    ds = pydicom.dcmread(TEST_FILES / name)
+    slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
+    return ds, ds.pixel_array.astype(float) * slope + intercept, 0.0
+
+
+HELD_OUT = {
+    id(CT_SRC): [("693_UNCR", CT_SRC[1][1]), ("CT_small (128² crop)", lambda: sample_file("CT_small.dcm"))],
+    id(DX_SRC): [("RG1_UNCR", DX_SRC[1][1]), ("RG3_UNCR (tibia)", lambda: real("RG3_UNCR.dcm", 2))],
+    id(MR_SRC): [("MR2_UNCR", MR_SRC[1][1]),
+                 ("MR-SIEMENS (abdomen MPR)", lambda: real("MR-SIEMENS-DICOM-WithOverlays.dcm"))],
+}
+
+
+def held_out_table():
+    return [(scorer, degrade, change, magnitude, HELD_OUT[id(sources)])
+            for scorer, degrade, change, magnitude, sources in TABLE if id(sources) in HELD_OUT]
+
+
+def write_section(name, table):
     doc = ROOT / "docs" / "quality.md"
     text = doc.read_text()
-    start, end = "<!-- validation:begin -->", "<!-- validation:end -->"
-    table = table_markdown(measure())
+    start, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = text[:text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
     doc.write_text(text)
     print(table)
+
+
+if __name__ == "__main__" and "--write-docs" in sys.argv:
+    write_section("validation", table_markdown(measure()))
+    write_section("held-out", table_markdown(measure(held_out_table(), seed0=900)).replace("| calibrated |", "| would pass |"))

@@ -31,6 +31,8 @@ pub struct Header {
     pub view_position: Option<String>,
     /// (0020,1002): how many images the acquisition made, when the modality says.
     pub images_in_acquisition: Option<i64>,
+    /// (0018,1312) In-plane Phase Encoding Direction: `ROW` or `COL` (MR).
+    pub phase_encoding: Option<String>,
     pub image_position: Option<[f64; 3]>,
     pub image_orientation: Option<[f64; 6]>,
     pub tags: BTreeSet<String>,
@@ -87,6 +89,7 @@ impl Header {
             body_part: text(doc, "00180015").map(|s| s.to_uppercase()),
             view_position: text(doc, "00185101").map(|s| s.to_uppercase()),
             images_in_acquisition: num(doc, "00201002", 0).map(|v| v as i64),
+            phase_encoding: text(doc, "00181312").map(|s| s.to_uppercase()),
             image_position: arr("00200032", 3).map(|v| [v[0], v[1], v[2]]),
             image_orientation: arr("00200037", 6).map(|v| [v[0], v[1], v[2], v[3], v[4], v[5]]),
             tags: doc

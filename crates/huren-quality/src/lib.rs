@@ -158,13 +158,13 @@ pub const SCORERS: &[Scorer] = &[
     Scorer {
         name: "ct_ring",
         modalities: &["CT"],
-        calibrated: false,
+        calibrated: true,
         score: ct::ring,
     },
     Scorer {
         name: "ct_streak",
         modalities: &["CT"],
-        calibrated: false,
+        calibrated: true,
         score: ct::streak,
     },
     Scorer {
@@ -218,7 +218,7 @@ pub const SCORERS: &[Scorer] = &[
     Scorer {
         name: "mr_ghosting",
         modalities: &["MR"],
-        calibrated: false,
+        calibrated: true,
         score: mr::ghosting,
     },
     Scorer {

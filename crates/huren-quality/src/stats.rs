@@ -12,6 +12,15 @@ pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
     Some(v[k.min(v.len() - 1)])
 }
 
+/// The median of `v` (reordered in place), by selection rather than a full sort.
+pub fn median(v: &mut [f32]) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    let k = (v.len() - 1) / 2;
+    Some(*v.select_nth_unstable_by(k, f32::total_cmp).1)
+}
+
 /// The lowest and highest value of a frame.
 pub fn extent(px: &Pixels) -> (f32, f32) {
     px.values
@@ -104,4 +113,29 @@ pub fn entropy_focus(values: &[f32]) -> Option<f64> {
     let n = values.len() as f64;
     let max = n.sqrt() * (n.sqrt()).ln();
     Some(e / max)
+}
+
+/// The mean over the (2k+1)² square around every pixel (clamped at the borders), by a summed-area
+/// table.
+pub fn box_mean(px: &Pixels, k: usize) -> Vec<f32> {
+    let (h, w) = (px.rows, px.columns);
+    let mut sat = vec![0f64; (h + 1) * (w + 1)];
+    for r in 0..h {
+        let mut row = 0f64;
+        for c in 0..w {
+            row += f64::from(px.values[r * w + c]);
+            sat[(r + 1) * (w + 1) + c + 1] = sat[r * (w + 1) + c + 1] + row;
+        }
+    }
+    let mut out = vec![0f32; h * w];
+    for r in 0..h {
+        let (r0, r1) = (r.saturating_sub(k), (r + k + 1).min(h));
+        for c in 0..w {
+            let (c0, c1) = (c.saturating_sub(k), (c + k + 1).min(w));
+            let s = sat[r1 * (w + 1) + c1] - sat[r0 * (w + 1) + c1] - sat[r1 * (w + 1) + c0]
+                + sat[r0 * (w + 1) + c0];
+            out[r * w + c] = (s / ((r1 - r0) * (c1 - c0)) as f64) as f32;
+        }
+    }
+    out
 }

@@ -253,3 +253,108 @@ fn one_missing_slice_in_three_hundred_is_found() {
     ]);
     assert_eq!(study.complete, Some(false));
 }
+
+/// The phantom with a ring of `hu` HU, two pixels wide, `radius` pixels from the centre.
+fn with_ring(px: &Pixels, radius: f64, hu: f32) -> Pixels {
+    let c = px.rows as f64 / 2.0;
+    let mut values = px.values.clone();
+    for r in 0..px.rows {
+        for col in 0..px.columns {
+            let d = ((r as f64 - c).powi(2) + (col as f64 - c).powi(2)).sqrt();
+            if (d - radius).abs() < 1.0 {
+                values[r * px.columns + col] += hu;
+            }
+        }
+    }
+    Pixels::new(
+        px.rows,
+        px.columns,
+        values,
+        (-32768.0, 32767.0),
+        1.0,
+        -1024.0,
+    )
+}
+
+#[test]
+fn a_ring_is_found_at_its_radius_and_stronger_rings_score_lower() {
+    let h = ct_header();
+    let clean = phantom(256, 8.0, 41);
+    let (clean_index, _, _) = ct::ring_index(&clean).expect("soft tissue");
+    let mut last = ct::ring(&h, Some(&clean)).score.expect("score");
+    for hu in [6.0, 12.0, 24.0] {
+        let px = with_ring(&clean, 70.0, hu);
+        let (index, radius, amplitude) = ct::ring_index(&px).expect("soft tissue");
+        assert!(
+            index > clean_index,
+            "{hu} HU: {index} vs clean {clean_index}"
+        );
+        assert!(radius.abs_diff(70) <= 1, "{hu} HU ring found at {radius}");
+        assert!(
+            amplitude > 0.5 * f64::from(hu),
+            "{hu} HU read as {amplitude}"
+        );
+        let score = ct::ring(&h, Some(&px)).score.expect("score");
+        assert!(score < last, "{hu} HU: {score} after {last}");
+        last = score;
+    }
+    // A dark ring is a ring too.
+    let dark = ct::ring_index(&with_ring(&clean, 50.0, -12.0)).expect("soft tissue");
+    assert!(dark.0 > clean_index && dark.1.abs_diff(50) <= 1, "{dark:?}");
+}
+
+/// An MR-like object: an ellipse of 800 on a Rayleigh-ish background of about 12, with a copy
+/// of the object at `ghost` of its signal displaced by half the field along `axis`.
+fn mr_object(n: usize, ghost: f32, axis: usize, seed: u64) -> Pixels {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = n as f64 / 2.0;
+    let inside = |r: usize, col: usize| {
+        let (y, x) = (r as f64 - c, col as f64 - c);
+        (x / (0.3 * n as f64)).powi(2) + (y / (0.2 * n as f64)).powi(2) < 1.0
+    };
+    let mut values = Vec::with_capacity(n * n);
+    for r in 0..n {
+        for col in 0..n {
+            let (gr, gc) = if axis == 0 {
+                ((r + n / 2) % n, col)
+            } else {
+                (r, (col + n / 2) % n)
+            };
+            let base = if inside(r, col) { 800.0 } else { 0.0 };
+            let ghosted = base + if inside(gr, gc) { ghost * 800.0 } else { 0.0 };
+            let (a, b): (f64, f64) = (rng.random(), rng.random());
+            let noise = 10.0 * (a + b);
+            values.push(ghosted + noise as f32);
+        }
+    }
+    Pixels::new(n, n, values, (0.0, 4095.0), 1.0, 0.0)
+}
+
+#[test]
+fn ghosts_along_the_phase_direction_are_measured_and_scored() {
+    let mut h = Header {
+        modality: "MR".into(),
+        phase_encoding: Some("COL".into()),
+        ..Default::default()
+    };
+    let gsr = |px: &Pixels, h: &Header| mr::ghosting(h, Some(px)).value.expect("assessable");
+    let clean = gsr(&mr_object(128, 0.0, 0, 5), &h);
+    assert!(clean.abs() < 0.3, "clean: {clean}%");
+    let mut last = mr::ghosting(&h, Some(&mr_object(128, 0.0, 0, 5)))
+        .score
+        .expect("score");
+    for ghost in [0.02, 0.04, 0.08] {
+        let px = mr_object(128, ghost, 0, 5);
+        let got = gsr(&px, &h);
+        assert!(got > 0.5 * 100.0 * f64::from(ghost), "{ghost}: {got}%");
+        let score = mr::ghosting(&h, Some(&px)).score.expect("score");
+        assert!(score < last, "{ghost}: {score} after {last}");
+        last = score;
+    }
+    // A ghost across the rows is not along a COL phase direction; without the attribute both
+    // directions are searched.
+    let across = mr_object(128, 0.08, 1, 5);
+    assert!(gsr(&across, &h) < 1.0);
+    h.phase_encoding = None;
+    assert!(gsr(&across, &h) > 4.0);
+}
