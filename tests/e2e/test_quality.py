@@ -135,7 +135,9 @@ def test_every_image_is_scored_and_each_study_graded(site):
     assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("CT,3,1,1,0,1,")
     # Bad input is refused in plain words.
     for path, params in [("statistics", {**span, "by": "item"}), ("statistics", {"from": "2025-13-01", "until": today}),
-                         ("studies", {**span, "limit": 0}), ("studies", {**span, "colour": "red"})]:
+                         ("studies", {**span, "limit": 0}), ("studies", {**span, "colour": "red"}),
+                         ("statistics", {"from": today, "until": "2025-01-01"}),
+                         ("studies", {"from": today, "until": "2025-01-01"})]:
         r = requests.get(f"{s.url}/api/quality/{path}", params=params, headers=admin)
         assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
     low = requests.get(f"{s.url}/api/quality/studies", params={**span, "limit": 2}, headers=admin).json()["studies"]

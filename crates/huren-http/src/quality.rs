@@ -13,6 +13,15 @@ use huren_archive::quality::QualityBy;
 use serde::Deserialize;
 use serde_json::json;
 
+/// `from` and `until` as dates, `until` not before `from` (as the recognition statistics).
+fn span(from: &str, until: &str) -> Result<(time::Date, time::Date), ApiError> {
+    let (from, until) = (date(from)?, date(until)?);
+    if until < from {
+        return Err(ApiError::bad_request("until is before from"));
+    }
+    Ok((from, until))
+}
+
 /// `GET /api/quality/statistics?from&until[&by][&format=csv]`: `by` is `institution` (default),
 /// `modality` or `month`.
 pub async fn statistics(
@@ -23,9 +32,10 @@ pub async fn statistics(
     let grant = huren_access::grant_quality(&p)?;
     let by = QualityBy::parse(q.by.as_deref().unwrap_or("institution"))
         .ok_or_else(|| ApiError::bad_request("by is institution, modality or month"))?;
+    let (from, until) = span(&q.from, &q.until)?;
     let rows = s
         .archive
-        .quality_statistics(&grant, date(&q.from)?, date(&q.until)?, by)
+        .quality_statistics(&grant, from, until, by)
         .await?;
     if q.format.as_deref() != Some("csv") {
         return Ok(Json(json!({ "from": q.from, "until": q.until, "rows": rows })).into_response());
@@ -75,15 +85,10 @@ pub async fn lowest(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit is 1 to 500"));
     }
+    let (from, until) = span(&q.from, &q.until)?;
     let studies = s
         .archive
-        .quality_lowest(
-            &grant,
-            date(&q.from)?,
-            date(&q.until)?,
-            q.modality.as_deref(),
-            limit,
-        )
+        .quality_lowest(&grant, from, until, q.modality.as_deref(), limit)
         .await?;
     Ok(Json(json!({ "studies": studies })))
 }
