@@ -69,14 +69,23 @@ def test_every_image_is_scored_and_each_study_graded(site):
     pid = "Q" + uuid.uuid4().hex[:6]
     clean, noisy, gappy = generate_uid(), generate_uid(), generate_uid()
     clean_series, noisy_series, gappy_series = generate_uid(), generate_uid(), generate_uid()
+    # The recognition scenarios' QC rows, with grades from the pipeline: 乙 is the item's
+    # minimum (recognizable), 丙 is below it; a study of localizers only is never graded.
+    at_minimum, below, scouts_only = generate_uid(), generate_uid(), generate_uid()
+    at_minimum_series, below_series = generate_uid(), generate_uid()
     for n in range(1, 7):
         store(s, phantom_slice(clean, clean_series, n, 8.0, n, pid))
         store(s, phantom_slice(noisy, noisy_series, n, 45.0, 100 + n, pid))
         if n != 4:  # one slice never arrives
             store(s, phantom_slice(gappy, gappy_series, n, 8.0, 200 + n, pid))
+        store(s, phantom_slice(at_minimum, at_minimum_series, n, 15.0, 300 + n, pid))
+        store(s, phantom_slice(below, below_series, n, 27.0, 400 + n, pid))
     scout = phantom_slice(clean, generate_uid(), 1, 8.0, 99, pid)
     scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
     store(s, scout)
+    lone_scout = phantom_slice(scouts_only, generate_uid(), 1, 8.0, 98, pid)
+    lone_scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    store(s, lone_scout)
     graded = """SELECT q.aggregated_at, q.grade, q.images, q.excluded, q.calibrated
                   FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?"""
     (row,) = wait_for(s, graded, clean)
@@ -85,6 +94,8 @@ def test_every_image_is_scored_and_each_study_graded(site):
     assert row[1] == "reject", row
     (row,) = wait_for(s, graded, gappy)
     assert row[1] == "B", row  # a missing slice: 乙
+    assert wait_for(s, graded, at_minimum)[0][1] == "B"
+    assert wait_for(s, graded, below)[0][1] == "C"
     assert s.query("SELECT q.complete FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid IN (?, ?)"
                    " ORDER BY st.study_uid = ?", clean, gappy, gappy) == [(1,), (0,)]
     assert s.query("SELECT COUNT(*) FROM qc_job WHERE state <> 'done'") == [(0,)]
@@ -118,6 +129,12 @@ def test_every_image_is_scored_and_each_study_graded(site):
     # only (the default policy).
     assert decided[gappy]["verdict"] == "reference_only", decided[gappy]
     assert [r["code"] for r in decided[gappy]["reasons"]] == ["series_incomplete"], decided[gappy]
+    assert (decided[at_minimum]["verdict"], decided[at_minimum]["reasons"]) == ("recognizable", []), decided[at_minimum]
+    assert decided[below]["verdict"] == "not_recognizable", decided[below]
+    assert [r["code"] for r in decided[below]["reasons"]] == ["qc_below_minimum"], decided[below]
+    # Nothing of the localizer-only study is scored, so recognition has no grade for it.
+    assert decided[scouts_only]["verdict"] == "reference_only", decided[scouts_only]
+    assert [r["code"] for r in decided[scouts_only]["reasons"]] == ["qc_absent"], decided[scouts_only]
 
     # The QC centre's feedback: distributions and the lowest studies, with no patient data.
     from conftest import ADMIN
@@ -128,11 +145,13 @@ def test_every_image_is_scored_and_each_study_graded(site):
     st = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "institution"}, headers=admin)
     assert st.status_code == 200, st.text
     (county,) = [r for r in st.json()["rows"] if r["key"] == "county"]
-    assert (county["studies"], county["a"], county["b"], county["reject"], county["incomplete"]) == (3, 1, 1, 1, 1)
+    # Six studies looked at; the localizer-only one has no grade.
+    assert (county["studies"], county["a"], county["b"], county["c"], county["reject"], county["incomplete"]) \
+        == (6, 1, 2, 1, 1, 1), county
     assert county["p10"] <= county["median"] <= county["p90"]
     csv = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "modality", "format": "csv"},
                        headers=admin)
-    assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("CT,3,1,1,0,1,")
+    assert csv.headers["content-type"].startswith("text/csv") and csv.text.splitlines()[1].startswith("CT,6,1,2,1,1,")
     # Bad input is refused in plain words.
     for path, params in [("statistics", {**span, "by": "item"}), ("statistics", {"from": "2025-13-01", "until": today}),
                          ("studies", {**span, "limit": 0}), ("studies", {**span, "colour": "red"}),
@@ -141,7 +160,7 @@ def test_every_image_is_scored_and_each_study_graded(site):
         r = requests.get(f"{s.url}/api/quality/{path}", params=params, headers=admin)
         assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
     low = requests.get(f"{s.url}/api/quality/studies", params={**span, "limit": 2}, headers=admin).json()["studies"]
-    assert [x["study_instance_uid"] for x in low] == [noisy, gappy]
+    assert [x["study_instance_uid"] for x in low] == [noisy, below]
     assert low[0]["reasons"][0]["code"] == "ct_noise_high" and pid not in json.dumps(low)
     # A doctor reads none of it; a technician reads their own institution's only.
     assert add_user(s, "qdoc", "doctor").returncode == 0

@@ -268,9 +268,8 @@ pub fn ring(_h: &Header, px: Option<&Pixels>) -> Score {
 /// (0: not used) and the row-major offsets of the samples 2 and 4 pixels out along that radius.
 /// The same for every slice of that size, so it is worked out once per size.
 struct RingGeometry {
-    bin: Vec<u16>,
-    two: Vec<i32>,
-    four: Vec<i32>,
+    /// Per pixel: (radius, offset 2 out, offset 4 out), together for one load.
+    at: Vec<(u16, i32, i32)>,
     max_r: f32,
 }
 
@@ -293,9 +292,7 @@ fn ring_geometry(h: usize, w: usize) -> Option<std::sync::Arc<RingGeometry>> {
     // Rounded to the nearest pixel (half away from zero).
     let near = |t: f32| (t + 0.5f32.copysign(t)) as i32;
     let mut g = RingGeometry {
-        bin: vec![0; h * w],
-        two: vec![0; h * w],
-        four: vec![0; h * w],
+        at: vec![(0, 0, 0); h * w],
         max_r,
     };
     for y in 0..h {
@@ -308,9 +305,11 @@ fn ring_geometry(h: usize, w: usize) -> Option<std::sync::Arc<RingGeometry>> {
             }
             let (uy, ux) = (dy / r, dx / r);
             let i = y * w + x;
-            g.bin[i] = r as u16;
-            g.two[i] = near(2.0 * uy) * w as i32 + near(2.0 * ux);
-            g.four[i] = near(4.0 * uy) * w as i32 + near(4.0 * ux);
+            g.at[i] = (
+                r as u16,
+                near(2.0 * uy) * w as i32 + near(2.0 * ux),
+                near(4.0 * uy) * w as i32 + near(4.0 * ux),
+            );
         }
     }
     let g = Arc::new(g);
@@ -330,32 +329,30 @@ pub fn ring_index(px: &Pixels) -> Option<(f64, usize, f64)> {
     let soft = |v: f32| (-80.0..=180.0).contains(&v);
     let values = &px.values;
     // (radius bin, second difference) of every usable pixel.
-    let mut samples: Vec<(u32, f32)> = Vec::with_capacity(h * w / 2);
-    for (i, &v) in values.iter().enumerate() {
-        let bin = geometry.bin[i];
+    let mut samples: Vec<(u16, f32)> = Vec::with_capacity(h * w / 2);
+    for (i, (&v, &(bin, two, four))) in values.iter().zip(&geometry.at).enumerate() {
         if bin == 0 || !soft(v) {
             continue;
         }
-        let (two, four) = (geometry.two[i] as isize, geometry.four[i] as isize);
+        let (two, four) = (two as isize, four as isize);
         let at = |offset: isize| values[(i as isize + offset) as usize];
         let (inner, outer) = (at(-two), at(two));
         if !soft(inner) || !soft(outer) || !soft(at(-four)) || !soft(at(four)) {
             continue;
         }
-        samples.push((u32::from(bin), v - (inner + outer) / 2.0));
+        samples.push((bin, v - (inner + outer) / 2.0));
     }
-    let max_r = geometry.max_r;
     // The noise scale from every 4th sample: ample for a spread, and a quarter of the work.
     let mut d: Vec<f32> = samples.iter().step_by(4).map(|s| s.1).collect();
     let median = crate::stats::median(&mut d)?;
     let mut dev: Vec<f32> = d.iter().map(|v| (v - median).abs()).collect();
     let sd = (1.4826 * crate::stats::median(&mut dev)?).max(0.5);
     let clip = 2.5 * sd;
-    let bins = max_r as usize + 1;
+    let bins = geometry.max_r as usize + 1;
     let (mut count, mut sum) = (vec![0usize; bins], vec![0f64; bins]);
     for (b, v) in samples {
-        count[b as usize] += 1;
-        sum[b as usize] += f64::from(v.clamp(-clip, clip));
+        count[usize::from(b)] += 1;
+        sum[usize::from(b)] += f64::from(v.clamp(-clip, clip));
     }
     let good: Vec<(usize, f64)> = (0..bins)
         .filter(|r| count[*r] >= 40 && count[*r] as f64 >= 0.15 * std::f64::consts::TAU * *r as f64)

@@ -74,35 +74,37 @@ impl Pixels {
         } else {
             (0, (1i64 << bits_stored) - 1)
         };
-        let sign_extend = |raw: i64| -> i64 {
-            let mask = (1i64 << bits_stored) - 1;
-            let v = raw & mask;
-            if signed && v & (1 << (bits_stored - 1)) != 0 {
-                v - (1 << bits_stored)
+        // Stored value → modality value in one pass (PS3.3 C.11.1.1.2: v = m·SV + b). The
+        // stored bits are the low `bits_stored` (PS3.5 8.1.1); shifting them to the top and back
+        // extends the sign without a branch, so the loop vectorises. f32 holds every 16-bit value
+        // exactly.
+        let shift = 32 - bits_stored;
+        let (m, b) = (slope as f32, intercept as f32);
+        let value = |raw: u32| -> f32 {
+            let v = if signed {
+                ((raw << shift) as i32) >> shift
             } else {
-                v
-            }
+                ((raw << shift) >> shift) as i32
+            };
+            v as f32 * m + b
         };
-        let stored: Vec<i64> = match bits_allocated {
+        let values: Vec<f32> = match bits_allocated {
             8 => bytes
                 .get(..n)?
                 .iter()
-                .map(|b| sign_extend(i64::from(*b)))
+                .map(|b| value(u32::from(*b)))
                 .collect(),
             16 => bytes
                 .get(..n * 2)?
                 .chunks_exact(2)
-                .map(|c| sign_extend(i64::from(u16::from_le_bytes([c[0], c[1]]))))
+                .map(|c| value(u32::from(u16::from_le_bytes([c[0], c[1]]))))
                 .collect(),
             _ => return None,
         };
         Some(Pixels::new(
             rows,
             columns,
-            stored
-                .iter()
-                .map(|v| (*v as f64 * slope + intercept) as f32)
-                .collect(),
+            values,
             (lo as f32, hi as f32),
             slope as f32,
             intercept as f32,

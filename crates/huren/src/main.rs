@@ -472,11 +472,15 @@ fn spawn_quality(archive: &Archive, settings: &config::Quality) {
         tokio::spawn(async move {
             loop {
                 let started = std::time::Instant::now();
-                match archive.qc_run(&name, batch).await {
+                // A young backlog: small batches, then rest twice their time, so ingest keeps
+                // the CPU and the index's writer. Behind: flat out, four batches at a time.
+                let young = age.load(std::sync::atomic::Ordering::Relaxed) < 30;
+                let n = if young { batch } else { batch * 4 };
+                match archive.qc_run(&name, n).await {
                     Ok(0) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
                     Ok(k) => {
                         metrics::counter!("huren_qc_images_total").increment(k as u64);
-                        if age.load(std::sync::atomic::Ordering::Relaxed) < 30 {
+                        if young {
                             tokio::time::sleep(started.elapsed() * 2).await;
                         }
                     }
