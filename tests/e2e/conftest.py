@@ -1,6 +1,7 @@
 """End-to-end fixtures: a real `huren serve` process on loopback in its own data directory,
 configured through the real CLI, driven by real peers (DCMTK, pynetdicom, dicomweb-client)."""
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -20,10 +21,35 @@ MPI_SM4_KEY = "0123456789abcdeffedcba9876543210"
 MPI_INDEX_KEY = "00112233445566778899aabbccddeeff"
 
 
+def _below_ephemeral():
+    """The ports below the kernel's ephemeral range (outgoing connections take theirs from it)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return 10000, max(low - 1, 10001)
+
+
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, chosen below the ephemeral range. A port the kernel hands out (bind to
+    0) is in that range, and any outgoing connection, such as a storescu's, could take it
+    before the server binds it; that made start-ups fail now and then ("binding DIMSE")."""
+    lo, hi = _below_ephemeral()
+    for _ in range(500):
+        port = random.randint(lo, hi)
+        if port in _handed_out:  # not yet bound by the server it was chosen for
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def cli(data_dir, *args):
