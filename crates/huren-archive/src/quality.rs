@@ -18,30 +18,8 @@ use std::collections::BTreeMap;
 /// they are encapsulated. `None` for layouts the scorers do not read yet (deflated, unmapped
 /// fragments, packed bits, no pixels): pixel scorers then say "not assessable".
 fn middle_frame(layout: &PixelLayout) -> Option<(Vec<std::ops::Range<u64>>, bool)> {
-    let idx = layout.frame_count() / 2;
-    match layout {
-        PixelLayout::Native {
-            offset,
-            frame_length,
-            packed_bits: false,
-            ..
-        } => {
-            let start = offset + frame_length * u64::from(idx);
-            Some((
-                std::iter::once(start..start + frame_length).collect(),
-                false,
-            ))
-        }
-        PixelLayout::Encapsulated { frames } => Some((
-            frames
-                .get(idx as usize)?
-                .iter()
-                .map(|(off, len)| *off..off + u64::from(*len))
-                .collect(),
-            true,
-        )),
-        _ => None,
-    }
+    let ranges = layout.frame_ranges(layout.frame_count() / 2)?;
+    Some((ranges, matches!(layout, PixelLayout::Encapsulated { .. })))
 }
 
 /// The frame's bytes (its ranges read in order) as modality values: decoded when

@@ -41,6 +41,33 @@ impl PixelLayout {
             PixelLayout::EncapsulatedUnmapped { frames, .. } => *frames,
         }
     }
+
+    /// Where frame `idx` (0-based) lies in the stored object: one range for a native frame, the
+    /// fragments' value ranges in order for an encapsulated one. `None` for a frame that does
+    /// not exist, or whose bytes are not whole ranges (packed bits, unmapped fragments,
+    /// deflated, no pixels).
+    pub fn frame_ranges(&self, idx: u32) -> Option<Vec<std::ops::Range<u64>>> {
+        match self {
+            PixelLayout::Native {
+                offset,
+                frame_length,
+                frames,
+                packed_bits: false,
+                ..
+            } if idx < *frames => {
+                let start = offset + frame_length * u64::from(idx);
+                Some(std::iter::once(start..start + frame_length).collect())
+            }
+            PixelLayout::Encapsulated { frames } => Some(
+                frames
+                    .get(idx as usize)?
+                    .iter()
+                    .map(|(off, len)| *off..off + u64::from(*len))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 pub fn layout(ds: &Dataset, cx: &TextContext, deflated: bool) -> PixelLayout {
@@ -140,6 +167,34 @@ pub fn realign_bits(src: &[u8], shift: u32, bits: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_ranges_address_whole_frames_only() {
+        let native = PixelLayout::Native {
+            offset: 100,
+            length: 30,
+            frame_length: 10,
+            frames: 3,
+            packed_bits: false,
+        };
+        let second = 110..120;
+        assert_eq!(native.frame_ranges(1), Some(vec![second]));
+        assert_eq!(native.frame_ranges(3), None);
+        let packed = PixelLayout::Native {
+            offset: 0,
+            length: 2,
+            frame_length: 1,
+            frames: 2,
+            packed_bits: true,
+        };
+        assert_eq!(packed.frame_ranges(0), None);
+        let fragments = PixelLayout::Encapsulated {
+            frames: vec![vec![(8, 4)], vec![(20, 6), (34, 2)]],
+        };
+        assert_eq!(fragments.frame_ranges(1), Some(vec![20..26, 34..36]));
+        assert_eq!(fragments.frame_ranges(2), None);
+        assert_eq!(PixelLayout::Deflated.frame_ranges(0), None);
+    }
 
     #[test]
     fn realigns_packed_frames() {

@@ -546,75 +546,53 @@ pub(crate) async fn read_frame(
 ) -> Result<Vec<u8>, ApiError> {
     let key = m.blob_key.clone().unwrap_or_default();
     let big_endian = m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.2");
-    match layout {
-        PixelLayout::Native {
-            offset,
-            frame_length,
-            packed_bits: false,
-            ..
-        } => {
-            let start = offset + frame_length * idx as u64;
-            let mut b = state
-                .archive
-                .blobs
-                .read_range(&key, start..start + frame_length)
-                .await?
-                .to_vec();
-            if big_endian && swap_big_endian {
-                if pm.is_none() {
-                    *pm = Some(pixel_module(state, p, m).await?);
-                }
-                let bits = pm.as_ref().map_or(16, |x| x.bits_allocated);
-                if bits > 8 {
-                    b.chunks_exact_mut((bits / 8) as usize)
-                        .for_each(<[u8]>::reverse);
-                }
-            }
-            Ok(b)
+    if let PixelLayout::Native {
+        offset,
+        packed_bits: true,
+        ..
+    } = layout
+    {
+        if pm.is_none() {
+            *pm = Some(pixel_module(state, p, m).await?);
         }
-        PixelLayout::Native {
-            offset,
-            packed_bits: true,
-            ..
-        } => {
-            if pm.is_none() {
-                *pm = Some(pixel_module(state, p, m).await?);
-            }
-            let Some(x) = pm.as_ref() else {
-                return Err(not_acceptable("no image pixel module"));
-            };
-            let frame_bits = u64::from(x.rows)
-                * u64::from(x.columns)
-                * u64::from(x.samples_per_pixel)
-                * u64::from(x.bits_allocated);
-            let first_bit = frame_bits * idx as u64;
-            let start = offset + first_bit / 8;
-            let shift = (first_bit % 8) as u32;
-            let len = (frame_bits + u64::from(shift)).div_ceil(8);
-            let b = state
-                .archive
-                .blobs
-                .read_range(&key, start..start + len)
-                .await?;
-            Ok(huren_dicom::pixel::realign_bits(&b, shift, frame_bits))
-        }
-        PixelLayout::Encapsulated { frames } => {
-            let mut v = Vec::new();
-            for (off, len) in &frames[idx] {
-                v.extend_from_slice(
-                    &state
-                        .archive
-                        .blobs
-                        .read_range(&key, *off..*off + u64::from(*len))
-                        .await?,
-                );
-            }
-            Ok(v)
-        }
-        _ => Err(not_acceptable(
-            "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served here",
-        )),
+        let Some(x) = pm.as_ref() else {
+            return Err(not_acceptable("no image pixel module"));
+        };
+        let frame_bits = u64::from(x.rows)
+            * u64::from(x.columns)
+            * u64::from(x.samples_per_pixel)
+            * u64::from(x.bits_allocated);
+        let first_bit = frame_bits * idx as u64;
+        let start = offset + first_bit / 8;
+        let shift = (first_bit % 8) as u32;
+        let len = (frame_bits + u64::from(shift)).div_ceil(8);
+        let b = state
+            .archive
+            .blobs
+            .read_range(&key, start..start + len)
+            .await?;
+        return Ok(huren_dicom::pixel::realign_bits(&b, shift, frame_bits));
     }
+    let Some(ranges) = layout.frame_ranges(idx as u32) else {
+        return Err(not_acceptable(
+            "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served here",
+        ));
+    };
+    let mut b = Vec::new();
+    for r in ranges {
+        b.extend_from_slice(&state.archive.blobs.read_range(&key, r).await?);
+    }
+    if matches!(layout, PixelLayout::Native { .. }) && big_endian && swap_big_endian {
+        if pm.is_none() {
+            *pm = Some(pixel_module(state, p, m).await?);
+        }
+        let bits = pm.as_ref().map_or(16, |x| x.bits_allocated);
+        if bits > 8 {
+            b.chunks_exact_mut((bits / 8) as usize)
+                .for_each(<[u8]>::reverse);
+        }
+    }
+    Ok(b)
 }
 
 /// Frames of a deflated object (PS3.5 §A.5): the data set is inflated into a temporary
