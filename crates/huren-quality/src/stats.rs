@@ -2,23 +2,27 @@
 
 use crate::Pixels;
 
-/// The `p`-th percentile (0–100) of `v` (sorted in place), nearest rank.
+/// The `k`-th smallest (0-based) of `v`, which is reordered in place: by selection, not a
+/// full sort.
+fn kth(v: &mut [f32], k: usize) -> f32 {
+    *v.select_nth_unstable_by(k, f32::total_cmp).1
+}
+
+/// The `p`-th percentile (0–100) of `v` (reordered in place), nearest rank.
 pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f32::total_cmp);
     let k = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
-    Some(v[k.min(v.len() - 1)])
+    Some(kth(v, k.min(v.len() - 1)))
 }
 
-/// The median of `v` (reordered in place), by selection rather than a full sort.
+/// The median of `v` (reordered in place); the lower middle value of an even count.
 pub fn median(v: &mut [f32]) -> Option<f32> {
     if v.is_empty() {
         return None;
     }
-    let k = (v.len() - 1) / 2;
-    Some(*v.select_nth_unstable_by(k, f32::total_cmp).1)
+    Some(kth(v, (v.len() - 1) / 2))
 }
 
 /// The lowest and highest value of a frame.
