@@ -454,7 +454,8 @@ struct LifecycleArgs {
 /// aggregates stable studies. Bounded by the worker count; the backlog waits in the index, not
 /// in memory. While the oldest waiting image is younger than 30 s, a worker rests twice each
 /// batch's time after it (a third of a core), leaving the CPU to ingest; past that it works
-/// flat out, so the backlog stays near half a minute under sustained load.
+/// flat out, four batches at a time, so the backlog stays near half a minute under sustained
+/// load.
 fn spawn_quality(archive: &Archive, settings: &config::Quality) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = settings.workers.unwrap_or((cores / 2).max(1));
