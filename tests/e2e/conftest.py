@@ -128,6 +128,19 @@ def setup_region(data_dir):
     cli(data_dir, "send-for", "--sender", "county", "--performer", "town", "--institution-name", "镇卫生院")
 
 
+def load_recognition_config(data_dir):
+    """What recognition needs to judge the suite's CTs: the county located in 重庆 (for the HR
+    scopes), the demo catalog with its study rules, and the 川渝HR scope."""
+    catalog = ROOT / "crates" / "huren" / "demo" / "catalog"
+    cli(data_dir, "institution", "set", "--code", "county", "--attribute", "city", "--value", "重庆",
+        "--valid-from", "2020-01-01")
+    cli(data_dir, "catalog", "import", "--file", str(catalog / "items.csv"), "--label", "v1",
+        "--effective-from", "2024-01-01")
+    cli(data_dir, "catalog", "rules", "--file", str(catalog / "study-rules.csv"))
+    (Path(data_dir) / "scopes.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
+    cli(data_dir, "catalog", "scopes", "--file", str(Path(data_dir) / "scopes.csv"))
+
+
 _readers = {}
 
 

@@ -59,7 +59,8 @@ EXPECTED = {
                       "patient": 404, **NOT_ADMIN},
     "regional-service": {"qido": {"P@county", "P@city", "Q@county"}, "meta": 200, "timeline": 200,
                          "observations": 1, "patient": 200, **NOT_ADMIN},
-    "operator-token": {**NO_DATA, "audit": 200, "admin": 200, "reviews": 200},
+    # Operators' tokens read no patient data, and the review queue shows patient data (#16).
+    "operator-token": {**NO_DATA, "audit": 200, "admin": 200, "reviews": 403},
     "no-credentials": {k: 401 for k in [*NO_DATA, *NOT_ADMIN]},
     "forged-token": {k: 401 for k in [*NO_DATA, *NOT_ADMIN]},
 }
@@ -179,6 +180,10 @@ def test_http_cells(world, who):
             assert audit(s, actor, action="access_denied", object=f"GET {path}", outcome="failure"), where
         elif cell in ("timeline", "patient") and r.status_code == 404:
             assert audit(s, actor, action="patient_data_accessed", object=f"person:{person_id}",
+                         outcome="failure"), where
+        elif cell == "meta" and r.status_code == 404:
+            # A study out of reach answers like one that does not exist, and is in the trail.
+            assert audit(s, actor, action="patient_data_accessed", object=f"study:{studies['P@county']}",
                          outcome="failure"), where
         elif r.status_code == 200 and (cell in ("timeline", "patient") or (cell == "observations" and want)):
             rows = audit(s, actor, action="patient_data_accessed", object=f"person:{person_id}", outcome="success")

@@ -231,7 +231,7 @@ def test_single_observation_create_is_conditional(server):
     # Only institution systems create results; an operator token is refused in FHIR's terms.
     from conftest import ADMIN
     r = post(server, "/Observation", body, {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/fhir+json"})
-    assert r.status_code == 403 and OperationOutcome(r.json(), strict=True).issue[0].code == "security"
+    assert r.status_code == 403 and OperationOutcome(r.json(), strict=True).issue[0].code == "forbidden"
     r = requests.post(f"{server.url}/fhir/Observation", data=b"{not json", headers=h)
     assert r.status_code == 400 and OperationOutcome(r.json(), strict=True).issue[0].code == "structure"
     r = post(server, "/Observation", {**body, "status": "done"}, h)

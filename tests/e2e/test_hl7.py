@@ -82,7 +82,8 @@ def test_gbk_declared_and_sender_default_charsets(hl7):
     c1, c2 = "G" + uuid.uuid4().hex[:8], "D" + uuid.uuid4().hex[:8]
     declared = oru(c1, pid3="G1^^^urn:oid:1.2.3^MR", name="吴^億昞", charset="GBK").encode("gb18030")
     assert b"\x95\x5c" in declared
-    undeclared = oru(c2, pid3="G2^^^urn:oid:1.2.3^MR", name="吴^億昞", charset="", facility="TOWNLIS").encode("gb18030")
+    # The town's LIS numbers its own patients (urn:oid:1.2.3 is the county's, claimed above).
+    undeclared = oru(c2, pid3="G2^^^urn:oid:1.2.4^MR", name="吴^億昞", charset="", facility="TOWNLIS").encode("gb18030")
     a1, a2 = send(hl7.mllp_port, declared, undeclared)
     assert ack_fields(a1, "gb18030")[0] == "AA"
     assert ack_fields(a2)[0] == "AA"

@@ -160,10 +160,29 @@ def test_qido_by_identity_number_finds_the_person_everywhere(server):
     assert {r.StudyInstanceUID for r in results} == {a.StudyInstanceUID, b.StudyInstanceUID}
 
 
-def admin(server, method, path, **kw):
+_stewards = {}
+
+
+def steward(server, method, path, **kw):
+    """A data steward of the county (the review queue and merges are stewards' work: operators'
+    tokens read no patient data). The county holds one record of each pair these tests make."""
+    import os
+    import subprocess
     import requests
-    from conftest import ADMIN
-    return requests.request(method, f"{server.url}/api/admin{path}", headers={"Authorization": f"Bearer {ADMIN}"}, **kw)
+    from conftest import BIN
+    key = str(server.data_dir)
+    if key not in _stewards:
+        name = "stew" + uuid.uuid4().hex[:6]
+        password = "steward-password-2025"
+        out = subprocess.run([BIN, "user", "add", "--data-dir", key, "--username", name, "--name", "赵丽",
+                              "--role", "data_steward", "--institution", "county"],
+                             input=password + "\n", capture_output=True, text=True, timeout=60, env=os.environ)
+        assert out.returncode == 0, out.stderr
+        r = requests.post(f"{server.url}/api/session", json={"username": name, "password": password})
+        assert r.status_code == 201, r.text
+        _stewards[key] = ({"huren_session": r.cookies["huren_session"]}, {"X-CSRF-Token": r.json()["csrf_token"]})
+    jar, csrf = _stewards[key]
+    return requests.request(method, f"{server.url}/api/admin{path}", cookies=jar, headers=csrf, **kw)
 
 
 def public_person(server, patient_id):
@@ -177,14 +196,14 @@ def test_review_queue_decisions(server):
     store(server, with_resident_id(person(mother), MOTHER_ID))
     store(server, with_resident_id(person(baby, birth="20260301", sex="M", name="Li^Bao=李^宝"), MOTHER_ID),
           calling="PACS", bind="127.0.0.2")
-    open_reviews = admin(server, "GET", "/link-reviews").json()
+    open_reviews = steward(server, "GET", "/link-reviews").json()
     mine = [r for r in open_reviews if {r["a"]["patient_id"], r["b"]["patient_id"]} == {mother, baby}]
     assert len(mine) == 1 and mine[0]["reason"] == "national_id_inconsistent"
     rid = mine[0]["id"]
-    assert admin(server, "POST", f"/link-reviews/{rid}", json={"decision": "reject", "reason": ""}).status_code == 400
-    r = admin(server, "POST", f"/link-reviews/{rid}", json={"decision": "reject", "reason": "新生儿使用母亲身份证号"})
+    assert steward(server, "POST", f"/link-reviews/{rid}", json={"decision": "reject", "reason": ""}).status_code == 400
+    r = steward(server, "POST", f"/link-reviews/{rid}", json={"decision": "reject", "reason": "新生儿使用母亲身份证号"})
     assert r.status_code == 200 and r.json()["state"] == "rejected"
-    assert admin(server, "POST", f"/link-reviews/{rid}", json={"decision": "link", "reason": "again"}).status_code == 409
+    assert steward(server, "POST", f"/link-reviews/{rid}", json={"decision": "link", "reason": "again"}).status_code == 409
     assert person_of(server, mother) != person_of(server, baby)
 
 
@@ -196,18 +215,18 @@ def test_steward_merge_and_unmerge_keep_history(server):
     store(server, person(b, name="ZHAO^MIN", birth="19491213"), calling="PACS", bind="127.0.0.2")
     pa, pb = public_person(server, a), public_person(server, b)
     assert pa != pb
-    r = admin(server, "POST", "/persons/merge", json={"survivor": pa, "merged": pb, "reason": "同一人,电话核实"})
+    r = steward(server, "POST", "/persons/merge", json={"survivor": pa, "merged": pb, "reason": "同一人,电话核实"})
     assert r.status_code == 200 and r.json()["records_moved"] == 1
     assert person_of(server, a) == person_of(server, b)
-    view = admin(server, "GET", f"/persons/{pa}").json()
+    view = steward(server, "GET", f"/persons/{pa}").json()
     assert {rec["patient_id"] for rec in view["records"]} == {a, b}
     assert [e["rule"] for e in view["history"] if e["patient_key"] == view["records"][1]["patient_key"]][-1] == "steward_merge"
-    assert admin(server, "GET", f"/persons/{pb}").json()["merged_into"] == pa
-    r = admin(server, "POST", "/persons/unmerge", json={"person": pb, "reason": "核实有误"})
+    assert steward(server, "GET", f"/persons/{pb}").json()["merged_into"] == pa
+    r = steward(server, "POST", "/persons/unmerge", json={"person": pb, "reason": "核实有误"})
     assert r.status_code == 200 and r.json()["records_moved"] == 1
     assert person_of(server, a) != person_of(server, b)
     assert public_person(server, b) == pb
-    assert admin(server, "POST", "/persons/unmerge", json={"person": pb, "reason": "twice"}).status_code == 400
+    assert steward(server, "POST", "/persons/unmerge", json={"person": pb, "reason": "twice"}).status_code == 400
     audit = server.query("SELECT COUNT(*) FROM audit_event WHERE action = 'person_links_changed' AND object = ?", f"person:{pb}")
     assert audit == [(2,)]
 
@@ -217,7 +236,7 @@ def test_merging_two_different_numbers_is_refused(server):
     a, b = "NA" + tag, "NB" + tag
     store(server, with_resident_id(person(a), MOTHER_ID))
     store(server, with_resident_id(person(b), OTHER_ID_FEMALE_1949), calling="PACS", bind="127.0.0.2")
-    r = admin(server, "POST", "/persons/merge",
+    r = steward(server, "POST", "/persons/merge",
               json={"survivor": public_person(server, a), "merged": public_person(server, b), "reason": "looks alike"})
     assert r.status_code == 409, r.text
     assert person_of(server, a) != person_of(server, b)

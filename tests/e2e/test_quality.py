@@ -11,12 +11,11 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from conftest import ROOT, cli, region_reader
+from conftest import load_recognition_config, region_reader
 from helpers import ct
 from test_persons import store
 
 
-CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
 
 
 def phantom_slice(study, series, number, sigma, seed, patient_id):
@@ -54,13 +53,7 @@ def site(fresh_server):
     s = fresh_server({"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1", "HUREN__QUALITY__WORKERS": "2"})
     # The catalog, so the CTs are an item recognition can judge (the server reads CLI loads
     # within ten seconds; these come before any recognition question).
-    d = s.data_dir
-    cli(d, "institution", "set", "--code", "county", "--attribute", "city", "--value", "重庆",
-        "--valid-from", "2020-01-01")
-    cli(d, "catalog", "import", "--file", str(CATALOG / "items.csv"), "--label", "v1", "--effective-from", "2024-01-01")
-    cli(d, "catalog", "rules", "--file", str(CATALOG / "study-rules.csv"))
-    (d / "scopes.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
-    cli(d, "catalog", "scopes", "--file", str(d / "scopes.csv"))
+    load_recognition_config(s.data_dir)
     return s
 
 

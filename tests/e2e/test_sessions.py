@@ -255,8 +255,11 @@ def test_break_glass_opens_a_patient_for_a_short_time_and_waits_for_review(site)
     s = site
     for name, role in [("admin1", "institution_admin"), ("tech", "technician")]:
         assert add_user(s, name, role).returncode == 0
+    from test_fhir import resident_id
+    from test_persons import with_resident_id
     pid = "BG" + uuid.uuid4().hex[:6]
-    study = ct(patient_id=pid)
+    number = resident_id("19800101", male=True)
+    study = with_resident_id(ct(patient_id=pid), number)
     store(s, study, calling="COUNTY")
     issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
 
@@ -271,7 +274,14 @@ def test_break_glass_opens_a_patient_for_a_short_time_and_waits_for_review(site)
         return [] if r.status_code == 204 else [st["0020000D"]["Value"][0] for st in r.json()]
 
     assert studies() == []
-    body = {"identifier": f"{issuer}|{pid}", "reason": "急诊昏迷患者，需查看既往影像"}
+    # Another hospital's record number is not the city doctor's to name (issue #16): refused,
+    # and audited; the patient is named by identity number instead.
+    r = requests.post(f"{s.url}/api/break-glass", json={"identifier": f"{issuer}|{pid}", "reason": "急诊昏迷患者"},
+                      cookies=jar, headers=csrf)
+    assert r.status_code == 403 and "numbering" in r.json()["detail"]
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'access_denied' AND object = 'POST /api/break-glass' "
+                   "AND json_extract(detail, '$.reason') LIKE '%numbering%'") == [(1,)]
+    body = {"identifier": f"urn:huren:id:cn-resident|{number}", "reason": "急诊昏迷患者，需查看既往影像"}
     # A reason is mandatory; only doctors break the glass.
     r = requests.post(f"{s.url}/api/break-glass", json={**body, "reason": " "}, cookies=jar, headers=csrf)
     assert r.status_code == 400
@@ -454,13 +464,16 @@ def test_a_patient_lets_a_clinic_in_with_a_code_sent_to_their_phone(fresh_server
     s = fresh_server({"HUREN__NOTIFY__SMS_OUTBOX": str(outbox)})
     for name, inst in [("clinic1", "town"), ("clinic2", "town")]:
         assert add_user(s, name, "doctor", institution=inst).returncode == 0
+    from test_fhir import resident_id
+    from test_persons import with_resident_id
     pid = "PA" + uuid.uuid4().hex[:6]
-    study = ct(patient_id=pid)
+    number = resident_id("19800101", male=True)
+    study = with_resident_id(ct(patient_id=pid), number)
     store(s, study, calling="COUNTY")
     county_his = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")}
     r = requests.post(f"{s.url}/api/patient-contacts", json={"patient_id": pid, "phone": "+86 138-0013-8000"},
                       headers=county_his)
-    assert r.status_code == 204, r.text
+    assert r.status_code == 200 and r.json() == {"status": "registered"}, r.text
     # The phone number is sealed, not stored in the clear.
     assert not s.query("SELECT 1 FROM patient_contact WHERE CAST(sealed AS TEXT) LIKE '%13800138000%'")
 
@@ -474,9 +487,13 @@ def test_a_patient_lets_a_clinic_in_with_a_code_sent_to_their_phone(fresh_server
 
     jar, csrf = session("clinic1")
     assert studies(jar) == []
+    # The clinic names the patient by identity number: the county's record number is not its own.
     issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
     r = requests.post(f"{s.url}/api/patient-authorizations", json={"identifier": f"{issuer}|{pid}", "days": 3},
                       cookies=jar, headers=csrf)
+    assert r.status_code == 403, r.text
+    r = requests.post(f"{s.url}/api/patient-authorizations",
+                      json={"identifier": f"urn:huren:id:cn-resident|{number}", "days": 3}, cookies=jar, headers=csrf)
     assert r.status_code == 201, r.text
     req = r.json()
     assert req["sent_to"] == "138****8000"
@@ -490,16 +507,21 @@ def test_a_patient_lets_a_clinic_in_with_a_code_sent_to_their_phone(fresh_server
     r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/confirm", json={"code": code}, cookies=jar, headers=csrf)
     assert r.status_code == 200 and r.json()["expires_at"] - r.json()["granted_at"] == 3 * 86400
     assert studies(jar) == [study.StudyInstanceUID]
+    # The authorization is for the care the asking doctor gives: not the clinic's other doctors
+    # (issue #16; `auth.authorization_reach = "department"` widens it to the doctor's department).
     jar2, _ = session("clinic2")
-    assert studies(jar2) == [study.StudyInstanceUID]          # the clinic's doctors, not one person
+    assert studies(jar2) == []
     # Used codes do not work twice; revocation ends the access.
     r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/confirm", json={"code": code}, cookies=jar, headers=csrf)
     assert r.status_code == 400
     r = requests.post(f"{s.url}/api/patient-authorizations/{req['id']}/revoke", cookies=jar, headers=csrf)
     assert r.status_code == 204
     assert studies(jar) == []
-    steps = s.query("SELECT json_extract(detail, '$.step') FROM audit_event WHERE action = 'patient_authorization' ORDER BY id")
-    assert steps == [("requested",), ("granted",), ("revoked",)]
+    steps = s.query("SELECT json_extract(detail, '$.step'), outcome FROM audit_event "
+                    "WHERE action = 'patient_authorization' ORDER BY id")
+    # Every refused code is in the trail: the wrong one, and the used one tried again.
+    assert steps == [("requested", "success"), ("code_rejected", "failure"), ("granted", "success"),
+                     ("code_rejected", "failure"), ("revoked", "success")]
 
 
 def test_a_patient_opens_only_images_or_only_results_and_revokes_from_their_own_phone(fresh_server, tmp_path_factory):
@@ -513,12 +535,15 @@ def test_a_patient_opens_only_images_or_only_results_and_revokes_from_their_own_
     outbox = tmp_path_factory.mktemp("sms") / "outbox.jsonl"
     s = fresh_server({"HUREN__NOTIFY__SMS_OUTBOX": str(outbox)})
     assert add_user(s, "clinic1", "doctor", institution="town").returncode == 0
+    from test_fhir import resident_id
+    from test_persons import with_resident_id
     pid = "PS" + uuid.uuid4().hex[:6]
-    study = ct(patient_id=pid)
+    number = resident_id("19800101", male=True)
+    study = with_resident_id(ct(patient_id=pid), number)
     store(s, study, calling="COUNTY")
     county = "Bearer " + cli(s.data_dir, "token", "create", "--institution", "county")
     assert requests.post(f"{s.url}/api/patient-contacts", json={"patient_id": pid, "phone": "13800138000"},
-                         headers={"Authorization": county}).status_code == 204
+                         headers={"Authorization": county}).status_code == 200
     issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
     obs = {"resourceType": "Observation", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": "2093-3"}]},
@@ -533,7 +558,8 @@ def test_a_patient_opens_only_images_or_only_results_and_revokes_from_their_own_
 
     def grant(scope):
         r = requests.post(f"{s.url}/api/patient-authorizations",
-                          json={"identifier": f"{issuer}|{pid}", "days": 2, "scope": scope}, cookies=jar, headers=csrf)
+                          json={"identifier": f"urn:huren:id:cn-resident|{number}", "days": 2, "scope": scope},
+                          cookies=jar, headers=csrf)
         assert r.status_code == 201, r.text
         text = json.loads(outbox.read_text().splitlines()[-1])["text"]
         code = text.split("验证码")[1][:6]
@@ -550,7 +576,8 @@ def test_a_patient_opens_only_images_or_only_results_and_revokes_from_their_own_
         timeline = (len(t.json()["studies"]), len(t.json()["lab_results"])) if t.status_code == 200 else None
         return images, len(o.get("entry", [])), timeline
 
-    assert requests.post(f"{s.url}/api/patient-authorizations", json={"identifier": f"{issuer}|{pid}", "scope": "x"},
+    assert requests.post(f"{s.url}/api/patient-authorizations",
+                         json={"identifier": f"urn:huren:id:cn-resident|{number}", "scope": "x"},
                          cookies=jar, headers=csrf).status_code == 400
     asked, confirmed = grant("imaging")
     assert "影像检查结果（不含检验）" in asked

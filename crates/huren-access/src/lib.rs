@@ -376,8 +376,9 @@ pub fn grant_review(p: &Principal) -> Result<ReviewGrant, Denied> {
 }
 
 /// Permission to work the patient-matching review queue and merge or unmerge persons: data
-/// stewards (their institution's records) and operators' tokens or the console (regional
-/// tooling). Regional operators signed in as people do not: they see no patient data.
+/// stewards (their institution's records) and the console on the server (regional tooling,
+/// with the data directory at hand anyway). Operators — their tokens, or signed in as people —
+/// do not: the queue shows patient data, and operators read none (issue #16).
 #[derive(Debug, Clone)]
 pub struct StewardGrant {
     principal: Principal,
@@ -400,8 +401,8 @@ impl StewardGrant {
 pub fn grant_steward(p: &Principal) -> Result<StewardGrant, Denied> {
     let ok = match p {
         Principal::User(u) => u.role == Role::DataSteward,
-        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => true,
-        Principal::System(_) => false,
+        Principal::Console => true,
+        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::System(_) => false,
     };
     if ok {
         Ok(StewardGrant {
@@ -565,6 +566,11 @@ pub enum AuditAction {
     /// A receiving doctor recognized a prior result or chose to re-examine, with the reason
     /// (a clinical record entry; "Patient Record", 110110, create).
     RecognitionDecided,
+    /// A hospital registered or updated its own record of a patient (demographics, identity
+    /// numbers): IHE "Patient Record" (110110) create/update, as in ITI-8 feeds.
+    PatientRegistered,
+    /// A patient's mobile number was registered, a change asked for, confirmed or refused.
+    PatientContactChanged,
     /// An authenticated principal was refused what its role or relationship does not allow
     /// (HTTP 403): DICOM "Security Alert" (110113), "Use of Restricted Function" (110132).
     AccessDenied,

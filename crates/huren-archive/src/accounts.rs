@@ -3,7 +3,10 @@
 //! threads; repeated failures lock the account for a while; sessions are random (244-bit)
 //! secrets stored only as SHA-256, with idle and absolute expiry and a CSRF token.
 
-use crate::model::{EncounterUpsert, NewLaunchTicket, NewUser, SessionRecord, UserAccount};
+use crate::model::{
+    EncounterUpsert, NewLaunchTicket, NewUser, PatientRef, SessionRecord, UserAccount,
+};
+use crate::registration::NamedPatient;
 use crate::{AdminError, Archive};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
@@ -19,6 +22,13 @@ pub struct AccountPolicy {
     pub session_absolute_secs: i64,
     pub lockout_attempts: i64,
     pub lockout_secs: i64,
+    /// A patient's authorization reaches the asking doctor only (false, the default) or also
+    /// the doctors of their department (`auth.authorization_reach = "department"`).
+    pub authorization_reach_department: bool,
+    /// Authorization requests (each sends the patient an SMS) per patient per day, from any
+    /// institution, and per doctor per day.
+    pub authorization_requests_per_patient_day: i64,
+    pub authorization_requests_per_doctor_day: i64,
 }
 
 impl Default for AccountPolicy {
@@ -29,6 +39,9 @@ impl Default for AccountPolicy {
             session_absolute_secs: 12 * 3600,
             lockout_attempts: 5,
             lockout_secs: 15 * 60,
+            authorization_reach_department: false,
+            authorization_requests_per_patient_day: 3,
+            authorization_requests_per_doctor_day: 30,
         }
     }
 }
@@ -60,9 +73,9 @@ pub const LAUNCH_TTL_SECS: i64 = 120;
 /// An encounter as the HIS reports it.
 pub struct EncounterRequest<'a> {
     pub visit_number: &'a str,
-    pub patient_id: &'a str,
-    /// The record number's authority; the HIS institution's own when absent.
-    pub issuer: Option<&'a str>,
+    /// The patient: the HIS's own record number (registered with demographics and identity
+    /// number when given), or the person's identity number.
+    pub patient: NamedPatient<'a>,
     pub doctor: Option<&'a str>,
     pub department: Option<&'a str>,
     pub open: bool,
@@ -71,8 +84,7 @@ pub struct EncounterRequest<'a> {
 /// What the HIS asks a launch ticket for.
 pub struct LaunchRequest<'a> {
     pub doctor: &'a str,
-    pub patient_id: &'a str,
-    pub issuer: Option<&'a str>,
+    pub patient: NamedPatient<'a>,
     pub visit_number: Option<&'a str>,
     pub department: Option<&'a str>,
 }
@@ -354,13 +366,20 @@ impl Archive {
     }
 
     /// The HIS registers (or closes) an encounter at its own institution: the patient by the
-    /// institution's record number, the doctor by username when known.
+    /// institution's record number (registered on the spot when demographics or an identity
+    /// number come with it: the first visit) or by identity number; the doctor by username.
     pub async fn register_encounter(
         &self,
         grant: &IngestGrant,
         req: EncounterRequest<'_>,
     ) -> Result<i64, AdminError> {
         let inst = grant.sender();
+        let visit = req.visit_number.trim();
+        if visit.is_empty() {
+            return Err(AdminError::Invalid(
+                "an encounter needs a visit number".into(),
+            ));
+        }
         let doctor = match req.doctor {
             Some(name) => Some(
                 self.colleague(inst.institution_id, name)
@@ -370,30 +389,41 @@ impl Archive {
             ),
             None => None,
         };
-        let issuer = match req.issuer {
-            Some(i) => i.to_owned(),
-            None => {
-                self.attribution
-                    .default_issuer(self.index.as_ref(), inst.institution_id)
-                    .await?
-            }
-        };
-        let visit = req.visit_number.trim();
-        if visit.is_empty() || req.patient_id.trim().is_empty() {
-            return Err(AdminError::Invalid(
-                "an encounter needs a visit number and the patient's record number".into(),
-            ));
-        }
+        let patient = self.resolve_named(grant, req.patient).await?;
+        self.open_encounter(
+            grant,
+            visit,
+            patient,
+            doctor,
+            req.doctor,
+            req.department,
+            req.open,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open_encounter(
+        &self,
+        grant: &IngestGrant,
+        visit: &str,
+        patient: PatientRef,
+        doctor: Option<i64>,
+        doctor_name: Option<&str>,
+        department: Option<&str>,
+        open: bool,
+    ) -> Result<i64, AdminError> {
+        let inst = grant.sender();
+        let label = patient.label();
         let id = self
             .index
             .upsert_encounter(EncounterUpsert {
                 institution_id: inst.institution_id,
                 visit_number: visit.to_owned(),
-                patient_issuer: issuer.clone(),
-                patient_id: req.patient_id.trim().to_owned(),
+                patient,
                 doctor_user_id: doctor,
-                department: req.department.map(str::to_owned),
-                open: req.open,
+                department: department.map(str::to_owned),
+                open,
             })
             .await?;
         let ev = AuditEvent {
@@ -401,18 +431,18 @@ impl Archive {
             outcome: Outcome::Success,
             actor: grant.principal().label(),
             institution: Some(inst.institution_code.to_string()),
-            patient: Some(format!("{}@{issuer}", req.patient_id.trim())),
+            patient: Some(label),
             study_uid: None,
             object: Some(format!("encounter:{visit}")),
             source_address: None,
-            detail: serde_json::json!({ "open": req.open, "doctor": req.doctor, "department": req.department }),
+            detail: serde_json::json!({ "open": open, "doctor": doctor_name, "department": department }),
         };
         self.index.record_audit(ev).await?;
         Ok(id)
     }
 
     /// A user of the sender's own institution (systems act only for their own people).
-    async fn colleague(
+    pub(crate) async fn colleague(
         &self,
         institution_id: i64,
         username: &str,
@@ -435,30 +465,21 @@ impl Archive {
         let doctor = self
             .colleague(grant.sender().institution_id, req.doctor)
             .await?;
-        let issuer = match req.issuer {
-            Some(i) => i.to_owned(),
-            None => {
-                self.attribution
-                    .default_issuer(self.index.as_ref(), grant.sender().institution_id)
-                    .await?
-            }
-        };
-        let encounter = match req.visit_number {
-            Some(visit) => Some(
-                self.register_encounter(
+        let patient = self.resolve_named(grant, req.patient).await?;
+        let encounter = match req.visit_number.map(str::trim) {
+            Some(visit) if !visit.is_empty() => Some(
+                self.open_encounter(
                     grant,
-                    EncounterRequest {
-                        visit_number: visit,
-                        patient_id: req.patient_id,
-                        issuer: Some(&issuer),
-                        doctor: Some(req.doctor),
-                        department: req.department.or(doctor.user.department.as_deref()),
-                        open: true,
-                    },
+                    visit,
+                    patient.clone(),
+                    Some(doctor.user.user_id),
+                    Some(req.doctor),
+                    req.department.or(doctor.user.department.as_deref()),
+                    true,
                 )
                 .await?,
             ),
-            None => None,
+            _ => None,
         };
         let secret = random_secret();
         let t = now();
@@ -469,8 +490,7 @@ impl Archive {
                 issued_by: grant.principal().label(),
                 user_id: doctor.user.user_id,
                 encounter_id: encounter,
-                patient_issuer: issuer,
-                patient_id: req.patient_id.trim().to_owned(),
+                patient,
                 issued_at: t,
                 expires_at,
             })
@@ -496,13 +516,7 @@ impl Archive {
                 Some(a) if !a.disabled && a.locked_until.is_none_or(|u| u <= t) => {
                     let person = self
                         .index
-                        .find_persons(
-                            &crate::model::PersonSearch::Record {
-                                issuer: r.patient_issuer.clone(),
-                                patient_id: r.patient_id.clone(),
-                            },
-                            1,
-                        )
+                        .find_persons(&r.patient.search(), 1)
                         .await?
                         .into_iter()
                         .next()
@@ -528,10 +542,7 @@ impl Archive {
                 .as_ref()
                 .ok()
                 .map(|(s, _, _)| s.user.institution_code.to_string()),
-            patient: outcome
-                .as_ref()
-                .ok()
-                .map(|(_, _, r)| format!("{}@{}", r.patient_id, r.patient_issuer)),
+            patient: outcome.as_ref().ok().map(|(_, _, r)| r.patient.label()),
             study_uid: None,
             object: Some("session".into()),
             source_address: source,

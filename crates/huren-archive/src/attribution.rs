@@ -27,6 +27,8 @@ type AsOf = HashMap<(String, time::Date), (Instant, Option<InstitutionView>)>;
 pub struct AttributionCache {
     performer: Mutex<PerformerMap>,
     issuer: Mutex<HashMap<i64, (Instant, String)>>,
+    /// issuer → the institution whose numbering it is (crate::numbering).
+    owner: Mutex<HashMap<String, (Instant, Option<i64>)>>,
     /// A system's institution and those it sends for: asked by every read of a system.
     own: Mutex<HashMap<i64, (Instant, Institutions)>>,
     /// Institutions as of a day: recognition asks for each result's performer on its date.
@@ -48,6 +50,39 @@ impl AttributionCache {
         if let Ok(mut m) = self.as_of.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.owner.lock() {
+            m.clear();
+        }
+    }
+
+    /// Forgets one issuer's owner (after a claim).
+    pub fn forget_issuer(&self, issuer: &str) {
+        if let Ok(mut m) = self.owner.lock() {
+            m.remove(issuer);
+        }
+    }
+
+    /// The institution whose patient numbering `issuer` is, if any. Asked by every write that
+    /// names a patient record (each instance of a study asks the same question).
+    pub async fn issuer_owner(
+        &self,
+        index: &dyn Index,
+        issuer: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        if let Ok(m) = self.owner.lock()
+            && let Some((at, v)) = m.get(issuer)
+            && at.elapsed() < TTL
+        {
+            return Ok(*v);
+        }
+        let v = index.issuer_owner(issuer).await?;
+        if let Ok(mut m) = self.owner.lock() {
+            if m.len() > 50_000 {
+                m.clear();
+            }
+            m.insert(issuer.to_owned(), (Instant::now(), v));
+        }
+        Ok(v)
     }
 
     /// An institution as it was on `day` (the registry's effective-dated attributes).

@@ -38,6 +38,11 @@ impl Archive {
         source: Option<String>,
     ) -> Result<BreakGlassStart, AdminError> {
         let reason = reason_text(reason)?;
+        // A record number only of the doctor's own hospital; any other patient by identity
+        // number (crate::numbering).
+        if let PatientLookup::Record { issuer, .. } = &lookup {
+            self.may_name(grant.user().institution_id, issuer).await?;
+        }
         let search = self.person_search(lookup)?;
         // The doctor cannot see the patient yet: the lookup is the index's, not a reader's.
         let hits = self.index.find_persons(&search, 2).await?;

@@ -6,12 +6,13 @@
 //! like identity numbers; codes are kept only as a keyed hash (HMAC-SM3), live ten minutes and
 //! allow five attempts.
 
-use crate::model::{AuthorizationView, NewAuthorization, SealedContact};
+use crate::model::{AuthorizationView, NewAuthorization, NewContactChange, SealedContact};
 use crate::{AdminError, Archive, PatientLookup};
 use huren_access::{AuditAction, AuditEvent, ClinicianGrant, IngestGrant, Outcome, Principal};
 
 const CONTACT_SYSTEM: &str = "urn:huren:contact:sms";
 const CODE_SYSTEM: &str = "urn:huren:authorization-code";
+const CONTACT_CODE_SYSTEM: &str = "urn:huren:contact-change-code";
 const CODE_TTL_SECS: i64 = 600;
 
 use crate::time::unix_now as now;
@@ -32,6 +33,43 @@ fn masked(phone: &str) -> String {
     format!("{}****{}", &phone[..3], &phone[phone.len() - 4..])
 }
 
+/// Six random digits.
+fn one_time_code() -> String {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    format!(
+        "{:06}",
+        u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 1_000_000
+    )
+}
+
+/// A number the HIS registers for one of its records.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactRequest<'a> {
+    pub patient_id: &'a str,
+    pub issuer: Option<&'a str>,
+    pub phone: &'a str,
+    /// The member of staff (a user of the same institution) who saw the patient in person and
+    /// checked the change.
+    pub verified_in_person_by: Option<&'a str>,
+}
+
+/// What registering a number did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactOutcome {
+    /// The person had no number: this one is registered.
+    Registered,
+    /// The same number as registered.
+    Unchanged,
+    /// Replaced, the patient having been seen in person.
+    Changed,
+    /// Waiting for the code sent to the old number.
+    Pending {
+        change: i64,
+        code_sent_to: String,
+        code_expires_at: i64,
+    },
+}
+
 /// A request sent: where the code went, and until when it is good.
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
@@ -49,42 +87,217 @@ impl Archive {
             .ok_or_else(|| AdminError::Invalid("sealing keys are not configured (mpi keys)".into()))
     }
 
-    /// The HIS registers the mobile number of one of its patients (a record it holds).
+    /// The HIS registers the mobile number of one of its patients (a record in its own
+    /// numbering). A first number is registered at once; a different number replaces the one
+    /// registered only when the patient confirms: with a code sent to the old number, or in
+    /// person at this hospital, checked by the member of staff named in `verified_in_person_by`.
+    /// Either way the old number is told. Audited as `patient_contact_changed`.
     pub async fn register_contact(
         &self,
         grant: &IngestGrant,
-        patient_id: &str,
-        issuer: Option<&str>,
-        phone: &str,
-    ) -> Result<(), AdminError> {
-        let phone = normalize_phone(phone).ok_or_else(|| {
+        req: ContactRequest<'_>,
+    ) -> Result<ContactOutcome, AdminError> {
+        let sender = grant.sender();
+        let phone = normalize_phone(req.phone).ok_or_else(|| {
             AdminError::Invalid("a mobile number has 11 digits starting with 1".into())
         })?;
-        let issuer = match issuer {
-            Some(i) => i.to_owned(),
-            None => {
-                self.attribution
-                    .default_issuer(self.index.as_ref(), grant.sender().institution_id)
-                    .await?
-            }
+        let issuer = self
+            .issuer_or_own(sender.institution_id, req.issuer)
+            .await?;
+        self.may_name(sender.institution_id, &issuer).await?;
+        let verifier = match req.verified_in_person_by {
+            Some(name) => Some(self.colleague(sender.institution_id, name).await?),
+            None => None,
         };
-        let sealed = self
-            .sealer()?
+        let person = self
+            .index
+            .find_persons(
+                &crate::model::PersonSearch::Record {
+                    issuer: issuer.clone(),
+                    patient_id: req.patient_id.trim().to_owned(),
+                },
+                1,
+            )
+            .await?
+            .into_iter()
+            .next()
+            .map(|h| h.person)
+            .ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "no record {}@{issuer}: register the patient first",
+                    req.patient_id.trim()
+                ))
+            })?;
+        let old = self.patient_phone(&person).await?;
+        if old.as_deref() == Some(phone.as_str()) {
+            return Ok(ContactOutcome::Unchanged);
+        }
+        let sealer = self.sealer()?;
+        let sealed = sealer
             .seal(CONTACT_SYSTEM, &phone)
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
-        let contact = SealedContact {
-            sealed: sealed.bytes,
-            key_id: sealed.key_id,
+        let t = now();
+        let hospital = self
+            .institution_name(sender.institution_code.as_str())
+            .await?;
+        let mut change = NewContactChange {
+            person: person.clone(),
+            institution_id: sender.institution_id,
+            requested_by: grant.principal().label(),
+            contact: SealedContact {
+                sealed: sealed.bytes,
+                key_id: sealed.key_id,
+            },
+            how: "first",
+            verified_by: None,
+            code_hash: None,
+            code_expires_at: None,
+            now: t,
         };
-        if !self
-            .index
-            .set_patient_contact(&issuer, patient_id, &contact, &grant.principal().label())
-            .await?
-        {
-            return Err(AdminError::Invalid(format!(
-                "no record {patient_id}@{issuer}"
-            )));
+        let outcome = match (&old, &verifier) {
+            (None, _) => ContactOutcome::Registered,
+            (Some(_), Some(v)) => {
+                change.how = "in_person";
+                change.verified_by = Some(v.user.user_id);
+                ContactOutcome::Changed
+            }
+            (Some(old), None) => {
+                let code = one_time_code();
+                change.how = "old_number";
+                change.code_hash = Some(sealer.blind_index(CONTACT_CODE_SYSTEM, &code));
+                change.code_expires_at = Some(t + CODE_TTL_SECS);
+                let id = self.record_change(change).await?;
+                self.notifier
+                    .send_sms(
+                        old,
+                        &format!(
+                            "【互认】{hospital}申请将您登记的手机号更换为{}，验证码{code}，10分钟内有效。如非本人申请，请勿告知他人。",
+                            masked(&phone)
+                        ),
+                    )
+                    .await?;
+                self.audit_contact(grant, &person, id, "requested", Outcome::Success, None)
+                    .await?;
+                return Ok(ContactOutcome::Pending {
+                    change: id,
+                    code_sent_to: masked(old),
+                    code_expires_at: t + CODE_TTL_SECS,
+                });
+            }
+        };
+        let how = change.how;
+        let id = self.record_change(change).await?;
+        if let Some(old) = &old {
+            self.tell_old_number(old, &hospital, &phone, how).await?;
         }
+        self.audit_contact(
+            grant,
+            &person,
+            id,
+            if old.is_none() {
+                "registered"
+            } else {
+                "changed"
+            },
+            Outcome::Success,
+            verifier.map(|v| v.user.username),
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// The code the patient received at the old number, entered at the hospital that asked:
+    /// right, in time, within five attempts → the new number is registered. Every refused
+    /// attempt is audited.
+    pub async fn confirm_contact_change(
+        &self,
+        grant: &IngestGrant,
+        id: i64,
+        code: &str,
+    ) -> Result<(), AdminError> {
+        let sender = grant.sender();
+        let hash = self.sealer()?.blind_index(CONTACT_CODE_SYSTEM, code.trim());
+        let Some(view) = self
+            .index
+            .confirm_contact_change(id, sender.institution_id, &hash, now())
+            .await?
+        else {
+            self.audit_contact(grant, "", id, "code_rejected", Outcome::Failure, None)
+                .await?;
+            return Err(AdminError::Invalid(
+                "wrong, expired or used code (five attempts at most)".into(),
+            ));
+        };
+        let hospital = self
+            .institution_name(sender.institution_code.as_str())
+            .await?;
+        // The number now in force is the new one; the old one was where the code went.
+        self.audit_contact(grant, &view.person, id, "changed", Outcome::Success, None)
+            .await?;
+        if let Some(new) = self.patient_phone(&view.person).await? {
+            self.notifier
+                .send_sms(
+                    &new,
+                    &format!("【互认】您在互认平台登记的手机号已由{hospital}更换为本号码。"),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn record_change(&self, c: NewContactChange) -> Result<i64, AdminError> {
+        self.index
+            .record_contact_change(c)
+            .await?
+            .ok_or_else(|| AdminError::Invalid("the patient is not known".into()))
+    }
+
+    async fn tell_old_number(
+        &self,
+        old: &str,
+        hospital: &str,
+        new: &str,
+        how: &str,
+    ) -> Result<(), AdminError> {
+        let why = if how == "in_person" {
+            "（本人到院核验）"
+        } else {
+            ""
+        };
+        self.notifier
+            .send_sms(
+                old,
+                &format!(
+                    "【互认】您在互认平台登记的手机号已由{hospital}更换为{}{why}，本号码不再接收授权验证码。如非本人办理，请联系{hospital}。",
+                    masked(new)
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_contact(
+        &self,
+        grant: &IngestGrant,
+        person: &str,
+        id: i64,
+        step: &str,
+        outcome: Outcome,
+        verified_by: Option<String>,
+    ) -> Result<(), AdminError> {
+        self.index
+            .record_audit(AuditEvent {
+                action: AuditAction::PatientContactChanged,
+                outcome,
+                actor: grant.principal().label(),
+                institution: Some(grant.sender().institution_code.to_string()),
+                patient: (!person.is_empty()).then(|| format!("person:{person}")),
+                study_uid: None,
+                object: Some(format!("contact-change:{id}")),
+                source_address: None,
+                detail: serde_json::json!({ "step": step, "verified_in_person_by": verified_by }),
+            })
+            .await?;
         Ok(())
     }
 
@@ -111,6 +324,10 @@ impl Archive {
                 return Err(AdminError::Invalid("scope is all, imaging or lab".into()));
             }
         };
+        let user = grant.user();
+        if let PatientLookup::Record { issuer, .. } = &lookup {
+            self.may_name(user.institution_id, issuer).await?;
+        }
         let search = self.person_search(lookup)?;
         let hits = self.index.find_persons(&search, 2).await?;
         let [hit] = hits.as_slice() else {
@@ -118,17 +335,40 @@ impl Archive {
                 "that identifier does not name exactly one patient".into(),
             ));
         };
+        // Each request sends the patient an SMS: a few a day per patient (from any clinic) and
+        // a bounded number per doctor, so neither a slip nor a script can flood a phone.
+        let policy = self.config.accounts;
+        let (for_patient, by_doctor) = self
+            .index
+            .authorization_requests_since(&hit.person, user.user_id, now() - 86_400)
+            .await?;
+        if for_patient >= policy.authorization_requests_per_patient_day
+            || by_doctor >= policy.authorization_requests_per_doctor_day
+        {
+            self.audit_consent_outcome(
+                grant,
+                &hit.person,
+                0,
+                "request_refused",
+                Outcome::Failure,
+                serde_json::json!({
+                    "reason": "daily limit",
+                    "for_patient": for_patient,
+                    "by_doctor": by_doctor,
+                }),
+            )
+            .await?;
+            return Err(AdminError::TooMany(
+                "too many authorization requests in the last day for this patient or by this                  doctor; each one sends the patient an SMS"
+                    .into(),
+            ));
+        }
         let phone = self.patient_phone(&hit.person).await?.ok_or_else(|| {
             AdminError::Invalid("the patient has no registered mobile number".into())
         })?;
         let sealer = self.sealer()?;
-        let bytes = *uuid::Uuid::new_v4().as_bytes();
-        let code = format!(
-            "{:06}",
-            u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % 1_000_000
-        );
+        let code = one_time_code();
         let t = now();
-        let user = grant.user();
         let id = self
             .index
             .create_authorization(NewAuthorization {
@@ -194,9 +434,20 @@ impl Archive {
                 self.send_revoke_link(grant, &view, base_url).await?;
                 Ok(view)
             }
-            None => Err(AdminError::Invalid(
-                "wrong, expired or used code (five attempts at most)".into(),
-            )),
+            None => {
+                self.audit_consent_outcome(
+                    grant,
+                    "",
+                    id,
+                    "code_rejected",
+                    Outcome::Failure,
+                    serde_json::json!({}),
+                )
+                .await?;
+                Err(AdminError::Invalid(
+                    "wrong, expired or used code (five attempts at most)".into(),
+                ))
+            }
         }
     }
 
@@ -239,12 +490,17 @@ impl Archive {
 
     /// The clinic's name as the patient knows it (else its code).
     async fn clinic_name(&self, user: &huren_access::User) -> Result<String, AdminError> {
+        self.institution_name(user.institution_code.as_str()).await
+    }
+
+    /// An institution's name as patients know it today (else its code).
+    async fn institution_name(&self, code: &str) -> Result<String, AdminError> {
         Ok(self
             .index
-            .institution_as_of(user.institution_code.as_str(), self.today())
+            .institution_as_of(code, self.today())
             .await?
             .and_then(|i| i.name)
-            .unwrap_or_else(|| user.institution_code.to_string()))
+            .unwrap_or_else(|| code.to_owned()))
     }
 
     async fn send_revoke_link(
@@ -317,6 +573,19 @@ impl Archive {
         person: &str,
         id: i64,
         what: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AdminError> {
+        self.audit_consent_outcome(grant, person, id, what, Outcome::Success, detail)
+            .await
+    }
+
+    async fn audit_consent_outcome(
+        &self,
+        grant: &ClinicianGrant,
+        person: &str,
+        id: i64,
+        what: &str,
+        outcome: Outcome,
         mut detail: serde_json::Value,
     ) -> Result<(), AdminError> {
         let user = grant.user();
@@ -324,12 +593,12 @@ impl Archive {
         self.index
             .record_audit(AuditEvent {
                 action: AuditAction::PatientAuthorization,
-                outcome: Outcome::Success,
+                outcome,
                 actor: Principal::User(user.clone()).label(),
                 institution: Some(user.institution_code.to_string()),
                 patient: (!person.is_empty()).then(|| format!("person:{person}")),
                 study_uid: None,
-                object: Some(format!("authorization:{id}")),
+                object: (id > 0).then(|| format!("authorization:{id}")),
                 source_address: None,
                 detail,
             })

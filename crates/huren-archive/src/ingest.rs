@@ -61,6 +61,9 @@ pub enum Refusal {
     OutOfResources(String),
     /// STOW-RS: the instance belongs to another study than the URL names (PS3.18 §10.5.3).
     StudyMismatch(String),
+    /// 0x0124 "Refused: Not Authorized" (PS3.7 Annex C): the object names a patient record in
+    /// another institution's numbering (IssuerOfPatientID; crate::numbering).
+    NotAuthorized(String),
     /// 0xA7xx/0x0110 "Processing failure": the archive itself failed.
     Internal(String),
 }
@@ -94,6 +97,7 @@ impl Refusal {
             // No PS3.4 status names this (only STOW-RS can name a study in its URL); 0xC409 is
             // the value dcm4chee and others use — in the 0xCxxx "cannot understand" range.
             Refusal::StudyMismatch(_) => 0xC409,
+            Refusal::NotAuthorized(_) => 0x0124,
             // 0x0110 "Processing failure" (PS3.7 §C.4.1.1.3).
             Refusal::Internal(_) => 0x0110,
         }
@@ -105,6 +109,7 @@ impl Refusal {
             | Refusal::DoesNotMatchSopClass(m)
             | Refusal::OutOfResources(m)
             | Refusal::StudyMismatch(m)
+            | Refusal::NotAuthorized(m)
             | Refusal::Internal(m) => m,
         }
     }
@@ -331,6 +336,27 @@ impl Archive {
                 Err(e) => return refuse(store_refusal(e)),
             },
         };
+        // IssuerOfPatientID is the sender's claim about whose record this is: written only in
+        // its own numbering, that of an institution it sends for, or a person's identity number.
+        if a.issuer_of_patient_id.is_some() {
+            match self
+                .check_numbering(
+                    sender.institution_id,
+                    performer,
+                    &patient_issuer,
+                    &grant.principal().label(),
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(crate::numbering::NumberingError::NotOwn(n)) => {
+                    return refuse(Refusal::NotAuthorized(n.to_string()));
+                }
+                Err(crate::numbering::NumberingError::Store(e)) => {
+                    return refuse(store_refusal(e));
+                }
+            }
+        }
         // An object without PatientID (anonymised, phantom) gets a patient of its own study
         // rather than joining every other anonymous object.
         let patient_id = a

@@ -427,6 +427,24 @@ impl Archive {
         {
             performer = p;
         }
+        // PID-3.4 is the sender's claim about whose record this is: only its own numbering (or
+        // that of an institution it sends for) is written (crate::numbering).
+        if let Err(e) = self
+            .check_numbering(
+                sender.institution_id,
+                performer,
+                &patient_issuer,
+                &format!("hl7:{}", sender.id),
+            )
+            .await
+        {
+            return Err(match e {
+                crate::numbering::NumberingError::NotOwn(n) => {
+                    Refusal::new(AckCode::AR, 207, n.to_string()).at("PID", 1, 3)
+                }
+                crate::numbering::NumberingError::Store(e) => internal(e),
+            });
+        }
         let control_id = m.get("MSH", 10, 1).unwrap_or_default().to_owned();
         let source = ResultSource::Hl7 {
             sender_id: sender.id,
@@ -494,10 +512,12 @@ impl Archive {
             loose_results,
         };
         audit.patient = Some(format!("{}@{}", patient.patient_id, patient.issuer));
-        audit.detail = serde_json::json!({
-            "results": oru.result_count(),
-            "orders": oru.orders.len(),
-        });
+        if audit.detail.is_null() {
+            audit.detail = serde_json::json!({
+                "results": oru.result_count(),
+                "orders": oru.orders.len(),
+            });
+        }
         let outcome = self.index.commit_oru(oru, audit).await?;
         if let OruOutcome::Stored { .. } = outcome {
             self.link_new_record(&patient.issuer, &patient.patient_id)

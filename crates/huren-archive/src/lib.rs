@@ -18,12 +18,14 @@ pub mod consent;
 pub mod ingest;
 pub mod lab;
 pub mod model;
+pub mod numbering;
 mod persons;
 pub mod ports;
 pub mod quality;
 pub mod query;
 pub mod reach;
 pub mod recognition;
+pub mod registration;
 pub mod results;
 pub mod spool;
 pub mod submit;
@@ -201,6 +203,14 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The caller is authenticated but may not do this (HTTP 403): another institution's
+    /// patient named, a relationship it does not have.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many of something the caller may do only a few times (HTTP 429): authorization
+    /// requests that each send the patient an SMS.
+    #[error("{0}")]
+    TooMany(String),
 }
 
 impl Archive {
@@ -528,8 +538,17 @@ impl Archive {
         grant: &huren_access::ReadGrant,
         lookup: PatientLookup<'_>,
     ) -> Result<Vec<model::PersonHit>, AdminError> {
-        const LIMIT: u32 = 50;
         let search = self.person_search(lookup)?;
+        self.find_persons_by(grant, search).await
+    }
+
+    /// Persons matching a search, narrowed by the reader's reach.
+    pub async fn find_persons_by(
+        &self,
+        grant: &huren_access::ReadGrant,
+        search: model::PersonSearch,
+    ) -> Result<Vec<model::PersonHit>, AdminError> {
+        const LIMIT: u32 = 50;
         let reach = self.reach(grant).await?;
         let mut hits = self.index.find_persons(&search, LIMIT).await?;
         match &reach {
@@ -552,7 +571,54 @@ impl Archive {
             }
             _ => hits.retain(|h| reach.allows(&h.person)),
         }
+        self.note_search(grant, &reach, &search, &hits).await;
         Ok(hits)
+    }
+
+    /// A patient search answered (patient API, FHIR Patient search, PIXm, a reminder's lookup):
+    /// one `patient_data_accessed` event per search, naming the persons shown, since the
+    /// answer carries names, birth dates and record numbers. What was searched for is named
+    /// by kind only (an identity number or a name is never written to the trail).
+    async fn note_search(
+        &self,
+        grant: &huren_access::ReadGrant,
+        reach: &reach::Reach,
+        search: &model::PersonSearch,
+        hits: &[model::PersonHit],
+    ) {
+        let (by, system) = match search {
+            model::PersonSearch::Identifier(k) => ("identity_number", Some(k.system.clone())),
+            model::PersonSearch::Record { issuer, .. } => ("record_number", Some(issuer.clone())),
+            model::PersonSearch::NamePrefix { .. } => ("name", None),
+        };
+        let persons: Vec<&str> = hits.iter().map(|h| h.person.as_str()).collect();
+        let ev = huren_access::AuditEvent {
+            action: huren_access::AuditAction::PatientDataAccessed,
+            outcome: Outcome::Success,
+            actor: grant.principal().label(),
+            institution: match grant.principal() {
+                huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
+                huren_access::Principal::System(s) => Some(s.institution_code.to_string()),
+                _ => None,
+            },
+            patient: match persons.as_slice() {
+                [one] => Some(format!("person:{one}")),
+                _ => None,
+            },
+            study_uid: None,
+            object: Some("patient-search".into()),
+            source_address: None,
+            detail: serde_json::json!({
+                "purpose": reach.purpose(),
+                "by": by,
+                "system": system,
+                "results": persons.len(),
+                "persons": persons,
+            }),
+        };
+        if let Err(e) = self.index.record_audit(ev).await {
+            tracing::error!(error = %e, "could not record a patient search");
+        }
     }
 
     /// A lookup as the index searches it (identity numbers by blind index).
@@ -684,50 +750,110 @@ impl Archive {
             ));
         }
         let mut list = self.index.link_reviews(state, limit.clamp(1, 1000)).await?;
-        if let Some(issuer) = self.steward_issuer(grant).await? {
-            list.retain(|r| r.a.issuer == issuer || r.b.issuer == issuer);
+        if grant.institution().is_some() {
+            let mut kept = Vec::with_capacity(list.len());
+            for r in list {
+                if self.steward_owns(grant, &r.a.issuer).await?
+                    || self.steward_owns(grant, &r.b.issuer).await?
+                {
+                    kept.push(r);
+                }
+            }
+            list = kept;
         }
+        // The queue shows names, birth dates and record numbers: a read of each person shown.
+        let reads: Vec<reach::Read> = list
+            .iter()
+            .flat_map(|r| [&r.a.person, &r.b.person])
+            .map(|p| reach::Read::person(p))
+            .collect();
+        self.note_steward_reads(grant, reads).await;
         Ok(list)
     }
 
-    /// The record-number authority of an institution steward's own records (`None`: a
-    /// regional steward, every institution). A pair is theirs when either record is.
-    async fn steward_issuer(
+    /// Whether a record under `issuer` is the steward's institution's: its numbering or that
+    /// of an institution it sends for (crate::numbering). Every record is the console's.
+    async fn steward_owns(
         &self,
         grant: &huren_access::StewardGrant,
-    ) -> Result<Option<String>, AdminError> {
-        match grant.institution() {
-            None => Ok(None),
-            Some(id) => Ok(Some(
-                self.attribution
-                    .default_issuer(self.index.as_ref(), id)
-                    .await?,
-            )),
+        issuer: &str,
+    ) -> Result<bool, AdminError> {
+        let Some(inst) = grant.institution() else {
+            return Ok(true);
+        };
+        Ok(match self.numbering(issuer).await? {
+            numbering::Numbering::Institution(id) => self
+                .attribution
+                .own_institutions(self.index.as_ref(), inst)
+                .await?
+                .iter()
+                .any(|(i, _)| *i == id),
+            _ => false,
+        })
+    }
+
+    /// A steward's reads of persons (the review queue, a person's records and history):
+    /// audited like any read of patient data, with purpose `operations`.
+    async fn note_steward_reads(
+        &self,
+        grant: &huren_access::StewardGrant,
+        reads: Vec<reach::Read>,
+    ) {
+        let events: Vec<huren_access::AuditEvent> = reads
+            .into_iter()
+            .map(|r| huren_access::AuditEvent {
+                action: AuditAction::PatientDataAccessed,
+                outcome: Outcome::Success,
+                actor: grant.principal().label(),
+                institution: match grant.principal() {
+                    huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
+                    _ => None,
+                },
+                patient: r.patient,
+                study_uid: None,
+                object: Some(r.object),
+                source_address: None,
+                detail: serde_json::json!({ "purpose": "operations", "as": "data steward" }),
+            })
+            .collect();
+        for ev in events {
+            if let Err(e) = self.index.record_audit(ev).await {
+                tracing::error!(error = %e, "could not record a steward's read");
+            }
         }
     }
 
-    /// Refuses a steward's change to persons none of whose records are their institution's.
+    /// Refuses a steward's change unless one of the persons holds a record of their
+    /// institution — the rule for review pairs too: a cross-institution match is decided by a
+    /// steward of either side. A merged person is judged by the person it was merged into.
     async fn steward_may_touch(
         &self,
         grant: &huren_access::StewardGrant,
         persons: &[&str],
     ) -> Result<(), AdminError> {
-        let Some(issuer) = self.steward_issuer(grant).await? else {
+        if grant.institution().is_none() {
             return Ok(());
-        };
+        }
         for p in persons {
-            let ours = self
-                .index
-                .person(p)
-                .await?
-                .is_some_and(|v| v.records.iter().any(|r| r.issuer == issuer));
-            if !ours {
-                return Err(AdminError::Invalid(format!(
-                    "person {p} has no record of this steward's institution"
-                )));
+            let mut next = Some((*p).to_owned());
+            // A merge chain is short; bounded all the same.
+            for _ in 0..8 {
+                let Some(id) = next.take() else { break };
+                let Some(v) = self.index.person(&id).await? else {
+                    break;
+                };
+                for r in &v.records {
+                    if self.steward_owns(grant, &r.issuer).await? {
+                        return Ok(());
+                    }
+                }
+                next = v.merged_into;
             }
         }
-        Ok(())
+        Err(AdminError::Forbidden(format!(
+            "none of {} holds a record of this steward's institution",
+            persons.join(", ")
+        )))
     }
 
     /// A steward's decision on a review pair: link (the two records' persons become one) or
@@ -740,12 +866,14 @@ impl Archive {
         reason: &str,
     ) -> Result<model::LinkReview, AdminError> {
         let reason = required_reason(reason)?;
-        if let Some(issuer) = self.steward_issuer(grant).await? {
-            let ours = self
-                .index
-                .link_review(id)
-                .await?
-                .is_some_and(|r| r.a.issuer == issuer || r.b.issuer == issuer);
+        if grant.institution().is_some() {
+            let ours = match self.index.link_review(id).await? {
+                Some(r) => {
+                    self.steward_owns(grant, &r.a.issuer).await?
+                        || self.steward_owns(grant, &r.b.issuer).await?
+                }
+                None => false,
+            };
             if !ours {
                 return Err(AdminError::Invalid(format!(
                     "review {id} is not this steward's institution's"
@@ -821,7 +949,12 @@ impl Archive {
         if self.steward_may_touch(grant, &[public_id]).await.is_err() {
             return Ok(None);
         }
-        Ok(self.index.person(public_id).await?)
+        let view = self.index.person(public_id).await?;
+        if view.is_some() {
+            self.note_steward_reads(grant, vec![reach::Read::person(public_id)])
+                .await;
+        }
+        Ok(view)
     }
 
     /// A person and their records, for reading (FHIR Patient); the link history is the
@@ -959,6 +1092,25 @@ impl Archive {
         self.note_reads(grant, &reach, studies, Outcome::Success)
             .await;
         Ok(found)
+    }
+
+    /// A study asked for by UID that the reader does not reach, or that does not exist (the
+    /// answers are the same, 404): recorded as a refused read of that study.
+    pub async fn note_study_not_found(&self, grant: &huren_access::ReadGrant, study_uid: &str) {
+        let reach = match self.reach(grant).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reach not read for a refused read's audit event");
+                return;
+            }
+        };
+        let read = reach::Read {
+            object: format!("study:{study_uid}"),
+            patient: None,
+            study_uid: Some(study_uid.to_owned()),
+        };
+        self.note_reads(grant, &reach, vec![read], Outcome::Failure)
+            .await;
     }
 
     /// A person's data read (or refused): the audit event's object is the person.

@@ -486,6 +486,9 @@ pub enum ResultSource {
         /// Store nothing when a report (or result) with this identifier exists.
         if_none_exist: Option<IfNoneExist>,
     },
+    /// The HIS registering (or updating) its own record at a visit: the patient record, its
+    /// identity numbers and person, no orders (issue #16, the first visit).
+    Registration,
 }
 
 /// FHIR conditional create (R4 §3.1.0.8.1) by business identifier.
@@ -495,6 +498,9 @@ pub struct IfNoneExist {
     pub on_report: bool,
     pub system: Option<String>,
     pub value: String,
+    /// Matched only among rows these institutions performed (the sender's own and those it
+    /// sends for): another hospital's report with the same identifier is not "this one".
+    pub performers: Vec<i64>,
 }
 
 /// Orders and results from one message or FHIR transaction, ready for one transaction.
@@ -675,8 +681,7 @@ pub struct SessionRecord {
 pub struct EncounterUpsert {
     pub institution_id: i64,
     pub visit_number: String,
-    pub patient_issuer: String,
-    pub patient_id: String,
+    pub patient: PatientRef,
     pub doctor_user_id: Option<i64>,
     pub department: Option<String>,
     pub open: bool,
@@ -689,8 +694,7 @@ pub struct NewLaunchTicket {
     pub issued_by: String,
     pub user_id: i64,
     pub encounter_id: Option<i64>,
-    pub patient_issuer: String,
-    pub patient_id: String,
+    pub patient: PatientRef,
     pub issued_at: i64,
     pub expires_at: i64,
 }
@@ -700,8 +704,55 @@ pub struct NewLaunchTicket {
 pub struct RedeemedTicket {
     pub user_id: i64,
     pub encounter_id: Option<i64>,
-    pub patient_issuer: String,
-    pub patient_id: String,
+    pub patient: PatientRef,
+}
+
+/// How a call names a patient (issue #16): the caller institution's own record, or a person by
+/// identity number — kept as its system and blind index, never in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatientRef {
+    Record { issuer: String, patient_id: String },
+    Identity(crate::query::PersonKey),
+}
+
+impl PatientRef {
+    /// The search that finds the person(s) it names.
+    pub fn search(&self) -> PersonSearch {
+        match self {
+            PatientRef::Record { issuer, patient_id } => PersonSearch::Record {
+                issuer: issuer.clone(),
+                patient_id: patient_id.clone(),
+            },
+            PatientRef::Identity(key) => PersonSearch::Identifier(key.clone()),
+        }
+    }
+
+    /// For audit events: `PatientID@issuer`, or the identity number's system only.
+    pub fn label(&self) -> String {
+        match self {
+            PatientRef::Record { issuer, patient_id } => format!("{patient_id}@{issuer}"),
+            PatientRef::Identity(key) => format!("identity@{}", key.system),
+        }
+    }
+
+    /// The columns the index keeps: (patient_issuer, patient_id, id_blind).
+    pub fn columns(&self) -> (&str, Option<&str>, Option<&str>) {
+        match self {
+            PatientRef::Record { issuer, patient_id } => (issuer, Some(patient_id), None),
+            PatientRef::Identity(key) => (&key.system, None, Some(&key.blind)),
+        }
+    }
+
+    /// Back from the index's columns.
+    pub fn from_columns(issuer: String, patient_id: Option<String>, blind: Option<String>) -> Self {
+        match (patient_id, blind) {
+            (Some(patient_id), _) => PatientRef::Record { issuer, patient_id },
+            (None, blind) => PatientRef::Identity(crate::query::PersonKey {
+                system: issuer,
+                blind: blind.unwrap_or_default(),
+            }),
+        }
+    }
 }
 
 /// A break-glass access as the institution admin reviews it.
@@ -741,6 +792,29 @@ pub struct AuditRow {
 pub struct SealedContact {
     pub sealed: Vec<u8>,
     pub key_id: String,
+}
+
+/// A change of a person's SMS number (issue #16): effective at once (`first`: there was none;
+/// `in_person`: the patient was seen at the registering hospital by `verified_by`), or pending
+/// the code sent to the old number (`old_number`, with `code_hash`).
+#[derive(Debug, Clone)]
+pub struct NewContactChange {
+    pub person: String,
+    pub institution_id: i64,
+    pub requested_by: String,
+    pub contact: SealedContact,
+    pub how: &'static str,
+    pub verified_by: Option<i64>,
+    pub code_hash: Option<String>,
+    pub code_expires_at: Option<i64>,
+    pub now: i64,
+}
+
+/// A pending change confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactChangeView {
+    pub id: i64,
+    pub person: String,
 }
 
 #[derive(Debug, Clone)]

@@ -76,6 +76,13 @@ pub trait Index: Send + Sync + 'static {
     async fn institution_code(&self, id: i64) -> Result<Option<String>, StoreError>;
     /// The identifier system (issuer) an institution uses for its MRNs on `date` (YYYYMMDD).
     async fn institution_identifier_system(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// The institution whose patient numbering `issuer` is: its `identifier_system` (now or
+    /// ever), its `urn:huren:institution:<code>`, or a first-use claim (crate::numbering).
+    async fn issuer_owner(&self, issuer: &str) -> Result<Option<i64>, StoreError>;
+    /// Claims an unclaimed issuer for `institution`; returns the owner afterwards and whether
+    /// this call made the claim (a concurrent claim by another institution wins if first).
+    async fn claim_issuer(&self, issuer: &str, institution: i64)
+    -> Result<(i64, bool), StoreError>;
 
     // --- ingest ---
     /// Commits one instance and its audit event atomically, applying the duplicate-UID policy
@@ -167,9 +174,13 @@ pub trait Index: Send + Sync + 'static {
     /// The persons a user may read now (internal key, public id): those with a record in an
     /// open encounter at the user's institution, assigned to the user or to their department.
     /// (internal key, public id, by break-glass) of each person.
+    /// The persons `user` reaches by relationship (see huren-store's `related_persons`);
+    /// `department_reach`: a patient's authorization also reaches the asking doctor's
+    /// department's doctors.
     async fn related_persons(
         &self,
         user: &huren_access::User,
+        department_reach: bool,
     ) -> Result<Vec<(i64, String, bool, String)>, StoreError>;
     /// Of these patient records, those with a study, report or result performed by one of
     /// `institutions` (a system's own records).
@@ -217,14 +228,27 @@ pub trait Index: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError>;
 
-    /// Registers (or replaces) a record's person's SMS number, sealed. False: no such record.
-    async fn set_patient_contact(
+    /// Records a change of a person's SMS number: one without a code takes effect in the same
+    /// transaction; one with a code waits for [`Index::confirm_contact_change`]. None: no such
+    /// person.
+    async fn record_contact_change(&self, c: NewContactChange) -> Result<Option<i64>, StoreError>;
+    /// A pending change confirmed with its code (five attempts, until it expires, once);
+    /// `Ok(None)` when refused.
+    async fn confirm_contact_change(
         &self,
-        issuer: &str,
-        patient_id: &str,
-        sealed: &SealedContact,
-        registered_by: &str,
-    ) -> Result<bool, StoreError>;
+        id: i64,
+        institution_id: i64,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<ContactChangeView>, StoreError>;
+    /// Authorization requests made since `since`: (for this person from any institution, by
+    /// this user).
+    async fn authorization_requests_since(
+        &self,
+        person: &str,
+        user_id: i64,
+        since: i64,
+    ) -> Result<(i64, i64), StoreError>;
     /// A person's sealed SMS number.
     async fn patient_contact(&self, person: &str) -> Result<Option<SealedContact>, StoreError>;
     async fn create_authorization(&self, a: NewAuthorization) -> Result<i64, StoreError>;

@@ -270,7 +270,9 @@ impl Archive {
         match grant.scope() {
             ReadScope::All => Ok(Reach::All),
             ReadScope::Related(user) => Ok(Reach::Persons(Related::merge(
-                self.index.related_persons(user).await?,
+                self.index
+                    .related_persons(user, self.config.accounts.authorization_reach_department)
+                    .await?,
             ))),
             ReadScope::Institution(id) => {
                 // Send-for configuration changes rarely (cached like attribution); encounters
@@ -291,18 +293,22 @@ impl Archive {
 }
 
 impl Archive {
-    /// A principal refused `what` (a 403): recorded as `access_denied` once per principal ×
-    /// endpoint per read-audit window.
+    /// A request refused `what` (a 403), with why: recorded as `access_denied` once per
+    /// principal × endpoint × reason per read-audit window (a client retrying the same refused
+    /// call is one event; each different refusal is its own). `principal` is `None` when the
+    /// refusal came before anyone was authenticated.
     pub async fn note_refusal(
         &self,
-        principal: &huren_access::Principal,
+        principal: Option<&huren_access::Principal>,
         what: &str,
         source: Option<String>,
+        reason: &str,
     ) {
-        let actor = principal.label();
+        let actor = principal.map_or_else(|| "unauthenticated".to_owned(), |p| p.label());
+        let key = format!("{what} {reason}");
         if !self
             .access_log
-            .first_in_window(&actor, what, self.config.read_audit_window)
+            .first_in_window(&actor, &key, self.config.read_audit_window)
         {
             return;
         }
@@ -310,12 +316,12 @@ impl Archive {
             action: huren_access::AuditAction::AccessDenied,
             outcome: huren_access::Outcome::Failure,
             actor,
-            institution: principal_institution(principal),
+            institution: principal.and_then(principal_institution),
             patient: None,
             study_uid: None,
             object: Some(what.to_owned()),
             source_address: source,
-            detail: serde_json::json!({}),
+            detail: serde_json::json!({ "reason": reason }),
         };
         if let Err(e) = self.index.record_audit(ev).await {
             tracing::error!(error = %e, "could not record a refusal");

@@ -403,10 +403,13 @@ impl Archive {
 /// outside result) or when an order is placed (results of the ordered item or an equivalent).
 #[derive(Debug, Clone)]
 pub struct ReminderRequest<'a> {
-    /// The patient by the receiving institution's record number.
-    pub patient_id: &'a str,
-    /// Its issuer; the institution's own by default.
+    /// The patient by the receiving institution's record number…
+    pub patient_id: Option<&'a str>,
+    /// …and its issuer (the institution's own by default; another institution's is refused)…
     pub issuer: Option<&'a str>,
+    /// …or by identity number `(system, value)`: the first visit, before the HIS registered
+    /// its record.
+    pub identifier: Option<(&'a str, &'a str)>,
     /// The HIS order/charge code being ordered (mapped to a catalog item), or the item itself.
     pub order_code: Option<&'a str>,
     pub order_system: Option<&'a str>,
@@ -417,6 +420,12 @@ pub struct ReminderRequest<'a> {
 /// at least one is recognizable.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reminder {
+    /// `known`: the patient was found and is in the reader's reach; `unknown`: huren holds no
+    /// record under the institution's own record number (register the patient, with the
+    /// identity number, at this visit); `not_in_reach`: the reader has no relationship with
+    /// the patient named (open an encounter). A patient named by identity number is never
+    /// answered `unknown`, so the answer does not tell whether other hospitals hold data.
+    pub patient: &'static str,
     pub person: Option<String>,
     pub moment: &'static str,
     pub item: Option<String>,
@@ -457,24 +466,30 @@ impl Archive {
             (None, None) => None,
         };
         let moment = if item.is_some() { "order" } else { "encounter" };
-        let issuer = match req.issuer {
-            Some(i) => i.to_owned(),
-            None => {
-                self.attribution
-                    .default_issuer(self.index.as_ref(), receiver.0)
-                    .await?
+        let named = match (req.patient_id.map(str::trim), req.identifier) {
+            (Some(pid), _) if !pid.is_empty() => {
+                let issuer = self.issuer_or_own(receiver.0, req.issuer).await?;
+                // The receiving institution's own record numbers only (crate::numbering).
+                self.may_name(receiver.0, &issuer).await?;
+                crate::model::PatientRef::Record {
+                    issuer,
+                    patient_id: pid.to_owned(),
+                }
+            }
+            (_, Some((system, value))) => {
+                crate::model::PatientRef::Identity(self.identity_key(system, value)?)
+            }
+            _ => {
+                return Err(AdminError::Invalid(
+                    "name the patient by the institution's record number (patient_id) or by \
+                     identity number (identifier: system|value)"
+                        .into(),
+                ));
             }
         };
-        let hits = self
-            .find_persons(
-                grant,
-                crate::PatientLookup::Record {
-                    issuer: &issuer,
-                    patient_id: req.patient_id,
-                },
-            )
-            .await?;
+        let hits = self.find_persons_by(grant, named.search()).await?;
         let mut reminder = Reminder {
+            patient: "known",
             person: None,
             moment,
             item: item.clone(),
@@ -484,6 +499,20 @@ impl Archive {
             results: Vec::new(),
         };
         let Some(person) = hits.into_iter().next().map(|h| h.person) else {
+            // Whether the institution's own record exists is its own business; whether a
+            // person named by identity number has data elsewhere is not.
+            reminder.patient = match &named {
+                crate::model::PatientRef::Record { .. }
+                    if self
+                        .index
+                        .find_persons(&named.search(), 1)
+                        .await?
+                        .is_empty() =>
+                {
+                    "unknown"
+                }
+                _ => "not_in_reach",
+            };
             return Ok(reminder);
         };
         let view = self
@@ -604,7 +633,14 @@ impl Archive {
             .reminder(&read, (user.institution_id, &receiver), req.about.clone())
             .await?;
         let Some(person) = reminder.person.clone() else {
-            return Err(invalid("no such patient in reach"));
+            return Err(match reminder.patient {
+                "unknown" => invalid("no record of this patient: register the patient first"),
+                _ => AdminError::Forbidden(
+                    "no relationship with this patient (an open encounter, the patient's \
+                     authorization or break-glass)"
+                        .into(),
+                ),
+            });
         };
         let Some(found) = reminder
             .results

@@ -4,13 +4,10 @@
 //! creates the patient record, seals identity numbers, attributes the performer and stores
 //! everything in one transaction — the same step as an HL7 v2 ORU.
 
-use crate::model::{
-    IfNoneExist, NewLabResult, NewOrder, OruOutcome, ResultPatient, ResultSource, SealedIdentifier,
-};
+use crate::Archive;
+use crate::model::{IfNoneExist, NewLabResult, NewOrder, OruOutcome, ResultPatient, ResultSource};
 use crate::ports::StoreError;
-use crate::{Archive, NumberError, time as ztime};
 use huren_access::{AuditAction, AuditEvent, IngestGrant, Outcome};
-use huren_mpi::id::Sex;
 
 /// The patient a submission names.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +40,20 @@ pub struct Submission {
 pub enum SubmitError {
     #[error("{0}")]
     Invalid(String),
+    /// Another institution's record named (crate::numbering).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::numbering::NumberingError> for SubmitError {
+    fn from(e: crate::numbering::NumberingError) -> Self {
+        match e {
+            crate::numbering::NumberingError::NotOwn(n) => SubmitError::Forbidden(n.to_string()),
+            crate::numbering::NumberingError::Store(s) => SubmitError::Store(s),
+        }
+    }
 }
 
 impl Archive {
@@ -85,29 +94,11 @@ impl Archive {
                 ));
             }
         };
-        let mut identifiers: Vec<SealedIdentifier> = Vec::new();
-        if !p.identity_numbers.is_empty() {
-            let Some(policy) = &self.config.identity else {
-                return Err(SubmitError::Invalid(
-                    "identity numbers are not configured on this server (mpi keys)".into(),
-                ));
-            };
-            let birth = p.birth_date.as_deref().and_then(ztime::parse_da);
-            let sex = p.sex.as_deref().and_then(Sex::from_code);
-            for (system, value) in &p.identity_numbers {
-                let sealed = policy
-                    .seal_number(value, self.today(), birth, sex)
-                    .map_err(|e| match e {
-                        NumberError::Invalid(e) => {
-                            SubmitError::Invalid(format!("identifier {system}: {e}"))
-                        }
-                        NumberError::Seal(e) => {
-                            SubmitError::Store(StoreError::Backend(e.to_string()))
-                        }
-                    })?;
-                identifiers.push(sealed);
-            }
-        }
+        let identifiers = self.seal_numbers(
+            &p.identity_numbers,
+            p.birth_date.as_deref(),
+            p.sex.as_deref(),
+        )?;
         let mut performer = sender.institution_id;
         if let Some(name) = &s.performer
             && let Some(p) = self
@@ -117,6 +108,13 @@ impl Archive {
         {
             performer = p;
         }
+        self.check_numbering(
+            sender.institution_id,
+            performer,
+            &issuer,
+            &grant.principal().label(),
+        )
+        .await?;
         let audit = AuditEvent {
             action: AuditAction::ResultsStored,
             outcome: Outcome::Success,
@@ -140,11 +138,20 @@ impl Archive {
             sex: p.sex,
             identifiers,
         };
+        // A conditional create matches only what the sender's own institutions performed.
+        let mut if_none_exist = s.if_none_exist;
+        if let Some(c) = if_none_exist.as_mut() {
+            c.performers = self
+                .attribution
+                .own_institutions(self.index.as_ref(), sender.institution_id)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+        }
         let outcome = self
             .store_results(
-                ResultSource::Fhir {
-                    if_none_exist: s.if_none_exist,
-                },
+                ResultSource::Fhir { if_none_exist },
                 performer,
                 patient,
                 s.orders,

@@ -47,7 +47,29 @@ struct PeerAccess {
     /// Whether this association came in over DICOM TLS.
     tls: bool,
     matched: Arc<Mutex<Option<Peer>>>,
-    refused: Arc<Mutex<Option<&'static str>>>,
+    refused: Arc<Mutex<Option<Refused>>>,
+}
+
+/// Why an association was refused, and by whom it was asked: the AE titles are the requestor's
+/// claim (PS3.8 has no authentication) and are audited as such.
+#[derive(Debug, Clone)]
+struct Refused {
+    reason: &'static str,
+    calling: String,
+    called: String,
+}
+
+impl PeerAccess {
+    fn refuse(&self, reason: &'static str, calling: &str, called: &str) {
+        if let Ok(mut r) = self.refused.lock() {
+            *r = Some(Refused {
+                reason,
+                // Bounded: a requestor's AE title field is 16 bytes (PS3.8 §9.3.2).
+                calling: calling.trim().chars().take(16).collect(),
+                called: called.trim().chars().take(16).collect(),
+            });
+        }
+    }
 }
 
 impl AccessControl for PeerAccess {
@@ -59,16 +81,12 @@ impl AccessControl for PeerAccess {
         _user: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
         if called.trim() != this_ae.trim() {
-            if let Ok(mut r) = self.refused.lock() {
-                *r = Some("called AE title not recognized");
-            }
+            self.refuse("called AE title not recognized", calling, called);
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         match match_peer(&self.peers, calling, self.addr) {
             Some(p) if p.require_tls && !self.tls => {
-                if let Ok(mut r) = self.refused.lock() {
-                    *r = Some("this peer must use DICOM TLS");
-                }
+                self.refuse("this peer must use DICOM TLS", calling, called);
                 Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
             }
             Some(p) => {
@@ -78,9 +96,11 @@ impl AccessControl for PeerAccess {
                 Ok(())
             }
             None => {
-                if let Ok(mut r) = self.refused.lock() {
-                    *r = Some("calling AE title not recognized from this address");
-                }
+                self.refuse(
+                    "calling AE title not recognized from this address",
+                    calling,
+                    called,
+                );
                 Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
             }
         }
@@ -219,7 +239,7 @@ async fn association(
         let assoc = match opts.establish_tls_async(socket).await {
             Ok(a) => a,
             Err(e) => {
-                if let Some(reason) = refused.lock().ok().and_then(|r| *r) {
+                if let Some(reason) = refused.lock().ok().and_then(|r| r.clone()) {
                     audit_rejection(&archive, peer_addr, reason).await;
                     return Ok(());
                 }
@@ -241,7 +261,7 @@ async fn association(
         }
         Err(e) => {
             tokio::spawn(linger_until_peer_closes(keep));
-            let reason = refused.lock().ok().and_then(|r| *r);
+            let reason = refused.lock().ok().and_then(|r| r.clone());
             if let Some(reason) = reason {
                 audit_rejection(&archive, peer_addr, reason).await;
                 return Ok(());
@@ -415,21 +435,25 @@ where
 }
 
 /// An A-ASSOCIATE-RJ for an unknown peer or wrong called AE: audited.
-async fn audit_rejection(archive: &Archive, peer_addr: SocketAddr, reason: &'static str) {
+async fn audit_rejection(archive: &Archive, peer_addr: SocketAddr, r: Refused) {
     let ev = AuditEvent {
         action: AuditAction::AssociationRejected,
         outcome: Outcome::Failure,
-        actor: "dimse-peer".into(),
+        actor: format!("ae:{}", r.calling),
         institution: None,
         patient: None,
         study_uid: None,
-        object: None,
+        object: Some(format!("association:{}", r.called)),
         source_address: Some(peer_addr.ip().to_string()),
-        detail: serde_json::json!({ "reason": reason }),
+        detail: serde_json::json!({
+            "reason": r.reason,
+            "calling_ae_title": r.calling,
+            "called_ae_title": r.called,
+        }),
     };
     let _ = archive.index.record_audit(ev).await;
     metrics::counter!("huren_dimse_associations_rejected_total").increment(1);
-    tracing::info!(peer = %peer_addr, reason, "association rejected");
+    tracing::info!(peer = %peer_addr, reason = r.reason, calling = %r.calling, "association rejected");
 }
 
 async fn linger_until_peer_closes(keep: std::net::TcpStream) {

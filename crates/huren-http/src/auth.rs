@@ -29,13 +29,21 @@ fn peer(parts: &Parts) -> Option<String> {
 /// audit then use that person.
 pub const ON_BEHALF_OF: &str = "x-huren-on-behalf-of";
 
+/// A refusal raised while authenticating, with the principal already known (the system whose
+/// On-Behalf-Of named nobody it may act for; the person whose request lacked the CSRF token),
+/// so the refusal is audited with who was refused.
+type AuthFailure = (ApiError, Option<Principal>);
+
 async fn on_behalf(
     parts: &Parts,
     state: &AppState,
     system: Principal,
-) -> Result<Authenticated, ApiError> {
+) -> Result<Authenticated, AuthFailure> {
     let Principal::System(sender) = &system else {
-        return Err(ApiError::forbidden("only systems act for a person"));
+        return Err((
+            ApiError::forbidden("only systems act for a person"),
+            Some(system),
+        ));
     };
     let name = parts
         .headers
@@ -43,7 +51,13 @@ async fn on_behalf(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or("");
-    match state.archive.index.user_account(name).await? {
+    let account = state
+        .archive
+        .index
+        .user_account(name)
+        .await
+        .map_err(|e| (ApiError::from(e), None))?;
+    match account {
         // A system acts only for its own institution's people.
         Some(a) if a.user.institution_id == sender.institution_id && !a.disabled => {
             Ok(Authenticated(Principal::User(huren_access::User {
@@ -51,8 +65,12 @@ async fn on_behalf(
                 ..a.user
             })))
         }
-        _ => Err(ApiError::forbidden(
-            "X-Huren-On-Behalf-Of names no active user of this system's institution",
+        _ => Err((
+            ApiError::forbidden(format!(
+                "X-Huren-On-Behalf-Of {:?} names no active user of this system's institution",
+                name.chars().take(64).collect::<String>()
+            )),
+            Some(system),
         )),
     }
 }
@@ -71,9 +89,20 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Who the request was authenticated as, filled in by [`Authenticated`] for the refusal audit
-/// ([`audit_refusals`]): a 403 is recorded with the principal it refused.
+/// ([`audit_refusals`]) and the rate limits (`limits`): a 403 is recorded with the principal it
+/// refused; a credential that authenticated is not throttled with failed ones.
 #[derive(Clone, Default)]
 pub struct Actor(std::sync::Arc<std::sync::OnceLock<Principal>>);
+
+impl Actor {
+    pub fn get(&self) -> Option<&Principal> {
+        self.0.get()
+    }
+}
+
+/// Why a request was refused with 403, carried on the response for the refusal audit.
+#[derive(Clone, Debug)]
+pub struct RefusalReason(pub String);
 
 /// Records every 403 (a principal asking for what its role or relationship does not allow) as
 /// an `access_denied` audit event, once per principal × endpoint per read-audit window, so the
@@ -83,7 +112,7 @@ pub async fn audit_refusals(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let actor = Actor::default();
+    let actor = req.extensions().get::<Actor>().cloned().unwrap_or_default();
     req.extensions_mut().insert(actor.clone());
     let what = format!("{} {}", req.method(), req.uri().path());
     let source = req
@@ -91,10 +120,16 @@ pub async fn audit_refusals(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let resp = next.run(req).await;
-    if resp.status() == axum::http::StatusCode::FORBIDDEN
-        && let Some(p) = actor.0.get()
-    {
-        state.archive.note_refusal(p, &what, source).await;
+    if resp.status() == axum::http::StatusCode::FORBIDDEN {
+        let reason = resp
+            .extensions()
+            .get::<RefusalReason>()
+            .map(|r| r.0.as_str())
+            .unwrap_or("");
+        state
+            .archive
+            .note_refusal(actor.0.get(), &what, source, reason)
+            .await;
     }
     resp
 }
@@ -107,14 +142,18 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let found = authenticate(parts, state).await;
-        if let (Ok(Authenticated(p)), Some(actor)) = (&found, parts.extensions.get::<Actor>()) {
+        let known = match &found {
+            Ok(Authenticated(p)) => Some(p),
+            Err((_, p)) => p.as_ref(),
+        };
+        if let (Some(p), Some(actor)) = (known, parts.extensions.get::<Actor>()) {
             let _ = actor.0.set(p.clone());
         }
-        found
+        found.map_err(|(e, _)| e)
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, AuthFailure> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -127,12 +166,23 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
         .or_else(|| header.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))?;
+        .ok_or_else(|| {
+            (
+                ApiError::unauthorized("Authorization must be 'Bearer <token>'"),
+                None,
+            )
+        })?;
     let hash = hash_token(token);
     if state.bootstrap_admin_hash.as_deref() == Some(hash.as_str()) {
         return Ok(Authenticated(Principal::BootstrapAdmin));
     }
-    match state.archive.index.principal_for_token(&hash).await? {
+    let principal = state
+        .archive
+        .index
+        .principal_for_token(&hash)
+        .await
+        .map_err(|e| (ApiError::from(e), None))?;
+    match principal {
         Some(Principal::System(system)) if parts.headers.contains_key(ON_BEHALF_OF) => {
             on_behalf(parts, state, Principal::System(system)).await
         }
@@ -143,30 +193,40 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
                 .archive
                 .note_auth_failure(peer(parts), "unknown, expired or revoked token")
                 .await;
-            Err(ApiError::unauthorized("unknown, expired or revoked token"))
+            Err((
+                ApiError::unauthorized("unknown, expired or revoked token"),
+                None,
+            ))
         }
     }
 }
 
-async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, AuthFailure> {
     let Some(secret) = session_cookie(&parts.headers) else {
         metrics::counter!("huren_http_auth_failures_total").increment(1);
         state
             .archive
             .note_auth_failure(peer(parts), "no credentials")
             .await;
-        return Err(ApiError::unauthorized(
-            "a bearer token or a signed-in session is required",
+        return Err((
+            ApiError::unauthorized("a bearer token or a signed-in session is required"),
+            None,
         ));
     };
-    let Some(active) = state.archive.active_session(&secret).await? else {
+    let active = state
+        .archive
+        .active_session(&secret)
+        .await
+        .map_err(|e| (ApiError::from(e), None))?;
+    let Some(active) = active else {
         metrics::counter!("huren_http_auth_failures_total").increment(1);
         state
             .archive
             .note_auth_failure(peer(parts), "ended or unknown session")
             .await;
-        return Err(ApiError::unauthorized(
-            "the session has ended; sign in again",
+        return Err((
+            ApiError::unauthorized("the session has ended; sign in again"),
+            None,
         ));
     };
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -179,8 +239,11 @@ async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiEr
         // Both are random 64-hex-digit strings; equal length, so a plain compare leaks nothing
         // useful about a value the attacker cannot submit from another origin anyway.
         if sent != active.csrf_token {
-            return Err(ApiError::forbidden(
-                "a state-changing request in a session needs the session's X-CSRF-Token",
+            return Err((
+                ApiError::forbidden(
+                    "a state-changing request in a session needs the session's X-CSRF-Token",
+                ),
+                Some(Principal::User(active.user)),
             ));
         }
     }

@@ -54,6 +54,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::FORBIDDEN {
+            resp.extensions_mut()
+                .insert(crate::auth::RefusalReason(self.message.clone()));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -88,6 +92,8 @@ impl From<huren_archive::AdminError> for ApiError {
         match e {
             huren_archive::AdminError::Store(s) => s.into(),
             huren_archive::AdminError::Invalid(m) => ApiError::bad_request(m),
+            huren_archive::AdminError::Forbidden(m) => ApiError::forbidden(m),
+            huren_archive::AdminError::TooMany(m) => ApiError::too_many_requests(m),
         }
     }
 }
@@ -97,6 +103,7 @@ impl From<huren_archive::submit::SubmitError> for ApiError {
         match e {
             huren_archive::submit::SubmitError::Store(s) => s.into(),
             huren_archive::submit::SubmitError::Invalid(m) => ApiError::unprocessable(m),
+            huren_archive::submit::SubmitError::Forbidden(m) => ApiError::forbidden(m),
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Per-principal request rate limits.
     pub rate_limiter: Arc<limits::RateLimiter>,
+    /// Failed requests per source address (password spraying, token guessing).
+    pub failure_budget: Arc<limits::FailureBudget>,
     /// OpenID Connect sign-in, when configured (docs/access.md).
     pub oidc: Option<Arc<OidcClient>>,
 }
@@ -148,7 +150,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/wado", get(render::wado_uri))
         .route("/fhir/metadata", get(fhir::metadata))
-        .route("/fhir/Patient", get(fhir::search))
+        .route(
+            "/fhir/Patient",
+            get(fhir::search)
+                .post(fhir::register::create)
+                .put(fhir::register::update),
+        )
         .route("/fhir/Patient/$ihe-pix", get(fhir::pix))
         .route("/fhir/Patient/{id}", get(fhir::read))
         .route("/fhir", post(fhir::write::transaction))
@@ -177,6 +184,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/launch", post(session::issue_launch))
         .route("/launch", get(session::launch))
         .route("/api/patient-contacts", post(session::register_contact))
+        .route(
+            "/api/patient-contacts/changes/{id}/confirm",
+            post(session::confirm_contact_change),
+        )
         .route(
             "/api/patient-authorizations",
             post(session::request_authorization),

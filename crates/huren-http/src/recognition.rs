@@ -87,14 +87,25 @@ pub async fn person_recognition(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReminderBody {
-    /// The patient's record number at the receiving institution.
-    patient_id: String,
+    /// The patient's record number at the receiving institution…
+    patient_id: Option<String>,
     issuer: Option<String>,
+    /// …or identity number, `system|value`.
+    identifier: Option<String>,
     /// The HIS order/charge code being ordered (an order-time reminder) …
     order_code: Option<String>,
     order_system: Option<String>,
     /// … or the catalog item itself. Neither: an encounter-time reminder.
     item: Option<String>,
+}
+
+/// `system|value` as a pair.
+fn split_identifier(v: Option<&str>) -> Result<Option<(&str, &str)>, ApiError> {
+    v.map(|i| {
+        i.split_once('|')
+            .ok_or_else(|| ApiError::bad_request("identifier is system|value"))
+    })
+    .transpose()
 }
 
 /// `POST /api/recognition/reminders`: the HIS (acting for the doctor) or the doctor asks, when
@@ -122,8 +133,9 @@ pub async fn reminders(
             &grant,
             (receiver.0, &receiver.1),
             huren_archive::recognition::ReminderRequest {
-                patient_id: b.patient_id.trim(),
+                patient_id: b.patient_id.as_deref(),
                 issuer: b.issuer.as_deref(),
+                identifier: split_identifier(b.identifier.as_deref())?,
                 order_code: b.order_code.as_deref(),
                 order_system: b.order_system.as_deref(),
                 item: b.item.as_deref(),
@@ -170,8 +182,9 @@ pub async fn import_policy(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    patient_id: String,
+    patient_id: Option<String>,
     issuer: Option<String>,
+    identifier: Option<String>,
     /// `{"kind": "imaging_study"|"lab_result", "id": …}` as the reminder listed it.
     result: ResultRef,
     /// `recognize` or `re_examine`.
@@ -205,8 +218,9 @@ pub async fn decide(
             &grant,
             huren_archive::recognition::DecisionRequest {
                 about: huren_archive::recognition::ReminderRequest {
-                    patient_id: b.patient_id.trim(),
+                    patient_id: b.patient_id.as_deref(),
                     issuer: b.issuer.as_deref(),
+                    identifier: split_identifier(b.identifier.as_deref())?,
                     order_code: b.order_code.as_deref(),
                     order_system: b.order_system.as_deref(),
                     item: b.item.as_deref(),

@@ -94,12 +94,51 @@ pub async fn logout(
 #[serde(deny_unknown_fields)]
 pub struct EncounterBody {
     visit_number: String,
-    patient_id: String,
+    /// The patient by the institution's own record number…
+    patient_id: Option<String>,
     issuer: Option<String>,
+    /// …or by identity number, `system|value` (with `patient_id`: registered on the record).
+    identifier: Option<String>,
+    /// Demographics registering the record at the first visit.
+    name: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
     doctor: Option<String>,
     department: Option<String>,
     /// `open` (default) or `closed`.
     status: Option<String>,
+}
+
+/// The patient fields of the encounter and launch bodies as the use case takes them.
+fn named<'a>(
+    patient_id: &'a Option<String>,
+    issuer: &'a Option<String>,
+    identifier: &'a Option<String>,
+    name: &'a Option<String>,
+    birth_date: &'a Option<String>,
+    sex: &'a Option<String>,
+) -> Result<huren_archive::registration::NamedPatient<'a>, ApiError> {
+    let identifier = match identifier.as_deref() {
+        Some(i) => Some(
+            i.split_once('|')
+                .ok_or_else(|| ApiError::bad_request("identifier is system|value"))?,
+        ),
+        None => None,
+    };
+    Ok(huren_archive::registration::NamedPatient {
+        patient_id: patient_id.as_deref(),
+        issuer: issuer.as_deref(),
+        identifier,
+        name: name.as_deref(),
+        birth_date: birth_date.as_deref(),
+        sex: match sex.as_deref() {
+            Some(s) => Some(
+                huren_archive::registration::sex_code(s)
+                    .ok_or_else(|| ApiError::bad_request(format!("sex {s:?} is M, F, O or U")))?,
+            ),
+            None => None,
+        },
+    })
 }
 
 /// `POST /api/encounters` — the HIS (its institution's system token) opens or closes a visit.
@@ -124,8 +163,14 @@ pub async fn register_encounter(
             &grant,
             huren_archive::accounts::EncounterRequest {
                 visit_number: &b.visit_number,
-                patient_id: &b.patient_id,
-                issuer: b.issuer.as_deref(),
+                patient: named(
+                    &b.patient_id,
+                    &b.issuer,
+                    &b.identifier,
+                    &b.name,
+                    &b.birth_date,
+                    &b.sex,
+                )?,
                 doctor: b.doctor.as_deref(),
                 department: b.department.as_deref(),
                 open,
@@ -139,8 +184,12 @@ pub async fn register_encounter(
 #[serde(deny_unknown_fields)]
 pub struct LaunchBody {
     doctor: String,
-    patient_id: String,
+    patient_id: Option<String>,
     issuer: Option<String>,
+    identifier: Option<String>,
+    name: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
     visit_number: Option<String>,
     department: Option<String>,
 }
@@ -159,8 +208,14 @@ pub async fn issue_launch(
             &grant,
             huren_archive::accounts::LaunchRequest {
                 doctor: &b.doctor,
-                patient_id: &b.patient_id,
-                issuer: b.issuer.as_deref(),
+                patient: named(
+                    &b.patient_id,
+                    &b.issuer,
+                    &b.identifier,
+                    &b.name,
+                    &b.birth_date,
+                    &b.sex,
+                )?,
                 visit_number: b.visit_number.as_deref(),
                 department: b.department.as_deref(),
             },
@@ -299,20 +354,67 @@ pub struct ContactBody {
     patient_id: String,
     issuer: Option<String>,
     phone: String,
+    /// The member of staff (username) who saw the patient in person and checked a change.
+    verified_in_person_by: Option<String>,
 }
 
-/// `POST /api/patient-contacts` — the HIS registers a patient's mobile number (sealed).
+/// `POST /api/patient-contacts` — the HIS registers a patient's mobile number (sealed). A
+/// first number: 200 `registered`; the same: `unchanged`; a different one: 202 `pending`
+/// until the code sent to the old number is confirmed, or `changed` at once when the patient
+/// was seen in person (`verified_in_person_by`).
 pub async fn register_contact(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
     ApiJson(b): ApiJson<ContactBody>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    use huren_archive::consent::{ContactOutcome, ContactRequest};
+    let grant = huren_access::grant_ingest(&p)?;
+    let out = state
+        .archive
+        .register_contact(
+            &grant,
+            ContactRequest {
+                patient_id: &b.patient_id,
+                issuer: b.issuer.as_deref(),
+                phone: &b.phone,
+                verified_in_person_by: b.verified_in_person_by.as_deref(),
+            },
+        )
+        .await?;
+    Ok(match out {
+        ContactOutcome::Registered => (StatusCode::OK, Json(json!({ "status": "registered" }))),
+        ContactOutcome::Unchanged => (StatusCode::OK, Json(json!({ "status": "unchanged" }))),
+        ContactOutcome::Changed => (StatusCode::OK, Json(json!({ "status": "changed" }))),
+        ContactOutcome::Pending {
+            change,
+            code_sent_to,
+            code_expires_at,
+        } => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "pending",
+                "change": change,
+                "code_sent_to": code_sent_to,
+                "code_expires_at": code_expires_at,
+            })),
+        ),
+    })
+}
+
+/// `POST /api/patient-contacts/changes/{id}/confirm {"code"}` — the code the patient received
+/// at the old number.
+pub async fn confirm_contact_change(
+    State(state): State<AppState>,
+    Authenticated(p): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let grant = huren_access::grant_ingest(&p)?;
     state
         .archive
-        .register_contact(&grant, &b.patient_id, b.issuer.as_deref(), &b.phone)
+        .confirm_contact_change(&grant, id, &b.code)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(json!({ "status": "changed" })))
 }
 
 #[derive(Deserialize)]

@@ -220,6 +220,7 @@ async fn store(
         referenced,
         failed,
         warned,
+        not_authorized,
     } = outcome;
     if referenced.is_empty() && failed.is_empty() {
         return Err(ApiError::bad_request(
@@ -243,8 +244,11 @@ async fn store(
         body.insert("00081198".into(), json!({ "vr": "SQ", "Value": failed }));
     }
     // PS3.18 Table 10.5.3-1: 200 all stored; 202 stored with warnings or some failures;
-    // 409 none stored.
-    let status = if referenced.is_empty() {
+    // 409 none stored; 403 when every part was refused as another institution's patient
+    // (FailureReason 0x0124 "Not Authorized" on each).
+    let status = if referenced.is_empty() && not_authorized == failed.len() {
+        StatusCode::FORBIDDEN
+    } else if referenced.is_empty() {
         StatusCode::CONFLICT
     } else if !failed.is_empty() || warned {
         StatusCode::ACCEPTED
@@ -269,6 +273,8 @@ struct Outcome {
     referenced: Vec<Value>,
     failed: Vec<Value>,
     warned: bool,
+    /// Parts refused with 0x0124 (another institution's patient).
+    not_authorized: usize,
 }
 
 impl Outcome {
@@ -312,6 +318,9 @@ impl Outcome {
                 sop_instance_uid,
             } => {
                 tracing::info!(reason = refusal.message(), "STOW part refused");
+                if refusal.status() == 0x0124 {
+                    self.not_authorized += 1;
+                }
                 self.failed
                     .push(failure(sop_class_uid, sop_instance_uid, refusal.status()));
                 metrics::counter!("huren_stow_instances_total", "result" => "failed").increment(1);

@@ -33,6 +33,20 @@ pub(crate) async fn instances(
     };
     let found = state.archive.find(&grant, &q).await?;
     if found.is_empty() {
+        // Out of reach and non-existent get the same answer; both are in the trail, so a
+        // reader probing study UIDs (seen in the quality feedback, say) shows up.
+        if let Some(study) = q
+            .conditions
+            .iter()
+            .find_map(|c| match (&c.key, &c.matcher) {
+                (Key::StudyInstanceUid, huren_archive::query::Matcher::Single(v)) => {
+                    Some(v.clone())
+                }
+                _ => None,
+            })
+        {
+            state.archive.note_study_not_found(&grant, &study).await;
+        }
         return Err(ApiError::not_found("no such study, series or instance"));
     }
     Ok((grant, found))
@@ -751,6 +765,12 @@ pub async fn bulk(
     };
     let (from, to) = sub.unwrap_or((0, len.saturating_sub(1)));
     let count = if len == 0 { 0 } else { to - from + 1 };
+    // Offsets and lengths come from the URL: a range that runs past the end of any object
+    // (or of u64) is no bulk value of this one.
+    let begin = start
+        .checked_add(from)
+        .filter(|b| b.checked_add(count).is_some())
+        .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
     let bytes: Vec<u8> = if m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.1.99") {
         let path = state
             .archive
@@ -758,7 +778,7 @@ pub async fn bulk(
             .local_path(&key)
             .ok_or_else(|| ApiError::internal("object not on local storage"))?;
         tokio::task::spawn_blocking(move || {
-            huren_dicom::transcode::read_deflated_range(&path, start + from, count)
+            huren_dicom::transcode::read_deflated_range(&path, begin, count)
         })
         .await
         .map_err(|_| ApiError::internal("inflate task failed"))?
@@ -767,7 +787,7 @@ pub async fn bulk(
         let b = state
             .archive
             .blobs
-            .read_range(&key, start + from..start + from + count)
+            .read_range(&key, begin..begin + count)
             .await
             .map_err(|_| ApiError::not_found("no such bulk data"))?;
         if b.len() as u64 != count {

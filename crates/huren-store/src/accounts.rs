@@ -177,10 +177,11 @@ pub async fn upsert_encounter(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO encounter (institution_id, visit_number, patient_issuer, patient_id, doctor_user_id, department, opened_at, closed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END)
+        "INSERT INTO encounter (institution_id, visit_number, patient_issuer, patient_id, id_blind, doctor_user_id, department, opened_at, closed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL ELSE ? END)
          ON CONFLICT (institution_id, visit_number) DO UPDATE SET
            patient_issuer = excluded.patient_issuer, patient_id = excluded.patient_id,
+           id_blind = excluded.id_blind,
            doctor_user_id = COALESCE(excluded.doctor_user_id, doctor_user_id),
            department = COALESCE(excluded.department, department),
            closed_at = CASE WHEN ? THEN NULL ELSE COALESCE(closed_at, ?) END
@@ -188,8 +189,9 @@ pub async fn upsert_encounter(
     )
     .bind(e.institution_id)
     .bind(&e.visit_number)
-    .bind(&e.patient_issuer)
-    .bind(&e.patient_id)
+    .bind(e.patient.columns().0)
+    .bind(e.patient.columns().1)
+    .bind(e.patient.columns().2)
     .bind(e.doctor_user_id)
     .bind(&e.department)
     .bind(now)
@@ -206,15 +208,16 @@ pub async fn create_launch_ticket(
     t: &huren_archive::model::NewLaunchTicket,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO launch_ticket (secret_hash, issued_by, user_id, encounter_id, patient_issuer, patient_id, issued_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO launch_ticket (secret_hash, issued_by, user_id, encounter_id, patient_issuer, patient_id, id_blind, issued_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&t.secret_hash)
     .bind(&t.issued_by)
     .bind(t.user_id)
     .bind(t.encounter_id)
-    .bind(&t.patient_issuer)
-    .bind(&t.patient_id)
+    .bind(t.patient.columns().0)
+    .bind(t.patient.columns().1)
+    .bind(t.patient.columns().2)
     .bind(t.issued_at)
     .bind(t.expires_at)
     .execute(pool)
@@ -232,7 +235,7 @@ pub async fn redeem_launch_ticket(
     let row = sqlx::query(
         "UPDATE launch_ticket SET used_at = ?
           WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ?
-          RETURNING user_id, encounter_id, patient_issuer, patient_id",
+          RETURNING user_id, encounter_id, patient_issuer, patient_id, id_blind",
     )
     .bind(now)
     .bind(secret_hash)
@@ -242,35 +245,50 @@ pub async fn redeem_launch_ticket(
     Ok(row.map(|r| huren_archive::model::RedeemedTicket {
         user_id: r.get(0),
         encounter_id: r.get(1),
-        patient_issuer: r.get(2),
-        patient_id: r.get(3),
+        patient: huren_archive::model::PatientRef::from_columns(r.get(2), r.get(3), r.get(4)),
     }))
 }
 
+/// The persons a person reaches: open encounters at their institution assigned to them or their
+/// department (by record number or by identity number), their break-glass accesses, and the
+/// patient authorizations they asked for — or, with `department_reach`, that a doctor of their
+/// department asked for, when they are a doctor (issue #16: the authorization is for care).
 pub async fn related_persons(
     pool: &SqlitePool,
     user: &huren_access::User,
+    department_reach: bool,
 ) -> Result<Vec<(i64, String, bool, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT DISTINCT pe.id, pe.public_id, 0, 'all'
            FROM encounter e
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
            JOIN person pe ON pe.id = p.person_id
-          WHERE e.closed_at IS NULL AND e.institution_id = ?
-            AND (e.doctor_user_id = ? OR (e.department IS NOT NULL AND e.department = ?))
+          WHERE e.closed_at IS NULL AND e.institution_id = ?1
+            AND (e.doctor_user_id = ?2 OR (e.department IS NOT NULL AND e.department = ?3))
+         UNION
+         SELECT pe.id, pe.public_id, 0, 'all'
+           FROM encounter e
+           JOIN patient_identifier i ON i.system = e.patient_issuer AND i.blind = e.id_blind AND i.consistent = 1
+           JOIN patient p ON p.id = i.patient_id
+           JOIN person pe ON pe.id = p.person_id
+          WHERE e.closed_at IS NULL AND e.institution_id = ?1 AND e.id_blind IS NOT NULL
+            AND (e.doctor_user_id = ?2 OR (e.department IS NOT NULL AND e.department = ?3))
          UNION
          SELECT pe.id, pe.public_id, 1, 'all' FROM break_glass b JOIN person pe ON pe.id = b.person_id
-          WHERE b.user_id = ? AND b.expires_at > unixepoch()
+          WHERE b.user_id = ?2 AND b.expires_at > unixepoch()
          UNION
          SELECT pe.id, pe.public_id, 0, a.scope FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
-          WHERE a.institution_id = ? AND a.granted_at IS NOT NULL AND a.revoked_at IS NULL
-            AND a.expires_at > unixepoch()",
+          WHERE a.institution_id = ?1 AND a.granted_at IS NOT NULL AND a.revoked_at IS NULL
+            AND a.expires_at > unixepoch()
+            AND (a.requested_by = ?2
+              OR (?4 AND ?5 = 'doctor' AND ?3 IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM app_user r WHERE r.id = a.requested_by AND r.department = ?3)))",
     )
     .bind(user.institution_id)
     .bind(user.user_id)
     .bind(&user.department)
-    .bind(user.user_id)
-    .bind(user.institution_id)
+    .bind(department_reach)
+    .bind(user.role.as_str())
     .fetch_all(pool)
     .await
 }
@@ -324,11 +342,18 @@ pub async fn encounter_persons(
     institution_id: i64,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT DISTINCT pe.id, pe.public_id
+        "SELECT pe.id, pe.public_id
            FROM encounter e
            JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
            JOIN person pe ON pe.id = p.person_id
-          WHERE e.closed_at IS NULL AND e.institution_id = ?",
+          WHERE e.closed_at IS NULL AND e.institution_id = ?1
+         UNION
+         SELECT pe.id, pe.public_id
+           FROM encounter e
+           JOIN patient_identifier i ON i.system = e.patient_issuer AND i.blind = e.id_blind AND i.consistent = 1
+           JOIN patient p ON p.id = i.patient_id
+           JOIN person pe ON pe.id = p.person_id
+          WHERE e.closed_at IS NULL AND e.institution_id = ?1 AND e.id_blind IS NOT NULL",
     )
     .bind(institution_id)
     .fetch_all(pool)
@@ -456,32 +481,6 @@ pub async fn audit_events(
             seq: r.get(11),
         })
         .collect())
-}
-
-pub async fn set_patient_contact(
-    pool: &SqlitePool,
-    issuer: &str,
-    patient_id: &str,
-    c: &huren_archive::model::SealedContact,
-    by: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "INSERT INTO patient_contact (person_id, channel, sealed, key_id, registered_by, created_at)
-         SELECT person_id, 'sms', ?, ?, ?, ? FROM patient WHERE issuer = ? AND patient_id = ?
-         ON CONFLICT (person_id, channel) DO UPDATE SET sealed = excluded.sealed, key_id = excluded.key_id,
-           registered_by = excluded.registered_by, created_at = excluded.created_at",
-    )
-    .bind(&c.sealed)
-    .bind(&c.key_id)
-    .bind(by)
-    .bind(now)
-    .bind(issuer)
-    .bind(patient_id)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
 }
 
 pub async fn patient_contact(

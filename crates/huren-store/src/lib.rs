@@ -9,6 +9,8 @@ mod accounts;
 pub mod audit;
 pub mod blob;
 mod catalog;
+mod contacts;
+mod numbering;
 pub mod outbox;
 mod quality;
 pub mod query;

@@ -727,12 +727,24 @@ async fn oru_statements(
                 ),
                 None => ("report", None, None),
             };
-            // The newest current row with the identifier (a missing system matches any).
+            // The newest current row with the identifier (a missing system matches any) that
+            // the sender's own institutions performed.
+            let performers = match if_none_exist {
+                Some(c) if !c.performers.is_empty() => c
+                    .performers
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => "NULL".to_owned(),
+            };
+            // `performers` holds integers from the index, never request text.
             let (existing, r, l): (Option<i64>, i64, i64) =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SAVEPOINT one;
                      SELECT (SELECT id FROM {table} WHERE identifier_value = ?
                                AND (? IS NULL OR identifier_system = ?)
+                               AND performing_institution_id IN ({performers})
                               ORDER BY superseded_by IS NULL DESC, id DESC LIMIT 1), {BASES}"
                 )))
                 .bind(value)
@@ -745,6 +757,14 @@ async fn oru_statements(
                 return Ok(OruOutcome::Exists { id });
             }
             (None, "fhir", r, l)
+        }
+        ResultSource::Registration => {
+            let (r, l): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SAVEPOINT one; SELECT {BASES}"
+            )))
+            .fetch_one(&mut *conn)
+            .await?;
+            (None, "registration", r, l)
         }
     };
     const PATIENT: &str = "(SELECT id FROM patient WHERE issuer = ? AND patient_id = ?)";
@@ -844,7 +864,10 @@ async fn oru_statements(
         .bind(&oru.sex)
         .bind(ts)
         .bind(&oru.name_key);
-    let actor = if message.is_some() { "hl7" } else { "fhir" };
+    let actor = match source {
+        "hl7v2" => "hl7",
+        other => other,
+    };
     q = bind_new_record_person(q, (issuer, pid), &oru.new_person_public_id, actor, ts);
     for (k, o) in oru.orders.iter().enumerate() {
         let id = report_base + 1 + k as i64;
@@ -1289,6 +1312,22 @@ impl Index for SqliteIndex {
             .bind(&today)
             .bind(&today)
             .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn issuer_owner(&self, issuer: &str) -> Result<Option<i64>, StoreError> {
+        crate::numbering::issuer_owner(&self.pool, issuer)
+            .await
+            .map_err(db)
+    }
+
+    async fn claim_issuer(
+        &self,
+        issuer: &str,
+        institution: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        crate::numbering::claim_issuer(&self.pool, issuer, institution, now())
             .await
             .map_err(db)
     }
@@ -2194,8 +2233,9 @@ impl Index for SqliteIndex {
     async fn related_persons(
         &self,
         user: &huren_access::User,
+        department_reach: bool,
     ) -> Result<Vec<(i64, String, bool, String)>, StoreError> {
-        crate::accounts::related_persons(&self.pool, user)
+        crate::accounts::related_persons(&self.pool, user, department_reach)
             .await
             .map_err(db)
     }
@@ -2467,21 +2507,40 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
-    async fn set_patient_contact(
+    async fn record_contact_change(&self, c: NewContactChange) -> Result<Option<i64>, StoreError> {
+        crate::contacts::record_change(&self.pool, &c)
+            .await
+            .map_err(db)
+    }
+
+    async fn confirm_contact_change(
         &self,
-        issuer: &str,
-        patient_id: &str,
-        sealed: &SealedContact,
-        registered_by: &str,
-    ) -> Result<bool, StoreError> {
-        crate::accounts::set_patient_contact(
-            &self.pool,
-            issuer,
-            patient_id,
-            sealed,
-            registered_by,
-            now(),
+        id: i64,
+        institution_id: i64,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<ContactChangeView>, StoreError> {
+        crate::contacts::confirm_change(&self.pool, id, institution_id, code_hash, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn authorization_requests_since(
+        &self,
+        person: &str,
+        user_id: i64,
+        since: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
+                      WHERE pe.public_id = ? AND a.created_at >= ?),
+                    (SELECT COUNT(*) FROM patient_authorization WHERE requested_by = ? AND created_at >= ?)",
         )
+        .bind(person)
+        .bind(since)
+        .bind(user_id)
+        .bind(since)
+        .fetch_one(&self.pool)
         .await
         .map_err(db)
     }

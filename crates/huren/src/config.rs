@@ -104,6 +104,21 @@ pub struct Auth {
     pub secure_cookies: bool,
     /// How long a break-glass access lasts.
     pub break_glass_mins: i64,
+    /// Whom a patient's authorization opens the patient to: `doctor` (the doctor who asked) or
+    /// `department` (also the doctors of that doctor's department). It is for clinical care,
+    /// so never the institution's other staff.
+    pub authorization_reach: AuthorizationReach,
+    /// Authorization requests per patient per day (each sends the patient an SMS)…
+    pub authorization_requests_per_patient_day: i64,
+    /// …and per doctor per day.
+    pub authorization_requests_per_doctor_day: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationReach {
+    Doctor,
+    Department,
 }
 
 impl Default for Auth {
@@ -115,6 +130,9 @@ impl Default for Auth {
             lockout_mins: 15,
             secure_cookies: false,
             break_glass_mins: 60,
+            authorization_reach: AuthorizationReach::Doctor,
+            authorization_requests_per_patient_day: 3,
+            authorization_requests_per_doctor_day: 30,
         }
     }
 }
@@ -222,6 +240,9 @@ pub struct Http {
     pub rate_limit_per_sec: u32,
     /// Requests a principal may make at once above that rate.
     pub rate_limit_burst: u32,
+    /// Failed requests (bad or missing credentials, wrong passwords) a minute per source
+    /// address; above it the address gets 429 except for credentials that work. 0: off.
+    pub failed_requests_per_min: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -274,6 +295,7 @@ impl Default for Http {
             tls_key: None,
             rate_limit_per_sec: 2000,
             rate_limit_burst: 4000,
+            failed_requests_per_min: 60,
         }
     }
 }

@@ -558,6 +558,14 @@ fn archive_config(settings: &config::Settings) -> anyhow::Result<ArchiveConfig> 
             session_absolute_secs: settings.auth.session_absolute_hours * 3600,
             lockout_attempts: settings.auth.lockout_attempts,
             lockout_secs: settings.auth.lockout_mins * 60,
+            authorization_reach_department: settings.auth.authorization_reach
+                == config::AuthorizationReach::Department,
+            authorization_requests_per_patient_day: settings
+                .auth
+                .authorization_requests_per_patient_day,
+            authorization_requests_per_doctor_day: settings
+                .auth
+                .authorization_requests_per_doctor_day,
         },
     })
 }
@@ -1144,6 +1152,9 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         rate_limiter: Arc::new(huren_http::limits::RateLimiter::new(
             settings.http.rate_limit_per_sec,
             settings.http.rate_limit_burst,
+        )),
+        failure_budget: Arc::new(huren_http::limits::FailureBudget::new(
+            settings.http.failed_requests_per_min,
         )),
         oidc: oidc_client(&settings.oidc)?,
     };

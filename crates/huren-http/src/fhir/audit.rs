@@ -47,7 +47,10 @@ fn kind(
             ("110114", "User Authentication", None, "E")
         }
         "study_lifecycle_changed" => ("110105", "DICOM Study Deleted", None, "D"),
-        "person_links_changed" | "encounter_changed" => ("110110", "Patient Record", None, "U"),
+        "person_links_changed" | "encounter_changed" | "patient_contact_changed" => {
+            ("110110", "Patient Record", None, "U")
+        }
+        "patient_registered" => ("110110", "Patient Record", None, "C"),
         "recognition_decided" => ("110110", "Patient Record", None, "C"),
         "results_stored" | "results_refused" => ("110107", "Import", None, "C"),
         // PS3.16 CID 400/402: Security Alert with its event type code as the subtype.
@@ -100,11 +103,19 @@ fn audit_event(r: &AuditRow, zone: &'static time_tz::Tz) -> Value {
             "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object" }
         }));
     }
-    if let Some(o) = &r.object {
-        entities.push(json!({
+    // The detail (reason, purpose of use, counts) rides on the object's entity, or on an entity
+    // of its own when the event names no object (a refused request, a failed sign-in).
+    let has_detail = !matches!(r.detail.trim(), "" | "null" | "{}");
+    match &r.object {
+        Some(o) => entities.push(json!({
             "what": { "display": o },
             "detail": [{ "type": "huren-detail", "valueString": r.detail }]
-        }));
+        })),
+        None if has_detail => entities.push(json!({
+            "what": { "display": r.action },
+            "detail": [{ "type": "huren-detail", "valueString": r.detail }]
+        })),
+        None => {}
     }
     if !entities.is_empty() {
         e["entity"] = json!(entities);

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub mod audit;
+pub mod register;
 pub mod results;
 pub mod search;
 pub mod write;
@@ -118,7 +119,16 @@ pub(crate) fn from_api(e: ApiError) -> Response {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "security",
         _ => "exception",
     };
+    let code = if e.status == StatusCode::FORBIDDEN {
+        "forbidden"
+    } else {
+        code
+    };
     let mut resp = outcome(e.status, code, &e.message);
+    if e.status == StatusCode::FORBIDDEN {
+        resp.extensions_mut()
+            .insert(crate::auth::RefusalReason(e.message.clone()));
+    }
     if e.status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -234,7 +244,7 @@ fn names(raw: &str) -> Vec<Value> {
 /// A person as a FHIR Patient: one identifier per record (its own number under its assigning
 /// authority), the name, sex and birth date of the records that have them. Identity numbers
 /// are not returned (they are kept sealed).
-fn patient(person: &str, records: &[RecordView], merged_into: Option<&str>) -> Value {
+pub(crate) fn patient(person: &str, records: &[RecordView], merged_into: Option<&str>) -> Value {
     let identifiers: Vec<Value> = records
         .iter()
         .map(|r| {

@@ -292,7 +292,7 @@ fn parse_report(v: &Value, zone: &'static time_tz::Tz) -> Result<(NewOrder, Vec<
 }
 
 /// A Patient resource as the record it identifies.
-fn parse_patient(state: &AppState, v: &Value) -> Result<SubmittedPatient, Invalid> {
+pub(crate) fn parse_patient(state: &AppState, v: &Value) -> Result<SubmittedPatient, Invalid> {
     let mut p = SubmittedPatient::default();
     for i in v
         .get("identifier")
@@ -403,6 +403,7 @@ fn if_none_exist(criteria: &str, on_report: bool) -> Result<IfNoneExist, Fail> {
                 on_report,
                 system: system.map(str::to_owned),
                 value: value.to_owned(),
+                performers: Vec::new(),
             })
         }
         _ => Err(Fail::Outcome(
@@ -413,7 +414,7 @@ fn if_none_exist(criteria: &str, on_report: bool) -> Result<IfNoneExist, Fail> {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Fail> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Fail> {
     serde_json::from_slice(body).map_err(|e| {
         Fail::Outcome(
             StatusCode::BAD_REQUEST,
@@ -423,7 +424,7 @@ fn parse_body(body: &Bytes) -> Result<Value, Fail> {
     })
 }
 
-fn writer(auth: Result<Authenticated, ApiError>) -> Result<IngestGrant, Fail> {
+pub(crate) fn writer(auth: Result<Authenticated, ApiError>) -> Result<IngestGrant, Fail> {
     let Authenticated(p) = auth?;
     Ok(grant_ingest(&p).map_err(ApiError::from)?)
 }
@@ -432,7 +433,7 @@ fn invalid(msg: Invalid) -> Response {
     outcome(StatusCode::BAD_REQUEST, "invalid", &msg)
 }
 
-fn check_type(v: &Value, want: &str) -> Result<(), Fail> {
+pub(crate) fn check_type(v: &Value, want: &str) -> Result<(), Fail> {
     match v.get("resourceType").and_then(Value::as_str) {
         Some(t) if t == want => Ok(()),
         other => Err(Fail::invalid(format!(
@@ -681,7 +682,25 @@ pub async fn transaction(
         }
     }
     if reports.is_empty() && observations.is_empty() {
-        return invalid("the Bundle has no DiagnosticReport or Observation".into());
+        // A Bundle with only a Patient registers the hospital's record (the first visit).
+        let Some((_, p)) = patient.take() else {
+            return invalid("the Bundle has no Patient, DiagnosticReport or Observation".into());
+        };
+        return match super::register::register(&state, &grant, p, peer).await {
+            Ok(r) => {
+                let status = if r.created { "201 Created" } else { "200 OK" };
+                let mut resp = json!({ "status": status });
+                if let Some(person) = &r.person {
+                    resp["location"] = json!(format!("Patient/{person}"));
+                }
+                fhir_json(
+                    StatusCode::OK,
+                    json!({ "resourceType": "Bundle", "type": "transaction-response",
+                            "entry": [{ "response": resp }] }),
+                )
+            }
+            Err(f) => f.into_response(),
+        };
     }
     subjects.dedup();
     let patient_url = patient.as_ref().map(|(u, _)| u.clone());
