@@ -45,6 +45,25 @@ def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
         assert r.status_code == 200, r.text
         v = r.json()
         assert v["catalog_version"] and v["scope_set"] and v["results"]
+        # The first visit, as printed: the city's HIS registers 孙丽珍 from her identity card,
+        # opens the visit, and the reminder shows her county CT.
+        assert "first visit" in text
+        curls = re.findall(r"curl -X (\w+) '?(\S+?)'? -H 'Authorization: Bearer (\S+?)'.*?-d '(.*)'", text)
+        assert len(curls) == 3, text
+        base = f"http://127.0.0.1:{http}"
+        results = []
+        for method, url, his, body in curls:
+            url = url.replace(re.match(r"http://[^/]+", url).group(0), base)
+            extra = {"X-Huren-On-Behalf-Of": "demo.doctor"} if "reminders" in url else {}
+            ctype = "application/fhir+json" if "/fhir/" in url else "application/json"
+            r = requests.request(method, url, data=body.encode(),
+                                 headers={"Authorization": f"Bearer {his}", "Content-Type": ctype, **extra})
+            assert r.status_code in (200, 201), (url, r.text)
+            results.append(r.json())
+        reminder = results[-1]
+        assert reminder["patient"] == "known" and reminder["person"] == results[0]["id"]
+        assert [x["kind"] for x in reminder["results"]] == ["imaging_study"], reminder
+        assert reminder["results"][0]["performing_institution"] == "cq-county-1"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -539,18 +539,29 @@ impl Archive {
         lookup: PatientLookup<'_>,
     ) -> Result<Vec<model::PersonHit>, AdminError> {
         let search = self.person_search(lookup)?;
-        self.find_persons_by(grant, search).await
+        let (hits, reach) = self.persons_in_reach(grant, &search).await?;
+        self.note_search(grant, &reach, &search, &hits).await;
+        Ok(hits)
     }
 
-    /// Persons matching a search, narrowed by the reader's reach.
-    pub async fn find_persons_by(
+    /// Persons matching a search, narrowed by the reader's reach; not audited as a search
+    /// (for use cases that audit what they then read, such as the reminder).
+    pub(crate) async fn find_persons_by(
         &self,
         grant: &huren_access::ReadGrant,
         search: model::PersonSearch,
     ) -> Result<Vec<model::PersonHit>, AdminError> {
+        Ok(self.persons_in_reach(grant, &search).await?.0)
+    }
+
+    async fn persons_in_reach(
+        &self,
+        grant: &huren_access::ReadGrant,
+        search: &model::PersonSearch,
+    ) -> Result<(Vec<model::PersonHit>, reach::Reach), AdminError> {
         const LIMIT: u32 = 50;
         let reach = self.reach(grant).await?;
-        let mut hits = self.index.find_persons(&search, LIMIT).await?;
+        let mut hits = self.index.find_persons(search, LIMIT).await?;
         match &reach {
             // A system sees a person it has no encounter with only through its institutions'
             // own records (those it has data of), and only those records.
@@ -571,8 +582,7 @@ impl Archive {
             }
             _ => hits.retain(|h| reach.allows(&h.person)),
         }
-        self.note_search(grant, &reach, &search, &hits).await;
-        Ok(hits)
+        Ok((hits, reach))
     }
 
     /// A patient search answered (patient API, FHIR Patient search, PIXm, a reminder's lookup):

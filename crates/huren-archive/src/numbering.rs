@@ -22,10 +22,9 @@ use crate::ports::StoreError;
 
 /// Why a caller may not write under an issuer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{issuer} is another institution's patient numbering: a hospital names only its own patients \
-     (its own record numbers, those of institutions it sends for, or a person's identity number)"
-)]
+// Said first what matters, so a DIMSE ErrorComment (LO, 64 characters) or an HL7 MSA-3 (80)
+// cut short still says why.
+#[error("another institution's patient numbering: {issuer}")]
 pub struct NotOwnNumbering {
     pub issuer: String,
 }
@@ -120,6 +119,10 @@ impl Archive {
     }
 }
 
+/// What an HTTP caller is told besides the refusal.
+pub const HINT: &str = "A hospital names only its own patients: its own record numbers, those of \
+     institutions it sends for, or a person's identity number";
+
 #[derive(Debug, thiserror::Error)]
 pub enum NumberingError {
     #[error(transparent)]
@@ -131,7 +134,7 @@ pub enum NumberingError {
 impl From<NumberingError> for crate::AdminError {
     fn from(e: NumberingError) -> Self {
         match e {
-            NumberingError::NotOwn(n) => crate::AdminError::Forbidden(n.to_string()),
+            NumberingError::NotOwn(n) => crate::AdminError::Forbidden(format!("{n}. {HINT}")),
             NumberingError::Store(s) => crate::AdminError::Store(s),
         }
     }

@@ -345,6 +345,8 @@ pub struct Match {
     pub blob_key: Option<String>,
     /// Frame locations as computed at ingest (instance level only; `huren_dicom::pixel`).
     pub pixel_layout: Option<String>,
+    /// The stored object's size in bytes (instance level only).
+    pub object_size: Option<i64>,
 }
 
 fn put(m: &mut Map<String, Value>, tag: u32, vr: &str, v: Option<Value>) {

@@ -50,7 +50,9 @@ pub enum SubmitError {
 impl From<crate::numbering::NumberingError> for SubmitError {
     fn from(e: crate::numbering::NumberingError) -> Self {
         match e {
-            crate::numbering::NumberingError::NotOwn(n) => SubmitError::Forbidden(n.to_string()),
+            crate::numbering::NumberingError::NotOwn(n) => {
+                SubmitError::Forbidden(format!("{n}. {}", crate::numbering::HINT))
+            }
             crate::numbering::NumberingError::Store(s) => SubmitError::Store(s),
         }
     }

@@ -447,8 +447,16 @@ pub fn ack(
         AckCode::AE => "AE",
         AckCode::AR => "AR",
     };
-    let text = refusal.map(|r| escape(&r.text, &d)).unwrap_or_default();
+    // MSA-3 (ST) is at most 80 characters and ERR-8 (TX) 250 in v2.5.1 (Ch. 2 field tables):
+    // the reason is cut to fit, before escaping so no escape sequence is split.
+    let bounded = |n: usize| {
+        refusal
+            .map(|r| escape(&r.text.chars().take(n).collect::<String>(), &d))
+            .unwrap_or_default()
+    };
+    let text = bounded(80);
     out.push_str(&format!("MSA{f}{code_s}{f}{}{f}{text}\r", raw(10, 1)));
+    let text = bounded(250);
     if let Some(r) = refusal {
         let s = d.subcomponent;
         let (seg, seq, fld) = r

@@ -732,6 +732,15 @@ pub async fn bulk(
     let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
     let m = &found[0];
     let key = m.blob_key.clone().unwrap_or_default();
+    // A value lies inside its object (a deflated object's offsets are into the inflated data,
+    // whose end the inflater finds).
+    let deflated = m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.1.99");
+    let inside = start
+        .checked_add(len)
+        .is_some_and(|end| deflated || m.object_size.is_some_and(|size| end <= size as u64));
+    if !inside {
+        return Err(ApiError::not_found("no such bulk data"));
+    }
     // The part of the value asked for, relative to the value.
     let sub = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
@@ -771,7 +780,7 @@ pub async fn bulk(
         .checked_add(from)
         .filter(|b| b.checked_add(count).is_some())
         .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
-    let bytes: Vec<u8> = if m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.1.99") {
+    let bytes: Vec<u8> = if deflated {
         let path = state
             .archive
             .blobs

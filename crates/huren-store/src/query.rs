@@ -215,9 +215,9 @@ pub fn build(q: &Query) -> (String, Vec<String>) {
     };
     let inst = match q.level {
         Level::Instance => {
-            "i.sop_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns, i.number_of_frames, i.transfer_syntax_uid, i.blob_key, i.pixel_layout"
+            "i.sop_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns, i.number_of_frames, i.transfer_syntax_uid, i.blob_key, i.pixel_layout, i.size"
         }
-        _ => "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        _ => "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
     };
     let inner_order = order
         .iter()
@@ -304,6 +304,7 @@ pub struct Row {
     transfer_syntax_uid: Option<String>,
     blob_key: Option<String>,
     pixel_layout: Option<String>,
+    size: Option<i64>,
 }
 
 pub fn to_match(r: Row, level: Level) -> Match {
@@ -349,5 +350,6 @@ pub fn to_match(r: Row, level: Level) -> Match {
         transfer_syntax_uid: r.transfer_syntax_uid,
         blob_key: r.blob_key,
         pixel_layout: r.pixel_layout,
+        object_size: r.size,
     }
 }

@@ -86,16 +86,32 @@ pub async fn sender_grant(
     Ok(grant_ingest(&principal)?)
 }
 
-/// A regional viewer's token for the demo (`read:region`), made once and kept in the demo data
-/// directory's `demo-viewer-token` so every start prints the same one. A demo convenience: real
+/// The demo's two tokens, made once and kept in the demo data directory so every start prints
+/// the same: a regional viewer's (`read:region`, `demo-viewer-token`) and the city hospital's
+/// HIS token for the first-visit walkthrough (`demo-city-his-token`). A demo convenience: real
 /// deployments hand tokens to systems, never leave them in files.
-pub async fn viewer_token(
+pub async fn tokens(
     archive: &Archive,
     admin: &AdminGrant,
     data_dir: &std::path::Path,
+) -> anyhow::Result<(String, String)> {
+    use huren_access::SystemReads;
+    let viewer = data_dir.join("demo-viewer-token");
+    let his = data_dir.join("demo-city-his-token");
+    Ok((
+        kept_token(archive, admin, &viewer, SystemReads::Region).await?,
+        kept_token(archive, admin, &his, SystemReads::Institution).await?,
+    ))
+}
+
+/// A token of the city hospital made once and kept in `file`.
+async fn kept_token(
+    archive: &Archive,
+    admin: &AdminGrant,
+    file: &std::path::Path,
+    reads: huren_access::SystemReads,
 ) -> anyhow::Result<String> {
-    let file = data_dir.join("demo-viewer-token");
-    if let Ok(t) = std::fs::read_to_string(&file)
+    if let Ok(t) = std::fs::read_to_string(file)
         && !t.trim().is_empty()
     {
         return Ok(t.trim().to_owned());
@@ -103,14 +119,11 @@ pub async fn viewer_token(
     let token = archive
         .create_token(
             admin,
-            TokenScope::Institution(
-                InstitutionCode::parse(SITES[0].code)?,
-                huren_access::SystemReads::Region,
-            ),
+            TokenScope::Institution(InstitutionCode::parse(SITES[0].code)?, reads),
             None,
         )
         .await?;
-    std::fs::write(&file, &token.secret)?;
+    std::fs::write(file, &token.secret)?;
     Ok(token.secret)
 }
 
@@ -247,17 +260,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                 birth_date: birth.clone(),
                 sex: (*sex).into(),
             };
-            let study_uid = synth::uid(&[pi, si as u64]);
-            let series_uid = synth::uid(&[pi, si as u64, 1]);
-            let day = today
-                .checked_sub(time::Duration::days((pi * 7 + si as u64 * 3) as i64))
-                .unwrap_or(today);
-            let study_date = format!(
-                "{:04}{:02}{:02}",
-                day.year(),
-                u8::from(day.month()),
-                day.day()
-            );
+            let study_date = dicom_date(today, (pi * 7 + si as u64 * 3) as i64);
             let institution_name = SITES
                 .iter()
                 .find(|s| s.code == *site)
@@ -268,53 +271,24 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                 "DX" => "胸部正位 DR chest PA",
                 _ => "腰椎MR平扫 MR lumbar spine plain",
             };
-            for n in 0..*slices {
-                let sop_uid = synth::uid(&[pi, si as u64, 1, u64::from(n) + 1]);
-                let (rows, cols) = if *modality == "DX" {
-                    (512, 512)
-                } else {
-                    (256, 256)
-                };
-                let bytes = synth::image(&SynthImage {
+            stored += store_study(
+                archive,
+                &ingest,
+                &StudySpec {
                     patient: &patient,
                     modality,
-                    study_uid: &study_uid,
-                    series_uid: &series_uid,
-                    sop_uid: &sop_uid,
+                    key: [pi, si as u64],
                     study_date: &study_date,
-                    study_time: "093000",
                     accession: &format!("A{pi}{si}"),
                     institution_name,
-                    study_description: description,
-                    series_number: 1,
-                    instance_number: i32::from(n) + 1,
-                    rows,
-                    columns: cols,
-                    slice_position: f64::from(n) * 5.0,
-                });
-                let mut spool = archive.spool().await?;
-                spool.write(&bytes).await?;
-                let spooled = spool.finish().await?;
-                let status = archive
-                    .ingest(
-                        &ingest,
-                        IngestRequest {
-                            spooled,
-                            expected: Expected::default(),
-                            source: None,
-                            settings: SenderSettings::default(),
-                        },
-                    )
-                    .await;
-                match status {
-                    IngestStatus::Stored { .. } => stored += 1,
-                    IngestStatus::Refused { refusal, .. } => {
-                        anyhow::bail!("demo object refused: {}", refusal.message())
-                    }
-                }
-            }
+                    description,
+                    slices: *slices,
+                },
+            )
+            .await?;
         }
     }
+    stored += first_visit_patient(archive, grant, today).await?;
     tracing::info!(instances = stored, "demo data seeded");
     println!(
         "demo data: {} institutions, {} people (patient records at several institutions), {stored} instances",
@@ -322,4 +296,167 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
         NAMES.len()
     );
     Ok(())
+}
+
+/// `days` before `today` as a DICOM DA.
+fn dicom_date(today: time::Date, days: i64) -> String {
+    let day = today
+        .checked_sub(time::Duration::days(days))
+        .unwrap_or(today);
+    format!(
+        "{:04}{:02}{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// One synthetic study to store.
+struct StudySpec<'a> {
+    patient: &'a SynthPatient,
+    modality: &'a str,
+    /// Makes its UIDs.
+    key: [u64; 2],
+    study_date: &'a str,
+    accession: &'a str,
+    institution_name: &'a str,
+    description: &'a str,
+    slices: u16,
+}
+
+/// Stores a synthetic study as `ingest`'s sender; the number of instances stored.
+async fn store_study(
+    archive: &Archive,
+    ingest: &IngestGrant,
+    spec: &StudySpec<'_>,
+) -> anyhow::Result<usize> {
+    let [a, b] = spec.key;
+    let study_uid = synth::uid(&[a, b]);
+    let series_uid = synth::uid(&[a, b, 1]);
+    let (rows, columns) = if spec.modality == "DX" {
+        (512, 512)
+    } else {
+        (256, 256)
+    };
+    for n in 0..spec.slices {
+        let sop_uid = synth::uid(&[a, b, 1, u64::from(n) + 1]);
+        let bytes = synth::image(&SynthImage {
+            patient: spec.patient,
+            modality: spec.modality,
+            study_uid: &study_uid,
+            series_uid: &series_uid,
+            sop_uid: &sop_uid,
+            study_date: spec.study_date,
+            study_time: "093000",
+            accession: spec.accession,
+            institution_name: spec.institution_name,
+            study_description: spec.description,
+            series_number: 1,
+            instance_number: i32::from(n) + 1,
+            rows,
+            columns,
+            slice_position: f64::from(n) * 5.0,
+        });
+        let mut spool = archive.spool().await?;
+        spool.write(&bytes).await?;
+        let spooled = spool.finish().await?;
+        let status = archive
+            .ingest(
+                ingest,
+                IngestRequest {
+                    spooled,
+                    expected: Expected::default(),
+                    source: None,
+                    settings: SenderSettings::default(),
+                },
+            )
+            .await;
+        if let IngestStatus::Refused { refusal, .. } = status {
+            anyhow::bail!("demo object refused: {}", refusal.message());
+        }
+    }
+    Ok(usize::from(spec.slices))
+}
+
+/// The first visit (issue #16, docs/recognition.md): 孙丽珍 had a chest CT at the county
+/// hospital last week and has never been to the city hospital. The demo stores the CT; the
+/// walkthrough printed at start registers her at the city hospital from her identity card,
+/// opens the visit and asks for the reminder.
+pub const FIRST_VISIT_NUMBER: u64 = 90;
+const FIRST_VISIT_BIRTH: &str = "19620314";
+/// The demo doctor of the city hospital the walkthrough acts for.
+pub const DEMO_DOCTOR: &str = "demo.doctor";
+/// A demo password, printed at start: real accounts get theirs from the person.
+pub const DEMO_DOCTOR_PASSWORD: &str = "demo-doctor-2026";
+
+fn first_visit_id() -> String {
+    resident_id(FIRST_VISIT_NUMBER, FIRST_VISIT_BIRTH, "F")
+}
+
+async fn first_visit_patient(
+    archive: &Archive,
+    grant: &AdminGrant,
+    today: time::Date,
+) -> anyhow::Result<usize> {
+    archive
+        .add_user(
+            grant,
+            huren_archive::accounts::UserRequest {
+                username: DEMO_DOCTOR,
+                display_name: "周明",
+                role: huren_access::Role::Doctor,
+                institution_code: SITES[0].code,
+                department: Some("呼吸内科"),
+                password: DEMO_DOCTOR_PASSWORD,
+            },
+        )
+        .await?;
+    let patient = SynthPatient {
+        id: "COUNTY009090".into(),
+        issuer: None,
+        other_id: Some((first_visit_id(), "身份证".into())),
+        name: "Sun^Lizhen=孙^丽珍".into(),
+        birth_date: FIRST_VISIT_BIRTH.into(),
+        sex: "F".into(),
+    };
+    let study_date = dicom_date(today, 6);
+    let ingest = sender_grant(archive, grant, "cq-county-1").await?;
+    store_study(
+        archive,
+        &ingest,
+        &StudySpec {
+            patient: &patient,
+            modality: "CT",
+            key: [FIRST_VISIT_NUMBER, 0],
+            study_date: &study_date,
+            accession: "A-FV1",
+            institution_name: SITES[1].name,
+            description: "胸部CT平扫 CT chest plain",
+            slices: 24,
+        },
+    )
+    .await
+}
+
+/// The first visit as three calls the city's HIS makes, ready to paste.
+pub fn first_visit_walkthrough(http: &str, token: &str) -> String {
+    let system = format!("urn:oid:2.16.156.10011.1.9.{}", SITES[0].code);
+    let id = first_visit_id();
+    let patient = format!(
+        r#"{{"resourceType":"Patient","identifier":[{{"system":"{system}","value":"MZ0001"}},{{"system":"urn:huren:id:cn-resident","value":"{id}"}}],"name":[{{"family":"孙","given":["丽珍"]}}],"gender":"female","birthDate":"1962-03-14"}}"#
+    );
+    format!(
+        "first visit / 首诊 — 孙丽珍 has a chest CT at {county} and has never been to {city}:\n\
+         \x20 1. the city's HIS registers her from her identity card:\n\
+         \x20    curl -X PUT 'http://{http}/fhir/Patient?identifier={system}|MZ0001' -H 'Authorization: Bearer {token}' -H 'Content-Type: application/fhir+json' -d '{patient}'\n\
+         \x20 2. opens the visit for {doctor}:\n\
+         \x20    curl -X POST http://{http}/api/encounters -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"visit_number\":\"V0001\",\"patient_id\":\"MZ0001\",\"doctor\":\"{doctor}\"}}'\n\
+         \x20 3. asks for the recognition reminder, for the doctor:\n\
+         \x20    curl -X POST http://{http}/api/recognition/reminders -H 'Authorization: Bearer {token}' -H 'X-Huren-On-Behalf-Of: {doctor}' -H 'Content-Type: application/json' -d '{{\"patient_id\":\"MZ0001\"}}'\n\
+         \x20 (the doctor signs in as {doctor} / {password})",
+        county = SITES[1].name,
+        city = SITES[0].name,
+        doctor = DEMO_DOCTOR,
+        password = DEMO_DOCTOR_PASSWORD,
+    )
 }

@@ -997,11 +997,11 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     let bootstrap = std::env::var("HUREN_BOOTSTRAP_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let mut demo_viewer = None;
+    let mut demo_tokens = None;
     if demo {
         let grant = grant_admin(&Principal::Console)?;
         demo::seed(&archive, &grant).await?;
-        demo_viewer = Some(demo::viewer_token(&archive, &grant, &args.dir.data_dir).await?);
+        demo_tokens = Some(demo::tokens(&archive, &grant, &args.dir.data_dir).await?);
     }
     let http_listener = tokio::net::TcpListener::bind(&settings.http.listen)
         .await
@@ -1019,9 +1019,13 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         if bootstrap.is_none() {
             println!("set HUREN_BOOTSTRAP_ADMIN_TOKEN to use the HTTP API as an administrator");
         }
-        if let Some(t) = demo_viewer {
+        if let Some((viewer, his)) = demo_tokens {
             // Operators' tokens read no patient data; a viewer needs a reader's token.
-            println!("demo viewer token (reads every institution's data, read:region): {t}");
+            println!("demo viewer token (reads every institution's data, read:region): {viewer}");
+            println!(
+                "{}",
+                demo::first_visit_walkthrough(&settings.http.listen, &his)
+            );
         }
     }
     let scp_cfg = huren_dimse::ScpConfig {

@@ -157,11 +157,17 @@ pub async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Resp
             "rest": [{
                 "mode": "server",
                 "security": { "description": "Bearer tokens (Authorization: Bearer …). Reading needs any token; creating results needs an institution's system token." },
-                "interaction": [{ "code": "transaction", "documentation": "one Patient, DiagnosticReports and Observations, all POST, stored atomically; one entry may carry ifNoneExist=identifier=system|value" }],
+                "interaction": [{ "code": "transaction", "documentation": "one Patient, DiagnosticReports and Observations, all POST, stored atomically; one entry may carry ifNoneExist=identifier=system|value; a Patient alone registers the hospital's record" }],
                 "resource": [
                     {
                         "type": "Patient",
-                        "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                        "interaction": [
+                            { "code": "read" }, { "code": "search-type" },
+                            { "code": "create", "documentation": "a hospital registers its own record: the record number under its own system, identity numbers, demographics" },
+                            { "code": "update", "documentation": "conditional: PUT /fhir/Patient?identifier=system|value naming the record number" }
+                        ],
+                        "conditionalCreate": true,
+                        "conditionalUpdate": true,
                         "searchParam": [
                             { "name": "identifier", "type": "token", "documentation": "system|value: an identity-number system (urn:huren:id:cn-resident, or a configured issuer name such as 身份证) or a record's assigning authority" },
                             { "name": "name", "type": "string", "documentation": "start of a name, characters or pinyin" },
