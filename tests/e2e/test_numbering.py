@@ -60,7 +60,7 @@ def world(tmp_path_factory):
               for inst in ("county", "town", "city")}
     r = requests.post(f"{s.url}/api/patient-contacts", json={"patient_id": V, "phone": "13800138000"},
                       headers=tokens["county"])
-    assert r.status_code == 200 and r.json()["status"] == "registered", r.text
+    assert r.status_code in (200, 204), r.text  # what it answers is test_a_mobile_number_…'s
     yield s, tokens
     s.stop()
 
