@@ -294,14 +294,54 @@ impl Archive {
         inst: NewInstitution,
     ) -> Result<i64, AdminError> {
         let code = inst.code.to_string();
+        let mut inst = inst;
         if let Some(org) = &inst.organization {
             self.require_organization(org).await?;
+        }
+        if let Some(d) = inst.division.take() {
+            inst.division = Some(
+                InstitutionAttribute::Division
+                    .normalize(&d)
+                    .map_err(|e| AdminError::Invalid(e.to_string()))?,
+            );
+        }
+        if let Some(system) = &inst.identifier_system {
+            self.require_free_numbering(system, None).await?;
         }
         let detail = serde_json::to_value(&inst).unwrap_or_default();
         let id = self.index.add_institution(inst).await?;
         self.audit_config(grant, format!("institution:{code}"), detail)
             .await;
         Ok(id)
+    }
+
+    /// An identifier system given to an institution must not be another's numbering (its
+    /// identifier system, or an issuer it claimed): one numbering, one institution
+    /// (crate::numbering).
+    async fn require_free_numbering(
+        &self,
+        system: &str,
+        code: Option<&str>,
+    ) -> Result<(), AdminError> {
+        let mine = match code {
+            Some(c) => self
+                .index
+                .institution_as_of(c, self.today())
+                .await?
+                .map(|v| v.id),
+            None => None,
+        };
+        match self.numbering(system).await? {
+            numbering::Numbering::Institution(owner) if Some(owner) != mine => {
+                Err(AdminError::Invalid(format!(
+                    "{system} is already another institution's patient numbering"
+                )))
+            }
+            numbering::Numbering::Person => Err(AdminError::Invalid(format!(
+                "{system} is an identity-number system, not a hospital's numbering"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub async fn change_institution(
@@ -316,6 +356,10 @@ impl Archive {
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         if change.attribute == InstitutionAttribute::Organization {
             self.require_organization(&change.value).await?;
+        }
+        if change.attribute == InstitutionAttribute::IdentifierSystem {
+            self.require_free_numbering(&change.value, Some(code))
+                .await?;
         }
         let detail = serde_json::to_value(&change).unwrap_or_default();
         let attribute = change.attribute;

@@ -52,6 +52,10 @@ pub struct NewInstitution {
     /// The legal organization's institution code when this is one campus of a hospital (院区):
     /// campuses of one organization are not "outside" each other for recognition.
     pub organization: Option<String>,
+    /// Where it is: a GB/T 2260 division code (county level where known, e.g. 500103), which
+    /// HR scopes are written in (issue #17).
+    #[serde(default)]
+    pub division: Option<String>,
     /// First day the attributes hold (defaults to the day of registration).
     pub valid_from: time::Date,
 }
@@ -67,10 +71,12 @@ pub enum InstitutionAttribute {
     Region,
     City,
     Organization,
+    /// GB/T 2260 administrative division code.
+    Division,
 }
 
 impl InstitutionAttribute {
-    pub const ALL: [InstitutionAttribute; 7] = [
+    pub const ALL: [InstitutionAttribute; 8] = [
         Self::Name,
         Self::Level,
         Self::Ownership,
@@ -78,6 +84,7 @@ impl InstitutionAttribute {
         Self::Region,
         Self::City,
         Self::Organization,
+        Self::Division,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +95,7 @@ impl InstitutionAttribute {
             Self::Region => "region",
             Self::City => "city",
             Self::Organization => "organization",
+            Self::Division => "division",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -100,6 +108,10 @@ impl InstitutionAttribute {
         Ok(match self {
             Self::Level => InstitutionLevel::parse(value)?.as_str().to_owned(),
             Self::Ownership => Ownership::parse(value)?.as_str().to_owned(),
+            // An unknown code would silently leave the institution outside every scope.
+            Self::Division => huren_catalog::divisions::division(value)
+                .map(|d| d.code.clone())
+                .ok_or_else(|| huren_types::ParseError::Division(value.trim().to_owned()))?,
             _ => value.trim().to_owned(),
         })
     }
@@ -138,6 +150,8 @@ pub struct InstitutionView {
     pub region: Option<String>,
     pub city: Option<String>,
     pub organization: Option<String>,
+    /// GB/T 2260 division code.
+    pub division: Option<String>,
     pub consortia: Vec<String>,
 }
 
@@ -835,17 +849,89 @@ pub struct NewAuthorization {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatsCell {
     pub key: String,
+    /// Units of catalog items (docs/recognition.md, "Units"): decided, or only shown.
     pub units: i64,
     pub recognized: i64,
     /// Re-examinations whose reason counts as a non-recognition.
     pub reexamined: i64,
     /// Re-examinations whose reason does not count (98, 99, a region's `counts = false`).
     pub not_counted: i64,
+    /// Shown in a reminder, no decision; the study opened since.
+    pub opened: i64,
+    /// Shown in a reminder, no decision, nothing opened.
+    pub ignored: i64,
+    /// Units whose result met every condition when decided (or shown).
+    pub eligible: i64,
+    pub eligible_recognized: i64,
+    pub eligible_not_counted: i64,
+    /// Units a reminder at the visit showed (before the decision, for decided ones).
+    pub shown: i64,
+    pub shown_decided: i64,
+    /// Decisions on results outside the catalog (in no rate).
+    pub uncatalogued: i64,
+    pub uncatalogued_recognized: i64,
     pub savings_fen: i64,
     /// Recognized units with no price in force.
     pub unpriced: i64,
-    /// Re-examinations by reason code.
-    pub reasons: std::collections::BTreeMap<String, i64>,
+    /// Re-examinations by reason code, of eligible results and of the others.
+    pub reasons_eligible: std::collections::BTreeMap<String, i64>,
+    pub reasons_other: std::collections::BTreeMap<String, i64>,
+}
+
+impl StatsCell {
+    /// Adds counts in the roll-up's column order (units … unpriced).
+    pub fn add_counts(&mut self, n: &[i64; 15]) {
+        let slots = [
+            &mut self.units,
+            &mut self.recognized,
+            &mut self.reexamined,
+            &mut self.not_counted,
+            &mut self.opened,
+            &mut self.ignored,
+            &mut self.eligible,
+            &mut self.eligible_recognized,
+            &mut self.eligible_not_counted,
+            &mut self.shown,
+            &mut self.shown_decided,
+            &mut self.uncatalogued,
+            &mut self.uncatalogued_recognized,
+            &mut self.savings_fen,
+            &mut self.unpriced,
+        ];
+        for (slot, v) in slots.into_iter().zip(n) {
+            *slot += v;
+        }
+    }
+}
+
+/// A reminder shown (issue #17): who asked, at which visit, and every outside result it listed
+/// with the engine's verdict then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReminder {
+    pub shown_at: i64,
+    /// YYYY-MM-DD in the region's zone.
+    pub shown_on: String,
+    pub institution_id: i64,
+    pub department: Option<String>,
+    pub user_id: Option<i64>,
+    pub actor: String,
+    /// The person's public id.
+    pub person: String,
+    /// The visit; `None`: the reminder is a unit of its own.
+    pub visit_number: Option<String>,
+    /// `encounter` or `order`.
+    pub moment: String,
+    pub ordered_item: Option<String>,
+    pub results: Vec<ReminderListing>,
+}
+
+/// One result a reminder listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderListing {
+    pub result_kind: String,
+    pub result_ref: String,
+    pub item: Option<String>,
+    pub engine_verdict: String,
 }
 
 /// A receiving doctor's decision on a prior result, as stored (append-only).

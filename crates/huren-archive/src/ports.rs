@@ -355,6 +355,24 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
     /// result for the same visit are marked superseded by it. (new id, how many superseded)
+    /// Records a reminder shown and what it listed (statistics units follow). None: no such
+    /// person.
+    async fn record_reminder(&self, r: &NewReminder) -> Result<Option<i64>, StoreError>;
+    /// A person of `institution` opened a study its reminders listed (at `at`): the listings
+    /// are marked opened. Returns how many.
+    async fn reminder_opened(
+        &self,
+        institution: i64,
+        study_uid: &str,
+        at: i64,
+    ) -> Result<u64, StoreError>;
+    /// The visit number of the person's open encounter at the institution (the latest opened),
+    /// for reminders and decisions that name none.
+    async fn open_visit(
+        &self,
+        institution: i64,
+        person: &str,
+    ) -> Result<Option<String>, StoreError>;
     async fn record_recognition_decision(
         &self,
         d: &crate::model::NewRecognitionDecision,

@@ -106,15 +106,7 @@ pub fn score_file(path: &std::path::Path) -> Result<ScoredFile, String> {
 const LEASE_SECS: i64 = 120;
 
 fn grade_str(g: Option<q::Grade>) -> Option<String> {
-    g.map(|g| {
-        match g {
-            q::Grade::A => "A",
-            q::Grade::B => "B",
-            q::Grade::C => "C",
-            q::Grade::Reject => "reject",
-        }
-        .to_owned()
-    })
+    g.map(|g| g.code().to_owned())
 }
 
 impl Archive {
@@ -274,12 +266,7 @@ impl Archive {
                 let qc = match (grade.as_deref(), calibrated) {
                     (None, _) => Qc::Absent,
                     (Some(_), false) => Qc::Uncalibrated,
-                    (Some(g), true) => Qc::Graded(match g {
-                        "A" => QcGrade::A,
-                        "B" => QcGrade::B,
-                        "C" => QcGrade::C,
-                        _ => QcGrade::Reject,
-                    }),
+                    (Some(g), true) => Qc::Graded(QcGrade::parse(g).unwrap_or(QcGrade::Reject)),
                 };
                 ((uid, inst), (qc, complete))
             })

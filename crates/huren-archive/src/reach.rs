@@ -293,6 +293,32 @@ impl Archive {
 }
 
 impl Archive {
+    /// A study opened (its metadata, frames or rendering read through WADO) by a person: when
+    /// reminders of their institution listed it, the reminder was acted on (issue #17). Looked
+    /// at once a minute per institution × study, so a viewer's many requests cost one look.
+    pub async fn note_study_opened(&self, grant: &ReadGrant, study_uid: &str) {
+        let huren_access::Principal::User(u) = grant.principal() else {
+            return;
+        };
+        let key = format!("reminder-opened {}", u.institution_id);
+        if !self
+            .access_log
+            .first_in_window(&key, study_uid, std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        let at = crate::time::unix_now();
+        if let Err(e) = self
+            .index
+            .reminder_opened(u.institution_id, study_uid, at)
+            .await
+        {
+            tracing::warn!(error = %e, "a reminder's study opened was not recorded");
+        }
+    }
+}
+
+impl Archive {
     /// A request refused `what` (a 403), with why: recorded as `access_denied` once per
     /// principal × endpoint × reason per read-audit window (a client retrying the same refused
     /// call is one event; each different refusal is its own). `principal` is `None` when the

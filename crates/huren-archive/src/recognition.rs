@@ -74,6 +74,8 @@ pub(crate) struct Config {
     scope_set: Option<i64>,
     pub(crate) policy: rec::RegionPolicy,
     pub(crate) policy_set: Option<i64>,
+    /// The scopes' division keys in words (`division:500000` → 重庆市), for explanations.
+    area_names: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -179,7 +181,16 @@ impl Archive {
             },
             None => rec::RegionPolicy::default(),
         };
+        let area_names = scopes
+            .values()
+            .flatten()
+            .filter_map(|k| {
+                let code = k.strip_prefix("division:")?;
+                Some((k.clone(), huren_catalog::divisions::full_name(code)?))
+            })
+            .collect();
         Ok(Config {
+            area_names,
             catalog_version: version.map(|v| v.label),
             items,
             scopes,
@@ -212,8 +223,23 @@ impl Archive {
         {
             v = now;
         }
-        let mut areas: Vec<String> = v.city.iter().map(|c| format!("city:{c}")).collect();
+        // Its division and every one above it (a scope naming the province covers it), then the
+        // older free-text city and its consortia.
+        let lineage = v
+            .division
+            .as_deref()
+            .map(huren_catalog::divisions::lineage)
+            .unwrap_or_default();
+        let mut areas: Vec<String> = lineage
+            .iter()
+            .map(|d| format!("division:{}", d.code))
+            .collect();
+        areas.extend(v.city.iter().map(|c| format!("city:{c}")));
         areas.extend(v.consortia.iter().map(|c| format!("consortium:{c}")));
+        let place = v
+            .division
+            .as_deref()
+            .and_then(huren_catalog::divisions::full_name);
         Ok(Some(rec::Institution {
             organization: v.organization.clone().unwrap_or_else(|| v.code.clone()),
             name: v.name.clone().unwrap_or_else(|| v.code.clone()),
@@ -230,6 +256,7 @@ impl Archive {
                 .and_then(|o| huren_types::Ownership::parse(o).ok())
                 .unwrap_or(huren_types::Ownership::Private),
             areas,
+            place,
         }))
     }
 
@@ -318,6 +345,7 @@ impl Archive {
             receiver: receiver_facts.clone(),
             today,
             policy: config.policy.policy.clone(),
+            area_names: config.area_names.clone(),
         };
         for s in &studies {
             let TimelineStudy {
@@ -414,6 +442,8 @@ pub struct ReminderRequest<'a> {
     pub order_code: Option<&'a str>,
     pub order_system: Option<&'a str>,
     pub item: Option<&'a str>,
+    /// The visit it is for; the patient's open encounter at the institution when absent.
+    pub visit_number: Option<&'a str>,
 }
 
 /// The reminder: the outside results worth showing, each with its decision; `message_zh` when
@@ -436,10 +466,65 @@ pub struct Reminder {
 }
 
 impl Archive {
+    /// A reminder for the receiving institution `receiver` (see [`Archive::reminder_for`]),
+    /// recorded as shown (issue #17): which results it listed, with the engine's verdicts, at
+    /// which visit — what the statistics' coverage and ignore rate are made of.
+    pub async fn reminder(
+        &self,
+        grant: &ReadGrant,
+        receiver: (i64, &str),
+        req: ReminderRequest<'_>,
+    ) -> Result<Reminder, AdminError> {
+        let visit = req.visit_number.map(str::to_owned);
+        let r = self.reminder_for(grant, receiver, req).await?;
+        if let Some(person) = &r.person
+            && !r.results.is_empty()
+        {
+            let visit = match visit {
+                Some(v) => Some(v),
+                None => self.index.open_visit(receiver.0, person).await?,
+            };
+            let (user_id, department) = match grant.principal() {
+                huren_access::Principal::User(u) => (Some(u.user_id), u.department.clone()),
+                _ => (None, None),
+            };
+            let now = crate::time::unix_now();
+            self.index
+                .record_reminder(&crate::model::NewReminder {
+                    shown_at: now,
+                    shown_on: iso(self.today()),
+                    institution_id: receiver.0,
+                    department,
+                    user_id,
+                    actor: grant.principal().label(),
+                    person: person.clone(),
+                    visit_number: visit,
+                    moment: r.moment.to_owned(),
+                    ordered_item: r.item.clone(),
+                    results: r
+                        .results
+                        .iter()
+                        .map(|x| crate::model::ReminderListing {
+                            result_kind: x.kind.to_owned(),
+                            result_ref: x.id.clone(),
+                            item: x.item.clone(),
+                            engine_verdict: serde_json::to_value(x.decision.verdict)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .await?;
+        }
+        Ok(r)
+    }
+
     /// A reminder for the receiving institution `receiver`: the patient named by its own record
     /// number, read with the reader's rights (a doctor, or the HIS acting for one, needs a
     /// relationship with the patient). Results of the receiving institution itself are left out.
-    pub async fn reminder(
+    /// Not recorded (a decision looks its result up this way).
+    async fn reminder_for(
         &self,
         grant: &ReadGrant,
         receiver: (i64, &str),
@@ -630,7 +715,7 @@ impl Archive {
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         let receiver = user.institution_code.to_string();
         let reminder = self
-            .reminder(&read, (user.institution_id, &receiver), req.about.clone())
+            .reminder_for(&read, (user.institution_id, &receiver), req.about.clone())
             .await?;
         let Some(person) = reminder.person.clone() else {
             return Err(match reminder.patient {
@@ -691,7 +776,12 @@ impl Archive {
             user_id: Some(user.user_id),
             actor: huren_access::Principal::User(user.clone()).label(),
             person: person.clone(),
-            visit_number: req.visit_number.map(str::to_owned),
+            // A decision without a visit is the open encounter's, so it meets that visit's
+            // reminders in the statistics.
+            visit_number: match req.visit_number {
+                Some(v) => Some(v.to_owned()),
+                None => self.index.open_visit(user.institution_id, &person).await?,
+            },
             result_kind: found.kind.to_owned(),
             result_ref: found.id.clone(),
             performing_institution: found.performing_institution.clone(),
@@ -763,8 +853,9 @@ impl StatsBy {
     }
 }
 
-/// One group's counts. `rate` = recognized ÷ (recognized + counted re-examinations); units
-/// re-examined for reasons 98 and 99 are reported but left out of the rate.
+/// One group's counts and rates (docs/recognition.md, "Statistics"). A unit is a receiving
+/// institution's visit × catalog item: decided (recognized, re-examined for a reason that
+/// counts, re-examined for one that does not), or only shown in a reminder (opened or ignored).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatsRow {
     pub key: String,
@@ -772,41 +863,106 @@ pub struct StatsRow {
     pub recognized: u64,
     pub reexamined: u64,
     pub not_counted: u64,
+    /// Shown in a reminder, no decision, the study opened.
+    pub opened: u64,
+    /// Shown in a reminder, no decision, nothing opened.
+    pub ignored: u64,
+    /// Units whose result met every condition when it was decided on (or shown).
+    pub eligible: u64,
+    pub eligible_recognized: u64,
+    pub eligible_not_counted: u64,
+    /// Units a reminder at the visit showed (before the decision, for the decided ones).
+    pub shown: u64,
+    pub shown_decided: u64,
+    /// Decisions on results outside the catalog: counted here, in no rate.
+    pub uncatalogued: u64,
+    pub uncatalogued_recognized: u64,
+    /// The headline rate, by the region's definition (`Statistics::rate_definition`).
     pub rate: Option<f64>,
+    /// eligible_recognized ÷ (eligible − eligible_not_counted).
+    pub eligible_rate: Option<f64>,
+    /// recognized ÷ (units − not_counted).
+    pub overall_rate: Option<f64>,
+    /// Decided units a reminder had shown ÷ decided units.
+    pub coverage: Option<f64>,
+    /// ignored ÷ shown.
+    pub ignore_rate: Option<f64>,
     /// Recognized units × the receiving institution's effective price on the decision day.
     pub savings_fen: i64,
     pub savings_yuan: String,
     /// Recognized units with no price in force (not in the savings).
     pub unpriced: u64,
-    /// Re-examinations by reason code.
+    /// Re-examinations by reason code: all of them (catalog items or not), and split by whether
+    /// the result was eligible at the time.
     pub reasons: std::collections::BTreeMap<String, u64>,
+    pub reasons_eligible: std::collections::BTreeMap<String, u64>,
+    pub reasons_other: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Statistics {
     pub from: String,
     pub until: String,
+    /// `eligible` or `overall`: which rate `rate` is (the region's policy in force).
+    pub rate_definition: &'static str,
+    pub policy_set: Option<i64>,
     pub rows: Vec<StatsRow>,
     pub total: StatsRow,
 }
 
+fn ratio(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
+}
+
 impl StatsRow {
     fn add(&mut self, c: &crate::model::StatsCell) {
-        self.units += c.units as u64;
-        self.recognized += c.recognized as u64;
-        self.reexamined += c.reexamined as u64;
-        self.not_counted += c.not_counted as u64;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        self.units += n(c.units);
+        self.recognized += n(c.recognized);
+        self.reexamined += n(c.reexamined);
+        self.not_counted += n(c.not_counted);
+        self.opened += n(c.opened);
+        self.ignored += n(c.ignored);
+        self.eligible += n(c.eligible);
+        self.eligible_recognized += n(c.eligible_recognized);
+        self.eligible_not_counted += n(c.eligible_not_counted);
+        self.shown += n(c.shown);
+        self.shown_decided += n(c.shown_decided);
+        self.uncatalogued += n(c.uncatalogued);
+        self.uncatalogued_recognized += n(c.uncatalogued_recognized);
         self.savings_fen += c.savings_fen;
-        self.unpriced += c.unpriced as u64;
-        for (code, n) in &c.reasons {
-            *self.reasons.entry(code.clone()).or_default() += *n as u64;
+        self.unpriced += n(c.unpriced);
+        for (code, v) in &c.reasons_eligible {
+            *self.reasons_eligible.entry(code.clone()).or_default() += n(*v);
+            *self.reasons.entry(code.clone()).or_default() += n(*v);
+        }
+        for (code, v) in &c.reasons_other {
+            *self.reasons_other.entry(code.clone()).or_default() += n(*v);
+            *self.reasons.entry(code.clone()).or_default() += n(*v);
         }
     }
 
-    fn finish(&mut self) {
-        let decided = self.recognized + self.reexamined;
-        self.rate = (decided > 0).then(|| self.recognized as f64 / decided as f64);
+    fn finish(&mut self, definition: rec::RateDefinition) {
+        self.eligible_rate = ratio(
+            self.eligible_recognized,
+            self.eligible.saturating_sub(self.eligible_not_counted),
+        );
+        self.overall_rate = ratio(self.recognized, self.units.saturating_sub(self.not_counted));
+        self.rate = match definition {
+            rec::RateDefinition::Eligible => self.eligible_rate,
+            rec::RateDefinition::Overall => self.overall_rate,
+        };
+        self.coverage = ratio(
+            self.shown_decided,
+            self.recognized + self.reexamined + self.not_counted,
+        );
+        self.ignore_rate = ratio(self.ignored, self.shown);
         self.savings_yuan = crate::catalog::fen_to_yuan(self.savings_fen);
+    }
+
+    /// The group's counts are all zero (nothing to show).
+    fn is_empty(&self) -> bool {
+        self.units == 0 && self.uncatalogued == 0
     }
 }
 
@@ -826,6 +982,8 @@ impl Archive {
             return Err(AdminError::Invalid("until is before from".into()));
         }
         self.price_recognition_units().await?;
+        let config = self.recognition_config(self.today()).await?;
+        let definition = config.policy.rate;
         let cells = self
             .index
             .recognition_statistics(from, until, grant.institution(), by)
@@ -835,7 +993,7 @@ impl Archive {
             key: "total".into(),
             ..Default::default()
         };
-        for c in cells.iter().filter(|c| c.units != 0) {
+        for c in cells.iter().filter(|c| c.units != 0 || c.uncatalogued != 0) {
             groups
                 .entry(c.key.clone())
                 .or_insert_with(|| StatsRow {
@@ -845,14 +1003,16 @@ impl Archive {
                 .add(c);
             total.add(c);
         }
-        let mut rows: Vec<StatsRow> = groups.into_values().collect();
+        let mut rows: Vec<StatsRow> = groups.into_values().filter(|r| !r.is_empty()).collect();
         for r in &mut rows {
-            r.finish();
+            r.finish(definition);
         }
-        total.finish();
+        total.finish(definition);
         Ok(Statistics {
             from: iso(from),
             until: iso(until),
+            rate_definition: definition.as_str(),
+            policy_set: config.policy_set,
             rows,
             total,
         })

@@ -583,7 +583,9 @@ fn unique<T>(rows: Vec<T>, key: impl Fn(&T) -> &str, what: &str) -> Result<Vec<T
     }
 }
 
-/// What an HR scope label covers: area keys (`city:重庆`, `consortium:ygt1`) or `national`.
+/// What an HR scope label covers: area keys — GB/T 2260 division codes (`division:500000`; a
+/// province covers its prefectures and counties), consortia (`consortium:ygt1`), `national`, or
+/// the older free-text `city:重庆` (matched exactly; division codes are the way).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopeRule {
     pub label: String,
@@ -592,8 +594,30 @@ pub struct ScopeRule {
 
 pub const SCOPE_HEADER: &[&str] = &["label", "covers"];
 
-/// Scope labels and the areas each covers (`;`-separated keys of the form `city:…`,
-/// `consortium:…`, or `national`). Labels are unique.
+/// One area key of a scope file as stored: a bare six-digit code is a division; a division
+/// must be a known GB/T 2260 code.
+pub fn area_key(raw: &str) -> Result<String, String> {
+    let k = raw.trim();
+    let code = k.strip_prefix("division:").unwrap_or(k);
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        return match divisions::division(code) {
+            Some(_) => Ok(format!("division:{code}")),
+            None => Err(format!("{code} is not a GB/T 2260 division code")),
+        };
+    }
+    if k.starts_with("division:") {
+        return Err(format!("{k:?}: a division is a six-digit GB/T 2260 code"));
+    }
+    if k == "national" || k.starts_with("city:") || k.starts_with("consortium:") {
+        return Ok(k.to_owned());
+    }
+    Err(format!(
+        "{k:?} is not an area key (a GB/T 2260 code such as 500000, consortium:…, national, or city:…)"
+    ))
+}
+
+/// Scope labels and the areas each covers (`;`-separated area keys, [`area_key`]). Labels are
+/// unique; an unknown division code refuses the line.
 pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
     let rules = parse_all(text, SCOPE_HEADER, |r| {
         if r[0].is_empty() {
@@ -603,18 +627,10 @@ pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
             .split(';')
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect();
+            .map(area_key)
+            .collect::<Result<_, _>>()?;
         if covers.is_empty() {
-            return Err("covers is required (e.g. city:重庆;city:成都, or national)".into());
-        }
-        if let Some(bad) = covers
-            .iter()
-            .find(|k| *k != "national" && !(k.starts_with("city:") || k.starts_with("consortium:")))
-        {
-            return Err(format!(
-                "{bad:?} is not an area key (city:…, consortium:… or national)"
-            ));
+            return Err("covers is required (e.g. 500000;510000, or national)".into());
         }
         Ok(ScopeRule {
             label: r[0].clone(),
@@ -624,6 +640,7 @@ pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
     unique(rules, |r| &r.label, "label")
 }
 
+pub mod divisions;
 mod policy;
 pub use policy::parse_policy;
 

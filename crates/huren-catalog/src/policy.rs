@@ -25,6 +25,8 @@ struct PolicyFile {
     min_qc: BTreeMap<String, String>,
     #[serde(default)]
     reasons: Vec<ReasonEntry>,
+    /// The headline recognition rate: `eligible` (default) or `overall`.
+    rate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -43,13 +45,9 @@ fn yes() -> bool {
     true
 }
 
+/// A minimum grade: 甲/乙/丙 or A/B/C (废片 is no minimum).
 fn grade(s: &str) -> Option<QcGrade> {
-    Some(match s.trim() {
-        "甲" | "A" | "a" => QcGrade::A,
-        "乙" | "B" | "b" => QcGrade::B,
-        "丙" | "C" | "c" => QcGrade::C,
-        _ => return None,
-    })
+    QcGrade::parse(s).filter(|g| *g != QcGrade::Reject)
 }
 
 fn verdict(s: &str) -> Option<Verdict> {
@@ -190,11 +188,23 @@ pub fn parse_policy(text: &str) -> Result<RegionPolicy, Vec<LineError>> {
             });
         }
     }
+    let rate = match file.rate.as_deref().map(str::trim) {
+        None | Some("eligible") => huren_recognition::RateDefinition::Eligible,
+        Some("overall") => huren_recognition::RateDefinition::Overall,
+        Some(other) => {
+            errors.push(LineError {
+                line: line_of("rate"),
+                message: format!("rate {other:?} is eligible or overall"),
+            });
+            huren_recognition::RateDefinition::Eligible
+        }
+    };
     if errors.is_empty() {
         Ok(RegionPolicy {
             policy,
             min_qc,
             reasons,
+            rate,
         })
     } else {
         Err(errors)

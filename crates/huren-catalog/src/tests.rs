@@ -220,5 +220,12 @@ fn qualifications_and_scopes_parse_with_every_bad_line_named() {
     let s = parse_scopes("label,covers\n川渝HR,city:重庆;city:成都\n全国HR,national\n").unwrap();
     assert_eq!(s[0].covers, vec!["city:重庆", "city:成都"]);
     assert!(parse_scopes("label,covers\nX,province:四川\n").is_err());
+    // Division codes: bare or prefixed, stored prefixed; an unknown code refuses its line.
+    let s = parse_scopes("label,covers\n川渝HR,500000;division:510000\n").unwrap();
+    assert_eq!(s[0].covers, vec!["division:500000", "division:510000"]);
+    let e = parse_scopes("label,covers\n川渝HR,500000\n坏HR,509999;510000\n").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 3);
+    assert!(e[0].message.contains("509999"), "{}", e[0].message);
     assert!(parse_scopes("label,covers\nX,national\nX,national\n").is_err());
 }

@@ -236,6 +236,8 @@ struct InstitutionBody {
     region: Option<String>,
     city: Option<String>,
     organization: Option<String>,
+    /// GB/T 2260 administrative division code.
+    division: Option<String>,
     valid_from: Option<String>,
 }
 
@@ -256,6 +258,7 @@ async fn add_institution(
         region: b.region,
         city: b.city,
         organization: b.organization,
+        division: b.division,
         valid_from: b
             .valid_from
             .as_deref()

@@ -58,14 +58,19 @@ pub async fn person_recognition(
     Path(person): Path<String>,
     ApiQuery(q): ApiQuery<RecognitionQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let own = match &p {
-        Principal::User(u) => Some(u.institution_code.to_string()),
-        Principal::System(sys) => Some(sys.institution_code.to_string()),
-        _ => None,
+    // A regional service (read:region) judges for any receiving institution it names: the
+    // question is the receiver's, the patient data read is what its scope already allows.
+    let (own, any) = match &p {
+        Principal::User(u) => (Some(u.institution_code.to_string()), false),
+        Principal::System(sys) => (
+            Some(sys.institution_code.to_string()),
+            sys.reads == huren_access::SystemReads::Region,
+        ),
+        _ => (None, false),
     };
     let grant = grant_read(&p)?;
     let receiver = match (q.receiver, own) {
-        (Some(r), Some(own)) if r != own => {
+        (Some(r), Some(own)) if r != own && !any => {
             return Err(ApiError::forbidden(
                 "decisions are for the reader's own institution",
             ));
@@ -97,6 +102,8 @@ pub struct ReminderBody {
     order_system: Option<String>,
     /// … or the catalog item itself. Neither: an encounter-time reminder.
     item: Option<String>,
+    /// The visit (the patient's open encounter here when absent).
+    visit_number: Option<String>,
 }
 
 /// `system|value` as a pair.
@@ -139,6 +146,7 @@ pub async fn reminders(
                 order_code: b.order_code.as_deref(),
                 order_system: b.order_system.as_deref(),
                 item: b.item.as_deref(),
+                visit_number: b.visit_number.as_deref(),
             },
         )
         .await?;
@@ -224,6 +232,7 @@ pub async fn decide(
                     order_code: b.order_code.as_deref(),
                     order_system: b.order_system.as_deref(),
                     item: b.item.as_deref(),
+                    visit_number: b.visit_number.as_deref(),
                 },
                 result_kind: &b.result.kind,
                 result_id: &b.result.id,
@@ -271,17 +280,36 @@ pub async fn statistics(
     if q.format.as_deref() != Some("csv") {
         return Ok(Json(json!(st)).into_response());
     }
-    let mut text =
-        String::from("key,units,recognized,reexamined,not_counted,rate,savings_yuan,unpriced\n");
+    // The headline rate first, under the name of its definition; then every count and rate.
+    let mut text = format!(
+        "key,units,recognized,reexamined,not_counted,opened,ignored,rate_{},eligible_rate,\
+         overall_rate,eligible,eligible_recognized,eligible_not_counted,shown,shown_decided,\
+         coverage,ignore_rate,uncatalogued,uncatalogued_recognized,savings_yuan,unpriced\n",
+        st.rate_definition
+    );
+    let rate = |x: Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_default();
     for r in st.rows.iter().chain(std::iter::once(&st.total)) {
         let key = csv_field(&r.key);
         text.push_str(&format!(
-            "{key},{},{},{},{},{},{},{}\n",
+            "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.units,
             r.recognized,
             r.reexamined,
             r.not_counted,
-            r.rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
+            r.opened,
+            r.ignored,
+            rate(r.rate),
+            rate(r.eligible_rate),
+            rate(r.overall_rate),
+            r.eligible,
+            r.eligible_recognized,
+            r.eligible_not_counted,
+            r.shown,
+            r.shown_decided,
+            rate(r.coverage),
+            rate(r.ignore_rate),
+            r.uncatalogued,
+            r.uncatalogued_recognized,
             r.savings_yuan,
             r.unpriced
         ));

@@ -49,6 +49,9 @@ pub(crate) async fn instances(
         }
         return Err(ApiError::not_found("no such study, series or instance"));
     }
+    if let Some(study) = found.first().map(|m| m.study_instance_uid.clone()) {
+        state.archive.note_study_opened(&grant, &study).await;
+    }
     Ok((grant, found))
 }
 

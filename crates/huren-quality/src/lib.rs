@@ -27,35 +27,19 @@ pub use header::Header;
 pub use pixels::Pixels;
 use serde::{Deserialize, Serialize};
 
-/// A grade band (甲/乙/丙/废片), worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Grade {
-    Reject,
-    C,
-    B,
-    A,
-}
+/// A grade band (甲/乙/丙/废片), worst first: huren's one QC grade type.
+pub use huren_types::QcGrade as Grade;
 
-impl Grade {
-    pub fn of(score: f64) -> Grade {
-        if score >= 85.0 {
-            Grade::A
-        } else if score >= 70.0 {
-            Grade::B
-        } else if score >= 50.0 {
-            Grade::C
-        } else {
-            Grade::Reject
-        }
-    }
-
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            Grade::A => "甲",
-            Grade::B => "乙",
-            Grade::C => "丙",
-            Grade::Reject => "废片",
-        }
+/// The grade band of a 0–100 score: 甲 ≥ 85, 乙 ≥ 70, 丙 ≥ 50, else 废片.
+pub fn grade_of(score: f64) -> Grade {
+    if score >= 85.0 {
+        Grade::A
+    } else if score >= 70.0 {
+        Grade::B
+    } else if score >= 50.0 {
+        Grade::C
+    } else {
+        Grade::Reject
     }
 }
 
@@ -85,7 +69,7 @@ impl Score {
         Score {
             scorer: scorer.to_owned(),
             score: Some((score * 10.0).round() / 10.0),
-            grade: Some(Grade::of(score)),
+            grade: Some(grade_of(score)),
             value,
             reasons,
         }
@@ -338,7 +322,7 @@ pub fn image_result(scores: Vec<Score>) -> ImageResult {
     };
     ImageResult {
         score,
-        grade: score.map(Grade::of),
+        grade: score.map(grade_of),
         calibrated,
         scores,
         position: None,
@@ -488,7 +472,7 @@ pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResul
         series_uid: series_uid.to_owned(),
         images: images.len(),
         score,
-        grade: score.map(Grade::of),
+        grade: score.map(grade_of),
         calibrated: score.is_some() && calibrated,
         complete,
         scorers,
@@ -513,7 +497,7 @@ pub fn aggregate_study(series: Vec<SeriesResult>) -> StudyResult {
     let score = scored.iter().filter_map(|s| s.score).min_by(f64::total_cmp);
     StudyResult {
         score,
-        grade: score.map(Grade::of),
+        grade: score.map(grade_of),
         calibrated: !scored.is_empty() && scored.iter().all(|s| s.calibrated),
         complete: series
             .iter()

@@ -60,25 +60,8 @@ impl Verdict {
     }
 }
 
-/// Image quality grade of a study (甲/乙/丙/废片). Ordered from worst to best.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum QcGrade {
-    Reject,
-    C,
-    B,
-    A,
-}
-
-impl QcGrade {
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            QcGrade::A => "甲",
-            QcGrade::B => "乙",
-            QcGrade::C => "丙",
-            QcGrade::Reject => "废片",
-        }
-    }
-}
+/// Image quality grade of a study (甲/乙/丙/废片), worst first: huren's one QC grade type.
+pub use huren_types::QcGrade;
 
 /// What the quality-control port knows of a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,9 +114,14 @@ pub struct Institution {
     pub name: String,
     pub level: InstitutionLevel,
     pub ownership: Ownership,
-    /// The areas it belongs to, as scope keys: `province:重庆`, `city:重庆`, `region:川渝`,
-    /// `consortium:ygt1`. A scope covers it when they share a key; `national` covers all.
+    /// The areas it belongs to, as scope keys: its GB/T 2260 division and those above it
+    /// (`division:500103`, `division:500100`, `division:500000`), `consortium:ygt1`, and the
+    /// older free-text `city:重庆`. A scope covers it when they share a key; `national` covers
+    /// all.
     pub areas: Vec<String>,
+    /// Where it is, in words (重庆市渝中区), for explanations.
+    #[serde(default)]
+    pub place: Option<String>,
 }
 
 /// Who evaluated a qualification (a qualification from a lower level does not qualify a
@@ -235,10 +223,27 @@ pub struct Facts {
     /// The performer's qualification records (any dates; the engine picks those in force).
     pub qualifications: Vec<Qualification>,
     pub receiver: Institution,
-    /// Today, in the region's zone.
+    /// Today, in the region's zone (or the day a decision is re-checked as of).
     #[serde(with = "day")]
     pub today: Date,
     pub policy: Policy,
+    /// Names of area keys for explanations (`division:500000` → 重庆市).
+    #[serde(default)]
+    pub area_names: std::collections::BTreeMap<String, String>,
+}
+
+/// A record the rules consulted, whether or not the verdict turned on it (issue #17): the
+/// performer on the result's date, each qualification record and whether it was in force, the
+/// scope rule, the validity window, the QC grade, completeness, compression, the lab status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consulted {
+    /// `performer`, `qualification`, `scope`, `validity`, `qc`, `series`, `compression`,
+    /// `lab_status`.
+    pub what: &'static str,
+    /// Whether this record is met (a qualification in force, the receiver in scope, …).
+    pub met: bool,
+    pub zh: String,
+    pub en: String,
 }
 
 /// One rule not met. (Output only: stored decisions keep their JSON.)
@@ -269,6 +274,33 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     pub explanation_zh: String,
     pub explanation_en: String,
+    /// Every record consulted, in the order of the rules.
+    pub consulted: Vec<Consulted>,
+}
+
+fn consulted(what: &'static str, met: bool, zh: String, en: String) -> Consulted {
+    Consulted { what, met, zh, en }
+}
+
+/// Area keys as words: division names where known.
+fn area_words(keys: &[String], names: &std::collections::BTreeMap<String, String>) -> String {
+    keys.iter()
+        .map(|k| match (k.as_str(), names.get(k)) {
+            ("national", _) => "全国".to_owned(),
+            (_, Some(n)) => n.clone(),
+            (k, None) => k.split_once(':').map_or(k, |(_, v)| v).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("、")
+}
+
+fn evaluator_zh(e: EvaluatedBy) -> &'static str {
+    match e {
+        EvaluatedBy::County => "县级",
+        EvaluatedBy::City => "市级",
+        EvaluatedBy::Province => "省级",
+        EvaluatedBy::National => "国家级",
+    }
 }
 
 fn reason(code: &'static str, verdict: Verdict, zh: String, en: String) -> Reason {
@@ -344,8 +376,40 @@ fn iso(d: Date) -> String {
 pub fn decide(f: &Facts) -> Decision {
     use Verdict::*;
     let mut reasons = Vec::new();
+    let mut seen = Vec::new();
     let p = &f.performer;
     let reference_date = f.report_date.or(f.study_date);
+    let day_words = reference_date.map(iso).unwrap_or_else(|| "日期不详".into());
+    seen.push(consulted(
+        "performer",
+        true,
+        format!(
+            "{}：{}{}医疗机构{}（{}）",
+            p.name,
+            p.level.label_zh(),
+            if p.ownership == Ownership::Public {
+                "公立"
+            } else {
+                "非公立"
+            },
+            p.place
+                .as_deref()
+                .map(|x| format!("，{x}"))
+                .unwrap_or_default(),
+            day_words
+        ),
+        format!(
+            "{}: {} {} institution{} (as of {})",
+            p.name,
+            p.level.as_str(),
+            p.ownership.as_str(),
+            p.place
+                .as_deref()
+                .map(|x| format!(", {x}"))
+                .unwrap_or_default(),
+            day_words
+        ),
+    ));
 
     // 1. Outside: another institution, not another campus of the same one.
     if p.organization == f.receiver.organization {
@@ -363,9 +427,11 @@ pub fn decide(f: &Facts) -> Decision {
     // 2. In the catalog, and the item asked for (or an equivalent).
     let item = match &f.result_item {
         None => {
+            // Outside the catalog says nothing bad about the result: the doctor may use it
+            // as a reference (issue #17), it just is not a recognition.
             reasons.push(reason(
                 "item_not_in_catalog",
-                NotRecognizable,
+                ReferenceOnly,
                 "该项目不在互认目录内".into(),
                 "the item is not in the recognition catalog".into(),
             ));
@@ -395,13 +461,59 @@ pub fn decide(f: &Facts) -> Decision {
     let mut qualification = None;
     let mut valid_through = None;
     if let Some(item) = item {
-        // 3. The performer qualified on the result's date.
+        // 3. The performer qualified on the result's date. Every record of the performer for
+        // the item is named, in force or not.
+        for q in f
+            .qualifications
+            .iter()
+            .filter(|q| q.institution == p.code && (q.item == item.code || q.item == "*"))
+        {
+            let in_force = reference_date.is_some_and(|d| q.valid_from <= d && d <= q.valid_until);
+            seen.push(consulted(
+                "qualification",
+                in_force,
+                format!(
+                    "资质记录{}（{}评价，{}，{}至{}）：结果日期{}{}有效期内",
+                    q.record,
+                    evaluator_zh(q.evaluated_by),
+                    q.scope_label,
+                    iso(q.valid_from),
+                    iso(q.valid_until),
+                    day_words,
+                    if in_force { "在" } else { "不在" }
+                ),
+                format!(
+                    "qualification {} ({:?} evaluation, {}, {} to {}): {} on the result's date {}",
+                    q.record,
+                    q.evaluated_by,
+                    q.scope_label,
+                    iso(q.valid_from),
+                    iso(q.valid_until),
+                    if in_force { "in force" } else { "not in force" },
+                    day_words
+                ),
+            ));
+        }
         let (label, keys) = match reference_date.map(|d| qualified(f, item, d)) {
             Some(Qualified::ByRecord(q)) => {
                 qualification = Some(q.record.clone());
                 (Some(q.scope_label.clone()), q.covers.clone())
             }
-            Some(Qualified::ByDefault) => (item.scope_label.clone(), item.covers.clone()),
+            Some(Qualified::ByDefault) => {
+                seen.push(consulted(
+                    "qualification",
+                    true,
+                    format!(
+                        "{}及以上公立医院默认具备互认资质（无需资质记录）",
+                        f.policy.default_min_level.label_zh()
+                    ),
+                    format!(
+                        "public hospitals of level {} or above are qualified by default",
+                        f.policy.default_min_level.as_str()
+                    ),
+                ));
+                (item.scope_label.clone(), item.covers.clone())
+            }
             Some(Qualified::No {
                 lapsed,
                 low_evaluator,
@@ -476,14 +588,32 @@ pub fn decide(f: &Facts) -> Decision {
 
         // 4. The scope covers the receiver.
         if let Some(label) = &label {
-            if covers(&keys, &f.receiver) {
+            let covered = covers(&keys, &f.receiver);
+            let areas = area_words(&keys, &f.area_names);
+            let receiver = match &f.receiver.place {
+                Some(place) => format!("{}（{place}）", f.receiver.name),
+                None => f.receiver.name.clone(),
+            };
+            seen.push(consulted(
+                "scope",
+                covered,
+                format!(
+                    "互认范围{label}：{areas}；接收机构{receiver}{}范围内",
+                    if covered { "在" } else { "不在" }
+                ),
+                format!(
+                    "scope {label}: {areas}; the receiver {receiver} is {}",
+                    if covered { "inside" } else { "outside" }
+                ),
+            ));
+            if covered {
                 scope_label = Some(label.clone());
             } else {
                 reasons.push(reason(
                     "scope_excludes_receiver",
                     NotRecognizable,
-                    format!("互认范围{}不包括{}", label, f.receiver.name),
-                    format!("the scope {} does not cover {}", label, f.receiver.name),
+                    format!("互认范围{label}（{areas}）不包括{receiver}"),
+                    format!("the scope {label} ({areas}) does not cover {receiver}"),
                 ));
             }
         } else if !reasons
@@ -502,6 +632,25 @@ pub fn decide(f: &Facts) -> Decision {
         if let Some(day) = reference_date {
             let last = day.saturating_add(time::Duration::days(i64::from(item.validity_days)));
             valid_through = Some(last);
+            seen.push(consulted(
+                "validity",
+                f.today <= last,
+                format!(
+                    "{}有效期{}天：自{}至{}，判定日{}",
+                    item.name_zh,
+                    item.validity_days,
+                    iso(day),
+                    iso(last),
+                    iso(f.today)
+                ),
+                format!(
+                    "valid {} days: {} through {}, judged on {}",
+                    item.validity_days,
+                    iso(day),
+                    iso(last),
+                    iso(f.today)
+                ),
+            ));
             if f.today > last {
                 reasons.push(reason(
                     "expired",
@@ -527,9 +676,71 @@ pub fn decide(f: &Facts) -> Decision {
             lossy,
         } = &f.evidence
         {
+            let min = item.min_qc.unwrap_or(f.policy.default_min_qc);
+            seen.push(match qc {
+                Qc::Graded(g) => consulted(
+                    "qc",
+                    *g >= min,
+                    format!(
+                        "影像质控等级{}（该项目最低要求{}）",
+                        g.label_zh(),
+                        min.label_zh()
+                    ),
+                    format!(
+                        "image quality {} (the item's minimum: {})",
+                        g.label_en(),
+                        min.label_en()
+                    ),
+                ),
+                Qc::Uncalibrated => consulted(
+                    "qc",
+                    false,
+                    "影像已评分，但评分方法尚未校准".into(),
+                    "scored by scorers not yet calibrated".into(),
+                ),
+                Qc::Absent => consulted(
+                    "qc",
+                    false,
+                    "尚无影像质控等级".into(),
+                    "no image quality grade yet".into(),
+                ),
+            });
+            seen.push(match complete {
+                Some(true) => consulted(
+                    "series",
+                    true,
+                    "影像序列完整".into(),
+                    "the series are complete".into(),
+                ),
+                Some(false) => consulted(
+                    "series",
+                    false,
+                    "影像序列不完整".into(),
+                    "a series is incomplete".into(),
+                ),
+                None => consulted(
+                    "series",
+                    false,
+                    "影像序列完整性未检查".into(),
+                    "series completeness not checked".into(),
+                ),
+            });
+            seen.push(consulted(
+                "compression",
+                !*lossy,
+                if *lossy {
+                    "影像为有损压缩".into()
+                } else {
+                    "影像为无损存储".into()
+                },
+                if *lossy {
+                    "lossy-compressed".into()
+                } else {
+                    "stored lossless".into()
+                },
+            ));
             match qc {
                 Qc::Graded(g) => {
-                    let min = item.min_qc.unwrap_or(f.policy.default_min_qc);
                     if *g < min {
                         reasons.push(reason(
                             "qc_below_minimum",
@@ -540,7 +751,9 @@ pub fn decide(f: &Facts) -> Decision {
                                 min.label_zh()
                             ),
                             format!(
-                                "the image quality grade {g:?} is below the item's minimum {min:?}"
+                                "the image quality grade {} is below the item's minimum {}",
+                                g.label_en(),
+                                min.label_en()
                             ),
                         ));
                     }
@@ -581,6 +794,18 @@ pub fn decide(f: &Facts) -> Decision {
 
     // 7. Lab results: final.
     if let Evidence::Lab { status } = &f.evidence {
+        let (zh, en) = match status {
+            LabStatus::Final => ("最终结果", "final"),
+            LabStatus::Corrected => ("更正后的最终结果", "corrected"),
+            LabStatus::Preliminary => ("初步结果", "preliminary"),
+            LabStatus::Withdrawn => ("已撤销", "withdrawn"),
+        };
+        seen.push(consulted(
+            "lab_status",
+            matches!(status, LabStatus::Final | LabStatus::Corrected),
+            format!("检验结果状态：{zh}"),
+            format!("lab result status: {en}"),
+        ));
         match status {
             LabStatus::Final | LabStatus::Corrected => {}
             LabStatus::Preliminary => reasons.push(reason(
@@ -646,6 +871,7 @@ pub fn decide(f: &Facts) -> Decision {
         reasons,
         explanation_zh,
         explanation_en,
+        consulted: seen,
     }
 }
 
@@ -732,6 +958,33 @@ pub struct RegionPolicy {
     pub min_qc: std::collections::BTreeMap<String, QcGrade>,
     /// The region's reasons (codes 07–97); the platform's are always there too.
     pub reasons: Vec<ReexamReason>,
+    /// Which recognition rate the statistics name as the headline (both are always reported).
+    #[serde(default)]
+    pub rate: RateDefinition,
+}
+
+/// How a region defines its recognition rate (issue #17; docs/recognition.md has the formulas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateDefinition {
+    /// 符合互认条件结果的互认率: recognitions over the units whose result met every condition
+    /// when the doctor decided (or when the reminder showed it), less those re-examined for a
+    /// reason that does not count.
+    #[default]
+    Eligible,
+    /// 外院结果互认率: recognitions over every unit — every outside result of a catalog item the
+    /// patient had at the encounter, decided or only shown in a reminder — less those
+    /// re-examined for a reason that does not count.
+    Overall,
+}
+
+impl RateDefinition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateDefinition::Eligible => "eligible",
+            RateDefinition::Overall => "overall",
+        }
+    }
 }
 
 impl RegionPolicy {

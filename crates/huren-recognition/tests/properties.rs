@@ -14,6 +14,7 @@ fn institution(code: &str, level: InstitutionLevel, ownership: Ownership) -> Ins
         level,
         ownership,
         areas: vec!["region:川渝".into()],
+        place: None,
     }
 }
 
@@ -53,6 +54,7 @@ prop_compose! {
             receiver: institution("b", InstitutionLevel::Tertiary, Ownership::Public),
             today: day + Duration::days(age),
             policy: Policy::default(),
+            area_names: Default::default(),
         }
     }
 }

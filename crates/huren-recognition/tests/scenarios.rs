@@ -15,11 +15,13 @@ fn institution(code: &str, level: InstitutionLevel, ownership: Ownership) -> Ins
         name: format!("{code}医院"),
         level,
         ownership,
+        // GB/T 2260: 渝中区, its prefecture, 重庆市.
         areas: vec![
-            "province:重庆".into(),
-            "region:川渝".into(),
-            "city:重庆".into(),
+            "division:500103".into(),
+            "division:500100".into(),
+            "division:500000".into(),
         ],
+        place: Some("重庆市渝中区".into()),
     }
 }
 
@@ -30,7 +32,7 @@ fn ct_item() -> Item {
         name_en: Some("CT chest plain".into()),
         validity_days: 7,
         scope_label: Some("川渝HR".into()),
-        covers: vec!["region:川渝".into()],
+        covers: chuanyu(),
         equivalent: vec![],
         min_qc: Some(QcGrade::B),
     }
@@ -48,7 +50,27 @@ fn base() -> Facts {
         receiver: institution("city", InstitutionLevel::Tertiary, Ownership::Public),
         today: date!(2025 - 03 - 05),
         policy: Policy::default(),
+        area_names: [("division:500000", "重庆市"), ("division:510000", "四川省")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
     }
+}
+
+/// 川渝: 重庆市 and 四川省, whose prefectures and counties they cover.
+fn chuanyu() -> Vec<String> {
+    vec!["division:500000".into(), "division:510000".into()]
+}
+
+/// A receiver placed at a county of `province` (its lineage of division keys).
+fn placed(f: &mut Facts, county: &str, place: &str) {
+    let prefecture = format!("{}00", &county[..4]);
+    let province = format!("{}0000", &county[..2]);
+    f.receiver.areas = [county, prefecture.as_str(), province.as_str()]
+        .iter()
+        .map(|c| format!("division:{c}"))
+        .collect();
+    f.receiver.place = Some(place.into());
 }
 
 fn qualification(
@@ -60,7 +82,7 @@ fn qualification(
         institution: "town".into(),
         item: "*".into(),
         scope_label: "渝HR".into(),
-        covers: vec!["province:重庆".into()],
+        covers: vec!["division:500000".into()],
         evaluated_by: by,
         valid_from,
         valid_until,
@@ -90,7 +112,7 @@ fn lab(status: LabStatus) -> impl Fn(&mut Facts) {
             name_en: Some("Potassium".into()),
             validity_days: 7,
             scope_label: Some("川渝HR".into()),
-            covers: vec!["region:川渝".into()],
+            covers: chuanyu(),
             equivalent: vec![],
             min_qc: None,
         });
@@ -152,9 +174,9 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
         ),
         // Catalog and equivalence.
         (
-            "not in the catalog",
+            "not in the catalog: reference only",
             Box::new(|f| f.result_item = None),
-            NotRecognizable,
+            ReferenceOnly,
             vec!["item_not_in_catalog"],
         ),
         (
@@ -283,9 +305,15 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
         // Scope.
         (
             "scope does not cover the receiver",
-            Box::new(|f| f.receiver.areas = vec!["province:湖北".into()]),
+            Box::new(|f| placed(f, "420106", "湖北省武汉市武昌区")),
             NotRecognizable,
             vec!["scope_excludes_receiver"],
+        ),
+        (
+            "a province's scope covers its counties",
+            Box::new(|f| placed(f, "510107", "四川省成都市武侯区")),
+            Recognizable,
+            vec![],
         ),
         (
             "record's scope narrower than the receiver",
@@ -296,7 +324,7 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
                     date!(2025 - 05 - 31),
                     EvaluatedBy::City,
                 )];
-                f.receiver.areas = vec!["region:川渝".into(), "province:四川".into()]
+                placed(f, "510107", "四川省成都市武侯区")
             }),
             NotRecognizable,
             vec!["scope_excludes_receiver"],
@@ -308,7 +336,7 @@ fn rows() -> Vec<(&'static str, Change, Verdict, Vec<&'static str>)> {
                     i.covers = vec!["national".into()];
                     i.scope_label = Some("全国HR".into())
                 }
-                f.receiver.areas = vec!["province:湖北".into()]
+                placed(f, "420106", "湖北省武汉市武昌区")
             }),
             Recognizable,
             vec![],
@@ -433,6 +461,12 @@ fn every_rule_at_its_boundaries() {
             "{name}"
         );
         assert!(!d.explanation_zh.is_empty() && !d.explanation_en.is_empty());
+        // Every decision names the records it consulted, starting with the performer.
+        assert_eq!(
+            d.consulted.first().map(|c| c.what),
+            Some("performer"),
+            "{name}"
+        );
         snapshot.push(serde_json::json!({ "scenario": name, "decision": d }));
     }
     let text = serde_json::to_string_pretty(&snapshot).expect("json") + "\n";
@@ -504,4 +538,48 @@ fn reasons_and_record_sentences() {
         ),
         "县人民医院2025-03-01钾结果未予互认，重新检查。原因：其他确需复查的情形（术前复核）。已告知患者复查原因、必要性及可能影响。"
     );
+}
+
+#[test]
+fn explanations_name_places_and_every_record_consulted() {
+    let mut f = base();
+    placed(&mut f, "420106", "湖北省武汉市武昌区");
+    let d = decide(&f);
+    assert_eq!(
+        d.reasons[0].zh,
+        "互认范围川渝HR（重庆市、四川省）不包括cityж医院（湖北省武汉市武昌区）".replace("ж", "")
+    );
+    let what: Vec<&str> = d.consulted.iter().map(|c| c.what).collect();
+    assert_eq!(
+        what,
+        [
+            "performer",
+            "qualification",
+            "scope",
+            "validity",
+            "qc",
+            "series",
+            "compression"
+        ]
+    );
+    assert!(!d.consulted[2].met && d.consulted[3].met);
+    // A lapsed record is named even when the hospital is qualified by default.
+    let mut f = base();
+    let mut q = qualification(
+        date!(2023 - 01 - 01),
+        date!(2023 - 12 - 31),
+        EvaluatedBy::City,
+    );
+    q.institution = "county".into();
+    f.qualifications = vec![q];
+    let d = decide(&f);
+    assert_eq!(d.verdict, Verdict::Recognizable);
+    let q: Vec<&Consulted> = d
+        .consulted
+        .iter()
+        .filter(|c| c.what == "qualification")
+        .collect();
+    assert_eq!(q.len(), 2);
+    assert!(!q[0].met && q[0].zh.contains("QC-2024-017") && q[0].zh.contains("不在有效期内"));
+    assert!(q[1].met && q[1].zh.contains("默认"));
 }

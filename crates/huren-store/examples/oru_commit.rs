@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             region: None,
             city: None,
             organization: None,
+            division: None,
             valid_from: time::macros::date!(2020 - 01 - 01),
         })
         .await?;

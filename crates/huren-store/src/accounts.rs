@@ -360,6 +360,35 @@ pub async fn encounter_persons(
     .await
 }
 
+/// The visit number of the person's latest open encounter at an institution (by record or by
+/// identity number).
+pub async fn open_visit(
+    pool: &SqlitePool,
+    institution_id: i64,
+    person: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT visit_number FROM (
+           SELECT e.visit_number, e.opened_at, e.id FROM encounter e
+             JOIN patient p ON p.issuer = e.patient_issuer AND p.patient_id = e.patient_id
+             JOIN person pe ON pe.id = p.person_id
+            WHERE e.closed_at IS NULL AND e.institution_id = ?1 AND pe.public_id = ?2
+           UNION
+           SELECT e.visit_number, e.opened_at, e.id FROM encounter e
+             JOIN patient_identifier i ON i.system = e.patient_issuer AND i.blind = e.id_blind
+                  AND i.consistent = 1
+             JOIN patient p ON p.id = i.patient_id
+             JOIN person pe ON pe.id = p.person_id
+            WHERE e.closed_at IS NULL AND e.institution_id = ?1 AND e.id_blind IS NOT NULL
+              AND pe.public_id = ?2)
+         ORDER BY opened_at DESC, id DESC LIMIT 1",
+    )
+    .bind(institution_id)
+    .bind(person)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Opens a break-glass access to a person (by public id); its id, or None for no such person.
 pub async fn start_break_glass(
     pool: &SqlitePool,

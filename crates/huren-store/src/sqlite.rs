@@ -1367,7 +1367,7 @@ impl Index for SqliteIndex {
         .await
         .map_err(db)?;
         let from = iso(inst.valid_from);
-        let attrs: [(&str, Option<String>); 7] = [
+        let attrs: [(&str, Option<String>); 8] = [
             ("name", Some(inst.name.clone())),
             ("level", Some(inst.level.as_str().to_owned())),
             ("ownership", Some(inst.ownership.as_str().to_owned())),
@@ -1375,6 +1375,7 @@ impl Index for SqliteIndex {
             ("region", inst.region.clone()),
             ("city", inst.city.clone()),
             ("organization", inst.organization.clone()),
+            ("division", inst.division.clone()),
         ];
         for (k, v) in attrs {
             if let Some(v) = v {
@@ -1463,6 +1464,7 @@ impl Index for SqliteIndex {
                 InstitutionAttribute::Region => view.region = v,
                 InstitutionAttribute::City => view.city = v,
                 InstitutionAttribute::Organization => view.organization = v,
+                InstitutionAttribute::Division => view.division = v,
             }
         }
         view.consortia = sqlx::query_scalar(
@@ -2409,6 +2411,33 @@ impl Index for SqliteIndex {
         d: &NewRecognitionDecision,
     ) -> Result<(i64, u64), StoreError> {
         crate::recognition::record_decision(&self.pool, d)
+            .await
+            .map_err(db)
+    }
+
+    async fn record_reminder(&self, r: &NewReminder) -> Result<Option<i64>, StoreError> {
+        crate::recognition::record_reminder(&self.pool, r)
+            .await
+            .map_err(db)
+    }
+
+    async fn reminder_opened(
+        &self,
+        institution: i64,
+        study_uid: &str,
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        crate::recognition::reminder_opened(&self.pool, institution, study_uid, at)
+            .await
+            .map_err(db)
+    }
+
+    async fn open_visit(
+        &self,
+        institution: i64,
+        person: &str,
+    ) -> Result<Option<String>, StoreError> {
+        crate::accounts::open_visit(&self.pool, institution, person)
             .await
             .map_err(db)
     }

@@ -37,6 +37,8 @@ pub enum ParseError {
     Level(String),
     #[error("ownership must be public or private: {0:?}")]
     Ownership(String),
+    #[error("not a GB/T 2260 administrative division code (six digits, e.g. 500103): {0:?}")]
+    Division(String),
 }
 
 /// A DICOM unique identifier (PS3.5 §9.1): at most 64 characters, digits and dots,
@@ -241,6 +243,68 @@ impl Ownership {
             Self::Public => "public",
             Self::Private => "private",
         }
+    }
+}
+
+/// An image quality grade (影像质控等级), worst first. One spelling everywhere (issue #17): the
+/// codes `A`, `B`, `C` and `reject` in the API, CSV, CLI, the index and stored JSON, with the
+/// labels 甲/乙/丙/废片 and "grade A"/…/"reject" beside them. Input also takes the Chinese labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum QcGrade {
+    /// 废片 (stored JSON written before issue #17 says `Reject`).
+    #[serde(rename = "reject", alias = "Reject")]
+    Reject,
+    C,
+    B,
+    A,
+}
+
+impl QcGrade {
+    pub const ALL: [QcGrade; 4] = [QcGrade::A, QcGrade::B, QcGrade::C, QcGrade::Reject];
+
+    /// The code: `A`, `B`, `C`, `reject`.
+    pub fn code(self) -> &'static str {
+        match self {
+            QcGrade::A => "A",
+            QcGrade::B => "B",
+            QcGrade::C => "C",
+            QcGrade::Reject => "reject",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            QcGrade::A => "甲",
+            QcGrade::B => "乙",
+            QcGrade::C => "丙",
+            QcGrade::Reject => "废片",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            QcGrade::A => "grade A",
+            QcGrade::B => "grade B",
+            QcGrade::C => "grade C",
+            QcGrade::Reject => "reject",
+        }
+    }
+
+    /// A code or a Chinese label.
+    pub fn parse(raw: &str) -> Option<QcGrade> {
+        Some(match raw.trim() {
+            "A" | "a" | "甲" => QcGrade::A,
+            "B" | "b" | "乙" => QcGrade::B,
+            "C" | "c" | "丙" => QcGrade::C,
+            "reject" | "Reject" | "废片" => QcGrade::Reject,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for QcGrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
     }
 }
 

@@ -15,6 +15,8 @@ struct Site {
     level: InstitutionLevel,
     ownership: Ownership,
     city: &'static str,
+    /// GB/T 2260 division code.
+    division: &'static str,
 }
 
 const SITES: &[Site] = &[
@@ -24,6 +26,7 @@ const SITES: &[Site] = &[
         level: InstitutionLevel::Tertiary,
         ownership: Ownership::Public,
         city: "重庆",
+        division: "500103",
     },
     Site {
         code: "cq-county-1",
@@ -31,6 +34,7 @@ const SITES: &[Site] = &[
         level: InstitutionLevel::Secondary,
         ownership: Ownership::Public,
         city: "重庆",
+        division: "500229",
     },
     Site {
         code: "cq-town-1",
@@ -38,6 +42,7 @@ const SITES: &[Site] = &[
         level: InstitutionLevel::Primary,
         ownership: Ownership::Public,
         city: "重庆",
+        division: "500229",
     },
     Site {
         code: "cq-private-1",
@@ -45,6 +50,7 @@ const SITES: &[Site] = &[
         level: InstitutionLevel::Other,
         ownership: Ownership::Private,
         city: "重庆",
+        division: "500106",
     },
 ];
 
@@ -157,6 +163,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
                     region: Some("川渝".into()),
                     city: Some(s.city.into()),
                     organization: None,
+                    division: Some(s.division.into()),
                     valid_from: since,
                 },
             )

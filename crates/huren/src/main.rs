@@ -315,6 +315,10 @@ enum InstitutionCmd {
         /// The legal organization's code when this is one campus (院区) of a hospital.
         #[arg(long)]
         organization: Option<String>,
+        /// Where it is: a GB/T 2260 administrative division code (e.g. 500103), which HR scopes
+        /// are written in.
+        #[arg(long)]
+        division: Option<String>,
         /// First day these attributes hold (YYYY-MM-DD; default today).
         #[arg(long)]
         valid_from: Option<String>,
@@ -340,7 +344,7 @@ enum InstitutionCmd {
         dir: DataDir,
         #[arg(long)]
         code: String,
-        /// name, level, ownership, identifier_system, region or city.
+        /// name, level, ownership, identifier_system, region, city, organization or division.
         #[arg(long)]
         attribute: String,
         #[arg(long)]
@@ -880,6 +884,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
             region,
             identifier_system,
             organization,
+            division,
             valid_from,
         } => {
             let (archive, grant) = console(&dir).await?;
@@ -892,6 +897,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                 region,
                 city,
                 organization,
+                division,
                 valid_from: date_or_today(valid_from.as_deref())?,
             };
             println!("{}", archive.add_institution(&grant, inst).await?);
