@@ -93,8 +93,14 @@ def test_decisions_for_a_county_patient_at_the_city_hospital(region):
     # Unknown items and other institutions are refused; the read is audited like the timeline.
     assert requests.get(f"{s.url}/api/patients/{person}/recognition", params={"item": "NOPE"},
                         headers=h).status_code == 400
+    # A regional service judges for any receiver it names (issue #17); a hospital's own system
+    # only for its own hospital.
+    r = requests.get(f"{s.url}/api/patients/{person}/recognition", params={"receiver": "county"}, headers=h)
+    assert r.status_code == 200 and r.json()["receiver"] == "county"
+    assert all(x["decision"]["reasons"][0]["code"] == "same_institution" for x in r.json()["results"])
+    city = {"Authorization": "Bearer " + cli(s.data_dir, "token", "create", "--institution", "city")}
     assert requests.get(f"{s.url}/api/patients/{person}/recognition", params={"receiver": "county"},
-                        headers=h).status_code == 403
+                        headers=city).status_code == 403
     assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND object = ?",
                    f"person:{person}")[0][0] >= 1
 
@@ -228,14 +234,24 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
     glu = next(r for r in st["rows"] if r["key"] == "LAB-GLU")
     assert (glu["units"], glu["recognized"], glu["reexamined"], glu["not_counted"]) == (3, 1, 1, 1)
     assert glu["rate"] == 0.5 and glu["savings_yuan"] == "5.00" and glu["reasons"] == {"01": 1, "98": 1}
-    # The same numbers recounted from the stored decisions.
-    rows = s.query("""SELECT COUNT(DISTINCT institution_id || '|' || COALESCE(visit_number, id) || '|' || COALESCE(ordered_item, item))
-                      FROM recognition_decision WHERE superseded_by IS NULL AND engine_verdict = 'recognizable'""")
-    assert st["total"]["units"] == rows[0][0]
+    # The same numbers recounted from the stored decisions and reminders: every current decision
+    # is a unit (the CT re-examined for reason 99 too), and so is every item a reminder showed.
+    rows = s.query("""SELECT COUNT(*) FROM (
+                        SELECT institution_id, COALESCE(visit_number, 'decision:' || id), COALESCE(ordered_item, item, '') AS it
+                          FROM recognition_decision WHERE superseded_by IS NULL
+                        UNION
+                        SELECT r.institution_id, r.visit, COALESCE(r.ordered_item, x.item, '')
+                          FROM recognition_reminder r JOIN recognition_reminder_result x ON x.reminder_id = r.id)
+                      WHERE it <> ''""")
+    assert st["total"]["units"] == rows[0][0] == 4
     csv = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "institution", "format": "csv"},
                        headers=admin)
     assert csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.splitlines()[1] == "city,3,1,1,1,0.5000,5.00,0"
+    import csv as csvlib
+    (row,) = [r for r in csvlib.DictReader(csv.text.splitlines()) if r["key"] == "city"]
+    assert (row["units"], row["recognized"], row["reexamined"], row["not_counted"]) == ("4", "1", "1", "2")
+    assert (row["rate_eligible"], row["eligible_rate"], row["overall_rate"]) == ("0.5000", "0.5000", "0.5000")
+    assert (row["savings_yuan"], row["unpriced"]) == ("5.00", "0")
     # Institution admins see their institution only; doctors see none.
     out = add_user(s, "cadmin", "institution_admin", "county", password="a-long-password-1")
     assert out.returncode == 0, out.stderr
@@ -280,10 +296,11 @@ def test_reminders_when_the_encounter_opens_and_when_an_order_is_placed(region):
         st = requests.get(f"{s.url}/api/recognition/statistics", params={**span, "by": "item"}, headers=admin).json()
         return next(((r["units"], r["recognized"]) for r in st["rows"] if r["key"] == "IMG-CT-CHEST-PLAIN"), None)
 
-    assert ct_units() == (1, 1)
+    # (The first CT's unit too: re-examined for reason 99, not counted.)
+    assert ct_units() == (2, 1)
     cli(s.data_dir, "study", "reject", "--study-uid", second.StudyInstanceUID, "--reason", "wrong patient")
     assert second.StudyInstanceUID not in [x["id"] for x in remind()["results"]]
-    assert ct_units() == (1, 1)
+    assert ct_units() == (2, 1)
     assert s.query("SELECT decision FROM recognition_decision WHERE result_ref = ?", second.StudyInstanceUID) \
         == [("recognize",)]
     # Back to the default policy with the region's reason, for the tests after this one.

@@ -48,9 +48,12 @@ pub trait CatalogStore: Send + Sync {
         rules: &[huren_catalog::ScopeRule],
     ) -> Result<i64, StoreError>;
     /// The newest set of a kind (`qualifications`, `scopes`).
-    async fn current_recognition_set(
+    /// The set of `kind` in force at `at` (unix seconds; now when `None`): the newest imported
+    /// by then.
+    async fn recognition_set_at(
         &self,
         kind: &str,
+        at: Option<i64>,
     ) -> Result<Option<RecognitionSet>, StoreError>;
     async fn qualification_records(
         &self,

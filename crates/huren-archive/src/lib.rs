@@ -722,6 +722,18 @@ impl Archive {
         person: &str,
         limit: u32,
     ) -> Result<Option<model::Timeline>, AdminError> {
+        self.timeline_as_of(grant, person, limit, None).await
+    }
+
+    /// The timeline as it stood at `as_of` (unix seconds): results and reports received by
+    /// then, each as it was then (recognition re-checked as of a date, issue #17).
+    pub(crate) async fn timeline_as_of(
+        &self,
+        grant: &huren_access::ReadGrant,
+        person: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Option<model::Timeline>, AdminError> {
         let reach = self.reach(grant).await?;
         let allowed = reach.allows(person);
         self.note_person_read(grant, &reach, person, allowed).await;
@@ -729,7 +741,7 @@ impl Archive {
             return Ok(None);
         }
         let limit = limit.clamp(1, 1000);
-        let Some(mut studies) = self.index.person_studies(person, limit).await? else {
+        let Some(mut studies) = self.index.person_studies(person, limit, as_of).await? else {
             return Ok(None);
         };
         // Which catalog item each result is: study rules for images, code mappings (or
@@ -751,12 +763,12 @@ impl Archive {
             s.catalog_item =
                 huren_catalog::match_study(&catalog.rules, &facts).map(|r| r.item_code.clone());
         }
-        let mut lab_results = self.index.person_lab_results(person, limit).await?;
+        let mut lab_results = self.index.person_lab_results(person, limit, as_of).await?;
         for r in &mut lab_results {
             r.catalog_item =
                 catalog.lab(&r.performing_institution, r.code_system.as_deref(), &r.code);
         }
-        let reports = self.index.person_reports(person, limit).await?;
+        let reports = self.index.person_reports(person, limit, as_of).await?;
         // A patient may have opened only their images or only their results.
         let (images, results) = reach.parts(person);
         Ok(Some(model::Timeline {

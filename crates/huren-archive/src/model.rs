@@ -904,6 +904,17 @@ impl StatsCell {
     }
 }
 
+/// A recorded decision as stored, for re-checking it (issue #17): the row as it was recorded,
+/// its institution by code, and what superseded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredDecision {
+    pub id: i64,
+    pub institution: String,
+    pub superseded_by: Option<i64>,
+    #[serde(flatten)]
+    pub recorded: NewRecognitionDecision,
+}
+
 /// A reminder shown (issue #17): who asked, at which visit, and every outside result it listed
 /// with the engine's verdict then.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -935,7 +946,7 @@ pub struct ReminderListing {
 }
 
 /// A receiving doctor's decision on a prior result, as stored (append-only).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewRecognitionDecision {
     pub decided_at: i64,
     /// YYYY-MM-DD in the region's zone.

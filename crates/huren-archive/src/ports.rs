@@ -333,10 +333,12 @@ pub trait Index: Send + Sync + 'static {
         seen: i64,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Study grades: (StudyInstanceUID, performing institution, grade, calibrated, complete).
+    /// Study grades: (StudyInstanceUID, performing institution, grade, calibrated, complete);
+    /// with `as_of`, the grade the study had then (its grading history).
     async fn qc_grades(
         &self,
         study_uids: &[String],
+        as_of: Option<i64>,
     ) -> Result<Vec<crate::model::QcGradeRow>, StoreError>;
     /// Graded studies by study date `[from, until]` (YYYYMMDD), optionally of one institution.
     async fn qc_graded_studies(
@@ -355,6 +357,8 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
     /// result for the same visit are marked superseded by it. (new id, how many superseded)
+    /// A recorded decision.
+    async fn recognition_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError>;
     /// Records a reminder shown and what it listed (statistics units follow). None: no such
     /// person.
     async fn record_reminder(&self, r: &NewReminder) -> Result<Option<i64>, StoreError>;
@@ -423,11 +427,13 @@ pub trait Index: Send + Sync + 'static {
         search: &PersonSearch,
         limit: u32,
     ) -> Result<Vec<PersonHit>, StoreError>;
-    /// The person's imaging reports, newest first (unknown person: empty).
+    /// The person's imaging reports, newest first (unknown person: empty). With `as_of` (unix
+    /// seconds), those received by then, each as it stood then (a later correction unseen).
     async fn person_reports(
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Vec<TimelineReport>, StoreError>;
     /// The person's lab results at every institution, newest first (unknown person: empty).
     /// Whether `system` is an assigning authority huren knows: some record's issuer or an
@@ -448,17 +454,20 @@ pub trait Index: Send + Sync + 'static {
         q: &crate::results::ResultQuery,
     ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
     async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
+    /// With `as_of`, as for [`Index::person_reports`].
     async fn person_lab_results(
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Vec<TimelineLab>, StoreError>;
     /// The person's active imaging studies at every institution, newest first; `None` for an
-    /// unknown person.
+    /// unknown person. With `as_of`, those with an image received by then.
     async fn person_studies(
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
     /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
     /// same (`name_key`), with how many records carry that sound.

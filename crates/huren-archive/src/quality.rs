@@ -248,10 +248,12 @@ impl Archive {
     }
 
     /// The QC port of recognition: each study's grade and completeness by (StudyInstanceUID,
-    /// performing institution); studies not aggregated yet are absent.
+    /// performing institution); studies not aggregated yet are absent. With `as_of`, the grade
+    /// each had then.
     pub(crate) async fn qc_grades(
         &self,
         study_uids: &[String],
+        as_of: Option<i64>,
     ) -> Result<
         std::collections::HashMap<(String, String), (huren_recognition::Qc, Option<bool>)>,
         StoreError,
@@ -259,7 +261,7 @@ impl Archive {
         use huren_recognition::{Qc, QcGrade};
         Ok(self
             .index
-            .qc_grades(study_uids)
+            .qc_grades(study_uids, as_of)
             .await?
             .into_iter()
             .map(|(uid, inst, grade, calibrated, complete)| {

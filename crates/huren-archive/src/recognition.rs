@@ -99,7 +99,94 @@ impl Config {
     }
 }
 
+/// When a recognition is judged (issue #17): now; as of a past day, with the facts and the
+/// configuration as they stood at that day's end; or as a recorded decision was, with the
+/// configuration versions it used and the facts of its moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    Now,
+    AsOf(time::Date),
+    Replay {
+        /// The decision's moment (unix seconds).
+        at: i64,
+        catalog_version: Option<String>,
+        qualification_set: Option<i64>,
+        scope_set: Option<i64>,
+        policy_set: Option<i64>,
+    },
+}
+
+/// Which configuration sets a judgment reads.
+enum Sets {
+    /// Those in force at a moment (`None`: now).
+    At(Option<i64>),
+    /// These, by id (a recorded decision's); and the catalog version by label.
+    Exact {
+        catalog_version: Option<String>,
+        qualification_set: Option<i64>,
+        scope_set: Option<i64>,
+        policy_set: Option<i64>,
+    },
+}
+
 impl Archive {
+    /// The day judged on and the moment the facts are taken at (`None`: now).
+    fn judged_moment(&self, j: &Judged) -> (time::Date, Option<i64>) {
+        use time_tz::PrimitiveDateTimeExt;
+        match j {
+            Judged::Now => (self.today(), None),
+            Judged::AsOf(day) => {
+                // The end of that day in the region's zone.
+                let next = day.next_day().unwrap_or(*day);
+                let end = time::PrimitiveDateTime::new(next, time::Time::MIDNIGHT)
+                    .assume_timezone(self.config.zone)
+                    .take_first()
+                    .map_or(i64::MAX, |t| t.unix_timestamp() - 1);
+                (*day, Some(end))
+            }
+            Judged::Replay { at, .. } => {
+                use time_tz::OffsetDateTimeExt;
+                let day = time::OffsetDateTime::from_unix_timestamp(*at)
+                    .map(|t| t.to_timezone(self.config.zone).date())
+                    .unwrap_or_else(|_| self.today());
+                (day, Some(*at))
+            }
+        }
+    }
+
+    /// The configuration a judgment reads: the cached one now, else read for it.
+    async fn judged_config(
+        &self,
+        j: &Judged,
+        today: time::Date,
+        at: Option<i64>,
+    ) -> Result<std::sync::Arc<Config>, AdminError> {
+        Ok(match j {
+            Judged::Now => self.recognition_config(today).await?,
+            Judged::AsOf(_) => {
+                std::sync::Arc::new(self.read_recognition_config(today, Sets::At(at)).await?)
+            }
+            Judged::Replay {
+                catalog_version,
+                qualification_set,
+                scope_set,
+                policy_set,
+                ..
+            } => std::sync::Arc::new(
+                self.read_recognition_config(
+                    today,
+                    Sets::Exact {
+                        catalog_version: catalog_version.clone(),
+                        qualification_set: *qualification_set,
+                        scope_set: *scope_set,
+                        policy_set: *policy_set,
+                    },
+                )
+                .await?,
+            ),
+        })
+    }
+
     async fn recognition_config(
         &self,
         today: time::Date,
@@ -111,22 +198,50 @@ impl Archive {
         {
             return Ok(c.clone());
         }
-        let c = std::sync::Arc::new(self.read_recognition_config(today).await?);
+        let c = std::sync::Arc::new(self.read_recognition_config(today, Sets::At(None)).await?);
         if let Ok(mut g) = self.catalog_cache.1.lock() {
             *g = Some((std::time::Instant::now(), c.clone()));
         }
         Ok(c)
     }
 
-    async fn read_recognition_config(&self, today: time::Date) -> Result<Config, AdminError> {
+    async fn read_recognition_config(
+        &self,
+        today: time::Date,
+        sets: Sets,
+    ) -> Result<Config, AdminError> {
         let day = iso(today);
-        let version = self
-            .catalog
-            .catalog_versions()
-            .await?
-            .into_iter()
-            .rev()
-            .find(|v| v.effective_from <= day);
+        let versions = self.catalog.catalog_versions().await?;
+        let version = match &sets {
+            Sets::Exact {
+                catalog_version: Some(label),
+                ..
+            } => versions.into_iter().find(|v| &v.label == label),
+            _ => versions.into_iter().rev().find(|v| v.effective_from <= day),
+        };
+        // A set by id, or the one in force at the moment: (id) only, that is all the rest reads.
+        let set = |kind: &'static str| {
+            let sets = &sets;
+            async move {
+                Ok::<_, AdminError>(match sets {
+                    Sets::At(at) => self
+                        .catalog
+                        .recognition_set_at(kind, *at)
+                        .await?
+                        .map(|s| s.id),
+                    Sets::Exact {
+                        qualification_set,
+                        scope_set,
+                        policy_set,
+                        ..
+                    } => match kind {
+                        "qualifications" => *qualification_set,
+                        "scopes" => *scope_set,
+                        _ => *policy_set,
+                    },
+                })
+            }
+        };
         let items = match &version {
             Some(v) => self
                 .catalog
@@ -137,25 +252,22 @@ impl Archive {
                 .collect(),
             None => HashMap::new(),
         };
-        let scope_set = self.catalog.current_recognition_set("scopes").await?;
-        let scopes = match &scope_set {
-            Some(s) => self
+        let scope_set = set("scopes").await?;
+        let scopes = match scope_set {
+            Some(id) => self
                 .catalog
-                .scope_rules(s.id)
+                .scope_rules(id)
                 .await?
                 .into_iter()
                 .map(|r| (r.label, r.covers))
                 .collect(),
             None => HashMap::new(),
         };
-        let qual_set = self
-            .catalog
-            .current_recognition_set("qualifications")
-            .await?;
-        let qualifications = match &qual_set {
-            Some(s) => self
+        let qual_set = set("qualifications").await?;
+        let qualifications = match qual_set {
+            Some(id) => self
                 .catalog
-                .qualification_records(s.id)
+                .qualification_records(id)
                 .await?
                 .into_iter()
                 .map(|q| rec::Qualification {
@@ -171,11 +283,11 @@ impl Archive {
                 .collect(),
             None => Vec::new(),
         };
-        let policy_set = self.catalog.current_recognition_set("policy").await?;
-        let policy = match &policy_set {
-            Some(s) => match self.catalog.set_document(s.id).await? {
+        let policy_set = set("policy").await?;
+        let policy = match policy_set {
+            Some(id) => match self.catalog.set_document(id).await? {
                 Some(doc) => serde_json::from_str(&doc).map_err(|e| {
-                    AdminError::Invalid(format!("policy set {} does not read: {e}", s.id))
+                    AdminError::Invalid(format!("policy set {id} does not read: {e}"))
                 })?,
                 None => rec::RegionPolicy::default(),
             },
@@ -195,10 +307,10 @@ impl Archive {
             items,
             scopes,
             qualifications,
-            qualification_set: qual_set.map(|s| s.id),
-            scope_set: scope_set.map(|s| s.id),
+            qualification_set: qual_set,
+            scope_set,
             policy,
-            policy_set: policy_set.map(|s| s.id),
+            policy_set,
         })
     }
 
@@ -270,16 +382,32 @@ impl Archive {
         receiver: &str,
         ordered_item: Option<&str>,
     ) -> Result<Option<RecognitionView>, AdminError> {
+        self.recognition_judged(grant, person, receiver, ordered_item, &Judged::Now)
+            .await
+    }
+
+    /// [`Archive::recognition`], judged now, as of a day, or as a recorded decision was: the
+    /// results received by then, each as it stood then (report dates, corrections, the QC
+    /// grade), institutions as of their dates, and the configuration in force then (or the
+    /// recorded versions). Validity is counted to the day judged on.
+    pub async fn recognition_judged(
+        &self,
+        grant: &ReadGrant,
+        person: &str,
+        receiver: &str,
+        ordered_item: Option<&str>,
+        judged: &Judged,
+    ) -> Result<Option<RecognitionView>, AdminError> {
+        let (today, at) = self.judged_moment(judged);
         let Some(Timeline {
             studies,
             lab_results,
             reports,
-        }) = self.timeline(grant, person, 200).await?
+        }) = self.timeline_as_of(grant, person, 200, at).await?
         else {
             return Ok(None);
         };
-        let today = self.today();
-        let config = self.recognition_config(today).await?;
+        let config = self.judged_config(judged, today, at).await?;
         let receiver_facts = self
             .institution_facts(receiver, today)
             .await?
@@ -326,7 +454,7 @@ impl Archive {
         // The QC port: each study's grade from image quality control (docs/quality.md); a study
         // not graded yet is absent, one graded by uncalibrated scorers is "uncalibrated", and
         // the policy decides what those get.
-        let grades = self.qc_grades(&uids).await?;
+        let grades = self.qc_grades(&uids, at).await?;
         let mut performers: HashMap<(String, time::Date), Option<rec::Institution>> =
             HashMap::new();
         let mut results = Vec::new();
@@ -612,7 +740,11 @@ impl Archive {
             .into_iter()
             .filter(|r| {
                 let codes: Vec<&str> = r.decision.reasons.iter().map(|x| x.code).collect();
-                !codes.contains(&"same_institution") && !codes.contains(&"item_differs")
+                // At order time only results of the ordered item (or an equivalent) matter; a
+                // result outside the catalog is none of them.
+                !codes.contains(&"same_institution")
+                    && !codes.contains(&"item_differs")
+                    && (moment == "encounter" || r.item.is_some())
             })
             .collect();
         reminder.recognizable = reminder
@@ -829,6 +961,89 @@ impl Archive {
             record_sentence: sentence,
             engine: found.decision.clone(),
         })
+    }
+}
+
+/// A recorded decision and the same result judged again as it was then (issue #17).
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionReplay {
+    pub decision: crate::model::StoredDecision,
+    /// The engine's decision recorded with it.
+    pub engine: serde_json::Value,
+    /// The result judged again with the recorded configuration versions and the facts of the
+    /// decision's moment; `None` when the result is no longer there to judge.
+    pub replay: Option<rec::Decision>,
+    /// The replay gives the recorded verdict and reasons.
+    pub same: bool,
+}
+
+impl Archive {
+    /// A recorded decision, re-checked. For the deciding institution's readers and regional
+    /// services; the reader must reach the patient, as for any read (`None` otherwise, the same
+    /// as for a decision that does not exist).
+    pub async fn recorded_decision(
+        &self,
+        grant: &ReadGrant,
+        id: i64,
+    ) -> Result<Option<DecisionReplay>, AdminError> {
+        let Some(stored) = self.index.recognition_decision(id).await? else {
+            return Ok(None);
+        };
+        let d = &stored.recorded;
+        let mine = match grant.principal() {
+            huren_access::Principal::User(u) => u.institution_id == d.institution_id,
+            huren_access::Principal::System(s) => {
+                s.reads == huren_access::SystemReads::Region || s.institution_id == d.institution_id
+            }
+            _ => false,
+        };
+        if !mine {
+            return Ok(None);
+        }
+        let judged = Judged::Replay {
+            at: d.decided_at,
+            catalog_version: d.catalog_version.clone(),
+            qualification_set: d.qualification_set,
+            scope_set: d.scope_set,
+            policy_set: d.policy_set,
+        };
+        let Some(view) = self
+            .recognition_judged(
+                grant,
+                &d.person,
+                &stored.institution,
+                d.ordered_item.as_deref(),
+                &judged,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let replay = view
+            .results
+            .into_iter()
+            .find(|r| r.kind == d.result_kind && r.id == d.result_ref)
+            .map(|r| r.decision);
+        let engine: serde_json::Value =
+            serde_json::from_str(&d.engine_decision).unwrap_or(serde_json::Value::Null);
+        let codes = |v: &serde_json::Value| -> Vec<String> {
+            v["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["code"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let same = replay.as_ref().is_some_and(|r| {
+            let r = serde_json::to_value(r).unwrap_or_default();
+            r["verdict"] == engine["verdict"] && codes(&r) == codes(&engine)
+        });
+        Ok(Some(DecisionReplay {
+            decision: stored.clone(),
+            engine,
+            replay,
+            same,
+        }))
     }
 }
 

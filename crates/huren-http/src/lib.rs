@@ -215,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recognition/reminders", post(recognition::reminders))
         .route("/api/recognition/reasons", get(recognition::reasons))
         .route("/api/recognition/decisions", post(recognition::decide))
+        .route("/api/recognition/decisions/{id}", get(recognition::decision))
         .route("/api/recognition/statistics", get(recognition::statistics))
         .route("/api/quality/statistics", get(quality::statistics))
         .route("/api/quality/studies", get(quality::lowest))

@@ -48,6 +48,8 @@ pub struct RecognitionQuery {
     receiver: Option<String>,
     /// The catalog item being ordered (order-time question).
     item: Option<String>,
+    /// YYYY-MM-DD: judge as of the end of that day (the facts and configuration then).
+    as_of: Option<String>,
 }
 
 /// `GET /api/patients/{person}/recognition[?item=…][&receiver=…]`: each prior result from
@@ -79,9 +81,13 @@ pub async fn person_recognition(
         (None, Some(own)) => own,
         (None, None) => return Err(ApiError::bad_request("name the receiving institution")),
     };
+    let judged = match q.as_of.as_deref() {
+        Some(d) => huren_archive::recognition::Judged::AsOf(date(d)?),
+        None => huren_archive::recognition::Judged::Now,
+    };
     match s
         .archive
-        .recognition(&grant, &person, &receiver, q.item.as_deref())
+        .recognition_judged(&grant, &person, &receiver, q.item.as_deref(), &judged)
         .await?
     {
         Some(v) => Ok(Json(json!(v))),
@@ -244,6 +250,22 @@ pub async fn decide(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(d))))
+}
+
+/// `GET /api/recognition/decisions/{id}`: a recorded decision with the engine's decision then,
+/// and the same result judged again with the recorded configuration versions and the facts of
+/// the decision's moment (`same`: the replay agrees). For the deciding institution's readers
+/// and regional services, who must reach the patient.
+pub async fn decision(
+    State(s): State<AppState>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = grant_read(&p)?;
+    match s.archive.recorded_decision(&grant, id).await? {
+        Some(d) => Ok(Json(json!(d))),
+        None => Err(ApiError::not_found(format!("no decision {id}"))),
+    }
 }
 
 /// The query of an aggregate report: a span of days, a grouping and a format (recognition

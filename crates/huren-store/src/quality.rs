@@ -207,6 +207,18 @@ pub async fn store_study(
     .bind(o.study_id)
     .execute(pool)
     .await?;
+    // The grading history, so a recognition can be judged again as of any moment.
+    sqlx::query(
+        "INSERT OR REPLACE INTO qc_grade_history (study_id, graded_at, grade, calibrated, complete)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(o.study_id)
+    .bind(now)
+    .bind(&o.grade)
+    .bind(o.calibrated)
+    .bind(o.complete)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -215,17 +227,32 @@ pub async fn store_study(
 pub async fn grades(
     pool: &SqlitePool,
     study_uids: &[String],
+    as_of: Option<i64>,
 ) -> Result<Vec<huren_archive::model::QcGradeRow>, sqlx::Error> {
     if study_uids.is_empty() {
         return Ok(Vec::new());
     }
     let marks = vec!["?"; study_uids.len()].join(",");
-    let sql = format!(
-        "SELECT s.study_uid, i.code, q.grade, q.calibrated, q.complete
-           FROM study s JOIN qc_study q ON q.study_id = s.id JOIN institution i ON i.id = s.institution_id
-          WHERE s.study_uid IN ({marks}) AND q.aggregated_at IS NOT NULL"
-    );
+    // As of a moment: the last grading by then, from the grading history.
+    let sql = match as_of {
+        None => format!(
+            "SELECT s.study_uid, i.code, q.grade, q.calibrated, q.complete
+               FROM study s JOIN qc_study q ON q.study_id = s.id JOIN institution i ON i.id = s.institution_id
+              WHERE s.study_uid IN ({marks}) AND q.aggregated_at IS NOT NULL"
+        ),
+        Some(_) => format!(
+            "SELECT s.study_uid, i.code, h.grade, h.calibrated, h.complete
+               FROM study s JOIN institution i ON i.id = s.institution_id
+               JOIN qc_grade_history h ON h.study_id = s.id
+                AND h.graded_at = (SELECT MAX(g.graded_at) FROM qc_grade_history g
+                                    WHERE g.study_id = s.id AND g.graded_at <= ?)
+              WHERE s.study_uid IN ({marks})"
+        ),
+    };
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    if let Some(at) = as_of {
+        q = q.bind(at);
+    }
     for u in study_uids {
         q = q.bind(u);
     }

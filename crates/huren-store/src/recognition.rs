@@ -109,15 +109,18 @@ pub async fn import_policy(
 }
 
 /// The newest set of a kind.
-pub async fn current_set(
+/// The set of `kind` in force at `at` (the newest imported by then; the newest when `None`).
+pub async fn set_at(
     pool: &SqlitePool,
     kind: &str,
+    at: Option<i64>,
 ) -> Result<Option<RecognitionSet>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, kind, source_sha256, rows, imported_at, imported_by FROM recognition_set
-          WHERE kind = ? ORDER BY id DESC LIMIT 1",
+          WHERE kind = ?1 AND (?2 IS NULL OR imported_at <= ?2) ORDER BY id DESC LIMIT 1",
     )
     .bind(kind)
+    .bind(at)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| RecognitionSet {
@@ -265,6 +268,59 @@ pub async fn record_decision(
     }
     tx.commit().await?;
     Ok((id, superseded.len() as u64))
+}
+
+/// A recorded decision.
+pub async fn decision(
+    pool: &SqlitePool,
+    id: i64,
+) -> Result<Option<huren_archive::model::StoredDecision>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT d.id, i.code, d.superseded_by, d.decided_at, d.decided_on, d.institution_id,
+                d.department, d.user_id, d.actor, pe.public_id, d.visit_number, d.result_kind,
+                d.result_ref, d.performing_institution, d.item, d.ordered_item, d.engine_verdict,
+                d.engine_decision, d.catalog_version, d.qualification_set, d.scope_set,
+                d.policy_set, d.decision, d.reason, d.note, d.record_sentence, d.counted
+           FROM recognition_decision d JOIN institution i ON i.id = d.institution_id
+           JOIN person pe ON pe.id = d.person_id
+          WHERE d.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| huren_archive::model::StoredDecision {
+        id: r.get(0),
+        institution: r.get(1),
+        superseded_by: r.get(2),
+        recorded: huren_archive::model::NewRecognitionDecision {
+            decided_at: r.get(3),
+            decided_on: r.get(4),
+            institution_id: r.get(5),
+            department: r.get(6),
+            user_id: r.get(7),
+            actor: r.get(8),
+            person: r.get(9),
+            visit_number: r.get(10),
+            result_kind: r.get(11),
+            result_ref: r.get(12),
+            performing_institution: r.get(13),
+            item: r.get(14),
+            ordered_item: r.get(15),
+            engine_verdict: r.get(16),
+            engine_decision: r.get(17),
+            catalog_version: r.get(18),
+            qualification_set: r.get(19),
+            scope_set: r.get(20),
+            policy_set: r.get(21),
+            decision: r.get(22),
+            reason: r.get(23),
+            note: r.get(24),
+            record_sentence: r.get(25),
+            counted: r.get(26),
+            // Prices are the statistics' business (the units carry them).
+            price_fen: None,
+        },
+    }))
 }
 
 /// A unit's state as stored: (decision id, reminder id, day, department, decision, reason,

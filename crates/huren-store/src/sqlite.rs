@@ -2108,17 +2108,23 @@ impl Index for SqliteIndex {
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Vec<TimelineReport>, StoreError> {
+        // As of a moment: received by then, and not yet replaced by a row received by then.
         let rows = sqlx::query(
             "SELECT r.id, COALESCE(s.study_uid, r.study_uid), r.accession_number, r.procedure_text, COALESCE(r.text, ''), r.status,
                     r.reported_at, r.reported_instant, i.code
                FROM report r JOIN patient p ON p.id = r.patient_id JOIN person pe ON pe.id = p.person_id
                JOIN institution i ON i.id = r.performing_institution_id LEFT JOIN study s ON s.id = r.study_id
-              WHERE pe.public_id = ? AND r.superseded_by IS NULL AND r.category = 'RAD'
-              ORDER BY r.reported_instant DESC NULLS LAST, r.id DESC LIMIT ?",
+              WHERE pe.public_id = ?1 AND r.category = 'RAD'
+                AND (CASE WHEN ?3 IS NULL THEN r.superseded_by IS NULL
+                          ELSE r.created_at <= ?3 AND (r.superseded_by IS NULL
+                               OR (SELECT n.created_at FROM report n WHERE n.id = r.superseded_by) > ?3) END)
+              ORDER BY r.reported_instant DESC NULLS LAST, r.id DESC LIMIT ?2",
         )
         .bind(public_id)
         .bind(i64::from(limit))
+        .bind(as_of)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -2375,8 +2381,9 @@ impl Index for SqliteIndex {
     async fn qc_grades(
         &self,
         study_uids: &[String],
+        as_of: Option<i64>,
     ) -> Result<Vec<huren_archive::model::QcGradeRow>, StoreError> {
-        crate::quality::grades(&self.pool, study_uids)
+        crate::quality::grades(&self.pool, study_uids, as_of)
             .await
             .map_err(db)
     }
@@ -2411,6 +2418,12 @@ impl Index for SqliteIndex {
         d: &NewRecognitionDecision,
     ) -> Result<(i64, u64), StoreError> {
         crate::recognition::record_decision(&self.pool, d)
+            .await
+            .map_err(db)
+    }
+
+    async fn recognition_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError> {
+        crate::recognition::decision(&self.pool, id)
             .await
             .map_err(db)
     }
@@ -2644,6 +2657,7 @@ impl Index for SqliteIndex {
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Vec<TimelineLab>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.code, r.code_text, r.code_system, r.value, r.unit, r.reference_range, r.abnormal_flag,
@@ -2651,11 +2665,15 @@ impl Index for SqliteIndex {
                     p.patient_id, p.issuer, r.reported_at, r.reported_instant
                FROM lab_result r JOIN patient p ON p.id = r.patient_id
                JOIN person pe ON pe.id = p.person_id JOIN institution i ON i.id = r.performing_institution_id
-              WHERE pe.public_id = ? AND r.superseded_by IS NULL
-              ORDER BY r.observed_instant DESC NULLS LAST, r.id DESC LIMIT ?",
+              WHERE pe.public_id = ?1
+                AND (CASE WHEN ?3 IS NULL THEN r.superseded_by IS NULL
+                          ELSE r.created_at <= ?3 AND (r.superseded_by IS NULL
+                               OR (SELECT n.created_at FROM lab_result n WHERE n.id = r.superseded_by) > ?3) END)
+              ORDER BY r.observed_instant DESC NULLS LAST, r.id DESC LIMIT ?2",
         )
         .bind(public_id)
         .bind(i64::from(limit))
+        .bind(as_of)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -2689,6 +2707,7 @@ impl Index for SqliteIndex {
         &self,
         public_id: &str,
         limit: u32,
+        as_of: Option<i64>,
     ) -> Result<Option<Vec<TimelineStudy>>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM person WHERE public_id = ?")
@@ -2708,11 +2727,13 @@ impl Index for SqliteIndex {
                     (SELECT COALESCE(group_concat(DISTINCT upper(se.body_part)), '') FROM series se
                       WHERE se.study_id = s.id AND se.body_part IS NOT NULL AND se.body_part != '')
                FROM study s JOIN patient p ON p.id = s.patient_id JOIN institution i ON i.id = s.institution_id
-              WHERE p.person_id = ? AND s.num_instances > 0
-              ORDER BY s.study_instant DESC NULLS LAST, s.id DESC LIMIT ?",
+              WHERE p.person_id = ?1 AND s.num_instances > 0
+                AND (?3 IS NULL OR EXISTS (SELECT 1 FROM instance x WHERE x.study_id = s.id AND x.received_at <= ?3))
+              ORDER BY s.study_instant DESC NULLS LAST, s.id DESC LIMIT ?2",
         )
         .bind(id)
         .bind(i64::from(limit))
+        .bind(as_of)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
@@ -3026,11 +3047,12 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
             .map_err(db)
     }
 
-    async fn current_recognition_set(
+    async fn recognition_set_at(
         &self,
         kind: &str,
+        at: Option<i64>,
     ) -> Result<Option<huren_archive::catalog::RecognitionSet>, StoreError> {
-        crate::recognition::current_set(&self.pool, kind)
+        crate::recognition::set_at(&self.pool, kind, at)
             .await
             .map_err(db)
     }

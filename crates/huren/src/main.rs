@@ -626,7 +626,19 @@ fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // One clear line on failure, its causes joined (`{:#}`), never a backtrace: returning the
+    // error from `main` would print its Debug form, with a backtrace under RUST_BACKTRACE.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args, false).await,
