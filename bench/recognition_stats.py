@@ -1,6 +1,8 @@
-"""Recognition statistics over a year of regional data (issue #7 item 5): 1.5M doctors'
+"""Recognition statistics over a year of regional data (issues #7 and #17): 1.5M doctors'
 decisions at 80 receiving institutions, 20 departments each, the demo catalog's 34 items with
-prices for each (by grade, one change in July), every day of 2025. Target: each query <= 200 ms.
+prices for each (by grade, one change in July), every day of 2025; reminders shown before
+three decisions in five, and reminders no decision followed (some opened, most ignored) for a
+tenth as many visits. Target: each query <= 200 ms.
 
 The decisions are written straight into the index (through the server they would take hours),
 then `huren recognition rebuild-statistics` derives the units from them exactly as the server
@@ -10,7 +12,9 @@ region) and as one institution's admin.
 No anchor exists (Orthanc and dcm4chee have no recognition); the baseline in the same run is
 the first version's way: one SQL statement recounting the units from the decisions.
 
-    HUREN_BIN=<release huren> .venv/bin/python bench/recognition_stats.py [decisions]
+    HUREN_BIN=<release huren> .venv/bin/python bench/recognition_stats.py [decisions] [--reuse]
+
+`--reuse` runs the queries again on the previous run's data, when there is one.
 """
 import datetime
 import json
@@ -103,11 +107,40 @@ def fill(d, decisions):
                visit_number, result_kind, result_ref, performing_institution, item, engine_verdict, engine_decision,
                catalog_version, decision, reason, record_sentence, counted)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows())
+    # Reminders: one before three decisions in five (listing the decided result), and a tenth
+    # as many visits whose reminder no decision followed (a fifth of those opened).
+    db.execute("""INSERT INTO recognition_reminder (id, shown_at, shown_on, institution_id, department, actor,
+                      person_id, visit, moment, ordered_item)
+                  SELECT id, decided_at - 60, decided_on, institution_id, department, 'bench', person_id,
+                         visit_number, 'order', item
+                    FROM recognition_decision WHERE id % 5 < 3""")
+    db.execute("""INSERT INTO recognition_reminder_result (reminder_id, result_kind, result_ref, item, engine_verdict)
+                  SELECT r.id, 'lab_result', d.result_ref, d.item, d.engine_verdict
+                    FROM recognition_reminder r JOIN recognition_decision d ON d.id = r.id""")
+    base = db.execute("SELECT MAX(id) FROM recognition_reminder").fetchone()[0] or 0
+
+    def lonely():
+        for n in range(decisions // 10):
+            day = first + datetime.timedelta(days=n * 365 // (decisions // 10))
+            at = int(datetime.datetime(day.year, day.month, day.day, 10).timestamp()) + n % 30000
+            inst = ids[f"h{inst_pick[n]:03d}"]
+            yield (base + 1 + n, at, day.isoformat(), inst, rnd.choice(DEPARTMENTS), "bench",
+                   rnd.randrange(persons) + 1, f"L{n}", "order", items[item_pick[n]])
+
+    db.executemany("""INSERT INTO recognition_reminder (id, shown_at, shown_on, institution_id, department, actor,
+                          person_id, visit, moment, ordered_item) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", lonely())
+    db.execute("""INSERT INTO recognition_reminder_result (reminder_id, result_kind, result_ref, item, engine_verdict,
+                      opened_at)
+                  SELECT id, 'imaging_study', 'S' || id, ordered_item,
+                         CASE WHEN id % 7 = 0 THEN 'reference_only' ELSE 'recognizable' END,
+                         CASE WHEN id % 5 = 0 THEN shown_at + 300 END
+                    FROM recognition_reminder WHERE id > ?""", (base,))
     db.commit()
     db.close()
 
 
-# The first version: every query recounted the units from the decisions with a window function.
+# The first version's way: every query recounts the units with a window function (the decided
+# ones; the reminder-only units would add a second pass).
 RECOUNT = """
 WITH unit AS (
   SELECT d.institution_id, COALESCE(d.ordered_item, d.item) AS item, d.decision,
@@ -115,7 +148,7 @@ WITH unit AS (
                                          COALESCE(d.ordered_item, d.item)
                             ORDER BY d.decided_at DESC, d.id DESC) AS rn
     FROM recognition_decision d
-   WHERE d.superseded_by IS NULL AND d.engine_verdict = 'recognizable'
+   WHERE d.superseded_by IS NULL
      AND d.decided_on >= ? AND d.decided_on <= ?)
 SELECT item, decision, COUNT(*) FROM unit WHERE rn = 1 GROUP BY item, decision"""
 
@@ -132,24 +165,30 @@ def timed(fn, repeats=REPEATS):
 
 
 def main():
-    decisions = int(sys.argv[1]) if len(sys.argv) > 1 else 1_500_000
+    args = [a for a in sys.argv[1:] if a != "--reuse"]
+    decisions = int(args[0]) if args else 1_500_000
     d = WORK / "recognition-stats"
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
-    t = time.perf_counter()
-    fill(d, decisions)
-    fill_s = time.perf_counter() - t
-    t = time.perf_counter()
-    units = int(run("recognition", "rebuild-statistics", "--data-dir", d).split()[0])
-    rebuild_s = time.perf_counter() - t
-    run("user", "add", "--data-dir", d, "--username", "iadmin", "--name", "管理员", "--role", "institution_admin",
-        "--institution", "h000", "--password-stdin", stdin="a-long-password-1\n")
+    if "--reuse" in sys.argv and (d / "index.sqlite").exists():
+        # The queries again on the last run's data (after a change to the reading side only).
+        fill_s = rebuild_s = None
+        with sqlite3.connect(d / "index.sqlite") as db:
+            ((units,),) = db.execute("SELECT COUNT(*) FROM recognition_unit WHERE item <> ''").fetchall()
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        t = time.perf_counter()
+        fill(d, decisions)
+        fill_s = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        units = int(run("recognition", "rebuild-statistics", "--data-dir", d).split()[0])
+        rebuild_s = round(time.perf_counter() - t, 1)
+        run("user", "add", "--data-dir", d, "--username", "iadmin", "--name", "管理员", "--role",
+            "institution_admin", "--institution", "h000", "--password-stdin", stdin="a-long-password-1\n")
     http = free_port()
     proc = subprocess.Popen([str(HUREN), "serve", "--data-dir", str(d), "--http", f"127.0.0.1:{http}",
                              "--dimse", f"127.0.0.1:{free_port()}"],
                             env=dict(ENV, RUST_LOG="warn", **KEYS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = {"decisions": decisions, "units": units, "fill_s": round(fill_s, 1),
-               "rebuild_and_price_s": round(rebuild_s, 1)}
+    results = {"decisions": decisions, "units": units, "fill_s": fill_s, "rebuild_and_price_s": rebuild_s}
     try:
         wait_port(http)
         base = f"http://127.0.0.1:{http}/api/recognition/statistics"
@@ -159,8 +198,9 @@ def main():
         year = {"from": "2025-01-01", "until": "2025-12-31"}
         ragged = {"from": "2025-01-17", "until": "2025-12-14"}
         check = requests.get(base, params={**year, "by": "item"}, headers=operator).json()
-        results["year total"] = {k: check["total"][k] for k in ("units", "recognized", "reexamined", "not_counted",
-                                                                 "rate", "savings_yuan", "unpriced")}
+        results["year total"] = {k: check["total"][k] for k in (
+            "units", "recognized", "reexamined", "not_counted", "opened", "ignored", "eligible", "rate",
+            "eligible_rate", "overall_rate", "coverage", "ignore_rate", "savings_yuan", "unpriced")}
         assert check["total"]["units"] == units, (check["total"]["units"], units)
         for label, params, auth in [
             ("region, year, by item", {**year, "by": "item"}, {"headers": operator}),

@@ -172,6 +172,10 @@ def test_every_decision_and_every_reminder_counts_under_both_rates(region):
     # catalog recognized (reference only by the rules, the doctor's call).
     visit("V13")
     remind("V13", item="LAB-GLU")
+    # The HIS refreshing its page shows the same reminder again: one event, not two.
+    remind("V13", item="LAB-GLU")
+    ((rows13,),) = s.query("SELECT COUNT(*) FROM recognition_reminder WHERE visit = ?", "V13" + tag)
+    assert rows13 == 1
     visit("V14")
     shown = remind("V14", item="IMG-CT-CHEST-PLAIN")
     assert [x["id"] for x in shown["results"]] == [ids["ct"]]

@@ -170,7 +170,12 @@ pub(crate) struct AccessLog(
 
 impl AccessLog {
     /// True when (reader, object) was not seen within `window` (and records it now).
-    fn first_in_window(&self, reader: &str, object: &str, window: std::time::Duration) -> bool {
+    pub(crate) fn first_in_window(
+        &self,
+        reader: &str,
+        object: &str,
+        window: std::time::Duration,
+    ) -> bool {
         let Ok(mut seen) = self.0.lock() else {
             return true;
         };

@@ -26,6 +26,10 @@ pub struct PriorResult {
     pub item: Option<String>,
     pub performing_institution: String,
     pub decision: rec::Decision,
+    /// Where to open it (a reminder's answer: the DICOMweb study or the FHIR Observation, on
+    /// the origin the caller used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// A person's prior results judged for one receiving institution, with the configuration
@@ -510,6 +514,7 @@ impl Archive {
                 item: s.catalog_item.clone(),
                 performing_institution: s.performing_institution.clone(),
                 decision,
+                link: None,
             });
         }
         for l in &lab_results {
@@ -540,6 +545,7 @@ impl Archive {
                 item: l.catalog_item.clone(),
                 performing_institution: performing_institution.clone(),
                 decision,
+                link: None,
             });
         }
         Ok(Some(RecognitionView {
@@ -616,6 +622,32 @@ impl Archive {
                 huren_access::Principal::User(u) => (Some(u.user_id), u.department.clone()),
                 _ => (None, None),
             };
+            let listed: Vec<crate::model::ReminderListing> = r
+                .results
+                .iter()
+                .map(|x| crate::model::ReminderListing {
+                    result_kind: x.kind.to_owned(),
+                    result_ref: x.id.clone(),
+                    item: x.item.clone(),
+                    engine_verdict: serde_json::to_value(x.decision.verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            // The same reminder shown again (a HIS refreshing its page) is the same event: it
+            // changes no figure, since a unit counts a reminder once, from the first time.
+            let key = format!(
+                "{}|{visit:?}|{person}|{}|{:?}|{:?}",
+                receiver.0, r.moment, r.item, listed
+            );
+            if !self.access_log.first_in_window(
+                "reminder-shown",
+                &key,
+                std::time::Duration::from_secs(600),
+            ) {
+                return Ok(r);
+            }
             let now = crate::time::unix_now();
             self.index
                 .record_reminder(&crate::model::NewReminder {
@@ -629,19 +661,7 @@ impl Archive {
                     visit_number: visit,
                     moment: r.moment.to_owned(),
                     ordered_item: r.item.clone(),
-                    results: r
-                        .results
-                        .iter()
-                        .map(|x| crate::model::ReminderListing {
-                            result_kind: x.kind.to_owned(),
-                            result_ref: x.id.clone(),
-                            item: x.item.clone(),
-                            engine_verdict: serde_json::to_value(x.decision.verdict)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
+                    results: listed,
                 })
                 .await?;
         }

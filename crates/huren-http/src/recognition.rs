@@ -129,7 +129,8 @@ pub async fn reminders(
     Authenticated(p): Authenticated,
     headers: axum::http::HeaderMap,
     crate::error::ApiJson(b): crate::error::ApiJson<ReminderBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let receiver = match &p {
         Principal::User(u) => (u.institution_id, u.institution_code.to_string()),
         Principal::System(sys) => (sys.institution_id, sys.institution_code.to_string()),
@@ -157,17 +158,16 @@ pub async fn reminders(
         )
         .await?;
     let origin = crate::qido::origin_url(&s, &headers);
-    let mut v = json!(r);
-    if let Some(results) = v.get_mut("results").and_then(Value::as_array_mut) {
-        for x in results {
-            let id = x["id"].as_str().unwrap_or_default().to_owned();
-            x["link"] = json!(match x["kind"].as_str() {
-                Some("imaging_study") => format!("{origin}/dicom-web/studies/{id}"),
-                _ => format!("{origin}/fhir/Observation/{id}"),
-            });
-        }
+    let mut r = r;
+    for x in &mut r.results {
+        x.link = Some(match x.kind {
+            "imaging_study" => format!("{origin}/dicom-web/studies/{}", x.id),
+            _ => format!("{origin}/fhir/Observation/{}", x.id),
+        });
     }
-    Ok(Json(v))
+    // Serialized as it stands: an encounter's reminder lists every outside result, each with
+    // what it consulted (some 300 kB for 200 results).
+    Ok(Json(r).into_response())
 }
 
 /// `GET /api/recognition/reasons`: the re-examination reasons — the platform's (national six,
@@ -300,7 +300,7 @@ pub async fn statistics(
         .recognition_statistics(&grant, date(&q.from)?, date(&q.until)?, by)
         .await?;
     if q.format.as_deref() != Some("csv") {
-        return Ok(Json(json!(st)).into_response());
+        return Ok(Json(st).into_response());
     }
     // The headline rate first, under the name of its definition; then every count and rate.
     let mut text = format!(

@@ -810,6 +810,79 @@ const COUNTS: [&str; 15] = [
     "unpriced",
 ];
 
+/// Adds `sign ×` the counts of comma-joined reason maps (`{"01":2},{"01":1,"07":3}`, as the
+/// roll-up stores them) into `into`, allocating only for codes not seen before.
+fn add_reason_maps(
+    joined: &str,
+    sign: i64,
+    into: &mut std::collections::BTreeMap<String, i64>,
+) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// A code, borrowed from the text unless it had escapes.
+    struct Code<'de>(std::borrow::Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Code<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Code<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a reason code")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Code<'de>, E> {
+                    Ok(Code(std::borrow::Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Code<'de>, E> {
+                    Ok(Code(std::borrow::Cow::Owned(v.to_owned())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    struct Maps<'m> {
+        sign: i64,
+        into: &'m mut std::collections::BTreeMap<String, i64>,
+    }
+    impl<'de> Visitor<'de> for Maps<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("reason maps")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Maps {
+                    sign: self.sign,
+                    into: &mut *self.into,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some((code, n)) = map.next_entry::<Code<'de>, i64>()? {
+                match self.into.get_mut(code.0.as_ref()) {
+                    Some(total) => *total += self.sign * n,
+                    None => {
+                        self.into.insert(code.0.into_owned(), self.sign * n);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Maps<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    let text = format!("[{joined}]");
+    let mut de = serde_json::Deserializer::from_str(&text);
+    Maps { sign, into }.deserialize(&mut de)?;
+    de.end()
+}
+
 /// Statistics for decision days `[from, until]`, optionally of one receiving institution, one
 /// cell per group. Each piece of the range is summed by SQLite in the roll-up's own order; the
 /// pieces are added up here.
@@ -821,8 +894,7 @@ pub async fn statistics(
     by: huren_archive::recognition::StatsBy,
 ) -> Result<Vec<huren_archive::model::StatsCell>, sqlx::Error> {
     use huren_archive::recognition::StatsBy;
-    use sqlx::Row;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
     let dim = match (by, institution) {
         (StatsBy::Item, None) => "item",
         (StatsBy::Item, Some(_)) => "institution_item",
@@ -847,38 +919,46 @@ pub async fn statistics(
         .into_iter()
         .collect();
     let mut cells: HashMap<String, huren_archive::model::StatsCell> = HashMap::new();
-    for p in pieces(from, until) {
-        // Months: the table itself, in key order (no sort). Days: the partial index by day.
-        let (source, grouped) = if p.grain == "month" {
-            ("recognition_rollup NOT INDEXED", by_month)
+    // Each piece is its own read, on its own connection: a ragged span is three (the month
+    // run and the days at either end), and the cores read them side by side.
+    let pieces = pieces(from, until);
+    let reads = pieces.iter().map(|p| {
+        // Months: `on_day = ''`, read in group order (no sort). Days: one range of the key in
+        // day order, sorted by group (migration 0033). The reasons come as the rows' maps
+        // joined by commas, added up here without building each map (a year by department
+        // reads some 20,000 of them).
+        let (range, grouped) = if p.grain == "month" {
+            ("on_day = '' AND period >= ?2 AND period <= ?3", by_month)
         } else {
-            (
-                "recognition_rollup INDEXED BY recognition_rollup_day",
-                by_day,
-            )
+            ("on_day >= ?2 AND on_day <= ?3", by_day)
         };
         let sql = format!(
             "SELECT institution_id, key, substr(MIN(period), 1, 7){sums},
-                    json_group_array(json(reasons_eligible)) FILTER (WHERE reasons_eligible <> '{{}}'),
-                    json_group_array(json(reasons_other)) FILTER (WHERE reasons_other <> '{{}}')
-               FROM {source}
-              WHERE dim = ?1 AND grain = '{}' AND period >= ?2 AND period <= ?3 {only}
+                    group_concat(reasons_eligible) FILTER (WHERE reasons_eligible <> '{{}}'),
+                    group_concat(reasons_other) FILTER (WHERE reasons_other <> '{{}}')
+               FROM recognition_rollup
+              WHERE dim = ?1 AND grain = '{}' AND {range} {only}
               GROUP BY institution_id, key{grouped}",
             p.grain
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(dim)
-            .bind(&p.from)
-            .bind(&p.until)
-            .bind(institution)
-            .fetch_all(pool)
-            .await?;
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(dim)
+                .bind(&p.from)
+                .bind(&p.until)
+                .bind(institution)
+                .fetch_all(pool)
+                .await
+        }
+    });
+    let read = futures::future::try_join_all(reads).await?;
+    for (p, rows) in pieces.iter().zip(read) {
         for r in rows {
             let inst: i64 = r.try_get(0)?;
-            let key: String = r.try_get(1)?;
+            let key: &str = r.try_get(1)?;
             let code = || codes.get(&inst).cloned().unwrap_or_default();
             let shown = match by {
-                StatsBy::Item => key,
+                StatsBy::Item => key.to_owned(),
                 StatsBy::Institution => code(),
                 StatsBy::Department => format!("{}/{key}", code()),
                 StatsBy::Month => r.try_get(2)?,
@@ -895,12 +975,9 @@ pub async fn statistics(
             }
             c.add_counts(&n);
             for (col, map) in [(18, &mut c.reasons_eligible), (19, &mut c.reasons_other)] {
-                let json: Option<String> = r.try_get(col)?;
-                let maps: Vec<BTreeMap<String, i64>> =
-                    serde_json::from_str(json.as_deref().unwrap_or("[]"))
+                if let Some(joined) = r.try_get::<Option<&str>, _>(col)? {
+                    add_reason_maps(joined, p.sign, map)
                         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                for (code, count) in maps.into_iter().flatten() {
-                    *map.entry(code).or_default() += p.sign * count;
                 }
             }
         }

@@ -1447,15 +1447,28 @@ impl Index for SqliteIndex {
             as_of: d.clone(),
             ..Default::default()
         };
-        for attr in InstitutionAttribute::ALL {
-            let v: Option<String> = sqlx::query_scalar(ATTR_AS_OF)
-                .bind(id)
-                .bind(attr.as_str())
-                .bind(&d)
-                .bind(&d)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
+        // Every attribute in force that day in one read (recognition asks for each result's
+        // performer on the result's day): per attribute, the value from the latest start.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT attribute, value FROM institution_attribute
+              WHERE institution_id = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to >= ?)
+              ORDER BY attribute, valid_from DESC",
+        )
+        .bind(id)
+        .bind(&d)
+        .bind(&d)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in rows {
+            let Some(attr) = InstitutionAttribute::parse(&name) else {
+                continue;
+            };
+            if !seen.insert(attr.as_str()) {
+                continue;
+            }
+            let v = Some(value);
             match attr {
                 InstitutionAttribute::Name => view.name = v,
                 InstitutionAttribute::Level => view.level = v,
