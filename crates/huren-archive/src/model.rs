@@ -1030,6 +1030,8 @@ pub struct QcStudyOutcome {
     pub score: Option<f64>,
     pub grade: Option<String>,
     pub calibrated: bool,
+    /// Images were scored and none could be judged (docs/quality.md).
+    pub not_assessable: bool,
     pub complete: Option<bool>,
     pub images: i64,
     pub excluded: i64,
@@ -1038,8 +1040,8 @@ pub struct QcStudyOutcome {
 }
 
 /// A study's grade as recognition reads it: (StudyInstanceUID, performing institution, grade,
-/// calibrated, complete).
-pub type QcGradeRow = (String, String, Option<String>, bool, Option<bool>);
+/// calibrated, complete, not assessable).
+pub type QcGradeRow = (String, String, Option<String>, bool, Option<bool>, bool);
 
 /// A graded study as the QC centre's feedback sees it (no patient data).
 #[derive(Debug, Clone)]

@@ -231,6 +231,7 @@ impl Archive {
                 score: study.score,
                 grade: grade_str(study.grade),
                 calibrated: study.calibrated,
+                not_assessable: study.not_assessable,
                 complete: study.complete,
                 images: images.len() as i64 - excluded,
                 excluded,
@@ -264,8 +265,9 @@ impl Archive {
             .qc_grades(study_uids, as_of)
             .await?
             .into_iter()
-            .map(|(uid, inst, grade, calibrated, complete)| {
+            .map(|(uid, inst, grade, calibrated, complete, not_assessable)| {
                 let qc = match (grade.as_deref(), calibrated) {
+                    (None, _) if not_assessable => Qc::NotAssessable,
                     (None, _) => Qc::Absent,
                     (Some(_), false) => Qc::Uncalibrated,
                     (Some(g), true) => Qc::Graded(QcGrade::parse(g).unwrap_or(QcGrade::Reject)),

@@ -19,6 +19,7 @@ struct PolicyFile {
     min_evaluator: Option<String>,
     without_qc: Option<String>,
     incomplete_series: Option<String>,
+    not_assessable_qc: Option<String>,
     allow_lossy: Option<bool>,
     default_min_qc: Option<String>,
     #[serde(default)]
@@ -123,6 +124,11 @@ pub fn parse_policy(text: &str) -> Result<RegionPolicy, Vec<LineError>> {
             "incomplete_series",
             &file.incomplete_series,
             &mut policy.incomplete_series,
+        ),
+        (
+            "not_assessable_qc",
+            &file.not_assessable_qc,
+            &mut policy.not_assessable_qc,
         ),
     ] {
         if let Some(v) = value {

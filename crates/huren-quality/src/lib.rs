@@ -15,6 +15,7 @@
 //! - A scorer that cannot judge an image (a field it needs is absent) says "not assessable";
 //!   that is not a low score.
 
+pub mod content;
 pub mod ct;
 pub mod dr;
 pub mod header;
@@ -110,111 +111,140 @@ pub struct Scorer {
     pub name: &'static str,
     pub modalities: &'static [&'static str],
     pub calibrated: bool,
+    /// It judges the pixels (else the header alone). An image is graded only when enough
+    /// pixel scorers could judge it ([`MIN_PIXEL_SCORERS`]).
+    pub pixels: bool,
     pub score: fn(&Header, Option<&Pixels>) -> Score,
 }
 
 /// Every image-level scorer.
 pub const SCORERS: &[Scorer] = &[
     Scorer {
+        name: "image_content",
+        modalities: &["CT", "DX", "CR", "DR", "MR"],
+        // A rule with exact cases (blank, constant, all air), tested rather than calibrated;
+        // it grades.
+        calibrated: true,
+        pixels: true,
+        score: content::content,
+    },
+    Scorer {
         name: "ct_noise",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::noise,
     },
     Scorer {
         name: "ct_acquisition",
         modalities: &["CT"],
         calibrated: true,
+        pixels: false,
         score: ct::acquisition,
     },
     Scorer {
         name: "ct_cnr",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::snr_cnr,
     },
     Scorer {
         name: "ct_sharpness",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::sharpness,
     },
     Scorer {
         name: "ct_ring",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::ring,
     },
     Scorer {
         name: "ct_streak",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::streak,
     },
     Scorer {
         name: "ct_fov",
         modalities: &["CT"],
         calibrated: true,
+        pixels: true,
         score: ct::field_of_view,
     },
     Scorer {
         name: "dr_exposure",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: false,
         score: dr::exposure,
     },
     Scorer {
         name: "dr_saturation",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: true,
         score: dr::saturation,
     },
     Scorer {
         name: "dr_contrast",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: true,
         score: dr::contrast,
     },
     Scorer {
         name: "dr_collimation",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: true,
         score: dr::collimation,
     },
     Scorer {
         name: "dr_positioning",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: true,
         score: dr::positioning,
     },
     Scorer {
         name: "dr_sharpness",
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
+        pixels: true,
         score: dr::sharpness,
     },
     Scorer {
         name: "mr_snr",
         modalities: &["MR"],
         calibrated: true,
+        pixels: true,
         score: mr::snr,
     },
     Scorer {
         name: "mr_ghosting",
         modalities: &["MR"],
         calibrated: true,
+        pixels: true,
         score: mr::ghosting,
     },
     Scorer {
         name: "mr_motion",
         modalities: &["MR"],
         calibrated: true,
+        pixels: true,
         score: mr::motion,
     },
     Scorer {
         name: "metadata",
         modalities: &["CT", "DX", "CR", "DR", "MR"],
         calibrated: true,
+        pixels: false,
         score: meta::conformance,
     },
 ];
@@ -266,6 +296,9 @@ pub struct ImageResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
+    /// Enough pixel scorers could judge it (or it is blank); when not, it has no score.
+    #[serde(default = "assessable_by_default")]
+    pub assessable: bool,
     pub scores: Vec<Score>,
     /// Where the slice lies along the normal of its plane (mm), for the series' completeness.
     #[serde(default)]
@@ -273,6 +306,11 @@ pub struct ImageResult {
     /// (0020,1002) Images in Acquisition, when the modality says.
     #[serde(default)]
     pub images_in_acquisition: Option<i64>,
+}
+
+/// Results stored before issue #18 carry no `assessable`; aggregation derives it again.
+fn assessable_by_default() -> bool {
+    true
 }
 
 pub fn score_image(h: &Header, px: Option<&Pixels>) -> ImageResult {
@@ -305,25 +343,58 @@ pub fn is_calibrated(scorer: &str) -> bool {
     SCORERS.iter().any(|s| s.name == scorer && s.calibrated)
 }
 
-/// An image's overall result from its scorers' results. The grade comes from the calibrated
-/// scorers that could judge the image; the others are shown, with their reasons, but do not
-/// grade it, unless no calibrated scorer could (then the grade is marked uncalibrated).
+/// Whether the scorer judges pixels (rather than the header alone).
+pub fn reads_pixels(scorer: &str) -> bool {
+    SCORERS.iter().any(|s| s.name == scorer && s.pixels)
+}
+
+/// An image is graded only when at least this many calibrated pixel scorers (besides
+/// `image_content`) could judge it: the header alone says nothing of the image, and one aspect
+/// is too little to call an image good (issue #18: a blank CT graded 甲 by its header).
+pub const MIN_PIXEL_SCORERS: usize = 2;
+
+/// Why an image or series has no grade although it was scored.
+pub fn not_assessable_reason() -> Reason {
+    reason(
+        "image_not_assessable",
+        "无法评价：能够判定的像素评分项不足两项",
+        "not assessable: fewer than two pixel scorers could judge the image",
+    )
+}
+
+/// An image's overall result from its scorers' results:
+/// 1. blank or nearly empty (`image_content` says so): 0, 废片;
+/// 2. fewer than [`MIN_PIXEL_SCORERS`] calibrated pixel scorers could judge it: not
+///    assessable, no score (which is not a low score: recognition treats it by the region's
+///    policy);
+/// 3. otherwise the weakest of its assessable calibrated scorers. Uncalibrated ones are shown,
+///    with their reasons, but do not grade.
 pub fn image_result(scores: Vec<Score>) -> ImageResult {
-    let lowest = |calibrated: bool| {
+    let blank = scores
+        .iter()
+        .any(|s| s.scorer == "image_content" && s.score == Some(0.0));
+    let judged = scores
+        .iter()
+        .filter(|s| s.scorer != "image_content" && s.score.is_some())
+        .filter(|s| reads_pixels(&s.scorer) && is_calibrated(&s.scorer))
+        .count();
+    let assessable = blank || judged >= MIN_PIXEL_SCORERS;
+    let score = if blank {
+        Some(0.0)
+    } else if assessable {
         scores
             .iter()
-            .filter(|s| !calibrated || is_calibrated(&s.scorer))
+            .filter(|s| is_calibrated(&s.scorer))
             .filter_map(|s| s.score)
             .min_by(f64::total_cmp)
-    };
-    let (score, calibrated) = match lowest(true) {
-        Some(s) => (Some(s), true),
-        None => (lowest(false), false),
+    } else {
+        None
     };
     ImageResult {
         score,
         grade: score.map(grade_of),
-        calibrated,
+        calibrated: assessable,
+        assessable,
         scores,
         position: None,
         images_in_acquisition: None,
@@ -393,6 +464,9 @@ pub struct SeriesResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
+    /// At least one of its images could be judged.
+    #[serde(default = "assessable_by_default")]
+    pub assessable: bool,
     /// No slice missing and even spacing; `None` when the series cannot say (too few
     /// positioned slices).
     #[serde(default)]
@@ -420,11 +494,12 @@ fn median(v: &mut [f64]) -> Option<f64> {
 pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResult {
     let mut per: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut why: std::collections::BTreeMap<String, Vec<Reason>> = Default::default();
-    let calibrated = images.iter().any(|i| i.calibrated);
-    for i in images {
+    // Only the images that could be judged grade the series (a not-assessable image's header
+    // scorers say nothing of its pixels); a blank image is judged, at 0.
+    let judged: Vec<&ImageResult> = images.iter().filter(|i| i.assessable).collect();
+    for i in &judged {
         for s in &i.scores {
-            // A series graded by calibrated scorers is graded by those alone.
-            if calibrated && !is_calibrated(&s.scorer) {
+            if !is_calibrated(&s.scorer) {
                 continue;
             }
             if let Some(v) = s.score {
@@ -450,10 +525,15 @@ pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResul
         }
         complete
     });
-    let score = scorers.values().copied().min_by(f64::total_cmp);
+    let assessable = !judged.is_empty();
+    let score = if assessable {
+        scorers.values().copied().min_by(f64::total_cmp)
+    } else {
+        None
+    };
     let mut weak: Vec<(&String, &f64)> = scorers.iter().filter(|(_, v)| **v < 85.0).collect();
     weak.sort_by(|a, b| a.1.total_cmp(b.1));
-    let reasons = weak
+    let mut reasons: Vec<Reason> = weak
         .into_iter()
         .filter_map(|(k, _)| {
             let list = why.get(k)?;
@@ -468,12 +548,16 @@ pub fn aggregate_series(series_uid: &str, images: &[ImageResult]) -> SeriesResul
                 .map(|(_, r)| r.clone())
         })
         .collect();
+    if !assessable && !images.is_empty() {
+        reasons.insert(0, not_assessable_reason());
+    }
     SeriesResult {
         series_uid: series_uid.to_owned(),
         images: images.len(),
         score,
         grade: score.map(grade_of),
-        calibrated: score.is_some() && calibrated,
+        calibrated: score.is_some(),
+        assessable,
         complete,
         scorers,
         reasons,
@@ -486,6 +570,10 @@ pub struct StudyResult {
     pub score: Option<f64>,
     pub grade: Option<Grade>,
     pub calibrated: bool,
+    /// It has scored images and none could be judged: "not assessable" (不可评价), which is
+    /// neither a grade nor "not scored yet".
+    #[serde(default)]
+    pub not_assessable: bool,
     /// Every series that can say is complete; `None` when none can.
     #[serde(default)]
     pub complete: Option<bool>,
@@ -499,6 +587,7 @@ pub fn aggregate_study(series: Vec<SeriesResult>) -> StudyResult {
         score,
         grade: score.map(grade_of),
         calibrated: !scored.is_empty() && scored.iter().all(|s| s.calibrated),
+        not_assessable: scored.is_empty() && series.iter().any(|s| s.images > 0),
         complete: series
             .iter()
             .filter_map(|s| s.complete)

@@ -133,6 +133,7 @@ fn one_bad_slice_of_five_hundred_does_not_reject_the_series() {
         score: Some(92.0),
         grade: Some(Grade::A),
         calibrated: true,
+        assessable: true,
         scores: vec![Score::new("ct_noise", 92.0, Some(9.0), vec![])],
         position: None,
         images_in_acquisition: None,
@@ -141,6 +142,7 @@ fn one_bad_slice_of_five_hundred_does_not_reject_the_series() {
         score: Some(10.0),
         grade: Some(Grade::Reject),
         calibrated: true,
+        assessable: true,
         scores: vec![Score::new("ct_noise", 10.0, Some(40.0), vec![])],
         position: None,
         images_in_acquisition: None,
@@ -218,7 +220,10 @@ fn slice_at(z: f64) -> ImageResult {
         image_orientation: Some([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
         ..Default::default()
     };
-    let mut r = image_result(vec![Score::new("ct_noise", 95.0, Some(5.0), vec![])]);
+    let mut r = image_result(vec![
+        Score::new("ct_noise", 95.0, Some(5.0), vec![]),
+        Score::new("ct_sharpness", 95.0, Some(0.3), vec![]),
+    ]);
     r.position = slice_position(&h);
     r
 }
@@ -357,4 +362,101 @@ fn ghosts_along_the_phase_direction_are_measured_and_scored() {
     assert!(gsr(&across, &h) < 1.0);
     h.phase_encoding = None;
     assert!(gsr(&across, &h) > 4.0);
+}
+
+fn full_ct_header() -> Header {
+    Header {
+        kvp: Some(120.0),
+        convolution_kernel: Some("B30f".into()),
+        ctdi_vol: Some(12.0),
+        ..ct_header()
+    }
+}
+
+#[test]
+fn blank_frames_are_rejected_whatever_the_header_says() {
+    // All air with noise, a constant, and nothing but a few bright pixels in air: 废片 with the
+    // reason, though the header scorers alone would grade them 甲 (issue #18).
+    let n = 128;
+    let air = {
+        let mut rng = StdRng::seed_from_u64(3);
+        let values = (0..n * n)
+            .map(|_| -1000.0 + 16.0 * (rng.random::<f32>() - 0.5))
+            .collect();
+        Pixels::new(n, n, values, (-32768.0, 32767.0), 1.0, -1024.0)
+    };
+    let constant = Pixels::new(n, n, vec![40.0; n * n], (-32768.0, 32767.0), 1.0, -1024.0);
+    let mut speck = constant.clone();
+    for v in speck.values.iter_mut().take(20) {
+        *v = 900.0;
+    }
+    for v in &mut speck.values[20..] {
+        *v = -1000.0;
+    }
+    for (what, px) in [("air", air), ("constant", constant), ("speck", speck)] {
+        let r = score_image(&full_ct_header(), Some(&px));
+        assert_eq!(r.grade, Some(Grade::Reject), "{what}: {r:?}");
+        let content = r.scores.iter().find(|s| s.scorer == "image_content");
+        assert_eq!(
+            content.map(|s| s.reasons[0].code.as_str()),
+            Some("image_blank"),
+            "{what}"
+        );
+    }
+    // A blank radiograph and an MR of noise alone too.
+    let flat = Pixels::new(n, n, vec![2000.0; n * n], (0.0, 4095.0), 1.0, 0.0);
+    let dx = Header {
+        modality: "DX".into(),
+        ..Default::default()
+    };
+    assert_eq!(score_image(&dx, Some(&flat)).grade, Some(Grade::Reject));
+    // Magnitude noise (Rayleigh, as an MR background is) and nothing else.
+    let noise_only = {
+        let mut rng = StdRng::seed_from_u64(9);
+        let values = (0..n * n)
+            .map(|_| {
+                let (a, b): (f32, f32) = (rng.random::<f32>() - 0.5, rng.random::<f32>() - 0.5);
+                60.0 * (a * a + b * b).sqrt()
+            })
+            .collect();
+        Pixels::new(n, n, values, (0.0, 4095.0), 1.0, 0.0)
+    };
+    let mr = Header {
+        modality: "MR".into(),
+        ..Default::default()
+    };
+    let r = score_image(&mr, Some(&noise_only));
+    assert_eq!(r.grade, Some(Grade::Reject), "{r:?}");
+    // The phantom itself is an image, judged by its pixel scorers (its header here lacks the
+    // identification the metadata scorer asks for).
+    let r = score_image(&full_ct_header(), Some(&phantom(256, 8.0, 4)));
+    let content = r.scores.iter().find(|s| s.scorer == "image_content");
+    assert_eq!(content.and_then(|s| s.score), Some(100.0));
+    assert!(r.assessable, "{r:?}");
+}
+
+#[test]
+fn header_scorers_alone_do_not_grade_an_image() {
+    // Two header scorers and one pixel scorer could judge: not assessable, no score.
+    let r = image_result(vec![
+        Score::new("ct_acquisition", 100.0, None, vec![]),
+        Score::new("metadata", 100.0, Some(0.0), vec![]),
+        Score::new("ct_noise", 95.0, Some(5.0), vec![]),
+        Score::new("image_content", 100.0, Some(60.0), vec![]),
+        Score::not_assessable("ct_sharpness", "", ""),
+    ]);
+    assert_eq!((r.assessable, r.score, r.grade), (false, None, None));
+    // Its series and study say so, which is not "not scored".
+    let s = aggregate_series("1", &[r.clone(), r]);
+    assert_eq!((s.assessable, s.grade), (false, None));
+    assert_eq!(s.reasons[0].code, "image_not_assessable");
+    let study = aggregate_study(vec![s]);
+    assert!(study.not_assessable && study.grade.is_none());
+    // With a second pixel scorer it is graded by the weakest.
+    let r = image_result(vec![
+        Score::new("ct_acquisition", 100.0, None, vec![]),
+        Score::new("ct_noise", 95.0, Some(5.0), vec![]),
+        Score::new("ct_sharpness", 72.0, Some(0.1), vec![]),
+    ]);
+    assert_eq!((r.assessable, r.grade), (true, Some(Grade::B)));
 }

@@ -70,6 +70,9 @@ pub enum Qc {
     Graded(QcGrade),
     /// Scored, but by scorers not calibrated for this kind of image.
     Uncalibrated,
+    /// Scored, but no image could be judged (blank frames are graded 废片, not this): too few
+    /// of its pixel scorers could assess it.
+    NotAssessable,
     /// Not scored (yet).
     Absent,
 }
@@ -188,6 +191,14 @@ pub struct Policy {
     pub allow_lossy: bool,
     /// What an incomplete series gets.
     pub incomplete_series: Verdict,
+    /// What a study quality control could not assess gets (reference only by default, like a
+    /// study without a grade).
+    #[serde(default = "reference_only")]
+    pub not_assessable_qc: Verdict,
+}
+
+fn reference_only() -> Verdict {
+    Verdict::ReferenceOnly
 }
 
 impl Default for Policy {
@@ -199,6 +210,7 @@ impl Default for Policy {
             default_min_qc: QcGrade::B,
             allow_lossy: false,
             incomplete_series: Verdict::ReferenceOnly,
+            not_assessable_qc: Verdict::ReferenceOnly,
         }
     }
 }
@@ -698,6 +710,12 @@ pub fn decide(f: &Facts) -> Decision {
                     "影像已评分，但评分方法尚未校准".into(),
                     "scored by scorers not yet calibrated".into(),
                 ),
+                Qc::NotAssessable => consulted(
+                    "qc",
+                    false,
+                    "影像质控无法评价（可判定的像素评分项不足）".into(),
+                    "image quality not assessable (too few pixel scorers could judge)".into(),
+                ),
                 Qc::Absent => consulted(
                     "qc",
                     false,
@@ -755,6 +773,16 @@ pub fn decide(f: &Facts) -> Decision {
                                 g.label_en(),
                                 min.label_en()
                             ),
+                        ));
+                    }
+                }
+                Qc::NotAssessable => {
+                    if f.policy.not_assessable_qc != Recognizable {
+                        reasons.push(reason(
+                            "qc_not_assessable",
+                            f.policy.not_assessable_qc,
+                            "影像质控无法评价".into(),
+                            "image quality could not be assessed".into(),
                         ));
                     }
                 }

@@ -191,8 +191,8 @@ pub async fn store_study(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE qc_study SET dirty = CASE WHEN changed_at > ? THEN 1 ELSE 0 END, aggregated_at = ?,
-                score = ?, grade = ?, calibrated = ?, complete = ?, images = ?, excluded = ?,
-                detail = ?
+                score = ?, grade = ?, calibrated = ?, not_assessable = ?, complete = ?, images = ?,
+                excluded = ?, detail = ?
           WHERE study_id = ?",
     )
     .bind(seen)
@@ -200,6 +200,7 @@ pub async fn store_study(
     .bind(o.score)
     .bind(&o.grade)
     .bind(o.calibrated)
+    .bind(o.not_assessable)
     .bind(o.complete)
     .bind(o.images)
     .bind(o.excluded)
@@ -209,14 +210,16 @@ pub async fn store_study(
     .await?;
     // The grading history, so a recognition can be judged again as of any moment.
     sqlx::query(
-        "INSERT OR REPLACE INTO qc_grade_history (study_id, graded_at, grade, calibrated, complete)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO qc_grade_history
+                (study_id, graded_at, grade, calibrated, complete, not_assessable)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(o.study_id)
     .bind(now)
     .bind(&o.grade)
     .bind(o.calibrated)
     .bind(o.complete)
+    .bind(o.not_assessable)
     .execute(pool)
     .await?;
     Ok(())
@@ -236,12 +239,12 @@ pub async fn grades(
     // As of a moment: the last grading by then, from the grading history.
     let sql = match as_of {
         None => format!(
-            "SELECT s.study_uid, i.code, q.grade, q.calibrated, q.complete
+            "SELECT s.study_uid, i.code, q.grade, q.calibrated, q.complete, q.not_assessable
                FROM study s JOIN qc_study q ON q.study_id = s.id JOIN institution i ON i.id = s.institution_id
               WHERE s.study_uid IN ({marks}) AND q.aggregated_at IS NOT NULL"
         ),
         Some(_) => format!(
-            "SELECT s.study_uid, i.code, h.grade, h.calibrated, h.complete
+            "SELECT s.study_uid, i.code, h.grade, h.calibrated, h.complete, h.not_assessable
                FROM study s JOIN institution i ON i.id = s.institution_id
                JOIN qc_grade_history h ON h.study_id = s.id
                 AND h.graded_at = (SELECT MAX(g.graded_at) FROM qc_grade_history g
