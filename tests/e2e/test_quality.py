@@ -195,3 +195,68 @@ def test_no_job_is_lost_when_a_worker_dies(fresh_server):
             == [(2,)], "the dead worker's job was claimed again"
     finally:
         again.stop()
+
+
+def frame_slice(study, series, number, hu, patient_id):
+    """A slice whose HU are given (128×128), otherwise like `phantom_slice`."""
+    ds = phantom_slice(study, series, number, 0.0, number, patient_id)
+    ds.PixelData = np.round(hu).astype("<i2").tobytes()
+    return ds
+
+
+def test_blank_frames_are_reject_and_unjudgeable_ones_not_assessable(site):
+    """Issue #18: a CT of air alone or of one constant value was graded 甲 by its header; it is
+    now 废片 with its reason. A frame the pixel scorers cannot judge (a smooth bone-density ramp:
+    no soft tissue, no air, no edge) is not assessable — no grade — and recognition gives it what
+    the region's policy says (reference only by default)."""
+    s = site
+    pid = "QB" + uuid.uuid4().hex[:6]
+    air, flat, ramp = generate_uid(), generate_uid(), generate_uid()
+    series = {uid: generate_uid() for uid in (air, flat, ramp)}
+    rng = np.random.default_rng(5)
+    for n in range(1, 5):
+        store(s, frame_slice(air, series[air], n, -1000.0 + rng.normal(0, 4, (128, 128)), pid))
+        store(s, frame_slice(flat, series[flat], n, np.full((128, 128), 40.0), pid))
+        store(s, frame_slice(ramp, series[ramp], n,
+                             np.tile(np.linspace(700.0, 1500.0, 128), (128, 1)) + rng.normal(0, 3, (128, 128)), pid))
+    graded = """SELECT q.aggregated_at, q.grade, q.not_assessable, q.detail
+                  FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?"""
+    for blank in (air, flat):
+        (row,) = wait_for(s, graded, blank)
+        assert row[1:3] == ("reject", 0), row
+        codes = {r["code"] for series in json.loads(row[3])["series"] for r in series["reasons"]}
+        assert "image_blank" in codes, codes
+    (row,) = wait_for(s, graded, ramp)
+    assert row[1:3] == (None, 1), row
+    (series,) = json.loads(row[3])["series"]
+    assert series["assessable"] is False and series["reasons"][0]["code"] == "image_not_assessable"
+    # The history keeps it, for a decision re-checked as of today.
+    assert s.query("""SELECT h.grade, h.not_assessable FROM qc_grade_history h JOIN study st ON st.id = h.study_id
+                       WHERE st.study_uid = ?""", ramp)[-1] == (None, 1)
+
+    h = region_reader(s)
+    issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]
+    person = requests.get(f"{s.url}/api/patients", params={"patient_id": pid, "issuer": issuer},
+                          headers=h).json()[0]["person"]
+
+    def decided():
+        v = requests.get(f"{s.url}/api/patients/{person}/recognition", headers=h).json()
+        return {x["id"]: x["decision"] for x in v["results"]}
+
+    d = decided()
+    for blank in (air, flat):
+        assert d[blank]["verdict"] == "not_recognizable", d[blank]
+        assert [r["code"] for r in d[blank]["reasons"]] == ["qc_below_minimum"], d[blank]
+    assert d[ramp]["verdict"] == "reference_only", d[ramp]
+    assert [r["code"] for r in d[ramp]["reasons"]] == ["qc_not_assessable"], d[ramp]
+    qc = next(c for c in d[ramp]["consulted"] if c["what"] == "qc")
+    assert qc["met"] is False and "无法评价" in qc["zh"]
+    # A region that refuses what QC could not assess says so in its policy.
+    from conftest import ADMIN
+    r = requests.post(f"{s.url}/api/admin/recognition/policy", data='not_assessable_qc = "不予互认"\n'.encode(),
+                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 201, r.text
+    deadline = time.time() + 15
+    while decided()[ramp]["verdict"] != "not_recognizable":
+        assert time.time() < deadline, decided()[ramp]
+        time.sleep(0.5)

@@ -64,6 +64,9 @@ def ct_phantom():
     hu[np.hypot(x - 0.15 * n, y) < 0.06 * n] = 700.0
     hu[np.hypot(x + 0.15 * n, y) < 0.06 * n] = -100.0
     ds = base("CT", n, n)
+    # A 230 mm field, as a head CT's (a field under 200 mm is a targeted reconstruction, whose
+    # edges ct_fov does not judge).
+    ds.PixelSpacing = [0.9, 0.9]
     ds.RescaleIntercept, ds.RescaleSlope, ds.SliceThickness = 0, 1, 5
     ds.KVP, ds.ConvolutionKernel, ds.CTDIvol = 120, "STANDARD", 10
     # A real system's edges are not perfect steps: blur by σ 0.6 px; noise 12 HU.

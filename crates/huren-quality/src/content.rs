@@ -34,8 +34,9 @@ pub fn content(h: &Header, px: Option<&Pixels>) -> Score {
     if n < 16 {
         return Score::not_assessable("image_content", "图像过小", "the frame is too small");
     }
-    // Every pixel up to a quarter million, then a regular sample: the percentiles need no more.
-    let step = (n / 262_144).max(1);
+    // A regular sample of some 16,000 pixels: enough for a 0.5th percentile and a 1% share, and
+    // cheap beside the other scorers (every pixel of a 512² slice took 6 ms).
+    let step = (n / 16_384).max(1);
     let sample: Vec<usize> = (0..n).step_by(step).collect();
     let mut v: Vec<f32> = sample.iter().map(|&i| px.values[i]).collect();
     let lo = stats::percentile(&mut v, 0.5).unwrap_or(0.0);

@@ -146,7 +146,7 @@ pub fn contrast(_h: &Header, px: Option<&Pixels>) -> Score {
 /// **DR collimation**: collimator blades show as flat bands along the image's edges (within the
 /// outermost 2% of the side, spread under 2% of the frame's range). Collimation seen on all
 /// four sides scores 100, each side without it 10 less: an open field exposes more than the
-/// region asked for.
+/// region asked for. No band anywhere is not assessable.
 pub fn collimation(_h: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "dr_collimation";
     let Some(px) = px else {
@@ -174,6 +174,16 @@ pub fn collimation(_h: &Header, px: Option<&Pixels>) -> Score {
     .iter()
     .filter(|s| **s)
     .count();
+    // No band on any side says nothing: the field may have been collimated and the image
+    // cropped to it afterwards, as computed radiography often is (a clean chest CR was graded
+    // 丙 for collimation nobody could see; issue #18).
+    if sides == 0 {
+        return Score::not_assessable(
+            NAME,
+            "未见限束边缘（影像可能已裁剪至照射野），无法判断",
+            "no collimator edge visible (the image may be cropped to the field): cannot judge",
+        );
+    }
     let score = 60.0 + 10.0 * sides as f64;
     let reasons = if sides < 4 {
         vec![reason(

@@ -17,11 +17,18 @@ pub struct Header {
     pub photometric: Option<String>,
     /// Row and column spacing, mm (0028,0030).
     pub pixel_spacing: Option<(f64, f64)>,
+    /// (0018,1164) Imager Pixel Spacing, mm (projection radiography's detector pitch).
+    pub imager_pixel_spacing: Option<(f64, f64)>,
     pub slice_thickness: Option<f64>,
     pub kvp: Option<f64>,
     pub convolution_kernel: Option<String>,
     /// CTDIvol, mGy (0018,9345).
     pub ctdi_vol: Option<f64>,
+    /// (0018,1100) Reconstruction Diameter, mm: the field the CT reconstructed.
+    pub reconstruction_diameter: Option<f64>,
+    /// (0028,2110) Lossy Image Compression "01", or a ratio in (0028,2112): the pixels were
+    /// compressed lossily at some point, at this ratio when known.
+    pub lossy: Option<f64>,
     /// IEC 62494-1 exposure index (0018,1411), target (0018,1412), deviation index (0018,1413).
     pub exposure_index: Option<f64>,
     pub target_exposure_index: Option<f64>,
@@ -78,10 +85,17 @@ impl Header {
             pixel_representation: num(doc, "00280103", 0).map(|v| v as u32),
             photometric: text(doc, "00280004"),
             pixel_spacing: arr("00280030", 2).map(|v| (v[0], v[1])),
+            imager_pixel_spacing: arr("00181164", 2).map(|v| (v[0], v[1])),
             slice_thickness: num(doc, "00180050", 0),
             kvp: num(doc, "00180060", 0),
             convolution_kernel: text(doc, "00181210"),
             ctdi_vol: num(doc, "00189345", 0),
+            reconstruction_diameter: num(doc, "00181100", 0),
+            lossy: match (text(doc, "00282110").as_deref(), num(doc, "00282112", 0)) {
+                (_, Some(ratio)) if ratio > 1.0 => Some(ratio),
+                (Some("01"), _) => Some(0.0),
+                _ => None,
+            },
             exposure_index: num(doc, "00181411", 0),
             target_exposure_index: num(doc, "00181412", 0),
             deviation_index: num(doc, "00181413", 0),

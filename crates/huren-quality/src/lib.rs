@@ -96,6 +96,31 @@ pub(crate) fn below_a(code: &str, zh: &str, en: &str, score: f64) -> Vec<Reason>
     }
 }
 
+/// A score from a measured value through bands given as (value, score) points in order of
+/// worsening value: linear between points, and past the last one the last segment's slope
+/// continues down to 0, so a worse value always scores lower (no plateau). Before the first
+/// point the first segment continues up to 100.
+pub(crate) fn banded(x: f64, points: &[(f64, f64)]) -> f64 {
+    let line = |a: (f64, f64), b: (f64, f64)| a.1 + (x - a.0) * (b.1 - a.1) / (b.0 - a.0);
+    let score = match points {
+        [] => 100.0,
+        [only] => only.1,
+        [first, second, ..] if (x - first.0) * (second.0 - first.0) <= 0.0 => line(*first, *second),
+        _ => {
+            let mut s = None;
+            for pair in points.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                if (x - a.0) * (x - b.0) <= 0.0 {
+                    s = Some(line(a, b));
+                    break;
+                }
+            }
+            s.unwrap_or_else(|| line(points[points.len() - 2], points[points.len() - 1]))
+        }
+    };
+    score.clamp(0.0, 100.0)
+}
+
 pub(crate) fn reason(code: &str, zh: &str, en: &str) -> Reason {
     Reason {
         code: code.to_owned(),

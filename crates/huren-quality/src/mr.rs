@@ -72,8 +72,19 @@ pub fn snr(_h: &Header, px: Option<&Pixels>) -> Score {
 /// when (0018,1312) is absent, the larger). Because both regions are derived from the object's
 /// own outline, anatomy near the edge of the field does not count as ghost. Ghosts at other
 /// displacements (periodic motion) are left to `mr_motion`: searching them too read dim anatomy
-/// as ghost on a real shoulder MR. Score: 100·4/(4 + GSR) (甲 up to 0.7%, 乙 up to 1.7%, 丙 up to
-/// 4%).
+/// as ghost on a real shoulder MR. Score by bands anchored on the ACR MRI accreditation limit
+/// (a ghosting ratio of 2.5% or less passes): 甲 up to 1%, 乙 up to 2.5%, 丙 up to 5%, 0 at
+/// 15% ([`GHOST_BANDS`]). The earlier 100·4/(4 + GSR) graded the clean real shoulder MR (0.72%)
+/// 乙.
+/// Ghost-to-signal ratio (percent) → score.
+const GHOST_BANDS: &[(f64, f64)] = &[
+    (0.0, 100.0),
+    (1.0, 85.0),
+    (2.5, 70.0),
+    (5.0, 50.0),
+    (15.0, 0.0),
+];
+
 pub fn ghosting(h: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "mr_ghosting";
     let Some(px) = px else {
@@ -95,7 +106,7 @@ pub fn ghosting(h: &Header, px: Option<&Pixels>) -> Score {
             "too little background around the object",
         );
     };
-    let score = 100.0 * 4.0 / (4.0 + gsr.max(0.0));
+    let score = crate::banded(gsr.max(0.0), GHOST_BANDS);
     let reasons = below_a(
         "mr_ghosting",
         &format!("相位编码方向伪影（鬼影信号比{gsr:.1}%）"),

@@ -25,7 +25,12 @@ fn phantom(n: usize, sigma: f64, seed: u64) -> Pixels {
             values.push((base + sigma * g) as f32);
         }
     }
-    Pixels::new(n, n, values, (-32768.0, 32767.0), 1.0, -1024.0)
+    ct_frame(n, n, values)
+}
+
+/// A CT frame of these HU values (signed 16-bit stored, intercept −1024).
+fn ct_frame(rows: usize, columns: usize, values: Vec<f32>) -> Pixels {
+    Pixels::new(rows, columns, values, (-32768.0, 32767.0), 1.0, -1024.0)
 }
 
 fn ct_header() -> Header {
@@ -271,14 +276,7 @@ fn with_ring(px: &Pixels, radius: f64, hu: f32) -> Pixels {
             }
         }
     }
-    Pixels::new(
-        px.rows,
-        px.columns,
-        values,
-        (-32768.0, 32767.0),
-        1.0,
-        -1024.0,
-    )
+    ct_frame(px.rows, px.columns, values)
 }
 
 #[test]
@@ -287,7 +285,9 @@ fn a_ring_is_found_at_its_radius_and_stronger_rings_score_lower() {
     let clean = phantom(256, 8.0, 41);
     let (clean_index, _, _) = ct::ring_index(&clean).expect("soft tissue");
     let mut last = ct::ring(&h, Some(&clean)).score.expect("score");
-    for hu in [6.0, 12.0, 24.0] {
+    // Up to rings far stronger than the noise (the clipping scale was the noise's, so the index
+    // stopped growing once a ring dominated it; issue #18).
+    for hu in [6.0, 12.0, 24.0, 48.0, 96.0] {
         let px = with_ring(&clean, 70.0, hu);
         let (index, radius, amplitude) = ct::ring_index(&px).expect("soft tissue");
         assert!(
@@ -306,6 +306,86 @@ fn a_ring_is_found_at_its_radius_and_stronger_rings_score_lower() {
     // A dark ring is a ring too.
     let dark = ct::ring_index(&with_ring(&clean, 50.0, -12.0)).expect("soft tissue");
     assert!(dark.0 > clean_index && dark.1.abs_diff(50) <= 1, "{dark:?}");
+    // Many rings at once (a failing detector bank) still read worse than one.
+    let one = ct::ring(&h, Some(&with_ring(&clean, 70.0, 20.0)))
+        .score
+        .expect("score");
+    let mut dense = clean.clone();
+    for radius in (30..100).step_by(6) {
+        dense = with_ring(&dense, f64::from(radius), 20.0);
+    }
+    let many = ct::ring(&h, Some(&dense)).score.expect("score");
+    assert!(many <= one, "dense rings {many} vs one {one}");
+}
+
+/// The phantom blurred by a Gaussian of `sigma` pixels (separable, edges clamped).
+fn blurred(px: &Pixels, sigma: f64) -> Pixels {
+    let r = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f64> = (-r..=r)
+        .map(|x| (-0.5 * (x as f64 / sigma).powi(2)).exp())
+        .collect();
+    let total: f64 = kernel.iter().sum();
+    let (h, w) = (px.rows as isize, px.columns as isize);
+    let pass = |src: &[f32], along_rows: bool| -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let mut s = 0f64;
+                for (k, weight) in kernel.iter().enumerate() {
+                    let d = k as isize - r;
+                    let (yy, xx) = if along_rows {
+                        (y, (x + d).clamp(0, w - 1))
+                    } else {
+                        ((y + d).clamp(0, h - 1), x)
+                    };
+                    s += weight * f64::from(src[(yy * w + xx) as usize]);
+                }
+                out[(y * w + x) as usize] = (s / total) as f32;
+            }
+        }
+        out
+    };
+    let values = pass(&pass(&px.values, true), false);
+    ct_frame(px.rows, px.columns, values)
+}
+
+#[test]
+fn ct_sharpness_spans_its_bands_as_blur_grows() {
+    // σ 1 px to 4 px of blur on a 0.7 mm phantom: every step scores lower, through 乙 and 丙
+    // (the 5×5 window it replaced moved from 84.8 to 80.3 over the same range; issue #18).
+    let h = ct_header();
+    let clean = phantom(256, 4.0, 12);
+    let mut last = ct::sharpness(&h, Some(&clean)).score.expect("edges");
+    assert!(last >= 85.0, "clean phantom {last}");
+    let mut grades = Vec::new();
+    for sigma in [1.0, 2.0, 3.0, 4.0] {
+        let s = ct::sharpness(&h, Some(&blurred(&clean, sigma)));
+        let score = s.score.expect("edges");
+        assert!(score < last, "σ {sigma}: {score} after {last}");
+        last = score;
+        grades.push(s.grade.expect("graded"));
+    }
+    assert!(
+        grades.contains(&Grade::B) && grades.contains(&Grade::C),
+        "{grades:?}"
+    );
+}
+
+#[test]
+fn a_processed_ct_is_not_read_as_streaked() {
+    // Noise flattened to nothing (a lossy or denoised image): the noise is not measurable, and
+    // the streak ratio divides by a floor, not by 0.02 HU (a clean head CT graded 废片; #18).
+    let h = ct_header();
+    let mut flat = phantom(256, 0.0, 1);
+    for (i, v) in flat.values.iter_mut().enumerate() {
+        // A little anatomy-like texture in the soft tissue, nothing else.
+        if (-50.0..150.0).contains(v) {
+            *v += ((i % 97) as f32 / 97.0 - 0.5) * 1.5;
+        }
+    }
+    assert!(ct::noise(&h, Some(&flat)).score.is_none());
+    let streak = ct::streak(&h, Some(&flat));
+    assert!(streak.score.expect("soft tissue") >= 85.0, "{streak:?}");
 }
 
 /// An MR-like object: an ellipse of 800 on a Rayleigh-ish background of about 12, with a copy
