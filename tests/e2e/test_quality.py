@@ -260,3 +260,113 @@ def test_blank_frames_are_reject_and_unjudgeable_ones_not_assessable(site):
     while decided()[ramp]["verdict"] != "not_recognizable":
         assert time.time() < deadline, decided()[ramp]
         time.sleep(0.5)
+
+
+def test_the_qc_centre_sees_every_study_every_image_and_every_measure(site):
+    """Issue #18, the QC centre's view: a study looked up by its UID shows its grade (code and
+    both labels), each series' medians and every image's scorers with the measured value, unit,
+    bands and whether they could judge; the list filters by institution, modality, grade, status
+    and day — a study without StudyDate under the day it arrived — a page at a time, in JSON and
+    CSV; not-assessable studies are listed as such; a reader of another hospital finds nothing."""
+    from conftest import ADMIN
+    from test_sessions import add_user, PASSWORD
+    s = site
+    pid = "QV" + uuid.uuid4().hex[:6]
+    clean, noisy, ramp, undated = generate_uid(), generate_uid(), generate_uid(), generate_uid()
+    series = {uid: generate_uid() for uid in (clean, noisy, ramp, undated)}
+    rng = np.random.default_rng(11)
+    for n in range(1, 5):
+        store(s, phantom_slice(clean, series[clean], n, 8.0, 500 + n, pid))
+        store(s, phantom_slice(noisy, series[noisy], n, 45.0, 600 + n, pid))
+        store(s, frame_slice(ramp, series[ramp], n,
+                             np.tile(np.linspace(700.0, 1500.0, 128), (128, 1)) + rng.normal(0, 3, (128, 128)), pid))
+        late = phantom_slice(undated, series[undated], n, 8.0, 700 + n, pid)
+        del late.StudyDate
+        store(s, late)
+    for uid in (clean, noisy, ramp, undated):
+        wait_for(s, "SELECT q.aggregated_at FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?",
+                 uid)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    today = time.strftime("%Y-%m-%d")
+    span = {"from": today, "until": today}
+
+    r = requests.get(f"{s.url}/api/quality/studies/{clean}", headers=admin)
+    assert r.status_code == 200, r.text
+    (view,) = r.json()["studies"]
+    assert (view["grade"], view["grade_zh"], view["grade_en"], view["status"]) == ("A", "甲", "grade A", "graded")
+    (ser,) = view["series"]
+    assert len(ser["images"]) == 4 and ser["assessable"] is True
+    medians = {m["scorer"]: m for m in ser["scorers"]}
+    assert medians["ct_noise"]["unit"] == "HU" and "甲" in medians["ct_noise"]["bands_zh"]
+    image = ser["images"][0]
+    assert image["status"] == "scored" and image["assessable"] is True and image["grade_zh"] == "甲"
+    measures = {m["scorer"]: m for m in image["scores"]}
+    noise = measures["ct_noise"]
+    assert noise["assessable"] and 5 < noise["value"] < 12 and noise["unit"] == "HU", noise
+    assert measures["ct_sharpness"]["unit"] == "mm" and measures["ct_sharpness"]["value"] > 0
+    # A scorer that could not judge says so (the phantom has no air squares for… none here are
+    # missing, so the ramp's images show it).
+    (ramp_view,) = requests.get(f"{s.url}/api/quality/studies/{ramp}", headers=admin).json()["studies"]
+    assert ramp_view["status"] == "not_assessable" and ramp_view["grade"] is None
+    ramp_image = ramp_view["series"][0]["images"][0]
+    assert ramp_image["assessable"] is False
+    assert any(not m["assessable"] for m in ramp_image["scores"])
+    assert requests.get(f"{s.url}/api/quality/studies/1.2.3.404", headers=admin).status_code == 404
+
+    def listed(**params):
+        r = requests.get(f"{s.url}/api/quality/studies", params={**span, **params}, headers=admin)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    everything = listed(limit=500)
+    mine = {x["study_instance_uid"]: x for x in everything["studies"]}
+    assert {clean, noisy, ramp, undated} <= set(mine)
+    assert mine[undated]["dated_by"] == "arrival" and mine[undated]["day"] == today
+    assert mine[clean]["dated_by"] == "study_date"
+    assert mine[ramp]["status"] == "not_assessable" and mine[ramp]["reasons"][0]["code"] == "image_not_assessable"
+    assert noisy in [x["study_instance_uid"] for x in listed(grade="reject", limit=500)["studies"]]
+    assert [x["grade"] for x in listed(grade="废片", limit=500)["studies"]] == \
+        [x["grade"] for x in listed(grade="reject", limit=500)["studies"]]
+    assert ramp in [x["study_instance_uid"] for x in listed(status="not_assessable", limit=500)["studies"]]
+    assert all(x["status"] == "graded" for x in listed(status="graded", limit=500)["studies"])
+    assert listed(institution="county", limit=500)["total"] == everything["total"]
+    assert listed(institution="city")["total"] == 0
+    assert listed(modality="MR")["total"] == 0
+    # Pages: the same order, a page at a time, the total on each.
+    first, second = listed(limit=1), listed(limit=1, offset=1)
+    assert first["total"] == second["total"] == everything["total"]
+    assert [first["studies"][0]["study_instance_uid"], second["studies"][0]["study_instance_uid"]] == \
+        [x["study_instance_uid"] for x in everything["studies"][:2]]
+    assert listed(limit=10, offset=10_000) == {"total": everything["total"], "offset": 10_000, "limit": 10,
+                                               "studies": []}
+    csv = requests.get(f"{s.url}/api/quality/studies", params={**span, "format": "csv", "limit": 500}, headers=admin)
+    header, *lines = csv.text.splitlines()
+    assert "grade_zh" in header.split(",") and any(",A,甲,grade A," in line for line in lines), csv.text[:400]
+    for bad in ({"grade": "D"}, {"status": "done"}, {"order": "best"}, {"offset": -1}):
+        r = requests.get(f"{s.url}/api/quality/studies", params={**span, **bad}, headers=admin)
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
+
+    # A technician of another hospital finds none of it, by list or by UID.
+    assert add_user(s, "vtech", "technician", "city").returncode == 0
+    cookie = {"huren_session": requests.post(f"{s.url}/api/session", json={"username": "vtech", "password": PASSWORD})
+              .cookies["huren_session"]}
+    assert requests.get(f"{s.url}/api/quality/studies/{clean}", cookies=cookie).status_code == 404
+    r = requests.get(f"{s.url}/api/quality/studies", params={**span, "institution": "county"}, cookies=cookie)
+    assert r.status_code == 200 and r.json()["total"] == 0
+
+
+def test_studies_waiting_to_be_scored_are_listed_as_pending(fresh_server):
+    s = fresh_server({"HUREN__ARCHIVE__STABLE_AFTER_SECS": "1", "HUREN__QUALITY__WORKERS": "0"})
+    from conftest import ADMIN
+    pid = "QP" + uuid.uuid4().hex[:6]
+    study, series = generate_uid(), generate_uid()
+    for n in range(1, 3):
+        store(s, phantom_slice(study, series, n, 8.0, n, pid))
+    today = time.strftime("%Y-%m-%d")
+    r = requests.get(f"{s.url}/api/quality/studies", params={"from": today, "until": today, "status": "pending"},
+                     headers={"Authorization": f"Bearer {ADMIN}"})
+    (row,) = r.json()["studies"]
+    assert (row["study_instance_uid"], row["status"], row["stored"], row["scored"]) == (study, "pending", 2, 0), row
+    (view,) = requests.get(f"{s.url}/api/quality/studies/{study}",
+                           headers={"Authorization": f"Bearer {ADMIN}"}).json()["studies"]
+    assert [i["status"] for i in view["series"][0]["images"]] == ["pending", "pending"]

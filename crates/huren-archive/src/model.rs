@@ -1043,6 +1043,86 @@ pub struct QcStudyOutcome {
 /// calibrated, complete, not assessable).
 pub type QcGradeRow = (String, String, Option<String>, bool, Option<bool>, bool);
 
+/// Where a study stands in quality control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QcStatus {
+    /// Graded 甲/乙/丙/废片.
+    Graded,
+    /// Scored, but no image could be judged.
+    NotAssessable,
+    /// Not graded yet: images waiting to be scored, or the study not yet stable.
+    Pending,
+    /// Nothing in it to score (localizers, reports, modalities no scorer covers).
+    NothingToScore,
+}
+
+/// The QC centre's list: which studies, in which order, which page.
+#[derive(Debug, Clone)]
+pub struct QcStudyFilter {
+    /// Study dates `[from, until]` as YYYYMMDD; studies without a StudyDate by the day their
+    /// first image arrived, `[arrived_from, arrived_until)` unix seconds (the same days in the
+    /// region's zone).
+    pub from: String,
+    pub until: String,
+    pub arrived_from: i64,
+    pub arrived_until: i64,
+    pub institution: Option<i64>,
+    pub modality: Option<String>,
+    /// A grade code (A, B, C, reject).
+    pub grade: Option<String>,
+    pub status: Option<QcStatus>,
+    pub order: QcOrder,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QcOrder {
+    /// Lowest score first (ungraded last), the QC centre's worklist.
+    ScoreAscending,
+    ScoreDescending,
+    /// Newest first, by study date (or arrival).
+    Newest,
+}
+
+/// A study in the QC centre's list (no patient data).
+#[derive(Debug, Clone)]
+pub struct QcListRow {
+    pub study_uid: String,
+    pub institution: String,
+    pub modalities: String,
+    /// YYYYMMDD, when the study has one.
+    pub study_date: Option<String>,
+    /// When its first image arrived (unix seconds).
+    pub arrived_at: i64,
+    pub aggregated_at: Option<i64>,
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub calibrated: bool,
+    pub not_assessable: bool,
+    pub complete: Option<bool>,
+    pub images: i64,
+    pub excluded: i64,
+    /// Images stored, and images whose scoring is done.
+    pub stored: i64,
+    pub scored: i64,
+    pub detail: Option<String>,
+}
+
+/// One image's QC result as stored.
+#[derive(Debug, Clone)]
+pub struct QcImageRow {
+    pub series_uid: String,
+    pub sop_instance_uid: String,
+    pub instance_number: Option<i64>,
+    /// Why it was left out, or its result (huren-quality ImageResult, JSON); neither while it
+    /// waits to be scored.
+    pub excluded: Option<String>,
+    pub result: Option<String>,
+}
+
 /// A graded study as the QC centre's feedback sees it (no patient data).
 #[derive(Debug, Clone)]
 pub struct QcStudyRow {

@@ -347,6 +347,19 @@ pub trait Index: Send + Sync + 'static {
         until: &str,
         institution: Option<i64>,
     ) -> Result<Vec<crate::model::QcStudyRow>, StoreError>;
+    /// The QC centre's list: studies matching the filter, one page in the filter's order, and
+    /// how many match in all.
+    async fn qc_list_studies(
+        &self,
+        filter: &crate::model::QcStudyFilter,
+    ) -> Result<(i64, Vec<crate::model::QcListRow>), StoreError>;
+    /// One study's QC state and its images' results, by StudyInstanceUID (each institution's
+    /// study of that UID when several sent one), optionally only of one institution.
+    async fn qc_study_images_by_uid(
+        &self,
+        study_uid: &str,
+        institution: Option<i64>,
+    ) -> Result<Vec<(crate::model::QcListRow, Vec<crate::model::QcImageRow>)>, StoreError>;
     /// Jobs waiting, and the oldest one's enqueue time.
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
     /// Marks units to be priced again: of these items, or of this institution, or all.

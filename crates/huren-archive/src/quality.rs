@@ -317,19 +317,6 @@ pub struct QualityRow {
     pub p90: Option<f64>,
 }
 
-/// A low-scoring study for the QC centre: what it is and why, with no patient data.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LowStudy {
-    pub study_instance_uid: String,
-    pub institution: String,
-    pub modalities: String,
-    pub study_date: Option<String>,
-    pub score: Option<f64>,
-    pub grade: Option<String>,
-    pub images: i64,
-    pub reasons: Vec<q::Reason>,
-}
-
 impl Archive {
     /// Score distributions by institution, modality or month (trends) for studies performed on
     /// `[from, until]`.
@@ -401,55 +388,342 @@ impl Archive {
             })
             .collect())
     }
+}
 
-    /// The lowest-scoring studies performed on `[from, until]`, optionally of one modality,
-    /// with the reasons that kept them low.
-    pub async fn quality_lowest(
+/// A grade as the QC centre reads it: the code and both labels side by side (one code set
+/// across API, CLI and CSV: A, B, C, reject; 甲, 乙, 丙, 废片).
+/// All three null when there is no grade.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GradeLabel {
+    pub grade: Option<&'static str>,
+    pub grade_zh: Option<&'static str>,
+    pub grade_en: Option<&'static str>,
+}
+
+fn label(g: Option<q::Grade>) -> GradeLabel {
+    GradeLabel {
+        grade: g.map(q::Grade::code),
+        grade_zh: g.map(q::Grade::label_zh),
+        grade_en: g.map(q::Grade::label_en),
+    }
+}
+
+/// A study in the QC centre's list (no patient data: the hospital finds it in its own PACS by
+/// its UID).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcStudyItem {
+    pub study_instance_uid: String,
+    pub institution: String,
+    pub modalities: String,
+    /// StudyDate as sent (YYYYMMDD), when there is one.
+    pub study_date: Option<String>,
+    /// The day the list files it under (YYYY-MM-DD): the study date, else the day its first
+    /// image arrived (region zone); `dated_by` says which.
+    pub day: String,
+    pub dated_by: &'static str,
+    pub status: crate::model::QcStatus,
+    pub score: Option<f64>,
+    #[serde(flatten)]
+    pub grade: GradeLabel,
+    pub calibrated: bool,
+    pub complete: Option<bool>,
+    /// Images stored, scored so far, graded (scored and not left out), left out.
+    pub stored: i64,
+    pub scored: i64,
+    pub images: i64,
+    pub excluded: i64,
+    /// What kept its series below 甲 (or why it could not be assessed).
+    pub reasons: Vec<q::Reason>,
+}
+
+/// One page of the QC centre's list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcStudyPage {
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub studies: Vec<QcStudyItem>,
+}
+
+/// One scorer's judgment of an image, or a series' median, with what it measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcMeasure {
+    pub scorer: String,
+    pub assessable: bool,
+    pub score: Option<f64>,
+    #[serde(flatten)]
+    pub grade: GradeLabel,
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    pub bands_zh: &'static str,
+    pub bands_en: &'static str,
+    /// Calibrated scorers grade; the others are shown.
+    pub calibrated: bool,
+    pub reasons: Vec<q::Reason>,
+}
+
+fn measure(s: &q::Score) -> QcMeasure {
+    let (unit, bands_zh, bands_en) = q::scorer_info(&s.scorer).unwrap_or(("", "", ""));
+    QcMeasure {
+        scorer: s.scorer.clone(),
+        assessable: s.score.is_some(),
+        score: s.score,
+        grade: label(s.grade),
+        value: s.value,
+        unit,
+        bands_zh,
+        bands_en,
+        calibrated: q::is_calibrated(&s.scorer) || s.scorer == "series_completeness",
+        reasons: s.reasons.clone(),
+    }
+}
+
+/// One image of a study in the QC view.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcImageView {
+    pub sop_instance_uid: String,
+    pub instance_number: Option<i64>,
+    /// `scored`, `excluded` (left out, with the reason's code) or `pending`.
+    pub status: &'static str,
+    pub excluded: Option<String>,
+    pub assessable: Option<bool>,
+    pub score: Option<f64>,
+    #[serde(flatten)]
+    pub grade: GradeLabel,
+    pub scores: Vec<QcMeasure>,
+}
+
+/// One series of a study in the QC view: its aggregate (per scorer, the median over its images)
+/// and its images.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcSeriesView {
+    pub series_instance_uid: String,
+    pub assessable: Option<bool>,
+    pub score: Option<f64>,
+    #[serde(flatten)]
+    pub grade: GradeLabel,
+    pub complete: Option<bool>,
+    pub reasons: Vec<q::Reason>,
+    /// Scorer → the median score over the images it could judge, with its unit and bands.
+    pub scorers: Vec<QcMeasure>,
+    pub images: Vec<QcImageView>,
+}
+
+/// A study's whole QC record: study, series and images, every scorer's value.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QcStudyView {
+    #[serde(flatten)]
+    pub study: QcStudyItem,
+    pub series: Vec<QcSeriesView>,
+}
+
+impl Archive {
+    fn qc_item(&self, r: crate::model::QcListRow) -> QcStudyItem {
+        use crate::model::QcStatus;
+        let status = if r.grade.is_some() {
+            QcStatus::Graded
+        } else if r.not_assessable {
+            QcStatus::NotAssessable
+        } else if r.aggregated_at.is_none() {
+            QcStatus::Pending
+        } else {
+            QcStatus::NothingToScore
+        };
+        let detail = r
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<q::StudyResult>(d).ok());
+        let reasons = detail
+            .map(|d| d.series.into_iter().flat_map(|x| x.reasons).collect())
+            .unwrap_or_default();
+        let dated = r
+            .study_date
+            .as_deref()
+            .and_then(crate::time::parse_da)
+            .map(iso);
+        let (day, dated_by) = match dated {
+            Some(d) => (d, "study_date"),
+            None => {
+                use time_tz::OffsetDateTimeExt;
+                let day = ::time::OffsetDateTime::from_unix_timestamp(r.arrived_at)
+                    .map(|t| iso(t.to_timezone(self.config.zone).date()))
+                    .unwrap_or_default();
+                (day, "arrival")
+            }
+        };
+        QcStudyItem {
+            study_instance_uid: r.study_uid,
+            institution: r.institution,
+            modalities: r.modalities,
+            study_date: r.study_date,
+            day,
+            dated_by,
+            status,
+            score: r.score,
+            grade: label(r.grade.as_deref().and_then(q::Grade::parse)),
+            calibrated: r.calibrated,
+            complete: r.complete,
+            stored: r.stored,
+            scored: r.scored,
+            images: r.images,
+            excluded: r.excluded,
+            reasons,
+        }
+    }
+
+    /// The QC centre's list of studies performed on `[from, until]` (by arrival day when a
+    /// study has no StudyDate): filtered by institution, modality, grade and status, in the
+    /// order asked, a page at a time. Institution admins and technicians see their own
+    /// institution's only, whatever they ask.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn quality_studies(
         &self,
         grant: &huren_access::QualityGrant,
         from: time::Date,
         until: time::Date,
+        institution: Option<&str>,
         modality: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LowStudy>, StoreError> {
-        let mut studies: Vec<_> = self
+        grade: Option<q::Grade>,
+        status: Option<crate::model::QcStatus>,
+        order: crate::model::QcOrder,
+        limit: i64,
+        offset: i64,
+    ) -> Result<QcStudyPage, crate::AdminError> {
+        let institution = match (grant.institution(), institution) {
+            (Some(own), _) => Some(own),
+            (None, Some(code)) => Some(
+                self.index
+                    .institution_as_of(code, self.today())
+                    .await?
+                    .ok_or_else(|| crate::AdminError::Invalid(format!("no institution {code}")))?
+                    .id,
+            ),
+            (None, None) => None,
+        };
+        let midnight = |d: time::Date| {
+            crate::time::instant(&crate::time::da(d), None, self.config.zone).unwrap_or(0)
+        };
+        let filter = crate::model::QcStudyFilter {
+            from: crate::time::da(from),
+            until: crate::time::da(until),
+            arrived_from: midnight(from),
+            arrived_until: until.next_day().map_or(i64::MAX, midnight),
+            institution,
+            modality: modality.map(str::to_owned),
+            grade: grade.map(|g| g.code().to_owned()),
+            status,
+            order,
+            limit,
+            offset,
+        };
+        let (total, rows) = self.index.qc_list_studies(&filter).await?;
+        Ok(QcStudyPage {
+            total,
+            offset,
+            limit,
+            studies: rows.into_iter().map(|r| self.qc_item(r)).collect(),
+        })
+    }
+
+    /// One study's QC record by StudyInstanceUID: its grade, each series' aggregate and every
+    /// image's scores with their measured values, units and bands. Each institution's study of
+    /// that UID when several sent one; only the reader's own institution's for institution
+    /// admins and technicians (others are not found).
+    pub async fn quality_study(
+        &self,
+        grant: &huren_access::QualityGrant,
+        study_uid: &str,
+    ) -> Result<Vec<QcStudyView>, StoreError> {
+        let found = self
             .index
-            .qc_graded_studies(
-                &crate::time::da(from),
-                &crate::time::da(until),
-                grant.institution(),
-            )
-            .await?
+            .qc_study_images_by_uid(study_uid, grant.institution())
+            .await?;
+        Ok(found
             .into_iter()
-            .filter(|s| s.score.is_some())
-            .filter(|s| modality.is_none_or(|m| s.modalities.split('\\').any(|x| x == m)))
-            .collect();
-        studies.sort_by(|a, b| {
-            a.score
-                .unwrap_or(f64::MAX)
-                .total_cmp(&b.score.unwrap_or(f64::MAX))
-        });
-        Ok(studies
-            .into_iter()
-            .take(limit)
-            .map(|s| {
-                let reasons = s
+            .map(|(row, images)| {
+                let detail = row
                     .detail
                     .as_deref()
-                    .and_then(|d| serde_json::from_str::<q::StudyResult>(d).ok())
-                    .map(|r| r.series.into_iter().flat_map(|x| x.reasons).collect())
-                    .unwrap_or_default();
-                LowStudy {
-                    study_instance_uid: s.study_uid,
-                    institution: s.institution,
-                    modalities: s.modalities,
-                    study_date: s.study_date,
-                    score: s.score,
-                    grade: s.grade,
-                    images: s.images,
-                    reasons,
+                    .and_then(|d| serde_json::from_str::<q::StudyResult>(d).ok());
+                let mut series: Vec<QcSeriesView> = Vec::new();
+                for img in images {
+                    let view = image_view(&img);
+                    match series
+                        .iter_mut()
+                        .find(|s| s.series_instance_uid == img.series_uid)
+                    {
+                        Some(s) => s.images.push(view),
+                        None => {
+                            let aggregate = detail.as_ref().and_then(|d| {
+                                d.series.iter().find(|s| s.series_uid == img.series_uid)
+                            });
+                            series.push(series_view(&img.series_uid, aggregate, view));
+                        }
+                    }
+                }
+                QcStudyView {
+                    study: self.qc_item(row),
+                    series,
                 }
             })
             .collect())
     }
+}
+
+fn image_view(img: &crate::model::QcImageRow) -> QcImageView {
+    let result = img
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<q::ImageResult>(r).ok())
+        // Under today's rules, as the aggregation reads it.
+        .map(|r| q::image_result(r.scores));
+    let status = match (&img.excluded, &result) {
+        (Some(_), _) => "excluded",
+        (None, Some(_)) => "scored",
+        (None, None) => "pending",
+    };
+    QcImageView {
+        sop_instance_uid: img.sop_instance_uid.clone(),
+        instance_number: img.instance_number,
+        status,
+        excluded: img.excluded.clone(),
+        assessable: result.as_ref().map(|r| r.assessable),
+        score: result.as_ref().and_then(|r| r.score),
+        grade: label(result.as_ref().and_then(|r| r.grade)),
+        scores: result
+            .map(|r| r.scores.iter().map(measure).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn series_view(uid: &str, aggregate: Option<&q::SeriesResult>, first: QcImageView) -> QcSeriesView {
+    QcSeriesView {
+        series_instance_uid: uid.to_owned(),
+        assessable: aggregate.map(|a| a.assessable),
+        score: aggregate.and_then(|a| a.score),
+        grade: label(aggregate.and_then(|a| a.grade)),
+        complete: aggregate.and_then(|a| a.complete),
+        reasons: aggregate.map(|a| a.reasons.clone()).unwrap_or_default(),
+        scorers: aggregate
+            .map(|a| {
+                a.scorers
+                    .iter()
+                    .map(|(name, median)| {
+                        measure(&q::Score {
+                            scorer: name.clone(),
+                            score: Some(*median),
+                            grade: Some(q::grade_of(*median)),
+                            value: None,
+                            reasons: Vec::new(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        images: vec![first],
+    }
+}
+
+fn iso(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
 }

@@ -218,7 +218,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recognition/decisions/{id}", get(recognition::decision))
         .route("/api/recognition/statistics", get(recognition::statistics))
         .route("/api/quality/statistics", get(quality::statistics))
-        .route("/api/quality/studies", get(quality::lowest))
+        .route("/api/quality/studies", get(quality::studies))
+        .route("/api/quality/studies/{uid}", get(quality::study))
         .route("/api/patients", get(patients::search))
         .route("/api/patients/{person}/timeline", get(patients::timeline))
         .route(

@@ -139,6 +139,11 @@ pub struct Scorer {
     /// It judges the pixels (else the header alone). An image is graded only when enough
     /// pixel scorers could judge it ([`MIN_PIXEL_SCORERS`]).
     pub pixels: bool,
+    /// The measured value's unit ("" for a pure number), and where the grade bands lie on it,
+    /// for the QC centre (docs/quality.md has the reasoning behind each).
+    pub unit: &'static str,
+    pub bands_zh: &'static str,
+    pub bands_en: &'static str,
     pub score: fn(&Header, Option<&Pixels>) -> Score,
 }
 
@@ -151,6 +156,9 @@ pub const SCORERS: &[Scorer] = &[
         // it grades.
         calibrated: true,
         pixels: true,
+        unit: "%",
+        bands_zh: "内容占比 < 1% 为废片",
+        bands_en: "under 1% content: reject",
         score: content::content,
     },
     Scorer {
@@ -158,6 +166,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "HU",
+        bands_zh: "折合5 mm：甲 ≤ 10 HU，乙 ≤ 20 HU，丙 ≤ 33 HU",
+        bands_en: "at 5 mm: A ≤ 10 HU, B ≤ 20 HU, C ≤ 33 HU",
         score: ct::noise,
     },
     Scorer {
@@ -165,6 +176,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: false,
+        unit: "",
+        bands_zh: "每缺一项 −15，每项不合理 −30",
+        bands_en: "−15 per field missing, −30 per implausible value",
         score: ct::acquisition,
     },
     Scorer {
@@ -172,6 +186,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "",
+        bands_zh: "甲 ≥ 68，乙 ≥ 28，丙 ≥ 12",
+        bands_en: "A ≥ 68, B ≥ 28, C ≥ 12",
         score: ct::snr_cnr,
     },
     Scorer {
@@ -179,6 +196,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "mm",
+        bands_zh: "甲 ≤ 0.8 mm，乙 ≤ 1.3 mm，丙 ≤ 1.9 mm",
+        bands_en: "A ≤ 0.8 mm, B ≤ 1.3 mm, C ≤ 1.9 mm",
         score: ct::sharpness,
     },
     Scorer {
@@ -186,6 +206,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "z",
+        bands_zh: "甲 ≤ 21，乙 ≤ 51，丙 ≤ 120",
+        bands_en: "A ≤ 21, B ≤ 51, C ≤ 120",
         score: ct::ring,
     },
     Scorer {
@@ -193,6 +216,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "×",
+        bands_zh: "甲 ≤ 2.8，乙 ≤ 5.3，丙 ≤ 11",
+        bands_en: "A ≤ 2.8, B ≤ 5.3, C ≤ 11",
         score: ct::streak,
     },
     Scorer {
@@ -200,6 +226,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT"],
         calibrated: true,
         pixels: true,
+        unit: "%",
+        bands_zh: "甲 ≤ 3%，乙 ≤ 6%，丙 ≤ 10%",
+        bands_en: "A ≤ 3%, B ≤ 6%, C ≤ 10%",
         score: ct::field_of_view,
     },
     Scorer {
@@ -207,6 +236,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: false,
+        unit: "DI",
+        bands_zh: "甲 |DI| ≤ 1.6，乙 ≤ 2.2，丙 ≤ 3",
+        bands_en: "A |DI| ≤ 1.6, B ≤ 2.2, C ≤ 3",
         score: dr::exposure,
     },
     Scorer {
@@ -214,6 +246,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: true,
+        unit: "%",
+        bands_zh: "甲 ≤ 3.5%，乙 ≤ 6.5%，丙 ≤ 10.5%",
+        bands_en: "A ≤ 3.5%, B ≤ 6.5%, C ≤ 10.5%",
         score: dr::saturation,
     },
     Scorer {
@@ -221,6 +256,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: true,
+        unit: "",
+        bands_zh: "甲 ≥ 0.28，乙 ≥ 0.12，丙 ≥ 0.05",
+        bands_en: "A ≥ 0.28, B ≥ 0.12, C ≥ 0.05",
         score: dr::contrast,
     },
     Scorer {
@@ -228,6 +266,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: true,
+        unit: "sides",
+        bands_zh: "甲 ≥ 3侧，乙 ≥ 1侧；不可见则无法评价",
+        bands_en: "A ≥ 3 sides, B ≥ 1; none visible: not assessable",
         score: dr::collimation,
     },
     Scorer {
@@ -235,6 +276,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: true,
+        unit: "r",
+        bands_zh: "偏移 ≤ 5%且镜像相关 ≥ 0.9为100分",
+        bands_en: "offset ≤ 5% and mirror correlation ≥ 0.9 score 100",
         score: dr::positioning,
     },
     Scorer {
@@ -242,6 +286,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["DX", "CR", "DR"],
         calibrated: true,
         pixels: true,
+        unit: "",
+        bands_zh: "甲 ≥ 0.0057，乙 ≥ 0.0023，丙 ≥ 0.001",
+        bands_en: "A ≥ 0.0057, B ≥ 0.0023, C ≥ 0.001",
         score: dr::sharpness,
     },
     Scorer {
@@ -249,6 +296,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["MR"],
         calibrated: true,
         pixels: true,
+        unit: "",
+        bands_zh: "甲 ≥ 34，乙 ≥ 14，丙 ≥ 6",
+        bands_en: "A ≥ 34, B ≥ 14, C ≥ 6",
         score: mr::snr,
     },
     Scorer {
@@ -256,6 +306,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["MR"],
         calibrated: true,
         pixels: true,
+        unit: "%",
+        bands_zh: "甲 ≤ 1%，乙 ≤ 2.5%，丙 ≤ 5%",
+        bands_en: "A ≤ 1%, B ≤ 2.5%, C ≤ 5%",
         score: mr::ghosting,
     },
     Scorer {
@@ -263,6 +316,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["MR"],
         calibrated: true,
         pixels: true,
+        unit: "",
+        bands_zh: "甲 ≤ 0.61，乙 ≤ 0.66，丙 ≤ 0.70",
+        bands_en: "A ≤ 0.61, B ≤ 0.66, C ≤ 0.70",
         score: mr::motion,
     },
     Scorer {
@@ -270,6 +326,9 @@ pub const SCORERS: &[Scorer] = &[
         modalities: &["CT", "DX", "CR", "DR", "MR"],
         calibrated: true,
         pixels: false,
+        unit: "missing",
+        bands_zh: "齐全率 甲 ≥ 85%，乙 ≥ 70%，丙 ≥ 50%",
+        bands_en: "present: A ≥ 85%, B ≥ 70%, C ≥ 50%",
         score: meta::conformance,
     },
 ];
@@ -366,6 +425,21 @@ pub fn slice_position(h: &Header) -> Option<f64> {
 /// Whether the validation suite has passed this scorer.
 pub fn is_calibrated(scorer: &str) -> bool {
     SCORERS.iter().any(|s| s.name == scorer && s.calibrated)
+}
+
+/// A scorer's unit and grade bands (zh, en), the series scorer's included.
+pub fn scorer_info(name: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    if name == "series_completeness" {
+        return Some((
+            "slices",
+            "每缺一层 −30，每处层距不均 −10",
+            "−30 per missing slice, −10 per uneven step",
+        ));
+    }
+    SCORERS
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| (s.unit, s.bands_zh, s.bands_en))
 }
 
 /// Whether the scorer judges pixels (rather than the header alone).

@@ -232,32 +232,30 @@ pub fn edge_spread(px: &Pixels, min_contrast: f32) -> Option<(f64, Option<f64>, 
             if step < min_contrast {
                 continue;
             }
-            let centre = REACH as usize;
-            // The crossings nearest the centre: outward from it, where the profile passes 10%
-            // (below) and 90% (above), interpolated between samples.
+            // The crossings of 10% and 90% nearest the centre (upward crossings: the profile
+            // runs up the edge), interpolated between samples.
+            let centre = REACH as f32;
             let (low, high) = (lo + 0.1 * step, lo + 0.9 * step);
-            let mut t10 = None;
-            for k in (0..centre).rev() {
-                if profile[k] <= low {
+            let crossing = |level: f32| {
+                let mut best: Option<f32> = None;
+                for k in 0..n - 1 {
                     let (a, b) = (profile[k], profile[k + 1]);
-                    let f = if b > a { (low - a) / (b - a) } else { 0.0 };
-                    t10 = Some(k as f32 + f);
-                    break;
+                    if a <= level && level < b {
+                        let at = k as f32 + (level - a) / (b - a);
+                        if best.is_none_or(|x| (at - centre).abs() < (x - centre).abs()) {
+                            best = Some(at);
+                        }
+                    }
                 }
-            }
-            let mut t90 = None;
-            for k in centre + 1..n {
-                if profile[k] >= high {
-                    let (a, b) = (profile[k - 1], profile[k]);
-                    let f = if b > a { (high - a) / (b - a) } else { 1.0 };
-                    t90 = Some((k - 1) as f32 + f);
-                    break;
-                }
-            }
-            let (Some(t10), Some(t90)) = (t10, t90) else {
+                best
+            };
+            let (Some(t10), Some(t90)) = (crossing(low), crossing(high)) else {
                 continue;
             };
-            let sigma = (t90 - t10).max(0.0) / 2.563;
+            if t90 <= t10 {
+                continue;
+            }
+            let sigma = (t90 - t10) / 2.563;
             all.push(sigma);
             if ux.abs() > 0.9 {
                 along_rows.push(sigma);

@@ -307,3 +307,168 @@ pub async fn graded_studies(
         })
         .collect())
 }
+
+/// The columns of a study in the QC centre's list, after `s` (study), `i` (institution) and
+/// `q` (its qc_study row, if any); `s.id` first, the total count (a window) last.
+const LIST_COLUMNS: &str = "s.id, s.study_uid, i.code, s.modalities, NULLIF(s.study_date, ''),
+       (SELECT MIN(x.received_at) FROM instance x WHERE x.study_id = s.id) AS arrived,
+       q.aggregated_at, q.score, q.grade, COALESCE(q.calibrated, 0), COALESCE(q.not_assessable, 0),
+       q.complete, COALESCE(q.images, 0), COALESCE(q.excluded, 0),
+       (SELECT COUNT(*) FROM instance x WHERE x.study_id = s.id AND x.lifecycle = 'active'),
+       (SELECT COUNT(*) FROM qc_image g WHERE g.study_id = s.id),
+       q.detail, COUNT(*) OVER ()";
+
+fn list_row(r: &sqlx::sqlite::SqliteRow) -> (i64, huren_archive::model::QcListRow, i64) {
+    (
+        r.get(0),
+        huren_archive::model::QcListRow {
+            study_uid: r.get(1),
+            institution: r.get(2),
+            modalities: r.get(3),
+            study_date: r.get(4),
+            arrived_at: r.get::<Option<i64>, _>(5).unwrap_or_default(),
+            aggregated_at: r.get(6),
+            score: r.get(7),
+            grade: r.get(8),
+            calibrated: r.get(9),
+            not_assessable: r.get(10),
+            complete: r.get(11),
+            images: r.get(12),
+            excluded: r.get(13),
+            stored: r.get(14),
+            scored: r.get(15),
+            detail: r.get(16),
+        },
+        r.get(17),
+    )
+}
+
+/// The QC centre's list (docs/quality.md): studies performed on the days asked (by arrival when
+/// they have no StudyDate), filtered, one page, and the number matching.
+pub async fn list_studies(
+    pool: &SqlitePool,
+    f: &huren_archive::model::QcStudyFilter,
+) -> Result<(i64, Vec<huren_archive::model::QcListRow>), sqlx::Error> {
+    use huren_archive::model::{QcOrder, QcStatus};
+    let order = match f.order {
+        QcOrder::ScoreAscending => "q.score IS NULL, q.score ASC, s.id",
+        QcOrder::ScoreDescending => "q.score IS NULL, q.score DESC, s.id",
+        QcOrder::Newest => {
+            "COALESCE(NULLIF(s.study_date, ''), strftime('%Y%m%d', arrived, 'unixepoch')) DESC, s.id DESC"
+        }
+    };
+    let status = f.status.map(|s| match s {
+        QcStatus::Graded => "graded",
+        QcStatus::NotAssessable => "not_assessable",
+        QcStatus::Pending => "pending",
+        QcStatus::NothingToScore => "nothing_to_score",
+    });
+    // Dated studies through the study-date index; undated ones (few) by their first arrival.
+    let sql = format!(
+        "WITH cand AS (
+             SELECT id FROM study WHERE study_date >= ?1 AND study_date <= ?2 AND num_instances > 0
+             UNION ALL
+             SELECT u.id FROM study u
+              WHERE (u.study_date IS NULL OR u.study_date = '') AND u.num_instances > 0
+                AND (SELECT MIN(x.received_at) FROM instance x WHERE x.study_id = u.id) >= ?3
+                AND (SELECT MIN(x.received_at) FROM instance x WHERE x.study_id = u.id) < ?4)
+         SELECT {LIST_COLUMNS}
+           FROM cand JOIN study s ON s.id = cand.id JOIN institution i ON i.id = s.institution_id
+           LEFT JOIN qc_study q ON q.study_id = s.id
+          WHERE (?5 IS NULL OR s.institution_id = ?5)
+            AND (?6 IS NULL OR instr('\\' || s.modalities || '\\', '\\' || ?6 || '\\') > 0)
+            AND (?7 IS NULL OR q.grade = ?7)
+            AND (?8 IS NULL OR ?8 = CASE WHEN q.grade IS NOT NULL THEN 'graded'
+                                         WHEN COALESCE(q.not_assessable, 0) = 1 THEN 'not_assessable'
+                                         WHEN q.aggregated_at IS NULL THEN 'pending'
+                                         ELSE 'nothing_to_score' END)
+          ORDER BY {order}
+          LIMIT ?9 OFFSET ?10"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&f.from)
+        .bind(&f.until)
+        .bind(f.arrived_from)
+        .bind(f.arrived_until)
+        .bind(f.institution)
+        .bind(&f.modality)
+        .bind(&f.grade)
+        .bind(status)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(pool)
+        .await?;
+    let mut total = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (_, row, n) = list_row(r);
+        total = n;
+        out.push(row);
+    }
+    if rows.is_empty() && f.offset > 0 {
+        // Past the end: the count alone.
+        let again = huren_archive::model::QcStudyFilter {
+            offset: 0,
+            limit: 1,
+            ..f.clone()
+        };
+        return Ok((Box::pin(list_studies(pool, &again)).await?.0, out));
+    }
+    Ok((total, out))
+}
+
+/// Every institution's study of this StudyInstanceUID (or one institution's), each with its
+/// active images and their results.
+pub async fn study_images_by_uid(
+    pool: &SqlitePool,
+    study_uid: &str,
+    institution: Option<i64>,
+) -> Result<
+    Vec<(
+        huren_archive::model::QcListRow,
+        Vec<huren_archive::model::QcImageRow>,
+    )>,
+    sqlx::Error,
+> {
+    let sql = format!(
+        "SELECT {LIST_COLUMNS}
+           FROM study s JOIN institution i ON i.id = s.institution_id
+           LEFT JOIN qc_study q ON q.study_id = s.id
+          WHERE s.study_uid = ?1 AND (?2 IS NULL OR s.institution_id = ?2)
+          ORDER BY i.code"
+    );
+    let studies = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(study_uid)
+        .bind(institution)
+        .fetch_all(pool)
+        .await?;
+    let mut out = Vec::with_capacity(studies.len());
+    for r in &studies {
+        let (id, row, _) = list_row(r);
+        let images = sqlx::query(
+            "SELECT se.series_uid, x.sop_uid, x.instance_number, g.excluded, g.scores
+               FROM instance x JOIN series se ON se.id = x.series_id
+               LEFT JOIN qc_image g ON g.instance_id = x.id
+              WHERE x.study_id = ? AND x.lifecycle = 'active'
+              ORDER BY se.series_number, se.series_uid, x.instance_number, x.id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|m| {
+            let excluded: Option<String> = m.get(3);
+            let scores: Option<String> = m.get(4);
+            huren_archive::model::QcImageRow {
+                series_uid: m.get(0),
+                sop_instance_uid: m.get(1),
+                instance_number: m.get(2),
+                result: scores.filter(|s| excluded.is_none() && s.as_str() != "{}"),
+                excluded,
+            }
+        })
+        .collect();
+        out.push((row, images));
+    }
+    Ok(out)
+}

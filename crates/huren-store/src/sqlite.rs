@@ -2416,6 +2416,31 @@ impl Index for SqliteIndex {
         crate::quality::backlog(&self.pool).await.map_err(db)
     }
 
+    async fn qc_list_studies(
+        &self,
+        filter: &huren_archive::model::QcStudyFilter,
+    ) -> Result<(i64, Vec<huren_archive::model::QcListRow>), StoreError> {
+        crate::quality::list_studies(&self.pool, filter)
+            .await
+            .map_err(db)
+    }
+
+    async fn qc_study_images_by_uid(
+        &self,
+        study_uid: &str,
+        institution: Option<i64>,
+    ) -> Result<
+        Vec<(
+            huren_archive::model::QcListRow,
+            Vec<huren_archive::model::QcImageRow>,
+        )>,
+        StoreError,
+    > {
+        crate::quality::study_images_by_uid(&self.pool, study_uid, institution)
+            .await
+            .map_err(db)
+    }
+
     async fn reprice_recognition_units(
         &self,
         items: Option<&[String]>,
