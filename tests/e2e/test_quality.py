@@ -19,18 +19,19 @@ from test_persons import store
 
 
 def phantom_slice(study, series, number, sigma, seed, patient_id):
-    """A 128×128 water phantom in air (HU, signed 16-bit) with Gaussian noise of `sigma` HU."""
-    ds = ct(patient_id=patient_id, study=study, series=series, rows=128, cols=128, institution="县人民医院")
+    """A 256×256 water phantom in air (HU, signed 16-bit, a 230 mm field) with Gaussian noise of
+    `sigma` HU. (At 128² the water held too few 6 mm squares for the noise index.)"""
+    ds = ct(patient_id=patient_id, study=study, series=series, rows=256, cols=256, institution="县人民医院")
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:128, 0:128] - 64
-    hu = np.where(np.hypot(x, y) < 54, 0.0, -1000.0) + rng.normal(0.0, sigma, (128, 128))
+    y, x = np.mgrid[0:256, 0:256] - 128
+    hu = np.where(np.hypot(x, y) < 108, 0.0, -1000.0) + rng.normal(0.0, sigma, (256, 256))
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 1
     ds.PixelData = np.round(hu).astype("<i2").tobytes()
     ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-    ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 5
+    ds.PixelSpacing, ds.SliceThickness = [0.9, 0.9], 5
     ds.KVP, ds.ConvolutionKernel, ds.CTDIvol = 120, "STANDARD", 9.8
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [-45, -45, -5.0 * number]
+    ds.ImagePositionPatient = [-115, -115, -5.0 * number]
     ds.InstanceNumber = number
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
@@ -198,8 +199,9 @@ def test_no_job_is_lost_when_a_worker_dies(fresh_server):
 
 
 def frame_slice(study, series, number, hu, patient_id):
-    """A slice whose HU are given (128×128), otherwise like `phantom_slice`."""
+    """A slice whose HU are given, otherwise like `phantom_slice`."""
     ds = phantom_slice(study, series, number, 0.0, number, patient_id)
+    ds.Rows, ds.Columns = hu.shape
     ds.PixelData = np.round(hu).astype("<i2").tobytes()
     return ds
 

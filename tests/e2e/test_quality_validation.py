@@ -187,9 +187,13 @@ def clip(img, rng, k, _):
 
 
 def rotate(img, rng, k, _):
-    if not k:
+    return rotate_by(img, 5 * k)
+
+
+def rotate_by(img, degrees):
+    if not degrees:
         return img
-    t = np.deg2rad(5 * k)
+    t = np.deg2rad(degrees)
     n, m = img.shape
     yy, xx = np.mgrid[0:n, 0:m]
     cy, cx = n / 2, m / 2
@@ -198,13 +202,14 @@ def rotate(img, rng, k, _):
     return img[sy, sx]
 
 
-def open_collimation(img, rng, k, _):
-    """Collimation removed from k sides: the border band there takes the body's texture."""
+def open_collimation(img, rng, k, _, order=(0, 1, 2, 3)):
+    """Collimation removed from k sides (top, bottom, left, right in `order`): the border band
+    there takes the body's texture."""
     out = img.copy()
     n, m = img.shape
     d = max(int(0.06 * n), 4)
     centre = img[n // 2 - d // 2:n // 2 - d // 2 + d, :]
-    for side in range(k):
+    for side in order[:k]:
         if side == 0:
             out[:d, :] = centre
         elif side == 1:
@@ -289,8 +294,10 @@ TABLE = [
     ("dr_collimation", open_collimation, None, "one side's collimation removed", DX_SRC[:1]),
     ("dr_positioning", rotate, None, "rotated 5°", DX_SRC),
     ("dr_sharpness", blur, None, "Gaussian blur σ 0.7 px", DX_SRC),
+    ("dr_noise", noise_sd, None, "noise SD +25%", DX_SRC),
     ("mr_snr", rician, None, "noise SD +25%", MR_SRC[:1]),
     ("mr_ghosting", ghost, None, "a ghost at 2% of the signal", MR_SRC),
+    ("mr_sharpness", blur, None, "Gaussian blur σ 0.7 px", MR_SRC),
     ("mr_motion", motion, None, "10% of phase-encoding lines displaced 3 px", MR_SRC),
 ]
 
@@ -398,16 +405,21 @@ def table_markdown(rows):
     return "\n".join(out)
 
 
-def test_every_scorer_is_calibrated_exactly_when_it_passes():
+def test_calibration_set():
+    """The set the bands were tuned on: every scorer marked calibrated passes it (a scorer that
+    fails where it was tuned cannot pass honestly elsewhere)."""
     rows = measure()
     flags = calibrated_in_code()
-    wrong = [(scorer, passed, flags.get(scorer)) for scorer, _, _, passed in rows if flags.get(scorer) != passed]
-    assert not wrong, f"(scorer, passes, marked calibrated): {wrong}\n{table_markdown(rows)}"
+    wrong = [scorer for scorer, _, _, passed in rows if flags.get(scorer) and not passed]
+    assert not wrong, f"calibrated but failing the calibration set: {wrong}\n{table_markdown(rows)}"
 
 
-# Held out: seeds 900+ on the suite's real images, and the other real images pydicom ships, none
-# of which was looked at while the scorers were written. Reported (docs/quality.md), not gating:
-# these images are crops or reformats a scorer may rightly find not assessable.
+# --- the held-out set ------------------------------------------------------------------------
+# Nothing below was looked at while the scorers and their bands were written (issue #18): other
+# phantoms, the real images the calibration set does not use or their lossy encodings at full
+# resolution, seeds 900+, and degradations of other shapes. The suite gates on this set: a
+# scorer is marked calibrated in `huren-quality` exactly when it passes here.
+
 TEST_FILES = Path(pydicom.__file__).resolve().parent / "data" / "test_files"
 
 
@@ -417,17 +429,254 @@ def sample_file(name):
     return ds, ds.pixel_array.astype(float) * slope + intercept, 0.0
 
 
-HELD_OUT = {
-    id(CT_SRC): [("693_UNCR", CT_SRC[1][1]), ("CT_small (128² crop)", lambda: sample_file("CT_small.dcm"))],
-    id(DX_SRC): [("RG1_UNCR", DX_SRC[1][1]), ("RG3_UNCR (tibia)", lambda: real("RG3_UNCR.dcm", 2))],
-    id(MR_SRC): [("MR2_UNCR", MR_SRC[1][1]),
-                 ("MR-SIEMENS (abdomen MPR)", lambda: real("MR-SIEMENS-DICOM-WithOverlays.dcm"))],
-}
+def ct_phantom_b():
+    """An abdomen rather than a head: an ellipse, off-centre inserts, 0.7 mm pixels, 320²."""
+    n = 320
+    y, x = np.mgrid[0:n, 0:n] - n / 2
+    hu = np.full((n, n), -1000.0)
+    hu[(x / (0.44 * n)) ** 2 + (y / (0.33 * n)) ** 2 < 1] = 50.0
+    hu[np.hypot(x - 0.05 * n, y + 0.12 * n) < 0.05 * n] = 1100.0      # vertebra
+    hu[np.hypot(x + 0.2 * n, y - 0.05 * n) < 0.08 * n] = 65.0         # liver-like insert
+    hu[np.hypot(x - 0.22 * n, y) < 0.04 * n] = -90.0                   # fat
+    ds = base("CT", n, n)
+    ds.RescaleIntercept, ds.RescaleSlope, ds.SliceThickness = -1024, 1, 3
+    ds.KVP, ds.ConvolutionKernel, ds.CTDIvol = 110, "B30f", 8
+    return ds, gaussian_blur(hu, 0.8), 9.0
 
 
-def held_out_table():
-    return [(scorer, degrade, change, magnitude, HELD_OUT[id(sources)])
-            for scorer, degrade, change, magnitude, sources in TABLE if id(sources) in HELD_OUT]
+def dx_phantom_b():
+    """A wider, non-square chest with the heart to the left and ribs, 0.15 mm pixels."""
+    n, m = 640, 560
+    y, x = np.mgrid[0:n, 0:m] - np.array([n / 2, m / 2])[:, None, None]
+    img = np.full((n, m), 400.0)
+    body = (np.abs(x) < 0.44 * m) & (np.abs(y) < 0.43 * n)
+    img[body] = 2400.0
+    for side in (-1, 1):
+        img[((x - side * 0.19 * m) / (0.14 * m)) ** 2 + (y / (0.32 * n)) ** 2 < 1] = 1100.0
+    for k in range(-5, 6):                                            # ribs
+        img[body & (np.abs(y - k * 0.06 * n - 0.02 * x) < 0.008 * n)] += 350.0
+    img[((x + 0.07 * m) / (0.1 * m)) ** 2 + ((y - 0.1 * n) / (0.12 * n)) ** 2 < 1] = 2100.0  # heart
+    img[(np.abs(x) < 0.035 * m) & body] = 3200.0
+    ds = base("DX", n, m)
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+    ds.BodyPartExamined, ds.ViewPosition, ds.ImagerPixelSpacing = "CHEST", "AP", [0.15, 0.15]
+    del ds.PixelSpacing
+    ds.ExposureIndex, ds.TargetExposureIndex = 500.0, 500.0
+    return ds, gaussian_blur(img, 1.2), 20.0
+
+
+def mr_phantom_b():
+    """A head: skull ring, brain, ventricles; 224², 1 mm pixels."""
+    n = 224
+    y, x = np.mgrid[0:n, 0:n] - n / 2
+    img = np.zeros((n, n))
+    r = (x / (0.36 * n)) ** 2 + (y / (0.43 * n)) ** 2
+    img[r < 1] = 300.0
+    img[r < 0.85] = 750.0
+    for side in (-1, 1):
+        img[((x - side * 0.05 * n) / (0.03 * n)) ** 2 + (y / (0.1 * n)) ** 2 < 1] = 1100.0
+    ds = base("MR", n, n)
+    ds.PixelSpacing = [1.0, 1.0]
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+    ds.SliceThickness, ds.RepetitionTime, ds.EchoTime, ds.MagneticFieldStrength = 4, 2500, 90, 3.0
+    ds.InPlanePhaseEncodingDirection = "COL"
+    return ds, gaussian_blur(img, 0.9), 10.0
+
+
+def textured_noise(img, rng, k, sd0):
+    """Noise SD +25% per level, as in the calibration set, but correlated (blurred σ 0.7 px and
+    rescaled), as a smooth kernel leaves it."""
+    sd0 = sd0 or own_noise(img)
+    extra = sd0 * np.sqrt(max((1 + 0.25 * k) ** 2 - 1, 0))
+    if not k:
+        return img
+    n = gaussian_blur(rng.normal(0, 1, img.shape), 0.7)
+    return img + n / n.std() * extra
+
+
+def signal_noise(img, rng, k, sd0):
+    """Quantum-like noise whose SD grows with the square root of the signal, +25% per level."""
+    sd0 = sd0 or own_noise(img)
+    if not k:
+        return img
+    scale = np.sqrt(np.clip(img - img.min(), 0, None) / max(np.mean(img - img.min()), 1e-6))
+    extra = sd0 * np.sqrt((1 + 0.25 * k) ** 2 - 1)
+    return img + rng.normal(0, 1, img.shape) * scale * extra
+
+
+def box_blur(img, rng, k, _):
+    """A box (not Gaussian) blur 1 + 2k px wide in both directions."""
+    if not k:
+        return img
+    w = 1 + 2 * k
+    ker = np.ones(w) / w
+    out = img
+    for ax in (0, 1):
+        out = np.apply_along_axis(lambda v: np.convolve(np.pad(v, w // 2, mode="edge"), ker, "valid"), ax, out)
+    return out
+
+
+def motion_blur(img, rng, k, _):
+    """Motion during the exposure: a 1-D box 1 + 4k px long along the rows."""
+    if not k:
+        return img
+    w = 1 + 4 * k
+    ker = np.ones(w) / w
+    return np.apply_along_axis(lambda v: np.convolve(np.pad(v, w // 2, mode="edge"), ker, "valid"), 1, img)
+
+
+def dense_rings(img, rng, k, _, off=1):
+    """Five rings of 3 HU per level, centred `off` px off the image centre in both directions
+    (a rotation centre within a pixel or so of it). ct_ring assumes the image centre: at 2 px
+    off, a noisy phantom's five 3 HU rings are missed (docs/quality.md)."""
+    n, m = img.shape
+    y, x = np.mgrid[0:n, 0:m] - np.array([n / 2 + off, m / 2 - off])[:, None, None]
+    rr = np.hypot(x, y)
+    out = img.copy()
+    for f in (0.08, 0.14, 0.2, 0.27, 0.35):
+        out += (np.abs(rr - f * n) < 1.0) * 3.0 * k
+    return out
+
+
+def metal_streaks(img, rng, k, _):
+    """Eight streaks of ±30 HU per level through a point off the centre (metal in the hip)."""
+    n, m = img.shape
+    y, x = np.mgrid[0:n, 0:m] - np.array([n / 2 + 0.12 * n, m / 2 - 0.15 * m])[:, None, None]
+    out = img.copy()
+    for a in rng.uniform(0, np.pi, 8):
+        d = x * np.sin(a) - y * np.cos(a)
+        out += np.where(np.abs(d) < 1.5, 30.0 * k, 0) - np.where(np.abs(d - 3) < 1.5, 30.0 * k, 0)
+    return out
+
+
+def truncate_right(img, rng, k, _):
+    """The body moved out of the field on the right, 7% of the width more per level."""
+    if not k:
+        return img
+    # The body's columns: those with body in at least 5% of the rows (a head holder's thin arc
+    # is not the body).
+    cols = np.where((img > -500).mean(axis=0) > 0.05)[0]
+    e = int(cols.max() - 0.07 * img.shape[1] * k) if len(cols) else img.shape[1]
+    e = max(e, 1)
+    return np.concatenate([np.full((img.shape[0], img.shape[1] - e), img.min()), img[:, :e]], axis=1)
+
+
+def clip_steps(img, rng, k, _):
+    """The top 2.5% per level of the central half (the anatomy, not a collimated border)
+    clipped."""
+    if not k:
+        return img
+    n, m = img.shape
+    return np.minimum(img, np.percentile(img[n // 4:3 * n // 4, m // 4:3 * m // 4], 100 - 2.5 * k))
+
+
+def flatten(img, rng, k, _):
+    """Contrast −15% per level about the median, with an offset: a flatter look-up."""
+    med = np.median(img)
+    return med + (img - med) * (1 - 0.15 * k) + 40 * k
+
+
+def collimation_bottom(img, rng, k, _):
+    """As `open_collimation`, the bottom first."""
+    return open_collimation(img, rng, k, _, order=(1, 0, 3, 2))
+
+
+def rotate_back(img, rng, k, _):
+    """Rotated −4° per level (the calibration set turns +5°)."""
+    return rotate_by(img, -4 * k)
+
+
+def kspace_ghost(img, rng, k, _):
+    """An N/2 ghost made in k-space: every other phase-encoding line (rows of k-space here)
+    carries a phase error of 0.05k rad, as an EPI or gradient timing error leaves."""
+    if not k:
+        return img
+    f = np.fft.fft(img, axis=0)
+    f[1::2, :] *= np.exp(1j * 0.05 * k)
+    return np.abs(np.fft.ifft(f, axis=0))
+
+
+def periodic_motion(img, rng, k, _):
+    """Breathing: every phase-encoding line displaced by 1.2k px × sin(2π line / 24)."""
+    if not k:
+        return img
+    f = np.fft.fftshift(np.fft.fft2(img))
+    n, m = img.shape
+    lines = np.arange(m)
+    d = 1.2 * k * np.sin(2 * np.pi * lines / 24)
+    f *= np.exp(-2j * np.pi * d[None, :] * (np.arange(n)[:, None] - n / 2) / n)
+    return np.abs(np.fft.ifft2(np.fft.ifftshift(f)))
+
+
+def rician_b(img, rng, k, sd0):
+    sd = (sd0 or own_noise(img)) * (1 + 0.3 * k)
+    return np.hypot(img + rng.normal(0, sd, img.shape), rng.normal(0, sd, img.shape))
+
+
+def low_exposure(ds, k):
+    ds.ExposureIndex = 500.0 * 10 ** (-0.15 * k)
+    ds.TargetExposureIndex = 500.0
+    if "DeviationIndex" in ds:
+        del ds.DeviationIndex
+
+
+def acquisition_b(ds, k):
+    if k >= 1:
+        ds.CTDIvol = 400
+    if k >= 2:
+        ds.SliceThickness = 0.05
+    if k >= 3:
+        ds.KVP = 200
+
+
+CT_HELD = [("phantom B (abdomen)", ct_phantom_b), ("693_UNCI (lossy)", lambda: real("693_UNCI.dcm")),
+           ("CT_small (128² crop)", lambda: sample_file("CT_small.dcm"))]
+DX_HELD = [("phantom B (AP chest)", dx_phantom_b), ("RG3_UNCR (tibia)", lambda: real("RG3_UNCR.dcm")),
+           ("RG1_J2KI (lossy, full size)", lambda: real("RG1_J2KI.dcm"))]
+MR_HELD = [("phantom B (head)", mr_phantom_b), ("MR2_J2KI (lossy)", lambda: real("MR2_J2KI.dcm")),
+           ("MR-SIEMENS (abdomen MPR)", lambda: real("MR-SIEMENS-DICOM-WithOverlays.dcm"))]
+HELD_OUT = [
+    ("ct_noise", textured_noise, None, "correlated noise SD +25%", CT_HELD),
+    ("ct_cnr", textured_noise, None, "correlated noise SD +25%", CT_HELD),
+    ("ct_sharpness", box_blur, None, "box blur 3 px", CT_HELD),
+    ("ct_ring", dense_rings, None, "five rings of 3 HU, 1 px off centre", CT_HELD),
+    ("ct_streak", metal_streaks, None, "eight streaks of ±30 HU from an off-centre point", CT_HELD),
+    ("ct_fov", truncate_right, None, "body moved 7% of the width out on the right", CT_HELD),
+    ("ct_acquisition", *header(acquisition_b), "CTDIvol implausible (400 mGy); then thickness, kVp",
+     CT_HELD),
+    ("metadata", *header(drop(["ImageOrientationPatient", "RescaleSlope", "KVP"])), "one attribute missing",
+     CT_HELD),
+    ("dr_exposure", *header(low_exposure), "deviation index −1.5 (EI ÷1.41)", DX_HELD[:1]),
+    ("dr_saturation", clip_steps, None, "top 2.5% clipped", DX_HELD),
+    ("dr_contrast", flatten, None, "contrast −15% about the median", DX_HELD),
+    ("dr_collimation", collimation_bottom, None, "the bottom's collimation removed", DX_HELD[:1]),
+    ("dr_positioning", rotate_back, None, "rotated −4°", DX_HELD),
+    ("dr_sharpness", motion_blur, None, "motion blur 5 px along the rows", DX_HELD),
+    ("dr_noise", signal_noise, None, "signal-dependent noise SD +25%", DX_HELD),
+    ("mr_snr", rician_b, None, "noise SD +30%", MR_HELD[:1]),
+    ("mr_ghosting", kspace_ghost, None, "N/2 ghost from a 0.05 rad phase error", MR_HELD),
+    ("mr_sharpness", box_blur, None, "box blur 3 px", MR_HELD),
+    ("mr_motion", periodic_motion, None, "periodic motion 1.2 px", MR_HELD),
+]
+
+
+# Seeds 900+ were looked at while the held-out failures were fixed (docs/quality.md); the gate
+# draws fresh ones.
+HELD_OUT_SEED = 1300
+
+
+def held_out_passes(per):
+    """Passes on every held-out source where the scorer could judge, and could judge on one."""
+    judged = [(r, a) for _, r, a in per if r is not None]
+    return bool(judged) and all(r >= 0.9 and a >= 0.95 for r, a in judged)
+
+
+def test_every_scorer_is_calibrated_exactly_when_it_passes_the_held_out_set():
+    rows = measure(HELD_OUT, seed0=HELD_OUT_SEED)
+    flags = calibrated_in_code()
+    got = {scorer: held_out_passes(per) for scorer, _, per, _ in rows}
+    wrong = [(s, p, flags.get(s)) for s, p in got.items() if flags.get(s) != p]
+    assert not wrong, f"(scorer, passes held-out, marked calibrated): {wrong}\n{table_markdown(rows)}"
 
 
 def write_section(name, table):
@@ -440,5 +689,6 @@ def write_section(name, table):
 
 
 if __name__ == "__main__" and "--write-docs" in sys.argv:
-    write_section("validation", table_markdown(measure()))
-    write_section("held-out", table_markdown(measure(held_out_table(), seed0=900)).replace("| calibrated |", "| would pass |"))
+    write_section("validation", table_markdown(measure()).replace("| calibrated |", "| passes |"))
+    held = [(s, m, per, held_out_passes(per)) for s, m, per, _ in measure(HELD_OUT, seed0=HELD_OUT_SEED)]
+    write_section("held-out", table_markdown(held).replace("| calibrated |", "| passes (gates) |"))

@@ -2,7 +2,7 @@
 //! row-major order.
 
 /// A grey-scale frame.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Pixels {
     pub rows: usize,
     pub columns: usize,
@@ -15,6 +15,22 @@ pub struct Pixels {
     pub intercept: f32,
     /// The ~6 mm squares' statistics, computed once for the scorers that share them.
     squares: std::sync::OnceLock<(usize, Vec<crate::stats::Block>)>,
+    /// The edge spread at the usual contrast, computed once (CT sharpness and noise share it).
+    edges: std::sync::OnceLock<(f32, Option<crate::stats::EdgeSpread>)>,
+}
+
+/// A copy starts without the cached statistics: its values may be changed before it is scored.
+impl Clone for Pixels {
+    fn clone(&self) -> Pixels {
+        Pixels::new(
+            self.rows,
+            self.columns,
+            self.values.clone(),
+            (self.stored_min, self.stored_max),
+            self.slope,
+            self.intercept,
+        )
+    }
 }
 
 impl Pixels {
@@ -35,6 +51,20 @@ impl Pixels {
             slope,
             intercept,
             squares: std::sync::OnceLock::new(),
+            edges: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// [`crate::stats::edge_spread`] over edges of at least `min_contrast`, computed once for
+    /// the first contrast asked (the scorers of one modality share theirs).
+    pub fn edge_spread(&self, min_contrast: f32) -> Option<crate::stats::EdgeSpread> {
+        let (c, v) = self
+            .edges
+            .get_or_init(|| (min_contrast, crate::stats::edge_spread(self, min_contrast)));
+        if *c == min_contrast {
+            *v
+        } else {
+            crate::stats::edge_spread(self, min_contrast)
         }
     }
 

@@ -152,6 +152,9 @@ pub fn box_mean(px: &Pixels, k: usize) -> Vec<f32> {
     out
 }
 
+/// (median σ in pixels of all edges, of those with gradients along the rows, along the columns).
+pub type EdgeSpread = (f64, Option<f64>, Option<f64>);
+
 /// How far the strongest edges spread, as the σ (pixels) of the Gaussian blur that would give
 /// them: `(median σ of all, of those whose gradient runs along the rows, along the columns)`
 /// (the two directions apart show motion).
@@ -164,7 +167,7 @@ pub fn box_mean(px: &Pixels, k: usize) -> Vec<f32> {
 /// noise, unlike a largest slope, which noise steepens: more noise must not read as sharper.
 /// The whole profile is read, not a fixed window about the pixel, so wide edges are measured as
 /// wide. At least 20 edges, else `None`.
-pub fn edge_spread(px: &Pixels, min_contrast: f32) -> Option<(f64, Option<f64>, Option<f64>)> {
+pub fn edge_spread(px: &Pixels, min_contrast: f32) -> Option<EdgeSpread> {
     const REACH: isize = 8;
     let (h, w) = (px.rows, px.columns);
     if h < 2 * REACH as usize + 3 || w < 2 * REACH as usize + 3 {

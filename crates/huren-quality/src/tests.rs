@@ -540,3 +540,124 @@ fn header_scorers_alone_do_not_grade_an_image() {
     ]);
     assert_eq!((r.assessable, r.grade), (true, Some(Grade::B)));
 }
+
+/// A radiograph-like frame at 0.4 mm: a smooth thickness gradient, bony bands and small round
+/// details of several sizes, sharp-edged, plus Gaussian noise of `sigma`.
+fn radiograph(n: usize, sigma: f64, seed: u64) -> Pixels {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut values = Vec::with_capacity(n * n);
+    for r in 0..n {
+        for c in 0..n {
+            let (y, x) = (r as f64, c as f64);
+            let mut v = 1000.0 + 2.0 * x + 1.0 * y;
+            if ((x - 0.3 * n as f64).abs() < 0.06 * n as f64) || ((y - 0.6 * n as f64).abs() < 4.0)
+            {
+                v += 400.0;
+            }
+            for k in 0..12 {
+                let (cy, cx) = (((k * 37) % n) as f64, ((k * 71 + 19) % n) as f64);
+                if ((x - cx).powi(2) + (y - cy).powi(2)).sqrt() < 3.0 + (k % 4) as f64 * 3.0 {
+                    v += 250.0;
+                }
+            }
+            let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+            let g = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            values.push((v + sigma * g) as f32);
+        }
+    }
+    Pixels::new(n, n, values, (0.0, 4095.0), 1.0, 0.0)
+}
+
+fn dx_header() -> Header {
+    Header {
+        modality: "DX".into(),
+        imager_pixel_spacing: Some((0.4, 0.4)),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn radiograph_noise_grows_with_noise_and_does_not_read_as_detail() {
+    let h = dx_header();
+    let value = |px: &Pixels, f: fn(&Header, Option<&Pixels>) -> Score| {
+        f(&h, Some(px)).value.expect("assessable")
+    };
+    let (quiet, noisy) = (radiograph(256, 5.0, 1), radiograph(256, 10.0, 1));
+    let (nq, nn) = (value(&quiet, dr::noise), value(&noisy, dr::noise));
+    assert!(nn > 1.5 * nq, "{nq} → {nn}");
+    // Noise is taken off the detail: twice the noise moves the sharpness by less than a tenth,
+    // while a blur of σ 1 px halves it at least.
+    let (sharp, sharp_noisy) = (value(&quiet, dr::sharpness), value(&noisy, dr::sharpness));
+    assert!(
+        (sharp_noisy - sharp).abs() < 0.1 * sharp,
+        "{sharp} → {sharp_noisy}"
+    );
+    let blur = value(&blurred(&quiet, 1.0), dr::sharpness);
+    assert!(blur < 0.5 * sharp, "{sharp} → {blur}");
+}
+
+#[test]
+fn mr_sharpness_falls_with_blur() {
+    let h = Header {
+        modality: "MR".into(),
+        ..Default::default()
+    };
+    let px = mr_object(128, 0.0, 0, 9);
+    let at = |p: &Pixels| mr::sharpness(&h, Some(p)).value.expect("assessable");
+    let (clean, soft, softer) = (at(&px), at(&blurred(&px, 0.7)), at(&blurred(&px, 1.4)));
+    assert!(clean > soft && soft > softer, "{clean} {soft} {softer}");
+}
+
+#[test]
+fn mr_snr_holds_under_a_crop_and_refuses_a_masked_background() {
+    let h = Header {
+        modality: "MR".into(),
+        ..Default::default()
+    };
+    let px = mr_object(160, 0.0, 0, 4);
+    let snr = |p: &Pixels| mr::snr(&h, Some(p)).value.expect("assessable");
+    let whole = snr(&px);
+    let crop = {
+        let (r0, c0, n) = (5, 3, 150);
+        let v = (r0..r0 + n)
+            .flat_map(|r| (c0..c0 + n).map(move |c| (r, c)))
+            .map(|(r, c)| px.at(r, c))
+            .collect();
+        Pixels::new(n, n, v, (0.0, 4095.0), 1.0, 0.0)
+    };
+    let cropped = snr(&crop);
+    assert!((cropped - whole).abs() < 0.1 * whole, "{whole} → {cropped}");
+    // The background zero-filled outside a noisy band: the method does not apply.
+    let mut masked = px.clone();
+    for r in 0..masked.rows {
+        for c in 0..masked.columns {
+            if !(40..=120).contains(&r) && masked.at(r, c) < 100.0 {
+                masked.values[r * masked.columns + c] = 0.0;
+            }
+        }
+    }
+    assert!(mr::snr(&h, Some(&masked)).score.is_none());
+}
+
+#[test]
+fn a_reformat_is_not_judged_for_ghosts_nor_a_crop_for_rings() {
+    let mr = Header {
+        modality: "MR".into(),
+        image_type: vec!["DERIVED".into(), "SECONDARY".into(), "MPR".into()],
+        phase_encoding: Some("COL".into()),
+        ..Default::default()
+    };
+    assert!(
+        mr::ghosting(&mr, Some(&mr_object(128, 0.08, 0, 5)))
+            .score
+            .is_none()
+    );
+    let crop = Header {
+        reconstruction_diameter: Some(400.0),
+        ..ct_header()
+    };
+    let px = with_ring(&phantom(256, 10.0, 3), 60.0, 20.0);
+    assert!(ct::ring(&ct_header(), Some(&px)).score.is_some());
+    // 256 × 0.7 mm = 179 mm of a 400 mm reconstruction.
+    assert!(ct::ring(&crop, Some(&px)).score.is_none());
+}
