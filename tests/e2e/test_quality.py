@@ -372,3 +372,77 @@ def test_studies_waiting_to_be_scored_are_listed_as_pending(fresh_server):
     (view,) = requests.get(f"{s.url}/api/quality/studies/{study}",
                            headers={"Authorization": f"Bearer {ADMIN}"}).json()["studies"]
     assert [i["status"] for i in view["series"][0]["images"]] == ["pending", "pending"]
+
+
+def test_the_qc_centre_sees_what_the_validated_scorers_measure(site):
+    """Issue #18: the validation suite and the no-inversion property test score files with
+    `huren quality score`; the QC centre reads what the workers stored. Real images of every
+    modality (the sample CT, chest and tibia CR, shoulder and abdominal MR) and degraded copies,
+    sent over DIMSE, show through GET /api/quality/studies/{uid} the same grade and, scorer by
+    scorer, the same measured value and assessability as the command gives for the same file."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import pydicom
+    from conftest import ADMIN, BIN
+    from helpers import associate
+    import test_quality_validation as V
+
+    s = site
+    pid = "QR" + uuid.uuid4().hex[:6]
+    identity = ct(patient_id=pid, study="1.2.3", series="1.2.4", rows=8, cols=8, institution="县人民医院")
+    rng = np.random.default_rng(21)
+    cases = []
+    for name, scale in (("693_UNCR.dcm", 1), ("RG1_UNCR.dcm", 2), ("RG3_UNCR.dcm", 2), ("MR2_UNCR.dcm", 2),
+                        ("MR-SIEMENS-DICOM-WithOverlays.dcm", 1)):
+        ds, img, _ = V.real(name, scale)
+        cases.append((name, ds, img))
+        cases.append((name + " blurred", ds, V.blur(img, rng, 2, 0)))
+        cases.append((name + " noisy", ds, V.noise_sd(img, rng, 3, 0)))
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with tempfile.TemporaryDirectory() as t:
+        sent = []
+        for k, (label, ds0, img) in enumerate(cases):
+            path = Path(t) / f"{k}.dcm"
+            V.write(ds0, img, path)
+            ds = pydicom.dcmread(path)
+            for keyword in ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex",
+                            "InstitutionName"):
+                if keyword in identity:
+                    setattr(ds, keyword, getattr(identity, keyword))
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+            ds.StudyDate = time.strftime("%Y%m%d")
+            ds.SpecificCharacterSet = "ISO_IR 192"  # the Chinese name copied in
+            ds.save_as(path, enforce_file_format=True)
+            assoc = associate(s.dimse_port, contexts=[(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])])
+            assert assoc.is_established
+            assert assoc.send_c_store(ds).Status == 0, label
+            assoc.release()
+            sent.append((label, ds.StudyInstanceUID, ds.SOPInstanceUID, path))
+        out = subprocess.run([BIN, "quality", "score", *[str(p) for *_, p in sent]], capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        command = [json.loads(line)["result"] for line in out.stdout.splitlines()]
+    for (label, study, sop, _), cli in zip(sent, command):
+        wait_for(s, "SELECT q.aggregated_at FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?",
+                 study, timeout=90)
+        r = requests.get(f"{s.url}/api/quality/studies/{study}", headers=admin)
+        assert r.status_code == 200, r.text
+        (view,) = r.json()["studies"]
+        (image,) = [i for ser in view["series"] for i in ser["images"] if i["sop_instance_uid"] == sop]
+        assert image["grade"] == cli["grade"], (label, image["grade"], cli["grade"])
+        stored = {m["scorer"]: m for m in image["scores"]}
+        for measure in cli["scores"]:
+            got = stored[measure["scorer"]]
+            assert got["assessable"] == (measure["score"] is not None), (label, measure["scorer"])
+            if measure.get("value") is not None:
+                assert got["value"] == pytest.approx(measure["value"], rel=1e-6, abs=1e-9), (label, measure)
+    # The degraded copies never grade better than their originals, here as in the property test.
+    rank = {"A": 3, "B": 2, "C": 1, "reject": 0, None: None}
+    by_label = {label: cli for (label, *_), cli in zip(sent, command)}
+    for name in {label.split(" ")[0] for label, *_ in sent}:
+        for worse in ("blurred", "noisy"):
+            a, b = rank[by_label[name]["grade"]], rank[by_label[f"{name} {worse}"]["grade"]]
+            if a is not None and b is not None:
+                assert b <= a, (name, worse, by_label[name]["grade"], by_label[f"{name} {worse}"]["grade"])

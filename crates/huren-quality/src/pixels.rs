@@ -118,19 +118,32 @@ impl Pixels {
             };
             v as f32 * m + b
         };
-        let values: Vec<f32> = match bits_allocated {
-            8 => bytes
-                .get(..n)?
-                .iter()
-                .map(|b| value(u32::from(*b)))
-                .collect(),
-            16 => bytes
-                .get(..n * 2)?
-                .chunks_exact(2)
-                .map(|c| value(u32::from(u16::from_le_bytes([c[0], c[1]]))))
-                .collect(),
+        // Into a recycled buffer (a frame's worth of fresh pages cost more to fault in than
+        // to fill), one loop per sign so each is a plain vectorisable loop.
+        let mut values = recycled(n);
+        let shift = shift as i32;
+        match (bits_allocated, signed) {
+            (8, _) => {
+                let bytes = bytes.get(..n)?;
+                values.extend(bytes.iter().map(|b| value(u32::from(*b))));
+            }
+            (16, true) => {
+                let bytes = bytes.get(..n * 2)?;
+                values.extend(bytes.chunks_exact(2).map(|c| {
+                    let v = (i16::from_le_bytes([c[0], c[1]]) as i32) << shift >> shift;
+                    v as f32 * m + b
+                }));
+            }
+            (16, false) => {
+                let bytes = bytes.get(..n * 2)?;
+                values.extend(bytes.chunks_exact(2).map(|c| {
+                    let v =
+                        ((u32::from(u16::from_le_bytes([c[0], c[1]])) << shift) >> shift) as i32;
+                    v as f32 * m + b
+                }));
+            }
             _ => return None,
-        };
+        }
         Some(Pixels::new(
             rows,
             columns,
@@ -143,5 +156,39 @@ impl Pixels {
 
     pub fn at(&self, r: usize, c: usize) -> f32 {
         self.values[r * self.columns + c]
+    }
+}
+
+thread_local! {
+    /// Frame buffers of dropped frames, for the next frame this thread reads.
+    static RECYCLED: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `n` values, recycled when one is at hand.
+pub(crate) fn recycled(n: usize) -> Vec<f32> {
+    let mut v = RECYCLED
+        .with_borrow_mut(|pool| pool.pop())
+        .unwrap_or_default();
+    v.clear();
+    v.reserve(n);
+    v
+}
+
+/// Gives a frame-sized buffer back for the next frame or scorer to reuse.
+pub(crate) fn recycle(values: Vec<f32>) {
+    if values.capacity() > 0 {
+        RECYCLED.with_borrow_mut(|pool| {
+            if pool.len() < 4 {
+                pool.push(values);
+            }
+        });
+    }
+}
+
+/// A dropped frame's buffer goes back for the next (a few at most: a worker scores one frame
+/// at a time, a test or a caller may hold some more).
+impl Drop for Pixels {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.values));
     }
 }

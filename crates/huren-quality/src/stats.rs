@@ -52,7 +52,8 @@ pub fn mean_sd(v: impl Iterator<Item = f32>) -> Option<(f64, f64)> {
 /// Row by row over slices of the three rows, so the compiler can keep it in vector registers.
 pub fn gradient(px: &Pixels) -> Vec<f32> {
     let (h, w) = (px.rows, px.columns);
-    let mut g = vec![0f32; h * w];
+    let mut g = crate::pixels::recycled(h * w);
+    g.resize(h * w, 0.0);
     if h < 3 || w < 3 {
         return g;
     }
@@ -267,6 +268,7 @@ pub fn edge_spread(px: &Pixels, min_contrast: f32) -> Option<EdgeSpread> {
             }
         }
     }
+    crate::pixels::recycle(g);
     if all.len() < 20 {
         return None;
     }

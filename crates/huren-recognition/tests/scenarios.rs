@@ -470,8 +470,12 @@ fn every_rule_at_its_boundaries() {
         snapshot.push(serde_json::json!({ "scenario": name, "decision": d }));
     }
     let text = serde_json::to_string_pretty(&snapshot).expect("json") + "\n";
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/scenarios.json");
+    // The manifest directory as cargo gives it to the running test, not as compiled in: a
+    // target directory shared between clones (CI's and a developer's) may run a test binary
+    // built in another clone, whose path no longer exists.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = std::path::Path::new(&manifest).join("tests/snapshots/scenarios.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &text).expect("write snapshot");
     }
