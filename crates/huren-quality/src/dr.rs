@@ -314,166 +314,9 @@ fn pitch(h: &Header) -> f64 {
         .unwrap_or(DEFAULT_PITCH_MM)
 }
 
-/// The mean of each `k`×`k` block (the remainder at the edges dropped).
-fn downsample(px: &Pixels, k: usize) -> Pixels {
-    let (h, w) = (px.rows / k, px.columns / k);
-    let mut values = vec![0f32; h * w];
-    for r in 0..h * k {
-        let row = &px.values[r * px.columns..r * px.columns + w * k];
-        let out = &mut values[(r / k) * w..(r / k + 1) * w];
-        for (c, v) in row.iter().enumerate() {
-            out[c / k] += v;
-        }
-    }
-    let n = (k * k) as f32;
-    for v in &mut values {
-        *v /= n;
-    }
-    Pixels::new(
-        h,
-        w,
-        values,
-        (px.stored_min, px.stored_max),
-        px.slope,
-        px.intercept,
-    )
-}
-
-/// One tile's variances: of the pixels and of their 5-point Laplacian.
-#[derive(Clone, Copy)]
-pub(crate) struct Tile {
-    pub(crate) var: f64,
-    pub(crate) laplacian: f64,
-}
-
-/// The tiles of a radiograph that hold anatomy.
-pub(crate) struct AnatomyTiles {
-    pub(crate) tiles: Vec<Tile>,
-    /// The frame's 2nd–98th percentile spread, the scale of its anatomy's contrast.
-    spread: f64,
-}
-
-impl AnatomyTiles {
-    /// The median over the tiles of the Laplacian's variance, less the least detailed tenth's
-    /// (the noise's), over the tile's variance.
-    pub(crate) fn detail(&self) -> f64 {
-        let noise = self.percentile(10.0, |t| t.laplacian);
-        let mut ratios: Vec<f32> = self
-            .tiles
-            .iter()
-            .map(|t| ((t.laplacian - noise).max(0.0) / t.var) as f32)
-            .collect();
-        f64::from(crate::stats::median(&mut ratios).unwrap_or(0.0))
-    }
-
-    /// The `p`-th percentile of one of the tiles' variances.
-    pub(crate) fn percentile(&self, p: f64, of: impl Fn(&Tile) -> f64) -> f64 {
-        let mut v: Vec<f32> = self.tiles.iter().map(|t| of(t) as f32).collect();
-        f64::from(crate::stats::percentile(&mut v, p).unwrap_or(0.0))
-    }
-}
-
-/// Which tiles [`anatomy_tiles`] keeps.
-#[derive(Clone, Copy)]
-pub(crate) enum Keep {
-    /// Those whose SD is at least 5% of the frame's 2nd–98th percentile spread: where there is
-    /// detail to judge (collimated and empty areas are flat).
-    Detailed,
-    /// Those whose mean lies inside the 2nd–98th percentiles, a twentieth of their spread in
-    /// from each: the exposed anatomy, flat parts included (where noise is read), without the
-    /// collimated border, zero-filled areas or raw background.
-    Inside,
-}
-
-/// Cuts the frame into 16×16 tiles — averaged first to about [`SHARPNESS_PITCH_MM`] a pixel
-/// when `coarse` — and keeps those `keep` says. Err: why the image cannot be judged, in Chinese
-/// and English.
-pub(crate) fn anatomy_tiles(
-    hd: &Header,
-    px: Option<&Pixels>,
-    coarse: bool,
-    keep: Keep,
-) -> Result<AnatomyTiles, (&'static str, &'static str)> {
-    const TILE: usize = 16;
-    let px = px.ok_or(("无可读像素", "no readable pixels"))?;
-    let factor = if coarse {
-        (SHARPNESS_PITCH_MM / pitch(hd)).round().max(1.0) as usize
-    } else {
-        1
-    };
-    let averaged;
-    let px = if factor > 1 {
-        averaged = downsample(px, factor);
-        &averaged
-    } else {
-        px
-    };
-    let (h, w) = (px.rows, px.columns);
-    if h < 4 * TILE || w < 4 * TILE {
-        return Err(("图像过小", "image too small"));
-    }
-    let mut sample: Vec<f32> = px.values.iter().step_by(5).copied().collect();
-    let (Some(p2), Some(p98)) = (
-        crate::stats::percentile(&mut sample, 2.0),
-        crate::stats::percentile(&mut sample, 98.0),
-    ) else {
-        return Err(("图像过小", "image too small"));
-    };
-    let spread = f64::from(p98 - p2);
-    let floor = 0.05 * spread;
-    // A twentieth of the spread in from each end: a zero-filled or collimated area sits at the
-    // 2nd percentile, and noise added to it must not make it count as anatomy.
-    let margin = 0.05 * spread;
-    let mut tiles: Vec<Tile> = Vec::new();
-    let v = &px.values;
-    let variance =
-        |sum: f64, squares: f64, n: f64| ((squares - sum * sum / n) / (n - 1.0)).max(0.0);
-    let mut r = 1;
-    while r + TILE < h {
-        let mut c = 1;
-        while c + TILE < w {
-            // Sums and sums of squares of the pixels and of the Laplacian.
-            let mut acc = [0f64; 4];
-            for y in r..r + TILE {
-                let (up, row, down) = (
-                    &v[(y - 1) * w..y * w],
-                    &v[y * w..(y + 1) * w],
-                    &v[(y + 1) * w..(y + 2) * w],
-                );
-                for x in c..c + TILE {
-                    let p = f64::from(row[x]);
-                    let lap = 4.0 * p
-                        - f64::from(row[x - 1])
-                        - f64::from(row[x + 1])
-                        - f64::from(up[x])
-                        - f64::from(down[x]);
-                    acc[0] += p;
-                    acc[1] += p * p;
-                    acc[2] += lap;
-                    acc[3] += lap * lap;
-                }
-            }
-            let n = (TILE * TILE) as f64;
-            let var = variance(acc[0], acc[1], n);
-            let mean = acc[0] / n;
-            let kept = match keep {
-                Keep::Detailed => var.sqrt() >= floor,
-                Keep::Inside => mean > f64::from(p2) + margin && mean < f64::from(p98) - margin,
-            };
-            if var > 0.0 && kept {
-                tiles.push(Tile {
-                    var,
-                    laplacian: variance(acc[2], acc[3], n),
-                });
-            }
-            c += TILE;
-        }
-        r += TILE;
-    }
-    if tiles.len() < 8 {
-        return Err(("解剖区域不足", "too little anatomy to judge"));
-    }
-    Ok(AnatomyTiles { tiles, spread })
+/// How many pixels a side are averaged to judge detail at about [`SHARPNESS_PITCH_MM`].
+fn coarse_factor(h: &Header) -> usize {
+    (SHARPNESS_PITCH_MM / pitch(h)).round().max(1.0) as usize
 }
 
 /// Noise as a percentage of the anatomy's contrast → score. The real chest CR reads 0.47% and
@@ -484,13 +327,13 @@ const NOISE_BANDS: &[(f64, f64)] = &[(0.0, 100.0), (1.0, 85.0), (2.0, 70.0), (4.
 
 /// **DR/CR noise**: the noise's SD as a percentage of the frame's 2nd–98th percentile spread,
 /// at the image's own pixel size. Read from the least detailed tenth of the 16×16 tiles inside
-/// the exposed anatomy ([`Keep::Inside`]): a white noise of SD σ gives the 5-point Laplacian a
+/// the exposed anatomy ([`crate::stats::Keep::Inside`]): a white noise of SD σ gives the 5-point Laplacian a
 /// variance of 20σ², and anatomy there adds little. Quantum noise is what a low dose leaves (IEC
 /// 62494-1 ties the exposure index to it); the header's exposure index may be missing or
 /// wrong, the pixels are not. Bands: [`NOISE_BANDS`].
-pub fn noise(hd: &Header, px: Option<&Pixels>) -> Score {
+pub fn noise(_h: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "dr_noise";
-    let tiles = match anatomy_tiles(hd, px, false, Keep::Inside) {
+    let tiles = match crate::stats::anatomy_tiles(px, 1, crate::stats::Keep::Inside) {
         Ok(t) => t,
         Err((zh, en)) => return Score::not_assessable(NAME, zh, en),
     };
@@ -520,7 +363,7 @@ const DETAIL_BANDS: &[(f64, f64)] = &[
 
 /// **DR/CR sharpness: fine detail where there is anatomy**, at one physical scale (about 0.4 mm
 /// a pixel: a 0.2 mm readout is averaged 2×2 first). In each 16×16 tile that holds anatomy
-/// ([`anatomy_tiles`]), the variance of the Laplacian over the tile's variance (Pech-Pacheco et
+/// ([`crate::stats::anatomy_tiles`]), the variance of the Laplacian over the tile's variance (Pech-Pacheco et
 /// al., ICPR 2000, taken locally), after taking off the Laplacian variance of the least detailed
 /// tenth of the tiles, which is the noise's: noise raises every tile's Laplacian alike and must
 /// not read as detail (noise added to a CR read sharper, issue #18). The value is the median
@@ -530,10 +373,11 @@ const DETAIL_BANDS: &[(f64, f64)] = &[
 /// along them leaves sharp). Bands: [`DETAIL_BANDS`].
 pub fn sharpness(hd: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "dr_sharpness";
-    let tiles = match anatomy_tiles(hd, px, true, Keep::Detailed) {
-        Ok(t) => t,
-        Err((zh, en)) => return Score::not_assessable(NAME, zh, en),
-    };
+    let tiles =
+        match crate::stats::anatomy_tiles(px, coarse_factor(hd), crate::stats::Keep::Detailed) {
+            Ok(t) => t,
+            Err((zh, en)) => return Score::not_assessable(NAME, zh, en),
+        };
     let l = tiles.detail();
     let score = crate::banded(l, DETAIL_BANDS);
     let reasons = below_a(

@@ -8,10 +8,8 @@ use crate::{Header, Pixels, Score, below_a};
 /// coarse edges).
 const MIN_MATRIX: usize = 96;
 
-/// The object: pixels above 30% of the 99th percentile.
-fn object(px: &Pixels) -> Vec<f32> {
-    let mut all = px.values.clone();
-    let top = crate::stats::percentile(&mut all, 99.0).unwrap_or(0.0);
+/// The object: pixels above 30% of `top`, the frame's 99th percentile.
+fn object(px: &Pixels, top: f32) -> Vec<f32> {
     px.values
         .iter()
         .copied()
@@ -73,7 +71,7 @@ pub fn snr(_h: &Header, px: Option<&Pixels>) -> Score {
     }
     let mut all = px.values.clone();
     let bright = crate::stats::percentile(&mut all, 99.0).unwrap_or(0.0);
-    let Some(signal) = crate::stats::mean_sd(object(px).into_iter()).map(|m| m.0) else {
+    let Some(signal) = crate::stats::mean_sd(object(px, bright).into_iter()).map(|m| m.0) else {
         return Score::not_assessable(NAME, "无信号区域", "no signal region");
     };
     let sigma = match background_noise(px, bright) {
@@ -307,9 +305,9 @@ const MR_DETAIL_BANDS: &[(f64, f64)] = &[
 /// 2nd–98th percentile spread, the Laplacian's variance less the noise's over the tile's
 /// variance; the median over the tiles. Without it a blurred MR graded better than its original,
 /// blur having smoothed the ghosts and the motion the other scorers see (issue #18).
-pub fn sharpness(h: &Header, px: Option<&Pixels>) -> Score {
+pub fn sharpness(_h: &Header, px: Option<&Pixels>) -> Score {
     const NAME: &str = "mr_sharpness";
-    let tiles = match crate::dr::anatomy_tiles(h, px, false, crate::dr::Keep::Detailed) {
+    let tiles = match crate::stats::anatomy_tiles(px, 1, crate::stats::Keep::Detailed) {
         Ok(t) => t,
         Err((zh, en)) => return Score::not_assessable(NAME, zh, en),
     };
