@@ -8,6 +8,9 @@ if ! command -v cmake >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq cmake >/dev/null
 fi
+# The web pages' assets (htmx, ECharts, the OHIF viewer) from the npm registry, pinned, for
+# embedding; without npm the platform still runs and its pages say what is missing.
+bash scripts/web-assets.sh
 export HUREN_BOOTSTRAP_ADMIN_TOKEN="${HUREN_BOOTSTRAP_ADMIN_TOKEN:-demo}"
 echo "admin token: $HUREN_BOOTSTRAP_ADMIN_TOKEN"
 DATA="${HUREN_DATA_DIR:-./huren-data-demo}"

@@ -32,11 +32,6 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdico
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
 fi
 
-# The OHIF viewer, as published (its package ships a built dist/), pinned; unpacked once.
-OHIF_VERSION=3.13.2
-OHIF_DIR=tests/.work/ohif-$OHIF_VERSION
-if [ ! -f "$OHIF_DIR/package/dist/index.html" ]; then
-  echo "fetching @ohif/app@$OHIF_VERSION from the npm registry"
-  mkdir -p "$OHIF_DIR"
-  (cd "$OHIF_DIR" && npm pack --silent "@ohif/app@$OHIF_VERSION" >/dev/null && tar xzf ohif-app-$OHIF_VERSION.tgz && rm -f ohif-app-$OHIF_VERSION.tgz)
-fi
+# The web pages' assets (htmx, ECharts, the OHIF viewer) from the npm registry, pinned; the
+# build embeds them, and test_ohif.py serves OHIF's unmodified build from the same download.
+bash scripts/web-assets.sh

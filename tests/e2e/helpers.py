@@ -124,3 +124,10 @@ def undecodable_object(path_out):
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.112"
     ds.save_as(path_out, enforce_file_format=True)
     return ds
+
+
+# Headless Chromium as the browser tests run it (Playwright drives Debian's build by path).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--use-gl=swiftshader",
+                 "--enable-unsafe-swiftshader"]

@@ -174,7 +174,7 @@ def test_an_encounter_by_identity_number_alone(region, tmp_path):
     r = requests.post(f"{s.url}/api/launch", json={"doctor": "zhou", "identifier": identifier}, headers=his)
     assert r.status_code == 201, r.text
     landing = requests.get(r.json()["url"], allow_redirects=False)
-    assert landing.status_code == 303 and landing.headers["location"].endswith("/timeline")
+    assert landing.status_code == 303 and landing.headers["location"].startswith("/patients/")
     # An invalid identity number is refused, not looked up.
     r = requests.post(f"{s.url}/api/encounters", json={"visit_number": "X" + tag,
                                                         "identifier": "urn:huren:id:cn-resident|500101198001011234"},

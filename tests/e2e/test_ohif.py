@@ -14,10 +14,9 @@ from PIL import Image
 from pydicom.uid import generate_uid
 
 from conftest import ROOT, cli
-from helpers import ct, dcmtk
+from helpers import CHROMIUM, CHROMIUM_ARGS, ct, dcmtk
 
-OHIF_DIST = ROOT / "tests" / ".work" / "ohif-3.13.2" / "package" / "dist"
-CHROMIUM = "/usr/bin/chromium"
+OHIF_DIST = ROOT / ".web-assets" / "src" / "ohif-3.13.2" / "package" / "dist"
 
 
 def ohif_config(dicomweb: str) -> bytes:
@@ -88,9 +87,7 @@ def test_ohif_opens_500_slice_ct(fresh_server, tmp_path):
     httpd = serve_ohif(ohif_config(s.url + "/dicom-web"))
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1280, "height": 900},
                                           extra_http_headers={"Authorization": f"Bearer {token}"})
             page = context.new_page()

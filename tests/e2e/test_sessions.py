@@ -150,9 +150,11 @@ def test_the_his_launches_a_doctor_into_a_patient_with_one_click(site):
     # The doctor's browser opens it: a session, and straight to the patient.
     opened = requests.get(url, allow_redirects=False)
     assert opened.status_code == 303 and opened.headers["referrer-policy"] == "no-referrer"
-    assert opened.headers["location"].startswith("/api/patients/") and "HttpOnly" in opened.headers["set-cookie"]
+    # The patient's page (the web workstation), by huren's own person id.
+    assert opened.headers["location"].startswith("/patients/") and "HttpOnly" in opened.headers["set-cookie"]
     jar = {"huren_session": opened.cookies["huren_session"]}
-    t = requests.get(f"{s.url}{opened.headers['location']}", cookies=jar)
+    person = opened.headers["location"].removeprefix("/patients/")
+    t = requests.get(f"{s.url}/api/patients/{person}/timeline", cookies=jar)
     assert t.status_code == 200 and t.json()["studies"][0]["patient_id"] == pid
     assert requests.get(f"{s.url}/api/session", cookies=jar).json()["username"] == "doc"
     # Once only.

@@ -493,8 +493,8 @@ impl Archive {
         self.institution_name(user.institution_code.as_str()).await
     }
 
-    /// An institution's name as patients know it today (else its code).
-    async fn institution_name(&self, code: &str) -> Result<String, AdminError> {
+    /// An institution's name as patients and doctors know it today (else its code).
+    pub async fn institution_name(&self, code: &str) -> Result<String, AdminError> {
         Ok(self
             .index
             .institution_as_of(code, self.today())

@@ -89,6 +89,22 @@ pub enum PatientLookup<'a> {
     Name(&'a str),
 }
 
+/// One read event per study found (the audit keeps one per reader and window).
+fn study_reads(found: &[query::Match]) -> Vec<reach::Read> {
+    let mut studies: Vec<reach::Read> = Vec::new();
+    for m in found {
+        let object = format!("study:{}", m.study_instance_uid);
+        if !studies.iter().any(|r| r.object == object) {
+            studies.push(reach::Read {
+                object,
+                patient: Some(format!("{}@{}", m.patient_id, m.issuer_of_patient_id)),
+                study_uid: Some(m.study_instance_uid.clone()),
+            });
+        }
+    }
+    studies
+}
+
 enum PersonQuery {
     Ordinary,
     Person(query::Query),
@@ -1143,21 +1159,62 @@ impl Archive {
             // An invalid number belongs to nobody.
             PersonQuery::NoSuchNumber => Vec::new(),
         };
-        // One read event per study (per reader, per window).
-        let mut studies: Vec<reach::Read> = Vec::new();
-        for m in &found {
-            let object = format!("study:{}", m.study_instance_uid);
-            if !studies.iter().any(|r| r.object == object) {
-                studies.push(reach::Read {
-                    object,
-                    patient: Some(format!("{}@{}", m.patient_id, m.issuer_of_patient_id)),
-                    study_uid: Some(m.study_instance_uid.clone()),
-                });
-            }
-        }
-        self.note_reads(grant, &reach, studies, Outcome::Success)
+        self.note_reads(grant, &reach, study_reads(&found), Outcome::Success)
             .await;
         Ok(found)
+    }
+
+    /// The web viewer's study browser (issue #19): OHIF asks for "the patient's other studies"
+    /// by PatientID alone (`/dicom-web/studies?PatientID=…`), and two hospitals may number
+    /// different people with the same PatientID. The question is answered for the person the
+    /// doctor opened (the persons of `opened`, most recent first, that hold a record with this
+    /// PatientID and whose images the reader reaches): every study of that person the reader
+    /// reaches, across institutions, under the query's other conditions — never another
+    /// person's. `None` when no opened person holds such a record.
+    pub async fn find_for_opened(
+        &self,
+        grant: &huren_access::ReadGrant,
+        q: &query::Query,
+        patient_id: &str,
+        opened: &[String],
+    ) -> Result<Option<Vec<query::Match>>, StoreError> {
+        use query::Key;
+        let reach = self.reach(grant).await?;
+        for person in opened {
+            if !reach.allows(person) || !reach.parts(person).0 {
+                continue;
+            }
+            let Some(view) = self.index.person(person).await? else {
+                continue;
+            };
+            if !view.records.iter().any(|r| r.patient_id == patient_id) {
+                continue;
+            }
+            // The internal key the index scopes by (a regional reader, who reaches everyone,
+            // has no list of keys: its person is scoped by the record numbers instead).
+            let key = match &reach {
+                reach::Reach::Persons(p) => p.iter().find(|r| &r.id == person).map(|r| r.key),
+                reach::Reach::Institution { persons, .. } => {
+                    persons.iter().find(|(_, id)| id == person).map(|(k, _)| *k)
+                }
+                reach::Reach::All => None,
+            };
+            let Some(key) = key else {
+                continue;
+            };
+            let mut scoped = q.clone();
+            scoped
+                .conditions
+                .retain(|c| c.key != Key::PatientId && c.key != Key::IssuerOfPatientId);
+            scoped.person = None;
+            scoped.persons_in = Some(vec![key]);
+            scoped.institutions_or = None;
+            let found = self.index.find(&scoped).await?;
+            self.note_reads(grant, &reach, study_reads(&found), Outcome::Success)
+                .await;
+            return Ok(Some(found));
+        }
+        Ok(None)
     }
 
     /// A study asked for by UID that the reader does not reach, or that does not exist (the

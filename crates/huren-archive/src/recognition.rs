@@ -26,6 +26,9 @@ pub struct PriorResult {
     pub item: Option<String>,
     pub performing_institution: String,
     pub decision: rec::Decision,
+    /// An imaging study's image quality as the rules saw it (absent for lab results).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qc: Option<rec::Qc>,
     /// Where to open it (a reminder's answer: the DICOMweb study or the FHIR Observation, on
     /// the origin the caller used).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -402,15 +405,41 @@ impl Archive {
         ordered_item: Option<&str>,
         judged: &Judged,
     ) -> Result<Option<RecognitionView>, AdminError> {
+        Ok(self
+            .judged_with_timeline(grant, person, receiver, ordered_item, judged)
+            .await?
+            .map(|(_, v)| v))
+    }
+
+    /// The doctor's page of a person (issue #19): their timeline and each result judged now for
+    /// the reader's institution, from one read of the timeline.
+    pub async fn workstation_view(
+        &self,
+        grant: &ReadGrant,
+        person: &str,
+        receiver: &str,
+    ) -> Result<Option<(Timeline, RecognitionView)>, AdminError> {
+        self.judged_with_timeline(grant, person, receiver, None, &Judged::Now)
+            .await
+    }
+
+    async fn judged_with_timeline(
+        &self,
+        grant: &ReadGrant,
+        person: &str,
+        receiver: &str,
+        ordered_item: Option<&str>,
+        judged: &Judged,
+    ) -> Result<Option<(Timeline, RecognitionView)>, AdminError> {
         let (today, at) = self.judged_moment(judged);
-        let Some(Timeline {
+        let Some(timeline) = self.timeline_as_of(grant, person, 200, at).await? else {
+            return Ok(None);
+        };
+        let Timeline {
             studies,
             lab_results,
             reports,
-        }) = self.timeline_as_of(grant, person, 200, at).await?
-        else {
-            return Ok(None);
-        };
+        } = &timeline;
         let config = self.judged_config(judged, today, at).await?;
         let receiver_facts = self
             .institution_facts(receiver, today)
@@ -430,7 +459,7 @@ impl Archive {
         };
         // A study's report date, when its report was received (the earliest final one).
         let mut reported: HashMap<&str, time::Date> = HashMap::new();
-        for r in &reports {
+        for r in reports.iter() {
             if let (Some(uid), Some(day)) = (
                 r.study_instance_uid.as_deref(),
                 r.reported_instant.and_then(local_day),
@@ -479,7 +508,7 @@ impl Archive {
             policy: config.policy.policy.clone(),
             area_names: config.area_names.clone(),
         };
-        for s in &studies {
+        for s in studies.iter() {
             let TimelineStudy {
                 study_instance_uid: uid,
                 ..
@@ -514,10 +543,11 @@ impl Archive {
                 item: s.catalog_item.clone(),
                 performing_institution: s.performing_institution.clone(),
                 decision,
+                qc: Some(qc),
                 link: None,
             });
         }
-        for l in &lab_results {
+        for l in lab_results.iter() {
             let TimelineLab {
                 id,
                 performing_institution,
@@ -545,10 +575,11 @@ impl Archive {
                 item: l.catalog_item.clone(),
                 performing_institution: performing_institution.clone(),
                 decision,
+                qc: None,
                 link: None,
             });
         }
-        Ok(Some(RecognitionView {
+        let view = RecognitionView {
             person: person.to_owned(),
             receiver: receiver.to_owned(),
             today: iso(today),
@@ -557,7 +588,8 @@ impl Archive {
             scope_set: config.scope_set,
             policy_set: config.policy_set,
             results,
-        }))
+        };
+        Ok(Some((timeline, view)))
     }
 }
 
@@ -578,6 +610,9 @@ pub struct ReminderRequest<'a> {
     pub item: Option<&'a str>,
     /// The visit it is for; the patient's open encounter at the institution when absent.
     pub visit_number: Option<&'a str>,
+    /// Or the person by huren's own id, as the reader's pages carry it (the web workstation):
+    /// the reader's reach is checked as for any read of the person.
+    pub person: Option<&'a str>,
 }
 
 /// The reminder: the outside results worth showing, each with its decision; `message_zh` when
@@ -699,28 +734,6 @@ impl Archive {
             (None, None) => None,
         };
         let moment = if item.is_some() { "order" } else { "encounter" };
-        let named = match (req.patient_id.map(str::trim), req.identifier) {
-            (Some(pid), _) if !pid.is_empty() => {
-                let issuer = self.issuer_or_own(receiver.0, req.issuer).await?;
-                // The receiving institution's own record numbers only (crate::numbering).
-                self.may_name(receiver.0, &issuer).await?;
-                crate::model::PatientRef::Record {
-                    issuer,
-                    patient_id: pid.to_owned(),
-                }
-            }
-            (_, Some((system, value))) => {
-                crate::model::PatientRef::Identity(self.identity_key(system, value)?)
-            }
-            _ => {
-                return Err(AdminError::Invalid(
-                    "name the patient by the institution's record number (patient_id) or by \
-                     identity number (identifier: system|value)"
-                        .into(),
-                ));
-            }
-        };
-        let hits = self.find_persons_by(grant, named.search()).await?;
         let mut reminder = Reminder {
             patient: "known",
             person: None,
@@ -731,22 +744,22 @@ impl Archive {
             recognizable: 0,
             results: Vec::new(),
         };
-        let Some(person) = hits.into_iter().next().map(|h| h.person) else {
-            // Whether the institution's own record exists is its own business; whether a
-            // person named by identity number has data elsewhere is not.
-            reminder.patient = match &named {
-                crate::model::PatientRef::Record { .. }
-                    if self
-                        .index
-                        .find_persons(&named.search(), 1)
-                        .await?
-                        .is_empty() =>
-                {
-                    "unknown"
+        let person = match req.person {
+            // huren's own id: reach is checked by the read below (no reach, no results).
+            Some(p) => {
+                if !self.reach(grant).await?.allows(p) {
+                    reminder.patient = "not_in_reach";
+                    return Ok(reminder);
                 }
-                _ => "not_in_reach",
-            };
-            return Ok(reminder);
+                p.to_owned()
+            }
+            None => match self.named_person(grant, receiver, &req).await? {
+                Ok(p) => p,
+                Err(patient) => {
+                    reminder.patient = patient;
+                    return Ok(reminder);
+                }
+            },
         };
         let view = self
             .recognition(grant, &person, receiver.1, item.as_deref())
@@ -787,6 +800,55 @@ impl Archive {
             reminder.message_en = Some(en.to_owned());
         }
         Ok(reminder)
+    }
+
+    /// The person a reminder's patient fields name, in the reader's reach; else what to answer
+    /// (`unknown`, `not_in_reach`).
+    async fn named_person(
+        &self,
+        grant: &ReadGrant,
+        receiver: (i64, &str),
+        req: &ReminderRequest<'_>,
+    ) -> Result<Result<String, &'static str>, AdminError> {
+        let named = match (req.patient_id.map(str::trim), req.identifier) {
+            (Some(pid), _) if !pid.is_empty() => {
+                let issuer = self.issuer_or_own(receiver.0, req.issuer).await?;
+                // The receiving institution's own record numbers only (crate::numbering).
+                self.may_name(receiver.0, &issuer).await?;
+                crate::model::PatientRef::Record {
+                    issuer,
+                    patient_id: pid.to_owned(),
+                }
+            }
+            (_, Some((system, value))) => {
+                crate::model::PatientRef::Identity(self.identity_key(system, value)?)
+            }
+            _ => {
+                return Err(AdminError::Invalid(
+                    "name the patient by the institution's record number (patient_id) or by \
+                     identity number (identifier: system|value)"
+                        .into(),
+                ));
+            }
+        };
+        let hits = self.find_persons_by(grant, named.search()).await?;
+        if let Some(person) = hits.into_iter().next().map(|h| h.person) {
+            return Ok(Ok(person));
+        }
+        // Whether the institution's own record exists is its own business; whether a person
+        // named by identity number has data elsewhere is not.
+        Ok(Err(match &named {
+            crate::model::PatientRef::Record { .. }
+                if self
+                    .index
+                    .find_persons(&named.search(), 1)
+                    .await?
+                    .is_empty() =>
+            {
+                "unknown"
+            }
+            _ => "not_in_reach",
+        }))
     }
 }
 

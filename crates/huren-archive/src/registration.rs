@@ -319,6 +319,11 @@ impl Archive {
         }
     }
 
+    /// The institution's own record numbering (its default IssuerOfPatientID).
+    pub async fn own_issuer(&self, institution: i64) -> Result<String, crate::ports::StoreError> {
+        self.issuer_or_own(institution, None).await
+    }
+
     /// The issuer a call names, or the institution's own numbering when it names none.
     pub(crate) async fn issuer_or_own(
         &self,

@@ -98,6 +98,11 @@ impl Actor {
     pub fn get(&self) -> Option<&Principal> {
         self.0.get()
     }
+
+    /// Names who the request was authenticated as (the web pages' own session extractor).
+    pub fn set(&self, p: Principal) {
+        let _ = self.0.set(p);
+    }
 }
 
 /// Why a request was refused with 403, carried on the response for the refusal audit.

@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod limits;
 #[cfg(feature = "oidc")]
 pub mod oidc;
+pub mod opened;
 pub mod patient;
 pub mod patients;
 pub mod qido;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub failure_budget: Arc<limits::FailureBudget>,
     /// OpenID Connect sign-in, when configured (docs/access.md).
     pub oidc: Option<Arc<OidcClient>>,
+    /// The persons each doctor opened last in the web pages (the viewer's study browser).
+    pub opened: Arc<opened::OpenedPersons>,
 }
 
 /// The OpenID Connect client (the `oidc` feature).
@@ -79,6 +82,12 @@ fn oidc_routes(r: Router<AppState>) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes with `pages` (the web pages, huren-web) merged in, all behind the same
+/// session, CSRF, refusal-audit, rate-limit and security-header layers.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let cors = cors_layer(&state.cors_allow_origins);
     let corp = axum::http::HeaderValue::from_str(&state.cross_origin_resource_policy)
         .unwrap_or_else(|_| axum::http::HeaderValue::from_static("same-site"));
@@ -182,7 +191,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/encounters", post(session::register_encounter))
         .route("/api/launch", post(session::issue_launch))
-        .route("/launch", get(session::launch))
         .route("/api/patient-contacts", post(session::register_contact))
         .route(
             "/api/patient-contacts/changes/{id}/confirm",
@@ -226,7 +234,8 @@ pub fn router(state: AppState) -> Router {
             "/api/patients/{person}/recognition",
             get(recognition::person_recognition),
         )
-        .nest("/api/admin", admin::router());
+        .nest("/api/admin", admin::router())
+        .merge(pages);
     oidc_routes(routes)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
@@ -274,10 +283,14 @@ async fn security_headers(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
+    // A page with a Content-Security-Policy says who may frame it (`frame-ancestors`: the
+    // order-time fragment a HIS embeds); everything else is for this origin's frames only.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
+    }
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("no-referrer"));
     if api {

@@ -103,7 +103,7 @@ pub async fn callback(
             LoginError::Store(s) => s.into(),
         })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let to = id.return_to.unwrap_or_else(|| "/api/session".to_owned());
+    let to = id.return_to.unwrap_or_else(|| "/".to_owned());
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
     if let Some(v) = cookie(&state, &start.secret, start.expires_at - now) {
         resp.headers_mut().insert(header::SET_COOKIE, v);

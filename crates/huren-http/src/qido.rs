@@ -201,6 +201,49 @@ pub fn origin_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
+/// The PatientID of a study-level query that names no issuer (a viewer's "other studies of
+/// this patient" question).
+fn patient_id_alone(q: &Query) -> Option<String> {
+    use huren_archive::query::Matcher;
+    if q.level != Level::Study || q.conditions.iter().any(|c| c.key == Key::IssuerOfPatientId) {
+        return None;
+    }
+    q.conditions
+        .iter()
+        .find_map(|c| match (&c.key, &c.matcher) {
+            (Key::PatientId, Matcher::Single(v)) => Some(v.clone()),
+            _ => None,
+        })
+}
+
+/// A person's PatientID-only study query (OHIF's study browser, issue #19): answered for the
+/// person the doctor opened in the web pages — all their reached studies across institutions —
+/// else as asked, unless the answer would mix records of several institutions under one
+/// PatientID: then nothing, with a Warning (`true`).
+async fn viewer_study_browser(
+    state: &AppState,
+    grant: &huren_access::ReadGrant,
+    q: &Query,
+    patient_id: &str,
+    user: i64,
+) -> Result<(Vec<huren_archive::query::Match>, bool), ApiError> {
+    let opened = state.opened.of(user);
+    if let Some(found) = state
+        .archive
+        .find_for_opened(grant, q, patient_id, &opened)
+        .await?
+    {
+        return Ok((found, false));
+    }
+    let found = state.archive.find(grant, q).await?;
+    let mut issuers = found.iter().map(|m| m.issuer_of_patient_id.as_str());
+    let first = issuers.next();
+    if issuers.any(|i| Some(i) != first) {
+        return Ok((Vec::new(), true));
+    }
+    Ok((found, false))
+}
+
 async fn search(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -211,7 +254,12 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let grant = grant_read(&principal)?;
     let (q, include_all, clamped) = parse_query(level, &params, scope, state.max_query_limit)?;
-    let matches = state.archive.find(&grant, &q).await?;
+    let (matches, ambiguous) = match (&principal, patient_id_alone(&q)) {
+        (huren_access::Principal::User(u), Some(pid)) => {
+            viewer_study_browser(&state, &grant, &q, &pid, u.user_id).await?
+        }
+        _ => (state.archive.find(&grant, &q).await?, false),
+    };
     let base = base_url(&state, &headers);
     let body = if include_all && level == Level::Instance {
         let mut docs: Vec<serde_json::Map<String, Value>> =
@@ -244,7 +292,12 @@ async fn search(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/dicom+json"),
     );
-    if clamped {
+    if ambiguous {
+        resp.headers_mut().insert(
+            header::WARNING,
+            HeaderValue::from_static("299 huren \"This PatientID names records at several institutions; add IssuerOfPatientID, or open the patient from huren's patient page.\""),
+        );
+    } else if clamped {
         resp.headers_mut().insert(
             header::WARNING,
             HeaderValue::from_static("299 huren \"The number of results exceeded the maximum supported by the server. Additional results can be requested.\""),

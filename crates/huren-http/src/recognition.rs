@@ -154,6 +154,7 @@ pub async fn reminders(
                 order_system: b.order_system.as_deref(),
                 item: b.item.as_deref(),
                 visit_number: b.visit_number.as_deref(),
+                person: None,
             },
         )
         .await?;
@@ -239,6 +240,7 @@ pub async fn decide(
                     order_system: b.order_system.as_deref(),
                     item: b.item.as_deref(),
                     visit_number: b.visit_number.as_deref(),
+                    person: None,
                 },
                 result_kind: &b.result.kind,
                 result_id: &b.result.id,

@@ -181,6 +181,51 @@ pub async fn instance_thumbnail(
     rendered_image(&s, &p, uids, 0, opts).await
 }
 
+/// A study's thumbnail for the doctor's timeline (issue #19): the middle image of its largest
+/// series, read through the same access rules as every WADO request. Not a DICOMweb resource
+/// (PS3.18 has thumbnails of studies, but leaves the chosen image to the server): the web pages
+/// call it.
+pub async fn study_thumbnail(
+    state: &AppState,
+    p: &huren_access::Principal,
+    study: &str,
+) -> Result<Response, ApiError> {
+    let (_, found) = instances(state, p, scope(study.to_owned(), None, None)).await?;
+    let mut by_series: HashMap<&str, Vec<&Match>> = HashMap::new();
+    for m in &found {
+        if m.pixel_layout.is_some() {
+            by_series
+                .entry(m.series_instance_uid.as_deref().unwrap_or(""))
+                .or_default()
+                .push(m);
+        }
+    }
+    let mut series: Vec<Vec<&Match>> = by_series.into_values().collect();
+    series.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let Some(mut images) = series.into_iter().next() else {
+        return Err(not_acceptable("this study has no image to show"));
+    };
+    images.sort_by_key(|m| m.instance_number.unwrap_or(0));
+    let m = images[images.len() / 2];
+    let uids = (
+        study.to_owned(),
+        m.series_instance_uid.clone().unwrap_or_default(),
+        m.sop_instance_uid.clone().unwrap_or_default(),
+    );
+    let opts = RenderOptions {
+        window: None,
+        viewport: Some((THUMBNAIL, THUMBNAIL)),
+        quality: 80,
+        png: false,
+    };
+    let mut resp = rendered_image(state, p, uids, 0, opts).await?;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    Ok(resp)
+}
+
 fn frame_index(f: &str) -> Result<usize, ApiError> {
     f.parse::<usize>()
         .ok()

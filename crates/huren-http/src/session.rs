@@ -22,7 +22,8 @@ pub struct Credentials {
     password: String,
 }
 
-pub(crate) fn cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
+/// The session cookie's `Set-Cookie` value (an empty value with `max_age` 0 ends it).
+pub fn cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
@@ -230,43 +231,6 @@ pub async fn issue_launch(
         StatusCode::CREATED,
         Json(json!({ "url": url, "expires_at": t.expires_at })),
     ))
-}
-
-#[derive(Deserialize)]
-pub struct LaunchQuery {
-    ticket: String,
-}
-
-/// `GET /launch?ticket=…` — the doctor's browser: the session starts and the browser goes to
-/// the patient (their timeline until the web pages exist).
-pub async fn launch(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<LaunchQuery>,
-) -> Result<Response, ApiError> {
-    let (start, person) = state
-        .archive
-        .redeem_launch_ticket(&q.ticket, Some(peer.ip().to_string()))
-        .await
-        .map_err(|e| match e {
-            LoginError::Store(s) => s.into(),
-            _ => ApiError::unauthorized("the launch link is unknown, used or expired"),
-        })?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let to = match person {
-        Some(p) => format!("/api/patients/{p}/timeline"),
-        None => "/api/session".to_owned(),
-    };
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
-    if let Some(v) = cookie(&state, &start.secret, start.expires_at - now) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    // The ticket was in the URL: keep it out of any Referer the next page would send.
-    resp.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(resp)
 }
 
 #[derive(Deserialize)]

@@ -233,6 +233,9 @@ pub struct Http {
     pub cors_allow_origins: Vec<String>,
     /// Cross-Origin-Resource-Policy on every response.
     pub cross_origin_resource_policy: String,
+    /// Origins (the HIS) allowed to frame the order-time reminder page, as CSP
+    /// `frame-ancestors` sources, e.g. `["https://his.example.org"]`. Empty: this origin only.
+    pub frame_ancestors: Vec<String>,
     /// PEM certificate chain and private key: serve HTTPS (rustls) instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -291,6 +294,7 @@ impl Default for Http {
             max_query_limit: 1000,
             cors_allow_origins: Vec::new(),
             cross_origin_resource_policy: "same-site".into(),
+            frame_ancestors: Vec::new(),
             tls_cert: None,
             tls_key: None,
             rate_limit_per_sec: 2000,
@@ -388,6 +392,12 @@ fn validate(s: &Settings) -> anyhow::Result<()> {
         "same-site" | "same-origin" | "cross-origin"
     ) {
         bail!("http.cross_origin_resource_policy must be same-site, same-origin or cross-origin");
+    }
+    if let Some(bad) = s.http.frame_ancestors.iter().find(|o| {
+        !(o.starts_with("https://") || o.starts_with("http://"))
+            || o.contains([' ', ';', ',', '\'', '"'])
+    }) {
+        bail!("http.frame_ancestors: {bad:?} is not an origin (https://host[:port])");
     }
     if s.archive.stable_after_secs < 0 {
         bail!("archive.stable_after_secs must not be negative");

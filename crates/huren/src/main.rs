@@ -1179,8 +1179,12 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             settings.http.failed_requests_per_min,
         )),
         oidc: oidc_client(&settings.oidc)?,
+        opened: Arc::default(),
     };
-    let app = huren_http::router(state);
+    let pages = huren_web::routes(huren_web::WebConfig {
+        frame_ancestors: settings.http.frame_ancestors.clone(),
+    });
+    let app = huren_http::router_with(state, pages);
     match &tls_config {
         Some(cfg) => tls::serve(http_listener, app, cfg.clone(), shutdown())
             .await

@@ -1,0 +1,312 @@
+//! The frame every page shares, sign-in and the start page (find a patient), the language
+//! switch, and the message page.
+
+use crate::i18n::{LANG_COOKIE, Lang, T};
+use crate::session::Doctor;
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use huren_archive::PatientLookup;
+use huren_http::AppState;
+use serde::Deserialize;
+
+/// What the base template shows around every page.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub t: T,
+    /// The session's CSRF token (empty when nobody is signed in).
+    pub csrf: String,
+    /// Who is signed in, for the header (empty: nobody).
+    pub user: String,
+    /// This page's path, for the language switch to come back to.
+    pub back: String,
+    /// htmx is in the binary (else forms post and the page reloads).
+    pub htmx: bool,
+}
+
+impl Frame {
+    pub fn anonymous(lang: Lang, back: &str) -> Frame {
+        Frame {
+            t: T { lang },
+            csrf: String::new(),
+            user: String::new(),
+            back: back.to_owned(),
+            htmx: crate::assets::has_htmx(),
+        }
+    }
+}
+
+/// Page structs embed a [`Frame`] and reach its fields through `Deref`, as the base template
+/// expects (`t`, `csrf`, `user`, `back`, `htmx`).
+macro_rules! framed {
+    ($($ty:ty),*) => {$(
+        impl std::ops::Deref for $ty {
+            type Target = Frame;
+            fn deref(&self) -> &Frame {
+                &self.frame
+            }
+        }
+    )*};
+}
+pub(crate) use framed;
+
+/// A key of the message table, named where it is chosen, so that the i18n test finds and checks it.
+pub const fn k(key: &'static str) -> &'static str {
+    key
+}
+
+pub fn render<Tpl: Template>(status: StatusCode, tpl: &Tpl) -> Response {
+    match tpl.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page not rendered");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    frame: Frame,
+    title: &'a str,
+    text: &'a str,
+    link: &'a str,
+    link_text: &'a str,
+}
+
+framed!(MessagePage<'_>);
+
+/// A page saying one thing (title and text are message keys).
+pub fn message(
+    frame: &Frame,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: &str,
+    link_text: &str,
+) -> Response {
+    render(
+        status,
+        &MessagePage {
+            frame: frame.clone(),
+            title,
+            text,
+            link,
+            link_text,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage<'a> {
+    frame: Frame,
+    message: Option<&'a str>,
+    next: &'a str,
+    oidc: bool,
+}
+
+framed!(SignInPage<'_>);
+
+pub fn signin_page(
+    state: &AppState,
+    lang: Lang,
+    status: StatusCode,
+    message: Option<&str>,
+    next: &str,
+) -> Response {
+    render(
+        status,
+        &SignInPage {
+            frame: Frame::anonymous(lang, "/"),
+            message,
+            next,
+            oidc: state.oidc.is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct StartQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    m: String,
+}
+
+/// The messages a redirect may name on the sign-in page.
+const SIGN_IN_MESSAGES: &[&str] = &[k("session_ended"), k("signed_out")];
+
+#[derive(Template)]
+#[template(path = "start.html")]
+struct StartPage {
+    frame: Frame,
+    identity: String,
+    record: String,
+    searched: bool,
+    hits: Vec<Hit>,
+}
+framed!(StartPage);
+
+struct Hit {
+    person: String,
+    label: String,
+}
+
+/// `GET /`: the start page for a signed-in person, else sign-in.
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    doctor: Result<Doctor, Response>,
+) -> Response {
+    let lang = Lang::from_headers(&headers);
+    let q: StartQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    match doctor {
+        Ok(d) => render(
+            StatusCode::OK,
+            &StartPage {
+                frame: d.frame("/"),
+                identity: String::new(),
+                record: String::new(),
+                searched: false,
+                hits: Vec::new(),
+            },
+        ),
+        Err(_) => {
+            let message = SIGN_IN_MESSAGES.iter().copied().find(|m| *m == q.m);
+            let next = if q.next.starts_with('/') && !q.next.starts_with("//") {
+                q.next.as_str()
+            } else {
+                "/"
+            };
+            signin_page(&state, lang, StatusCode::OK, message, next)
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct FindQuery {
+    #[serde(default)]
+    identity: String,
+    #[serde(default)]
+    record: String,
+}
+
+/// `GET /patients?identity=…|record=…`: the patients the doctor may see with that identity
+/// number, or with that record number of the doctor's own institution. One hit opens at once.
+pub async fn find_patient(
+    State(state): State<AppState>,
+    d: Doctor,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q: FindQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let identity = q.identity.trim().to_uppercase();
+    let record = q.record.trim().to_owned();
+    let grant = match huren_access::grant_read(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return crate::patient::refused(&d, &e.to_string()),
+    };
+    let issuer;
+    let lookup = if !identity.is_empty() {
+        PatientLookup::Identifier {
+            system: huren_mpi::id::RESIDENT,
+            value: &identity,
+        }
+    } else if !record.is_empty() {
+        issuer = match state.archive.own_issuer(d.user.institution_id).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "issuer not read");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        };
+        PatientLookup::Record {
+            issuer: &issuer,
+            patient_id: &record,
+        }
+    } else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    // An invalid number finds nobody (the same answer as a number nobody holds).
+    let hits = state
+        .archive
+        .find_persons(&grant, lookup)
+        .await
+        .unwrap_or_default();
+    if let [one] = hits.as_slice() {
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/patients/{}", one.person))],
+        )
+            .into_response();
+    }
+    let hits = hits
+        .into_iter()
+        .map(|h| Hit {
+            label: h
+                .records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}@{}",
+                        r.name.as_deref().unwrap_or("").replace('^', ""),
+                        r.patient_id,
+                        r.issuer
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            person: h.person,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &StartPage {
+            frame: d.frame("/"),
+            identity,
+            record,
+            searched: true,
+            hits,
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct LangQuery {
+    #[serde(default)]
+    back: String,
+}
+
+/// `GET /lang/{zh|en}?back=…`: sets the language cookie and returns to the page.
+pub async fn switch_lang(Path(code): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let q: LangQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let back = if q.back.starts_with('/') && !q.back.starts_with("//") && !q.back.contains('\\') {
+        q.back
+    } else {
+        "/".to_owned()
+    };
+    let value = if code == "en" { "en" } else { "zh" };
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LANG_COOKIE}={value}; Path=/; SameSite=Lax; Max-Age=31536000"
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `/viewer` in a build without the OHIF assets.
+pub fn viewer_missing(headers: &HeaderMap) -> Response {
+    let f = Frame::anonymous(Lang::from_headers(headers), "/");
+    message(
+        &f,
+        StatusCode::NOT_FOUND,
+        k("error_title"),
+        k("viewer_missing"),
+        "/",
+        k("back"),
+    )
+}

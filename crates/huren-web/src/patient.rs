@@ -1,0 +1,871 @@
+//! The patient page (the doctor's view of one person): every result the doctor may reach from
+//! every institution on one timeline, newest first, each with its recognition verdict, HR mark,
+//! validity, QC grade and explanation; the encounter-time reminder; lab results by analyte with
+//! a trend chart; reports in place; images in one click; the decision with the medical-record
+//! sentence. Also the order-time fragment a HIS embeds.
+
+use crate::i18n::T;
+use crate::pages::{Frame, framed, k, render};
+use crate::session::Doctor;
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use huren_archive::AdminError;
+use huren_archive::model::{Timeline, TimelineLab};
+use huren_archive::recognition::{PriorResult, ReminderRequest};
+use huren_http::AppState;
+use huren_recognition::{Qc, QcGrade, Verdict};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// One result on the timeline, as the template shows it.
+pub struct Entry {
+    pub anchor: String,
+    pub kind_key: &'static str,
+    pub when: String,
+    pub instant: i64,
+    pub institution: String,
+    pub own: bool,
+    pub item: String,
+    pub detail: String,
+    pub verdict_key: &'static str,
+    pub verdict_class: &'static str,
+    pub hr: Option<String>,
+    pub valid_through: Option<String>,
+    pub qc_key: Option<&'static str>,
+    pub explanation: String,
+    pub consulted: Vec<(bool, String)>,
+    pub view_url: String,
+    pub thumb_url: String,
+    pub report: Option<String>,
+    pub result_kind: &'static str,
+    pub result_id: String,
+    pub decidable: bool,
+}
+
+pub struct LabRow {
+    pub when: String,
+    pub institution: String,
+    pub value: String,
+    pub unit: String,
+    pub range: String,
+    pub flag: String,
+}
+
+pub struct Analyte {
+    pub name: String,
+    pub unit: String,
+    pub low: String,
+    pub high: String,
+    pub points: usize,
+    /// `[[unix ms, value, institution], …]` oldest first, for the chart script.
+    pub series_json: String,
+    pub rows: Vec<LabRow>,
+}
+
+#[derive(Template)]
+#[template(path = "patient.html")]
+struct PatientPage {
+    frame: Frame,
+    person: String,
+    name: String,
+    sex: String,
+    birth: String,
+    records: Vec<String>,
+    recognizable: usize,
+    entries: Vec<Entry>,
+    labs: Vec<Analyte>,
+    reasons: Vec<(String, String)>,
+    charts: bool,
+}
+framed!(PatientPage);
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    frame: Frame,
+    person: String,
+    item: String,
+    item_code: String,
+    recognizable: usize,
+    empty_key: &'static str,
+    entries: Vec<Entry>,
+}
+framed!(OrderPage);
+
+/// The page for a person the doctor does not reach: nothing of theirs, and why (the read was
+/// refused and audited by the use case; the 403 by the API's refusal layer).
+pub fn refused(d: &Doctor, reason: &str) -> Response {
+    let mut r = crate::pages::message(
+        &d.frame("/"),
+        StatusCode::FORBIDDEN,
+        k("no_relationship_title"),
+        k("no_relationship"),
+        "/",
+        k("back"),
+    );
+    r.extensions_mut()
+        .insert(huren_http::auth::RefusalReason(reason.to_owned()));
+    r
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "patient page not built");
+    StatusCode::SERVICE_UNAVAILABLE.into_response()
+}
+
+/// Local date and time of an instant in the region's zone.
+fn local(state: &AppState, instant: Option<i64>, with_time: bool) -> String {
+    use time_tz::OffsetDateTimeExt;
+    let Some(t) = instant.and_then(|i| time::OffsetDateTime::from_unix_timestamp(i).ok()) else {
+        return String::new();
+    };
+    let t = t.to_timezone(state.archive.config.zone);
+    if with_time && (t.hour(), t.minute()) != (0, 0) {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
+    } else {
+        format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
+    }
+}
+
+fn verdict_keys(v: Verdict) -> (&'static str, &'static str) {
+    match v {
+        Verdict::Recognizable => (k("verdict_recognizable"), "recognizable"),
+        Verdict::ReferenceOnly => (k("verdict_reference_only"), "reference-only"),
+        Verdict::NotRecognizable => (k("verdict_not_recognizable"), "not-recognizable"),
+    }
+}
+
+fn qc_key(q: Qc) -> &'static str {
+    match q {
+        Qc::Graded(QcGrade::A) => k("grade_A"),
+        Qc::Graded(QcGrade::B) => k("grade_B"),
+        Qc::Graded(QcGrade::C) => k("grade_C"),
+        Qc::Graded(QcGrade::Reject) => k("grade_reject"),
+        Qc::Uncalibrated => k("qc_uncalibrated"),
+        Qc::NotAssessable => k("qc_not_assessable"),
+        Qc::Absent => k("qc_absent"),
+    }
+}
+
+/// Catalog item names in force, by code.
+async fn item_names(state: &AppState, d: &Doctor) -> HashMap<String, (String, String)> {
+    match state
+        .archive
+        .catalog_items(&huren_access::grant_catalog(&d.principal()), None)
+        .await
+    {
+        Ok(Some((_, items))) => items
+            .into_iter()
+            .map(|i| {
+                let en = i.name_en.clone().unwrap_or_else(|| i.name_zh.clone());
+                (i.code, (i.name_zh, en))
+            })
+            .collect(),
+        _ => HashMap::new(),
+    }
+}
+
+fn sex_key(s: &str) -> Option<&'static str> {
+    match s {
+        "M" => Some(k("sex_M")),
+        "F" => Some(k("sex_F")),
+        "O" => Some(k("sex_O")),
+        "U" => Some(k("sex_U")),
+        _ => None,
+    }
+}
+
+/// DICOM PN (`Family^Given=漢字^…`) for a heading: the ideographic group when there is one.
+fn person_name(raw: &str) -> String {
+    let groups: Vec<&str> = raw.split('=').collect();
+    let pick = groups
+        .iter()
+        .rev()
+        .find(|g| !g.is_ascii() && !g.trim().is_empty())
+        .or(groups.first())
+        .copied()
+        .unwrap_or("");
+    let parts: Vec<&str> = pick.split('^').filter(|p| !p.is_empty()).collect();
+    if !pick.is_ascii() {
+        parts.concat()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The timeline's entries from the use case's view, newest first.
+fn entries(
+    state: &AppState,
+    d: &Doctor,
+    person: &str,
+    timeline: &Timeline,
+    judged: &[PriorResult],
+    names: &HashMap<String, (String, String)>,
+    institutions: &HashMap<String, String>,
+) -> Vec<Entry> {
+    let t = T { lang: d.lang };
+    let own = d.user.institution_code.to_string();
+    let judged: HashMap<(&str, &str), &PriorResult> = judged
+        .iter()
+        .map(|r| ((r.kind, r.id.as_str()), r))
+        .collect();
+    let item_name = |code: Option<&str>| -> Option<String> {
+        code.and_then(|c| names.get(c))
+            .map(|(zh, en)| t.pick(zh, en).to_owned())
+    };
+    let mut reports: HashMap<&str, String> = HashMap::new();
+    for r in &timeline.reports {
+        if let Some(uid) = r.study_instance_uid.as_deref() {
+            reports.entry(uid).or_insert_with(|| r.text.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (n, s) in timeline.studies.iter().enumerate() {
+        let j = judged.get(&("imaging_study", s.study_instance_uid.as_str()));
+        let mut e = judged_entry(j.copied(), &t);
+        e.anchor = format!("s{n}");
+        e.kind_key = k("kind_imaging");
+        e.instant = s.study_instant.unwrap_or(0);
+        e.when = local(state, s.study_instant, true);
+        e.institution = s
+            .performing_institution_name
+            .clone()
+            .unwrap_or_else(|| s.performing_institution.clone());
+        e.own = s.performing_institution == own;
+        e.item = item_name(s.catalog_item.as_deref())
+            .or_else(|| s.description.clone())
+            .unwrap_or_else(|| s.modalities.replace('\\', "/"));
+        e.detail = format!(
+            "{} · {} {}",
+            s.modalities.replace('\\', "/"),
+            s.instances,
+            t.t("images_count")
+        );
+        e.view_url = format!("/patients/{person}/studies/{}/view", s.study_instance_uid);
+        e.thumb_url = format!(
+            "/patients/{person}/studies/{}/thumbnail",
+            s.study_instance_uid
+        );
+        e.report = reports.get(s.study_instance_uid.as_str()).cloned();
+        e.result_kind = "imaging_study";
+        e.result_id = s.study_instance_uid.clone();
+        e.decidable = !e.own && j.is_some();
+        out.push(e);
+    }
+    for (n, l) in timeline.lab_results.iter().enumerate() {
+        let id = l.id.to_string();
+        let j = judged.get(&("lab_result", id.as_str())).copied();
+        let mut e = judged_entry(j, &t);
+        e.anchor = format!("l{n}");
+        e.kind_key = k("kind_lab");
+        e.instant = l.observed_instant.unwrap_or(0);
+        e.when = local(state, l.observed_instant, true);
+        e.institution = institutions
+            .get(&l.performing_institution)
+            .cloned()
+            .unwrap_or_else(|| l.performing_institution.clone());
+        e.own = l.performing_institution == own;
+        e.item = item_name(l.catalog_item.as_deref())
+            .or_else(|| l.code_text.clone())
+            .unwrap_or_else(|| l.code.clone());
+        e.detail = format!(
+            "{} {}{}",
+            l.value.as_deref().unwrap_or(""),
+            l.unit.as_deref().unwrap_or(""),
+            l.abnormal_flag
+                .as_deref()
+                .filter(|f| !f.is_empty() && *f != "N")
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        e.result_kind = "lab_result";
+        e.result_id = id;
+        e.decidable = !e.own && j.is_some();
+        out.push(e);
+    }
+    for e in &mut out {
+        // The reader's own results are not a question of recognition.
+        if e.own {
+            e.verdict_key = k("own_result");
+            e.verdict_class = "own";
+            e.hr = None;
+        }
+    }
+    out.sort_by_key(|e| std::cmp::Reverse(e.instant));
+    out
+}
+
+/// Names of the institutions a timeline mentions, by code.
+async fn institution_names(state: &AppState, timeline: &Timeline) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let codes = timeline
+        .studies
+        .iter()
+        .map(|s| &s.performing_institution)
+        .chain(
+            timeline
+                .lab_results
+                .iter()
+                .map(|l| &l.performing_institution),
+        );
+    for code in codes {
+        if !out.contains_key(code) {
+            let name = state
+                .archive
+                .institution_name(code)
+                .await
+                .unwrap_or_else(|_| code.clone());
+            out.insert(code.clone(), name);
+        }
+    }
+    out
+}
+
+/// The verdict part of an entry (the rest is filled by the caller).
+fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
+    let (verdict_key, verdict_class, hr, valid, qc, explanation, consulted) = match j {
+        Some(r) => {
+            let (vk, vc) = verdict_keys(r.decision.verdict);
+            let day = |d: Option<time::Date>| {
+                d.map(|d| format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day()))
+            };
+            (
+                vk,
+                vc,
+                r.decision.scope_label.clone(),
+                day(r.decision.valid_through),
+                r.qc.map(qc_key),
+                t.pick(&r.decision.explanation_zh, &r.decision.explanation_en)
+                    .to_owned(),
+                r.decision
+                    .consulted
+                    .iter()
+                    .map(|c| (c.met, t.pick(&c.zh, &c.en).to_owned()))
+                    .collect(),
+            )
+        }
+        None => (
+            k("verdict_not_recognizable"),
+            "not-recognizable",
+            None,
+            None,
+            None,
+            String::new(),
+            Vec::new(),
+        ),
+    };
+    Entry {
+        anchor: String::new(),
+        kind_key: "",
+        when: String::new(),
+        instant: 0,
+        institution: String::new(),
+        own: false,
+        item: String::new(),
+        detail: String::new(),
+        verdict_key,
+        verdict_class,
+        hr,
+        valid_through: valid,
+        qc_key: qc,
+        explanation,
+        consulted,
+        view_url: String::new(),
+        thumb_url: String::new(),
+        report: None,
+        result_kind: "",
+        result_id: String::new(),
+        decidable: false,
+    }
+}
+
+/// The numeric part of a lab value (`5.6`, `<0.1` is not plotted).
+fn numeric(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// `3.5-5.5` → (low, high).
+fn range_bounds(r: &str) -> (String, String) {
+    let r = r.trim();
+    match r.split_once('-') {
+        Some((a, b)) if numeric(a).is_some() && numeric(b).is_some() => {
+            (a.trim().to_owned(), b.trim().to_owned())
+        }
+        _ => (String::new(), String::new()),
+    }
+}
+
+fn analytes(
+    state: &AppState,
+    labs: &[TimelineLab],
+    institutions: &HashMap<String, String>,
+) -> Vec<Analyte> {
+    let inst = |code: &str| {
+        institutions
+            .get(code)
+            .cloned()
+            .unwrap_or_else(|| code.to_owned())
+    };
+    // Grouped by LOINC when the performer sent one, else by the performer's own code: the same
+    // analyte from two hospitals meets on its LOINC.
+    let mut groups: Vec<(String, Vec<&TimelineLab>)> = Vec::new();
+    for l in labs {
+        let key = match l.code_system.as_deref() {
+            Some(s) if s.eq_ignore_ascii_case("LN") || s.contains("loinc") => {
+                format!("LN|{}", l.code)
+            }
+            _ => format!("{}|{}", l.performing_institution, l.code),
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(l),
+            None => groups.push((key, vec![l])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, rows)| {
+            let first = rows[0];
+            let name = first
+                .code_text
+                .clone()
+                .unwrap_or_else(|| first.code.clone());
+            let unit = first.unit.clone().unwrap_or_default();
+            let (low, high) = range_bounds(first.reference_range.as_deref().unwrap_or(""));
+            let mut points: Vec<(i64, f64, String)> = rows
+                .iter()
+                .filter_map(|l| {
+                    Some((
+                        l.observed_instant? * 1000,
+                        numeric(l.value.as_deref()?)?,
+                        inst(&l.performing_institution),
+                    ))
+                })
+                .collect();
+            points.sort_by_key(|p| p.0);
+            Analyte {
+                name,
+                unit,
+                low,
+                high,
+                points: points.len(),
+                series_json: serde_json::to_string(&points).unwrap_or_else(|_| "[]".into()),
+                rows: rows
+                    .iter()
+                    .map(|l| LabRow {
+                        when: local(state, l.observed_instant, true),
+                        institution: inst(&l.performing_institution),
+                        value: l.value.clone().unwrap_or_default(),
+                        unit: l.unit.clone().unwrap_or_default(),
+                        range: l.reference_range.clone().unwrap_or_default(),
+                        flag: l
+                            .abnormal_flag
+                            .clone()
+                            .filter(|f| f != "N")
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// `GET /patients/{person}`.
+pub async fn page(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path(person): Path<String>,
+) -> Response {
+    let grant = match huren_access::grant_read(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return refused(&d, &e.to_string()),
+    };
+    let receiver = d.user.institution_code.to_string();
+    let (timeline, view) = match state
+        .archive
+        .workstation_view(&grant, &person, &receiver)
+        .await
+    {
+        Ok(Some(v)) => v,
+        Ok(None) => return refused(&d, "no relationship with this person"),
+        Err(e) => return unavailable(e),
+    };
+    // The viewer's PatientID-only study query is answered for this person (huren_http::opened).
+    state.opened.open(d.user.user_id, &person);
+    let records = match state.archive.person_records(&grant, &person).await {
+        Ok(Some(p)) => p.records,
+        Ok(None) => Vec::new(),
+        Err(e) => return unavailable(e),
+    };
+    // The encounter-time reminder, recorded as shown (the statistics' coverage and ignore rate).
+    let reminder = match state
+        .archive
+        .reminder(
+            &grant,
+            (d.user.institution_id, &receiver),
+            ReminderRequest {
+                patient_id: None,
+                issuer: None,
+                identifier: None,
+                order_code: None,
+                order_system: None,
+                item: None,
+                visit_number: None,
+                person: Some(&person),
+            },
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return unavailable(e),
+    };
+    let reasons = state
+        .archive
+        .recognition_reasons()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let text = T { lang: d.lang }.pick(&r.zh, &r.en).to_owned();
+            (r.code.to_string(), text)
+        })
+        .collect();
+    let names = item_names(&state, &d).await;
+    let institutions = institution_names(&state, &timeline).await;
+    let t = T { lang: d.lang };
+    let first = records.first();
+    let name = records
+        .iter()
+        .filter_map(|r| r.name.as_deref())
+        .map(person_name)
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| person.clone());
+    let page = PatientPage {
+        frame: d.frame(&format!("/patients/{person}")),
+        name,
+        sex: first
+            .and_then(|r| r.sex.as_deref())
+            .and_then(sex_key)
+            .map(|k| t.t(k).to_owned())
+            .unwrap_or_default(),
+        birth: first
+            .and_then(|r| r.birth_date.clone())
+            .map(|b| match (b.get(0..4), b.get(4..6), b.get(6..8)) {
+                (Some(y), Some(m), Some(dd)) if b.len() == 8 => format!("{y}-{m}-{dd}"),
+                _ => b,
+            })
+            .unwrap_or_default(),
+        records: records
+            .iter()
+            .map(|r| format!("{} @ {}", r.patient_id, r.issuer))
+            .collect(),
+        recognizable: reminder.recognizable,
+        entries: entries(
+            &state,
+            &d,
+            &person,
+            &timeline,
+            &view.results,
+            &names,
+            &institutions,
+        ),
+        labs: analytes(&state, &timeline.lab_results, &institutions),
+        reasons,
+        charts: crate::assets::has_charts(),
+        person,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize, Default)]
+pub struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    note: String,
+    /// The ordered item (order-time decisions).
+    #[serde(default)]
+    item: String,
+    /// The person (order-time form; the patient page has it in the path).
+    #[serde(default)]
+    person: String,
+}
+
+#[derive(Template)]
+#[template(path = "decided.html")]
+struct Decided {
+    frame: Frame,
+    anchor: String,
+    sentence: String,
+    counted: bool,
+}
+framed!(Decided);
+
+#[derive(Template)]
+#[template(path = "decide_failed.html")]
+struct DecideFailed {
+    frame: Frame,
+    reason: String,
+}
+framed!(DecideFailed);
+
+async fn record(state: &AppState, d: &Doctor, person: &str, f: &DecisionForm) -> Response {
+    if !d.csrf_ok(&f.csrf) {
+        return d.csrf_refused();
+    }
+    let grant = match huren_access::grant_clinician(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return refused(d, &e.to_string()),
+    };
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let (reason, note, item) = (opt(&f.reason), opt(&f.note), opt(&f.item));
+    let decision = if f.decision == "recognize" {
+        "recognize"
+    } else {
+        "re_examine"
+    };
+    let out = state
+        .archive
+        .record_decision(
+            &grant,
+            huren_archive::recognition::DecisionRequest {
+                about: ReminderRequest {
+                    patient_id: None,
+                    issuer: None,
+                    identifier: None,
+                    order_code: None,
+                    order_system: None,
+                    item: item.as_deref(),
+                    visit_number: None,
+                    person: Some(person),
+                },
+                result_kind: &f.kind,
+                result_id: &f.id,
+                decision,
+                reason: if decision == "recognize" {
+                    None
+                } else {
+                    reason.as_deref()
+                },
+                note: note.as_deref(),
+                visit_number: None,
+            },
+        )
+        .await;
+    let frame = d.frame("/");
+    match out {
+        Ok(r) => render(
+            StatusCode::CREATED,
+            &Decided {
+                frame,
+                anchor: format!("{}-{}", f.kind, f.id.len()),
+                sentence: r.record_sentence,
+                counted: r.counted,
+            },
+        ),
+        Err(AdminError::Forbidden(m)) => refused(d, &m),
+        Err(AdminError::Invalid(m)) => render(
+            // htmx swaps 4xx bodies only when told; 200 with the reason keeps the form usable.
+            StatusCode::OK,
+            &DecideFailed { frame, reason: m },
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+fn form(body: &[u8]) -> DecisionForm {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+/// `POST /patients/{person}/decisions` (form): the decision on one result; answers the
+/// fragment with the medical-record sentence.
+pub async fn decide(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path(person): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = form(&body);
+    record(&state, &d, &person, &f).await
+}
+
+/// `POST /order-reminder/decisions` (form): the one-click recognition at order time.
+pub async fn order_decide(
+    State(state): State<AppState>,
+    d: Doctor,
+    body: axum::body::Bytes,
+) -> Response {
+    let f = form(&body);
+    let person = f.person.clone();
+    record(&state, &d, &person, &f).await
+}
+
+/// `GET /patients/{person}/studies/{study}/view`: opens the study in OHIF on this origin, with
+/// this person as the one the viewer's study browser shows.
+pub async fn open_study(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path((person, study)): Path<(String, String)>,
+) -> Response {
+    state.opened.open(d.user.user_id, &person);
+    // A UID is digits and dots (PS3.5 §9.1); nothing else goes into the viewer's URL.
+    let study: String = study
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            format!("/viewer/viewer?StudyInstanceUIDs={study}"),
+        )],
+    )
+        .into_response()
+}
+
+/// `GET /patients/{person}/studies/{study}/thumbnail`: a small rendering of the study's middle
+/// image (PS3.18 §10.4 thumbnail, through the same access rules as WADO).
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path((_person, study)): Path<(String, String)>,
+) -> Response {
+    match huren_http::render::study_thumbnail(&state, &d.principal(), &study).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct OrderQuery {
+    /// The patient by the institution's own record number…
+    #[serde(default)]
+    patient_id: String,
+    /// …or by huren's person id.
+    #[serde(default)]
+    person: String,
+    #[serde(default)]
+    order_code: String,
+    #[serde(default)]
+    order_system: String,
+    #[serde(default)]
+    item: String,
+}
+
+/// `GET /order-reminder?patient_id=…&order_code=…` (or `item=`): the order-time reminder as a
+/// HIS shows it beside its order form (您开立的项目有可互认的结果), with one-click recognition.
+pub async fn order_reminder(
+    State(state): State<AppState>,
+    d: Doctor,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q: OrderQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let grant = match huren_access::grant_read(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return refused(&d, &e.to_string()),
+    };
+    let receiver = d.user.institution_code.to_string();
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let (pid, person, code, system, item) = (
+        opt(&q.patient_id),
+        opt(&q.person),
+        opt(&q.order_code),
+        opt(&q.order_system),
+        opt(&q.item),
+    );
+    let r = state
+        .archive
+        .reminder(
+            &grant,
+            (d.user.institution_id, &receiver),
+            ReminderRequest {
+                patient_id: pid.as_deref(),
+                issuer: None,
+                identifier: None,
+                order_code: code.as_deref(),
+                order_system: system.as_deref(),
+                item: item.as_deref(),
+                visit_number: None,
+                person: person.as_deref(),
+            },
+        )
+        .await;
+    let r = match r {
+        Ok(r) => r,
+        Err(AdminError::Invalid(m)) => {
+            return render(
+                StatusCode::BAD_REQUEST,
+                &DecideFailed {
+                    frame: d.frame("/"),
+                    reason: m,
+                },
+            );
+        }
+        Err(AdminError::Forbidden(m)) => return refused(&d, &m),
+        Err(e) => return unavailable(e),
+    };
+    let names = item_names(&state, &d).await;
+    let t = T { lang: d.lang };
+    let person = r.person.clone().unwrap_or_default();
+    let entries_of = entries;
+    let mut entries = Vec::new();
+    if !person.is_empty() {
+        let grant2 = huren_access::grant_read(&d.principal());
+        if let Ok(g) = grant2
+            && let Ok(Some((timeline, _))) =
+                state.archive.workstation_view(&g, &person, &receiver).await
+        {
+            let institutions = institution_names(&state, &timeline).await;
+            entries = entries_of(
+                &state,
+                &d,
+                &person,
+                &timeline,
+                &r.results,
+                &names,
+                &institutions,
+            );
+            let listed: std::collections::HashSet<(&str, &str)> =
+                r.results.iter().map(|x| (x.kind, x.id.as_str())).collect();
+            entries.retain(|e| listed.contains(&(e.result_kind, e.result_id.as_str())));
+        }
+    }
+    let item_code = r.item.clone().unwrap_or_default();
+    let item_label = names
+        .get(&item_code)
+        .map(|(zh, en)| t.pick(zh, en).to_owned())
+        .unwrap_or_else(|| item_code.clone());
+    let empty_key = match r.patient {
+        "unknown" => k("order_unknown"),
+        "not_in_reach" => k("order_not_in_reach"),
+        _ => k("order_none"),
+    };
+    render(
+        StatusCode::OK,
+        &OrderPage {
+            frame: d.frame("/order-reminder"),
+            person,
+            item: item_label,
+            item_code,
+            recognizable: r.recognizable,
+            empty_key,
+            entries,
+        },
+    )
+}
