@@ -49,7 +49,7 @@ def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
         # opens the visit, and the reminder shows her county CT.
         assert "first visit" in text
         curls = re.findall(r"curl -X (\w+) '?(\S+?)'? -H 'Authorization: Bearer (\S+?)'.*?-d '(.*)'", text)
-        assert len(curls) == 3, text
+        assert len(curls) == 4, text
         base = f"http://127.0.0.1:{http}"
         results = []
         for method, url, his, body in curls:
@@ -60,10 +60,18 @@ def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
                                  headers={"Authorization": f"Bearer {his}", "Content-Type": ctype, **extra})
             assert r.status_code in (200, 201), (url, r.text)
             results.append(r.json())
-        reminder = results[-1]
+        reminder = results[2]
         assert reminder["patient"] == "known" and reminder["person"] == results[0]["id"]
         assert [x["kind"] for x in reminder["results"]] == ["imaging_study"], reminder
         assert reminder["results"][0]["performing_institution"] == "cq-county-1"
+        # The launch link opens the workstation on her page, with the reminder.
+        landing = requests.get(results[3]["url"].replace(re.match(r"http://[^/]+", results[3]["url"]).group(0), base),
+                               allow_redirects=False)
+        assert landing.headers["location"] == f"/patients/{results[0]['id']}", landing.headers
+        page = requests.get(base + landing.headers["location"], cookies=landing.cookies)
+        # (Reference only until quality control has graded the CT: the verdict says so.)
+        assert page.status_code == 200 and "孙丽珍" in page.text and "胸部CT平扫" in page.text
+        assert ("可互认" in page.text) or ("尚无可靠的影像质控等级" in page.text)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -58,6 +58,9 @@ def good_provider(idp):
 
 
 def test_code_flow_with_pkce_signs_the_person_in(site, idp):
+    # The sign-in page offers the region's identity provider beside the password.
+    page = requests.get(f"{site.url}/")
+    assert page.status_code == 200 and 'href="/auth/oidc/login"' in page.text and "统一身份认证" in page.text
     done, callback = sign_in(site, idp, return_to="/api/session")
     assert done.status_code == 303 and done.headers["location"] == "/api/session"
     cookie = done.headers["set-cookie"]

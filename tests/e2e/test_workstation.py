@@ -229,7 +229,21 @@ def test_launch_lands_on_the_patient_with_reminder_timeline_labs_and_the_decisio
     assert ("recognize", None) in rows and ("re_examine", "01") in rows, rows
 
 
+def statistics_total(s):
+    day = TODAY.isoformat()
+    st = requests.get(f"{s.url}/api/recognition/statistics", params={"from": day, "until": day},
+                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert st.status_code == 200, st.text
+    return st.json()["total"]
+
+
 def test_english_and_back(region, patient, browser):
+    s = region
+    # A second visit: the first one closes, another opens.
+    for body in ({"visit_number": "V" + patient["tag"], "patient_id": patient["record"], "status": "closed"},
+                 {"visit_number": "E" + patient["tag"], "patient_id": patient["record"], "doctor": "zhou"}):
+        assert requests.post(f"{s.url}/api/encounters", json=body, headers=s.his).status_code == 200
+    ignored = statistics_total(s)["ignored"]
     tab = Page(browser)
     page = tab.page
     page.goto(launch_url(region, patient["record"]))
@@ -246,6 +260,9 @@ def test_english_and_back(region, patient, browser):
     page.wait_for_load_state()
     assert "检查检验时间轴" in page.locator("main").inner_text()
     tab.close()
+    # The doctor saw the reminder at this visit and neither decided nor opened the images: the
+    # statistics count those results as ignored.
+    assert statistics_total(s)["ignored"] >= ignored + 2
 
 
 def test_a_doctor_without_a_relationship_sees_nothing_and_is_told_why(region, patient, browser):

@@ -460,7 +460,9 @@ pub fn first_visit_walkthrough(http: &str, token: &str) -> String {
          \x20    curl -X POST http://{http}/api/encounters -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"visit_number\":\"V0001\",\"patient_id\":\"MZ0001\",\"doctor\":\"{doctor}\"}}'\n\
          \x20 3. asks for the recognition reminder, for the doctor:\n\
          \x20    curl -X POST http://{http}/api/recognition/reminders -H 'Authorization: Bearer {token}' -H 'X-Huren-On-Behalf-Of: {doctor}' -H 'Content-Type: application/json' -d '{{\"patient_id\":\"MZ0001\"}}'\n\
-         \x20 (the doctor signs in as {doctor} / {password})",
+         \x20 4. launches the doctor's workstation in one click (open the \"url\" it answers in a browser):\n\
+         \x20    curl -X POST http://{http}/api/launch -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"doctor\":\"{doctor}\",\"patient_id\":\"MZ0001\"}}'\n\
+         \x20 (or the doctor signs in at http://{http}/ as {doctor} / {password} and finds her by identity number {id})",
         county = SITES[1].name,
         city = SITES[0].name,
         doctor = DEMO_DOCTOR,
