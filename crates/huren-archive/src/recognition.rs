@@ -634,6 +634,43 @@ pub struct Reminder {
     pub results: Vec<PriorResult>,
 }
 
+impl Reminder {
+    /// Lists the judged results worth reminding of — not the receiver's own, not another
+    /// item's; at order time only catalogued ones — with the count and message.
+    fn listed_from(&mut self, judged: impl Iterator<Item = PriorResult>) {
+        let moment = self.moment;
+        self.results = judged
+            .filter(|r| {
+                let codes: Vec<&str> = r.decision.reasons.iter().map(|x| x.code).collect();
+                // At order time only results of the ordered item (or an equivalent) matter; a
+                // result outside the catalog is none of them.
+                !codes.contains(&"same_institution")
+                    && !codes.contains(&"item_differs")
+                    && (moment == "encounter" || r.item.is_some())
+            })
+            .collect();
+        self.recognizable = self
+            .results
+            .iter()
+            .filter(|r| r.decision.verdict == rec::Verdict::Recognizable)
+            .count();
+        if self.recognizable > 0 {
+            let (zh, en) = match moment {
+                "order" => (
+                    "您开立的项目有可互认的结果",
+                    "the item you are ordering has a recognizable result",
+                ),
+                _ => (
+                    "该患者有可互认的外院检查检验结果",
+                    "this patient has recognizable results from other institutions",
+                ),
+            };
+            self.message_zh = Some(zh.to_owned());
+            self.message_en = Some(en.to_owned());
+        }
+    }
+}
+
 impl Archive {
     /// A reminder for the receiving institution `receiver` (see [`Archive::reminder_for`]),
     /// recorded as shown (issue #17): which results it listed, with the engine's verdicts, at
@@ -646,6 +683,42 @@ impl Archive {
     ) -> Result<Reminder, AdminError> {
         let visit = req.visit_number.map(str::to_owned);
         let r = self.reminder_for(grant, receiver, req).await?;
+        self.record_shown(grant, receiver, visit, &r).await?;
+        Ok(r)
+    }
+
+    /// The encounter-time reminder of a person's page (the web workstation), made from the
+    /// judged results the page already holds (`view`, judged now for `receiver`), and recorded
+    /// as shown at the patient's open visit, as [`Archive::reminder`] does.
+    pub async fn encounter_reminder(
+        &self,
+        grant: &ReadGrant,
+        receiver: (i64, &str),
+        view: &RecognitionView,
+    ) -> Result<Reminder, AdminError> {
+        let mut r = Reminder {
+            patient: "known",
+            person: Some(view.person.clone()),
+            moment: "encounter",
+            item: None,
+            message_zh: None,
+            message_en: None,
+            recognizable: 0,
+            results: Vec::new(),
+        };
+        r.listed_from(view.results.iter().cloned());
+        self.record_shown(grant, receiver, None, &r).await?;
+        Ok(r)
+    }
+
+    /// Records a reminder as shown (the statistics' coverage and ignore rate are made of these).
+    async fn record_shown(
+        &self,
+        grant: &ReadGrant,
+        receiver: (i64, &str),
+        visit: Option<String>,
+        r: &Reminder,
+    ) -> Result<(), AdminError> {
         if let Some(person) = &r.person
             && !r.results.is_empty()
         {
@@ -681,7 +754,7 @@ impl Archive {
                 &key,
                 std::time::Duration::from_secs(600),
             ) {
-                return Ok(r);
+                return Ok(());
             }
             let now = crate::time::unix_now();
             self.index
@@ -700,7 +773,7 @@ impl Archive {
                 })
                 .await?;
         }
-        Ok(r)
+        Ok(())
     }
 
     /// A reminder for the receiving institution `receiver`: the patient named by its own record
@@ -768,37 +841,7 @@ impl Archive {
         let Some(view) = view else {
             return Ok(reminder);
         };
-        reminder.results = view
-            .results
-            .into_iter()
-            .filter(|r| {
-                let codes: Vec<&str> = r.decision.reasons.iter().map(|x| x.code).collect();
-                // At order time only results of the ordered item (or an equivalent) matter; a
-                // result outside the catalog is none of them.
-                !codes.contains(&"same_institution")
-                    && !codes.contains(&"item_differs")
-                    && (moment == "encounter" || r.item.is_some())
-            })
-            .collect();
-        reminder.recognizable = reminder
-            .results
-            .iter()
-            .filter(|r| r.decision.verdict == rec::Verdict::Recognizable)
-            .count();
-        if reminder.recognizable > 0 {
-            let (zh, en) = match moment {
-                "order" => (
-                    "您开立的项目有可互认的结果",
-                    "the item you are ordering has a recognizable result",
-                ),
-                _ => (
-                    "该患者有可互认的外院检查检验结果",
-                    "this patient has recognizable results from other institutions",
-                ),
-            };
-            reminder.message_zh = Some(zh.to_owned());
-            reminder.message_en = Some(en.to_owned());
-        }
+        reminder.listed_from(view.results.into_iter());
         Ok(reminder)
     }
 

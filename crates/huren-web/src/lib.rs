@@ -64,6 +64,14 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/order-reminder", get(patient::order_reminder))
         .route("/order-reminder/decisions", post(patient::order_decide))
         .layer(axum::middleware::from_fn_with_state(cfg.clone(), page_csp))
+        // A patient page repeats itself (one entry per result): 700 kB of HTML for 200 results
+        // is 20 kB gzip'd, so pages go compressed, at the fastest level (it costs the server
+        // about a millisecond).
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .quality(tower_http::CompressionLevel::Fastest),
+        )
         .layer(axum::Extension(cfg));
     let viewer = Router::new()
         .route("/viewer", get(assets::viewer))

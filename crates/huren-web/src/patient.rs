@@ -508,20 +508,7 @@ pub async fn page(
     // The encounter-time reminder, recorded as shown (the statistics' coverage and ignore rate).
     let reminder = match state
         .archive
-        .reminder(
-            &grant,
-            (d.user.institution_id, &receiver),
-            ReminderRequest {
-                patient_id: None,
-                issuer: None,
-                identifier: None,
-                order_code: None,
-                order_system: None,
-                item: None,
-                visit_number: None,
-                person: Some(&person),
-            },
-        )
+        .encounter_reminder(&grant, (d.user.institution_id, &receiver), &view)
         .await
     {
         Ok(r) => r,

@@ -1,0 +1,267 @@
+"""The doctor's workstation (issue #19), timed on this machine:
+
+1. the patient page for a person with 201 results (100 CT studies over DIMSE and 100 lab
+   results over FHIR at the county hospital, one CT at the city hospital), requested by 20
+   concurrent doctors' sessions (wrk, 30 s): server time p50/p99; and the page's weight (HTML,
+   CSS, JS; as sent and gzip-compressed);
+2. from clicking a 500-slice 512×512 CT on the timeline to its first image drawn in OHIF, in
+   headless Chromium with a cold cache (a new browser context each time), median of 5, split
+   into the time spent waiting on huren's DICOMweb requests, loading the viewer's files, and
+   the rest (the viewer's own work: starting, decoding, drawing).
+
+No anchor: Orthanc and dcm4chee have no patient page with recognition, and the viewer is the
+same OHIF build a site would put in front of them.
+
+    HUREN_BIN=<release huren> .venv/bin/python bench/workstation.py [--runs 5] [--seconds 30]
+"""
+import argparse
+import datetime
+import gzip
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from pydicom.uid import generate_uid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import ENV, HUREN, WORK, free_port, make_image, wait_port  # noqa: E402
+from recognition import CATALOG, KEYS, ct, resident_id, run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
+
+# Installed in every page of a context before its scripts: the moment cornerstone first draws an
+# image (its IMAGE_RENDERED event, caught on the way down to the viewport element).
+FIRST_DRAWN = """
+window.__firstDrawn = null;
+window.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => {
+  if (window.__firstDrawn === null) window.__firstDrawn = performance.timeOrigin + performance.now();
+}, true);
+"""
+
+
+def setup(d):
+    run("institution", "add", "--data-dir", d, "--code", "city", "--name", "市人民医院", "--level", "三级",
+        "--city", "重庆", "--identifier-system", "urn:oid:1.2.156.1")
+    run("institution", "add", "--data-dir", d, "--code", "county", "--name", "县人民医院", "--level", "二级",
+        "--city", "重庆")
+    run("ae", "add", "--data-dir", d, "--institution", "county", "--ae-title", "COUNTY", "--host", "127.0.0.1")
+    run("ae", "add", "--data-dir", d, "--institution", "city", "--ae-title", "CITY", "--host", "127.0.0.1")
+    run("catalog", "import", "--data-dir", d, "--file", CATALOG / "items.csv", "--label", "v1",
+        "--effective-from", "2024-01-01")
+    run("catalog", "rules", "--data-dir", d, "--file", CATALOG / "study-rules.csv")
+    with tempfile.TemporaryDirectory() as t:
+        (Path(t) / "s.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
+        run("catalog", "scopes", "--data-dir", d, "--file", Path(t) / "s.csv")
+    with tempfile.TemporaryFile(mode="w+") as pw:
+        pw.write("a-long-password-1\n")
+        pw.seek(0)
+        subprocess.run([str(HUREN), "user", "add", "--data-dir", str(d), "--username", "doc", "--name", "王丽",
+                        "--role", "doctor", "--institution", "city", "--password-stdin"], stdin=pw, check=True,
+                       capture_output=True, env=ENV)
+
+
+def seed(base, dimse, county_token, city_token, ct_dir, number):
+    from pynetdicom import AE
+    from pydicom.uid import ExplicitVRLittleEndian
+    today = datetime.date.today()
+    ae = AE(ae_title="COUNTY")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dimse, ae_title="HUREN")
+    for i in range(100):
+        day = (today - datetime.timedelta(days=i * 3 + 1)).strftime("%Y%m%d")
+        assert assoc.send_c_store(ct("CX1", number, day)).Status == 0
+    assoc.release()
+    city = AE(ae_title="CITY")
+    city.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
+    a = city.associate("127.0.0.1", dimse, ae_title="HUREN")
+    assert a.send_c_store(ct("CY1", number, today.strftime("%Y%m%d"))).Status == 0
+    a.release()
+    county = {"Authorization": f"Bearer {county_token}", "Content-Type": "application/fhir+json"}
+    for i in range(100):
+        day = (today - datetime.timedelta(days=i)).isoformat()
+        obs = {"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": ["2345-7", "2885-2", "1751-7"][i % 3]}]},
+               "subject": {"identifier": {"system": "urn:huren:institution:county", "value": "CX1"}},
+               "effectiveDateTime": f"{day}T08:00:00+08:00", "issued": f"{day}T10:00:00+08:00",
+               "valueQuantity": {"value": 4.0 + (i % 7) * 0.5, "unit": "mmol/L"},
+               "referenceRange": [{"low": {"value": 3.9}, "high": {"value": 6.1}}]}
+        r = requests.post(f"{base}/fhir/Observation", json=obs, headers=county)
+        assert r.status_code == 201, r.text
+    # The 500-slice CT, newest on the timeline, sent by the county's PACS with DCMTK.
+    out = subprocess.run(["/usr/bin/storescu", "-aet", "COUNTY", "-aec", "HUREN", "+sd", "127.0.0.1", str(dimse),
+                          str(ct_dir)], capture_output=True, text=True, env=ENV, timeout=900)
+    assert out.returncode == 0, out.stderr[-500:]
+    visit = {"visit_number": "V1", "patient_id": "CY1", "doctor": "doc"}
+    assert requests.post(f"{base}/api/encounters", json=visit,
+                         headers={"Authorization": f"Bearer {city_token}"}).status_code == 200
+
+
+def make_ct(ct_dir, number):
+    """500 slices of 512×512 with a disc whose radius changes along the series."""
+    study, series = generate_uid(), generate_uid()
+    yy, xx = np.mgrid[:512, :512]
+    import pydicom
+    for i in range(500):
+        p = ct_dir / f"{i:03}.dcm"
+        make_image(p, ("CX1", "Sun^Lizhen=孙^丽珍"), study, series, 512, 512, i + 1)
+        ds = pydicom.dcmread(p)
+        r = 60 + 150 * abs(np.sin(i / 40))
+        ds.PixelData = np.where((yy - 256) ** 2 + (xx - 256) ** 2 < r * r, 1100, 24).astype(np.uint16).tobytes()
+        ds.StudyDate = datetime.date.today().strftime("%Y%m%d")
+        ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
+        ds.ImagePositionPatient = [-250, -250, i * 1.25]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.SliceThickness = [0.98, 0.98], 1.25
+        other = pydicom.Dataset()
+        other.PatientID, other.IssuerOfPatientID, other.TypeOfPatientID = number, "身份证", "TEXT"
+        ds.OtherPatientIDsSequence = [other]
+        ds.save_as(p, enforce_file_format=True)
+    return study
+
+
+def launch(base, city_token):
+    r = requests.post(f"{base}/api/launch", json={"doctor": "doc", "patient_id": "CY1"},
+                      headers={"Authorization": f"Bearer {city_token}"})
+    assert r.status_code == 201, r.text
+    return r.json()["url"]
+
+
+def page_load(base, city_token, seconds):
+    landing = requests.get(launch(base, city_token), allow_redirects=False)
+    path, cookie = landing.headers["location"], landing.cookies["huren_session"]
+    page = requests.get(base + path, cookies={"huren_session": cookie})
+    assert page.status_code == 200
+    html = page.content
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+    weight = {"html": (len(html), len(gzip.compress(html, 6)))}
+    for a in assets:
+        raw = requests.get(base + a, headers={"Accept-Encoding": "identity"}).content
+        sent = requests.get(base + a, headers={"Accept-Encoding": "gzip"}, stream=True)
+        wire = len(sent.raw.read())
+        weight[a] = (len(raw), wire if sent.headers.get("content-encoding") == "gzip" else len(gzip.compress(raw, 6)))
+    entries = len(re.findall(r'<li class="entry', page.text))
+    out = subprocess.run(["wrk", "-t", "2", "-c", "20", "-d", f"{seconds}s", "--latency",
+                          "-H", f"Cookie: huren_session={cookie}", base + path],
+                         capture_output=True, text=True).stdout
+    pick = lambda label: next((line.split()[1] for line in out.splitlines() if line.split()[:1] == [label]), "?")  # noqa: E731
+    rps = next((line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")), "0")
+    errors = next((line.strip() for line in out.splitlines() if "Non-2xx" in line), "")
+    total_raw = sum(v[0] for v in weight.values())
+    total_gz = sum(v[1] for v in weight.values())
+    return {"timeline entries": entries, "req/s": float(rps), "p50": pick("50%"), "p90": pick("90%"),
+            "p99": pick("99%"), "errors": errors,
+            "weight bytes (as sent uncompressed, gzip)": {k: list(v) for k, v in weight.items()},
+            "weight total": [total_raw, total_gz]}
+
+
+def click_to_image(base, city_token, study, runs):
+    from playwright.sync_api import sync_playwright
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for n in range(runs):
+            context = browser.new_context(viewport={"width": 1280, "height": 800})  # a cold cache
+            context.add_init_script(FIRST_DRAWN)
+            page = context.new_page()
+            page.goto(launch(base, city_token))
+            link = page.locator(f"a.button[href*='{study}']")
+            link.wait_for()
+            with context.expect_page() as new:
+                clicked = page.evaluate("Date.now()")
+                link.click()
+            viewer = new.value
+            # Polled from here: the viewer's CSP (rightly) refuses the page-side eval that
+            # wait_for_function needs.
+            deadline, drawn = time.time() + 120, None
+            while drawn is None and time.time() < deadline:
+                drawn = viewer.evaluate("window.__firstDrawn")
+                time.sleep(0.02)
+            assert drawn is not None, "no image drawn within 120 s"
+            timing = viewer.evaluate("""() => {
+                const start = performance.timeOrigin;
+                return performance.getEntriesByType('resource').map(e => ({
+                    url: e.name, start: start + e.startTime, end: start + e.responseEnd}));
+            }""")
+            nav = viewer.evaluate("performance.timeOrigin")
+            # What the viewport shows at that moment is an image, not a blank canvas.
+            el = viewer.locator(".cornerstone-viewport-element, [data-viewport-uid]").first
+            import io
+
+            from PIL import Image
+            px = np.asarray(Image.open(io.BytesIO(el.screenshot())).convert("L"), dtype=np.float64)
+
+            def busy(pred):
+                spans = sorted((max(e["start"], clicked), min(e["end"], drawn)) for e in timing if pred(e["url"]))
+                total, edge = 0.0, clicked
+                for a, b in spans:
+                    if b <= a:
+                        continue
+                    a = max(a, edge)
+                    if b > a:
+                        total += b - a
+                        edge = b
+                return total
+            api = busy(lambda u: "/dicom-web/" in u)
+            files = busy(lambda u: "/viewer/" in u and "/dicom-web/" not in u)
+            requests_before = [e for e in timing if e["end"] <= drawn]
+            out.append({"click to first image ms": round(drawn - clicked), "navigation start ms": round(nav - clicked),
+                        "waiting on huren DICOMweb ms": round(api), "loading viewer files ms": round(files),
+                        "dicom-web requests before": sum("/dicom-web/" in e["url"] for e in requests_before),
+                        "viewer files before": sum("/viewer/" in e["url"] for e in requests_before),
+                        "image std": round(float(px.std()), 1)})
+            context.close()
+        browser.close()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=30)
+    args = ap.parse_args()
+    d = WORK / "workstation"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    setup(d)
+    county_token = run("token", "create", "--data-dir", d, "--institution", "county")
+    city_token = run("token", "create", "--data-dir", d, "--institution", "city")
+    ct_dir = WORK / "data" / "workstation-ct"
+    shutil.rmtree(ct_dir, ignore_errors=True)
+    ct_dir.mkdir(parents=True)
+    http, dimse = free_port(), free_port()
+    proc = subprocess.Popen([str(HUREN), "serve", "--data-dir", str(d), "--http", f"127.0.0.1:{http}",
+                             "--dimse", f"127.0.0.1:{dimse}", "--ae-title", "HUREN"],
+                            env=dict(ENV, RUST_LOG="warn", **KEYS), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_port(http), wait_port(dimse)
+        base = f"http://127.0.0.1:{http}"
+        # One person: the CT carries the same identity number as the other results.
+        number = resident_id()
+        study = make_ct(ct_dir, number)
+        seed(base, dimse, county_token, city_token, ct_dir, number)
+        page = page_load(base, city_token, args.seconds)
+        clicks = click_to_image(base, city_token, study, args.runs)
+        median = statistics.median(c["click to first image ms"] for c in clicks)
+        print(json.dumps({"patient page (20 concurrent sessions)": page,
+                          "click to first CT image": {"median ms": median, "runs": clicks}},
+                         indent=1, ensure_ascii=False))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(ct_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
