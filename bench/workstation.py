@@ -229,6 +229,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--only", choices=["page", "viewer"], help="measure one of the two")
     args = ap.parse_args()
     d = WORK / "workstation"
     shutil.rmtree(d, ignore_errors=True)
@@ -251,12 +252,14 @@ def main():
         number = resident_id()
         study = make_ct(ct_dir, number)
         seed(base, dimse, county_token, city_token, ct_dir, number)
-        page = page_load(base, city_token, args.seconds)
-        clicks = click_to_image(base, city_token, study, args.runs)
-        median = statistics.median(c["click to first image ms"] for c in clicks)
-        print(json.dumps({"patient page (20 concurrent sessions)": page,
-                          "click to first CT image": {"median ms": median, "runs": clicks}},
-                         indent=1, ensure_ascii=False))
+        out = {}
+        if args.only != "viewer":
+            out["patient page (20 concurrent sessions)"] = page_load(base, city_token, args.seconds)
+        if args.only != "page":
+            clicks = click_to_image(base, city_token, study, args.runs)
+            median = statistics.median(c["click to first image ms"] for c in clicks)
+            out["click to first CT image"] = {"median ms": median, "runs": clicks}
+        print(json.dumps(out, indent=1, ensure_ascii=False))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

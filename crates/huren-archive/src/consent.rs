@@ -496,8 +496,8 @@ impl Archive {
     /// An institution's name as patients and doctors know it today (else its code).
     pub async fn institution_name(&self, code: &str) -> Result<String, AdminError> {
         Ok(self
-            .index
-            .institution_as_of(code, self.today())
+            .attribution
+            .institution_as_of(self.index.as_ref(), code, self.today())
             .await?
             .and_then(|i| i.name)
             .unwrap_or_else(|| code.to_owned()))

@@ -634,21 +634,21 @@ pub struct Reminder {
     pub results: Vec<PriorResult>,
 }
 
+/// Whether a judged result belongs in a reminder at `moment`: not the receiver's own, not
+/// another item's; at order time only catalogued ones.
+fn worth_reminding(moment: &str, r: &PriorResult) -> bool {
+    let codes = || r.decision.reasons.iter().map(|x| x.code);
+    // At order time only results of the ordered item (or an equivalent) matter; a result
+    // outside the catalog is none of them.
+    !codes().any(|c| c == "same_institution" || c == "item_differs")
+        && (moment == "encounter" || r.item.is_some())
+}
+
 impl Reminder {
-    /// Lists the judged results worth reminding of — not the receiver's own, not another
-    /// item's; at order time only catalogued ones — with the count and message.
+    /// Lists the judged results worth reminding of, with the count and message.
     fn listed_from(&mut self, judged: impl Iterator<Item = PriorResult>) {
         let moment = self.moment;
-        self.results = judged
-            .filter(|r| {
-                let codes: Vec<&str> = r.decision.reasons.iter().map(|x| x.code).collect();
-                // At order time only results of the ordered item (or an equivalent) matter; a
-                // result outside the catalog is none of them.
-                !codes.contains(&"same_institution")
-                    && !codes.contains(&"item_differs")
-                    && (moment == "encounter" || r.item.is_some())
-            })
-            .collect();
+        self.results = judged.filter(|r| worth_reminding(moment, r)).collect();
         self.recognizable = self
             .results
             .iter()
@@ -683,45 +683,60 @@ impl Archive {
     ) -> Result<Reminder, AdminError> {
         let visit = req.visit_number.map(str::to_owned);
         let r = self.reminder_for(grant, receiver, req).await?;
-        self.record_shown(grant, receiver, visit, &r).await?;
+        if let Some(person) = &r.person {
+            let listed: Vec<&PriorResult> = r.results.iter().collect();
+            self.record_shown(
+                grant,
+                receiver,
+                visit,
+                (person, r.moment, r.item.as_deref()),
+                &listed,
+            )
+            .await?;
+        }
         Ok(r)
     }
 
     /// The encounter-time reminder of a person's page (the web workstation), made from the
-    /// judged results the page already holds (`view`, judged now for `receiver`), and recorded
-    /// as shown at the patient's open visit, as [`Archive::reminder`] does.
+    /// judged results the page already holds (`view`, judged now for `receiver`) and recorded
+    /// as shown at the patient's open visit, as [`Archive::reminder`] does. Returns how many of
+    /// the listed results are recognizable (the page's banner).
     pub async fn encounter_reminder(
         &self,
         grant: &ReadGrant,
         receiver: (i64, &str),
         view: &RecognitionView,
-    ) -> Result<Reminder, AdminError> {
-        let mut r = Reminder {
-            patient: "known",
-            person: Some(view.person.clone()),
-            moment: "encounter",
-            item: None,
-            message_zh: None,
-            message_en: None,
-            recognizable: 0,
-            results: Vec::new(),
-        };
-        r.listed_from(view.results.iter().cloned());
-        self.record_shown(grant, receiver, None, &r).await?;
-        Ok(r)
+    ) -> Result<usize, AdminError> {
+        let listed: Vec<&PriorResult> = view
+            .results
+            .iter()
+            .filter(|r| worth_reminding("encounter", r))
+            .collect();
+        self.record_shown(
+            grant,
+            receiver,
+            None,
+            (&view.person, "encounter", None),
+            &listed,
+        )
+        .await?;
+        Ok(listed
+            .iter()
+            .filter(|r| r.decision.verdict == rec::Verdict::Recognizable)
+            .count())
     }
 
-    /// Records a reminder as shown (the statistics' coverage and ignore rate are made of these).
+    /// Records a reminder as shown (the statistics' coverage and ignore rate are made of these):
+    /// `(person, moment, ordered item)` and the results it listed.
     async fn record_shown(
         &self,
         grant: &ReadGrant,
         receiver: (i64, &str),
         visit: Option<String>,
-        r: &Reminder,
+        (person, moment, item): (&str, &str, Option<&str>),
+        results: &[&PriorResult],
     ) -> Result<(), AdminError> {
-        if let Some(person) = &r.person
-            && !r.results.is_empty()
-        {
+        if !results.is_empty() {
             let visit = match visit {
                 Some(v) => Some(v),
                 None => self.index.open_visit(receiver.0, person).await?,
@@ -730,8 +745,7 @@ impl Archive {
                 huren_access::Principal::User(u) => (Some(u.user_id), u.department.clone()),
                 _ => (None, None),
             };
-            let listed: Vec<crate::model::ReminderListing> = r
-                .results
+            let listed: Vec<crate::model::ReminderListing> = results
                 .iter()
                 .map(|x| crate::model::ReminderListing {
                     result_kind: x.kind.to_owned(),
@@ -746,8 +760,8 @@ impl Archive {
             // The same reminder shown again (a HIS refreshing its page) is the same event: it
             // changes no figure, since a unit counts a reminder once, from the first time.
             let key = format!(
-                "{}|{visit:?}|{person}|{}|{:?}|{:?}",
-                receiver.0, r.moment, r.item, listed
+                "{}|{visit:?}|{person}|{moment}|{item:?}|{listed:?}",
+                receiver.0
             );
             if !self.access_log.first_in_window(
                 "reminder-shown",
@@ -765,10 +779,10 @@ impl Archive {
                     department,
                     user_id,
                     actor: grant.principal().label(),
-                    person: person.clone(),
+                    person: person.to_owned(),
                     visit_number: visit,
-                    moment: r.moment.to_owned(),
-                    ordered_item: r.item.clone(),
+                    moment: moment.to_owned(),
+                    ordered_item: item.map(str::to_owned),
                     results: listed,
                 })
                 .await?;
@@ -1428,6 +1442,19 @@ impl Archive {
 
     /// The re-examination reasons a doctor may give: the platform's, then the region's (its
     /// policy in force).
+    /// The catalog items in force, code → (Chinese name, English name), from the cached
+    /// configuration the rules use (pages name each result's item).
+    pub async fn item_names(
+        &self,
+    ) -> Result<HashMap<String, (String, Option<String>)>, AdminError> {
+        let config = self.recognition_config(self.today()).await?;
+        Ok(config
+            .items
+            .values()
+            .map(|i| (i.code.clone(), (i.name_zh.clone(), i.name_en.clone())))
+            .collect())
+    }
+
     pub async fn recognition_reasons(&self) -> Result<Vec<rec::ReexamReason>, AdminError> {
         let config = self.recognition_config(self.today()).await?;
         Ok(config.policy.reasons().cloned().collect())

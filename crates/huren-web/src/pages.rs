@@ -57,8 +57,11 @@ pub const fn k(key: &'static str) -> &'static str {
 }
 
 pub fn render<Tpl: Template>(status: StatusCode, tpl: &Tpl) -> Response {
-    match tpl.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+    // Room for a long patient page at once (askama's own estimate is the template's static
+    // text, and growing a 300 kB string by doubling copies it many times).
+    let mut html = String::with_capacity(Tpl::SIZE_HINT.max(16 * 1024));
+    match tpl.render_into(&mut html) {
+        Ok(()) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page not rendered");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -76,10 +76,120 @@ struct PatientPage {
     recognizable: usize,
     entries: Vec<Entry>,
     labs: Vec<Analyte>,
-    reasons: Vec<(String, String)>,
     charts: bool,
 }
 framed!(PatientPage);
+
+/// The decision form of one result, fetched when the doctor opens "互认决定" (htmx), or as a
+/// page of its own without scripts.
+#[derive(Template)]
+#[template(path = "decide_form.html")]
+struct DecideForm {
+    frame: Frame,
+    person: String,
+    anchor: String,
+    kind: String,
+    id: String,
+    recognize: bool,
+    reasons: Vec<(String, String)>,
+}
+framed!(DecideForm);
+
+#[derive(Template)]
+#[template(path = "decide_page.html")]
+struct DecidePage {
+    frame: Frame,
+    person: String,
+    anchor: String,
+    inner: Option<String>,
+}
+framed!(DecidePage);
+
+/// Only what an element id may hold (the anchors the page made: `s12`, `l3`).
+fn anchor(a: &str) -> String {
+    let a: String = a
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    if a.is_empty() { "x".into() } else { a }
+}
+
+/// A fragment for htmx, or the same inside a page of its own (no scripts).
+fn fragment_or_page(
+    headers: &axum::http::HeaderMap,
+    d: &Doctor,
+    person: &str,
+    anchor: &str,
+    status: StatusCode,
+    html: Result<String, askama::Error>,
+) -> Response {
+    let html = match html {
+        Ok(h) => h,
+        Err(e) => return unavailable(e),
+    };
+    if headers.contains_key("hx-request") {
+        return (status, axum::response::Html(html)).into_response();
+    }
+    render(
+        status,
+        &DecidePage {
+            frame: d.frame(&format!("/patients/{person}")),
+            person: person.to_owned(),
+            anchor: anchor.to_owned(),
+            inner: Some(html),
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct DecideFormQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    anchor: String,
+    #[serde(default)]
+    suggest: String,
+}
+
+/// `GET /patients/{person}/decide-form?kind&id&anchor`: the decision form of one result.
+pub async fn decide_form(
+    State(state): State<AppState>,
+    d: Doctor,
+    headers: axum::http::HeaderMap,
+    Path(person): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q: DecideFormQuery =
+        serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let t = T { lang: d.lang };
+    let reasons = state
+        .archive
+        .recognition_reasons()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.code.to_string(), t.pick(&r.zh, &r.en).to_owned()))
+        .collect();
+    let kind = if q.kind == "lab_result" {
+        "lab_result"
+    } else {
+        "imaging_study"
+    };
+    let a = anchor(&q.anchor);
+    let form = DecideForm {
+        frame: d.frame(&format!("/patients/{person}")),
+        person: person.clone(),
+        anchor: a.clone(),
+        kind: kind.to_owned(),
+        id: q.id,
+        recognize: q.suggest == "recognizable",
+        reasons,
+    };
+    fragment_or_page(&headers, &d, &person, &a, StatusCode::OK, form.render())
+}
 
 #[derive(Template)]
 #[template(path = "order.html")]
@@ -157,20 +267,19 @@ fn qc_key(q: Qc) -> &'static str {
 }
 
 /// Catalog item names in force, by code.
-async fn item_names(state: &AppState, d: &Doctor) -> HashMap<String, (String, String)> {
-    match state
-        .archive
-        .catalog_items(&huren_access::grant_catalog(&d.principal()), None)
-        .await
-    {
-        Ok(Some((_, items))) => items
+async fn item_names(state: &AppState) -> HashMap<String, (String, String)> {
+    match state.archive.item_names().await {
+        Ok(items) => items
             .into_iter()
-            .map(|i| {
-                let en = i.name_en.clone().unwrap_or_else(|| i.name_zh.clone());
-                (i.code, (i.name_zh, en))
+            .map(|(code, (zh, en))| {
+                let en = en.unwrap_or_else(|| zh.clone());
+                (code, (zh, en))
             })
             .collect(),
-        _ => HashMap::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "catalog names not read");
+            HashMap::new()
+        }
     }
 }
 
@@ -506,26 +615,16 @@ pub async fn page(
         Err(e) => return unavailable(e),
     };
     // The encounter-time reminder, recorded as shown (the statistics' coverage and ignore rate).
-    let reminder = match state
+    let recognizable = match state
         .archive
         .encounter_reminder(&grant, (d.user.institution_id, &receiver), &view)
         .await
     {
-        Ok(r) => r,
+        Ok(n) => n,
         Err(e) => return unavailable(e),
     };
-    let reasons = state
-        .archive
-        .recognition_reasons()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| {
-            let text = T { lang: d.lang }.pick(&r.zh, &r.en).to_owned();
-            (r.code.to_string(), text)
-        })
-        .collect();
-    let names = item_names(&state, &d).await;
+
+    let names = item_names(&state).await;
     let institutions = institution_names(&state, &timeline).await;
     let t = T { lang: d.lang };
     let first = records.first();
@@ -554,7 +653,7 @@ pub async fn page(
             .iter()
             .map(|r| format!("{} @ {}", r.patient_id, r.issuer))
             .collect(),
-        recognizable: reminder.recognizable,
+        recognizable,
         entries: entries(
             &state,
             &d,
@@ -565,7 +664,6 @@ pub async fn page(
             &institutions,
         ),
         labs: analytes(&state, &timeline.lab_results, &institutions),
-        reasons,
         charts: crate::assets::has_charts(),
         person,
     };
@@ -592,6 +690,9 @@ pub struct DecisionForm {
     /// The person (order-time form; the patient page has it in the path).
     #[serde(default)]
     person: String,
+    /// The entry's element id on the page.
+    #[serde(default)]
+    anchor: String,
 }
 
 #[derive(Template)]
@@ -612,7 +713,13 @@ struct DecideFailed {
 }
 framed!(DecideFailed);
 
-async fn record(state: &AppState, d: &Doctor, person: &str, f: &DecisionForm) -> Response {
+async fn record(
+    state: &AppState,
+    d: &Doctor,
+    headers: &axum::http::HeaderMap,
+    person: &str,
+    f: &DecisionForm,
+) -> Response {
     if !d.csrf_ok(&f.csrf) {
         return d.csrf_refused();
     }
@@ -656,22 +763,24 @@ async fn record(state: &AppState, d: &Doctor, person: &str, f: &DecisionForm) ->
         )
         .await;
     let frame = d.frame("/");
+    let a = anchor(&f.anchor);
     match out {
-        Ok(r) => render(
-            StatusCode::CREATED,
-            &Decided {
+        Ok(r) => {
+            let html = Decided {
                 frame,
-                anchor: format!("{}-{}", f.kind, f.id.len()),
+                anchor: a.clone(),
                 sentence: r.record_sentence,
                 counted: r.counted,
-            },
-        ),
+            }
+            .render();
+            fragment_or_page(headers, d, person, &a, StatusCode::CREATED, html)
+        }
         Err(AdminError::Forbidden(m)) => refused(d, &m),
-        Err(AdminError::Invalid(m)) => render(
-            // htmx swaps 4xx bodies only when told; 200 with the reason keeps the form usable.
-            StatusCode::OK,
-            &DecideFailed { frame, reason: m },
-        ),
+        // htmx swaps 4xx bodies only when told; 200 with the reason keeps the form usable.
+        Err(AdminError::Invalid(m)) => {
+            let html = DecideFailed { frame, reason: m }.render();
+            fragment_or_page(headers, d, person, &a, StatusCode::OK, html)
+        }
         Err(e) => unavailable(e),
     }
 }
@@ -685,22 +794,24 @@ fn form(body: &[u8]) -> DecisionForm {
 pub async fn decide(
     State(state): State<AppState>,
     d: Doctor,
+    headers: axum::http::HeaderMap,
     Path(person): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     let f = form(&body);
-    record(&state, &d, &person, &f).await
+    record(&state, &d, &headers, &person, &f).await
 }
 
 /// `POST /order-reminder/decisions` (form): the one-click recognition at order time.
 pub async fn order_decide(
     State(state): State<AppState>,
     d: Doctor,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let f = form(&body);
     let person = f.person.clone();
-    record(&state, &d, &person, &f).await
+    record(&state, &d, &headers, &person, &f).await
 }
 
 /// `GET /patients/{person}/studies/{study}/view`: opens the study in OHIF on this origin, with
@@ -807,7 +918,7 @@ pub async fn order_reminder(
         Err(AdminError::Forbidden(m)) => return refused(&d, &m),
         Err(e) => return unavailable(e),
     };
-    let names = item_names(&state, &d).await;
+    let names = item_names(&state).await;
     let t = T { lang: d.lang };
     let person = r.person.clone().unwrap_or_default();
     let entries_of = entries;
