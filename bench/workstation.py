@@ -157,12 +157,46 @@ def page_load(base, city_token, seconds):
     pick = lambda label: next((line.split()[1] for line in out.splitlines() if line.split()[:1] == [label]), "?")  # noqa: E731
     rps = next((line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")), "0")
     errors = next((line.strip() for line in out.splitlines() if "Non-2xx" in line), "")
+    paced = paced_load(base + path, cookie, seconds)
     total_raw = sum(v[0] for v in weight.values())
     total_gz = sum(v[1] for v in weight.values())
     return {"timeline entries": entries, "req/s": float(rps), "p50": pick("50%"), "p90": pick("90%"),
-            "p99": pick("99%"), "errors": errors,
+            "p99": pick("99%"), "errors": errors, "paced: 20 doctors, one page a second each": paced,
             "weight bytes (as sent uncompressed, gzip)": {k: list(v) for k, v in weight.items()},
             "weight total": [total_raw, total_gz]}
+
+
+def paced_load(url, cookie, seconds, doctors=20, every=1.0):
+    """20 doctors each opening the page once a second (staggered), each page timed from
+    request to last byte: the server time at a doctor's pace, beside wrk's back-to-back load."""
+    import threading
+    times, lock = [], threading.Lock()
+    start = time.time() + 0.5
+
+    def doctor(k):
+        s = requests.Session()
+        s.cookies.set("huren_session", cookie)
+        n = 0
+        while True:
+            due = start + k * every / doctors + n * every
+            if due > start + seconds:
+                return
+            time.sleep(max(0.0, due - time.time()))
+            t = time.perf_counter()
+            r = s.get(url, headers={"Accept-Encoding": "gzip"})
+            dt = (time.perf_counter() - t) * 1000
+            assert r.status_code == 200
+            with lock:
+                times.append(dt)
+            n += 1
+    threads = [threading.Thread(target=doctor, args=(k,)) for k in range(doctors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times.sort()
+    q = lambda p: round(times[min(len(times) - 1, int(p * len(times)))], 1)  # noqa: E731
+    return {"pages": len(times), "p50 ms": q(0.5), "p90 ms": q(0.9), "p99 ms": q(0.99), "max ms": round(times[-1], 1)}
 
 
 def click_to_image(base, city_token, study, runs):

@@ -180,7 +180,7 @@ pub async fn start(
         ),
         Err(_) => {
             let message = SIGN_IN_MESSAGES.iter().copied().find(|m| *m == q.m);
-            let next = if q.next.starts_with('/') && !q.next.starts_with("//") {
+            let next = if crate::session::local_path(&q.next) {
                 q.next.as_str()
             } else {
                 "/"
@@ -286,7 +286,7 @@ pub struct LangQuery {
 /// `GET /lang/{zh|en}?back=…`: sets the language cookie and returns to the page.
 pub async fn switch_lang(Path(code): Path<String>, RawQuery(q): RawQuery) -> Response {
     let q: LangQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
-    let back = if q.back.starts_with('/') && !q.back.starts_with("//") && !q.back.contains('\\') {
+    let back = if crate::session::local_path(&q.back) {
         q.back
     } else {
         "/".to_owned()

@@ -76,10 +76,8 @@ fn to_sign_in(parts: &Parts, ended: bool) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
     let mut to = format!(
-        "/?next={}",
-        serde_urlencoded::to_string([("", &next)])
-            .unwrap_or_default()
-            .trim_start_matches('=')
+        "/?{}",
+        serde_urlencoded::to_string([("next", &next)]).unwrap_or_default()
     );
     if ended {
         to.push_str("&m=session_ended");
@@ -141,8 +139,29 @@ impl FromRequestParts<AppState> for Doctor {
     }
 }
 
-fn local_path(p: &str) -> bool {
+/// A path on this site (where sign-in and the language switch may send the browser back to),
+/// never another site (`//host`, `/\\host` and `scheme://` would leave it).
+pub(crate) fn local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed() {
+        for ok in ["/", "/patients/abc", "/order-reminder?item=X"] {
+            assert!(super::local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "evil",
+            "",
+        ] {
+            assert!(!super::local_path(bad), "{bad}");
+        }
+    }
 }
 
 #[derive(Deserialize)]
