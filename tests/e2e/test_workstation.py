@@ -359,47 +359,56 @@ def test_a_tablet_sees_the_whole_page(region, patient, browser):
     tab.close()
 
 
-def viewport_pixels(page):
+def viewport_pixels(scope):
     import io
 
     from PIL import Image
-    el = page.locator(".cornerstone-viewport-element, [data-viewport-uid]").first
+    el = scope.locator(".cornerstone-viewport-element, [data-viewport-uid]").first
     return np.asarray(Image.open(io.BytesIO(el.screenshot())).convert("L"), dtype=np.float64)
 
 
 @pytest.mark.skipif(not ASSETS.exists(), reason="web assets not prepared (scripts/web-assets.sh)")
 def test_images_open_in_one_click_in_ohif_on_the_same_origin(region, patient, browser):
+    """OHIF starts in a hidden frame while the page is read; 打开影像 shows it on the study."""
     tab = Page(browser, viewport={"width": 1280, "height": 800})
     page = tab.page
     page.goto(launch_url(region, patient["record"]))
     ct = page.locator("li.entry", has=page.locator(f"a[href*='{patient['study']}']")).first
-    with tab.context.expect_page() as new:
-        ct.get_by_role("link", name="打开影像", exact=True).click()
-    viewer = new.value
-    viewer.on("console", lambda m: tab.csp.append(m.text) if "Content Security Policy" in m.text else None)
-    viewer.wait_for_selector("canvas", timeout=120_000)
-    assert viewer.url.startswith(f"{region.url}/viewer/viewer?StudyInstanceUIDs={patient['study']}")
+    overlay = page.locator("#viewer-overlay")
+    assert not overlay.is_visible()
+    ct.get_by_role("link", name="打开影像", exact=True).click()
+    assert overlay.is_visible()
+    page.wait_for_function("() => document.getElementById('viewer-frame').contentWindow.location.search.length > 0")
+    viewer = page.frame_locator("#viewer-frame")
+    frame = next(f for f in page.frames if f.url.startswith(f"{region.url}/viewer"))
+    assert f"StudyInstanceUIDs={patient['study']}" in frame.url, frame.url
+    viewer.locator("canvas").first.wait_for(timeout=120_000)
     deadline = time.time() + 90
     first = None
     while time.time() < deadline:
         first = viewport_pixels(viewer)
         if first.std() > 10:
             break
-        time.sleep(0.5)
+        page.wait_for_timeout(500)
     assert first is not None and first.std() > 10, "the viewport stayed blank"
     box = viewer.locator(".cornerstone-viewport-element, [data-viewport-uid]").first.bounding_box()
-    viewer.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     changed = False
     for _ in range(16):
-        viewer.mouse.wheel(0, 300)
-        time.sleep(0.4)
+        page.mouse.wheel(0, 300)
+        page.wait_for_timeout(400)
         after = viewport_pixels(viewer)
         if np.abs(after - first).mean() > 0.5:
             changed = True
             break
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(path=str(SHOTS / "workstation-viewer.png"))
+    tab.shot("workstation-viewer", full=False)
     assert changed, "scrolling did not change the image"
+    # Closing returns to the page; the study link still works on its own (a new tab).
+    page.get_by_role("button", name="关闭（Esc）").click()
+    assert not overlay.is_visible()
+    r = requests.get(f"{region.url}{ct.locator('a.open-images').get_attribute('href')}",
+                     cookies={c["name"]: c["value"] for c in tab.context.cookies()}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/viewer/viewer?StudyInstanceUIDs={patient['study']}"
     assert not [c for c in tab.csp if "Refused" in c], tab.csp[:3]
     tab.close()
 

@@ -249,6 +249,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("qc_not_assessable", "不可评估", "not assessable"),
     ("qc_absent", "未评", "not graded"),
     ("own_result", "本院结果", "this hospital's result"),
+    ("viewer_title", "影像浏览", "Image viewer"),
+    ("close_viewer", "关闭（Esc）", "Close (Esc)"),
     ("verdict_recognizable", "可互认", "recognizable"),
     ("verdict_reference_only", "仅供参考", "reference only"),
     ("verdict_not_recognizable", "不予互认", "not recognizable"),

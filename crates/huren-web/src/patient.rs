@@ -77,6 +77,8 @@ struct PatientPage {
     entries: Vec<Entry>,
     labs: Vec<Analyte>,
     charts: bool,
+    /// The viewer is in the binary: it is started in the background while the page is read.
+    viewer: bool,
 }
 framed!(PatientPage);
 
@@ -665,6 +667,7 @@ pub async fn page(
         ),
         labs: analytes(&state, &timeline.lab_results, &institutions),
         charts: crate::assets::has_charts(),
+        viewer: crate::assets::has_viewer() && !timeline.studies.is_empty(),
         person,
     };
     render(StatusCode::OK, &page)

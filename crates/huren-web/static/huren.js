@@ -25,3 +25,48 @@ function select(el) {
   s.removeAllRanges();
   s.addRange(r);
 }
+
+// Images in one click: OHIF starts in a hidden frame while the doctor reads the page (its
+// start-up, not the archive, is most of the time to a first image), and "打开影像" shows the
+// frame and moves the running viewer to the study (a route change inside OHIF, no reload).
+// A click with a modifier key, or a page without the frame, opens the link as usual.
+(function () {
+  var overlay = document.getElementById("viewer-overlay");
+  var frame = document.getElementById("viewer-frame");
+  if (!overlay || !frame) return;
+  var opener = null;
+  var warm = function () { if (!frame.getAttribute("src")) frame.setAttribute("src", frame.getAttribute("data-warm")); };
+  if (document.readyState === "complete") setTimeout(warm, 200);
+  else window.addEventListener("load", function () { setTimeout(warm, 200); });
+  function show(study) {
+    var path = "/viewer/viewer?StudyInstanceUIDs=" + encodeURIComponent(study);
+    var w = null;
+    try { w = frame.contentWindow; } catch (e) { w = null; }
+    var booted = w && w.location && w.location.pathname.indexOf("/viewer") === 0;
+    if (booted) {
+      w.history.pushState({}, "", path);
+      w.dispatchEvent(new PopStateEvent("popstate", { state: {} }));
+    } else {
+      frame.setAttribute("src", path);
+    }
+    overlay.hidden = false;
+    document.body.classList.add("viewing");
+    overlay.querySelector(".viewer-close").focus();
+  }
+  function hide() {
+    overlay.hidden = true;
+    document.body.classList.remove("viewing");
+    if (opener) opener.focus();
+  }
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest && ev.target.closest("a[data-study]");
+    if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    opener = a;
+    show(a.getAttribute("data-study"));
+  });
+  overlay.querySelector(".viewer-close").addEventListener("click", hide);
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && !overlay.hidden) hide();
+  });
+})();
