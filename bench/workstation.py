@@ -233,8 +233,10 @@ def click_to_image(base, city_token, study, runs, read_ms):
             timing = frame.evaluate("""() => {
                 const start = performance.timeOrigin;
                 return performance.getEntriesByType('resource').map(e => ({
-                    url: e.name, start: start + e.startTime, end: start + e.responseEnd}));
+                    url: e.name, start: start + e.startTime, end: start + e.responseEnd,
+                    bytes: e.transferSize}));
             }""")
+            viewer_bytes = sum(e["bytes"] for e in timing if "/viewer/" in e["url"] and e["end"] <= drawn)
             # What the viewport shows at that moment is an image, not a blank canvas.
             el = page.frame_locator("#viewer-frame").locator(".cornerstone-viewport-element, [data-viewport-uid]").first
             px = np.asarray(Image.open(io.BytesIO(el.screenshot())).convert("L"), dtype=np.float64)
@@ -251,6 +253,7 @@ def click_to_image(base, city_token, study, runs, read_ms):
             out.append({"click to first image ms": round(drawn - clicked),
                         "waiting on huren DICOMweb ms": round(busy(lambda u: "/dicom-web/" in u)),
                         "loading viewer files ms": round(busy(lambda u: "/viewer/" in u and "/dicom-web/" not in u)),
+                        "viewer files transferred kB (compressed)": round(viewer_bytes / 1024),
                         "image std": round(float(px.std()), 1)})
             context.close()
         browser.close()
