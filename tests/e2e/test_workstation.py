@@ -403,6 +403,8 @@ def test_images_open_in_one_click_in_ohif_on_the_same_origin(region, patient, br
             break
     tab.shot("workstation-viewer", full=False)
     assert changed, "scrolling did not change the image"
+    # OHIF speaks the page's language.
+    assert "检查" in viewer.locator("body").inner_text() or "研究" in viewer.locator("body").inner_text()
     # Closing returns to the page; the study link still works on its own (a new tab).
     page.get_by_role("button", name="关闭（Esc）").click()
     assert not overlay.is_visible()

@@ -39,7 +39,9 @@ function select(el) {
   if (document.readyState === "complete") setTimeout(warm, 200);
   else window.addEventListener("load", function () { setTimeout(warm, 200); });
   function show(study) {
-    var path = "/viewer/viewer?StudyInstanceUIDs=" + encodeURIComponent(study);
+    // OHIF's own words in the page's language (its i18n reads `lng` from the address).
+    var lng = document.documentElement.lang === "en" ? "en" : "zh";
+    var path = "/viewer/viewer?StudyInstanceUIDs=" + encodeURIComponent(study) + "&lng=" + lng;
     var w = null;
     try { w = frame.contentWindow; } catch (e) { w = null; }
     var booted = w && w.location && w.location.pathname.indexOf("/viewer") === 0;
