@@ -65,10 +65,9 @@ def ct(pid, number, day):
     return ds
 
 
-def main():
-    d = WORK / "recognition"
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
+def setup_region(d):
+    """The city and county hospitals (both in 重庆, the county's PACS and the city's), the demo
+    catalog with its study rules and the 川渝HR scope, and the city's doctor `doc`."""
     run("institution", "add", "--data-dir", d, "--code", "city", "--name", "市人民医院", "--level", "三级",
         "--city", "重庆", "--identifier-system", "urn:oid:1.2.156.1")
     run("institution", "add", "--data-dir", d, "--code", "county", "--name", "县人民医院", "--level", "二级",
@@ -81,14 +80,51 @@ def main():
     with tempfile.TemporaryDirectory() as t:
         (Path(t) / "s.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
         run("catalog", "scopes", "--data-dir", d, "--file", Path(t) / "s.csv")
-        (Path(t) / "m.csv").write_text("institution,kind,local_system,local_code,item_code\ncity,order,,L2345,LAB-GLU\n")
-        run("catalog", "mappings", "--data-dir", d, "--file", Path(t) / "m.csv")
     with tempfile.TemporaryFile(mode="w+") as pw:
         pw.write("a-long-password-1\n")
         pw.seek(0)
         subprocess.run([str(HUREN), "user", "add", "--data-dir", str(d), "--username", "doc", "--name", "王丽",
                         "--role", "doctor", "--institution", "city", "--password-stdin"], stdin=pw, check=True,
                        capture_output=True, env=ENV)
+
+
+def seed_patient(base, dimse, county_token, number, first_ct_days_ago=0,
+                 lab=lambda i: {"valueQuantity": {"value": 5.0, "unit": "mmol/L"}}):
+    """One person with 201 results: 100 county CTs over DIMSE (every third day from
+    `first_ct_days_ago`), one city CT today, and 100 county lab results over FHIR (one a day;
+    `lab(i)` gives the i-th one's value fields)."""
+    today = datetime.date.today()
+    ae = AE(ae_title="COUNTY")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dimse, ae_title="HUREN")
+    for i in range(100):
+        day = (today - datetime.timedelta(days=i * 3 + first_ct_days_ago)).strftime("%Y%m%d")
+        assert assoc.send_c_store(ct("CX1", number, day)).Status == 0
+    assoc.release()
+    city = AE(ae_title="CITY")
+    city.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
+    a = city.associate("127.0.0.1", dimse, ae_title="HUREN")
+    assert a.send_c_store(ct("CY1", number, today.strftime("%Y%m%d"))).Status == 0
+    a.release()
+    county = {"Authorization": f"Bearer {county_token}", "Content-Type": "application/fhir+json"}
+    for i in range(100):
+        day = (today - datetime.timedelta(days=i)).isoformat()
+        obs = {"resourceType": "Observation", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": ["2345-7", "2885-2", "1751-7"][i % 3]}]},
+               "subject": {"identifier": {"system": "urn:huren:institution:county", "value": "CX1"}},
+               "effectiveDateTime": f"{day}T08:00:00+08:00", "issued": f"{day}T10:00:00+08:00", **lab(i)}
+        r = requests.post(f"{base}/fhir/Observation", json=obs, headers=county)
+        assert r.status_code == 201, r.text
+
+
+def main():
+    d = WORK / "recognition"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    setup_region(d)
+    with tempfile.TemporaryDirectory() as t:
+        (Path(t) / "m.csv").write_text("institution,kind,local_system,local_code,item_code\ncity,order,,L2345,LAB-GLU\n")
+        run("catalog", "mappings", "--data-dir", d, "--file", Path(t) / "m.csv")
     county_token = run("token", "create", "--data-dir", d, "--institution", "county")
     city_token = run("token", "create", "--data-dir", d, "--institution", "city")
     http, dimse = free_port(), free_port()
@@ -99,30 +135,7 @@ def main():
     try:
         wait_port(http), wait_port(dimse)
         base = f"http://127.0.0.1:{http}"
-        number = resident_id()
-        today = datetime.date.today()
-        ae = AE(ae_title="COUNTY")
-        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
-        assoc = ae.associate("127.0.0.1", dimse, ae_title="HUREN")
-        for i in range(100):
-            day = (today - datetime.timedelta(days=i * 3)).strftime("%Y%m%d")
-            assert assoc.send_c_store(ct("CX1", number, day)).Status == 0
-        assoc.release()
-        city = AE(ae_title="CITY")
-        city.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
-        a = city.associate("127.0.0.1", dimse, ae_title="HUREN")
-        assert a.send_c_store(ct("CY1", number, today.strftime("%Y%m%d"))).Status == 0
-        a.release()
-        county = {"Authorization": f"Bearer {county_token}", "Content-Type": "application/fhir+json"}
-        for i in range(100):
-            day = (today - datetime.timedelta(days=i)).isoformat()
-            obs = {"resourceType": "Observation", "status": "final",
-                   "code": {"coding": [{"system": "http://loinc.org", "code": ["2345-7", "2885-2", "1751-7"][i % 3]}]},
-                   "subject": {"identifier": {"system": "urn:huren:institution:county", "value": "CX1"}},
-                   "effectiveDateTime": f"{day}T08:00:00+08:00", "issued": f"{day}T10:00:00+08:00",
-                   "valueQuantity": {"value": 5.0, "unit": "mmol/L"}}
-            r = requests.post(f"{base}/fhir/Observation", json=obs, headers=county)
-            assert r.status_code == 201, r.text
+        seed_patient(base, dimse, county_token, resident_id())
         visit = {"visit_number": "V1", "patient_id": "CY1", "doctor": "doc"}
         assert requests.post(f"{base}/api/encounters", json=visit,
                              headers={"Authorization": f"Bearer {city_token}"}).status_code == 200

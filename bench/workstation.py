@@ -25,7 +25,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ENV, HUREN, WORK, free_port, make_image, wait_port  # noqa: E402
-from recognition import CATALOG, KEYS, ct, resident_id, run  # noqa: E402
+from recognition import KEYS, resident_id, run, seed_patient, setup_region  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -52,54 +51,11 @@ window.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => {
 """
 
 
-def setup(d):
-    run("institution", "add", "--data-dir", d, "--code", "city", "--name", "市人民医院", "--level", "三级",
-        "--city", "重庆", "--identifier-system", "urn:oid:1.2.156.1")
-    run("institution", "add", "--data-dir", d, "--code", "county", "--name", "县人民医院", "--level", "二级",
-        "--city", "重庆")
-    run("ae", "add", "--data-dir", d, "--institution", "county", "--ae-title", "COUNTY", "--host", "127.0.0.1")
-    run("ae", "add", "--data-dir", d, "--institution", "city", "--ae-title", "CITY", "--host", "127.0.0.1")
-    run("catalog", "import", "--data-dir", d, "--file", CATALOG / "items.csv", "--label", "v1",
-        "--effective-from", "2024-01-01")
-    run("catalog", "rules", "--data-dir", d, "--file", CATALOG / "study-rules.csv")
-    with tempfile.TemporaryDirectory() as t:
-        (Path(t) / "s.csv").write_text("label,covers\n川渝HR,city:重庆;city:成都\n")
-        run("catalog", "scopes", "--data-dir", d, "--file", Path(t) / "s.csv")
-    with tempfile.TemporaryFile(mode="w+") as pw:
-        pw.write("a-long-password-1\n")
-        pw.seek(0)
-        subprocess.run([str(HUREN), "user", "add", "--data-dir", str(d), "--username", "doc", "--name", "王丽",
-                        "--role", "doctor", "--institution", "city", "--password-stdin"], stdin=pw, check=True,
-                       capture_output=True, env=ENV)
-
-
 def seed(base, dimse, county_token, city_token, ct_dir, number):
-    from pynetdicom import AE
-    from pydicom.uid import ExplicitVRLittleEndian
-    today = datetime.date.today()
-    ae = AE(ae_title="COUNTY")
-    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", dimse, ae_title="HUREN")
-    for i in range(100):
-        day = (today - datetime.timedelta(days=i * 3 + 1)).strftime("%Y%m%d")
-        assert assoc.send_c_store(ct("CX1", number, day)).Status == 0
-    assoc.release()
-    city = AE(ae_title="CITY")
-    city.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
-    a = city.associate("127.0.0.1", dimse, ae_title="HUREN")
-    assert a.send_c_store(ct("CY1", number, today.strftime("%Y%m%d"))).Status == 0
-    a.release()
-    county = {"Authorization": f"Bearer {county_token}", "Content-Type": "application/fhir+json"}
-    for i in range(100):
-        day = (today - datetime.timedelta(days=i)).isoformat()
-        obs = {"resourceType": "Observation", "status": "final",
-               "code": {"coding": [{"system": "http://loinc.org", "code": ["2345-7", "2885-2", "1751-7"][i % 3]}]},
-               "subject": {"identifier": {"system": "urn:huren:institution:county", "value": "CX1"}},
-               "effectiveDateTime": f"{day}T08:00:00+08:00", "issued": f"{day}T10:00:00+08:00",
-               "valueQuantity": {"value": 4.0 + (i % 7) * 0.5, "unit": "mmol/L"},
-               "referenceRange": [{"low": {"value": 3.9}, "high": {"value": 6.1}}]}
-        r = requests.post(f"{base}/fhir/Observation", json=obs, headers=county)
-        assert r.status_code == 201, r.text
+    # Lab values that vary, with a reference range: the page draws trends.
+    seed_patient(base, dimse, county_token, number, first_ct_days_ago=1,
+                 lab=lambda i: {"valueQuantity": {"value": 4.0 + (i % 7) * 0.5, "unit": "mmol/L"},
+                                "referenceRange": [{"low": {"value": 3.9}, "high": {"value": 6.1}}]})
     # The 500-slice CT, newest on the timeline, sent by the county's PACS with DCMTK.
     out = subprocess.run(["/usr/bin/storescu", "-aet", "COUNTY", "-aec", "HUREN", "+sd", "127.0.0.1", str(dimse),
                           str(ct_dir)], capture_output=True, text=True, env=ENV, timeout=900)
@@ -269,7 +225,7 @@ def main():
     d = WORK / "workstation"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
-    setup(d)
+    setup_region(d)
     county_token = run("token", "create", "--data-dir", d, "--institution", "county")
     city_token = run("token", "create", "--data-dir", d, "--institution", "city")
     ct_dir = WORK / "data" / "workstation-ct"

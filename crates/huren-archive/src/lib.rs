@@ -1190,8 +1190,8 @@ impl Archive {
             if !view.records.iter().any(|r| r.patient_id == patient_id) {
                 continue;
             }
-            // The internal key the index scopes by (a regional reader, who reaches everyone,
-            // has no list of keys: its person is scoped by the record numbers instead).
+            // The internal key the index scopes by. A reader who reaches everyone (a regional
+            // service) has no list of keys: its query is answered as asked, by the caller.
             let key = match &reach {
                 reach::Reach::Persons(p) => p.iter().find(|r| &r.id == person).map(|r| r.key),
                 reach::Reach::Institution { persons, .. } => {

@@ -1440,8 +1440,6 @@ impl Archive {
         Ok(n)
     }
 
-    /// The re-examination reasons a doctor may give: the platform's, then the region's (its
-    /// policy in force).
     /// The catalog items in force, code → (Chinese name, English name), from the cached
     /// configuration the rules use (pages name each result's item).
     pub async fn item_names(
@@ -1455,6 +1453,8 @@ impl Archive {
             .collect())
     }
 
+    /// The re-examination reasons a doctor may give: the platform's, then the region's (its
+    /// policy in force).
     pub async fn recognition_reasons(&self) -> Result<Vec<rec::ReexamReason>, AdminError> {
         let config = self.recognition_config(self.today()).await?;
         Ok(config.policy.reasons().cloned().collect())

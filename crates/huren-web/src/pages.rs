@@ -56,6 +56,12 @@ pub const fn k(key: &'static str) -> &'static str {
     key
 }
 
+/// A page's query string, leniently: what is missing or malformed is left at its default
+/// (pages show a form or a message; the JSON API answers such input with a 400 instead).
+pub fn query<Q: Default + serde::de::DeserializeOwned>(raw: Option<String>) -> Q {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default()
+}
+
 pub fn render<Tpl: Template>(status: StatusCode, tpl: &Tpl) -> Response {
     // Room for a long patient page at once (askama's own estimate is the template's static
     // text, and growing a 300 kB string by doubling copies it many times).
@@ -166,7 +172,7 @@ pub async fn start(
     doctor: Result<Doctor, Response>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let q: StartQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let q: StartQuery = query(q);
     match doctor {
         Ok(d) => render(
             StatusCode::OK,
@@ -205,7 +211,7 @@ pub async fn find_patient(
     d: Doctor,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let q: FindQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let q: FindQuery = query(q);
     let identity = q.identity.trim().to_uppercase();
     let record = q.record.trim().to_owned();
     let grant = match huren_access::grant_read(&d.principal()) {
@@ -234,11 +240,14 @@ pub async fn find_patient(
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
     // An invalid number finds nobody (the same answer as a number nobody holds).
-    let hits = state
-        .archive
-        .find_persons(&grant, lookup)
-        .await
-        .unwrap_or_default();
+    let hits = match state.archive.find_persons(&grant, lookup).await {
+        Ok(h) => h,
+        Err(huren_archive::AdminError::Invalid(_)) => Vec::new(),
+        Err(e) => {
+            tracing::error!(error = %e, "patients not searched");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     if let [one] = hits.as_slice() {
         return (
             StatusCode::SEE_OTHER,
@@ -285,7 +294,7 @@ pub struct LangQuery {
 
 /// `GET /lang/{zh|en}?back=…`: sets the language cookie and returns to the page.
 pub async fn switch_lang(Path(code): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let q: LangQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let q: LangQuery = query(q);
     let back = if crate::session::local_path(&q.back) {
         q.back
     } else {

@@ -164,8 +164,7 @@ pub async fn decide_form(
     Path(person): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let q: DecideFormQuery =
-        serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let q: DecideFormQuery = crate::pages::query(q);
     let t = T { lang: d.lang };
     let reasons = state
         .archive
@@ -235,17 +234,22 @@ fn local(state: &AppState, instant: Option<i64>, with_time: bool) -> String {
     };
     let t = t.to_timezone(state.archive.config.zone);
     if with_time && (t.hour(), t.minute()) != (0, 0) {
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute()
-        )
+        format!("{} {:02}:{:02}", day(t.date()), t.hour(), t.minute())
     } else {
-        format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
+        day(t.date())
     }
+}
+
+/// A day as the pages write it (YYYY-MM-DD).
+fn day(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
+
+/// A lab result's abnormal flag worth showing (`N`, normal, is not).
+fn flag(l: &TimelineLab) -> Option<&str> {
+    l.abnormal_flag
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "N")
 }
 
 fn verdict_keys(v: Verdict) -> (&'static str, &'static str) {
@@ -392,11 +396,7 @@ fn entries(
             "{} {}{}",
             l.value.as_deref().unwrap_or(""),
             l.unit.as_deref().unwrap_or(""),
-            l.abnormal_flag
-                .as_deref()
-                .filter(|f| !f.is_empty() && *f != "N")
-                .map(|f| format!(" ({f})"))
-                .unwrap_or_default()
+            flag(l).map(|f| format!(" ({f})")).unwrap_or_default()
         );
         e.result_kind = "lab_result";
         e.result_id = id;
@@ -446,14 +446,11 @@ fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
     let (verdict_key, verdict_class, hr, valid, qc, explanation, consulted) = match j {
         Some(r) => {
             let (vk, vc) = verdict_keys(r.decision.verdict);
-            let day = |d: Option<time::Date>| {
-                d.map(|d| format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day()))
-            };
             (
                 vk,
                 vc,
                 r.decision.scope_label.clone(),
-                day(r.decision.valid_through),
+                r.decision.valid_through.map(day),
                 r.qc.map(qc_key),
                 t.pick(&r.decision.explanation_zh, &r.decision.explanation_en)
                     .to_owned(),
@@ -577,11 +574,7 @@ fn analytes(
                         value: l.value.clone().unwrap_or_default(),
                         unit: l.unit.clone().unwrap_or_default(),
                         range: l.reference_range.clone().unwrap_or_default(),
-                        flag: l
-                            .abnormal_flag
-                            .clone()
-                            .filter(|f| f != "N")
-                            .unwrap_or_default(),
+                        flag: flag(l).unwrap_or_default().to_owned(),
                     })
                     .collect(),
             }
@@ -732,11 +725,7 @@ async fn record(
     };
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
     let (reason, note, item) = (opt(&f.reason), opt(&f.note), opt(&f.item));
-    let decision = if f.decision == "recognize" {
-        "recognize"
-    } else {
-        "re_examine"
-    };
+    let decision = f.decision.as_str();
     let out = state
         .archive
         .record_decision(
@@ -755,6 +744,7 @@ async fn record(
                 result_kind: &f.kind,
                 result_id: &f.id,
                 decision,
+                // A reason picked and then "recognize" chosen: the choice wins.
                 reason: if decision == "recognize" {
                     None
                 } else {
@@ -876,7 +866,7 @@ pub async fn order_reminder(
     d: Doctor,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let q: OrderQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let q: OrderQuery = crate::pages::query(q);
     let grant = match huren_access::grant_read(&d.principal()) {
         Ok(g) => g,
         Err(e) => return refused(&d, &e.to_string()),
@@ -924,29 +914,34 @@ pub async fn order_reminder(
     let names = item_names(&state).await;
     let t = T { lang: d.lang };
     let person = r.person.clone().unwrap_or_default();
-    let entries_of = entries;
-    let mut entries = Vec::new();
-    if !person.is_empty() {
-        let grant2 = huren_access::grant_read(&d.principal());
-        if let Ok(g) = grant2
-            && let Ok(Some((timeline, _))) =
-                state.archive.workstation_view(&g, &person, &receiver).await
-        {
-            let institutions = institution_names(&state, &timeline).await;
-            entries = entries_of(
+    // The reminder has judged the results for the ordered item; the timeline gives what the
+    // entries show of them (dates, institutions, items), without judging them again.
+    let timeline = if person.is_empty() {
+        None
+    } else {
+        match state.archive.timeline(&grant, &person, 200).await {
+            Ok(t) => t,
+            Err(e) => return unavailable(e),
+        }
+    };
+    let mut listed = match &timeline {
+        Some(timeline) => {
+            let institutions = institution_names(&state, timeline).await;
+            entries(
                 &state,
                 &d,
                 &person,
-                &timeline,
+                timeline,
                 &r.results,
                 &names,
                 &institutions,
-            );
-            let listed: std::collections::HashSet<(&str, &str)> =
-                r.results.iter().map(|x| (x.kind, x.id.as_str())).collect();
-            entries.retain(|e| listed.contains(&(e.result_kind, e.result_id.as_str())));
+            )
         }
-    }
+        None => Vec::new(),
+    };
+    let reminded: std::collections::HashSet<(&str, &str)> =
+        r.results.iter().map(|x| (x.kind, x.id.as_str())).collect();
+    listed.retain(|e| reminded.contains(&(e.result_kind, e.result_id.as_str())));
     let item_code = r.item.clone().unwrap_or_default();
     let item_label = names
         .get(&item_code)
@@ -966,7 +961,7 @@ pub async fn order_reminder(
             item_code,
             recognizable: r.recognizable,
             empty_key,
-            entries,
+            entries: listed,
         },
     )
 }

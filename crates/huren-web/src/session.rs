@@ -273,7 +273,7 @@ pub async fn sign_out(
     resp
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct LaunchQuery {
     #[serde(default)]
     ticket: String,
@@ -289,10 +289,7 @@ pub async fn launch(
     axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let q: LaunchQuery =
-        serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or(LaunchQuery {
-            ticket: String::new(),
-        });
+    let q: LaunchQuery = crate::pages::query(q);
     match state
         .archive
         .redeem_launch_ticket(q.ticket.trim(), Some(peer.ip().to_string()))
