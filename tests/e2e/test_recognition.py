@@ -17,9 +17,9 @@ CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
 TODAY = datetime.date.today()  # the suite runs in the region's zone or near it; days below are far from edges
 
 
-@pytest.fixture(scope="module")
-def region(tmp_path_factory):
-    d = tmp_path_factory.mktemp("recognition")
+def configure(d):
+    """The region of these tests: the demo catalog and study rules, HR scopes, a qualification
+    record for the town hospital, the county in 重庆."""
     setup_region(d)
     cli(d, "institution", "set", "--code", "county", "--attribute", "city", "--value", "重庆",
         "--valid-from", "2020-01-01")
@@ -31,6 +31,12 @@ def region(tmp_path_factory):
         "record,institution,item,scope,evaluated_by,valid_from,valid_until\n"
         f"QC-9,town,*,渝HR,市级,2024-01-01,{TODAY.year + 1}-12-31\n")
     assert cli(d, "catalog", "qualifications", "--file", str(d / "qualifications.csv")).startswith("qualification set")
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recognition")
+    configure(d)
     s = Server(d).start()
     yield s
     s.stop()

@@ -16,6 +16,7 @@ pub mod breakglass;
 pub mod catalog;
 pub mod consent;
 pub mod ingest;
+pub mod judged_cache;
 pub mod lab;
 pub mod model;
 pub mod numbering;
@@ -201,6 +202,7 @@ pub struct Archive {
     considered: Arc<persons::Considered>,
     hl7_senders: Arc<lab::SenderCache>,
     catalog_cache: Arc<catalog::CatalogCache>,
+    judged_cache: Arc<judged_cache::JudgedCache>,
     access_log: Arc<reach::AccessLog>,
     notifier: Arc<dyn ports::Notifier>,
 }
@@ -245,6 +247,7 @@ impl Archive {
             considered: Arc::default(),
             hl7_senders: Arc::default(),
             catalog_cache: Arc::default(),
+            judged_cache: Arc::default(),
             access_log: Arc::default(),
             notifier: Arc::new(ports::NoNotifier),
         }
@@ -750,19 +753,43 @@ impl Archive {
         limit: u32,
         as_of: Option<i64>,
     ) -> Result<Option<model::Timeline>, AdminError> {
+        let Some(parts) = self.admit_person(grant, person).await? else {
+            return Ok(None);
+        };
+        let catalog = self.catalog_snapshot().await?;
+        self.read_timeline(person, limit, as_of, parts, &catalog)
+            .await
+    }
+
+    /// Whether the reader may read the person (audited either way): `Some((images, results))`,
+    /// the parts they may read (a patient may have opened only one), or `None`.
+    pub(crate) async fn admit_person(
+        &self,
+        grant: &huren_access::ReadGrant,
+        person: &str,
+    ) -> Result<Option<(bool, bool)>, AdminError> {
         let reach = self.reach(grant).await?;
         let allowed = reach.allows(person);
         self.note_person_read(grant, &reach, person, allowed).await;
-        if !allowed {
-            return Ok(None);
-        }
+        Ok(allowed.then(|| reach.parts(person)))
+    }
+
+    /// The timeline of an admitted person (see [`Archive::admit_person`]), each result mapped
+    /// to its catalog item with `catalog`; `None` for an unknown person.
+    pub(crate) async fn read_timeline(
+        &self,
+        person: &str,
+        limit: u32,
+        as_of: Option<i64>,
+        (images, results): (bool, bool),
+        catalog: &catalog::Snapshot,
+    ) -> Result<Option<model::Timeline>, AdminError> {
         let limit = limit.clamp(1, 1000);
         let Some(mut studies) = self.index.person_studies(person, limit, as_of).await? else {
             return Ok(None);
         };
         // Which catalog item each result is: study rules for images, code mappings (or
         // LOINC) for lab results.
-        let catalog = self.catalog_snapshot().await?;
         for s in &mut studies {
             let facts = huren_catalog::StudyFacts {
                 institution: s.performing_institution.clone(),
@@ -785,8 +812,6 @@ impl Archive {
                 catalog.lab(&r.performing_institution, r.code_system.as_deref(), &r.code);
         }
         let reports = self.index.person_reports(person, limit, as_of).await?;
-        // A patient may have opened only their images or only their results.
-        let (images, results) = reach.parts(person);
         Ok(Some(model::Timeline {
             studies: if images { studies } else { Vec::new() },
             lab_results: if results { lab_results } else { Vec::new() },

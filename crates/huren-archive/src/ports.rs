@@ -482,6 +482,11 @@ pub trait Index: Send + Sync + 'static {
         limit: u32,
         as_of: Option<i64>,
     ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
+    /// The person's revision: a number that changes, in the same transaction, with every
+    /// change to their studies (and their instances' counts), QC grades, lab results, reports
+    /// and record links (migration 0036's triggers). `None` for an unknown person; `Some(0)`
+    /// for one never changed since the revision was introduced.
+    async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError>;
     /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
     /// same (`name_key`), with how many records carry that sound.
     async fn link_candidates(

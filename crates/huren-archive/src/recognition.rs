@@ -8,6 +8,7 @@
 //! statistics (see the issue). The QC grade comes from image quality control (issue #8).
 
 use crate::catalog::iso;
+use crate::judged_cache::{self, JudgedTimeline};
 use crate::model::{Timeline, TimelineLab, TimelineStudy};
 use crate::time::parse_da;
 use crate::{AdminError, Archive};
@@ -15,6 +16,7 @@ use huren_access::ReadGrant;
 use huren_recognition as rec;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One prior result and what the rules say of it.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +74,7 @@ fn evaluated_by(e: huren_catalog::Evaluator) -> rec::EvaluatedBy {
 
 /// The configuration in force: read at most every ten seconds (loads through this process clear
 /// it at once, like the catalog snapshot).
+#[cfg_attr(test, derive(Default))]
 pub(crate) struct Config {
     catalog_version: Option<String>,
     items: HashMap<String, huren_catalog::Item>,
@@ -408,17 +411,18 @@ impl Archive {
         Ok(self
             .judged_with_timeline(grant, person, receiver, ordered_item, judged)
             .await?
-            .map(|(_, v)| v))
+            .map(|j| j.1.clone()))
     }
 
     /// The doctor's page of a person (issue #19): their timeline and each result judged now for
-    /// the reader's institution, from one read of the timeline.
+    /// the reader's institution, from one read of the timeline (or from the last page's, while
+    /// nothing it was made from has changed: [`crate::judged_cache`]).
     pub async fn workstation_view(
         &self,
         grant: &ReadGrant,
         person: &str,
         receiver: &str,
-    ) -> Result<Option<(Timeline, RecognitionView)>, AdminError> {
+    ) -> Result<Option<Arc<JudgedTimeline>>, AdminError> {
         self.judged_with_timeline(grant, person, receiver, None, &Judged::Now)
             .await
     }
@@ -430,17 +434,87 @@ impl Archive {
         receiver: &str,
         ordered_item: Option<&str>,
         judged: &Judged,
-    ) -> Result<Option<(Timeline, RecognitionView)>, AdminError> {
+    ) -> Result<Option<Arc<JudgedTimeline>>, AdminError> {
         let (today, at) = self.judged_moment(judged);
-        let Some(timeline) = self.timeline_as_of(grant, person, 200, at).await? else {
+        // Access first, every time, and audited: never from the cache.
+        let Some(parts) = self.admit_person(grant, person).await? else {
             return Ok(None);
         };
+        if *judged != Judged::Now {
+            let catalog = self.catalog_snapshot().await?;
+            let Some(timeline) = self.read_timeline(person, 200, at, parts, &catalog).await? else {
+                return Ok(None);
+            };
+            let config = self.judged_config(judged, today, at).await?;
+            let view = self
+                .judge(
+                    &timeline,
+                    &config,
+                    person,
+                    receiver,
+                    ordered_item,
+                    (today, at),
+                )
+                .await?;
+            return Ok(Some(Arc::new((timeline, view))));
+        }
+        // Judged now: the last judgement stands while nothing it was made from has changed.
+        // The revision is read before the data (see judged_cache).
+        let Some(revision) = self.index.person_revision(person).await? else {
+            return Ok(None);
+        };
+        let stamp = judged_cache::Stamp {
+            revision,
+            today,
+            catalog: self.catalog_snapshot().await?,
+            config: self.recognition_config(today).await?,
+        };
+        let key = judged_cache::Key {
+            person: person.to_owned(),
+            receiver: receiver.to_owned(),
+            ordered_item: ordered_item.map(str::to_owned),
+            parts,
+        };
+        if let Some(hit) = self.judged_cache.get(&key, &stamp) {
+            return Ok(Some(hit));
+        }
+        let Some(timeline) = self
+            .read_timeline(person, 200, None, parts, &stamp.catalog)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let view = self
+            .judge(
+                &timeline,
+                &stamp.config,
+                person,
+                receiver,
+                ordered_item,
+                (today, None),
+            )
+            .await?;
+        let judged = Arc::new((timeline, view));
+        self.judged_cache.put(key, stamp, judged.clone());
+        Ok(Some(judged))
+    }
+
+    /// Each result of `timeline` judged for `receiver` (and `ordered_item`) on `today`, with
+    /// the facts as they stood at `at` (`None`: now).
+    async fn judge(
+        &self,
+        timeline: &Timeline,
+        config: &Config,
+        person: &str,
+        receiver: &str,
+        ordered_item: Option<&str>,
+        (today, at): (time::Date, Option<i64>),
+    ) -> Result<RecognitionView, AdminError> {
         let Timeline {
             studies,
             lab_results,
             reports,
-        } = &timeline;
-        let config = self.judged_config(judged, today, at).await?;
+        } = timeline;
         let receiver_facts = self
             .institution_facts(receiver, today)
             .await?
@@ -589,7 +663,7 @@ impl Archive {
             policy_set: config.policy_set,
             results,
         };
-        Ok(Some((timeline, view)))
+        Ok(view)
     }
 }
 

@@ -2741,6 +2741,17 @@ impl Index for SqliteIndex {
             .collect())
     }
 
+    async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(r.revision, 0) FROM person pe
+               LEFT JOIN person_revision r ON r.person_id = pe.id WHERE pe.public_id = ?",
+        )
+        .bind(public_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
     async fn person_studies(
         &self,
         public_id: &str,
@@ -3178,5 +3189,91 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
 
     async fn study_groups(&self) -> Result<Vec<huren_archive::catalog::StudyGroup>, StoreError> {
         crate::catalog::study_groups(&self.pool).await.map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod person_revision_tests {
+    //! Migration 0036's triggers: each change a judged timeline is made of bumps the revision
+    //! of every person it concerns, and the QC queue's bookkeeping does not.
+    use super::*;
+
+    async fn exec(index: &SqliteIndex, sql: &str) {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&index.pool)
+            .await
+        {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    async fn revision(index: &SqliteIndex, person: &str) -> i64 {
+        match index.person_revision(person).await {
+            Ok(Some(r)) => r,
+            other => panic!("{person}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_change_to_a_persons_results_bumps_their_revision() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
+            .await
+            .expect("index");
+        exec(
+            &index,
+            "INSERT INTO institution (id, code, created_at) VALUES (1, 'county', 0), (2, 'town', 0);
+             INSERT INTO person (id, public_id, created_at) VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0);
+             INSERT INTO patient (id, issuer, patient_id, updated_at, person_id)
+                  VALUES (1, 'county', 'A1', 0, 1), (2, 'county', 'B1', 0, 2), (3, 'town', 'C1', 0, 3)",
+        )
+        .await;
+        assert_eq!(revision(&index, "a").await, 0);
+        assert_eq!(index.person_revision("nobody").await.ok(), Some(None));
+
+        // Each step: (what changes, the revision a, b and c should have after it).
+        let steps: [(&str, [i64; 3]); 11] = [
+            (
+                "INSERT INTO study (id, patient_id, study_uid, institution_id, last_instance_at, stable_after_secs)
+                      VALUES (1, 1, '1.2.3', 1, 0, 60)",
+                [1, 0, 0],
+            ),
+            // An instance stored: its study's counts change.
+            ("UPDATE study SET num_instances = num_instances + 1 WHERE id = 1", [2, 0, 0]),
+            // The same UID at another institution, for person c: both persons' results read
+            // encodings and grades by UID.
+            (
+                "INSERT INTO study (id, patient_id, study_uid, institution_id, last_instance_at, stable_after_secs)
+                      VALUES (2, 3, '1.2.3', 2, 0, 60)",
+                [3, 0, 1],
+            ),
+            ("INSERT INTO qc_study (study_id, dirty, changed_at) VALUES (1, 1, 0)", [4, 0, 2]),
+            // The queue's bookkeeping alone: no change.
+            ("UPDATE qc_study SET dirty = 0, changed_at = 5 WHERE study_id = 1", [4, 0, 2]),
+            ("UPDATE qc_study SET grade = 'A', aggregated_at = 9 WHERE study_id = 1", [5, 0, 3]),
+            (
+                "INSERT INTO lab_result (id, patient_id, performing_institution_id, code, created_at)
+                      VALUES (1, 2, 1, '2345-7', 0)",
+                [5, 1, 3],
+            ),
+            ("UPDATE lab_result SET superseded_by = 1 WHERE id = 1", [5, 2, 3]),
+            (
+                "INSERT INTO report (id, patient_id, performing_institution_id, created_at)
+                      VALUES (1, 1, 1, 0)",
+                [6, 2, 3],
+            ),
+            // B's record merged into A: both persons change.
+            ("UPDATE patient SET person_id = 1 WHERE id = 2", [7, 3, 3]),
+            ("DELETE FROM report WHERE id = 1", [8, 3, 3]),
+        ];
+        for (sql, want) in steps {
+            exec(&index, sql).await;
+            let got = [
+                revision(&index, "a").await,
+                revision(&index, "b").await,
+                revision(&index, "c").await,
+            ];
+            assert_eq!(got, want, "after {sql}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! a trend chart; reports in place; images in one click; the decision with the medical-record
 //! sentence. Also the order-time fragment a HIS embeds.
 
-use crate::i18n::T;
+use crate::i18n::{Lang, T};
 use crate::pages::{Frame, framed, k, render};
 use crate::session::Doctor;
 use askama::Template;
@@ -12,12 +12,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use huren_archive::AdminError;
+use huren_archive::judged_cache::JudgedTimeline;
 use huren_archive::model::{Timeline, TimelineLab};
 use huren_archive::recognition::{PriorResult, ReminderRequest};
 use huren_http::AppState;
 use huren_recognition::{Qc, QcGrade, Verdict};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 /// One result on the timeline, as the template shows it.
 pub struct Entry {
@@ -68,19 +70,94 @@ pub struct Analyte {
 #[template(path = "patient.html")]
 struct PatientPage {
     frame: Frame,
-    person: String,
     name: String,
     sex: String,
     birth: String,
     records: Vec<String>,
     recognizable: usize,
-    entries: Vec<Entry>,
-    labs: Vec<Analyte>,
+    /// The timeline and lab sections, rendered by [`PatientResults`] (kept: [`results_html`]).
+    results: Arc<str>,
     charts: bool,
     /// The viewer is in the binary: it is started in the background while the page is read.
     viewer: bool,
 }
 framed!(PatientPage);
+
+/// The timeline and lab sections of a patient page.
+#[derive(Template)]
+#[template(path = "patient_results.html")]
+struct PatientResults<'a> {
+    t: T,
+    person: &'a str,
+    entries: Vec<Entry>,
+    labs: Vec<Analyte>,
+    charts: bool,
+}
+
+/// The results sections last rendered for a (person, reader's institution, language), with the
+/// judged timeline they were rendered from. They are the same for every reader of that
+/// institution and language (nothing in them is the reader's own: the decision form with its
+/// token is fetched when opened), so they are used again while the use case hands out the
+/// same judgement (`Archive::workstation_view`: until the person's data, the configuration or
+/// the day changes, for ten seconds at most). The `Weak` keeps the judgement's allocation, so a
+/// new judgement can never be mistaken for it. Rendering 200 results was half of a page's time.
+type ResultsKey = (String, String, Lang);
+type Rendered = (Weak<JudgedTimeline>, Arc<str>);
+static RESULTS: LazyLock<Mutex<HashMap<ResultsKey, Rendered>>> = LazyLock::new(Mutex::default);
+const RESULTS_KEPT: usize = 256;
+
+async fn results_html(
+    state: &AppState,
+    d: &Doctor,
+    person: &str,
+    judged: &Arc<JudgedTimeline>,
+) -> Option<Arc<str>> {
+    let key = (
+        person.to_owned(),
+        d.user.institution_code.to_string(),
+        d.lang,
+    );
+    if let Ok(kept) = RESULTS.lock()
+        && let Some((from, html)) = kept.get(&key)
+        && from.upgrade().is_some_and(|j| Arc::ptr_eq(&j, judged))
+    {
+        return Some(html.clone());
+    }
+    let (timeline, view) = (&judged.0, &judged.1);
+    let names = item_names(state).await;
+    let institutions = institution_names(state, timeline).await;
+    let tpl = PatientResults {
+        t: T { lang: d.lang },
+        person,
+        entries: entries(
+            state,
+            d,
+            person,
+            timeline,
+            &view.results,
+            &names,
+            &institutions,
+        ),
+        labs: analytes(state, &timeline.lab_results, &institutions),
+        charts: crate::assets::has_charts(),
+    };
+    let mut html = String::with_capacity(timeline.studies.len() * 2500 + 16 * 1024);
+    if let Err(e) = tpl.render_into(&mut html) {
+        tracing::error!(error = %e, "patient results not rendered");
+        return None;
+    }
+    let html: Arc<str> = html.into();
+    if let Ok(mut kept) = RESULTS.lock() {
+        if kept.len() >= RESULTS_KEPT {
+            kept.retain(|_, (from, _)| from.strong_count() > 0);
+            if kept.len() >= RESULTS_KEPT {
+                kept.clear();
+            }
+        }
+        kept.insert(key, (Arc::downgrade(judged), html.clone()));
+    }
+    Some(html)
+}
 
 /// The decision form of one result, fetched when the doctor opens "互认决定" (htmx), or as a
 /// page of its own without scripts.
@@ -593,7 +670,7 @@ pub async fn page(
         Err(e) => return refused(&d, &e.to_string()),
     };
     let receiver = d.user.institution_code.to_string();
-    let (timeline, view) = match state
+    let judged = match state
         .archive
         .workstation_view(&grant, &person, &receiver)
         .await
@@ -602,6 +679,7 @@ pub async fn page(
         Ok(None) => return refused(&d, "no relationship with this person"),
         Err(e) => return unavailable(e),
     };
+    let (timeline, view) = (&judged.0, &judged.1);
     // The viewer's PatientID-only study query is answered for this person (huren_http::opened).
     state.opened.open(d.user.user_id, &person);
     let records = match state.archive.person_records(&grant, &person).await {
@@ -612,15 +690,16 @@ pub async fn page(
     // The encounter-time reminder, recorded as shown (the statistics' coverage and ignore rate).
     let recognizable = match state
         .archive
-        .encounter_reminder(&grant, (d.user.institution_id, &receiver), &view)
+        .encounter_reminder(&grant, (d.user.institution_id, &receiver), view)
         .await
     {
         Ok(n) => n,
         Err(e) => return unavailable(e),
     };
 
-    let names = item_names(&state).await;
-    let institutions = institution_names(&state, &timeline).await;
+    let Some(results) = results_html(&state, &d, &person, &judged).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let t = T { lang: d.lang };
     let first = records.first();
     let name = records
@@ -649,19 +728,9 @@ pub async fn page(
             .map(|r| format!("{} @ {}", r.patient_id, r.issuer))
             .collect(),
         recognizable,
-        entries: entries(
-            &state,
-            &d,
-            &person,
-            &timeline,
-            &view.results,
-            &names,
-            &institutions,
-        ),
-        labs: analytes(&state, &timeline.lab_results, &institutions),
+        results,
         charts: crate::assets::has_charts(),
         viewer: crate::assets::has_viewer() && !timeline.studies.is_empty(),
-        person,
     };
     render(StatusCode::OK, &page)
 }
