@@ -51,6 +51,9 @@ pub enum SenderKind {
     Dimse { ae_id: i64, ae_title: AeTitle },
     /// An HTTP client holding an institution-bound token.
     Token { token_id: i64 },
+    /// A person uploading from the browser for their institution (a clinic with a modality
+    /// and no PACS; [`grant_upload`]). Who it was is the audit event's actor.
+    Person { user_id: i64 },
 }
 
 /// What a person does in the region (issue #6). A person has exactly one role per account; a
@@ -140,6 +143,9 @@ impl Principal {
                 SenderKind::Token { token_id } => {
                     format!("token:{token_id}@{}", s.institution_code)
                 }
+                SenderKind::Person { user_id } => {
+                    format!("upload:user#{user_id}@{}", s.institution_code)
+                }
             },
             Principal::User(u) => {
                 let who = format!(
@@ -200,6 +206,32 @@ pub fn grant_ingest(p: &Principal) -> Result<IngestGrant, Denied> {
             principal: p.clone(),
             sender: sender.clone(),
         }),
+        _ => Err(Denied::NotASender),
+    }
+}
+
+/// Permission for a person to store objects for their own institution from the browser (the
+/// clinic portal's upload, STOW-RS underneath): technicians and doctors, who produce images
+/// at institutions without a PACS. Nothing else an [`IngestGrant`] allows is reachable this
+/// way: the other handlers taking one ask [`grant_ingest`], which only systems pass.
+pub fn grant_upload(p: &Principal) -> Result<IngestGrant, Denied> {
+    match p {
+        Principal::User(u)
+            if u.via.is_none() && matches!(u.role, Role::Technician | Role::Doctor) =>
+        {
+            Ok(IngestGrant {
+                principal: p.clone(),
+                sender: Sender {
+                    institution_id: u.institution_id,
+                    institution_code: u.institution_code.clone(),
+                    kind: SenderKind::Person { user_id: u.user_id },
+                    reads: SystemReads::Institution,
+                },
+            })
+        }
+        Principal::User(_) => Err(Denied::Role(
+            "only technicians and doctors upload images, signed in themselves",
+        )),
         _ => Err(Denied::NotASender),
     }
 }

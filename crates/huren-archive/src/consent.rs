@@ -359,7 +359,7 @@ impl Archive {
             )
             .await?;
             return Err(AdminError::TooMany(
-                "too many authorization requests in the last day for this patient or by this                  doctor; each one sends the patient an SMS"
+                "too many authorization requests in the last day for this patient or by this doctor; each one sends the patient an SMS"
                     .into(),
             ));
         }

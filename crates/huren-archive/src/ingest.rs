@@ -385,6 +385,8 @@ impl Archive {
         let (sender_ae_id, sender_token_id) = match &sender.kind {
             SenderKind::Dimse { ae_id, .. } => (Some(*ae_id), None),
             SenderKind::Token { token_id } => (None, Some(*token_id)),
+            // A browser upload: the person is the audit event's actor.
+            SenderKind::Person { .. } => (None, None),
         };
         let rec = NewInstance {
             sop_instance_uid: sop_instance.clone(),

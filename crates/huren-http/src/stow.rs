@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
-use huren_access::grant_ingest;
+use huren_access::{grant_ingest, grant_upload};
 use huren_archive::{Expected, IngestRequest, IngestStatus, SenderSettings, SpoolError, Warning};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -96,7 +96,12 @@ async fn store(
     peer: SocketAddr,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let grant = grant_ingest(&principal)?;
+    // A hospital's system, or a person uploading for their own institution from the clinic
+    // portal's page (the cookie session's CSRF token is checked by the auth layer).
+    let grant = match &principal {
+        huren_access::Principal::User(_) => grant_upload(&principal)?,
+        _ => grant_ingest(&principal)?,
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -269,6 +269,143 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("consulted", "核对记录", "Records consulted"),
     ("images_count", "幅图像", "images"),
     ("modality", "设备", "Modality"),
+    // The clinic portal (issue #20): the patient's authorization, the browser upload.
+    (
+        "ask_title",
+        "请患者授权查看",
+        "Ask the patient's authorization",
+    ),
+    (
+        "ask_intro",
+        "本机构尚不能查看该身份证号患者的数据。发送短信验证码到患者登记的手机，患者告知验证码后即可查看其外院检查检验结果。",
+        "Your institution cannot see this patient's data yet. An SMS code goes to the patient's registered mobile; once the patient reads it out, you can see their results from other institutions.",
+    ),
+    ("ask_scope", "授权范围", "What the patient opens"),
+    ("scope_all", "全部检查检验结果", "All results"),
+    ("scope_imaging", "仅影像检查", "Images only"),
+    (
+        "scope_lab",
+        "仅检验结果及报告",
+        "Lab results and reports only",
+    ),
+    ("ask_days", "有效天数（1–30）", "Days (1–30)"),
+    ("ask_send", "发送验证码", "Send the code"),
+    ("code_sent", "验证码已发送至", "The code was sent to"),
+    (
+        "code_sent_after",
+        "，10分钟内有效。请患者告知验证码。",
+        "; it is valid for 10 minutes. Ask the patient to read it out.",
+    ),
+    ("code_label", "6位验证码", "6-digit code"),
+    ("code_confirm", "确认并查看", "Confirm and open"),
+    (
+        "code_wrong",
+        "验证码错误、已过期或已使用（最多尝试5次）。",
+        "Wrong, expired or used code (five attempts at most).",
+    ),
+    (
+        "ask_no_patient",
+        "该身份证号没有对应的患者记录，或对应多人；请核对号码。",
+        "No single patient has this identity number; check it.",
+    ),
+    (
+        "ask_no_phone",
+        "该患者未登记手机号，无法短信授权。请患者在就诊过的医院登记手机号。",
+        "The patient has no registered mobile number, so no code can be sent. The patient can register one at a hospital they visited.",
+    ),
+    (
+        "ask_too_many",
+        "今天对该患者（或由您发出）的授权请求已达上限：每次请求都会给患者发短信。",
+        "Today's limit of authorization requests for this patient (or by you) is reached: each one sends the patient an SMS.",
+    ),
+    ("ask_invalid", "请求无效：", "Not a valid request: "),
+    (
+        "ask_not_doctor",
+        "只有医生可以请求患者授权。",
+        "Only doctors ask for a patient's authorization.",
+    ),
+    ("upload_title", "上传影像", "Upload images"),
+    (
+        "upload_intro",
+        "没有PACS的机构可在此上传本机构设备拍摄的DICOM影像：选择文件夹、DICOM文件或zip压缩包。",
+        "An institution without a PACS uploads the DICOM images of its own modalities here: a folder, DICOM files or a zip.",
+    ),
+    ("upload_open", "上传影像", "Upload images"),
+    (
+        "upload_files",
+        "选择文件（DICOM或zip）",
+        "Choose files (DICOM or zip)",
+    ),
+    ("upload_folder", "选择文件夹", "Choose a folder"),
+    ("upload_start", "开始上传", "Upload"),
+    ("upload_file", "文件", "File"),
+    ("upload_result", "结果", "Result"),
+    (
+        "upload_no_role",
+        "只有技师和医生可以上传影像。",
+        "Only technicians and doctors upload images.",
+    ),
+    (
+        "upload_needs_js",
+        "上传需要启用浏览器脚本。",
+        "Uploading needs scripts enabled in the browser.",
+    ),
+    ("up_stored", "已保存", "Stored"),
+    (
+        "up_stored_warning",
+        "已保存（部分属性已修正）",
+        "Stored (some attributes corrected)",
+    ),
+    ("up_refused", "拒收", "Refused"),
+    ("up_skipped", "跳过", "Skipped"),
+    ("up_summary_stored", "已保存", "stored"),
+    ("up_summary_refused", "拒收", "refused"),
+    (
+        "up_dicomdir",
+        "目录文件（DICOMDIR），不是影像",
+        "A directory file (DICOMDIR), not an image",
+    ),
+    (
+        "up_zip_bad",
+        "无法读取的zip压缩包（仅支持标准zip，不支持加密或zip64）",
+        "A zip that cannot be read (plain zip only: no encryption, no zip64)",
+    ),
+    (
+        "up_reason_c000",
+        "无法识别：不是DICOM文件，或文件已损坏",
+        "Not understood: not a DICOM file, or damaged",
+    ),
+    (
+        "up_reason_a900",
+        "数据与其SOP类不符",
+        "The data set does not match its SOP class",
+    ),
+    (
+        "up_reason_a700",
+        "文件过大，或服务器存储空间不足",
+        "Too large, or the archive is out of space",
+    ),
+    (
+        "up_reason_0124",
+        "文件中的患者号属于其他机构的编号，本机构不能以该编号上传",
+        "The patient ID is in another institution's numbering; your institution may not send under it",
+    ),
+    (
+        "up_reason_0110",
+        "服务器处理失败，请稍后重试",
+        "The archive failed to process it; try again later",
+    ),
+    (
+        "up_reason_c409",
+        "不属于所指定的检查",
+        "Not of the study named",
+    ),
+    ("up_reason_other", "拒收，原因代码", "Refused, reason code"),
+    (
+        "up_network",
+        "网络错误，未上传",
+        "Network error: not uploaded",
+    ),
 ];
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod assets;
 pub mod i18n;
 pub mod pages;
 pub mod patient;
+pub mod portal;
 pub mod session;
 
 use axum::Router;
@@ -62,6 +63,9 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
             "/patients/{person}/studies/{study}/thumbnail",
             get(patient::thumbnail),
         )
+        .route("/authorizations", post(portal::ask))
+        .route("/authorizations/{id}", post(portal::confirm))
+        .route("/upload", get(portal::upload))
         .route("/order-reminder", get(patient::order_reminder))
         .route("/order-reminder/decisions", post(patient::order_decide))
         .layer(axum::middleware::from_fn_with_state(cfg.clone(), page_csp))

@@ -7,6 +7,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use huren_access::Role;
 use huren_archive::PatientLookup;
 use huren_http::AppState;
 use serde::Deserialize;
@@ -156,6 +157,25 @@ struct StartPage {
     record: String,
     searched: bool,
     hits: Vec<Hit>,
+    /// A doctor who found nobody they may see by an identity number may ask the patient's
+    /// authorization (clinic portal: an SMS code the patient reads out).
+    may_ask: bool,
+    /// Technicians and doctors upload images for their institution from the browser.
+    may_upload: bool,
+}
+
+impl StartPage {
+    fn new(d: &Doctor) -> StartPage {
+        StartPage {
+            frame: d.frame("/"),
+            identity: String::new(),
+            record: String::new(),
+            searched: false,
+            hits: Vec::new(),
+            may_ask: false,
+            may_upload: crate::portal::may_upload(&d.user),
+        }
+    }
 }
 framed!(StartPage);
 
@@ -174,16 +194,7 @@ pub async fn start(
     let lang = Lang::from_headers(&headers);
     let q: StartQuery = query(q);
     match doctor {
-        Ok(d) => render(
-            StatusCode::OK,
-            &StartPage {
-                frame: d.frame("/"),
-                identity: String::new(),
-                record: String::new(),
-                searched: false,
-                hits: Vec::new(),
-            },
-        ),
+        Ok(d) => render(StatusCode::OK, &StartPage::new(&d)),
         Err(_) => {
             let message = SIGN_IN_MESSAGES.iter().copied().find(|m| *m == q.m);
             let next = if crate::session::local_path(&q.next) {
@@ -255,7 +266,7 @@ pub async fn find_patient(
         )
             .into_response();
     }
-    let hits = hits
+    let hits: Vec<Hit> = hits
         .into_iter()
         .map(|h| Hit {
             label: h
@@ -274,14 +285,16 @@ pub async fn find_patient(
             person: h.person,
         })
         .collect();
+    let may_ask = hits.is_empty() && !identity.is_empty() && d.user.role == Role::Doctor;
     render(
         StatusCode::OK,
         &StartPage {
-            frame: d.frame("/"),
             identity,
             record,
             searched: true,
             hits,
+            may_ask,
+            ..StartPage::new(&d)
         },
     )
 }
