@@ -15,6 +15,7 @@ pub mod pages;
 pub mod patient;
 pub mod portal;
 pub mod session;
+pub mod steward;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -66,6 +67,10 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/authorizations", post(portal::ask))
         .route("/authorizations/{id}", post(portal::confirm))
         .route("/upload", get(portal::upload))
+        .route("/steward", get(steward::reviews))
+        .route("/steward/reviews/{id}", post(steward::decide))
+        .route("/steward/persons/{person}", get(steward::person))
+        .route("/steward/persons/{person}/{what}", post(steward::change))
         .route("/order-reminder", get(patient::order_reminder))
         .route("/order-reminder/decisions", post(patient::order_decide))
         .layer(axum::middleware::from_fn_with_state(cfg.clone(), page_csp))

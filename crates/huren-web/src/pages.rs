@@ -162,6 +162,8 @@ struct StartPage {
     may_ask: bool,
     /// Technicians and doctors upload images for their institution from the browser.
     may_upload: bool,
+    /// Data stewards work the identity review queue.
+    may_steward: bool,
 }
 
 impl StartPage {
@@ -174,6 +176,7 @@ impl StartPage {
             hits: Vec::new(),
             may_ask: false,
             may_upload: crate::portal::may_upload(&d.user),
+            may_steward: d.user.role == Role::DataSteward,
         }
     }
 }

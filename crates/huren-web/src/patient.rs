@@ -304,7 +304,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 /// Local date and time of an instant in the region's zone.
-fn local(state: &AppState, instant: Option<i64>, with_time: bool) -> String {
+pub(crate) fn local(state: &AppState, instant: Option<i64>, with_time: bool) -> String {
     use time_tz::OffsetDateTimeExt;
     let Some(t) = instant.and_then(|i| time::OffsetDateTime::from_unix_timestamp(i).ok()) else {
         return String::new();
