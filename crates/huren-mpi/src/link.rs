@@ -142,7 +142,15 @@ impl Decision {
 /// One digit changed, or two adjacent digits swapped (YYYYMMDD).
 fn near_date(a: Date, b: Date) -> bool {
     let f = |d: Date| format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
-    let (x, y) = (f(a), f(b));
+    typing_slip(&f(a), &f(b))
+}
+
+/// Two strings of the same length a typing slip apart: one character changed, or two
+/// neighbouring characters swapped (how the rules, and the stewards' page, read birth dates).
+pub fn typing_slip(x: &str, y: &str) -> bool {
+    if x.len() != y.len() {
+        return false;
+    }
     let diff: Vec<usize> = x
         .bytes()
         .zip(y.bytes())
@@ -241,6 +249,15 @@ pub fn decide(a: &Record, b: &Record, t: &Thresholds, names: &NameFrequencies) -
 mod tests {
     use super::*;
     use time::Month;
+
+    #[test]
+    fn a_typing_slip_is_one_character_changed_or_two_neighbours_swapped() {
+        assert!(typing_slip("19491231", "19491213"));
+        assert!(typing_slip("19491231", "19491230"));
+        assert!(!typing_slip("19491231", "19491231"));
+        assert!(!typing_slip("19491231", "19500101"));
+        assert!(!typing_slip("19491231", "1949123"));
+    }
 
     fn d(y: i32, m: u8, day: u8) -> Date {
         Date::from_calendar_date(y, Month::try_from(m).expect("month"), day).expect("date")

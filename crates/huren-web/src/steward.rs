@@ -89,36 +89,13 @@ fn reason_key(code: &str) -> &'static str {
     }
 }
 
-/// Two birth dates a typing slip apart: one digit changed, or two neighbours swapped.
-fn near(a: &str, b: &str) -> bool {
-    if a.len() != b.len() || a == b {
-        return false;
-    }
-    let diff: Vec<usize> = a
-        .bytes()
-        .zip(b.bytes())
-        .enumerate()
-        .filter(|(_, (x, y))| x != y)
-        .map(|(i, _)| i)
-        .collect();
-    match diff.as_slice() {
-        [_] => true,
-        [i, j] => {
-            *j == i + 1
-                && a.as_bytes()[*i] == b.as_bytes()[*j]
-                && a.as_bytes()[*j] == b.as_bytes()[*i]
-        }
-        _ => false,
-    }
-}
-
 fn field(label: &'static str, a: Option<&str>, b: Option<&str>, fuzzy: bool) -> Field {
     let (a, b) = (a.unwrap_or("").trim(), b.unwrap_or("").trim());
     let agree = if a.is_empty() || b.is_empty() {
         "unknown"
     } else if a.eq_ignore_ascii_case(b) {
         "same"
-    } else if fuzzy && near(a, b) {
+    } else if fuzzy && huren_mpi::link::typing_slip(a, b) {
         "near"
     } else {
         "differs"
@@ -254,6 +231,15 @@ struct ChangeForm {
     merged: String,
 }
 
+/// A steward's form: its CSRF token checked, then the steward's grant.
+fn steward_form(d: &Doctor, body: &[u8]) -> Result<(ChangeForm, StewardGrant), Box<Response>> {
+    let f: ChangeForm = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    if !d.csrf_ok(&f.csrf) {
+        return Err(Box::new(d.csrf_refused()));
+    }
+    Ok((f, steward(d)?))
+}
+
 fn change_error(e: &AdminError) -> &'static str {
     match e {
         AdminError::Invalid(m) if m.contains("reason") => k("steward_reason_needed"),
@@ -270,12 +256,8 @@ pub async fn decide(
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Response {
-    let f: ChangeForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if !d.csrf_ok(&f.csrf) {
-        return d.csrf_refused();
-    }
-    let grant = match steward(&d) {
-        Ok(g) => g,
+    let (f, grant) = match steward_form(&d, &body) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let link = match f.decision.as_str() {
@@ -398,12 +380,8 @@ pub async fn change(
     Path((person, what)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let f: ChangeForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if !d.csrf_ok(&f.csrf) {
-        return d.csrf_refused();
-    }
-    let grant = match steward(&d) {
-        Ok(g) => g,
+    let (f, grant) = match steward_form(&d, &body) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let merged = f.merged.trim().to_owned();
@@ -437,16 +415,5 @@ pub async fn change(
             }
             person_page(&state, &d, &grant, &person, "", change_error(&e)).await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn birth_dates_a_typing_slip_apart_are_near() {
-        assert!(super::near("19491231", "19491213"));
-        assert!(super::near("19491231", "19491230"));
-        assert!(!super::near("19491231", "19491231"));
-        assert!(!super::near("19491231", "19500101"));
     }
 }
