@@ -136,18 +136,13 @@ impl Archive {
 }
 
 impl Archive {
-    /// The audit trail, newest first (auditors).
+    /// The audit trail, newest first, filtered (auditors).
     pub async fn audit_trail(
         &self,
         _grant: &huren_access::AuditGrant,
-        from: Option<i64>,
-        until: Option<i64>,
-        before: Option<i64>,
+        filter: &crate::model::AuditFilter,
         limit: u32,
     ) -> Result<Vec<crate::model::AuditRow>, AdminError> {
-        Ok(self
-            .index
-            .audit_events(from, until, before, limit.clamp(1, 500))
-            .await?)
+        Ok(self.index.audit_events(filter, limit.clamp(1, 500)).await?)
     }
 }

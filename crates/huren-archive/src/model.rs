@@ -801,6 +801,24 @@ pub struct AuditRow {
     pub seq: Option<i64>,
 }
 
+/// Which audit events an auditor asks for; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// `[from, until)`, unix seconds.
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    /// Ids below this one (the next page).
+    pub before: Option<i64>,
+    /// The event's action (`patient_data_accessed`, …).
+    pub action: Option<String>,
+    /// The institution code the event is attributed to.
+    pub institution: Option<String>,
+    /// The patient: a person's public id, or one record as `PatientID@issuer`.
+    pub patient: Option<String>,
+    /// Part of the actor's label (`user:li#` names one person's account).
+    pub actor: Option<String>,
+}
+
 /// A patient's phone number as stored: sealed, with the key that sealed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedContact {

@@ -219,12 +219,10 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Audit events in `[from, until)` (unix seconds), newest first, ids below `before`.
+    /// Audit events matching `filter`, newest first.
     async fn audit_events(
         &self,
-        from: Option<i64>,
-        until: Option<i64>,
-        before: Option<i64>,
+        filter: &AuditFilter,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError>;
 

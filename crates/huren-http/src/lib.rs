@@ -61,6 +61,21 @@ pub struct AppState {
     pub oidc: Option<Arc<OidcClient>>,
     /// The persons each doctor opened last in the web pages (the viewer's study browser).
     pub opened: Arc<opened::OpenedPersons>,
+    /// The audit trail's integrity for the auditors' page; `None` when the chain has no key.
+    pub audit_integrity: Option<Arc<dyn AuditIntegrity>>,
+}
+
+/// The audit trail's integrity as `huren audit verify` reports it: every chained event checked
+/// with the chain's key, and the signed head checkpoints (docs/audit.md). The binary holds the
+/// key and the checkpoint file, and implements this for the pages.
+#[async_trait::async_trait]
+pub trait AuditIntegrity: Send + Sync {
+    /// `Ok(summary)` when the trail is intact, else every problem found; `Err` when it could
+    /// not be read.
+    async fn verify(&self) -> Result<Result<String, Vec<String>>, String>;
+    /// The newest signed checkpoint: (the event sequence number it vouches for, when, unix
+    /// seconds).
+    fn last_checkpoint(&self) -> Option<(i64, i64)>;
 }
 
 /// The OpenID Connect client (the `oidc` feature).

@@ -473,23 +473,26 @@ pub async fn review_break_glass(
 
 pub async fn audit_events(
     pool: &SqlitePool,
-    from: Option<i64>,
-    until: Option<i64>,
-    before: Option<i64>,
+    f: &huren_archive::model::AuditFilter,
     limit: u32,
 ) -> Result<Vec<huren_archive::model::AuditRow>, sqlx::Error> {
+    // A patient is named by person (`person:…` in the trail) or by one record (`PID@issuer`).
     let rows = sqlx::query(
         "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq
            FROM audit_event
-          WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) AND (? IS NULL OR id < ?)
-          ORDER BY id DESC LIMIT ?",
+          WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR id < ?3)
+            AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR institution = ?5)
+            AND (?6 IS NULL OR patient = ?6 OR patient = 'person:' || ?6)
+            AND (?7 IS NULL OR instr(actor, ?7) > 0)
+          ORDER BY id DESC LIMIT ?8",
     )
-    .bind(from)
-    .bind(from)
-    .bind(until)
-    .bind(until)
-    .bind(before)
-    .bind(before)
+    .bind(f.from)
+    .bind(f.until)
+    .bind(f.before)
+    .bind(f.action.as_deref())
+    .bind(f.institution.as_deref())
+    .bind(f.patient.as_deref())
+    .bind(f.actor.as_deref())
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;

@@ -2577,12 +2577,10 @@ impl Index for SqliteIndex {
 
     async fn audit_events(
         &self,
-        from: Option<i64>,
-        until: Option<i64>,
-        before: Option<i64>,
+        filter: &AuditFilter,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        crate::accounts::audit_events(&self.pool, from, until, before, limit)
+        crate::accounts::audit_events(&self.pool, filter, limit)
             .await
             .map_err(db)
     }

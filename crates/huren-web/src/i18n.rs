@@ -530,6 +530,67 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "把合并时移走的病历移回本人员。",
         "Moves the records the merge took back to this person.",
     ),
+    // The auditor's pages (issue #20).
+    ("audit_title", "审计日志", "Audit trail"),
+    (
+        "audit_open_intro",
+        "按人员、患者、机构、事件和日期查询审计日志；完整性校验与导出。",
+        "The audit trail by who acted, patient, institution, event and date; integrity checks and exports.",
+    ),
+    (
+        "audit_only",
+        "只有审计员可以查看审计日志。",
+        "The audit trail is for auditors.",
+    ),
+    ("audit_chain", "防篡改链", "Tamper-evident chain"),
+    (
+        "audit_last_checkpoint",
+        "最近签名检查点",
+        "Last signed checkpoint",
+    ),
+    (
+        "audit_no_checkpoint",
+        "尚无签名检查点（未配置检查点文件，或尚未写入）。",
+        "No signed checkpoint yet (no checkpoint file configured, or none written yet).",
+    ),
+    ("audit_verify", "立即校验", "Verify now"),
+    (
+        "audit_not_chained",
+        "未配置链密钥：审计事件未加链，无法校验。",
+        "No chain key is configured: events are not chained and cannot be verified.",
+    ),
+    (
+        "audit_intact",
+        "审计日志完整。",
+        "The audit trail is intact.",
+    ),
+    (
+        "audit_broken",
+        "发现问题：审计日志可能被修改或删除。",
+        "Problems found: the audit trail may have been changed or cut.",
+    ),
+    ("audit_from", "起始日期", "From"),
+    ("audit_until", "截止日期（含）", "Until (inclusive)"),
+    ("audit_actor", "操作人", "Who acted"),
+    ("audit_patient", "患者", "Patient"),
+    ("audit_event", "事件", "Event"),
+    ("audit_time", "时间", "Time"),
+    ("audit_outcome", "结果", "Outcome"),
+    ("audit_object", "对象", "Object"),
+    ("audit_detail", "详情", "Detail"),
+    ("audit_export", "导出当前筛选", "Export this filter"),
+    (
+        "audit_fhir_note",
+        "（FHIR导出按日期、患者、机构和操作人筛选，不按事件）",
+        "(the FHIR export filters by date, patient, institution and who acted, not by event)",
+    ),
+    ("audit_none", "没有符合条件的事件。", "No events match."),
+    ("audit_older", "更早的事件", "Older events"),
+    (
+        "audit_bad_date",
+        "日期格式应为 YYYY-MM-DD。",
+        "Dates are written YYYY-MM-DD.",
+    ),
 ];
 
 #[cfg(test)]

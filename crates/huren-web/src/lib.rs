@@ -10,6 +10,7 @@
 //! `/order-reminder` the fragment a HIS embeds at order time. Chinese first ([`i18n`]).
 
 pub mod assets;
+pub mod audit;
 pub mod i18n;
 pub mod pages;
 pub mod patient;
@@ -67,6 +68,9 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/authorizations", post(portal::ask))
         .route("/authorizations/{id}", post(portal::confirm))
         .route("/upload", get(portal::upload))
+        .route("/audit", get(audit::trail))
+        .route("/audit/export.csv", get(audit::export_csv))
+        .route("/audit/verify", get(audit::verify))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))

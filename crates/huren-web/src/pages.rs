@@ -109,6 +109,22 @@ pub fn message(
     )
 }
 
+/// The page refusing a role its page (`text`, a message key), with the reason for the refusal
+/// audit (`huren_http::auth::audit_refusals`).
+pub fn role_refused(d: &Doctor, text: &'static str, reason: String) -> Response {
+    let mut r = message(
+        &d.frame("/"),
+        StatusCode::FORBIDDEN,
+        k("error_title"),
+        text,
+        "/",
+        k("back"),
+    );
+    r.extensions_mut()
+        .insert(huren_http::auth::RefusalReason(reason));
+    r
+}
+
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SignInPage<'a> {
@@ -164,6 +180,8 @@ struct StartPage {
     may_upload: bool,
     /// Data stewards work the identity review queue.
     may_steward: bool,
+    /// Auditors read the audit trail.
+    may_audit: bool,
 }
 
 impl StartPage {
@@ -177,6 +195,7 @@ impl StartPage {
             may_ask: false,
             may_upload: crate::portal::may_upload(&d.user),
             may_steward: d.user.role == Role::DataSteward,
+            may_audit: d.user.role == Role::Auditor,
         }
     }
 }

@@ -227,18 +227,11 @@ fn upload_words(lang: Lang) -> String {
 /// `GET /upload`: the browser upload for technicians and doctors.
 pub async fn upload(d: Doctor) -> Response {
     if !may_upload(&d.user) {
-        let mut r = crate::pages::message(
-            &d.frame("/"),
-            StatusCode::FORBIDDEN,
-            k("error_title"),
+        return crate::pages::role_refused(
+            &d,
             k("upload_no_role"),
-            "/",
-            k("back"),
-        );
-        r.extensions_mut().insert(huren_http::auth::RefusalReason(
             "the upload page is for technicians and doctors".into(),
-        ));
-        return r;
+        );
     }
     render(
         StatusCode::OK,

@@ -66,17 +66,11 @@ framed!(PersonPage);
 /// The steward's grant, or the page refusing it (boxed: a response is large).
 fn steward(d: &Doctor) -> Result<StewardGrant, Box<Response>> {
     huren_access::grant_steward(&d.principal()).map_err(|e| {
-        let mut r = crate::pages::message(
-            &d.frame("/"),
-            StatusCode::FORBIDDEN,
-            k("error_title"),
+        Box::new(crate::pages::role_refused(
+            d,
             k("steward_only"),
-            "/",
-            k("back"),
-        );
-        r.extensions_mut()
-            .insert(huren_http::auth::RefusalReason(e.to_string()));
-        Box::new(r)
+            e.to_string(),
+        ))
     })
 }
 

@@ -132,3 +132,35 @@ pub async fn pool(data_dir: &Path) -> anyhow::Result<AuditReader> {
         .await
         .context("opening the index")
 }
+
+/// [`huren_http::AuditIntegrity`] for the auditors' page: the chain's key and the checkpoint
+/// file this process uses.
+pub struct Integrity {
+    pub pool: AuditReader,
+    pub key: std::sync::Arc<ChainKey>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[async_trait::async_trait]
+impl huren_http::AuditIntegrity for Integrity {
+    async fn verify(&self) -> Result<Result<String, Vec<String>>, String> {
+        verify(&self.pool, &self.key, self.file.as_deref())
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn last_checkpoint(&self) -> Option<(i64, i64)> {
+        let file = self.file.as_deref()?;
+        read_checkpoints(file)
+            .ok()?
+            .into_iter()
+            .filter_map(|(_, c)| c.ok())
+            .filter(|c| {
+                hex::decode(&c.mac).is_ok_and(|mac| {
+                    hex::encode(self.key.sign_checkpoint(c.seq, &mac, c.at)) == c.sig
+                })
+            })
+            .map(|c| (c.seq, c.at))
+            .max()
+    }
+}

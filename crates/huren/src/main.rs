@@ -1186,6 +1186,14 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
         )),
         oidc: oidc_client(&settings.oidc)?,
         opened: Arc::default(),
+        audit_integrity: match chain_key(&settings)? {
+            Some(key) => Some(Arc::new(audit::Integrity {
+                pool: audit::pool(&args.dir.data_dir).await?,
+                key,
+                file: settings.audit.checkpoint_file.clone(),
+            }) as Arc<dyn huren_http::AuditIntegrity>),
+            None => None,
+        },
     };
     let pages = huren_web::routes(huren_web::WebConfig {
         frame_ancestors: settings.http.frame_ancestors.clone(),

@@ -1,5 +1,6 @@
 //! The audit trail as FHIR R4 AuditEvent (issue #6), for auditors: `GET /fhir/AuditEvent` with
-//! `date` ranges and `_count` pages (newest first, next links). Event types are DICOM's
+//! `date` ranges, `patient`, `site` (the institution) and `agent-name` (part of who acted), and
+//! `_count` pages (newest first, next links). Event types are DICOM's
 //! (PS3.15 A.5.1 / DCM codes), as IHE ATNA uses them.
 
 use super::FhirQuery;
@@ -135,9 +136,17 @@ pub async fn search(
     };
     let zone = state.archive.zone();
     let (mut dates, mut count, mut before) = (Vec::new(), 100u32, None);
+    let mut filter = huren_archive::model::AuditFilter::default();
+    let given = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
     for (k, v) in &params {
         match k.as_str() {
             "date" => dates.push(v.as_str()),
+            // The patient: `Patient/{id}` or the id (a person), or one record `PID@issuer`.
+            "patient" => filter.patient = given(v.trim_start_matches("Patient/")),
+            // AuditEvent.source.site is the institution the event is attributed to.
+            "site" => filter.institution = given(v),
+            // Who acted, by part of their label (`user:li#`); FHIR's agent-name is a string.
+            "agent-name" | "agent-name:contains" => filter.actor = given(v),
             "_count" => match v.parse::<u32>() {
                 Ok(n) => count = n.clamp(1, 500),
                 Err(_) => {
@@ -173,7 +182,16 @@ pub async fn search(
     };
     let rows = match state
         .archive
-        .audit_trail(&grant, range.from, range.until, before, count)
+        .audit_trail(
+            &grant,
+            &huren_archive::model::AuditFilter {
+                from: range.from,
+                until: range.until,
+                before,
+                ..filter
+            },
+            count,
+        )
         .await
     {
         Ok(r) => r,
