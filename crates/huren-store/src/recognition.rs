@@ -502,11 +502,20 @@ async fn refresh_unit(
         .bind(eligible)
         .bind(shown)
         .bind(opened)
-        .bind(if known && decision == "recognize" {
-            price_fen
-        } else {
-            None
-        })
+        // Only the newest decision's price is known, and only for a catalogued item: an older
+        // decision made current again, or a result outside the catalog, never takes it (the
+        // property test below found a superseded decision's unit taking the new one's price).
+        .bind(
+            if decision == "recognize"
+                && !item.is_empty()
+                && decision_id.is_some()
+                && decision_id == newest
+            {
+                price_fen
+            } else {
+                None
+            },
+        )
         .bind(known as i64)
         .execute(&mut *tx)
         .await?;
