@@ -30,6 +30,11 @@ const OWN: &[(&str, &str, &[u8])] = &[
         include_bytes!("../static/trend.js"),
     ),
     (
+        "qc.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/qc.js"),
+    ),
+    (
         "upload.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/upload.js"),

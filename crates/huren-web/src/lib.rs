@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod pages;
 pub mod patient;
 pub mod portal;
+pub mod qc;
 pub mod session;
 pub mod steward;
 
@@ -71,6 +72,8 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/audit", get(audit::trail))
         .route("/audit/export.csv", get(audit::export_csv))
         .route("/audit/verify", get(audit::verify))
+        .route("/qc", get(qc::dashboard))
+        .route("/qc/studies/{uid}", get(qc::study_page))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))

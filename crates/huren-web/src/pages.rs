@@ -176,12 +176,54 @@ struct StartPage {
     /// A doctor who found nobody they may see by an identity number may ask the patient's
     /// authorization (clinic portal: an SMS code the patient reads out).
     may_ask: bool,
-    /// Technicians and doctors upload images for their institution from the browser.
-    may_upload: bool,
-    /// Data stewards work the identity review queue.
-    may_steward: bool,
-    /// Auditors read the audit trail.
-    may_audit: bool,
+    /// The pages of the reader's role beside patient search (as message keys and a path).
+    tools: Vec<Tool>,
+}
+
+struct Tool {
+    title: &'static str,
+    intro: &'static str,
+    href: &'static str,
+    button: &'static str,
+}
+
+/// What a role opens from the start page: the QC dashboard, the audit trail, the identity
+/// review queue, the browser upload.
+fn tools(d: &Doctor) -> Vec<Tool> {
+    let mut v = Vec::new();
+    if huren_access::grant_quality(&d.principal()).is_ok() {
+        v.push(Tool {
+            title: k("qc_title"),
+            intro: k("qc_open_intro"),
+            href: "/qc",
+            button: k("qc_title"),
+        });
+    }
+    if d.user.role == Role::Auditor {
+        v.push(Tool {
+            title: k("audit_title"),
+            intro: k("audit_open_intro"),
+            href: "/audit",
+            button: k("audit_title"),
+        });
+    }
+    if d.user.role == Role::DataSteward {
+        v.push(Tool {
+            title: k("steward_open"),
+            intro: k("steward_open_intro"),
+            href: "/steward",
+            button: k("steward_title"),
+        });
+    }
+    if crate::portal::may_upload(&d.user) {
+        v.push(Tool {
+            title: k("upload_title"),
+            intro: k("upload_intro"),
+            href: "/upload",
+            button: k("upload_open"),
+        });
+    }
+    v
 }
 
 impl StartPage {
@@ -193,9 +235,7 @@ impl StartPage {
             searched: false,
             hits: Vec::new(),
             may_ask: false,
-            may_upload: crate::portal::may_upload(&d.user),
-            may_steward: d.user.role == Role::DataSteward,
-            may_audit: d.user.role == Role::Auditor,
+            tools: tools(d),
         }
     }
 }
