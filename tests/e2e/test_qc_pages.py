@@ -90,7 +90,23 @@ def test_the_qc_centre_sees_distributions_the_lowest_studies_and_every_scorer(re
     assert images.count() == 3
     assert "ct_noise" in images.first.inner_text() and " HU" in images.first.inner_text()
     assert "钱" not in page.content()
+    # The QC centre marks it reviewed, with a comment the hospital reads.
+    assert "尚未复核" in page.locator("section.qc-reviews").inner_text()
+    page.fill("form.review-form textarea[name=comment]", "噪声过高：请检查管电流设置并复扫。")
+    page.click("form.review-form button[type=submit]")
+    page.wait_for_load_state()
+    reviews = page.locator("section.qc-reviews").inner_text()
+    assert "已记录复核意见" in reviews and "请检查管电流设置" in reviews and "user:gao#" in reviews
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'quality_reviewed' "
+                   "AND study_uid = ?", s.studies[60.0])[0][0] == 1
     tab.shot("qc-study")
+    # No comment: refused on the page, nothing recorded.
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    csrf = page.locator("form.review-form input[name=csrf]").get_attribute("value")
+    r = requests.post(f"{s.url}/qc/studies/{s.studies[60.0]}/reviews", cookies={"huren_session": cookie},
+                      data={"csrf": csrf, "institution": "county", "comment": "  "})
+    assert r.status_code == 422 and "请填写复核意见" in r.text
+    assert s.query("SELECT COUNT(*) FROM qc_review")[0][0] == 1
 
     # By modality and by month; the CSV of the distribution.
     page.goto(f"{s.url}/qc?by=modality")
@@ -117,6 +133,15 @@ def test_a_technician_sees_his_institution_and_a_doctor_nothing(region, browser)
     assert groups == ["town"], groups
     tab.page.goto(f"{s.url}/qc/studies/{s.studies[60.0]}")
     assert "没有该检查的质控记录" in tab.page.locator("main").inner_text()
+    # His own study: he reads it, and may not review it (the QC centre does).
+    tab.page.goto(f"{s.url}/qc/studies/{s.studies[25.0]}")
+    assert "尚未复核" in tab.page.locator("main").inner_text()
+    assert tab.page.locator("form.review-form").count() == 0
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    csrf = tab.page.locator("input[name=csrf]").first.get_attribute("value")
+    r = requests.post(f"{s.url}/qc/studies/{s.studies[25.0]}/reviews", cookies={"huren_session": cookie},
+                      data={"csrf": csrf, "institution": "town", "comment": "自评合格"})
+    assert r.status_code == 403
     tab.close()
     tab = Page(browser)
     sign_in(tab, s, "doc")

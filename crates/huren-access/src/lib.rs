@@ -521,6 +521,30 @@ pub fn grant_quality(p: &Principal) -> Result<QualityGrant, Denied> {
     })
 }
 
+/// Permission to mark a study's quality reviewed, with a comment the hospital reads: the QC
+/// centre's officers (issue #20).
+#[derive(Debug, Clone)]
+pub struct QcReviewGrant {
+    user: User,
+}
+
+impl QcReviewGrant {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+pub fn grant_qc_review(p: &Principal) -> Result<QcReviewGrant, Denied> {
+    match p {
+        Principal::User(u) if u.role == Role::QcOfficer && u.via.is_none() => {
+            Ok(QcReviewGrant { user: u.clone() })
+        }
+        _ => Err(Denied::Role(
+            "studies are reviewed by the QC centre's officers",
+        )),
+    }
+}
+
 /// Permission to read the audit trail: auditors, and operators' tokens for tooling (not
 /// regional operators signed in as people: they configure, auditors audit).
 #[derive(Debug, Clone)]
@@ -606,6 +630,8 @@ pub enum AuditAction {
     /// An authenticated principal was refused what its role or relationship does not allow
     /// (HTTP 403): DICOM "Security Alert" (110113), "Use of Restricted Function" (110132).
     AccessDenied,
+    /// The QC centre marked a study reviewed, with its comment to the hospital.
+    QualityReviewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

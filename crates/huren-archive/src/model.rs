@@ -1141,6 +1141,14 @@ pub struct QcImageRow {
     pub result: Option<String>,
 }
 
+/// A QC centre's review of a study: its comment to the hospital.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QcReview {
+    pub reviewed_at: i64,
+    pub actor: String,
+    pub comment: String,
+}
+
 /// A graded study as the QC centre's feedback sees it (no patient data).
 #[derive(Debug, Clone)]
 pub struct QcStudyRow {

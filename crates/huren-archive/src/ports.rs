@@ -480,6 +480,23 @@ pub trait Index: Send + Sync + 'static {
         limit: u32,
         as_of: Option<i64>,
     ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
+    /// Appends a QC review to the study `study_uid` performed at `institution` (code); `None`
+    /// when there is no such study.
+    async fn qc_add_review(
+        &self,
+        study_uid: &str,
+        institution: &str,
+        user_id: i64,
+        actor: &str,
+        comment: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// A study's QC reviews, oldest first.
+    async fn qc_reviews(
+        &self,
+        study_uid: &str,
+        institution: &str,
+    ) -> Result<Vec<QcReview>, StoreError>;
     /// The person's revision: a number that changes, in the same transaction, with every
     /// change to their studies (and their instances' counts), QC grades, lab results, reports
     /// and record links (migration 0036's triggers). `None` for an unknown person; `Some(0)`

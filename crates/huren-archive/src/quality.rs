@@ -727,3 +727,67 @@ fn series_view(uid: &str, aggregate: Option<&q::SeriesResult>, first: QcImageVie
 fn iso(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
 }
+
+impl Archive {
+    /// The QC centre marks a study reviewed with a comment for the hospital (appended; audited).
+    /// The study is named by its UID and the institution that performed it.
+    pub async fn quality_review(
+        &self,
+        grant: &huren_access::QcReviewGrant,
+        study_uid: &str,
+        institution: &str,
+        comment: &str,
+    ) -> Result<i64, crate::AdminError> {
+        let comment = comment.trim();
+        if comment.is_empty() || comment.chars().count() > 1000 {
+            return Err(crate::AdminError::Invalid(
+                "a comment (1–1000 characters) is required".into(),
+            ));
+        }
+        let user = grant.user();
+        let actor = huren_access::Principal::User(user.clone()).label();
+        let now = ::time::OffsetDateTime::now_utc().unix_timestamp();
+        let id = self
+            .index
+            .qc_add_review(study_uid, institution, user.user_id, &actor, comment, now)
+            .await?
+            .ok_or_else(|| {
+                crate::AdminError::Invalid(format!("no study {study_uid} of {institution}"))
+            })?;
+        self.index
+            .record_audit(huren_access::AuditEvent {
+                action: huren_access::AuditAction::QualityReviewed,
+                outcome: huren_access::Outcome::Success,
+                actor,
+                institution: Some(institution.to_owned()),
+                patient: None,
+                study_uid: Some(study_uid.to_owned()),
+                object: Some(format!("qc-review:{id}")),
+                source_address: None,
+                detail: serde_json::json!({ "comment": comment }),
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// A study's QC reviews, oldest first, for whoever may read its quality (the hospital
+    /// reads the QC centre's comments on its own studies).
+    pub async fn quality_reviews(
+        &self,
+        grant: &huren_access::QualityGrant,
+        study_uid: &str,
+        institution: &str,
+    ) -> Result<Vec<crate::model::QcReview>, StoreError> {
+        if let Some(own) = grant.institution() {
+            let ours = self
+                .index
+                .institution_as_of(institution, self.today())
+                .await?
+                .is_some_and(|i| i.id == own);
+            if !ours {
+                return Ok(Vec::new());
+            }
+        }
+        self.index.qc_reviews(study_uid, institution).await
+    }
+}

@@ -2739,6 +2739,57 @@ impl Index for SqliteIndex {
             .collect())
     }
 
+    async fn qc_add_review(
+        &self,
+        study_uid: &str,
+        institution: &str,
+        user_id: i64,
+        actor: &str,
+        comment: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO qc_review (study_id, reviewed_at, user_id, actor, comment)
+             SELECT s.id, ?3, ?4, ?5, ?6 FROM study s JOIN institution i ON i.id = s.institution_id
+              WHERE s.study_uid = ?1 AND i.code = ?2
+             RETURNING id",
+        )
+        .bind(study_uid)
+        .bind(institution)
+        .bind(now)
+        .bind(user_id)
+        .bind(actor)
+        .bind(comment)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn qc_reviews(
+        &self,
+        study_uid: &str,
+        institution: &str,
+    ) -> Result<Vec<QcReview>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT r.reviewed_at, r.actor, r.comment FROM qc_review r
+               JOIN study s ON s.id = r.study_id JOIN institution i ON i.id = s.institution_id
+              WHERE s.study_uid = ? AND i.code = ? ORDER BY r.id",
+        )
+        .bind(study_uid)
+        .bind(institution)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(reviewed_at, actor, comment)| QcReview {
+                reviewed_at,
+                actor,
+                comment,
+            })
+            .collect())
+    }
+
     async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError> {
         sqlx::query_scalar(
             "SELECT COALESCE(r.revision, 0) FROM person pe

@@ -646,6 +646,29 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("qc_images", "逐幅图像", "Images"),
     ("qc_status", "状态", "Status"),
     ("qc_values", "各评分项", "Scorers"),
+    ("qc_reviews", "质控中心复核意见", "The QC centre's review"),
+    ("qc_not_reviewed", "尚未复核。", "Not reviewed yet."),
+    (
+        "qc_review_comment",
+        "复核意见（发给该机构）",
+        "Comment to the hospital",
+    ),
+    ("qc_review_submit", "标记为已复核", "Mark reviewed"),
+    (
+        "qc_review_done",
+        "已记录复核意见，该机构可在本页看到。",
+        "The review is recorded; the hospital sees it on this page.",
+    ),
+    (
+        "qc_review_needed",
+        "请填写复核意见（1–1000字）。",
+        "Write a comment (1–1000 characters).",
+    ),
+    (
+        "qc_review_only",
+        "只有质控中心人员可以复核。",
+        "Reviews are the QC centre officers'.",
+    ),
 ];
 
 #[cfg(test)]

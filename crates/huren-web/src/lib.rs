@@ -74,6 +74,7 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/audit/verify", get(audit::verify))
         .route("/qc", get(qc::dashboard))
         .route("/qc/studies/{uid}", get(qc::study_page))
+        .route("/qc/studies/{uid}/reviews", post(qc::review))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))

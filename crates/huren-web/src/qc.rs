@@ -6,6 +6,7 @@
 
 use crate::i18n::Lang;
 use crate::pages::{Frame, framed, k, render};
+use crate::patient::local;
 use crate::session::Doctor;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -103,6 +104,13 @@ struct QcStudyPage {
     frame: Frame,
     study: Study,
     series: Vec<Series>,
+    /// The QC centre's comments to the hospital: (when, who, comment).
+    reviews: Vec<(String, String, String)>,
+    /// The reader is a QC officer: the review form is shown.
+    may_review: bool,
+    /// A message key after a review, or empty.
+    done: &'static str,
+    error: &'static str,
 }
 framed!(QcStudyPage);
 
@@ -333,12 +341,28 @@ pub async fn study_page(
     State(state): State<AppState>,
     d: Doctor,
     Path(uid): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let grant = match quality(&d) {
+    let done = if raw.as_deref() == Some("done=review") {
+        k("qc_review_done")
+    } else {
+        ""
+    };
+    study_view(&state, &d, &uid, done, "").await
+}
+
+async fn study_view(
+    state: &AppState,
+    d: &Doctor,
+    uid: &str,
+    done: &'static str,
+    error: &'static str,
+) -> Response {
+    let grant = match quality(d) {
         Ok(g) => g,
         Err(r) => return *r,
     };
-    let views: Vec<QcStudyView> = match state.archive.quality_study(&grant, &uid).await {
+    let views: Vec<QcStudyView> = match state.archive.quality_study(&grant, uid).await {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "quality study not read");
@@ -357,9 +381,31 @@ pub async fn study_page(
         );
     };
     let lang = d.lang;
+    let reviews = match state
+        .archive
+        .quality_reviews(&grant, uid, &v.study.institution)
+        .await
+    {
+        Ok(r) => r
+            .into_iter()
+            .map(|r| (local(state, Some(r.reviewed_at), true), r.actor, r.comment))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "quality reviews not read");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     render(
-        StatusCode::OK,
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
         &QcStudyPage {
+            reviews,
+            may_review: huren_access::grant_qc_review(&d.principal()).is_ok(),
+            done,
+            error,
             frame: d.frame(&format!("/qc/studies/{uid}")),
             study: study(lang, &v.study),
             series: v
@@ -391,4 +437,52 @@ pub async fn study_page(
                 .collect(),
         },
     )
+}
+
+#[derive(Deserialize, Default)]
+struct ReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    institution: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /qc/studies/{uid}/reviews` (form): the QC centre's comment to the hospital.
+pub async fn review(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path(uid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ReviewForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if !d.csrf_ok(&f.csrf) {
+        return d.csrf_refused();
+    }
+    let grant = match huren_access::grant_qc_review(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return crate::pages::role_refused(&d, k("qc_review_only"), e.to_string()),
+    };
+    match state
+        .archive
+        .quality_review(&grant, &uid, f.institution.trim(), &f.comment)
+        .await
+    {
+        Ok(_) => (
+            StatusCode::SEE_OTHER,
+            [(
+                axum::http::header::LOCATION,
+                format!("/qc/studies/{uid}?done=review"),
+            )],
+        )
+            .into_response(),
+        Err(huren_archive::AdminError::Invalid(_)) => {
+            study_view(&state, &d, &uid, "", k("qc_review_needed")).await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "quality review not recorded");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
