@@ -237,6 +237,46 @@ def statistics_total(s):
     return st.json()["total"]
 
 
+def test_the_operator_sees_the_decisions_in_the_statistics(region, patient, browser):
+    """The regional operator's statistics page (issue #20, part 4) counts the decisions the
+    doctor recorded above, and the re-examination by its reason."""
+    s = region
+    tab = Page(browser)
+    page = tab.page
+    page.goto(f"{s.url}/")
+    page.fill("input[name=username]", "ops")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.click("a[href='/stats']")
+    page.wait_for_load_state()
+    head = page.locator("dl.headline").inner_text()
+    assert re.search(r"互认\s+1\b", head) and re.search(r"复查\s+1\b", head), head
+    rows = page.locator("table.stats-rows tbody tr").all_inner_texts()
+    assert any(r.startswith("city") for r in rows), rows
+    assert "01" in page.locator("table.stats-reasons").inner_text()
+    if ASSETS.exists():
+        page.wait_for_selector("#stats-chart[data-drawn='1'] canvas", timeout=10000)
+    assert not tab.csp and not tab.errors, (tab.csp, tab.errors)
+    tab.shot("stats")
+    # By item; and the CSV of the same figures.
+    page.goto(f"{s.url}/stats?by=item")
+    assert page.locator("table.stats-rows tbody tr").count() >= 2
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    r = requests.get(s.url + page.locator("p.exports a").get_attribute("href"), cookies={"huren_session": cookie})
+    assert r.status_code == 200 and "text/csv" in r.headers["content-type"], r.text
+    tab.close()
+    # A doctor is refused the page.
+    tab = Page(browser)
+    tab.page.goto(f"{s.url}/stats")
+    tab.page.fill("input[name=username]", "wu")
+    tab.page.fill("input[name=password]", PASSWORD)
+    tab.page.click("button[type=submit]")
+    tab.page.wait_for_load_state()
+    assert "只有运营人员和机构管理员" in tab.page.locator("main").inner_text()
+    tab.close()
+
+
 def test_english_and_back(region, patient, browser):
     s = region
     # A second visit: the first one closes, another opens.

@@ -35,6 +35,11 @@ const OWN: &[(&str, &str, &[u8])] = &[
         include_bytes!("../static/qc.js"),
     ),
     (
+        "stats.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/stats.js"),
+    ),
+    (
         "upload.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/upload.js"),

@@ -669,6 +669,47 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "只有质控中心人员可以复核。",
         "Reviews are the QC centre officers'.",
     ),
+    // The operators' recognition statistics (issue #20).
+    ("stats_title", "互认统计", "Recognition statistics"),
+    (
+        "stats_open_intro",
+        "互认率、复查原因、提醒覆盖与忽略、节约费用：按机构、科室、项目和月份。",
+        "Recognition rate, re-examinations by reason, reminder coverage and ignoring, savings: by institution, department, item and month.",
+    ),
+    (
+        "stats_only",
+        "只有运营人员和机构管理员可以查看互认统计。",
+        "Statistics are for operators and institution admins.",
+    ),
+    (
+        "stats_rate_eligible",
+        "互认率按本区域口径：符合互认条件的结果中被互认的比例。",
+        "The rate by this region's definition: of the results that met every condition, those recognized.",
+    ),
+    (
+        "stats_rate_overall",
+        "互认率按本区域口径：所有目录内结果中被互认的比例。",
+        "The rate by this region's definition: of all catalogued results, those recognized.",
+    ),
+    ("stats_department", "科室", "Department"),
+    ("stats_item", "项目", "Item"),
+    ("stats_rate", "互认率", "Recognition rate"),
+    ("stats_eligible_rate", "符合条件互认率", "Eligible rate"),
+    ("stats_units", "统计单元", "Units"),
+    ("stats_recognized", "互认", "Recognized"),
+    ("stats_reexamined", "复查", "Re-examined"),
+    ("stats_not_counted", "不计入", "Not counted"),
+    ("stats_coverage", "提醒覆盖率", "Reminder coverage"),
+    ("stats_ignore_rate", "提醒忽略率", "Reminders ignored"),
+    ("stats_savings", "节约费用", "Savings"),
+    ("stats_unpriced", "无价格", "Unpriced"),
+    ("stats_uncatalogued", "目录外", "Outside the catalog"),
+    (
+        "stats_none",
+        "该期间没有互认决定或提醒。",
+        "No decisions or reminders in this period.",
+    ),
+    ("stats_reasons", "复查原因", "Re-examinations by reason"),
 ];
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod patient;
 pub mod portal;
 pub mod qc;
 pub mod session;
+pub mod stats;
 pub mod steward;
 
 use axum::Router;
@@ -75,6 +76,7 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/qc", get(qc::dashboard))
         .route("/qc/studies/{uid}", get(qc::study_page))
         .route("/qc/studies/{uid}/reviews", post(qc::review))
+        .route("/stats", get(stats::page))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))

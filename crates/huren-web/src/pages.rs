@@ -199,6 +199,14 @@ fn tools(d: &Doctor) -> Vec<Tool> {
             button: k("qc_title"),
         });
     }
+    if huren_access::grant_stats(&d.principal()).is_ok() {
+        v.push(Tool {
+            title: k("stats_title"),
+            intro: k("stats_open_intro"),
+            href: "/stats",
+            button: k("stats_title"),
+        });
+    }
     if d.user.role == Role::Auditor {
         v.push(Tool {
             title: k("audit_title"),
