@@ -63,6 +63,44 @@ pub fn query<Q: Default + serde::de::DeserializeOwned>(raw: Option<String>) -> Q
     serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default()
 }
 
+/// A period from a form's `from` and `until` (YYYY-MM-DD): `until` is today when empty, `from`
+/// is `default_from(until)` when empty; `None` when a day is malformed or `until` is before
+/// `from`.
+pub fn period(
+    today: time::Date,
+    from: &str,
+    until: &str,
+    default_from: impl Fn(time::Date) -> Option<time::Date>,
+) -> Option<(time::Date, time::Date)> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let until = match until.trim() {
+        "" => today,
+        s => time::Date::parse(s, &fmt).ok()?,
+    };
+    let from = match from.trim() {
+        "" => default_from(until)?,
+        s => time::Date::parse(s, &fmt).ok()?,
+    };
+    (from <= until).then_some((from, until))
+}
+
+/// A day as the pages write it (YYYY-MM-DD).
+pub fn day(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The CSV of an aggregate API over the page's period and grouping.
+pub fn csv_link(api: &str, from: &str, until: &str, by: &str) -> String {
+    let q = serde_urlencoded::to_string([
+        ("from", from),
+        ("until", until),
+        ("by", by),
+        ("format", "csv"),
+    ])
+    .unwrap_or_default();
+    format!("{api}?{q}")
+}
+
 pub fn render<Tpl: Template>(status: StatusCode, tpl: &Tpl) -> Response {
     // Room for a long patient page at once (askama's own estimate is the template's static
     // text, and growing a 300 kB string by doubling copies it many times).

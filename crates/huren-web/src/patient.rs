@@ -5,7 +5,7 @@
 //! sentence. Also the order-time fragment a HIS embeds.
 
 use crate::i18n::{Lang, T};
-use crate::pages::{Frame, framed, k, render};
+use crate::pages::{Frame, day, framed, k, render};
 use crate::session::Doctor;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -315,11 +315,6 @@ pub(crate) fn local(state: &AppState, instant: Option<i64>, with_time: bool) -> 
     } else {
         day(t.date())
     }
-}
-
-/// A day as the pages write it (YYYY-MM-DD).
-fn day(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
 }
 
 /// A lab result's abnormal flag worth showing (`N`, normal, is not).

@@ -167,28 +167,6 @@ fn study(lang: Lang, s: &QcStudyItem) -> Study {
     }
 }
 
-fn day(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-/// The period asked, else the last twelve months to today.
-fn period(state: &AppState, q: &QcQuery) -> Result<(time::Date, time::Date), ()> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let today = state.archive.today();
-    let until = match q.until.trim() {
-        "" => today,
-        s => time::Date::parse(s, &fmt).map_err(|_| ())?,
-    };
-    let from = match q.from.trim() {
-        "" => until.replace_year(until.year() - 1).map_err(|_| ())?,
-        s => time::Date::parse(s, &fmt).map_err(|_| ())?,
-    };
-    if until < from {
-        return Err(());
-    }
-    Ok((from, until))
-}
-
 /// `GET /qc?from&until&by&institution&modality`: the QC centre's dashboard.
 pub async fn dashboard(
     State(state): State<AppState>,
@@ -205,7 +183,9 @@ pub async fn dashboard(
         "month" => ("month", QualityBy::Month),
         _ => ("institution", QualityBy::Institution),
     };
-    let Ok((from, until)) = period(&state, &q) else {
+    let Some((from, until)) = crate::pages::period(state.archive.today(), &q.from, &q.until, |u| {
+        u.replace_year(u.year() - 1).ok()
+    }) else {
         return render(
             StatusCode::BAD_REQUEST,
             &QcPage {
@@ -222,8 +202,8 @@ pub async fn dashboard(
             },
         );
     };
-    q.from = day(from);
-    q.until = day(until);
+    q.from = crate::pages::day(from);
+    q.until = crate::pages::day(until);
     let rows = match state
         .archive
         .quality_statistics(&grant, from, until, by)
@@ -285,16 +265,7 @@ pub async fn dashboard(
             serde_urlencoded::to_string(&to).unwrap_or_default()
         )
     };
-    let csv = format!(
-        "/api/quality/statistics?{}",
-        serde_urlencoded::to_string([
-            ("from", q.from.as_str()),
-            ("until", q.until.as_str()),
-            ("by", by_key),
-            ("format", "csv"),
-        ])
-        .unwrap_or_default()
-    );
+    let csv = crate::pages::csv_link("/api/quality/statistics", &q.from, &q.until, by_key);
     render(
         StatusCode::OK,
         &QcPage {

@@ -80,10 +80,6 @@ fn row(r: &StatsRow) -> Row {
     }
 }
 
-fn day(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
 /// `GET /stats?from&until&by`: the recognition statistics.
 pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQuery) -> Response {
     let grant = match huren_access::grant_stats(&d.principal()) {
@@ -97,20 +93,9 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
         "month" => ("month", StatsBy::Month),
         _ => ("institution", StatsBy::Institution),
     };
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let today = state.archive.today();
-    let parsed = (|| -> Option<(time::Date, time::Date)> {
-        let until = match q.until.trim() {
-            "" => today,
-            s => time::Date::parse(s, &fmt).ok()?,
-        };
-        let from = match q.from.trim() {
-            "" => until.replace_day(1).ok()?,
-            s => time::Date::parse(s, &fmt).ok()?,
-        };
-        (from <= until).then_some((from, until))
-    })();
-    let Some((from, until)) = parsed else {
+    let Some((from, until)) = crate::pages::period(state.archive.today(), &q.from, &q.until, |u| {
+        u.replace_day(1).ok()
+    }) else {
         return render(
             StatusCode::BAD_REQUEST,
             &StatsPage {
@@ -128,8 +113,8 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
             },
         );
     };
-    q.from = day(from);
-    q.until = day(until);
+    q.from = crate::pages::day(from);
+    q.until = crate::pages::day(until);
     let stats = match state
         .archive
         .recognition_statistics(&grant, from, until, by)
@@ -152,16 +137,7 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
         .iter()
         .filter_map(|r| r.rate.map(|v| (r.key.clone(), (v * 1000.0).round() / 10.0)))
         .collect();
-    let csv = format!(
-        "/api/recognition/statistics?{}",
-        serde_urlencoded::to_string([
-            ("from", q.from.as_str()),
-            ("until", q.until.as_str()),
-            ("by", by_key),
-            ("format", "csv"),
-        ])
-        .unwrap_or_default()
-    );
+    let csv = crate::pages::csv_link("/api/recognition/statistics", &q.from, &q.until, by_key);
     render(
         StatusCode::OK,
         &StatsPage {
