@@ -178,8 +178,12 @@ def test_launch_lands_on_the_patient_with_reminder_timeline_labs_and_the_decisio
     thumb.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=20000)
     # The explanation and the report on demand.
+    # The explanation is fetched when opened (it is a third of the page otherwise).
+    assert ct.locator("details.why ul.consulted").count() == 0
     ct.locator("details.why summary").click()
+    ct.locator("details.why ul.consulted li").first.wait_for(timeout=10000)
     assert ct.locator("details.why ul.consulted li").count() >= 3
+    assert "可互认" in ct.locator("details.why p").first.inner_text()
     ct.locator("details.report summary").click()
     assert "未见明显异常" in ct.locator("details.report pre").inner_text()
     # Lab results: one analyte across both hospitals, the flag, the range, and the trend chart.
@@ -326,6 +330,9 @@ def test_a_doctor_without_a_relationship_sees_nothing_and_is_told_why(region, pa
     assert "没有诊疗关系" in body
     assert "张" not in body and patient["study"] not in page.content() and "县人民医院" not in body
     tab.shot("workstation-no-relationship")
+    # The explanation fetched on demand is refused the same way.
+    page.goto(f"{s.url}/patients/{patient['person']}/why?kind=imaging_study&id={patient['study']}")
+    assert "没有诊疗关系" in page.locator("main").inner_text() and "县人民医院" not in page.content()
     # The refusal is in the audit trail, with who was refused.
     rows = s.query("SELECT outcome FROM audit_event WHERE action = 'access_denied' AND actor LIKE '%wu%'")
     assert rows, "refused page not audited"

@@ -710,6 +710,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "No decisions or reminders in this period.",
     ),
     ("stats_reasons", "复查原因", "Re-examinations by reason"),
+    (
+        "why_none",
+        "该结果已不在时间线上（可能已被更正）；请刷新页面。",
+        "That result is no longer on the timeline (it may have been corrected); reload the page.",
+    ),
 ];
 
 #[cfg(test)]

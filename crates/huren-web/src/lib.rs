@@ -59,6 +59,7 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/patients/{person}", get(patient::page))
         .route("/patients/{person}/decisions", post(patient::decide))
         .route("/patients/{person}/decide-form", get(patient::decide_form))
+        .route("/patients/{person}/why", get(patient::why))
         .route(
             "/patients/{person}/studies/{study}/view",
             get(patient::open_study),

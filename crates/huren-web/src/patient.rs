@@ -36,8 +36,6 @@ pub struct Entry {
     pub hr: Option<String>,
     pub valid_through: Option<String>,
     pub qc_key: Option<&'static str>,
-    pub explanation: String,
-    pub consulted: Vec<(bool, String)>,
     pub view_url: String,
     pub thumb_url: String,
     pub report: Option<String>,
@@ -418,7 +416,7 @@ fn entries(
     let mut out = Vec::new();
     for (n, s) in timeline.studies.iter().enumerate() {
         let j = judged.get(&("imaging_study", s.study_instance_uid.as_str()));
-        let mut e = judged_entry(j.copied(), &t);
+        let mut e = judged_entry(j.copied());
         e.anchor = format!("s{n}");
         e.kind_key = k("kind_imaging");
         e.instant = s.study_instant.unwrap_or(0);
@@ -451,7 +449,7 @@ fn entries(
     for (n, l) in timeline.lab_results.iter().enumerate() {
         let id = l.id.to_string();
         let j = judged.get(&("lab_result", id.as_str())).copied();
-        let mut e = judged_entry(j, &t);
+        let mut e = judged_entry(j);
         e.anchor = format!("l{n}");
         e.kind_key = k("kind_lab");
         e.instant = l.observed_instant.unwrap_or(0);
@@ -514,8 +512,8 @@ async fn institution_names(state: &AppState, timeline: &Timeline) -> HashMap<Str
 }
 
 /// The verdict part of an entry (the rest is filled by the caller).
-fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
-    let (verdict_key, verdict_class, hr, valid, qc, explanation, consulted) = match j {
+fn judged_entry(j: Option<&PriorResult>) -> Entry {
+    let (verdict_key, verdict_class, hr, valid, qc) = match j {
         Some(r) => {
             let (vk, vc) = verdict_keys(r.decision.verdict);
             (
@@ -524,13 +522,6 @@ fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
                 r.decision.scope_label.clone(),
                 r.decision.valid_through.map(day),
                 r.qc.map(qc_key),
-                t.pick(&r.decision.explanation_zh, &r.decision.explanation_en)
-                    .to_owned(),
-                r.decision
-                    .consulted
-                    .iter()
-                    .map(|c| (c.met, t.pick(&c.zh, &c.en).to_owned()))
-                    .collect(),
             )
         }
         None => (
@@ -539,8 +530,6 @@ fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
             None,
             None,
             None,
-            String::new(),
-            Vec::new(),
         ),
     };
     Entry {
@@ -557,8 +546,6 @@ fn judged_entry(j: Option<&PriorResult>, t: &T) -> Entry {
         hr,
         valid_through: valid,
         qc_key: qc,
-        explanation,
-        consulted,
         view_url: String::new(),
         thumb_url: String::new(),
         report: None,
@@ -844,6 +831,89 @@ async fn record(
 
 fn form(body: &[u8]) -> DecisionForm {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "why.html")]
+struct Why {
+    frame: Frame,
+    explanation: String,
+    consulted: Vec<(bool, String)>,
+}
+framed!(Why);
+
+#[derive(Deserialize, Default)]
+pub struct WhyQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    anchor: String,
+}
+
+/// `GET /patients/{person}/why?kind&id`: a result's explanation — the verdict in words and
+/// every fact the rules consulted — fetched when the doctor opens 依据 (htmx), or as a page of
+/// its own without scripts. From the same judgement as the page (read, authorized and audited
+/// like it).
+pub async fn why(
+    State(state): State<AppState>,
+    d: Doctor,
+    headers: axum::http::HeaderMap,
+    Path(person): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q: WhyQuery = crate::pages::query(q);
+    let grant = match huren_access::grant_read(&d.principal()) {
+        Ok(g) => g,
+        Err(e) => return refused(&d, &e.to_string()),
+    };
+    let receiver = d.user.institution_code.to_string();
+    let judged = match state
+        .archive
+        .workstation_view(&grant, &person, &receiver)
+        .await
+    {
+        Ok(Some(v)) => v,
+        Ok(None) => return refused(&d, "no relationship with this person"),
+        Err(e) => return unavailable(e),
+    };
+    let t = T { lang: d.lang };
+    let Some(r) = judged
+        .1
+        .results
+        .iter()
+        .find(|r| r.kind == q.kind && r.id == q.id)
+    else {
+        return crate::pages::message(
+            &d.frame(&format!("/patients/{person}")),
+            StatusCode::NOT_FOUND,
+            k("error_title"),
+            k("why_none"),
+            &format!("/patients/{person}"),
+            k("back"),
+        );
+    };
+    let why = Why {
+        frame: d.frame(&format!("/patients/{person}")),
+        explanation: t
+            .pick(&r.decision.explanation_zh, &r.decision.explanation_en)
+            .to_owned(),
+        consulted: r
+            .decision
+            .consulted
+            .iter()
+            .map(|c| (c.met, t.pick(&c.zh, &c.en).to_owned()))
+            .collect(),
+    };
+    fragment_or_page(
+        &headers,
+        &d,
+        &person,
+        &anchor(&q.anchor),
+        StatusCode::OK,
+        why.render(),
+    )
 }
 
 /// `POST /patients/{person}/decisions` (form): the decision on one result; answers the

@@ -625,12 +625,6 @@ fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
     }
 }
 
-// mimalloc rather than glibc malloc: with many request threads glibc's arenas cost a quarter of
-// the patient page's CPU (lock waits, consolidation) and let resident memory drift upward; the
-// measurement is in docs/benchmarks.md ("The doctor's workstation").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // One clear line on failure, its causes joined (`{:#}`), never a backtrace: returning the
