@@ -219,6 +219,7 @@ fn fragment_or_page(
     )
 }
 
+/// One result of the page, as the decision form and the explanation name it.
 #[derive(Deserialize, Default)]
 pub struct DecideFormQuery {
     #[serde(default)]
@@ -842,16 +843,6 @@ struct Why {
 }
 framed!(Why);
 
-#[derive(Deserialize, Default)]
-pub struct WhyQuery {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    anchor: String,
-}
-
 /// `GET /patients/{person}/why?kind&id`: a result's explanation — the verdict in words and
 /// every fact the rules consulted — fetched when the doctor opens 依据 (htmx), or as a page of
 /// its own without scripts. From the same judgement as the page (read, authorized and audited
@@ -863,7 +854,7 @@ pub async fn why(
     Path(person): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let q: WhyQuery = crate::pages::query(q);
+    let q: DecideFormQuery = crate::pages::query(q);
     let grant = match huren_access::grant_read(&d.principal()) {
         Ok(g) => g,
         Err(e) => return refused(&d, &e.to_string()),
