@@ -107,6 +107,11 @@ def test_the_qc_centre_sees_distributions_the_lowest_studies_and_every_scorer(re
                       data={"csrf": csrf, "institution": "county", "comment": "  "})
     assert r.status_code == 422 and "请填写复核意见" in r.text
     assert s.query("SELECT COUNT(*) FROM qc_review")[0][0] == 1
+    # The list marks it reviewed.
+    page.goto(f"{s.url}/qc#lowest")
+    noisy = page.locator("table.qc-lowest tbody tr", has=page.locator(f"a[href='/qc/studies/{s.studies[60.0]}']"))
+    assert "已复核" in noisy.inner_text()
+    assert page.locator("table.qc-lowest .reviewed").count() == 1
 
     # By modality and by month; the CSV of the distribution.
     page.goto(f"{s.url}/qc?by=modality")

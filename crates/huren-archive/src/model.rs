@@ -1127,6 +1127,8 @@ pub struct QcListRow {
     pub stored: i64,
     pub scored: i64,
     pub detail: Option<String>,
+    /// The QC centre's reviews of it (comments to the hospital).
+    pub reviews: i64,
 }
 
 /// One image's QC result as stored.

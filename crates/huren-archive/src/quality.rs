@@ -434,6 +434,8 @@ pub struct QcStudyItem {
     pub excluded: i64,
     /// What kept its series below 甲 (or why it could not be assessed).
     pub reasons: Vec<q::Reason>,
+    /// The QC centre's reviews of it so far.
+    pub reviews: i64,
 }
 
 /// One page of the QC centre's list.
@@ -568,6 +570,7 @@ impl Archive {
             images: r.images,
             excluded: r.excluded,
             reasons,
+            reviews: r.reviews,
         }
     }
 

@@ -316,7 +316,7 @@ const LIST_COLUMNS: &str = "s.id, s.study_uid, i.code, s.modalities, NULLIF(s.st
        q.complete, COALESCE(q.images, 0), COALESCE(q.excluded, 0),
        (SELECT COUNT(*) FROM instance x WHERE x.study_id = s.id AND x.lifecycle = 'active'),
        (SELECT COUNT(*) FROM qc_image g WHERE g.study_id = s.id),
-       q.detail, COUNT(*) OVER ()";
+       q.detail, (SELECT COUNT(*) FROM qc_review r WHERE r.study_id = s.id), COUNT(*) OVER ()";
 
 fn list_row(r: &sqlx::sqlite::SqliteRow) -> (i64, huren_archive::model::QcListRow, i64) {
     (
@@ -338,8 +338,9 @@ fn list_row(r: &sqlx::sqlite::SqliteRow) -> (i64, huren_archive::model::QcListRo
             stored: r.get(14),
             scored: r.get(15),
             detail: r.get(16),
+            reviews: r.get(17),
         },
-        r.get(17),
+        r.get(18),
     )
 }
 

@@ -715,6 +715,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "该结果已不在时间线上（可能已被更正）；请刷新页面。",
         "That result is no longer on the timeline (it may have been corrected); reload the page.",
     ),
+    ("qc_reviewed", "已复核", "reviewed"),
 ];
 
 #[cfg(test)]

@@ -51,6 +51,8 @@ struct Study {
     grade: String,
     grade_class: &'static str,
     reasons: String,
+    /// Reviewed by the QC centre (that many comments).
+    reviews: i64,
 }
 
 #[derive(Template)]
@@ -164,6 +166,7 @@ fn study(lang: Lang, s: &QcStudyItem) -> Study {
             None => "grade-none",
         },
         reasons: reasons(lang, &s.reasons),
+        reviews: s.reviews,
     }
 }
 
