@@ -69,9 +69,14 @@ def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
                                allow_redirects=False)
         assert landing.headers["location"] == f"/patients/{results[0]['id']}", landing.headers
         page = requests.get(base + landing.headers["location"], cookies=landing.cookies)
-        # (Reference only until quality control has graded the CT: the verdict says so.)
         assert page.status_code == 200 and "孙丽珍" in page.text and "胸部CT平扫" in page.text
-        assert ("可互认" in page.text) or ("尚无可靠的影像质控等级" in page.text)
+        # Reference only until quality control has graded the CT: its explanation (fetched
+        # when opened) says so.
+        if "可互认" not in page.text:
+            assert "仅供参考" in page.text
+            why = re.search(r'href="(/patients/[^"]+/why\?[^"]+)"', page.text).group(1).replace("&amp;", "&")
+            explained = requests.get(base + why, cookies=landing.cookies)
+            assert explained.status_code == 200 and "尚无可靠的影像质控等级" in explained.text, explained.text
     finally:
         proc.terminate()
         proc.wait(timeout=30)
