@@ -38,15 +38,16 @@ def region(tmp_path_factory):
     s.stop()
 
 
-def ct_report(control, pid3, study_uid):
-    """The county RIS's report of the CT, for the same patient (张伟, 1980-01-01, male)."""
+def ct_report(control, pid3, study_uid, patient="张^伟||19800101|M", findings="双肺纹理清晰。",
+              impression="未见明显异常。"):
+    """The county RIS's report of the CT, by default for 张伟 (1980-01-01, male)."""
     day = TODAY.strftime("%Y%m%d")
     return ("\r".join([
         f"MSH|^~\\&|RIS|RIS01|HUREN|REGION|{day}090000||ORU^R01^ORU_R01|{control}|P|2.5.1|||||CHN|UNICODE UTF-8",
-        f"PID|1||{pid3}||张^伟||19800101|M",
+        f"PID|1||{pid3}||{patient}",
         f"OBR|1|P9||CT-CHEST^胸部CT平扫^L|||{day}080000|||||||||||||{day}085900",
-        "OBX|1|FT|GDT^影像所见^L||双肺纹理清晰。\\.br\\纵隔居中。||||||F",
-        "OBX|2|TX|IMP^诊断意见^L||未见明显异常。||||||F",
+        f"OBX|1|FT|GDT^影像所见^L||{findings}\\.br\\纵隔居中。||||||F",
+        f"OBX|2|TX|IMP^诊断意见^L||{impression}||||||F",
         f"OBX|3|ST|113014^Study Instance UID^DCM||{study_uid}||||||F",
     ]) + "\r").encode()
 

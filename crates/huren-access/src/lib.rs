@@ -127,6 +127,19 @@ pub enum Principal {
     Console,
     /// A person signed in with a password (a session cookie).
     User(User),
+    /// A patient reading their own data (the cloud film, 云胶片): signed in with a code sent
+    /// to the mobile number their hospital registered, or someone holding a link the patient
+    /// shared (`share`), which the web layer accepts for the one shared study only.
+    Patient(PatientSelf),
+}
+
+/// The patient a [`Principal::Patient`] is: their person (internal key and public id), and the
+/// share link used, if it is not the patient themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientSelf {
+    pub person_key: i64,
+    pub person: String,
+    pub share: Option<i64>,
 }
 
 impl Principal {
@@ -160,6 +173,10 @@ impl Principal {
                     None => who,
                 }
             }
+            Principal::Patient(p) => match p.share {
+                Some(id) => format!("share:{id}"),
+                None => format!("patient:{}", p.person),
+            },
         }
     }
 
@@ -292,6 +309,7 @@ impl ReadGrant {
             Principal::User(u) => ReadScope::Related(u),
             Principal::System(s) if s.reads == SystemReads::Region => ReadScope::All,
             Principal::System(s) => ReadScope::Institution(s.institution_id),
+            Principal::Patient(p) => ReadScope::Own(p),
             // `grant_read` makes no grant for operators; nothing to reach.
             _ => ReadScope::Nothing,
         }
@@ -304,6 +322,8 @@ pub enum ReadScope<'a> {
     All,
     Institution(InstitutionId),
     Related(&'a User),
+    /// The patient themselves (or their share link): their own data, nobody else's.
+    Own(&'a PatientSelf),
     Nothing,
 }
 
@@ -323,6 +343,29 @@ pub fn grant_read(p: &Principal) -> Result<ReadGrant, Denied> {
         principal: p.clone(),
         session: None,
     })
+}
+
+/// Permission for a patient signed in themselves (not a share link) to manage their cloud film:
+/// share a study, end a share or an authorization, read who read their data.
+#[derive(Debug, Clone)]
+pub struct FilmGrant {
+    patient: PatientSelf,
+}
+
+impl FilmGrant {
+    pub fn patient(&self) -> &PatientSelf {
+        &self.patient
+    }
+}
+
+pub fn grant_film(p: &Principal) -> Result<FilmGrant, Denied> {
+    match p {
+        Principal::Patient(s) if s.share.is_none() => Ok(FilmGrant { patient: s.clone() }),
+        Principal::Patient(_) => Err(Denied::Role(
+            "a shared link opens the shared study only; the patient manages the film",
+        )),
+        _ => Err(Denied::Role("only the patient manages their cloud film")),
+    }
 }
 
 /// Permission to read the region's catalog, prices and code mappings: configuration the region
@@ -434,7 +477,10 @@ pub fn grant_steward(p: &Principal) -> Result<StewardGrant, Denied> {
     let ok = match p {
         Principal::User(u) => u.role == Role::DataSteward,
         Principal::Console => true,
-        Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::System(_) => false,
+        Principal::Admin { .. }
+        | Principal::BootstrapAdmin
+        | Principal::System(_)
+        | Principal::Patient(_) => false,
     };
     if ok {
         Ok(StewardGrant {
@@ -562,7 +608,7 @@ pub fn grant_audit(p: &Principal) -> Result<AuditGrant, Denied> {
     let ok = match p {
         Principal::User(u) => u.role == Role::Auditor,
         Principal::Admin { .. } | Principal::BootstrapAdmin | Principal::Console => true,
-        Principal::System(_) => false,
+        Principal::System(_) | Principal::Patient(_) => false,
     };
     if ok {
         Ok(AuditGrant {
@@ -632,6 +678,9 @@ pub enum AuditAction {
     AccessDenied,
     /// The QC centre marked a study reviewed, with its comment to the hospital.
     QualityReviewed,
+    /// A patient shared a study by a time-limited link, or ended a share. (Each use of the
+    /// link is a `patient_data_accessed` by `share:{id}`.)
+    StudyShared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -732,5 +781,39 @@ mod tests {
         assert_eq!(hash_token("abc").len(), 64);
         assert_eq!(hash_token("abc"), hash_token("abc"));
         assert_ne!(hash_token("abc"), hash_token("abd"));
+    }
+
+    #[test]
+    fn a_patient_reads_only_their_own_and_a_link_manages_nothing() {
+        let me = PatientSelf {
+            person_key: 7,
+            person: "p-7".into(),
+            share: None,
+        };
+        let p = Principal::Patient(me.clone());
+        assert_eq!(p.label(), "patient:p-7");
+        let g = grant_read(&p).unwrap();
+        assert_eq!(g.scope(), ReadScope::Own(&me));
+        assert!(grant_film(&p).is_ok());
+        for refused in [
+            grant_ingest(&p).is_err(),
+            grant_upload(&p).is_err(),
+            grant_admin(&p).is_err(),
+            grant_clinician(&p).is_err(),
+            grant_steward(&p).is_err(),
+            grant_stats(&p).is_err(),
+            grant_quality(&p).is_err(),
+            grant_audit(&p).is_err(),
+        ] {
+            assert!(refused);
+        }
+        let link = Principal::Patient(PatientSelf {
+            share: Some(3),
+            ..me
+        });
+        assert_eq!(link.label(), "share:3");
+        assert!(grant_read(&link).is_ok());
+        assert!(grant_film(&link).is_err());
+        assert!(grant_film(&Principal::Console).is_err());
     }
 }

@@ -34,7 +34,7 @@ fn masked(phone: &str) -> String {
 }
 
 /// Six random digits.
-fn one_time_code() -> String {
+pub(crate) fn one_time_code() -> String {
     let bytes = *uuid::Uuid::new_v4().as_bytes();
     format!(
         "{:06}",
@@ -79,7 +79,7 @@ pub struct AuthorizationRequest {
 }
 
 impl Archive {
-    fn sealer(&self) -> Result<&huren_seal::Sealer, AdminError> {
+    pub(crate) fn sealer(&self) -> Result<&huren_seal::Sealer, AdminError> {
         self.config
             .identity
             .as_ref()
@@ -471,7 +471,7 @@ impl Archive {
     }
 
     /// The patient's registered mobile number, opened from its seal.
-    async fn patient_phone(&self, person: &str) -> Result<Option<String>, AdminError> {
+    pub(crate) async fn patient_phone(&self, person: &str) -> Result<Option<String>, AdminError> {
         let Some(contact) = self.index.patient_contact(person).await? else {
             return Ok(None);
         };
@@ -522,8 +522,8 @@ impl Archive {
             .send_sms(
                 &phone,
                 &format!(
-                    "【互认】您已授权{clinic}查看您的结果，{days}天内有效。如需提前撤销，请打开 {}/patient/revoke?t={secret}",
-                    base_url.trim_end_matches('/')
+                    "【互认】您已授权{clinic}查看您的结果，{days}天内有效。如需提前撤销，请打开 {base}/patient/revoke?t={secret} 。查看本人结果和访问记录：{base}/me",
+                    base = base_url.trim_end_matches('/')
                 ),
             )
             .await?;

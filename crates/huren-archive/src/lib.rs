@@ -15,6 +15,7 @@ mod attribution;
 pub mod breakglass;
 pub mod catalog;
 pub mod consent;
+pub mod film;
 pub mod ingest;
 pub mod judged_cache;
 pub mod lab;
@@ -197,6 +198,7 @@ pub struct Archive {
     pub index: Arc<dyn Index>,
     pub blobs: Arc<dyn BlobStore>,
     pub catalog: Arc<dyn catalog::CatalogStore>,
+    film: Arc<dyn film::FilmStore>,
     pub config: ArchiveConfig,
     attribution: Arc<attribution::AttributionCache>,
     considered: Arc<persons::Considered>,
@@ -236,12 +238,14 @@ impl Archive {
         index: Arc<dyn Index>,
         blobs: Arc<dyn BlobStore>,
         catalog: Arc<dyn catalog::CatalogStore>,
+        film: Arc<dyn film::FilmStore>,
         config: ArchiveConfig,
     ) -> Self {
         Archive {
             index,
             blobs,
             catalog,
+            film,
             config,
             attribution: Arc::default(),
             considered: Arc::default(),

@@ -25,6 +25,8 @@ pub struct Related {
     pub images: bool,
     /// Their results and reports.
     pub results: bool,
+    /// The reader is the patient (or a link they shared).
+    pub own: bool,
 }
 
 impl Related {
@@ -51,6 +53,7 @@ impl Related {
                     emergency,
                     images,
                     results,
+                    own: false,
                 }),
             }
         }
@@ -151,10 +154,12 @@ impl Reach {
 
     /// Why the reader may see these data (the audit's purpose of use): `operations` for
     /// systems, `emergency` when any reached person is by break-glass, else `treatment` (an
-    /// encounter or the patient's authorization).
+    /// encounter or the patient's authorization); `patient` when the patient reads their own
+    /// (HL7 v3 PurposeOfUse PATRQT, patient requested).
     pub fn purpose(&self) -> &'static str {
         match self {
             Reach::All | Reach::Institution { .. } => "operations",
+            Reach::Persons(p) if p.iter().any(|r| r.own) => "patient",
             Reach::Persons(p) if p.iter().any(|r| r.emergency) => "emergency",
             Reach::Persons(_) => "treatment",
         }
@@ -292,6 +297,15 @@ impl Archive {
                     persons,
                 })
             }
+            // A patient's session names their person when it is opened (a merge since ends it).
+            ReadScope::Own(me) => Ok(Reach::Persons(vec![Related {
+                key: me.person_key,
+                id: me.person.clone(),
+                emergency: false,
+                images: true,
+                results: true,
+                own: true,
+            }])),
             ReadScope::Nothing => Ok(Reach::Persons(Vec::new())),
         }
     }

@@ -16,6 +16,9 @@ use huren_access::{Principal, hash_token};
 pub struct Authenticated(pub Principal);
 
 pub const SESSION_COOKIE: &str = "huren_session";
+/// A patient's cloud-film session (huren-web's `/me`), read by the API for GET requests only:
+/// the viewer on a patient's screen reads their own studies through DICOMweb.
+pub const FILM_COOKIE: &str = "huren_film";
 
 /// The client's address, when the server recorded it.
 fn peer(parts: &Parts) -> Option<String> {
@@ -77,13 +80,22 @@ async fn on_behalf(
 
 /// The session secret in the request's cookies, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The patient's cloud-film session secret, if any.
+pub fn film_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, FILM_COOKIE)
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
@@ -206,8 +218,48 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
     }
 }
 
+/// A patient's own session, for reading: their studies in the viewer. Nothing else the API
+/// offers takes a patient (the grants refuse them), and no state-changing request is accepted
+/// on this cookie (the pages' forms carry their own CSRF token).
+async fn film_session(
+    parts: &Parts,
+    state: &AppState,
+    secret: &str,
+) -> Result<Authenticated, AuthFailure> {
+    let found = state
+        .archive
+        .film_session(secret)
+        .await
+        .map_err(|e| (ApiError::from(e), None))?;
+    let Some(s) = found else {
+        metrics::counter!("huren_http_auth_failures_total").increment(1);
+        state
+            .archive
+            .note_auth_failure(peer(parts), "ended or unknown patient session")
+            .await;
+        return Err((
+            ApiError::unauthorized("the session has ended; sign in again"),
+            None,
+        ));
+    };
+    let p = Principal::Patient(s.patient);
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Err((
+            ApiError::forbidden("a patient's session reads only"),
+            Some(p),
+        ));
+    }
+    Ok(Authenticated(p))
+}
+
 async fn session(parts: &Parts, state: &AppState) -> Result<Authenticated, AuthFailure> {
-    let Some(secret) = session_cookie(&parts.headers) else {
+    let staff = session_cookie(&parts.headers);
+    if staff.is_none()
+        && let Some(secret) = film_cookie(&parts.headers)
+    {
+        return film_session(parts, state, &secret).await;
+    }
+    let Some(secret) = staff else {
         metrics::counter!("huren_http_auth_failures_total").increment(1);
         state
             .archive

@@ -226,6 +226,72 @@ pub async fn study_thumbnail(
     Ok(resp)
 }
 
+/// One image of a study, for pages that show rendered images (a phone that cannot run the
+/// viewer, a shared link): its series and instance, in series then instance order.
+#[derive(Debug, Clone)]
+pub struct StudyImage {
+    pub series_uid: String,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub modality: Option<String>,
+    pub instance_uid: String,
+    pub instance_number: Option<i64>,
+}
+
+/// The images (instances with pixel data) of a study the principal may read, with its
+/// description; read and audited like any WADO request.
+pub async fn study_images(
+    state: &AppState,
+    p: &huren_access::Principal,
+    study: &str,
+) -> Result<(Option<String>, Vec<StudyImage>), ApiError> {
+    let (_, found) = instances(state, p, scope(study.to_owned(), None, None)).await?;
+    let description = found.first().and_then(|m| m.study_description.clone());
+    let mut images: Vec<StudyImage> = found
+        .iter()
+        .filter(|m| m.pixel_layout.is_some())
+        .map(|m| StudyImage {
+            series_uid: m.series_instance_uid.clone().unwrap_or_default(),
+            series_number: m.series_number,
+            series_description: m.series_description.clone(),
+            modality: m.modality.clone(),
+            instance_uid: m.sop_instance_uid.clone().unwrap_or_default(),
+            instance_number: m.instance_number,
+        })
+        .collect();
+    images.sort_by(|a, b| {
+        (a.series_number, &a.series_uid, a.instance_number).cmp(&(
+            b.series_number,
+            &b.series_uid,
+            b.instance_number,
+        ))
+    });
+    Ok((description, images))
+}
+
+/// One image of `study` rendered as JPEG to fit `size` pixels a side (its first frame, the
+/// object's own window), for pages; read and audited like any WADO request.
+pub async fn study_image(
+    state: &AppState,
+    p: &huren_access::Principal,
+    (study, series, instance): (&str, &str, &str),
+    size: u32,
+) -> Result<Response, ApiError> {
+    let opts = RenderOptions {
+        window: None,
+        viewport: Some((size, size)),
+        quality: 85,
+        png: false,
+    };
+    let uids = (study.to_owned(), series.to_owned(), instance.to_owned());
+    let mut resp = rendered_image(state, p, uids, 0, opts).await?;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=600"),
+    );
+    Ok(resp)
+}
+
 fn frame_index(f: &str) -> Result<usize, ApiError> {
     f.parse::<usize>()
         .ok()

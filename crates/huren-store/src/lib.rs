@@ -10,6 +10,7 @@ pub mod audit;
 pub mod blob;
 mod catalog;
 mod contacts;
+mod film;
 mod numbering;
 pub mod outbox;
 mod quality;

@@ -68,7 +68,7 @@ pub struct SqliteIndex {
     writer: mpsc::Sender<Job>,
 }
 
-fn db(e: sqlx::Error) -> StoreError {
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         if d.is_unique_violation() {
             return StoreError::Conflict(d.message().to_owned());

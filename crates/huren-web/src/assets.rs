@@ -44,6 +44,11 @@ const OWN: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../static/upload.js"),
     ),
+    (
+        "film.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/film.js"),
+    ),
 ];
 
 /// OHIF's configuration for huren: one DICOMweb source on this origin (shared/ui.md).

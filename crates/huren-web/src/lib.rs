@@ -7,10 +7,12 @@
 //!
 //! URLs: `/` sign-in or the start page; `/launch?ticket=` the HIS launch; `/patients/{person}`
 //! (huren's internal person id, never a PatientID); `/viewer/…` OHIF; `/static/…` assets;
-//! `/order-reminder` the fragment a HIS embeds at order time. Chinese first ([`i18n`]).
+//! `/order-reminder` the fragment a HIS embeds at order time; `/me…` the patient's cloud film
+//! and `/s/{secret}` a study the patient shared ([`film`]). Chinese first ([`i18n`]).
 
 pub mod assets;
 pub mod audit;
+pub mod film;
 pub mod i18n;
 pub mod pages;
 pub mod patient;
@@ -82,6 +84,26 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))
         .route("/steward/persons/{person}/{what}", post(steward::change))
+        .route("/me", get(film::home))
+        .route("/me/qr.svg", get(film::qr))
+        .route("/me/code", post(film::request_code))
+        .route("/me/signin", post(film::sign_in))
+        .route("/me/signout", post(film::sign_out))
+        .route("/me/access", get(film::access))
+        .route("/me/studies/{study}", get(film::study))
+        .route("/me/studies/{study}/thumb", get(film::thumbnail))
+        .route(
+            "/me/studies/{study}/images/{series}/{instance}",
+            get(film::image),
+        )
+        .route("/me/studies/{study}/share", post(film::share))
+        .route("/me/shares/{id}/end", post(film::end_share))
+        .route("/me/authorizations/{id}/end", post(film::end_authorization))
+        .route("/s/{secret}", get(film::shared))
+        .route(
+            "/s/{secret}/images/{series}/{instance}",
+            get(film::shared_image),
+        )
         .route("/order-reminder", get(patient::order_reminder))
         .route("/order-reminder/decisions", post(patient::order_decide))
         .layer(axum::middleware::from_fn_with_state(cfg.clone(), page_csp))

@@ -24,6 +24,8 @@ pub struct Frame {
     pub back: String,
     /// htmx is in the binary (else forms post and the page reloads).
     pub htmx: bool,
+    /// Where the sign-out form posts (a patient's session has its own).
+    pub signout: &'static str,
 }
 
 impl Frame {
@@ -34,6 +36,7 @@ impl Frame {
             user: String::new(),
             back: back.to_owned(),
             htmx: crate::assets::has_htmx(),
+            signout: "/signout",
         }
     }
 }

@@ -41,6 +41,7 @@ impl Doctor {
             user: format!("{} · {}", self.user.username, self.user.institution_code),
             back: back.to_owned(),
             htmx: crate::assets::has_htmx(),
+            signout: "/signout",
         }
     }
 

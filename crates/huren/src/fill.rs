@@ -72,7 +72,13 @@ async fn bulk_archive(
         spool: data_dir.join("spool"),
     };
     let index = Arc::new(index);
-    let archive = Archive::new(index.clone(), Arc::new(blobs), index, archive_cfg);
+    let archive = Archive::new(
+        index.clone(),
+        Arc::new(blobs),
+        index.clone(),
+        index,
+        archive_cfg,
+    );
     let admin = huren_access::grant_admin(&huren_access::Principal::Console)?;
     let grant = Arc::new(crate::demo::sender_grant(&archive, &admin, institution).await?);
     Ok((archive, grant))

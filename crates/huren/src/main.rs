@@ -527,7 +527,7 @@ pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyho
     let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
     let cfg = archive_config(settings)?;
     let index = Arc::new(index);
-    let archive = Archive::new(index.clone(), Arc::new(blobs), index, cfg);
+    let archive = Archive::new(index.clone(), Arc::new(blobs), index.clone(), index, cfg);
     Ok(match &settings.notify.sms_outbox {
         Some(path) => {
             archive.with_notifier(Arc::new(huren_store::outbox::SmsOutbox::new(path.clone())))
