@@ -90,6 +90,18 @@ def test_the_qc_centre_sees_distributions_the_lowest_studies_and_every_scorer(re
     assert images.count() == 3
     assert "ct_noise" in images.first.inner_text() and " HU" in images.first.inner_text()
     assert "钱" not in page.content()
+    # The series' lowest-scored image, rendered: pixels only, no name or number with them.
+    img = page.locator("figure.qc-image img")
+    assert img.count() == 1 and img.evaluate("i => i.decode().then(() => i.naturalWidth)") > 0
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    jpeg = requests.get(s.url + img.get_attribute("src"), cookies={"huren_session": cookie})
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content[:2] == b"\xff\xd8"
+    for identity in ("Qian".encode(), "钱".encode(), b"QP", b"1.2.826"):
+        assert identity not in jpeg.content
+    # Looking is recorded as a read for quality control, once in the window.
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'patient_data_accessed' AND study_uid = ? "
+                   "AND json_extract(detail, '$.purpose') = 'quality_control'", s.studies[60.0])[0][0] == 1
     # The QC centre marks it reviewed, with a comment the hospital reads.
     assert "尚未复核" in page.locator("section.qc-reviews").inner_text()
     page.fill("form.review-form textarea[name=comment]", "噪声过高：请检查管电流设置并复扫。")
@@ -138,6 +150,12 @@ def test_a_technician_sees_his_institution_and_a_doctor_nothing(region, browser)
     assert groups == ["town"], groups
     tab.page.goto(f"{s.url}/qc/studies/{s.studies[60.0]}")
     assert "没有该检查的质控记录" in tab.page.locator("main").inner_text()
+    # Nor its images, by any instance UID.
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    sop = s.query("SELECT i.sop_uid FROM instance i JOIN study st ON st.id = i.study_id WHERE st.study_uid = ?",
+                  s.studies[60.0])[0][0]
+    r = requests.get(f"{s.url}/qc/studies/{s.studies[60.0]}/images/{sop}", cookies={"huren_session": cookie})
+    assert r.status_code == 404
     # His own study: he reads it, and may not review it (the QC centre does).
     tab.page.goto(f"{s.url}/qc/studies/{s.studies[25.0]}")
     assert "尚未复核" in tab.page.locator("main").inner_text()
@@ -152,4 +170,7 @@ def test_a_technician_sees_his_institution_and_a_doctor_nothing(region, browser)
     sign_in(tab, s, "doc")
     tab.page.goto(f"{s.url}/qc")
     assert "只有质控人员" in tab.page.locator("main").inner_text()
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    r = requests.get(f"{s.url}/qc/studies/{s.studies[25.0]}/images/{sop}", cookies={"huren_session": cookie})
+    assert r.status_code == 403
     tab.close()

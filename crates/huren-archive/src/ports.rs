@@ -358,6 +358,15 @@ pub trait Index: Send + Sync + 'static {
         study_uid: &str,
         institution: Option<i64>,
     ) -> Result<Vec<(crate::model::QcListRow, Vec<crate::model::QcImageRow>)>, StoreError>;
+    /// What rendering one image for the QC centre needs (its object, transfer syntax, frame
+    /// layout and header), shaped as a job: an active instance of a study of that UID, of
+    /// `institution` when given.
+    async fn qc_image_source(
+        &self,
+        study_uid: &str,
+        sop_uid: &str,
+        institution: Option<i64>,
+    ) -> Result<Option<crate::model::QcJob>, StoreError>;
     /// Jobs waiting, and the oldest one's enqueue time.
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
     /// Marks units to be priced again: of these items, or of this institution, or all.

@@ -6,10 +6,11 @@
 //! Ingest never waits for any of this: the job row is written with the instance, and scoring
 //! happens after the acknowledgment.
 
-use crate::Archive;
 use crate::model::{QcImageOutcome, QcJob, QcStudyOutcome};
 use crate::ports::StoreError;
 use crate::time::unix_now;
+use crate::{AdminError, Archive};
+use huren_access::{AuditAction, AuditEvent, Outcome};
 use huren_dicom::pixel::PixelLayout;
 use huren_quality as q;
 use std::collections::BTreeMap;
@@ -793,4 +794,105 @@ impl Archive {
         }
         self.index.qc_reviews(study_uid, institution).await
     }
+}
+
+impl Archive {
+    /// The image the QC centre looks at beside an image's scores: its middle frame (the one
+    /// scored) rendered as JPEG to fit `size` pixels a side, in the object's own window. Only
+    /// pixels leave: no header, no name or number travels with a JPEG. Found only in a study
+    /// the grant reaches (an institution's own for admins and technicians); `None` otherwise.
+    /// Looking is recorded once per reader and study per read-audit window, with the purpose
+    /// `quality_control` (the image is the patient's, even without their name).
+    pub async fn quality_image(
+        &self,
+        grant: &huren_access::QualityGrant,
+        study_uid: &str,
+        sop_uid: &str,
+        size: u32,
+    ) -> Result<Option<Vec<u8>>, AdminError> {
+        let Some(job) = self
+            .index
+            .qc_image_source(study_uid, sop_uid, grant.institution())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let none = || AdminError::Invalid("this instance has no image to show".into());
+        let doc = job
+            .document
+            .as_deref()
+            .and_then(|raw| huren_dicom::json::inflate(raw).ok())
+            .ok_or_else(none)?;
+        let pm = huren_dicom::render::PixelModule::from_json(&doc).ok_or_else(none)?;
+        let layout: PixelLayout =
+            serde_json::from_str(&job.pixel_layout).unwrap_or(PixelLayout::None);
+        let (ranges, encapsulated) = middle_frame(&layout).ok_or_else(none)?;
+        let mut bytes = Vec::new();
+        for r in ranges {
+            bytes.extend_from_slice(&self.blobs.read_range(&job.blob_key, r).await?);
+        }
+        let ts = job.transfer_syntax.clone();
+        let jpeg =
+            tokio::task::spawn_blocking(move || render_frame(bytes, encapsulated, &ts, pm, size))
+                .await
+                .map_err(|e| AdminError::Invalid(format!("render task: {e}")))??;
+        let reader = grant.principal().label();
+        if self.access_log.first_in_window(
+            &reader,
+            &format!("qc-image:{study_uid}"),
+            self.config.read_audit_window,
+        ) {
+            let ev = AuditEvent {
+                action: AuditAction::PatientDataAccessed,
+                outcome: Outcome::Success,
+                actor: reader,
+                institution: match grant.principal() {
+                    huren_access::Principal::User(u) => Some(u.institution_code.to_string()),
+                    _ => None,
+                },
+                patient: None,
+                study_uid: Some(study_uid.to_owned()),
+                object: Some(format!("study:{study_uid}")),
+                source_address: None,
+                detail: serde_json::json!({ "purpose": "quality_control", "rendered": true }),
+            };
+            if let Err(e) = self.index.record_audit(ev).await {
+                tracing::error!(error = %e, "a QC image view was not audited");
+            }
+        }
+        Ok(Some(jpeg))
+    }
+}
+
+/// A frame's stored bytes rendered as JPEG: decoded when encapsulated, brought to little
+/// endian from Explicit VR Big Endian (PS3.5 §A.3).
+fn render_frame(
+    mut bytes: Vec<u8>,
+    encapsulated: bool,
+    transfer_syntax: &str,
+    mut pm: huren_dicom::render::PixelModule,
+    size: u32,
+) -> Result<Vec<u8>, AdminError> {
+    let refused = |e: &dyn std::fmt::Display| AdminError::Invalid(e.to_string());
+    if encapsulated {
+        let d = huren_dicom::decode::decode_frame(transfer_syntax, &pm, bytes)
+            .map_err(|e| refused(&e))?;
+        bytes = d.bytes;
+        pm.samples_per_pixel = d.samples_per_pixel;
+        pm.bits_allocated = d.bits_allocated;
+        pm.bits_stored = pm.bits_stored.min(d.bits_allocated);
+        pm.photometric = d.photometric;
+        pm.planar_configuration = d.planar_configuration;
+    } else if huren_dicom::ts::lookup(transfer_syntax).is_some_and(|t| t.big_endian)
+        && pm.bits_allocated == 16
+    {
+        bytes.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+    }
+    let opts = huren_dicom::render::RenderOptions {
+        window: None,
+        viewport: Some((size, size)),
+        quality: 85,
+        png: false,
+    };
+    huren_dicom::render::render(&pm, &bytes, &opts).map_err(|e| refused(&e))
 }

@@ -6,6 +6,46 @@ use sqlx::{Row, SqlitePool};
 
 /// Claims up to `n` jobs for `worker` until `lease_until`: queued ones, and running ones whose
 /// lease has run out (their worker died). One statement, so two workers never claim the same.
+/// One active instance of a study of that UID (optionally of one institution), as a job.
+pub async fn image_source(
+    pool: &SqlitePool,
+    study_uid: &str,
+    sop_uid: &str,
+    institution: Option<i64>,
+) -> Result<Option<QcJob>, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT i.id, i.study_id, i.series_id, se.series_uid, i.blob_key, i.transfer_syntax_uid,
+                COALESCE(i.pixel_layout, ''), 0, ij.json
+           FROM instance i JOIN series se ON se.id = i.series_id
+           JOIN study st ON st.id = i.study_id
+           LEFT JOIN instance_json ij ON ij.instance_id = i.id
+          WHERE st.study_uid = ?1 AND i.sop_uid = ?2 AND i.lifecycle = 'active'
+            AND (?3 IS NULL OR st.institution_id = ?3)
+          LIMIT 1",
+    )
+    .bind(study_uid)
+    .bind(sop_uid)
+    .bind(institution)
+    .fetch_optional(pool)
+    .await?;
+    Ok(r.as_ref().map(job))
+}
+
+/// A job from the columns both queries select, in their order.
+fn job(r: &sqlx::sqlite::SqliteRow) -> QcJob {
+    QcJob {
+        instance_id: r.get(0),
+        study_id: r.get(1),
+        series_id: r.get(2),
+        series_uid: r.get(3),
+        blob_key: r.get(4),
+        transfer_syntax: r.get(5),
+        pixel_layout: r.get(6),
+        attempts: r.get(7),
+        document: r.get(8),
+    }
+}
+
 pub async fn claim(
     pool: &SqlitePool,
     worker: &str,
@@ -46,20 +86,7 @@ pub async fn claim(
         q = q.bind(id);
     }
     let rows = q.fetch_all(pool).await?;
-    let mut jobs: Vec<QcJob> = rows
-        .iter()
-        .map(|r| QcJob {
-            instance_id: r.get(0),
-            study_id: r.get(1),
-            series_id: r.get(2),
-            series_uid: r.get(3),
-            blob_key: r.get(4),
-            transfer_syntax: r.get(5),
-            pixel_layout: r.get(6),
-            attempts: r.get(7),
-            document: r.get(8),
-        })
-        .collect();
+    let mut jobs: Vec<QcJob> = rows.iter().map(job).collect();
     // An instance removed since it was queued (deleted study): its job is done, nothing to do.
     let found: std::collections::HashSet<i64> = jobs.iter().map(|j| j.instance_id).collect();
     for id in ids.iter().filter(|id| !found.contains(id)) {

@@ -2412,6 +2412,17 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
+    async fn qc_image_source(
+        &self,
+        study_uid: &str,
+        sop_uid: &str,
+        institution: Option<i64>,
+    ) -> Result<Option<QcJob>, StoreError> {
+        crate::quality::image_source(&self.pool, study_uid, sop_uid, institution)
+            .await
+            .map_err(db)
+    }
+
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
         crate::quality::backlog(&self.pool).await.map_err(db)
     }

@@ -716,6 +716,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "That result is no longer on the timeline (it may have been corrected); reload the page.",
     ),
     ("qc_reviewed", "已复核", "reviewed"),
+    (
+        "qc_image_alt",
+        "本序列评分最低的图像",
+        "the series' lowest-scored image",
+    ),
+    (
+        "qc_image_caption",
+        "评分最低的图像（仅像素，不含患者身份信息）",
+        "Lowest-scored image (pixels only, no patient identity)",
+    ),
     ("film_title", "我的云胶片", "My cloud film"),
     ("film_me", "本人", "You"),
     (

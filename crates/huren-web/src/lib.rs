@@ -79,6 +79,7 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/qc", get(qc::dashboard))
         .route("/qc/studies/{uid}", get(qc::study_page))
         .route("/qc/studies/{uid}/reviews", post(qc::review))
+        .route("/qc/studies/{uid}/images/{sop}", get(qc::image))
         .route("/stats", get(stats::page))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))

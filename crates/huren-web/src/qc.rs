@@ -10,7 +10,7 @@ use crate::patient::local;
 use crate::session::Doctor;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::QualityGrant;
 use huren_archive::model::QcOrder;
@@ -83,6 +83,7 @@ struct Measure {
 }
 
 struct Image {
+    sop: String,
     number: String,
     status: String,
     score: String,
@@ -92,6 +93,8 @@ struct Image {
 
 struct Series {
     uid: String,
+    /// The image shown beside the series' scores: its lowest-scored image, else its middle one.
+    shown: String,
     score: String,
     grade: String,
     complete: String,
@@ -387,6 +390,7 @@ async fn study_view(
                 .iter()
                 .map(|s| Series {
                     uid: s.series_instance_uid.clone(),
+                    shown: shown_image(&s.images),
                     score: score(s.score),
                     grade: grade(lang, &s.grade),
                     complete: match s.complete {
@@ -400,6 +404,7 @@ async fn study_view(
                         .images
                         .iter()
                         .map(|i| Image {
+                            sop: i.sop_instance_uid.clone(),
                             number: i.instance_number.map(|n| n.to_string()).unwrap_or_default(),
                             status: i.excluded.clone().unwrap_or_else(|| i.status.to_owned()),
                             score: score(i.score),
@@ -411,6 +416,63 @@ async fn study_view(
                 .collect(),
         },
     )
+}
+
+/// The image a series is shown by: the lowest-scored one (what the QC centre is looking for),
+/// else the middle one.
+fn shown_image(images: &[huren_archive::quality::QcImageView]) -> String {
+    images
+        .iter()
+        .filter(|i| i.score.is_some())
+        .min_by(|a, b| {
+            a.score
+                .partial_cmp(&b.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .or_else(|| images.get(images.len() / 2))
+        .map(|i| i.sop_instance_uid.clone())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+struct SizeQuery {
+    #[serde(default)]
+    size: String,
+}
+
+/// `GET /qc/studies/{uid}/images/{sop}[?size=]`: an image of a study the reader's quality
+/// grant reaches, rendered as JPEG (pixels only, no patient identity).
+pub async fn image(
+    State(state): State<AppState>,
+    d: Doctor,
+    Path((uid, sop)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let grant = match quality(&d) {
+        Ok(g) => g,
+        Err(r) => return *r,
+    };
+    let q: SizeQuery = crate::pages::query(raw);
+    let size = q.size.parse::<u32>().unwrap_or(384).clamp(64, 1024);
+    match state.archive.quality_image(&grant, &uid, &sop, size).await {
+        Ok(Some(jpeg)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=600"),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(huren_archive::AdminError::Invalid(m)) => {
+            (StatusCode::NOT_ACCEPTABLE, m).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "QC image not rendered");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
