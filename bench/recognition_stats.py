@@ -153,6 +153,16 @@ WITH unit AS (
 SELECT item, decision, COUNT(*) FROM unit WHERE rn = 1 GROUP BY item, decision"""
 
 
+def serve(d):
+    """`huren serve` on the data directory; (process, HTTP port) once it listens."""
+    http = free_port()
+    proc = subprocess.Popen([str(HUREN), "serve", "--data-dir", str(d), "--http", f"127.0.0.1:{http}",
+                             "--dimse", f"127.0.0.1:{free_port()}"],
+                            env=dict(ENV, RUST_LOG="warn", **KEYS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(http)
+    return proc, http
+
+
 def timed(fn, repeats=REPEATS):
     times = []
     for _ in range(repeats):
@@ -184,13 +194,9 @@ def main():
         rebuild_s = round(time.perf_counter() - t, 1)
         run("user", "add", "--data-dir", d, "--username", "iadmin", "--name", "管理员", "--role",
             "institution_admin", "--institution", "h000", "--password-stdin", stdin="a-long-password-1\n")
-    http = free_port()
-    proc = subprocess.Popen([str(HUREN), "serve", "--data-dir", str(d), "--http", f"127.0.0.1:{http}",
-                             "--dimse", f"127.0.0.1:{free_port()}"],
-                            env=dict(ENV, RUST_LOG="warn", **KEYS), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {"decisions": decisions, "units": units, "fill_s": fill_s, "rebuild_and_price_s": rebuild_s}
+    proc, http = serve(d)
     try:
-        wait_port(http)
         base = f"http://127.0.0.1:{http}/api/recognition/statistics"
         operator = {"Authorization": f"Bearer {ADMIN}"}
         cookie = requests.post(f"http://127.0.0.1:{http}/api/session",

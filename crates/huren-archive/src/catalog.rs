@@ -47,6 +47,8 @@ pub trait CatalogStore: Send + Sync {
         set: &RecognitionSet,
         rules: &[huren_catalog::ScopeRule],
     ) -> Result<i64, StoreError>;
+    /// Every set imported, newest first (at most `limit`).
+    async fn recognition_sets(&self, limit: i64) -> Result<Vec<RecognitionSet>, StoreError>;
     /// The newest set of a kind (`qualifications`, `scopes`).
     /// The set of `kind` in force at `at` (unix seconds; now when `None`): the newest imported
     /// by then.
@@ -202,6 +204,15 @@ impl Archive {
         )
         .await;
         Ok(v)
+    }
+
+    /// The recognition configuration's history: every qualifications, scopes and policy set
+    /// imported, newest first; the newest of each kind is in force.
+    pub async fn recognition_sets(
+        &self,
+        _grant: &AdminGrant,
+    ) -> Result<Vec<RecognitionSet>, AdminError> {
+        Ok(self.catalog.recognition_sets(500).await?)
     }
 
     pub async fn catalog_versions(

@@ -236,17 +236,35 @@ fn records(text: &str, header: &[&str]) -> Result<Vec<(u64, Vec<String>)>, Vec<L
     }
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    // Lines are counted here from the byte offset: after CRLF line ends (files saved by Excel
+    // on Windows) the reader ends a record at the CR and starts the next at its LF, so its own
+    // line count is one short, and a bad line must be named exactly.
+    let mut counted = (0usize, 1u64);
+    let mut line_at = |byte: u64| {
+        let mut byte = (byte as usize).min(text.len());
+        if text.as_bytes().get(byte) == Some(&b'\n') {
+            byte += 1;
+        }
+        if byte >= counted.0 {
+            counted.1 += text.as_bytes()[counted.0..byte]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            counted.0 = byte;
+        }
+        counted.1
+    };
     for r in rd.records() {
         match r {
             Ok(rec) => {
-                let line = rec.position().map_or(0, |p| p.line());
+                let line = rec.position().map_or(0, |p| line_at(p.byte()));
                 if rec.iter().all(str::is_empty) {
                     continue;
                 }
                 out.push((line, rec.iter().map(str::to_owned).collect()));
             }
             Err(e) => errors.push(LineError {
-                line: e.position().map_or(0, |p| p.line()),
+                line: e.position().map_or(0, |p| line_at(p.byte())),
                 message: e.to_string(),
             }),
         }

@@ -229,3 +229,10 @@ fn qualifications_and_scopes_parse_with_every_bad_line_named() {
     assert!(e[0].message.contains("509999"), "{}", e[0].message);
     assert!(parse_scopes("label,covers\nX,national\nX,national\n").is_err());
 }
+
+#[test]
+fn lines_are_counted_alike_with_crlf() {
+    let bad = "code,kind,category,name_zh,name_en,modality,body_part,method,loinc,validity_days,hr_scope,equivalent\r\nA,lab,检验,甲,,,,,,30,,\r\nC,x-ray,检验,丙,,,,,,30,,\r\n";
+    let errs = parse_items(bad).unwrap_err();
+    assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3]);
+}

@@ -110,6 +110,29 @@ pub async fn import_policy(
 
 /// The newest set of a kind.
 /// The set of `kind` in force at `at` (the newest imported by then; the newest when `None`).
+/// Every set imported, newest first (at most `limit`): the configuration's history.
+pub async fn sets(pool: &SqlitePool, limit: i64) -> Result<Vec<RecognitionSet>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, source_sha256, rows, imported_at, imported_by FROM recognition_set
+          ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(set).collect())
+}
+
+fn set(r: &sqlx::sqlite::SqliteRow) -> RecognitionSet {
+    RecognitionSet {
+        id: r.get(0),
+        kind: r.get(1),
+        source_sha256: r.get(2),
+        rows: r.get(3),
+        imported_at: r.get(4),
+        imported_by: r.get(5),
+    }
+}
+
 pub async fn set_at(
     pool: &SqlitePool,
     kind: &str,
@@ -123,14 +146,7 @@ pub async fn set_at(
     .bind(at)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| RecognitionSet {
-        id: r.get(0),
-        kind: r.get(1),
-        source_sha256: r.get(2),
-        rows: r.get(3),
-        imported_at: r.get(4),
-        imported_by: r.get(5),
-    }))
+    Ok(row.as_ref().map(set))
 }
 
 pub async fn qualifications(

@@ -3156,6 +3156,15 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
             .map_err(db)
     }
 
+    async fn recognition_sets(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<huren_archive::catalog::RecognitionSet>, StoreError> {
+        crate::recognition::sets(&self.pool, limit)
+            .await
+            .map_err(db)
+    }
+
     async fn recognition_set_at(
         &self,
         kind: &str,

@@ -49,6 +49,11 @@ const OWN: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../static/film.js"),
     ),
+    (
+        "config.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/config.js"),
+    ),
 ];
 
 /// OHIF's configuration for huren: one DICOMweb source on this origin (shared/ui.md).

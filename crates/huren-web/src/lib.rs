@@ -12,6 +12,7 @@
 
 pub mod assets;
 pub mod audit;
+pub mod config;
 pub mod film;
 pub mod i18n;
 pub mod pages;
@@ -81,6 +82,8 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/qc/studies/{uid}/reviews", post(qc::review))
         .route("/qc/studies/{uid}/images/{sop}", get(qc::image))
         .route("/stats", get(stats::page))
+        .route("/config", get(config::show))
+        .route("/config/import", post(config::import))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))

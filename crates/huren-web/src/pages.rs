@@ -248,6 +248,14 @@ fn tools(d: &Doctor) -> Vec<Tool> {
             button: k("stats_title"),
         });
     }
+    if huren_access::grant_admin(&d.principal()).is_ok() {
+        v.push(Tool {
+            title: k("config_title"),
+            intro: k("config_open_intro"),
+            href: "/config",
+            button: k("config_title"),
+        });
+    }
     if d.user.role == Role::Auditor {
         v.push(Tool {
             title: k("audit_title"),

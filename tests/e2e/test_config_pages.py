@@ -1,0 +1,131 @@
+"""The operators' configuration page (issue #20, part 4), in Debian's Chromium against the real
+binary: the history of catalog versions and recognition sets with the one in force, the
+institutions and DICOM peers; a catalog file with bad lines names every one and changes
+nothing; a good one chosen from disk becomes a new version (audited); a qualifications set
+replaces the one in force; other roles are refused. Screenshots go to tests/.work/screenshots
+(docs/dashboards.md)."""
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ROOT, load_recognition_config
+from helpers import CHROMIUM
+from test_sessions import add_user
+from test_portal import sign_in
+from test_workstation import Page, browser  # noqa: F401 (the browser fixture)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed")
+ITEMS = ROOT / "crates" / "huren" / "demo" / "catalog" / "items.csv"
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    from conftest import Server, setup_region
+    d = tmp_path_factory.mktemp("config")
+    setup_region(d)
+    load_recognition_config(d)
+    s = Server(d).start()
+    for name, role in [("ops", "regional_operator"), ("doc", "doctor")]:
+        assert add_user(s, name, role).returncode == 0
+    yield s
+    s.stop()
+
+
+def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(region, browser, tmp_path):
+    s = region
+    tab = Page(browser)
+    page = tab.page
+    sign_in(tab, s, "ops")
+    page.click("a[href='/config']")
+    page.wait_for_load_state()
+    versions = page.locator("table.versions tbody tr")
+    assert versions.count() == 1 and "v1" in versions.first.inner_text()
+    assert "2024-01-01" in versions.first.inner_text() and "console" in versions.first.inner_text()
+    assert "县人民医院" in page.locator("table.institutions").inner_text()
+    assert "COUNTY" in page.locator("table.peers").inner_text()
+    sets = page.locator("table.sets tbody tr")
+    assert sets.count() == 1 and "现行" in sets.first.inner_text()
+    assert not tab.csp and not tab.errors, (tab.csp, tab.errors)
+
+    # A catalog with two bad lines: both named, nothing changed.
+    good = ITEMS.read_text().splitlines()
+    bad = [good[0], good[1], good[2].replace(",imaging,", ",radiology,"), good[3],
+           good[4].replace(",90,", ",-5,")]
+    page.select_option("select[name=kind]", "catalog")
+    page.fill("input[name=label]", "v2-broken")
+    page.fill("input[name=effective_from]", "2026-01-01")
+    page.fill("textarea[name=text]", "\n".join(bad) + "\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    alert = page.locator("[role=alert]").inner_text()
+    assert "未作任何更改" in alert
+    lines = page.locator("table.bad-lines tbody tr").all_inner_texts()
+    assert [x.split("\t")[0] for x in lines] == ["3", "5"], lines
+    assert "radiology" in lines[0] and "validity_days" in lines[1]
+    assert s.query("SELECT COUNT(*) FROM catalog_version")[0][0] == 1
+    # The file stays in the form, to be corrected.
+    assert "radiology" in page.input_value("textarea[name=text]")
+    assert page.input_value("input[name=label]") == "v2-broken"
+    tab.shot("config-bad-lines")
+
+    # The good file, chosen from disk (read into the form by the page), is the new version.
+    page.select_option("select[name=kind]", "catalog")
+    page.fill("input[name=label]", "v2")
+    page.fill("input[name=effective_from]", "2026-01-01")
+    page.set_input_files("input.file-pick", str(ITEMS))
+    page.wait_for_function("() => document.querySelector('textarea[name=text]').value.length > 100")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "已导入" in page.locator("[role=status]").inner_text()
+    labels = [r.split("\t")[0] for r in page.locator("table.versions tbody tr").all_inner_texts()]
+    assert labels == ["v2", "v1"], labels
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'configuration_changed' "
+                   "AND object = 'catalog:v2' AND actor LIKE 'user:ops#%'")[0][0] == 1
+
+    # A qualifications set replaces the one in force; the history keeps both kinds.
+    page.select_option("select[name=kind]", "qualifications")
+    assert not page.locator("input[name=label]").is_visible()
+    page.fill("textarea[name=text]", "record,institution,item,scope,evaluated_by,valid_from,valid_until\n"
+                                     "Q1,county,*,川渝HR,city,2024-01-01,2027-12-31\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    status = page.locator("[role=status]")
+    if status.count() == 0:
+        pytest.fail(page.locator("[role=alert]").inner_text())
+    kinds = page.locator("table.sets tbody tr").all_inner_texts()
+    assert len(kinds) == 2 and "机构资质记录" in kinds[0] and "现行" in kinds[0], kinds
+    assert "互认范围" in kinds[1] and "现行" in kinds[1]
+    tab.shot("config")
+
+    # A policy that does not parse is refused in words.
+    page.select_option("select[name=kind]", "policy")
+    page.fill("textarea[name=text]", "this is = not [toml\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "未作任何更改" in page.locator("[role=alert]").inner_text()
+    assert s.query("SELECT COUNT(*) FROM recognition_set WHERE kind = 'policy'")[0][0] == 0
+
+    # Without the session's token nothing is imported.
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    r = requests.post(f"{s.url}/config/import", cookies={"huren_session": cookie},
+                      data={"kind": "scopes", "text": "label,covers\nX,city:重庆\n"})
+    assert r.status_code == 403
+    assert not tab.csp and not tab.errors, (tab.csp, tab.errors)
+    tab.close()
+
+
+def test_other_roles_are_refused(region, browser):
+    s = region
+    tab = Page(browser)
+    sign_in(tab, s, "doc")
+    assert tab.page.locator("a[href='/config']").count() == 0
+    tab.page.goto(f"{s.url}/config")
+    assert "只有区域运营人员" in tab.page.locator("main").inner_text()
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    csrf = tab.page.locator("input[name=csrf]").first.get_attribute("value")
+    r = requests.post(f"{s.url}/config/import", cookies={"huren_session": cookie},
+                      data={"csrf": csrf, "kind": "scopes", "text": "label,covers\nX,city:重庆\n"})
+    assert r.status_code == 403
+    assert s.query("SELECT COUNT(*) FROM recognition_set WHERE kind = 'scopes'")[0][0] == 1
+    tab.close()
