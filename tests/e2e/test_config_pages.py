@@ -106,6 +106,31 @@ def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(re
     assert "未作任何更改" in page.locator("[role=alert]").inner_text()
     assert s.query("SELECT COUNT(*) FROM recognition_set WHERE kind = 'policy'")[0][0] == 0
 
+    # What is in force, as a table and as the file to edit and import again.
+    page.click("a[href='/config/in-force/catalog']")
+    page.wait_for_load_state()
+    assert page.locator("table.in-force tbody tr").count() == len(good) - 1
+    assert "IMG-CT-CHEST-PLAIN" in page.locator("table.in-force").inner_text()
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
+    r = requests.get(f"{s.url}/config/in-force/catalog?format=csv", cookies={"huren_session": cookie})
+    assert r.status_code == 200 and r.content.startswith("\ufeff".encode())
+    edited = r.content.decode("utf-8-sig").replace("IMG-CT-CHEST-PLAIN,imaging,CT,胸部CT平扫", "IMG-CT-CHEST-PLAIN,imaging,CT,胸部CT平扫（新）")
+    page.goto(f"{s.url}/config")
+    page.select_option("select[name=kind]", "catalog")
+    page.fill("input[name=label]", "v3")
+    page.fill("input[name=effective_from]", "2026-06-01")
+    page.fill("textarea[name=text]", edited)
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "已导入" in page.locator("[role=status]").inner_text(), page.locator("main").inner_text()[:500]
+    page.goto(f"{s.url}/config/in-force/catalog")
+    assert "胸部CT平扫（新）" in page.locator("table.in-force").inner_text()
+    page.goto(f"{s.url}/config/in-force/scopes")
+    assert "川渝HR" in page.locator("table.in-force").inner_text()
+    tab.shot("config-in-force")
+    page.goto(f"{s.url}/config/in-force/policy")
+    assert "尚未导入" in page.locator("main").inner_text()
+
     # Without the session's token nothing is imported.
     cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
     r = requests.post(f"{s.url}/config/import", cookies={"huren_session": cookie},

@@ -67,6 +67,13 @@ pub trait CatalogStore: Send + Sync {
     async fn set_document(&self, set_id: i64) -> Result<Option<String>, StoreError>;
 }
 
+/// One kind of configuration as it is in force (see [`Archive::configuration_in_force`]).
+#[derive(Debug, Clone)]
+pub enum InForce {
+    Table(huren_catalog::export::Table),
+    Document(String),
+}
+
 /// One import of recognition configuration (qualification records or scope rules); the newest
 /// of each kind is in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,6 +220,66 @@ impl Archive {
         _grant: &AdminGrant,
     ) -> Result<Vec<RecognitionSet>, AdminError> {
         Ok(self.catalog.recognition_sets(500).await?)
+    }
+
+    /// What is in force today of one kind of configuration, as the file it is imported from
+    /// (`huren_catalog::export`): `catalog` (the version in force), `prices`, `mappings`,
+    /// `study_rules`, `qualifications`, `scopes`; `policy` is its document (JSON). `None`
+    /// when nothing of the kind was imported.
+    pub async fn configuration_in_force(
+        &self,
+        grant: &AdminGrant,
+        kind: &str,
+    ) -> Result<Option<InForce>, AdminError> {
+        use huren_catalog::export;
+        let catalog_grant = huren_access::grant_catalog(grant.principal());
+        let items = || async {
+            Ok::<_, AdminError>(
+                self.catalog_items(&catalog_grant, None)
+                    .await?
+                    .map(|(_, items)| items)
+                    .unwrap_or_default(),
+            )
+        };
+        let set = |kind: &'static str| async move {
+            Ok::<_, AdminError>(self.catalog.recognition_set_at(kind, None).await?)
+        };
+        let table = match kind {
+            "catalog" => export::items(&items().await?),
+            "prices" => {
+                let mut all = Vec::new();
+                for item in items().await? {
+                    all.extend(self.catalog.item_prices(&item.code).await?);
+                }
+                export::prices(&all)
+            }
+            "mappings" => export::mappings(&self.catalog.code_mappings().await?),
+            "study_rules" => export::rules(&self.catalog.study_rules().await?),
+            "qualifications" => match set("qualifications").await? {
+                Some(s) => export::qualifications(&self.catalog.qualification_records(s.id).await?),
+                None => return Ok(None),
+            },
+            "scopes" => match set("scopes").await? {
+                Some(s) => export::scopes(&self.catalog.scope_rules(s.id).await?),
+                None => return Ok(None),
+            },
+            "policy" => {
+                let Some(s) = set("policy").await? else {
+                    return Ok(None);
+                };
+                let doc = self.catalog.set_document(s.id).await?.unwrap_or_default();
+                let pretty = serde_json::from_str::<serde_json::Value>(&doc)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or(doc);
+                return Ok(Some(InForce::Document(pretty)));
+            }
+            other => {
+                return Err(AdminError::Invalid(format!(
+                    "unknown kind of configuration {other:?}"
+                )));
+            }
+        };
+        Ok(Some(InForce::Table(table)))
     }
 
     pub async fn catalog_versions(

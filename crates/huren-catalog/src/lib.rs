@@ -659,6 +659,7 @@ pub fn parse_scopes(text: &str) -> Result<Vec<ScopeRule>, Vec<LineError>> {
 }
 
 pub mod divisions;
+pub mod export;
 mod policy;
 pub use policy::parse_policy;
 

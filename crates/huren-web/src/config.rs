@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use huren_access::AdminGrant;
-use huren_archive::catalog::{CatalogError, CatalogFile};
+use huren_archive::catalog::{CatalogError, CatalogFile, InForce};
 use huren_http::AppState;
 use serde::Deserialize;
 
@@ -319,4 +319,84 @@ pub async fn import(State(state): State<AppState>, d: Doctor, body: axum::body::
         }
         Err(CatalogError::Store(e)) => unavailable(e),
     }
+}
+
+#[derive(Template)]
+#[template(path = "config_in_force.html")]
+struct InForcePage {
+    frame: Frame,
+    kind: String,
+    kind_name: &'static str,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    document: String,
+    empty: bool,
+}
+framed!(InForcePage);
+
+#[derive(Deserialize, Default)]
+struct InForceQuery {
+    #[serde(default)]
+    format: String,
+}
+
+/// `GET /config/in-force/{kind}[?format=csv]`: what is in force of one kind, as a table, or
+/// as the CSV file to edit and import again (UTF-8 with a BOM, for spreadsheet programs).
+pub async fn in_force(
+    State(state): State<AppState>,
+    d: Doctor,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let grant = match operator(&d) {
+        Ok(g) => g,
+        Err(r) => return *r,
+    };
+    if !KINDS.iter().any(|(k, _)| *k == kind) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let q: InForceQuery = crate::pages::query(raw);
+    let found = match state.archive.configuration_in_force(&grant, &kind).await {
+        Ok(f) => f,
+        Err(e) => return unavailable(e),
+    };
+    if q.format == "csv" {
+        let (body, ext) = match &found {
+            Some(InForce::Table(t)) => (format!("\u{feff}{}", t.to_csv()), "csv"),
+            Some(InForce::Document(doc)) => (doc.clone(), "json"),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        };
+        let ctype = if ext == "csv" {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/json"
+        };
+        let disposition = format!("attachment; filename=\"{kind}-in-force.{ext}\"");
+        return (
+            StatusCode::OK,
+            [
+                (axum::http::header::CONTENT_TYPE, ctype.to_owned()),
+                (axum::http::header::CONTENT_DISPOSITION, disposition),
+            ],
+            body,
+        )
+            .into_response();
+    }
+    let (header, rows, document) = match &found {
+        Some(InForce::Table(t)) => (t.header.to_vec(), t.rows.clone(), String::new()),
+        Some(InForce::Document(doc)) => (Vec::new(), Vec::new(), doc.clone()),
+        None => (Vec::new(), Vec::new(), String::new()),
+    };
+    render(
+        StatusCode::OK,
+        &InForcePage {
+            frame: d.frame(&format!("/config/in-force/{kind}")),
+            kind_name: kind_key(&kind),
+            empty: found.is_none(),
+            kind,
+            header,
+            rows,
+            document,
+        },
+    )
 }

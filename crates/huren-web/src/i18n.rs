@@ -969,6 +969,23 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("config_peers", "DICOM设备（AE）", "DICOM peers (AEs)"),
     ("config_network", "网络", "Network"),
     ("config_port", "端口", "Port"),
+    ("config_in_force_title", "现行配置", "In force"),
+    (
+        "config_in_force_intro",
+        "查看各类配置的现行内容，或下载为CSV修改后重新导入。",
+        "Read what is in force of each kind, or download it as CSV to change and import again.",
+    ),
+    (
+        "config_nothing_imported",
+        "尚未导入此类配置。",
+        "Nothing of this kind has been imported.",
+    ),
+    ("config_download", "下载", "Download"),
+    (
+        "config_download_hint",
+        "与导入格式相同，可修改后重新导入。",
+        "In the import format: change it and import it again.",
+    ),
 ];
 
 #[cfg(test)]
