@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, load_recognition_config
+from conftest import ROOT, cli, load_recognition_config
 from helpers import CHROMIUM
 from test_sessions import add_user
 from test_portal import sign_in
@@ -28,6 +28,7 @@ def region(tmp_path_factory):
     s = Server(d).start()
     for name, role in [("ops", "regional_operator"), ("doc", "doctor")]:
         assert add_user(s, name, role).returncode == 0
+    s.token = cli(d, "token", "create", "--institution", "county", "--expires-days", "30")
     yield s
     s.stop()
 
@@ -44,6 +45,10 @@ def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(re
     assert "2024-01-01" in versions.first.inner_text() and "console" in versions.first.inner_text()
     assert "县人民医院" in page.locator("table.institutions").inner_text()
     assert "COUNTY" in page.locator("table.peers").inner_text()
+    # Tokens: whose, what they read, their life; never the secret.
+    tokens = page.locator("table.tokens tbody tr").all_inner_texts()
+    assert any("county" in t and "有效" in t for t in tokens), tokens
+    assert s.token not in page.content()
     sets = page.locator("table.sets tbody tr")
     assert sets.count() == 1 and "现行" in sets.first.inner_text()
     assert not tab.csp and not tab.errors, (tab.csp, tab.errors)

@@ -511,6 +511,15 @@ impl Archive {
     }
 
     /// Revokes a token at once (its requests get 401 from now on).
+    /// Every token, newest first: whose, what it may do, when it was made, expires or was
+    /// revoked (never a secret or its hash).
+    pub async fn list_tokens(
+        &self,
+        _grant: &AdminGrant,
+    ) -> Result<Vec<model::TokenView>, AdminError> {
+        Ok(self.index.list_tokens().await?)
+    }
+
     pub async fn revoke_token(&self, grant: &AdminGrant, id: i64) -> Result<(), AdminError> {
         if !self.index.revoke_token(id).await? {
             return Err(AdminError::Invalid(format!("no live token {id}")));

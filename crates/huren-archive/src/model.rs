@@ -623,6 +623,20 @@ pub enum OruOutcome {
     Exists { id: i64 },
 }
 
+/// A token as operators see it: whose, what it may do, its life; never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    pub id: i64,
+    /// `admin` or `institution`.
+    pub scope: String,
+    pub institution: Option<String>,
+    /// `institution` or `region` (what a system token reads).
+    pub reads: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// One lab result of a person's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineLab {

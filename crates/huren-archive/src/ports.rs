@@ -126,6 +126,8 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// False when no live token has that id.
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
+    /// Every token (never its secret or hash), newest first.
+    async fn list_tokens(&self) -> Result<Vec<crate::model::TokenView>, StoreError>;
     async fn set_study_lifecycle(
         &self,
         study_uid: &str,

@@ -1583,6 +1583,39 @@ impl Index for SqliteIndex {
         Ok(())
     }
 
+    async fn list_tokens(&self) -> Result<Vec<TokenView>, StoreError> {
+        let rows: Vec<(
+            i64,
+            String,
+            Option<String>,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "SELECT t.id, t.scope, i.code, t.reads, t.created_at, t.expires_at, t.revoked_at
+                   FROM token t LEFT JOIN institution i ON i.id = t.institution_id
+                  ORDER BY t.id DESC LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, scope, institution, reads, created_at, expires_at, revoked_at)| TokenView {
+                    id,
+                    scope,
+                    institution,
+                    reads,
+                    created_at,
+                    expires_at,
+                    revoked_at,
+                },
+            )
+            .collect())
+    }
+
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now())

@@ -56,6 +56,15 @@ struct Institution {
     city: String,
 }
 
+struct Token {
+    id: i64,
+    whose: String,
+    reads: String,
+    created: String,
+    expires: String,
+    state_key: &'static str,
+}
+
 struct Peer {
     ae_title: String,
     institution: String,
@@ -79,6 +88,7 @@ struct ConfigPage {
     sets: Vec<Set>,
     institutions: Vec<Institution>,
     peers: Vec<Peer>,
+    tokens: Vec<Token>,
     today: String,
 }
 framed!(ConfigPage);
@@ -142,6 +152,11 @@ async fn page(
         Ok(v) => v,
         Err(e) => return unavailable(e),
     };
+    let tokens = match state.archive.list_tokens(grant).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(e),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut seen = std::collections::HashSet::new();
     render(
         status,
@@ -196,6 +211,23 @@ async fn page(
                     institution: p.institution_code,
                     network: p.network.to_string(),
                     port: p.port.map(|p| p.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            tokens: tokens
+                .into_iter()
+                .map(|t| Token {
+                    id: t.id,
+                    whose: t.institution.unwrap_or(t.scope),
+                    reads: t.reads,
+                    created: local(state, Some(t.created_at), true),
+                    expires: local(state, t.expires_at, true),
+                    state_key: if t.revoked_at.is_some() {
+                        k("config_token_revoked")
+                    } else if t.expires_at.is_some_and(|e| e <= now) {
+                        k("film_expired")
+                    } else {
+                        k("film_live")
+                    },
                 })
                 .collect(),
             today: crate::pages::day(today),

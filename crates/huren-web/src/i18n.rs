@@ -986,6 +986,15 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "与导入格式相同，可修改后重新导入。",
         "In the import format: change it and import it again.",
     ),
+    ("config_tokens", "系统令牌", "System tokens"),
+    ("config_token_reads", "读取范围", "Reads"),
+    ("config_token_expires", "到期", "Expires"),
+    ("config_token_revoked", "已吊销", "revoked"),
+    (
+        "config_tokens_hint",
+        "令牌的密文只在创建时显示一次，这里不显示；创建和吊销用命令行或管理接口。",
+        "A token's secret is shown once, when it is made, never here; tokens are made and revoked with the CLI or the admin API.",
+    ),
 ];
 
 #[cfg(test)]
