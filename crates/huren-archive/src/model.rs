@@ -1107,6 +1107,9 @@ pub struct QcStudyFilter {
     pub order: QcOrder,
     pub limit: i64,
     pub offset: i64,
+    /// The same period as whole months (YYYYMM), when it is one: the number of graded studies
+    /// is then read from the statistics' roll-up.
+    pub months: Option<(String, String)>,
 }
 
 /// The list's order.
@@ -1165,18 +1168,31 @@ pub struct QcReview {
     pub comment: String,
 }
 
-/// A graded study as the QC centre's feedback sees it (no patient data).
-#[derive(Debug, Clone)]
-pub struct QcStudyRow {
-    pub study_uid: String,
+/// Which graded studies the QC statistics count, by StudyDate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QcSpan {
+    /// Whole months `[from, until]`, YYYYMM: read from the roll-up.
+    Months { from: String, until: String },
+    /// Days `[from, until]`, YYYYMMDD: counted from the studies.
+    Days { from: String, until: String },
+}
+
+/// Graded studies of one month (of StudyDate), institution and modalities: the grades, the
+/// scores' count and sum, and their histogram in 5-point bins (bin 20 is a score of 100).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QcCell {
+    /// YYYYMM.
+    pub month: String,
     pub institution: String,
     pub modalities: String,
-    /// YYYYMMDD.
-    pub study_date: Option<String>,
-    pub score: Option<f64>,
-    pub grade: Option<String>,
-    pub calibrated: bool,
-    pub complete: Option<bool>,
-    pub images: i64,
-    pub detail: Option<String>,
+    pub studies: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub reject: u64,
+    pub uncalibrated: u64,
+    pub incomplete: u64,
+    pub scored: u64,
+    pub score_sum: f64,
+    pub histogram: [u64; 21],
 }

@@ -340,13 +340,15 @@ pub trait Index: Send + Sync + 'static {
         study_uids: &[String],
         as_of: Option<i64>,
     ) -> Result<Vec<crate::model::QcGradeRow>, StoreError>;
-    /// Graded studies by study date `[from, until]` (YYYYMMDD), optionally of one institution.
-    async fn qc_graded_studies(
+    /// Graded studies counted per group of `by` (the cell's `institution`, `modalities` or
+    /// `month` holds the group; the others are empty): from the roll-up for whole months, else
+    /// from the studies of the days asked; optionally of one institution.
+    async fn qc_cells(
         &self,
-        from: &str,
-        until: &str,
+        span: &crate::model::QcSpan,
         institution: Option<i64>,
-    ) -> Result<Vec<crate::model::QcStudyRow>, StoreError>;
+        by: crate::quality::QualityBy,
+    ) -> Result<Vec<crate::model::QcCell>, StoreError>;
     /// The QC centre's list: studies matching the filter, one page in the filter's order, and
     /// how many match in all.
     async fn qc_list_studies(

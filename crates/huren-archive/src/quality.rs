@@ -285,6 +285,8 @@ pub enum QualityBy {
     Institution,
     Modality,
     Month,
+    /// Month, institution and modalities together (the roll-up's own cells).
+    Cell,
 }
 
 impl QualityBy {
@@ -320,7 +322,11 @@ pub struct QualityRow {
 
 impl Archive {
     /// Score distributions by institution, modality or month (trends) for studies performed on
-    /// `[from, until]`.
+    /// `[from, until]`. A period of whole months — from the first of a month to the last day of
+    /// a month, or to today or later — is read from the roll-up (migration 0040), a few
+    /// thousand rows for a region's year; another is counted from the studies. Either way the
+    /// counts and the mean are exact, and the percentiles are read from the scores' histogram
+    /// in 5-point bins, interpolated within the bin.
     pub async fn quality_statistics(
         &self,
         grant: &huren_access::QualityGrant,
@@ -328,67 +334,95 @@ impl Archive {
         until: time::Date,
         by: QualityBy,
     ) -> Result<Vec<QualityRow>, StoreError> {
-        let studies = self
-            .index
-            .qc_graded_studies(
-                &crate::time::da(from),
-                &crate::time::da(until),
-                grant.institution(),
-            )
-            .await?;
-        let mut groups: BTreeMap<String, (QualityRow, Vec<f64>)> = BTreeMap::new();
-        for s in &studies {
+        let span = qc_span(from, until, self.today());
+        let cells = self.index.qc_cells(&span, grant.institution(), by).await?;
+        let mut groups: BTreeMap<String, (QualityRow, [u64; 21], f64, u64)> = BTreeMap::new();
+        for c in cells {
             let key = match by {
-                QualityBy::Institution => s.institution.clone(),
-                QualityBy::Modality => s.modalities.clone(),
-                QualityBy::Month => s
-                    .study_date
-                    .as_deref()
-                    .and_then(|d| d.get(..6))
-                    .map(|m| format!("{}-{}", &m[..4], &m[4..]))
-                    .unwrap_or_default(),
+                QualityBy::Institution => c.institution.clone(),
+                QualityBy::Modality => c.modalities.clone(),
+                QualityBy::Month => match c.month.get(..6) {
+                    Some(m) => format!("{}-{}", &m[..4], &m[4..]),
+                    None => String::new(),
+                },
+                QualityBy::Cell => format!("{} {} {}", c.month, c.institution, c.modalities),
             };
-            let (row, scores) = groups.entry(key.clone()).or_insert_with(|| {
+            let (row, hist, sum, scored) = groups.entry(key.clone()).or_insert_with(|| {
                 (
                     QualityRow {
                         key,
                         ..Default::default()
                     },
-                    Vec::new(),
+                    [0; 21],
+                    0.0,
+                    0,
                 )
             });
-            row.studies += 1;
-            match s.grade.as_deref() {
-                Some("A") => row.a += 1,
-                Some("B") => row.b += 1,
-                Some("C") => row.c += 1,
-                Some(_) => row.reject += 1,
-                None => {}
+            row.studies += c.studies;
+            row.a += c.a;
+            row.b += c.b;
+            row.c += c.c;
+            row.reject += c.reject;
+            row.uncalibrated += c.uncalibrated;
+            row.incomplete += c.incomplete;
+            *sum += c.score_sum;
+            *scored += c.scored;
+            for (h, n) in hist.iter_mut().zip(c.histogram) {
+                *h += n;
             }
-            row.uncalibrated += u64::from(s.grade.is_some() && !s.calibrated);
-            row.incomplete += u64::from(s.complete == Some(false));
-            scores.extend(s.score);
         }
         Ok(groups
             .into_values()
-            .map(|(mut row, mut scores)| {
-                scores.sort_by(f64::total_cmp);
-                let at = |p: f64| {
-                    (!scores.is_empty()).then(|| {
-                        let k = ((p / 100.0) * (scores.len() - 1) as f64).round() as usize;
-                        (scores[k] * 10.0).round() / 10.0
-                    })
-                };
-                row.mean = (!scores.is_empty()).then(|| {
-                    (scores.iter().sum::<f64>() / scores.len() as f64 * 10.0).round() / 10.0
-                });
-                row.p10 = at(10.0);
-                row.median = at(50.0);
-                row.p90 = at(90.0);
+            .map(|(mut row, hist, sum, scored)| {
+                let tenth = |x: f64| (x * 10.0).round() / 10.0;
+                row.mean = (scored > 0).then(|| tenth(sum / scored as f64));
+                row.p10 = percentile(&hist, 10.0).map(tenth);
+                row.median = percentile(&hist, 50.0).map(tenth);
+                row.p90 = percentile(&hist, 90.0).map(tenth);
                 row
             })
             .collect())
     }
+}
+
+/// Whole months when the period is (from the 1st to a month's last day, or to `today` or
+/// later: no study is dated later), else days.
+fn qc_span(from: time::Date, until: time::Date, today: time::Date) -> crate::model::QcSpan {
+    let month = |d: time::Date| format!("{:04}{:02}", d.year(), u8::from(d.month()));
+    let month_end = until.next_day().is_none_or(|n| n.day() == 1) || until >= today;
+    if from.day() == 1 && month_end {
+        crate::model::QcSpan::Months {
+            from: month(from),
+            until: month(until),
+        }
+    } else {
+        crate::model::QcSpan::Days {
+            from: crate::time::da(from),
+            until: crate::time::da(until),
+        }
+    }
+}
+
+/// The `p`th percentile (the nearest rank, as before) from scores counted in 5-point bins
+/// (bin 20 holds 100): the rank's place among its bin's scores, spread evenly over the bin.
+fn percentile(hist: &[u64; 21], p: f64) -> Option<f64> {
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((p / 100.0) * (n - 1) as f64).round() as u64;
+    let mut before = 0;
+    for (k, &count) in hist.iter().enumerate() {
+        if rank < before + count {
+            if k == 20 {
+                return Some(100.0);
+            }
+            let within = (rank - before) as f64 + 0.5;
+            return Some(5.0 * k as f64 + 5.0 * within / count as f64);
+        }
+        before += count;
+    }
+    Some(100.0)
 }
 
 /// A grade as the QC centre reads it: the code and both labels side by side (one code set
@@ -619,6 +653,10 @@ impl Archive {
             order,
             limit,
             offset,
+            months: match qc_span(from, until, self.today()) {
+                crate::model::QcSpan::Months { from, until } => Some((from, until)),
+                crate::model::QcSpan::Days { .. } => None,
+            },
         };
         let (total, rows) = self.index.qc_list_studies(&filter).await?;
         Ok(QcStudyPage {
@@ -895,4 +933,58 @@ fn render_frame(
         png: false,
     };
     huren_dicom::render::render(&pm, &bytes, &opts).map_err(|e| refused(&e))
+}
+
+#[cfg(test)]
+mod statistics_tests {
+    use super::{percentile, qc_span};
+    use crate::model::QcSpan;
+    use time::macros::date;
+
+    #[test]
+    fn whole_months_are_read_from_the_rollup() {
+        let today = date!(2026 - 12 - 07);
+        let months = |a: &str, b: &str| QcSpan::Months {
+            from: a.into(),
+            until: b.into(),
+        };
+        assert_eq!(
+            qc_span(date!(2026 - 01 - 01), today, today),
+            months("202601", "202612")
+        );
+        assert_eq!(
+            qc_span(date!(2025 - 01 - 01), date!(2025 - 12 - 31), today),
+            months("202501", "202512")
+        );
+        assert_eq!(
+            qc_span(date!(2024 - 02 - 01), date!(2024 - 02 - 29), today),
+            months("202402", "202402")
+        );
+        assert_eq!(
+            qc_span(date!(2025 - 01 - 17), date!(2025 - 12 - 31), today),
+            QcSpan::Days {
+                from: "20250117".into(),
+                until: "20251231".into()
+            }
+        );
+        assert!(matches!(
+            qc_span(date!(2025 - 01 - 01), date!(2025 - 12 - 14), today),
+            QcSpan::Days { .. }
+        ));
+    }
+
+    #[test]
+    fn percentiles_are_read_within_their_bin() {
+        let mut h = [0u64; 21];
+        assert_eq!(percentile(&h, 50.0), None);
+        h[17] = 1; // one score in 85–89.9: its middle
+        assert_eq!(percentile(&h, 50.0), Some(87.5));
+        h[20] = 3; // three of 100
+        assert_eq!(percentile(&h, 90.0), Some(100.0));
+        assert_eq!(percentile(&h, 10.0), Some(87.5));
+        let mut h = [0u64; 21];
+        h[12] = 10; // ten in 60–64.9: the 10th percentile near the bin's start, the 90th near its end
+        assert_eq!(percentile(&h, 10.0), Some(60.0 + 5.0 * 1.5 / 10.0));
+        assert_eq!(percentile(&h, 90.0), Some(60.0 + 5.0 * 8.5 / 10.0));
+    }
 }

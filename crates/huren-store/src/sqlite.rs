@@ -2434,13 +2434,13 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
-    async fn qc_graded_studies(
+    async fn qc_cells(
         &self,
-        from: &str,
-        until: &str,
+        span: &QcSpan,
         institution: Option<i64>,
-    ) -> Result<Vec<huren_archive::model::QcStudyRow>, StoreError> {
-        crate::quality::graded_studies(&self.pool, from, until, institution)
+        by: huren_archive::quality::QualityBy,
+    ) -> Result<Vec<QcCell>, StoreError> {
+        crate::quality::cells(&self.pool, span, institution, by)
             .await
             .map_err(db)
     }
@@ -3300,7 +3300,7 @@ mod person_revision_tests {
     //! of every person it concerns, and the QC queue's bookkeeping does not.
     use super::*;
 
-    async fn exec(index: &SqliteIndex, sql: &str) {
+    pub(super) async fn exec(index: &SqliteIndex, sql: &str) {
         if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&index.pool)
             .await
@@ -3377,5 +3377,87 @@ mod person_revision_tests {
             ];
             assert_eq!(got, want, "after {sql}");
         }
+    }
+}
+
+#[cfg(test)]
+mod qc_rollup_tests {
+    //! Migration 0040's triggers: after studies are graded, regraded, moved to another month,
+    //! modality or institution, and removed, the roll-up answers what counting the studies
+    //! answers.
+    use super::person_revision_tests::exec;
+    use super::*;
+
+    async fn both(index: &SqliteIndex) -> (Vec<QcCell>, Vec<QcCell>) {
+        let months = QcSpan::Months {
+            from: "202501".into(),
+            until: "202512".into(),
+        };
+        let days = QcSpan::Days {
+            from: "20250101".into(),
+            until: "20251231".into(),
+        };
+        let sorted = |mut v: Vec<QcCell>| {
+            v.sort_by(|a, b| {
+                (&a.month, &a.institution, &a.modalities).cmp(&(
+                    &b.month,
+                    &b.institution,
+                    &b.modalities,
+                ))
+            });
+            v
+        };
+        let by = huren_archive::quality::QualityBy::Cell;
+        let a = index.qc_cells(&months, None, by).await.expect("months");
+        let b = index.qc_cells(&days, None, by).await.expect("days");
+        (sorted(a), sorted(b))
+    }
+
+    #[tokio::test]
+    async fn the_rollup_counts_what_the_studies_count() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
+            .await
+            .expect("index");
+        exec(
+            &index,
+            "INSERT INTO institution (id, code, created_at) VALUES (1, 'county', 0), (2, 'town', 0);
+             INSERT INTO patient (id, issuer, patient_id, updated_at) VALUES (1, 'county', 'A1', 0);
+             INSERT INTO study (id, patient_id, study_uid, institution_id, study_date, modalities, last_instance_at, stable_after_secs)
+                  VALUES (1, 1, '1.1', 1, '20250103', 'CT', 0, 60), (2, 1, '1.2', 1, '20250117', 'CT', 0, 60),
+                         (3, 1, '1.3', 2, '20250205', 'DX', 0, 60), (4, 1, '1.4', 1, '20250211', 'CT', 0, 60),
+                         (5, 1, '1.5', 1, '', 'CT', 0, 60);
+             INSERT INTO qc_study (study_id, dirty, changed_at) VALUES (1, 1, 0), (2, 1, 0), (3, 1, 0), (4, 1, 0), (5, 1, 0)",
+        )
+        .await;
+        let (rolled, counted) = both(&index).await;
+        assert!(rolled.is_empty() && counted.is_empty());
+        let steps = [
+            // Graded as aggregation writes it.
+            "UPDATE qc_study SET dirty = 0, aggregated_at = 10, score = 91.5, grade = 'A', calibrated = 1, complete = 1 WHERE study_id = 1",
+            "UPDATE qc_study SET dirty = 0, aggregated_at = 10, score = 64.0, grade = 'C', calibrated = 0, complete = 0 WHERE study_id = 2",
+            "UPDATE qc_study SET dirty = 0, aggregated_at = 10, score = 100, grade = 'A', calibrated = 1 WHERE study_id = 3",
+            "UPDATE qc_study SET dirty = 0, aggregated_at = 10, score = NULL, grade = NULL WHERE study_id = 4",
+            // No study date: not counted anywhere.
+            "UPDATE qc_study SET dirty = 0, aggregated_at = 10, score = 50, grade = 'reject' WHERE study_id = 5",
+            // Regraded after a late series.
+            "UPDATE qc_study SET aggregated_at = 20, score = 58.2, grade = 'reject' WHERE study_id = 1",
+            // The study gains a modality, changes month, changes institution.
+            "UPDATE study SET modalities = 'CT\\SR' WHERE id = 2",
+            "UPDATE study SET study_date = '20250301' WHERE id = 4",
+            "UPDATE study SET institution_id = 1 WHERE id = 3",
+            // Back to waiting (dirty, no grade yet), then removed.
+            "UPDATE qc_study SET aggregated_at = NULL, score = NULL, grade = NULL WHERE study_id = 2",
+            "DELETE FROM qc_study WHERE study_id = 3",
+        ];
+        for step in steps {
+            exec(&index, step).await;
+            let (rolled, counted) = both(&index).await;
+            assert_eq!(rolled, counted, "after {step}");
+        }
+        let (rolled, _) = both(&index).await;
+        let studies: u64 = rolled.iter().map(|c| c.studies).sum();
+        assert_eq!(studies, 2, "{rolled:?}");
+        assert!(rolled.iter().any(|c| c.reject == 1 && c.histogram[11] == 1));
     }
 }

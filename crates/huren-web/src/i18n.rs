@@ -995,6 +995,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "令牌的密文只在创建时显示一次，这里不显示；创建和吊销用命令行或管理接口。",
         "A token's secret is shown once, when it is made, never here; tokens are made and revoked with the CLI or the admin API.",
     ),
+    (
+        "stats_largest",
+        "表中为单位数最多的组，完整数据见CSV：",
+        "The table shows the largest groups by units; the CSV has them all:",
+    ),
 ];
 
 #[cfg(test)]

@@ -189,8 +189,18 @@ pub async fn dashboard(
         "month" => ("month", QualityBy::Month),
         _ => ("institution", QualityBy::Institution),
     };
+    // By default the twelve months to date, from the first of a month: a period of whole
+    // months is read from the roll-up.
     let Some((from, until)) = crate::pages::period(state.archive.today(), &q.from, &q.until, |u| {
-        u.replace_year(u.year() - 1).ok()
+        let first = u.replace_day(1).ok()?;
+        match first.month() {
+            time::Month::December => first.replace_month(time::Month::January).ok(),
+            m => first
+                .replace_year(first.year() - 1)
+                .ok()?
+                .replace_month(m.next())
+                .ok(),
+        }
     }) else {
         return render(
             StatusCode::BAD_REQUEST,
@@ -264,7 +274,7 @@ pub async fn dashboard(
         match by {
             QualityBy::Institution => to.institution = key.to_owned(),
             QualityBy::Modality => to.modality = key.to_owned(),
-            QualityBy::Month => return String::new(),
+            QualityBy::Month | QualityBy::Cell => return String::new(),
         }
         format!(
             "/qc?{}#lowest",

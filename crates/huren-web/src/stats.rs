@@ -56,8 +56,16 @@ struct StatsPage {
     charts: bool,
     csv: String,
     error: &'static str,
+    /// Groups in all, when the table shows only the largest (`rows` is then the first
+    /// [`TABLE_ROWS`] by units).
+    all: usize,
 }
 framed!(StatsPage);
+
+/// A region by department is tens of thousands of groups: the page's table shows the largest
+/// this many by units and the chart the largest [`CHART_BARS`] (the CSV has every group).
+const TABLE_ROWS: usize = 200;
+const CHART_BARS: usize = 40;
 
 fn percent(r: Option<f64>) -> String {
     r.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_default()
@@ -110,6 +118,7 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
                 csv: String::new(),
                 q,
                 error: k("qc_bad_period"),
+                all: 0,
             },
         );
     };
@@ -132,11 +141,22 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
         .recognition_reasons()
         .await
         .unwrap_or_default();
-    let chart: Vec<(String, f64)> = stats
-        .rows
+    // Months stay in order; other groupings keep their largest.
+    let all = stats.rows.len();
+    let mut largest: Vec<&huren_archive::recognition::StatsRow> = stats.rows.iter().collect();
+    if by_key != "month" {
+        largest.sort_by(|a, b| b.units.cmp(&a.units).then_with(|| a.key.cmp(&b.key)));
+    }
+    let chart: Vec<(String, f64)> = largest
         .iter()
+        .take(if by_key == "month" { all } else { CHART_BARS })
         .filter_map(|r| r.rate.map(|v| (r.key.clone(), (v * 1000.0).round() / 10.0)))
         .collect();
+    let shown: Vec<Row> = if all > TABLE_ROWS {
+        largest.iter().take(TABLE_ROWS).map(|r| row(r)).collect()
+    } else {
+        stats.rows.iter().map(row).collect()
+    };
     let csv = crate::pages::csv_link("/api/recognition/statistics", &q.from, &q.until, by_key);
     render(
         StatusCode::OK,
@@ -144,7 +164,8 @@ pub async fn page(State(state): State<AppState>, d: Doctor, RawQuery(raw): RawQu
             frame: d.frame("/stats"),
             by: by_key,
             definition: stats.rate_definition,
-            rows: stats.rows.iter().map(row).collect(),
+            rows: shown,
+            all,
             reasons: stats
                 .total
                 .reasons
