@@ -29,6 +29,9 @@ def region(tmp_path_factory):
     for name, role in [("ops", "regional_operator"), ("doc", "doctor")]:
         assert add_user(s, name, role).returncode == 0
     s.token = cli(d, "token", "create", "--institution", "county", "--expires-days", "30")
+    # The county hospital is to be renamed from the start of 2031: effective-dated.
+    cli(d, "institution", "set", "--code", "county", "--attribute", "name", "--value", "县人民医院（新院区）",
+        "--valid-from", "2031-01-01")
     yield s
     s.stop()
 
@@ -43,7 +46,20 @@ def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(re
     versions = page.locator("table.versions tbody tr")
     assert versions.count() == 1 and "v1" in versions.first.inner_text()
     assert "2024-01-01" in versions.first.inner_text() and "console" in versions.first.inner_text()
-    assert "县人民医院" in page.locator("table.institutions").inner_text()
+    # The institutions today, and as they will be on another day; every version of one.
+    names = page.locator("table.institutions").inner_text()
+    assert "县人民医院" in names and "新院区" not in names
+    page.fill("form.as-of input[name=as_of]", "2031-06-01")
+    page.click("form.as-of button")
+    page.wait_for_load_state()
+    assert "县人民医院（新院区）" in page.locator("table.institutions").inner_text()
+    page.click("table.institutions a[href='/config/institutions/county']")
+    page.wait_for_load_state()
+    history = page.locator("table.history tbody tr").all_inner_texts()
+    named = [r for r in history if r.startswith("name")]
+    assert len(named) == 2 and "2031-01-01" in named[1] and "新院区" in named[1], history
+    assert "2030-12-31" in named[0]  # the old name ends the day before the new one starts
+    page.goto(f"{s.url}/config")
     assert "COUNTY" in page.locator("table.peers").inner_text()
     # Tokens: whose, what they read, their life; never the secret.
     tokens = page.locator("table.tokens tbody tr").all_inner_texts()

@@ -511,6 +511,16 @@ impl Archive {
     }
 
     /// Revokes a token at once (its requests get 401 from now on).
+    /// An institution's attributes with every version (attribute, value, from, until); `None`
+    /// for an unknown code.
+    pub async fn institution_history(
+        &self,
+        _grant: &AdminGrant,
+        code: &str,
+    ) -> Result<Option<Vec<(String, String, String, Option<String>)>>, AdminError> {
+        Ok(self.index.institution_history(code).await?)
+    }
+
     /// Every token, newest first: whose, what it may do, when it was made, expires or was
     /// revoked (never a secret or its hash).
     pub async fn list_tokens(

@@ -126,6 +126,12 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// False when no live token has that id.
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
+    /// An institution's effective-dated attributes, every version: (attribute, value,
+    /// valid_from, valid_to), by attribute then start. `None`: no such institution.
+    async fn institution_history(
+        &self,
+        code: &str,
+    ) -> Result<Option<Vec<(String, String, String, Option<String>)>>, StoreError>;
     /// Every token (never its secret or hash), newest first.
     async fn list_tokens(&self) -> Result<Vec<crate::model::TokenView>, StoreError>;
     async fn set_study_lifecycle(

@@ -1583,6 +1583,29 @@ impl Index for SqliteIndex {
         Ok(())
     }
 
+    async fn institution_history(
+        &self,
+        code: &str,
+    ) -> Result<Option<Vec<(String, String, String, Option<String>)>>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        sqlx::query_as(
+            "SELECT attribute, value, valid_from, valid_to FROM institution_attribute
+              WHERE institution_id = ? ORDER BY attribute, valid_from, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map(Some)
+        .map_err(db)
+    }
+
     async fn list_tokens(&self) -> Result<Vec<TokenView>, StoreError> {
         let rows: Vec<(
             i64,

@@ -114,6 +114,8 @@ struct Outcome {
     bad_lines: Vec<(u64, String)>,
     /// (label, first day, text) as submitted, after a refusal.
     form: (String, String, String),
+    /// The day the institutions are shown as of (today when `None`).
+    as_of: Option<time::Date>,
 }
 
 /// The page with the configuration as it stands, and an import's outcome.
@@ -130,8 +132,9 @@ async fn page(
         error,
         bad_lines,
         form,
+        as_of,
     } = outcome;
-    let today = state.archive.today();
+    let today = as_of.unwrap_or_else(|| state.archive.today());
     let versions = match state
         .archive
         .catalog_versions(&huren_access::grant_catalog(&d.principal()))
@@ -240,14 +243,31 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
     StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
 
-/// `GET /config`.
-pub async fn show(State(state): State<AppState>, d: Doctor) -> Response {
+#[derive(Deserialize, Default)]
+struct ShowQuery {
+    #[serde(default)]
+    as_of: String,
+}
+
+/// `GET /config[?as_of=YYYY-MM-DD]`: the institutions as they were on that day.
+pub async fn show(
+    State(state): State<AppState>,
+    d: Doctor,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
     let grant = match operator(&d) {
         Ok(g) => g,
         Err(r) => return *r,
     };
+    let q: ShowQuery = crate::pages::query(raw);
+    let as_of = time::Date::parse(
+        q.as_of.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok();
     let outcome = Outcome {
         kind: "catalog".into(),
+        as_of,
         ..Outcome::default()
     };
     page(&state, &d, &grant, StatusCode::OK, outcome).await
@@ -429,6 +449,55 @@ pub async fn in_force(
             header,
             rows,
             document,
+        },
+    )
+}
+
+struct Version2 {
+    attribute: String,
+    value: String,
+    from: String,
+    until: String,
+}
+
+#[derive(Template)]
+#[template(path = "config_institution.html")]
+struct InstitutionPage {
+    frame: Frame,
+    code: String,
+    versions: Vec<Version2>,
+}
+framed!(InstitutionPage);
+
+/// `GET /config/institutions/{code}`: every version of the institution's attributes.
+pub async fn institution(
+    State(state): State<AppState>,
+    d: Doctor,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Response {
+    let grant = match operator(&d) {
+        Ok(g) => g,
+        Err(r) => return *r,
+    };
+    let history = match state.archive.institution_history(&grant, &code).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return unavailable(e),
+    };
+    render(
+        StatusCode::OK,
+        &InstitutionPage {
+            frame: d.frame(&format!("/config/institutions/{code}")),
+            code,
+            versions: history
+                .into_iter()
+                .map(|(attribute, value, from, until)| Version2 {
+                    attribute,
+                    value,
+                    from,
+                    until: until.unwrap_or_default(),
+                })
+                .collect(),
         },
     )
 }

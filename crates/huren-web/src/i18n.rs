@@ -1000,6 +1000,20 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "表中为单位数最多的组，完整数据见CSV：",
         "The table shows the largest groups by units; the CSV has them all:",
     ),
+    ("config_show", "查看", "Show"),
+    (
+        "config_institution_history",
+        "机构属性的各个版本",
+        "Every version of the institution's attributes",
+    ),
+    (
+        "config_institution_history_intro",
+        "每个属性按生效日期记录；互认判定按结果日期时机构的属性进行。修改用 huren institution set --valid-from。",
+        "Each attribute is kept by the day it took effect; recognition judges a result by the institution as it was on the result's day. Changes: huren institution set --valid-from.",
+    ),
+    ("config_attribute", "属性", "Attribute"),
+    ("config_value", "值", "Value"),
+    ("config_until", "截止", "Until"),
 ];
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ pub fn routes(cfg: WebConfig) -> Router<AppState> {
         .route("/config", get(config::show))
         .route("/config/import", post(config::import))
         .route("/config/in-force/{kind}", get(config::in_force))
+        .route("/config/institutions/{code}", get(config::institution))
         .route("/steward", get(steward::reviews))
         .route("/steward/reviews/{id}", post(steward::decide))
         .route("/steward/persons/{person}", get(steward::person))
