@@ -127,6 +127,35 @@ def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(re
     assert "未作任何更改" in page.locator("[role=alert]").inner_text()
     assert s.query("SELECT COUNT(*) FROM recognition_set WHERE kind = 'policy'")[0][0] == 0
 
+    # Institutions from a file: a bad line names itself and registers nobody; then a new
+    # clinic, a campus of the city hospital and a change to the town's level, dated.
+    header = "code,name,level,ownership,region,city,organization,division,valid_from\n"
+    page.select_option("select[name=kind]", "institutions")
+    page.fill("textarea[name=text]", header +
+              "clinic9,九号村卫生室,其他,,,重庆,,500103,2026-01-01\n"
+              "campus2,市人民医院二院区,三级,公立,,重庆,nowhere,,2026-01-01\n"
+              "town,镇卫生院,二级,,,,,,2027-07-01\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert [x.split("\t")[0] for x in page.locator("table.bad-lines tbody tr").all_inner_texts()] == ["3"]
+    assert "nowhere" in page.locator("table.bad-lines").inner_text()
+    assert s.query("SELECT COUNT(*) FROM institution WHERE code IN ('clinic9', 'campus2')")[0][0] == 0
+    page.fill("textarea[name=text]", header +
+              "clinic9,九号村卫生室,其他,,,重庆,,500103,2026-01-01\n"
+              "campus2,市人民医院二院区,三级,公立,,重庆,city,,2026-01-01\n"
+              "town,镇卫生院,二级,,,,,,2027-07-01\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "2 家新增 · 1 家变更" in page.locator("[role=status]").inner_text()
+    page.goto(f"{s.url}/config/institutions/town")
+    levels = [r for r in page.locator("table.history tbody tr").all_inner_texts() if r.startswith("level")]
+    assert len(levels) == 2 and "secondary" in levels[1] and "2027-07-01" in levels[1], levels
+    r = requests.get(f"{s.url}/config/in-force/institutions?format=csv",
+                     cookies={"huren_session": next(c for c in tab.context.cookies()
+                                                    if c["name"] == "huren_session")["value"]})
+    assert "campus2,市人民医院二院区,tertiary,public,,重庆,city," in r.content.decode("utf-8-sig")
+    page.goto(f"{s.url}/config")
+
     # What is in force, as a table and as the file to edit and import again.
     page.click("a[href='/config/in-force/catalog']")
     page.wait_for_load_state()

@@ -245,6 +245,32 @@ impl Archive {
             Ok::<_, AdminError>(self.catalog.recognition_set_at(kind, None).await?)
         };
         let table = match kind {
+            "institutions" => {
+                let today = self.today();
+                let rows = self
+                    .index
+                    .list_institutions(today)
+                    .await?
+                    .into_iter()
+                    .map(|i| {
+                        vec![
+                            i.code,
+                            i.name.unwrap_or_default(),
+                            i.level.unwrap_or_default(),
+                            i.ownership.unwrap_or_default(),
+                            i.region.unwrap_or_default(),
+                            i.city.unwrap_or_default(),
+                            i.organization.unwrap_or_default(),
+                            i.division.unwrap_or_default(),
+                            iso(today),
+                        ]
+                    })
+                    .collect();
+                export::Table {
+                    header: crate::institutions_file::INSTITUTION_HEADER,
+                    rows,
+                }
+            }
             "catalog" => export::items(&items().await?),
             "prices" => {
                 let mut all = Vec::new();

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod consent;
 pub mod film;
 pub mod ingest;
+pub mod institutions_file;
 pub mod judged_cache;
 pub mod lab;
 pub mod model;

@@ -285,6 +285,29 @@ fn date(s: &str) -> Result<Date, String> {
     Date::parse(s, f).map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
+/// Rows of any CSV file with this header, each read by `one` with its line number: every bad
+/// line named, or all rows (for files of other kinds than the catalog's, e.g. institutions).
+pub fn parse_rows<T>(
+    text: &str,
+    header: &[&str],
+    one: impl Fn(&[String]) -> Result<T, String>,
+) -> Result<Vec<(u64, T)>, Vec<LineError>> {
+    let rows = records(text, header)?;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (line, r) in rows {
+        match one(&r) {
+            Ok(t) => out.push((line, t)),
+            Err(message) => errors.push(LineError { line, message }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Parses all lines, collecting every error.
 fn parse_all<T>(
     text: &str,

@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 /// The kinds of file an operator imports, with their message keys.
 const KINDS: &[(&str, &str)] = &[
+    ("institutions", "config_kind_institutions"),
     ("catalog", "config_kind_catalog"),
     ("prices", "config_kind_prices"),
     ("mappings", "config_kind_mappings"),
@@ -330,6 +331,15 @@ pub async fn import(State(state): State<AppState>, d: Doctor, body: axum::body::
                 .await
                 .map(|n| format!("{n} {}", t.t("config_rows")))
         }
+        "institutions" => archive.import_institutions(&grant, &f.text).await.map(|n| {
+            format!(
+                "{} {} · {} {}",
+                n.added,
+                t.t("config_added"),
+                n.changed,
+                t.t("config_changed")
+            )
+        }),
         "qualifications" => archive
             .import_qualifications(&grant, &f.text)
             .await

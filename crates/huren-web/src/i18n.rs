@@ -1014,6 +1014,13 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("config_attribute", "属性", "Attribute"),
     ("config_value", "值", "Value"),
     ("config_until", "截止", "Until"),
+    (
+        "config_kind_institutions",
+        "医疗机构（按生效日期）",
+        "Institutions (as of a day)",
+    ),
+    ("config_added", "家新增", "added"),
+    ("config_changed", "家变更", "changed"),
 ];
 
 #[cfg(test)]
