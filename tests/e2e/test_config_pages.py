@@ -156,6 +156,26 @@ def test_the_operator_reads_the_history_and_imports_with_every_bad_line_named(re
     assert "campus2,市人民医院二院区,tertiary,public,,重庆,city," in r.content.decode("utf-8-sig")
     page.goto(f"{s.url}/config")
 
+    # DICOM peers from a file: an AE registered already and a bad network are named, nothing
+    # is registered; the corrected file registers the clinic's modality.
+    ae_header = "ae_title,institution,network,port,assumed_charset,stable_after_secs,default_performer,require_tls\n"
+    page.select_option("select[name=kind]", "aes")
+    page.fill("textarea[name=text]", ae_header +
+              "CLINIC9DR,clinic9,10.9.0.0/24,,GB18030,30,,no\n"
+              "COUNTY,county,127.0.0.1,,,,,no\n"
+              "X2,clinic9,not-an-ip,,,,,no\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    bad = page.locator("table.bad-lines tbody tr").all_inner_texts()
+    assert [x.split("\t")[0] for x in bad] == ["3", "4"], bad
+    assert "registered already" in bad[0] and "IP address" in bad[1]
+    assert s.query("SELECT COUNT(*) FROM ae WHERE ae_title = 'CLINIC9DR'")[0][0] == 0
+    page.fill("textarea[name=text]", ae_header + "CLINIC9DR,clinic9,10.9.0.7/24,,GB18030,30,,yes\n")
+    page.click("form.import-form button[type=submit]")
+    page.wait_for_load_state()
+    assert "已导入" in page.locator("[role=status]").inner_text()
+    assert "10.9.0.0/24" in page.locator("table.peers").inner_text()
+
     # What is in force, as a table and as the file to edit and import again.
     page.click("a[href='/config/in-force/catalog']")
     page.wait_for_load_state()

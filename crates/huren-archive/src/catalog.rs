@@ -271,6 +271,41 @@ impl Archive {
                     rows,
                 }
             }
+            "aes" => {
+                let codes: std::collections::HashMap<i64, String> = self
+                    .index
+                    .list_institutions(self.today())
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.id, i.code))
+                    .collect();
+                let rows = self
+                    .index
+                    .list_aes()
+                    .await?
+                    .into_iter()
+                    .map(|p| {
+                        vec![
+                            p.ae_title.to_string(),
+                            p.institution_code,
+                            p.network.to_string(),
+                            p.port.map(|p| p.to_string()).unwrap_or_default(),
+                            p.assumed_charset.unwrap_or_default(),
+                            p.stable_after_secs
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                            p.default_performer_id
+                                .and_then(|id| codes.get(&id).cloned())
+                                .unwrap_or_default(),
+                            if p.require_tls { "yes" } else { "no" }.to_owned(),
+                        ]
+                    })
+                    .collect();
+                export::Table {
+                    header: crate::peers_file::AE_HEADER,
+                    rows,
+                }
+            }
             "catalog" => export::items(&items().await?),
             "prices" => {
                 let mut all = Vec::new();

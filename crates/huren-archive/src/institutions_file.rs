@@ -87,13 +87,21 @@ impl Archive {
         grant: &AdminGrant,
         csv: &str,
     ) -> Result<InstitutionsImported, CatalogError> {
-        let rows = huren_catalog::parse_rows(csv, INSTITUTION_HEADER, line)
+        // Every line read (a bad value does not hide a line the index refuses).
+        let read = huren_catalog::parse_rows(csv, INSTITUTION_HEADER, |r| Ok(line(r)))
             .map_err(CatalogError::Lines)?;
         // Against the index: what each line would change, and whether its organization exists.
         let mut plan: Vec<(NewInstitution, Option<Vec<AttributeChange>>)> = Vec::new();
         let mut errors = Vec::new();
         let mut seen: Vec<String> = Vec::new();
-        for (n, (inst, ownership_given)) in rows {
+        for (n, r) in read {
+            let (inst, ownership_given) = match r {
+                Ok(v) => v,
+                Err(message) => {
+                    errors.push(LineError { line: n, message });
+                    continue;
+                }
+            };
             let code = inst.code.to_string();
             if seen.contains(&code) {
                 errors.push(LineError {

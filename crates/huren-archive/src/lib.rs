@@ -22,6 +22,7 @@ pub mod judged_cache;
 pub mod lab;
 pub mod model;
 pub mod numbering;
+pub mod peers_file;
 mod persons;
 pub mod ports;
 pub mod quality;

@@ -363,17 +363,7 @@ pub struct AeBody {
 
 /// A host is an IP address or a CIDR network ("localhost" means 127.0.0.1).
 pub fn parse_network(host: &str) -> Result<ipnet::IpNet, String> {
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
-    if let Ok(n) = host.parse::<ipnet::IpNet>() {
-        return Ok(n.trunc());
-    }
-    host.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
-        .map_err(|_| format!("host must be an IP address or CIDR network, got {host:?}"))
+    huren_archive::peers_file::network(host)
 }
 
 impl AeBody {

@@ -21,6 +21,7 @@ use serde::Deserialize;
 /// The kinds of file an operator imports, with their message keys.
 const KINDS: &[(&str, &str)] = &[
     ("institutions", "config_kind_institutions"),
+    ("aes", "config_kind_aes"),
     ("catalog", "config_kind_catalog"),
     ("prices", "config_kind_prices"),
     ("mappings", "config_kind_mappings"),
@@ -340,6 +341,10 @@ pub async fn import(State(state): State<AppState>, d: Doctor, body: axum::body::
                 t.t("config_changed")
             )
         }),
+        "aes" => archive
+            .import_aes(&grant, &f.text)
+            .await
+            .map(|n| format!("{n} {}", t.t("config_rows"))),
         "qualifications" => archive
             .import_qualifications(&grant, &f.text)
             .await

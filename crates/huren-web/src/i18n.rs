@@ -1021,6 +1021,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("config_added", "家新增", "added"),
     ("config_changed", "家变更", "changed"),
+    ("config_kind_aes", "DICOM设备（AE）", "DICOM peers (AEs)"),
 ];
 
 #[cfg(test)]
