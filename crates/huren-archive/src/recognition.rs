@@ -1343,6 +1343,42 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
 }
 
 impl StatsRow {
+    /// One group's row from its cell (the index gives one cell per group).
+    fn from_cell(c: crate::model::StatsCell) -> StatsRow {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        let positive = |m: std::collections::BTreeMap<String, i64>| -> std::collections::BTreeMap<String, u64> {
+            m.into_iter().map(|(k, v)| (k, n(v))).collect()
+        };
+        let reasons_eligible = positive(c.reasons_eligible);
+        let reasons_other = positive(c.reasons_other);
+        let mut reasons = reasons_eligible.clone();
+        for (code, v) in &reasons_other {
+            *reasons.entry(code.clone()).or_default() += v;
+        }
+        StatsRow {
+            key: c.key,
+            units: n(c.units),
+            recognized: n(c.recognized),
+            reexamined: n(c.reexamined),
+            not_counted: n(c.not_counted),
+            opened: n(c.opened),
+            ignored: n(c.ignored),
+            eligible: n(c.eligible),
+            eligible_recognized: n(c.eligible_recognized),
+            eligible_not_counted: n(c.eligible_not_counted),
+            shown: n(c.shown),
+            shown_decided: n(c.shown_decided),
+            uncatalogued: n(c.uncatalogued),
+            uncatalogued_recognized: n(c.uncatalogued_recognized),
+            savings_fen: c.savings_fen,
+            unpriced: n(c.unpriced),
+            reasons,
+            reasons_eligible,
+            reasons_other,
+            ..Default::default()
+        }
+    }
+
     fn add(&mut self, c: &crate::model::StatsCell) {
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         self.units += n(c.units);
@@ -1416,22 +1452,24 @@ impl Archive {
             .index
             .recognition_statistics(from, until, grant.institution(), by)
             .await?;
-        let mut groups: std::collections::BTreeMap<String, StatsRow> = Default::default();
         let mut total = StatsRow {
             key: "total".into(),
             ..Default::default()
         };
-        for c in cells.iter().filter(|c| c.units != 0 || c.uncatalogued != 0) {
-            groups
-                .entry(c.key.clone())
-                .or_insert_with(|| StatsRow {
-                    key: c.key.clone(),
-                    ..Default::default()
-                })
-                .add(c);
-            total.add(c);
+        // The index gives one cell per group (a region by department is 20,000): each becomes
+        // its row, its maps moved rather than copied.
+        let mut rows: Vec<StatsRow> = Vec::with_capacity(cells.len());
+        for c in cells
+            .into_iter()
+            .filter(|c| c.units != 0 || c.uncatalogued != 0)
+        {
+            total.add(&c);
+            let row = StatsRow::from_cell(c);
+            if !row.is_empty() {
+                rows.push(row);
+            }
         }
-        let mut rows: Vec<StatsRow> = groups.into_values().filter(|r| !r.is_empty()).collect();
+        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         for r in &mut rows {
             r.finish(definition);
         }
