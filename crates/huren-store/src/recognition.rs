@@ -761,7 +761,7 @@ pub async fn rebuild_units(
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Piece {
     grain: &'static str,
-    /// Inclusive, as stored: YYYY-MM for months, YYYY-MM-DD for days.
+    /// Inclusive, as stored: YYYY for years, YYYY-MM for months, YYYY-MM-DD for days.
     from: String,
     until: String,
     sign: i64,
@@ -814,6 +814,42 @@ fn pieces(from: time::Date, until: time::Date) -> Vec<Piece> {
     }
     months.extend(out);
     months
+}
+
+/// A run of whole months with its whole calendar years read from the year rows (migration
+/// 0042): a year by department is 20,000 rows instead of 233,000.
+fn with_years(p: Piece) -> Vec<Piece> {
+    let ym = |s: &str| -> Option<(i32, u8)> {
+        Some((s.get(..4)?.parse().ok()?, s.get(5..7)?.parse().ok()?))
+    };
+    let (Some((fy, fm)), Some((uy, um))) = (ym(&p.from), ym(&p.until)) else {
+        return vec![p];
+    };
+    let first = if fm == 1 { fy } else { fy + 1 };
+    let last = if um == 12 { uy } else { uy - 1 };
+    if p.grain != "month" || p.sign != 1 || first > last {
+        return vec![p];
+    }
+    let months = |from: String, until: String| Piece {
+        grain: "month",
+        from,
+        until,
+        sign: 1,
+    };
+    let mut out = Vec::new();
+    if fm != 1 {
+        out.push(months(p.from.clone(), format!("{fy:04}-12")));
+    }
+    out.push(Piece {
+        grain: "year",
+        from: format!("{first:04}"),
+        until: format!("{last:04}"),
+        sign: 1,
+    });
+    if um != 12 {
+        out.push(months(format!("{uy:04}-01"), p.until.clone()));
+    }
+    out
 }
 
 /// The roll-up's counting columns, in [`huren_archive::model::StatsCell`]'s order.
@@ -950,7 +986,17 @@ pub async fn statistics(
     let mut cells: HashMap<String, huren_archive::model::StatsCell> = HashMap::new();
     // Each piece is its own read, on its own connection: a ragged span is three (the month
     // run and the days at either end), and the cores read them side by side.
-    let pieces = pieces(from, until);
+    // By month, each month is its own group: no year rows then.
+    let pieces: Vec<Piece> = pieces(from, until)
+        .into_iter()
+        .flat_map(|p| {
+            if by == StatsBy::Month {
+                vec![p]
+            } else {
+                with_years(p)
+            }
+        })
+        .collect();
     // The region by department (20,000 groups for 1,000 institutions) is the largest read: its
     // month run is read in two halves of the institutions, side by side on two connections.
     let split = if institution.is_none() && matches!(dim, "department" | "institution_item") {
@@ -972,7 +1018,7 @@ pub async fn statistics(
         // day order, sorted by group (migration 0033). The reasons come as the rows' maps
         // joined by commas, added up here without building each map (a year by department
         // reads some 20,000 of them).
-        let (range, grouped) = if p.grain == "month" {
+        let (range, grouped) = if p.grain != "day" {
             ("on_day = '' AND period >= ?2 AND period <= ?3", by_month)
         } else {
             ("on_day >= ?2 AND on_day <= ?3", by_day)
@@ -1718,21 +1764,50 @@ mod tests {
         #[test]
         fn statistics_equal_a_recount_of_the_raw_events(
             ops in prop::collection::vec(op(), 1..120),
-            ranges in prop::collection::vec((0..5u8, 0..6u8, 0..5u8, 0..6u8), 1..6),
+            ranges in prop::collection::vec((0..12u8, 0..6u8, 0..12u8, 0..6u8), 1..6),
         ) {
-            let ranges = ranges
+            let mut ranges: Vec<_> = ranges
                 .into_iter()
                 .map(|(m1, w1, m2, w2)| {
                     let (a, b) = (edge_day(m1, w1), edge_day(m2, w2));
                     (a.min(b), a.max(b))
                 })
                 .collect();
+            // A whole calendar year is read from the year rows (migration 0042).
+            ranges.push((time::macros::date!(2025 - 01 - 01), time::macros::date!(2025 - 12 - 31)));
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime")
                 .block_on(run(ops, ranges));
         }
+    }
+
+    #[test]
+    fn whole_years_of_a_month_run_are_read_as_years() {
+        let run = |from: &str, until: &str| Piece {
+            grain: "month",
+            from: from.into(),
+            until: until.into(),
+            sign: 1,
+        };
+        let show = |p: Piece| {
+            with_years(p)
+                .into_iter()
+                .map(|p| format!("{} {}..{}", p.grain, p.from, p.until))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(show(run("2025-01", "2025-12")), ["year 2025..2025"]);
+        assert_eq!(
+            show(run("2024-11", "2026-02")),
+            [
+                "month 2024-11..2024-12",
+                "year 2025..2025",
+                "month 2026-01..2026-02"
+            ]
+        );
+        assert_eq!(show(run("2025-02", "2025-12")), ["month 2025-02..2025-12"]);
+        assert_eq!(show(run("2024-01", "2025-12")), ["year 2024..2025"]);
     }
 
     #[test]
