@@ -269,6 +269,13 @@ def test_the_operator_sees_the_decisions_in_the_statistics(region, patient, brow
     cookie = next(c for c in tab.context.cookies() if c["name"] == "huren_session")["value"]
     r = requests.get(s.url + page.locator("p.exports a").get_attribute("href"), cookies={"huren_session": cookie})
     assert r.status_code == 200 and "text/csv" in r.headers["content-type"], r.text
+    # The operator reads no patient data: the patient's page and her images are refused, and
+    # the refusal is in the trail.
+    resp = page.goto(f"{s.url}/patients/{patient['person']}")
+    assert resp.status == 403 and "张伟" not in page.content()
+    r = requests.get(f"{s.url}/dicom-web/studies/{patient['study']}/metadata", cookies={"huren_session": cookie})
+    assert r.status_code == 403
+    assert s.query("SELECT COUNT(*) FROM audit_event WHERE action = 'access_denied' AND actor LIKE 'user:ops#%'")[0][0] >= 2
     tab.close()
     # A doctor is refused the page.
     tab = Page(browser)
