@@ -180,10 +180,6 @@ pub fn parse_date(s: &str) -> Result<time::Date, ApiError> {
     })
 }
 
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
 #[derive(Deserialize)]
 struct AsOf {
     date: Option<String>,
@@ -200,7 +196,7 @@ async fn list_institutions(
         .as_deref()
         .map(parse_date)
         .transpose()?
-        .unwrap_or_else(today);
+        .unwrap_or_else(|| s.archive.today());
     Ok(Json(json!(
         s.archive.list_institutions(&grant, date).await?
     )))
@@ -218,7 +214,7 @@ async fn show_institution(
         .as_deref()
         .map(parse_date)
         .transpose()?
-        .unwrap_or_else(today);
+        .unwrap_or_else(|| s.archive.today());
     match s.archive.institution_as_of(&grant, &code, date).await? {
         Some(v) => Ok(Json(json!(v))),
         None => Err(ApiError::not_found(format!("institution {code}"))),
@@ -264,7 +260,7 @@ async fn add_institution(
             .as_deref()
             .map(parse_date)
             .transpose()?
-            .unwrap_or_else(today),
+            .unwrap_or_else(|| s.archive.today()),
     };
     let id = s.archive.add_institution(&grant, inst).await?;
     Ok((

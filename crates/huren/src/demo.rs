@@ -148,7 +148,7 @@ pub async fn seed(archive: &Archive, grant: &AdminGrant) -> anyhow::Result<()> {
         tracing::info!("data directory already has institutions; demo seeding skipped");
         return Ok(());
     }
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = archive.today();
     let since = time::Date::from_calendar_date(2020, time::Month::January, 1)?;
     for s in SITES {
         archive

@@ -618,10 +618,12 @@ async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {
     Ok((archive, grant))
 }
 
-fn date_or_today(s: Option<&str>) -> anyhow::Result<time::Date> {
+/// The day given, or today in the region's zone (`Archive::today`), not UTC's: before 08:00 in
+/// Chongqing it is still yesterday in UTC.
+fn date_or_today(s: Option<&str>, archive: &Archive) -> anyhow::Result<time::Date> {
     match s {
         Some(s) => huren_http::admin::parse_date(s).map_err(|e| anyhow::anyhow!(e.message)),
-        None => Ok(time::OffsetDateTime::now_utc().date()),
+        None => Ok(archive.today()),
     }
 }
 
@@ -910,14 +912,14 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                 city,
                 organization,
                 division,
-                valid_from: date_or_today(valid_from.as_deref())?,
+                valid_from: date_or_today(valid_from.as_deref(), &archive)?,
             };
             println!("{}", archive.add_institution(&grant, inst).await?);
         }
         InstitutionCmd::Show { dir, code, date } => {
             let (archive, grant) = console(&dir).await?;
             match archive
-                .institution_as_of(&grant, &code, date_or_today(date.as_deref())?)
+                .institution_as_of(&grant, &code, date_or_today(date.as_deref(), &archive)?)
                 .await?
             {
                 Some(v) => println!("{}", serde_json::to_string_pretty(&v)?),
@@ -930,7 +932,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(
                     &archive
-                        .list_institutions(&grant, date_or_today(date.as_deref())?)
+                        .list_institutions(&grant, date_or_today(date.as_deref(), &archive)?)
                         .await?
                 )?
             );
@@ -952,7 +954,7 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                     AttributeChange {
                         attribute,
                         value,
-                        valid_from: date_or_today(Some(&valid_from))?,
+                        valid_from: date_or_today(Some(&valid_from), &archive)?,
                     },
                 )
                 .await?;
@@ -972,10 +974,10 @@ async fn institution(cmd: InstitutionCmd) -> anyhow::Result<()> {
                 consortium_code: consortium,
                 consortium_name,
                 consortium_kind: kind,
-                valid_from: date_or_today(Some(&valid_from))?,
+                valid_from: date_or_today(Some(&valid_from), &archive)?,
                 valid_to: valid_to
                     .as_deref()
-                    .map(|d| date_or_today(Some(d)))
+                    .map(|d| date_or_today(Some(d), &archive))
                     .transpose()?,
             };
             archive.add_membership(&grant, m).await?;
