@@ -172,6 +172,7 @@ impl AttributionCache {
         &self,
         index: &dyn Index,
         performer: i64,
+        today: time::Date,
     ) -> Result<String, StoreError> {
         if let Ok(m) = self.issuer.lock()
             && let Some((at, v)) = m.get(&performer)
@@ -179,7 +180,13 @@ impl AttributionCache {
         {
             return Ok(v.clone());
         }
-        let v = match index.institution_identifier_system(performer).await? {
+        let on = format!(
+            "{:04}-{:02}-{:02}",
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        );
+        let v = match index.institution_identifier_system(performer, &on).await? {
             Some(sys) => sys,
             None => format!(
                 "urn:huren:institution:{}",

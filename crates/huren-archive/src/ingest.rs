@@ -329,7 +329,7 @@ impl Archive {
             Some(i) => i,
             None => match self
                 .attribution
-                .default_issuer(self.index.as_ref(), performer)
+                .default_issuer(self.index.as_ref(), performer, self.today())
                 .await
             {
                 Ok(i) => i,

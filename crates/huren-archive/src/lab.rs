@@ -219,7 +219,7 @@ impl Archive {
             Some(a) => a,
             None => self
                 .attribution
-                .default_issuer(self.index.as_ref(), sender.institution_id)
+                .default_issuer(self.index.as_ref(), sender.institution_id, self.today())
                 .await
                 .map_err(internal)?,
         };

@@ -75,7 +75,12 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<Option<i64>, StoreError>;
     async fn institution_code(&self, id: i64) -> Result<Option<String>, StoreError>;
     /// The identifier system (issuer) an institution uses for its MRNs on `date` (YYYYMMDD).
-    async fn institution_identifier_system(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// The institution's identifier system in force on `on` (YYYY-MM-DD, the region's day).
+    async fn institution_identifier_system(
+        &self,
+        id: i64,
+        on: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// The institution whose patient numbering `issuer` is: its `identifier_system` (now or
     /// ever), its `urn:huren:institution:<code>`, or a first-use claim (crate::numbering).
     async fn issuer_owner(&self, issuer: &str) -> Result<Option<i64>, StoreError>;

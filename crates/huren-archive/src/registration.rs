@@ -334,7 +334,7 @@ impl Archive {
             Some(i) if !i.is_empty() => Ok(i.to_owned()),
             _ => {
                 self.attribution
-                    .default_issuer(self.index.as_ref(), institution)
+                    .default_issuer(self.index.as_ref(), institution, self.today())
                     .await
             }
         }

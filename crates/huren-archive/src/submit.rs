@@ -68,7 +68,7 @@ impl Archive {
         let sender = grant.sender();
         let own_issuer = self
             .attribution
-            .default_issuer(self.index.as_ref(), sender.institution_id)
+            .default_issuer(self.index.as_ref(), sender.institution_id, self.today())
             .await?;
         let mut p = s.patient;
         let (issuer, patient_id) = match (p.record.take(), p.person.take()) {

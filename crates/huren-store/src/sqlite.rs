@@ -1304,13 +1304,16 @@ impl Index for SqliteIndex {
             .map_err(db)
     }
 
-    async fn institution_identifier_system(&self, id: i64) -> Result<Option<String>, StoreError> {
-        let today = iso(time::OffsetDateTime::now_utc().date());
+    async fn institution_identifier_system(
+        &self,
+        id: i64,
+        on: &str,
+    ) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar(ATTR_AS_OF)
             .bind(id)
             .bind("identifier_system")
-            .bind(&today)
-            .bind(&today)
+            .bind(on)
+            .bind(on)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)
