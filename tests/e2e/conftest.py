@@ -21,6 +21,15 @@ MPI_SM4_KEY = "0123456789abcdeffedcba9876543210"
 MPI_INDEX_KEY = "00112233445566778899aabbccddeeff"
 
 
+def region_today():
+    """Today in the region's zone (the server's default, Asia/Shanghai): the day the server
+    dates decisions, arrivals and "today" by. The machine's own date is UTC's, another day
+    from 16:00 to 24:00 UTC."""
+    import datetime
+    from zoneinfo import ZoneInfo
+    return datetime.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
 def _below_ephemeral():
     """The ports below the kernel's ephemeral range (outgoing connections take theirs from it)."""
     try:

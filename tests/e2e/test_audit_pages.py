@@ -19,6 +19,7 @@ from test_persons import public_person, store
 from test_portal import sign_in
 from test_sessions import add_user
 from test_workstation import Page, browser  # noqa: F401 (the browser fixture)
+from conftest import region_today
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed")
 
@@ -67,7 +68,7 @@ def test_an_auditor_filters_the_trail_verifies_the_chain_and_exports(region, bro
     rows = page.locator("table.audit-rows tbody tr").all_inner_texts()
     assert rows and all("instance_stored" in r for r in rows), rows
     # By institution and by dates: today's county events; none tomorrow.
-    today = datetime.date.today()
+    today = region_today()
     page.goto(f"{s.url}/audit?institution=county&from={today - datetime.timedelta(days=1)}&until={today}")
     assert all("county" in r for r in page.locator("table.audit-rows tbody tr").all_inner_texts())
     page.goto(f"{s.url}/audit?from={today + datetime.timedelta(days=2)}")

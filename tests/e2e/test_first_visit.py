@@ -11,7 +11,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from conftest import cli, free_port, load_recognition_config
+from conftest import cli, free_port, load_recognition_config, region_today
 from helpers import dcmtk
 from test_fhir import resident_id
 from test_hl7 import ack_fields, send
@@ -19,7 +19,7 @@ from test_persons import with_resident_id
 from test_quality import phantom_slice, wait_for
 from test_sessions import add_user
 
-TODAY = datetime.date.today()
+TODAY = region_today()
 
 
 @pytest.fixture(scope="module")

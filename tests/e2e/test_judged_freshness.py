@@ -12,7 +12,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from conftest import Server, cli, region_reader
+from conftest import Server, cli, region_reader, region_today
 from test_persons import steward, store
 from test_quality import phantom_slice, wait_for
 from test_recognition import configure, observation
@@ -48,7 +48,7 @@ def test_every_change_shows_at_once(region):
     study, series = generate_uid(), generate_uid()
     for n in range(1, 5):
         ds = phantom_slice(study, series, n, 8.0, n, pid)
-        ds.StudyDate = (datetime.date.today() - datetime.timedelta(days=2)).strftime("%Y%m%d")
+        ds.StudyDate = (region_today() - datetime.timedelta(days=2)).strftime("%Y%m%d")
         ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
         store(s, ds)
     issuer = s.query("SELECT issuer FROM patient WHERE patient_id = ?", pid)[0][0]

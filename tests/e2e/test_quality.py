@@ -11,7 +11,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from conftest import load_recognition_config, region_reader
+from conftest import load_recognition_config, region_reader, region_today
 from helpers import ct
 from test_persons import store
 
@@ -35,7 +35,7 @@ def phantom_slice(study, series, number, sigma, seed, patient_id):
     ds.InstanceNumber = number
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.StudyDescription, ds.BodyPartExamined = "胸部CT平扫", "CHEST"
-    ds.StudyDate = time.strftime("%Y%m%d")
+    ds.StudyDate = region_today().strftime("%Y%m%d")
     return ds
 
 
@@ -133,7 +133,7 @@ def test_every_image_is_scored_and_each_study_graded(site):
     # The QC centre's feedback: distributions and the lowest studies, with no patient data.
     from conftest import ADMIN
     from test_sessions import add_user
-    today = time.strftime("%Y-%m-%d")
+    today = region_today().isoformat()
     span = {"from": today, "until": today}
     admin = {"Authorization": f"Bearer {ADMIN}"}
     st = requests.get(f"{s.url}/api/quality/statistics", params={**span, "by": "institution"}, headers=admin)
@@ -289,7 +289,7 @@ def test_the_qc_centre_sees_every_study_every_image_and_every_measure(site):
         wait_for(s, "SELECT q.aggregated_at FROM qc_study q JOIN study st ON st.id = q.study_id WHERE st.study_uid = ?",
                  uid)
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    today = time.strftime("%Y-%m-%d")
+    today = region_today().isoformat()
     span = {"from": today, "until": today}
 
     r = requests.get(f"{s.url}/api/quality/studies/{clean}", headers=admin)
@@ -364,7 +364,7 @@ def test_studies_waiting_to_be_scored_are_listed_as_pending(fresh_server):
     study, series = generate_uid(), generate_uid()
     for n in range(1, 3):
         store(s, phantom_slice(study, series, n, 8.0, n, pid))
-    today = time.strftime("%Y-%m-%d")
+    today = region_today().isoformat()
     r = requests.get(f"{s.url}/api/quality/studies", params={"from": today, "until": today, "status": "pending"},
                      headers={"Authorization": f"Bearer {ADMIN}"})
     (row,) = r.json()["studies"]
@@ -412,7 +412,7 @@ def test_the_qc_centre_sees_what_the_validated_scorers_measure(site):
                 if keyword in identity:
                     setattr(ds, keyword, getattr(identity, keyword))
             ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-            ds.StudyDate = time.strftime("%Y%m%d")
+            ds.StudyDate = region_today().strftime("%Y%m%d")
             ds.SpecificCharacterSet = "ISO_IR 192"  # the Chinese name copied in
             ds.save_as(path, enforce_file_format=True)
             assoc = associate(s.dimse_port, contexts=[(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])])

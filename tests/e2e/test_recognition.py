@@ -8,13 +8,13 @@ import uuid
 import pytest
 import requests
 
-from conftest import ROOT, Server, cli, region_reader, setup_region
+from conftest import ROOT, Server, cli, region_reader, setup_region, region_today
 from helpers import ct
 from test_openapi import check
 from test_persons import store
 
 CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
-TODAY = datetime.date.today()  # the suite runs in the region's zone or near it; days below are far from edges
+TODAY = region_today()
 
 
 def configure(d):

@@ -11,13 +11,13 @@ import uuid
 import pytest
 import requests
 
-from conftest import ADMIN, ROOT, Server, cli, region_reader, setup_region
+from conftest import ADMIN, ROOT, Server, cli, region_reader, setup_region, region_today
 from helpers import ct
 from test_persons import store
 from test_sessions import add_user
 
 CATALOG = ROOT / "crates" / "huren" / "demo" / "catalog"
-TODAY = datetime.date.today()
+TODAY = region_today()
 SPAN = {"from": (TODAY - datetime.timedelta(days=1)).isoformat(),
         "until": (TODAY + datetime.timedelta(days=1)).isoformat()}
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}

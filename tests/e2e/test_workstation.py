@@ -15,7 +15,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 
-from conftest import ADMIN, ROOT, cli, free_port, load_recognition_config
+from conftest import ADMIN, ROOT, cli, free_port, load_recognition_config, region_today
 from helpers import CHROMIUM, CHROMIUM_ARGS, dcmtk
 from test_fhir import resident_id
 from test_first_visit import ct_report
@@ -25,7 +25,7 @@ from test_quality import phantom_slice, wait_for
 from test_sessions import PASSWORD, add_user
 
 SHOTS = ROOT / "tests" / ".work" / "screenshots"
-TODAY = datetime.date.today()
+TODAY = region_today()
 ASSETS = ROOT / ".web-assets" / "embed" / "VERSIONS"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium not installed")
