@@ -14,8 +14,11 @@ No anchor: Orthanc and dcm4chee have no recognition statistics or quality dashbo
 answers behind each page are timed beside the page, so the rendering's share is visible.
 
     HUREN_BIN=<release huren> .venv/bin/python bench/dashboards.py [decisions] [studies] [--reuse]
+        [--institutions N] [--repeats N] [--work DIR]
 
-`--reuse` times the pages again on the previous run's data.
+`--reuse` times the pages again on the previous run's data. The suite runs a bounded smoke of
+it (tests/e2e/test_bench_smoke.py: 20 institutions, a few thousand rows, the debug binary),
+which checks that every page answers, not how fast.
 """
 import datetime
 import json
@@ -79,11 +82,23 @@ def fill_quality(d, studies):
     db.close()
 
 
+def option(name, default):
+    """`--name value` from the command line, else `default`."""
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--reuse"]
+    global INSTITUTIONS
+    INSTITUTIONS = int(option("--institutions", INSTITUTIONS))
+    repeats = int(option("--repeats", 20))
+    named = {"--institutions", "--repeats", "--work"}
+    args = [a for i, a in enumerate(sys.argv[1:], 1)
+            if a != "--reuse" and a not in named and sys.argv[i - 1] not in named]
     decisions = int(args[0]) if args else 2_000_000
     studies = int(args[1]) if len(args) > 1 else 1_000_000
-    d = WORK / "dashboards"
+    d = Path(option("--work", WORK)) / "dashboards"
     results = {"institutions": INSTITUTIONS, "decisions": decisions, "graded studies": studies}
     if not ("--reuse" in sys.argv and (d / "index.sqlite").exists()):
         shutil.rmtree(d, ignore_errors=True)
@@ -122,7 +137,7 @@ def main():
                 r = s.get(base + path, params=params)
                 assert r.status_code == 200 and expect in r.text, (r.status_code, r.text[:300])
             one()
-            results[label] = rs.timed(one, repeats=20)
+            results[label] = rs.timed(one, repeats=repeats)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
