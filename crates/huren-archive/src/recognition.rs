@@ -3,9 +3,10 @@
 //! it was on the result's date, qualification records and scope rules in force, the QC grade,
 //! the lab status — and each outside result gets its decision for the receiving institution.
 //!
-//! Built so far: decisions on demand for one person and one receiving institution (optionally
-//! for an ordered item). Not yet: reminders at encounter and order time, recorded decisions,
-//! statistics (see the issue). The QC grade comes from image quality control (issue #8).
+//! Here too: the reminders at encounter and order time (recorded as shown, and as acted on when
+//! a listed study is opened), the doctors' decisions (append-only, each superseding the last
+//! for the same visit and item), and the statistics read from the roll-up the store keeps of
+//! them (issues #7 and #17). The QC grade comes from image quality control (issue #8).
 
 use crate::catalog::iso;
 use crate::judged_cache::{self, JudgedTimeline};

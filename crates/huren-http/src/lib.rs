@@ -11,12 +11,12 @@ pub mod limits;
 #[cfg(feature = "oidc")]
 pub mod oidc;
 pub mod opened;
-pub mod patient;
 pub mod patients;
 pub mod qido;
 pub mod quality;
 pub mod recognition;
 pub mod render;
+pub mod revoke_link;
 pub mod session;
 pub mod stow;
 pub mod wado;
@@ -233,7 +233,7 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         )
         .route(
             "/patient/revoke",
-            get(patient::revoke_page).post(patient::revoke),
+            get(revoke_link::revoke_page).post(revoke_link::revoke),
         )
         .route("/api/recognition/reminders", post(recognition::reminders))
         .route("/api/recognition/reasons", get(recognition::reasons))

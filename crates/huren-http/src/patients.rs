@@ -1,7 +1,7 @@
 //! The patient API (issue #5): find a *person* by identity number, by one institution's
-//! record or by name, and their timeline (imaging studies and lab results) across
-//! institutions, newest first. JSON;
-//! readable by any authenticated principal until access by relationship arrives (issue #6).
+//! record or by name, and their timeline (imaging studies, lab results and reports) across
+//! institutions, newest first. JSON. What a caller finds and reads is narrowed by its read
+//! grant and relationships (`huren_archive::reach`, docs/access.md), and audited.
 
 use crate::AppState;
 use crate::auth::Authenticated;

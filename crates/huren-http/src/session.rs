@@ -1,6 +1,8 @@
-//! Signing in and out (issue #6): `POST /api/session` with a username and password sets the
-//! session cookie (HttpOnly, SameSite=Lax, Secure behind HTTPS) and answers the CSRF token the
-//! page sends with state-changing requests; `GET` says who is signed in; `DELETE` signs out.
+//! People's sessions and the relationships that let them read a patient (issue #6): signing
+//! in and out (`POST /api/session` sets the HttpOnly, SameSite=Lax cookie — Secure behind
+//! HTTPS — and answers the CSRF token; `GET` says who is signed in; `DELETE` signs out); the
+//! HIS's encounters and one-click launch tickets; break-glass and its review; a patient's
+//! mobile number and its changes; the patient's authorization by SMS code, and its revocation.
 
 use crate::AppState;
 use crate::auth::{Authenticated, SESSION_COOKIE, session_cookie};

@@ -1,7 +1,8 @@
 //! WADO-RS (PS3.18 §10.4): metadata from the JSON built at ingest, instances as stored, frames
 //! and bulk data by range reads at the offsets indexed at ingest — nothing is parsed or decoded
-//! per request. Transcoding is not implemented yet: a request for a transfer syntax other than
-//! the stored one (or `*`) gets 406.
+//! per request unless a client asks for another transfer syntax than the stored one: then the
+//! object is re-encoded (`huren_dicom::transcode`) into a temporary copy when huren can, and
+//! the request gets 406 when it cannot (encoding into compressed syntaxes is not built).
 
 use crate::AppState;
 use crate::auth::Authenticated;

@@ -1,7 +1,10 @@
-//! FHIR R4 (4.0.1) under `/fhir` (issue #5): so far the Patient resource — a huren *person* —
-//! with read and search (`identifier`, `name`, `_count`), the CapabilityStatement, and
-//! OperationOutcome for errors. Hand-written JSON for the small surface exposed; the suite
-//! parses every response with the R4 models of Python `fhirclient` in strict mode.
+//! FHIR R4 (4.0.1) under `/fhir`: Patient (a huren *person*) read and search, PIXm, a
+//! hospital's own Patient registered by conditional update ([`register`]); Observation and
+//! DiagnosticReport read, search and create, transactions and conditional create
+//! ([`results`], [`write`](mod@write), the search syntax in [`search`](mod@search));
+//! AuditEvent for auditors ([`audit`]); the CapabilityStatement; OperationOutcome for errors.
+//! Hand-written JSON; the suite parses every response with the R4 models of Python
+//! `fhirclient` in strict mode.
 
 use crate::AppState;
 use crate::auth::Authenticated;

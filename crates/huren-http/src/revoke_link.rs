@@ -1,7 +1,8 @@
-//! Pages for patients (issue #6): ending an authorization from the link in the confirmation
-//! SMS. No account: the link's secret, sent only to the patient's phone, is the credential.
-//! `GET` only shows a button (link previewers and scanners fetch links; they must not revoke);
-//! `POST` ends it. Chinese first, with English.
+//! The patient's revocation link (issue #6): ending an authorization from the link in the
+//! confirmation SMS (the patient's cloud film is huren-web's `/me`). No account: the link's
+//! secret, sent only to the patient's phone, is the credential. `GET` only shows a button
+//! (link previewers and scanners fetch links; they must not revoke); `POST` ends it. Chinese
+//! first, with English.
 
 use crate::AppState;
 use axum::extract::{ConnectInfo, State};
