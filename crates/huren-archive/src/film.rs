@@ -386,25 +386,23 @@ impl Archive {
             .await
     }
 
-    /// Ends a patient's session (sign-out), audited.
-    pub async fn film_sign_out(&self, secret: &str) {
+    /// Ends the signed-in patient's session (its cookie's secret), audited.
+    pub async fn film_sign_out(&self, grant: &FilmGrant, secret: &str) {
         let hash = huren_access::hash_token(secret);
-        let who = self.film_session(secret).await.ok().flatten();
         if let Err(e) = self.film().end_film_session(&hash, now()).await {
             tracing::error!(error = %e, "a patient's session was not ended");
         }
-        if let Some(s) = who {
-            self.audit_film(
-                AuditAction::UserLogout,
-                Outcome::Success,
-                Principal::Patient(s.patient.clone()).label(),
-                Some(&s.patient.person),
-                None,
-                None,
-                serde_json::json!({ "via": "sms" }),
-            )
-            .await;
-        }
+        let me = grant.patient();
+        self.audit_film(
+            AuditAction::UserLogout,
+            Outcome::Success,
+            Principal::Patient(me.clone()).label(),
+            Some(&me.person),
+            None,
+            None,
+            serde_json::json!({ "via": "sms" }),
+        )
+        .await;
     }
 
     /// Shares one of the patient's studies for `days` (1–30): the link's secret, shown once.

@@ -238,7 +238,9 @@ pub async fn sign_out(
     if !p.csrf_ok(&f.csrf) {
         return csrf_refused(&p);
     }
-    state.archive.film_sign_out(&p.secret).await;
+    if let Ok(grant) = p.grant() {
+        state.archive.film_sign_out(&grant, &p.secret).await;
+    }
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/me")]).into_response();
     if let Some(v) = film_cookie_header(&state, "", 0) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -324,23 +326,20 @@ struct HomePage {
 }
 framed!(HomePage);
 
-/// Institution names, each asked once per page.
-struct Names<'a>(&'a AppState, HashMap<String, String>);
-
-impl Names<'_> {
-    async fn of(&mut self, code: &str) -> String {
-        if let Some(n) = self.1.get(code) {
-            return n.clone();
-        }
-        let n = self
-            .0
-            .archive
-            .institution_name(code)
-            .await
-            .unwrap_or_else(|_| code.to_owned());
-        self.1.insert(code.to_owned(), n.clone());
-        n
+/// A share's or an authorization's state, as a message key.
+fn state_key(revoked: bool, live: bool) -> &'static str {
+    if revoked {
+        k("film_ended")
+    } else if live {
+        k("film_live")
+    } else {
+        k("film_expired")
     }
+}
+
+/// A code's name from [`crate::patient::institution_names`] (else the code).
+fn name_of(names: &HashMap<String, String>, code: &str) -> String {
+    names.get(code).cloned().unwrap_or_else(|| code.to_owned())
 }
 
 fn now() -> i64 {
@@ -373,13 +372,40 @@ pub async fn home(
         },
         Err(e) => return unavailable(e),
     };
-    let mut names = Names(&state, HashMap::new());
+    let shares = match state.archive.film_shares(&grant).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(e),
+    };
+    let given = match state.archive.film_authorizations(&grant).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(e),
+    };
+    let codes: Vec<&str> = timeline
+        .studies
+        .iter()
+        .filter(|s| s.performing_institution_name.is_none())
+        .map(|s| s.performing_institution.as_str())
+        .chain(
+            timeline
+                .reports
+                .iter()
+                .map(|r| r.performing_institution.as_str()),
+        )
+        .chain(
+            timeline
+                .lab_results
+                .iter()
+                .map(|l| l.performing_institution.as_str()),
+        )
+        .chain(given.iter().map(|a| a.institution.as_str()))
+        .collect();
+    let names = crate::patient::institution_names(&state, &codes).await;
     let mut studies = Vec::new();
     let mut descriptions = HashMap::new();
     for s in timeline.studies {
         let institution = match &s.performing_institution_name {
             Some(n) => n.clone(),
-            None => names.of(&s.performing_institution).await,
+            None => name_of(&names, &s.performing_institution),
         };
         let description = s.description.clone().unwrap_or_default();
         descriptions.insert(
@@ -395,20 +421,21 @@ pub async fn home(
             images: s.instances,
         });
     }
-    let mut reports = Vec::new();
-    for r in timeline.reports {
-        reports.push(Report {
+    let reports = timeline
+        .reports
+        .into_iter()
+        .map(|r| Report {
             when: local(&state, r.reported_instant, true),
-            institution: names.of(&r.performing_institution).await,
+            institution: name_of(&names, &r.performing_institution),
             procedure: r.procedure_text.unwrap_or_default(),
             text: r.text,
-        });
-    }
+        })
+        .collect();
     let mut labs = Vec::new();
     for l in timeline.lab_results {
         labs.push(Lab {
             when: local(&state, l.observed_instant, true),
-            institution: names.of(&l.performing_institution).await,
+            institution: name_of(&names, &l.performing_institution),
             item: l.code_text.clone().unwrap_or_else(|| l.code.clone()),
             value: format!(
                 "{} {}",
@@ -426,10 +453,6 @@ pub async fn home(
         });
     }
     let t = now();
-    let shares = match state.archive.film_shares(&grant).await {
-        Ok(v) => v,
-        Err(e) => return unavailable(e),
-    };
     let shares = shares
         .into_iter()
         .map(|s| {
@@ -443,26 +466,16 @@ pub async fn home(
                 expires: local(&state, Some(s.expires_at), true),
                 uses: s.uses,
                 live,
-                state_key: if s.revoked_at.is_some() {
-                    k("film_ended")
-                } else if live {
-                    k("film_live")
-                } else {
-                    k("film_expired")
-                },
+                state_key: state_key(s.revoked_at.is_some(), live),
             }
         })
         .collect();
-    let given = match state.archive.film_authorizations(&grant).await {
-        Ok(v) => v,
-        Err(e) => return unavailable(e),
-    };
     let mut authorizations = Vec::new();
     for a in given {
         let live = a.revoked_at.is_none() && a.expires_at > t;
         authorizations.push(Authorization {
             id: a.id,
-            institution: names.of(&a.institution).await,
+            institution: name_of(&names, &a.institution),
             scope_key: match a.scope.as_str() {
                 "imaging" => k("scope_imaging"),
                 "lab" => k("scope_lab"),
@@ -471,13 +484,7 @@ pub async fn home(
             granted: local(&state, Some(a.granted_at), true),
             expires: local(&state, Some(a.expires_at), true),
             live,
-            state_key: if a.revoked_at.is_some() {
-                k("film_ended")
-            } else if live {
-                k("film_live")
-            } else {
-                k("film_expired")
-            },
+            state_key: state_key(a.revoked_at.is_some(), live),
         });
     }
     let mut r = render(
@@ -849,11 +856,15 @@ pub async fn access(State(state): State<AppState>, p: Patient) -> Response {
         Ok(v) => v,
         Err(e) => return unavailable(e),
     };
-    let mut names = Names(&state, HashMap::new());
+    let codes: Vec<&str> = log
+        .iter()
+        .filter_map(|e| e.institution.as_deref())
+        .collect();
+    let names = crate::patient::institution_names(&state, &codes).await;
     let mut entries = Vec::new();
     for e in log {
         let institution = match &e.institution {
-            Some(c) => names.of(c).await,
+            Some(c) => name_of(&names, c),
             None => String::new(),
         };
         entries.push(Access {

@@ -123,7 +123,7 @@ async fn results_html(
     }
     let (timeline, view) = (&judged.0, &judged.1);
     let names = item_names(state).await;
-    let institutions = institution_names(state, timeline).await;
+    let institutions = timeline_institutions(state, timeline).await;
     let tpl = PatientResults {
         t: T { lang: d.lang },
         person,
@@ -487,26 +487,34 @@ fn entries(
 }
 
 /// Names of the institutions a timeline mentions, by code.
-async fn institution_names(state: &AppState, timeline: &Timeline) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let codes = timeline
+/// The names of the institutions that performed a timeline's studies and lab results.
+async fn timeline_institutions(state: &AppState, timeline: &Timeline) -> HashMap<String, String> {
+    let codes: Vec<&str> = timeline
         .studies
         .iter()
-        .map(|s| &s.performing_institution)
+        .map(|s| s.performing_institution.as_str())
         .chain(
             timeline
                 .lab_results
                 .iter()
-                .map(|l| &l.performing_institution),
-        );
-    for code in codes {
+                .map(|l| l.performing_institution.as_str()),
+        )
+        .collect();
+    institution_names(state, &codes).await
+}
+
+/// Institutions' names as patients and doctors know them today, each code asked once (else
+/// the code itself).
+pub(crate) async fn institution_names(state: &AppState, codes: &[&str]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for &code in codes {
         if !out.contains_key(code) {
             let name = state
                 .archive
                 .institution_name(code)
                 .await
-                .unwrap_or_else(|_| code.clone());
-            out.insert(code.clone(), name);
+                .unwrap_or_else(|_| code.to_owned());
+            out.insert(code.to_owned(), name);
         }
     }
     out
@@ -1051,7 +1059,7 @@ pub async fn order_reminder(
     };
     let mut listed = match &timeline {
         Some(timeline) => {
-            let institutions = institution_names(&state, timeline).await;
+            let institutions = timeline_institutions(&state, timeline).await;
             entries(
                 &state,
                 &d,
