@@ -223,21 +223,31 @@ impl FilmStore for SqliteIndex {
         now: i64,
         count: bool,
     ) -> Result<Option<OpenShare>, StoreError> {
-        let row: Option<(i64, i64, String, String, i64)> = sqlx::query_as(
-            "UPDATE film_share SET uses = uses + ?3, last_used_at = CASE WHEN ?3 THEN ?2 ELSE last_used_at END
-              WHERE secret_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2
-             RETURNING id, person_id,
-                       (SELECT p.public_id FROM person p WHERE p.id = film_share.person_id),
-                       -- Qualified: study has a column study_id of its own (DICOM StudyID).
-                       (SELECT s.study_uid FROM study s WHERE s.id = film_share.study_id),
-                       expires_at",
-        )
-        .bind(secret_hash)
-        .bind(now)
-        .bind(count)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db)?;
+        // A use of the link (its page) is counted; its images only read it: a shared CT's
+        // hundreds of images must not each be a write.
+        const COLUMNS: &str = "id, person_id,
+                (SELECT p.public_id FROM person p WHERE p.id = film_share.person_id),
+                -- Qualified: study has a column study_id of its own (DICOM StudyID).
+                (SELECT s.study_uid FROM study s WHERE s.id = film_share.study_id),
+                expires_at";
+        let sql = if count {
+            format!(
+                "UPDATE film_share SET uses = uses + 1, last_used_at = ?2
+                  WHERE secret_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2
+                 RETURNING {COLUMNS}"
+            )
+        } else {
+            format!(
+                "SELECT {COLUMNS} FROM film_share
+                  WHERE secret_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2"
+            )
+        };
+        let row: Option<(i64, i64, String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(secret_hash)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?;
         Ok(row.map(
             |(id, person_key, person, study_uid, expires_at)| OpenShare {
                 id,
