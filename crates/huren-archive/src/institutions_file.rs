@@ -6,9 +6,9 @@
 //! nothing. Each registration and change is then the same use case, and audit event, as the
 //! CLI's and the admin API's.
 
+use crate::Archive;
 use crate::catalog::CatalogError;
 use crate::model::{AttributeChange, InstitutionAttribute, NewInstitution};
-use crate::{AdminError, Archive};
 use huren_access::AdminGrant;
 use huren_catalog::LineError;
 use huren_types::{InstitutionCode, InstitutionLevel, Ownership};
@@ -173,7 +173,9 @@ impl Archive {
         for (inst, changes) in plan {
             match changes {
                 None => {
-                    self.add_institution(grant, inst).await.map_err(stored)?;
+                    self.add_institution(grant, inst)
+                        .await
+                        .map_err(CatalogError::from)?;
                     done.added += 1;
                 }
                 Some(changes) => {
@@ -182,16 +184,11 @@ impl Archive {
                     for c in changes {
                         self.change_institution(grant, &code, c)
                             .await
-                            .map_err(stored)?;
+                            .map_err(CatalogError::from)?;
                     }
                 }
             }
         }
         Ok(done)
     }
-}
-
-/// A refusal after every line was checked is the index's (a conflict with a write since).
-fn stored(e: AdminError) -> CatalogError {
-    CatalogError::from(e)
 }

@@ -4,9 +4,9 @@
 //! anything is written; a file with any bad line changes nothing. Each AE is then registered
 //! by the same use case, and audit event, as the CLI's and the admin API's.
 
+use crate::Archive;
 use crate::catalog::CatalogError;
 use crate::model::NewAe;
-use crate::{AdminError, Archive};
 use huren_access::AdminGrant;
 use huren_catalog::LineError;
 use huren_types::{AeTitle, InstitutionCode};
@@ -135,9 +135,7 @@ impl Archive {
         }
         let count = rows.len();
         for (_, ae) in rows {
-            self.add_ae(grant, ae)
-                .await
-                .map_err(|e: AdminError| CatalogError::from(e))?;
+            self.add_ae(grant, ae).await.map_err(CatalogError::from)?;
         }
         Ok(count)
     }

@@ -27,23 +27,15 @@ fn middle_frame(layout: &PixelLayout) -> Option<(Vec<std::ops::Range<u64>>, bool
 /// encapsulated, brought to little-endian from Explicit VR Big Endian (retired, PS3.5 A.3).
 /// `None` when the frame is not grey-scale.
 fn frame_pixels(
-    mut bytes: Vec<u8>,
+    bytes: Vec<u8>,
     encapsulated: bool,
     transfer_syntax: &str,
     pm: &huren_dicom::render::PixelModule,
 ) -> Result<Option<q::Pixels>, String> {
-    let (bits_allocated, samples) = if encapsulated {
-        let d = huren_dicom::decode::decode_frame(transfer_syntax, pm, bytes)
+    let (bytes, native) =
+        huren_dicom::decode::native_frame(transfer_syntax, pm, bytes, encapsulated)
             .map_err(|e| e.to_string())?;
-        bytes = d.bytes;
-        (d.bits_allocated, d.samples_per_pixel)
-    } else {
-        let big_endian = huren_dicom::ts::lookup(transfer_syntax).is_some_and(|t| t.big_endian);
-        if big_endian && pm.bits_allocated == 16 {
-            bytes.chunks_exact_mut(2).for_each(<[u8]>::reverse);
-        }
-        (pm.bits_allocated, pm.samples_per_pixel)
-    };
+    let (bits_allocated, samples) = (native.bits_allocated, native.samples_per_pixel);
     if samples != 1 {
         return Ok(None);
     }
@@ -902,30 +894,17 @@ impl Archive {
     }
 }
 
-/// A frame's stored bytes rendered as JPEG: decoded when encapsulated, brought to little
-/// endian from Explicit VR Big Endian (PS3.5 §A.3).
+/// A frame's stored bytes rendered as JPEG (made native first, `huren_dicom::decode`).
 fn render_frame(
-    mut bytes: Vec<u8>,
+    bytes: Vec<u8>,
     encapsulated: bool,
     transfer_syntax: &str,
-    mut pm: huren_dicom::render::PixelModule,
+    pm: huren_dicom::render::PixelModule,
     size: u32,
 ) -> Result<Vec<u8>, AdminError> {
     let refused = |e: &dyn std::fmt::Display| AdminError::Invalid(e.to_string());
-    if encapsulated {
-        let d = huren_dicom::decode::decode_frame(transfer_syntax, &pm, bytes)
-            .map_err(|e| refused(&e))?;
-        bytes = d.bytes;
-        pm.samples_per_pixel = d.samples_per_pixel;
-        pm.bits_allocated = d.bits_allocated;
-        pm.bits_stored = pm.bits_stored.min(d.bits_allocated);
-        pm.photometric = d.photometric;
-        pm.planar_configuration = d.planar_configuration;
-    } else if huren_dicom::ts::lookup(transfer_syntax).is_some_and(|t| t.big_endian)
-        && pm.bits_allocated == 16
-    {
-        bytes.chunks_exact_mut(2).for_each(<[u8]>::reverse);
-    }
+    let (bytes, pm) = huren_dicom::decode::native_frame(transfer_syntax, &pm, bytes, encapsulated)
+        .map_err(|e| refused(&e))?;
     let opts = huren_dicom::render::RenderOptions {
         window: None,
         viewport: Some((size, size)),

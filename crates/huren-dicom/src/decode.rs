@@ -24,6 +24,32 @@ pub struct DecodedFrame {
 #[error("cannot decode the frame: {0}")]
 pub struct DecodeError(String);
 
+/// A frame's stored bytes as native little-endian samples, with the pixel module that describes
+/// them: decoded when `encapsulated` (which may change the samples, bits and photometric
+/// interpretation, e.g. YBR_FULL_422 → RGB), 16-bit samples swapped from Explicit VR Big Endian
+/// (retired, PS3.5 §A.3) otherwise. For rendering and for quality scoring alike.
+pub fn native_frame(
+    transfer_syntax: &str,
+    pm: &PixelModule,
+    mut bytes: Vec<u8>,
+    encapsulated: bool,
+) -> Result<(Vec<u8>, PixelModule), DecodeError> {
+    let mut out = pm.clone();
+    if encapsulated {
+        let d = decode_frame(transfer_syntax, pm, bytes)?;
+        out.samples_per_pixel = d.samples_per_pixel;
+        out.bits_allocated = d.bits_allocated;
+        out.bits_stored = out.bits_stored.min(d.bits_allocated);
+        out.photometric = d.photometric;
+        out.planar_configuration = d.planar_configuration;
+        return Ok((d.bytes, out));
+    }
+    if crate::ts::lookup(transfer_syntax).is_some_and(|t| t.big_endian) && pm.bits_allocated == 16 {
+        bytes.chunks_exact_mut(2).for_each(<[u8]>::reverse);
+    }
+    Ok((bytes, out))
+}
+
 pub fn decode_frame(
     transfer_syntax: &str,
     pm: &PixelModule,

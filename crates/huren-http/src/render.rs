@@ -110,19 +110,11 @@ pub(crate) async fn native_frame(
         return Ok((bytes, pm.clone()));
     }
     let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
-    let pm2 = pm.clone();
-    let decoded =
-        tokio::task::spawn_blocking(move || huren_dicom::decode::decode_frame(&ts, &pm2, bytes))
-            .await
-            .map_err(|_| ApiError::internal("decode task failed"))?
-            .map_err(|e| not_acceptable(&e.to_string()))?;
-    let mut out = pm.clone();
-    out.samples_per_pixel = decoded.samples_per_pixel;
-    out.bits_allocated = decoded.bits_allocated;
-    out.bits_stored = out.bits_stored.min(decoded.bits_allocated);
-    out.photometric = decoded.photometric;
-    out.planar_configuration = decoded.planar_configuration;
-    Ok((decoded.bytes, out))
+    let pm = pm.clone();
+    tokio::task::spawn_blocking(move || huren_dicom::decode::native_frame(&ts, &pm, bytes, true))
+        .await
+        .map_err(|_| ApiError::internal("decode task failed"))?
+        .map_err(|e| not_acceptable(&e.to_string()))
 }
 
 async fn rendered_image(
