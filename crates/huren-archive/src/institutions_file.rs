@@ -93,7 +93,9 @@ impl Archive {
         // Against the index: what each line would change, and whether its organization exists.
         let mut plan: Vec<(NewInstitution, Option<Vec<AttributeChange>>)> = Vec::new();
         let mut errors = Vec::new();
+        // Codes compare case-insensitively (`H1` and `h1` are one institution).
         let mut seen: Vec<String> = Vec::new();
+        let seen_has = |seen: &[String], c: &str| seen.iter().any(|s| s.eq_ignore_ascii_case(c));
         for (n, r) in read {
             let (inst, ownership_given) = match r {
                 Ok(v) => v,
@@ -103,7 +105,7 @@ impl Archive {
                 }
             };
             let code = inst.code.to_string();
-            if seen.contains(&code) {
+            if seen_has(&seen, &code) {
                 errors.push(LineError {
                     line: n,
                     message: format!("institution {code} is named twice"),
@@ -111,7 +113,7 @@ impl Archive {
                 continue;
             }
             if let Some(org) = &inst.organization
-                && !seen.contains(org)
+                && !seen_has(&seen, org)
                 && self
                     .index
                     .institution_as_of(org, self.today())

@@ -108,12 +108,17 @@ impl Archive {
         }
         let mut seen: Vec<(String, String)> = Vec::new();
         for (n, ae) in &rows {
-            let key = (ae.ae_title.to_string(), ae.institution_code.to_string());
+            // The institution part in lowercase: codes compare case-insensitively.
+            let key = (
+                ae.ae_title.to_string(),
+                ae.institution_code.as_str().to_ascii_lowercase(),
+            );
             let mut bad = |message: String| errors.push(LineError { line: *n, message });
             if seen.contains(&key)
-                || known
-                    .iter()
-                    .any(|p| p.ae_title.to_string() == key.0 && p.institution_code == key.1)
+                || known.iter().any(|p| {
+                    p.ae_title.to_string() == key.0
+                        && p.institution_code.eq_ignore_ascii_case(&key.1)
+                })
             {
                 bad(format!("AE {} of {} is registered already", key.0, key.1));
             }

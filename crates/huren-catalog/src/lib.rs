@@ -138,7 +138,7 @@ impl StudyRule {
         let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
         self.institution
             .as_deref()
-            .is_none_or(|i| i == f.institution)
+            .is_none_or(|i| i.eq_ignore_ascii_case(&f.institution))
             && f.modalities.iter().any(|m| eq(m, &self.modality))
             && self
                 .body_part

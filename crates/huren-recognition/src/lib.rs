@@ -350,10 +350,10 @@ enum Qualified<'a> {
 }
 
 fn qualified<'a>(f: &'a Facts, item: &Item, day: Date) -> Qualified<'a> {
-    let mine = f
-        .qualifications
-        .iter()
-        .filter(|q| q.institution == f.performer.code && (q.item == item.code || q.item == "*"));
+    let mine = f.qualifications.iter().filter(|q| {
+        q.institution.eq_ignore_ascii_case(&f.performer.code)
+            && (q.item == item.code || q.item == "*")
+    });
     let in_force = |q: &&Qualification| q.valid_from <= day && day <= q.valid_until;
     let mut best: Option<&Qualification> = None;
     let mut low_evaluator = None;
@@ -475,11 +475,9 @@ pub fn decide(f: &Facts) -> Decision {
     if let Some(item) = item {
         // 3. The performer qualified on the result's date. Every record of the performer for
         // the item is named, in force or not.
-        for q in f
-            .qualifications
-            .iter()
-            .filter(|q| q.institution == p.code && (q.item == item.code || q.item == "*"))
-        {
+        for q in f.qualifications.iter().filter(|q| {
+            q.institution.eq_ignore_ascii_case(&p.code) && (q.item == item.code || q.item == "*")
+        }) {
             let in_force = reference_date.is_some_and(|d| q.valid_from <= d && d <= q.valid_until);
             seen.push(consulted(
                 "qualification",

@@ -36,10 +36,11 @@ pub async fn add_user(
     u: &NewUser,
     now: i64,
 ) -> Result<Result<i64, String>, sqlx::Error> {
-    let inst: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
-        .bind(&u.institution_code)
-        .fetch_optional(pool)
-        .await?;
+    let inst: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM institution WHERE code = ? COLLATE NOCASE")
+            .bind(&u.institution_code)
+            .fetch_optional(pool)
+            .await?;
     let Some(inst) = inst else {
         return Ok(Err(u.institution_code.clone()));
     };

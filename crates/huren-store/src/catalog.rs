@@ -180,10 +180,11 @@ pub async fn upsert_mappings(
 ) -> Result<Result<(), String>, sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for m in maps {
-        let inst: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
-            .bind(&m.institution)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let inst: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM institution WHERE code = ? COLLATE NOCASE")
+                .bind(&m.institution)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(inst) = inst else {
             return Ok(Err(m.institution.clone()));
         };

@@ -10,7 +10,7 @@ pub async fn issuer_owner(pool: &SqlitePool, issuer: &str) -> Result<Option<i64>
            SELECT institution_id, 0 AS rank, valid_from FROM institution_attribute
             WHERE attribute = 'identifier_system' AND value = ?1
            UNION ALL
-           SELECT id, 1, '' FROM institution WHERE 'urn:huren:institution:' || code = ?1
+           SELECT id, 1, '' FROM institution WHERE 'urn:huren:institution:' || code = ?1 COLLATE NOCASE
            UNION ALL
            SELECT institution_id, 2, '' FROM issuer_claim WHERE issuer = ?1)
          ORDER BY rank, valid_from DESC LIMIT 1",

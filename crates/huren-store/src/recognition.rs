@@ -1130,7 +1130,7 @@ pub async fn set_unit_prices(
         sqlx::query(
             "UPDATE recognition_unit
                 SET price_fen = CASE WHEN decision = 'recognize' THEN ? END, priced = 1
-              WHERE institution_id = (SELECT id FROM institution WHERE code = ?) AND item = ?
+              WHERE institution_id = (SELECT id FROM institution WHERE code = ? COLLATE NOCASE) AND item = ?
                 AND decided_on = ? AND priced = 0",
         )
         .bind(price)
@@ -1155,7 +1155,7 @@ pub async fn reprice_units(
         "UPDATE recognition_unit SET priced = 0
           WHERE priced = 1 AND item <> ''
             AND (?1 IS NULL OR item IN (SELECT value FROM json_each(?1)))
-            AND (?2 IS NULL OR institution_id = (SELECT id FROM institution WHERE code = ?2))",
+            AND (?2 IS NULL OR institution_id = (SELECT id FROM institution WHERE code = ?2 COLLATE NOCASE))",
     )
     .bind(items_json)
     .bind(institution)

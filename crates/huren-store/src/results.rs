@@ -96,7 +96,7 @@ fn filters(q: &ResultQuery, t: &str, code: &str, system: &str) -> Where {
             }
             if let Some(inst) = &c.institution {
                 one.push_str(
-                    " AND r.performing_institution_id = (SELECT id FROM institution WHERE code = ?)",
+                    " AND r.performing_institution_id = (SELECT id FROM institution WHERE code = ? COLLATE NOCASE)",
                 );
                 vals.push(Val::S(inst.clone()));
             }

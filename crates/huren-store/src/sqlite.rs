@@ -174,7 +174,7 @@ impl SqliteIndex {
     }
 
     async fn institution_id(&self, code: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
+        sqlx::query_scalar("SELECT id FROM institution WHERE code = ? COLLATE NOCASE")
             .bind(code)
             .fetch_optional(&self.pool)
             .await
@@ -1361,6 +1361,20 @@ impl Index for SqliteIndex {
 
     async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        // The code is unique without regard to case (migration 0043): name the spelling that
+        // holds it, so `h500002` is told it is `H500002`, not a constraint name.
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT code FROM institution WHERE code = ? COLLATE NOCASE")
+                .bind(inst.code.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if let Some(held) = held {
+            return Err(StoreError::Conflict(format!(
+                "institution {} is registered already as {held}",
+                inst.code
+            )));
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO institution (code, created_at) VALUES (?, ?) RETURNING id",
         )
@@ -1440,13 +1454,20 @@ impl Index for SqliteIndex {
         code: &str,
         date: time::Date,
     ) -> Result<Option<InstitutionView>, StoreError> {
-        let Ok(id) = self.institution_id(code).await else {
+        // The code as the operator wrote it, whatever spelling the caller used.
+        let found: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, code FROM institution WHERE code = ? COLLATE NOCASE")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let Some((id, code)) = found else {
             return Ok(None);
         };
         let d = iso(date);
         let mut view = InstitutionView {
             id,
-            code: code.to_owned(),
+            code,
             as_of: d.clone(),
             ..Default::default()
         };
@@ -1590,11 +1611,12 @@ impl Index for SqliteIndex {
         &self,
         code: &str,
     ) -> Result<Option<Vec<(String, String, String, Option<String>)>>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM institution WHERE code = ?")
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM institution WHERE code = ? COLLATE NOCASE")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
         let Some(id) = id else {
             return Ok(None);
         };
@@ -1690,7 +1712,7 @@ impl Index for SqliteIndex {
     ) -> Result<StudyLifecycleChange, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let study_ids: Vec<i64> = match institution_code {
-            Some(code) => sqlx::query_scalar("SELECT s.id FROM study s JOIN institution i ON i.id = s.institution_id WHERE s.study_uid = ? AND i.code = ?")
+            Some(code) => sqlx::query_scalar("SELECT s.id FROM study s JOIN institution i ON i.id = s.institution_id WHERE s.study_uid = ? AND i.code = ? COLLATE NOCASE")
                 .bind(study_uid)
                 .bind(code)
                 .fetch_all(&mut *tx)
@@ -2821,7 +2843,7 @@ impl Index for SqliteIndex {
         sqlx::query_scalar(
             "INSERT INTO qc_review (study_id, reviewed_at, user_id, actor, comment)
              SELECT s.id, ?3, ?4, ?5, ?6 FROM study s JOIN institution i ON i.id = s.institution_id
-              WHERE s.study_uid = ?1 AND i.code = ?2
+              WHERE s.study_uid = ?1 AND i.code = ?2 COLLATE NOCASE
              RETURNING id",
         )
         .bind(study_uid)
@@ -2843,7 +2865,7 @@ impl Index for SqliteIndex {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT r.reviewed_at, r.actor, r.comment FROM qc_review r
                JOIN study s ON s.id = r.study_id JOIN institution i ON i.id = s.institution_id
-              WHERE s.study_uid = ? AND i.code = ? ORDER BY r.id",
+              WHERE s.study_uid = ? AND i.code = ? COLLATE NOCASE ORDER BY r.id",
         )
         .bind(study_uid)
         .bind(institution)

@@ -29,7 +29,7 @@ pub enum ParseError {
         "AE title must be 1–16 characters of the default repertoire without '\\' (PS3.5 §6.2): {0:?}"
     )]
     AeTitle(String),
-    #[error("institution code must be 1–32 characters of a–z, 0–9, '-', '_': {0:?}")]
+    #[error("institution code must be 1–32 characters of A–Z, a–z, 0–9, '-', '_': {0:?}")]
     InstitutionCode(String),
     #[error(
         "institution level must be one of 三级/二级/一级/other (or tertiary/secondary/primary): {0:?}"
@@ -140,10 +140,17 @@ impl fmt::Display for AeTitle {
     }
 }
 
-/// The region's short, stable code for an institution (e.g. `cq-rmyy`). Codes are chosen by the
-/// operator, never reused, and appear in URLs and audit records; the display name may change
-/// over time (it is effective-dated), the code does not.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The region's short, stable code for an institution (e.g. `cq-rmyy`, or an uppercase licence
+/// or unified social credit code such as `H500002`). Codes are chosen by the operator, never
+/// reused, and appear in URLs and audit records; the display name may change over time (it is
+/// effective-dated), the code does not.
+///
+/// Codes are **case-preserving and compared case-insensitively** (ARCHITECTURE.md, "Identifiers
+/// and their scope"): `H500002` is kept as written, and `h500002` names the same institution.
+/// Equality, hashing and ordering here use the ASCII-lowercased form; the index compares with
+/// `COLLATE NOCASE` and keeps a unique index on that collation. Only ASCII letters, digits, `-`
+/// and `_` are allowed, so "case-insensitive" has one meaning everywhere (no Unicode folding).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstitutionCode(String);
 
@@ -154,7 +161,7 @@ impl InstitutionCode {
             || s.len() > 32
             || !s
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(ParseError::InstitutionCode(raw.to_owned()));
         }
@@ -162,6 +169,39 @@ impl InstitutionCode {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// Whether `other` names this institution (case-insensitively).
+    pub fn is(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other.trim())
+    }
+}
+impl PartialEq for InstitutionCode {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+impl Eq for InstitutionCode {}
+impl std::hash::Hash for InstitutionCode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.0.bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
+}
+impl Ord for InstitutionCode {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let l = |s: &str| {
+            s.bytes()
+                .map(|b| b.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
+        l(&self.0).cmp(&l(&other.0))
+    }
+}
+impl PartialOrd for InstitutionCode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 impl TryFrom<String> for InstitutionCode {
@@ -367,6 +407,23 @@ mod tests {
             Uid::parse(&"1".repeat(65)).unwrap_err(),
             ParseError::UidTooLong
         );
+    }
+
+    #[test]
+    fn institution_codes_keep_their_case_and_compare_without_it() {
+        let upper = InstitutionCode::parse(" H500002 ").unwrap();
+        assert_eq!(upper.as_str(), "H500002");
+        let lower = InstitutionCode::parse("h500002").unwrap();
+        assert_eq!(upper, lower);
+        assert!(upper.is("h500002"));
+        assert_eq!(
+            std::collections::HashSet::from([upper.clone(), lower.clone()]).len(),
+            1
+        );
+        assert!(lower < InstitutionCode::parse("I1").unwrap());
+        assert!(InstitutionCode::parse("91500000MA5U").is_ok());
+        assert!(InstitutionCode::parse("cq rmyy").is_err());
+        assert!(InstitutionCode::parse("医院").is_err());
     }
 
     #[test]
