@@ -18,18 +18,67 @@ pub enum StoreError {
     Conflict(String),
     #[error("invalid: {0}")]
     Invalid(String),
-    #[error("storage back end failed: {0}")]
-    Backend(String),
+    /// The back end failed: `step` says what was being done, `source` keeps the driver's own
+    /// error (sqlx, I/O, object store) as it was, so a caller can look into it (a PostgreSQL
+    /// serialization failure is retried) and logs show it. Never shown to API callers.
+    /// Display prints the cause after the step; it is not also offered as `Error::source`, so
+    /// an error chain (`{:#}`) does not print it twice.
+    #[error("storage back end failed: {step}{}", cause_text(source))]
+    Backend { step: String, source: Option<Cause> },
 }
+
+/// An underlying error kept as the source of a [`StoreError`]: shared, because one failed group
+/// commit answers every job of the group with the same cause.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 impl StoreError {
     pub fn from_io(e: std::io::Error) -> Self {
         // ENOSPC (28) and EDQUOT (122) on Linux.
         match e.raw_os_error() {
             Some(28) | Some(122) => StoreError::OutOfSpace(e.to_string()),
-            _ => StoreError::Backend(e.to_string()),
+            _ => StoreError::backend("file system", e),
         }
     }
+    /// The back end failed at `step`, because of `source`.
+    pub fn backend(
+        step: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            step: step.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+    /// The back end failed at `step` with nothing underneath to keep (a stopped task).
+    pub fn broken(step: impl Into<String>) -> Self {
+        StoreError::Backend {
+            step: step.into(),
+            source: None,
+        }
+    }
+    /// The underlying error, when the back end failed because of one.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            StoreError::Backend {
+                source: Some(c), ..
+            } => Some(c.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// `: cause: its cause…` after a back-end step, or nothing.
+fn cause_text(source: &Option<Cause>) -> String {
+    let mut out = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = source
+        .as_deref()
+        .map(|c| c as &(dyn std::error::Error + 'static));
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
 }
 
 /// Where object bytes live. Writes are two-phase: bytes are first spooled (in memory or to a
@@ -59,10 +108,50 @@ pub trait BlobStore: Send + Sync + 'static {
     fn local_path(&self, key: &str) -> Option<PathBuf>;
 }
 
-/// The index: institutions, senders, patients/studies/series/instances, audit.
+/// The index, composed of one port per feature (the way a backend handler is composed of
+/// per-feature traits): each is implemented in its own module of `huren-store`, next to its
+/// SQL, so a second backend can be built and tested feature by feature. Use cases hold an
+/// `Arc<dyn Index>`; a trait object's methods include its supertraits', so calls need no
+/// import. Code holding a concrete store (tests, tools) imports `ports::*`.
+pub trait Index:
+    InstitutionIndex
+    + IngestIndex
+    + AuditIndex
+    + AccountIndex
+    + ConsentIndex
+    + PersonIndex
+    + ResultIndex
+    + RecognitionIndex
+    + QualityIndex
+    + QueryIndex
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Index for T where
+    T: InstitutionIndex
+        + IngestIndex
+        + AuditIndex
+        + AccountIndex
+        + ConsentIndex
+        + PersonIndex
+        + ResultIndex
+        + RecognitionIndex
+        + QualityIndex
+        + QueryIndex
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Peers and institutions: DIMSE senders and their performers, institutions with effective-
+/// dated attributes, consortia, bearer tokens, HL7 senders, and whose numbering an issuer is.
+/// Implemented in `huren-store/src/institutions.rs`.
 #[async_trait]
-pub trait Index: Send + Sync + 'static {
-    // --- senders and principals ---
+pub trait InstitutionIndex: Send + Sync {
     /// Finds the DIMSE peer registered for this calling AE title whose network contains `addr`.
     async fn find_peer(&self, calling_ae: &str, addr: IpAddr) -> Result<Option<Peer>, StoreError>;
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError>;
@@ -88,19 +177,6 @@ pub trait Index: Send + Sync + 'static {
     /// this call made the claim (a concurrent claim by another institution wins if first).
     async fn claim_issuer(&self, issuer: &str, institution: i64)
     -> Result<(i64, bool), StoreError>;
-
-    // --- ingest ---
-    /// Commits one instance and its audit event atomically, applying the duplicate-UID policy
-    /// inside the same serialized transaction (see ARCHITECTURE.md). May be batched with other
-    /// concurrent commits (group commit); returns only once durable.
-    async fn commit_instance(
-        &self,
-        rec: NewInstance,
-        audit: AuditEvent,
-    ) -> Result<CommitOutcome, StoreError>;
-    async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError>;
-
-    // --- administration ---
     async fn add_institution(&self, inst: NewInstitution) -> Result<i64, StoreError>;
     async fn set_institution_attribute(
         &self,
@@ -123,14 +199,6 @@ pub trait Index: Send + Sync + 'static {
         performer_code: &str,
         institution_name: Option<&str>,
     ) -> Result<(), StoreError>;
-    async fn create_token(
-        &self,
-        hash: &str,
-        scope: TokenScope,
-        expires_at: Option<i64>,
-    ) -> Result<i64, StoreError>;
-    /// False when no live token has that id.
-    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
     /// An institution's effective-dated attributes, every version: (attribute, value,
     /// valid_from, valid_to), by attribute then start. `None`: no such institution.
     async fn institution_history(
@@ -139,14 +207,14 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<Option<Vec<(String, String, String, Option<String>)>>, StoreError>;
     /// Every token (never its secret or hash), newest first.
     async fn list_tokens(&self) -> Result<Vec<crate::model::TokenView>, StoreError>;
-    async fn set_study_lifecycle(
+    /// False when no live token has that id.
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
+    async fn create_token(
         &self,
-        study_uid: &str,
-        institution_code: Option<&str>,
-        to: huren_types::Lifecycle,
-    ) -> Result<StudyLifecycleChange, StoreError>;
-
-    // --- HL7 v2 (issue #5) ---
+        hash: &str,
+        scope: TokenScope,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError>;
     async fn hl7_senders(&self) -> Result<Vec<Hl7Sender>, StoreError>;
     async fn add_hl7_sender(
         &self,
@@ -155,11 +223,57 @@ pub trait Index: Send + Sync + 'static {
         sending_facility: Option<&str>,
         default_charset: Option<&str>,
     ) -> Result<i64, StoreError>;
-    /// Stores an ORU message in one transaction (message, patient record and person,
-    /// identifiers, results, audit event), or reports it a duplicate.
-    async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError>;
+    /// A sending institution and the performers it may send for, as (id, code).
+    async fn own_institutions(&self, institution_id: i64)
+    -> Result<Vec<(i64, String)>, StoreError>;
+}
 
-    // --- people and sessions (issue #6) ---
+/// Ingest: committing instances through the group-commit writer, study lifecycle, stability,
+/// and the start-up sweep's reads.
+/// Implemented in `huren-store/src/ingest.rs`.
+#[async_trait]
+pub trait IngestIndex: Send + Sync {
+    /// Commits one instance and its audit event atomically, applying the duplicate-UID policy
+    /// inside the same serialized transaction (see ARCHITECTURE.md). May be batched with other
+    /// concurrent commits (group commit); returns only once durable.
+    async fn commit_instance(
+        &self,
+        rec: NewInstance,
+        audit: AuditEvent,
+    ) -> Result<CommitOutcome, StoreError>;
+    async fn set_study_lifecycle(
+        &self,
+        study_uid: &str,
+        institution_code: Option<&str>,
+        to: huren_types::Lifecycle,
+    ) -> Result<StudyLifecycleChange, StoreError>;
+    async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError>;
+    async fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    async fn sweep_watermark(&self) -> Result<Option<String>, StoreError>;
+    async fn set_sweep_watermark(&self, partition: &str) -> Result<(), StoreError>;
+    /// Marks studies with no new instance for their sender's quiet period as stable; returns
+    /// the study keys that just became stable (each gets one `study_stable` event row).
+    async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError>;
+    async fn counts(&self) -> Result<ArchiveCounts, StoreError>;
+}
+
+/// The audit trail: one chained event per action (ARCHITECTURE.md, "What one audit event is").
+/// Implemented in `huren-store/src/audit.rs`.
+#[async_trait]
+pub trait AuditIndex: Send + Sync {
+    async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError>;
+    /// Audit events matching `filter`, newest first.
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+}
+
+/// People's accounts and sessions, encounters and launch tickets from the HIS.
+/// Implemented in `huren-store/src/accounts.rs`.
+#[async_trait]
+pub trait AccountIndex: Send + Sync {
     async fn add_user(&self, u: NewUser) -> Result<i64, StoreError>;
     async fn user_account(&self, username: &str) -> Result<Option<UserAccount>, StoreError>;
     /// Counts a failed sign-in; `lock_until` locks the account until then.
@@ -173,7 +287,6 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<Option<(SessionRecord, UserAccount)>, StoreError>;
     async fn touch_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
     async fn end_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError>;
-
     /// Opens, updates or closes an encounter; its id.
     async fn upsert_encounter(&self, e: EncounterUpsert) -> Result<i64, StoreError>;
     async fn create_launch_ticket(&self, t: NewLaunchTicket) -> Result<(), StoreError>;
@@ -184,6 +297,11 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
     ) -> Result<Option<RedeemedTicket>, StoreError>;
     async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError>;
+    /// The persons with an open encounter at an institution (internal key, public id).
+    async fn encounter_persons(
+        &self,
+        institution_id: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
     /// The persons a user may read now (internal key, public id): those with a record in an
     /// open encounter at the user's institution, assigned to the user or to their department.
     /// (internal key, public id, by break-glass) of each person.
@@ -202,43 +320,13 @@ pub trait Index: Send + Sync + 'static {
         patient_keys: &[i64],
         institutions: &[i64],
     ) -> Result<Vec<i64>, StoreError>;
-    /// A sending institution and the performers it may send for, as (id, code).
-    async fn own_institutions(&self, institution_id: i64)
-    -> Result<Vec<(i64, String)>, StoreError>;
-    /// The persons with an open encounter at an institution (internal key, public id).
-    async fn encounter_persons(
-        &self,
-        institution_id: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
-    async fn start_break_glass(
-        &self,
-        user: &huren_access::User,
-        person: &str,
-        reason: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Option<i64>, StoreError>;
-    async fn break_glass_list(
-        &self,
-        institution_id: i64,
-        open_only: bool,
-    ) -> Result<Vec<BreakGlass>, StoreError>;
-    async fn review_break_glass(
-        &self,
-        id: i64,
-        reviewer: &huren_access::User,
-        verdict: &str,
-        note: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+}
 
-    /// Audit events matching `filter`, newest first.
-    async fn audit_events(
-        &self,
-        filter: &AuditFilter,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>, StoreError>;
-
+/// A patient's consent and emergencies: mobile-number changes, authorization by SMS code,
+/// break-glass.
+/// Implemented in `huren-store/src/consent.rs`.
+#[async_trait]
+pub trait ConsentIndex: Send + Sync {
     /// Records a change of a person's SMS number: one without a code takes effect in the same
     /// transaction; one with a code waits for [`Index::confirm_contact_change`]. None: no such
     /// person.
@@ -278,12 +366,156 @@ pub trait Index: Send + Sync + 'static {
         institution_id: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    async fn start_break_glass(
+        &self,
+        user: &huren_access::User,
+        person: &str,
+        reason: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn break_glass_list(
+        &self,
+        institution_id: i64,
+        open_only: bool,
+    ) -> Result<Vec<BreakGlass>, StoreError>;
+    async fn review_break_glass(
+        &self,
+        id: i64,
+        reviewer: &huren_access::User,
+        verdict: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The master patient index: persons, their records and identifiers, link reviews, merge and
+/// unmerge.
+/// Implemented in `huren-store/src/persons.rs`.
+#[async_trait]
+pub trait PersonIndex: Send + Sync {
+    /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
+    async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError>;
+    /// Moves every record of person `merged` into `survivor` (public ids), recording one link
+    /// event per record. `Conflict` when that would give one person two different identity
+    /// numbers of one document; `NotFound` for unknown persons. Returns the records moved.
+    async fn merge_persons(
+        &self,
+        survivor: &str,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError>;
+    /// Moves back the records that the merge of `merged` moved (those still with the survivor).
+    async fn unmerge_person(
+        &self,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError>;
+    /// Marks a review pair `linked` (after merging the two records' persons) or `rejected`.
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        link: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<LinkReview, StoreError>;
+    async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError>;
+    /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
+    /// same (`name_key`), with how many records carry that sound.
+    async fn link_candidates(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        limit: u32,
+    ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError>;
+    /// Applies a score decision between two records: `link` merges their persons (rule
+    /// `score`, refused silently into review when numbers conflict), otherwise a review pair.
+    async fn apply_score_decision(
+        &self,
+        a: i64,
+        b: i64,
+        link: bool,
+        score: f64,
+    ) -> Result<(), StoreError>;
+    /// Persons matching a search (at most `limit`), each with their records.
+    async fn find_persons(
+        &self,
+        search: &PersonSearch,
+        limit: u32,
+    ) -> Result<Vec<PersonHit>, StoreError>;
+    /// The person's lab results at every institution, newest first (unknown person: empty).
+    /// Whether `system` is an assigning authority huren knows: some record's issuer or an
+    /// institution's identifier system (IHE PIXm tells unknown domains from unknown patients).
+    async fn identifier_domain_known(&self, system: &str) -> Result<bool, StoreError>;
+    /// The person's revision: a number that changes, in the same transaction, with every
+    /// change to their studies (and their instances' counts), QC grades, lab results, reports
+    /// and record links (migration 0036's triggers). `None` for an unknown person; `Some(0)`
+    /// for one never changed since the revision was introduced.
+    async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError>;
+}
+
+/// Lab results and reports: HL7 ORU commits and the keyset-paged reads of FHIR and the patient
+/// page.
+/// Implemented in `huren-store/src/results.rs`.
+#[async_trait]
+pub trait ResultIndex: Send + Sync {
+    /// Stores an ORU message in one transaction (message, patient record and person,
+    /// identifiers, results, audit event), or reports it a duplicate.
+    async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError>;
+    /// Current results (not superseded) matching `q`, newest first, at most `q.limit`.
+    async fn search_observations(
+        &self,
+        q: &crate::results::ResultQuery,
+    ) -> Result<Vec<crate::results::ObservationRow>, StoreError>;
+    async fn observation(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::results::ObservationRow>, StoreError>;
+    /// Current orders and reports matching `q`, newest first, at most `q.limit`.
+    async fn search_orders(
+        &self,
+        q: &crate::results::ResultQuery,
+    ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
+    async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
+    /// With `as_of`, as for [`Index::person_reports`].
+    async fn person_lab_results(
+        &self,
+        public_id: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Vec<TimelineLab>, StoreError>;
+    /// The person's imaging reports, newest first (unknown person: empty). With `as_of` (unix
+    /// seconds), those received by then, each as it stood then (a later correction unseen).
+    async fn person_reports(
+        &self,
+        public_id: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Vec<TimelineReport>, StoreError>;
+}
+
+/// Mutual recognition: a person's studies as recognition sees them, decisions, reminders,
+/// visits, the statistics roll-up and its prices.
+/// Implemented in `huren-store/src/recognition.rs`.
+#[async_trait]
+pub trait RecognitionIndex: Send + Sync {
     /// For each of these studies, the transfer syntaxes its active instances are stored in and
     /// whether any says LossyImageCompression 01: (study UID, transfer syntax, lossy flag).
     async fn study_encodings(
         &self,
         study_uids: &[String],
     ) -> Result<Vec<(String, String, bool)>, StoreError>;
+    /// The person's active imaging studies at every institution, newest first; `None` for an
+    /// unknown person. With `as_of`, those with an image received by then.
+    async fn person_studies(
+        &self,
+        public_id: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
     /// Statistics over the units decided in `[from, until]`, optionally of one receiving
     /// institution (docs/recognition.md): a unit is (institution, visit, item) with its current
     /// decision on a result the engine judged recognizable.
@@ -312,7 +544,54 @@ pub trait Index: Send + Sync + 'static {
         &self,
         prices: &[(String, String, String, Option<i64>)],
     ) -> Result<u64, StoreError>;
-    // --- image quality control (docs/quality.md) ---
+    /// Marks units to be priced again: of these items, or of this institution, or all.
+    async fn reprice_recognition_units(
+        &self,
+        items: Option<&[String]>,
+        institution: Option<&str>,
+    ) -> Result<u64, StoreError>;
+    async fn record_recognition_decision(
+        &self,
+        d: &crate::model::NewRecognitionDecision,
+    ) -> Result<(i64, u64), StoreError>;
+    /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
+    /// result for the same visit are marked superseded by it. (new id, how many superseded)
+    /// A recorded decision.
+    async fn recognition_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError>;
+    /// Records a reminder shown and what it listed (statistics units follow). None: no such
+    /// person.
+    async fn record_reminder(&self, r: &NewReminder) -> Result<Option<i64>, StoreError>;
+    /// A person of `institution` opened a study its reminders listed (at `at`): the listings
+    /// are marked opened. Returns how many.
+    async fn reminder_opened(
+        &self,
+        institution: i64,
+        study_uid: &str,
+        at: i64,
+    ) -> Result<u64, StoreError>;
+    /// The visit number of the person's open encounter at the institution (the latest opened),
+    /// for reminders and decisions that name none.
+    async fn open_visit(
+        &self,
+        institution: i64,
+        person: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Stores the hash of the patient's own revocation link for a granted authorization.
+    async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError>;
+    /// The patient's link: ends the live authorization it belongs to; (id, person public id,
+    /// institution code) when there was one.
+    async fn revoke_by_patient(
+        &self,
+        revoke_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, String, String)>, StoreError>;
+}
+
+/// Image quality control: the scoring queue, study aggregation, the QC centre's roll-up, lists
+/// and reviews.
+/// Implemented in `huren-store/src/quality.rs`.
+#[async_trait]
+pub trait QualityIndex: Send + Sync {
     /// Claims up to `n` scoring jobs (queued, or running with a lapsed lease) until
     /// `lease_until`.
     async fn qc_claim(
@@ -384,126 +663,6 @@ pub trait Index: Send + Sync + 'static {
     ) -> Result<Option<crate::model::QcJob>, StoreError>;
     /// Jobs waiting, and the oldest one's enqueue time.
     async fn qc_backlog(&self) -> Result<(i64, Option<i64>), StoreError>;
-    /// Marks units to be priced again: of these items, or of this institution, or all.
-    async fn reprice_recognition_units(
-        &self,
-        items: Option<&[String]>,
-        institution: Option<&str>,
-    ) -> Result<u64, StoreError>;
-    /// Appends a doctor's recognition decision; earlier decisions by the institution on the same
-    /// result for the same visit are marked superseded by it. (new id, how many superseded)
-    /// A recorded decision.
-    async fn recognition_decision(&self, id: i64) -> Result<Option<StoredDecision>, StoreError>;
-    /// Records a reminder shown and what it listed (statistics units follow). None: no such
-    /// person.
-    async fn record_reminder(&self, r: &NewReminder) -> Result<Option<i64>, StoreError>;
-    /// A person of `institution` opened a study its reminders listed (at `at`): the listings
-    /// are marked opened. Returns how many.
-    async fn reminder_opened(
-        &self,
-        institution: i64,
-        study_uid: &str,
-        at: i64,
-    ) -> Result<u64, StoreError>;
-    /// The visit number of the person's open encounter at the institution (the latest opened),
-    /// for reminders and decisions that name none.
-    async fn open_visit(
-        &self,
-        institution: i64,
-        person: &str,
-    ) -> Result<Option<String>, StoreError>;
-    async fn record_recognition_decision(
-        &self,
-        d: &crate::model::NewRecognitionDecision,
-    ) -> Result<(i64, u64), StoreError>;
-    /// Stores the hash of the patient's own revocation link for a granted authorization.
-    async fn set_revoke_hash(&self, id: i64, revoke_hash: &str) -> Result<(), StoreError>;
-    /// The patient's link: ends the live authorization it belongs to; (id, person public id,
-    /// institution code) when there was one.
-    async fn revoke_by_patient(
-        &self,
-        revoke_hash: &str,
-        now: i64,
-    ) -> Result<Option<(i64, String, String)>, StoreError>;
-
-    // --- master patient index (issue #5) ---
-    /// Review pairs in `state` (`open`, `linked`, `rejected`), oldest first.
-    async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError>;
-    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError>;
-    /// Moves every record of person `merged` into `survivor` (public ids), recording one link
-    /// event per record. `Conflict` when that would give one person two different identity
-    /// numbers of one document; `NotFound` for unknown persons. Returns the records moved.
-    async fn merge_persons(
-        &self,
-        survivor: &str,
-        merged: &str,
-        actor: &str,
-        reason: &str,
-    ) -> Result<usize, StoreError>;
-    /// Moves back the records that the merge of `merged` moved (those still with the survivor).
-    async fn unmerge_person(
-        &self,
-        merged: &str,
-        actor: &str,
-        reason: &str,
-    ) -> Result<usize, StoreError>;
-    /// Marks a review pair `linked` (after merging the two records' persons) or `rejected`.
-    async fn decide_link_review(
-        &self,
-        id: i64,
-        link: bool,
-        actor: &str,
-        reason: &str,
-    ) -> Result<LinkReview, StoreError>;
-    async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError>;
-    /// Persons matching a search (at most `limit`), each with their records.
-    async fn find_persons(
-        &self,
-        search: &PersonSearch,
-        limit: u32,
-    ) -> Result<Vec<PersonHit>, StoreError>;
-    /// The person's imaging reports, newest first (unknown person: empty). With `as_of` (unix
-    /// seconds), those received by then, each as it stood then (a later correction unseen).
-    async fn person_reports(
-        &self,
-        public_id: &str,
-        limit: u32,
-        as_of: Option<i64>,
-    ) -> Result<Vec<TimelineReport>, StoreError>;
-    /// The person's lab results at every institution, newest first (unknown person: empty).
-    /// Whether `system` is an assigning authority huren knows: some record's issuer or an
-    /// institution's identifier system (IHE PIXm tells unknown domains from unknown patients).
-    async fn identifier_domain_known(&self, system: &str) -> Result<bool, StoreError>;
-    /// Current results (not superseded) matching `q`, newest first, at most `q.limit`.
-    async fn search_observations(
-        &self,
-        q: &crate::results::ResultQuery,
-    ) -> Result<Vec<crate::results::ObservationRow>, StoreError>;
-    async fn observation(
-        &self,
-        id: i64,
-    ) -> Result<Option<crate::results::ObservationRow>, StoreError>;
-    /// Current orders and reports matching `q`, newest first, at most `q.limit`.
-    async fn search_orders(
-        &self,
-        q: &crate::results::ResultQuery,
-    ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
-    async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
-    /// With `as_of`, as for [`Index::person_reports`].
-    async fn person_lab_results(
-        &self,
-        public_id: &str,
-        limit: u32,
-        as_of: Option<i64>,
-    ) -> Result<Vec<TimelineLab>, StoreError>;
-    /// The person's active imaging studies at every institution, newest first; `None` for an
-    /// unknown person. With `as_of`, those with an image received by then.
-    async fn person_studies(
-        &self,
-        public_id: &str,
-        limit: u32,
-        as_of: Option<i64>,
-    ) -> Result<Option<Vec<TimelineStudy>>, StoreError>;
     /// Appends a QC review to the study `study_uid` performed at `institution` (code); `None`
     /// when there is no such study.
     async fn qc_add_review(
@@ -521,40 +680,13 @@ pub trait Index: Send + Sync + 'static {
         study_uid: &str,
         institution: &str,
     ) -> Result<Vec<QcReview>, StoreError>;
-    /// The person's revision: a number that changes, in the same transaction, with every
-    /// change to their studies (and their instances' counts), QC grades, lab results, reports
-    /// and record links (migration 0036's triggers). `None` for an unknown person; `Some(0)`
-    /// for one never changed since the revision was introduced.
-    async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError>;
-    /// The record `(issuer, patient_id)` and up to `limit` other records whose name sounds the
-    /// same (`name_key`), with how many records carry that sound.
-    async fn link_candidates(
-        &self,
-        issuer: &str,
-        patient_id: &str,
-        limit: u32,
-    ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError>;
-    /// Applies a score decision between two records: `link` merges their persons (rule
-    /// `score`, refused silently into review when numbers conflict), otherwise a review pair.
-    async fn apply_score_decision(
-        &self,
-        a: i64,
-        b: i64,
-        link: bool,
-        score: f64,
-    ) -> Result<(), StoreError>;
+}
 
-    // --- reads used by tests, retrieval and the sweep ---
-    async fn instances_by_sop_uid(&self, sop_uid: &str) -> Result<Vec<InstanceRow>, StoreError>;
-    async fn blob_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
-    async fn sweep_watermark(&self) -> Result<Option<String>, StoreError>;
-    async fn set_sweep_watermark(&self, partition: &str) -> Result<(), StoreError>;
-    /// Marks studies with no new instance for their sender's quiet period as stable; returns
-    /// the study keys that just became stable (each gets one `study_stable` event row).
-    async fn mark_stable_studies(&self, now_unix: i64) -> Result<Vec<i64>, StoreError>;
-    async fn counts(&self) -> Result<ArchiveCounts, StoreError>;
-
-    // --- query and retrieve ---
+/// Query and retrieve: matches at any level (QIDO-RS and C-FIND), series metadata and its
+/// cache, instance documents.
+/// Implemented in `huren-store/src/query.rs`.
+#[async_trait]
+pub trait QueryIndex: Send + Sync {
     /// Matches at the query's level, one statement whatever the level.
     async fn find(&self, q: &crate::query::Query) -> Result<Vec<crate::query::Match>, StoreError>;
     /// The series rows for a (study, series) UID pair with their current ETags (more than one
@@ -596,5 +728,34 @@ pub struct NoNotifier;
 impl Notifier for NoNotifier {
     async fn send_sms(&self, _to: &str, _text: &str) -> Result<(), StoreError> {
         Err(StoreError::Invalid("no SMS gateway is configured".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_back_end_failure_keeps_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only volume");
+        let e = StoreError::backend("persisting an object", io);
+        assert_eq!(
+            e.to_string(),
+            "storage back end failed: persisting an object: read-only volume"
+        );
+        let cause = e.cause().and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            cause.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(
+            StoreError::broken("index writer stopped").to_string(),
+            "storage back end failed: index writer stopped"
+        );
+        let full = std::io::Error::from_raw_os_error(28);
+        assert!(matches!(
+            StoreError::from_io(full),
+            StoreError::OutOfSpace(_)
+        ));
     }
 }

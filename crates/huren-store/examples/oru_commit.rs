@@ -6,7 +6,7 @@
 
 use huren_access::{AuditAction, AuditEvent, Outcome};
 use huren_archive::model::*;
-use huren_archive::ports::Index;
+use huren_archive::ports::*;
 use huren_store::SqliteIndex;
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,7 +1,12 @@
 //! SQL for people's accounts and sessions (issue #6).
 
+use crate::sqlite::*;
+use async_trait::async_trait;
 use huren_access::{Role, User};
+use huren_archive::model::*;
 use huren_archive::model::{NewUser, SessionRecord, UserAccount};
+use huren_archive::ports::StoreError;
+use huren_archive::ports::*;
 use huren_types::InstitutionCode;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -390,232 +395,96 @@ pub async fn open_visit(
     .await
 }
 
-/// Opens a break-glass access to a person (by public id); its id, or None for no such person.
-pub async fn start_break_glass(
-    pool: &SqlitePool,
-    user: &huren_access::User,
-    person: &str,
-    reason: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO break_glass (user_id, institution_id, person_id, reason, started_at, expires_at)
-         SELECT ?, ?, id, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
-    )
-    .bind(user.user_id)
-    .bind(user.institution_id)
-    .bind(reason)
-    .bind(now)
-    .bind(expires_at)
-    .bind(person)
-    .fetch_optional(pool)
-    .await
-}
-
-pub async fn break_glass_list(
-    pool: &SqlitePool,
-    institution_id: i64,
-    open_only: bool,
-) -> Result<Vec<huren_archive::model::BreakGlass>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT b.id, u.username, pe.public_id, b.reason, b.started_at, b.expires_at, r.username, b.reviewed_at,
-                b.verdict, b.review_note
-           FROM break_glass b JOIN app_user u ON u.id = b.user_id JOIN person pe ON pe.id = b.person_id
-           LEFT JOIN app_user r ON r.id = b.reviewed_by
-          WHERE b.institution_id = ? AND (? = 0 OR b.reviewed_at IS NULL)
-          ORDER BY b.id",
-    )
-    .bind(institution_id)
-    .bind(open_only)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| huren_archive::model::BreakGlass {
-            id: r.get(0),
-            doctor: r.get(1),
-            person: r.get(2),
-            reason: r.get(3),
-            started_at: r.get(4),
-            expires_at: r.get(5),
-            reviewed_by: r.get(6),
-            reviewed_at: r.get(7),
-            verdict: r.get(8),
-            review_note: r.get(9),
-        })
-        .collect())
-}
-
-/// Records a review; false when the access is not the institution's or was reviewed before.
-pub async fn review_break_glass(
-    pool: &SqlitePool,
-    id: i64,
-    reviewer: &huren_access::User,
-    verdict: &str,
-    note: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE break_glass SET reviewed_by = ?, reviewed_at = ?, verdict = ?, review_note = ?
-          WHERE id = ? AND institution_id = ? AND reviewed_at IS NULL",
-    )
-    .bind(reviewer.user_id)
-    .bind(now)
-    .bind(verdict)
-    .bind(note)
-    .bind(id)
-    .bind(reviewer.institution_id)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-pub async fn audit_events(
-    pool: &SqlitePool,
-    f: &huren_archive::model::AuditFilter,
-    limit: u32,
-) -> Result<Vec<huren_archive::model::AuditRow>, sqlx::Error> {
-    // A patient is named by person (`person:…` in the trail) or by one record (`PID@issuer`).
-    let rows = sqlx::query(
-        "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq
-           FROM audit_event
-          WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR id < ?3)
-            AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR institution = ?5)
-            AND (?6 IS NULL OR patient = ?6 OR patient = 'person:' || ?6)
-            AND (?7 IS NULL OR instr(actor, ?7) > 0)
-          ORDER BY id DESC LIMIT ?8",
-    )
-    .bind(f.from)
-    .bind(f.until)
-    .bind(f.before)
-    .bind(f.action.as_deref())
-    .bind(f.institution.as_deref())
-    .bind(f.patient.as_deref())
-    .bind(f.actor.as_deref())
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| huren_archive::model::AuditRow {
-            id: r.get(0),
-            at: r.get(1),
-            action: r.get(2),
-            outcome: r.get(3),
-            actor: r.get(4),
-            institution: r.get(5),
-            patient: r.get(6),
-            study_uid: r.get(7),
-            object: r.get(8),
-            source_address: r.get(9),
-            detail: r.get(10),
-            seq: r.get(11),
-        })
-        .collect())
-}
-
-pub async fn patient_contact(
-    pool: &SqlitePool,
-    person: &str,
-) -> Result<Option<huren_archive::model::SealedContact>, sqlx::Error> {
-    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
-        "SELECT c.sealed, c.key_id FROM patient_contact c JOIN person pe ON pe.id = c.person_id
-          WHERE pe.public_id = ? AND c.channel = 'sms'",
-    )
-    .bind(person)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(sealed, key_id)| huren_archive::model::SealedContact { sealed, key_id }))
-}
-
-pub async fn create_authorization(
-    pool: &SqlitePool,
-    a: &huren_archive::model::NewAuthorization,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO patient_authorization (person_id, institution_id, requested_by, scope, code_hash, code_expires_at, days, created_at)
-         SELECT id, ?, ?, ?, ?, ?, ?, ? FROM person WHERE public_id = ? RETURNING id",
-    )
-    .bind(a.institution_id)
-    .bind(a.requested_by)
-    .bind(&a.scope)
-    .bind(&a.code_hash)
-    .bind(a.code_expires_at)
-    .bind(a.days)
-    .bind(a.now)
-    .bind(&a.person)
-    .fetch_one(pool)
-    .await
-}
-
-pub async fn confirm_authorization(
-    pool: &SqlitePool,
-    id: i64,
-    institution_id: i64,
-    code_hash: &str,
-    now: i64,
-) -> Result<Option<huren_archive::model::AuthorizationView>, sqlx::Error> {
-    // Reads, then writes: a deferred transaction could not upgrade to a writer once another
-    // connection had committed since its read (SQLITE_BUSY at once, no busy wait), which the
-    // quality workers' frequent commits made likely. Immediate takes the write lock first, and
-    // waits for it.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let row: Option<(String, i64, i64, i64, String, String)> = sqlx::query_as(
-        "SELECT a.code_hash, a.code_expires_at, a.attempts, a.days, pe.public_id, a.scope
-           FROM patient_authorization a JOIN person pe ON pe.id = a.person_id
-          WHERE a.id = ? AND a.institution_id = ? AND a.granted_at IS NULL AND a.revoked_at IS NULL",
-    )
-    .bind(id)
-    .bind(institution_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((hash, code_expires, attempts, days, person, scope)) = row else {
-        return Ok(None);
-    };
-    if now >= code_expires || attempts >= 5 {
-        return Ok(None);
+#[async_trait]
+impl AccountIndex for SqliteIndex {
+    async fn add_user(&self, u: NewUser) -> Result<i64, StoreError> {
+        match add_user(&self.pool, &u, now()).await.map_err(db)? {
+            Ok(id) => Ok(id),
+            Err(code) => Err(StoreError::NotFound(format!("institution {code}"))),
+        }
     }
-    if hash != code_hash {
-        sqlx::query("UPDATE patient_authorization SET attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(None);
-    }
-    let expires_at = now + days * 86_400;
-    sqlx::query("UPDATE patient_authorization SET granted_at = ?, expires_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(expires_at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Some(huren_archive::model::AuthorizationView {
-        id,
-        person,
-        scope,
-        granted_at: now,
-        expires_at,
-    }))
-}
 
-pub async fn revoke_authorization(
-    pool: &SqlitePool,
-    id: i64,
-    institution_id: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE patient_authorization SET revoked_at = ? WHERE id = ? AND institution_id = ? AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .bind(institution_id)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+    async fn user_account(&self, username: &str) -> Result<Option<UserAccount>, StoreError> {
+        user_account(&self.pool, username).await.map_err(db)
+    }
+
+    async fn login_failed(&self, user_id: i64, lock_until: Option<i64>) -> Result<i64, StoreError> {
+        login_failed(&self.pool, user_id, lock_until)
+            .await
+            .map_err(db)
+    }
+
+    async fn login_succeeded(&self, user_id: i64) -> Result<(), StoreError> {
+        login_succeeded(&self.pool, user_id).await.map_err(db)
+    }
+
+    async fn create_session(&self, s: SessionRecord) -> Result<(), StoreError> {
+        create_session(&self.pool, &s).await.map_err(db)
+    }
+
+    async fn session(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<(SessionRecord, UserAccount)>, StoreError> {
+        session(&self.pool, secret_hash).await.map_err(db)
+    }
+
+    async fn touch_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError> {
+        touch_session(&self.pool, secret_hash, at).await.map_err(db)
+    }
+
+    async fn end_session(&self, secret_hash: &str, at: i64) -> Result<(), StoreError> {
+        end_session(&self.pool, secret_hash, at).await.map_err(db)
+    }
+
+    async fn upsert_encounter(&self, e: EncounterUpsert) -> Result<i64, StoreError> {
+        upsert_encounter(&self.pool, &e, now()).await.map_err(db)
+    }
+
+    async fn create_launch_ticket(&self, t: NewLaunchTicket) -> Result<(), StoreError> {
+        create_launch_ticket(&self.pool, &t).await.map_err(db)
+    }
+
+    async fn redeem_launch_ticket(
+        &self,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Option<RedeemedTicket>, StoreError> {
+        redeem_launch_ticket(&self.pool, secret_hash, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn user_account_by_id(&self, user_id: i64) -> Result<Option<UserAccount>, StoreError> {
+        user_account_by_id(&self.pool, user_id).await.map_err(db)
+    }
+
+    async fn encounter_persons(
+        &self,
+        institution_id: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        encounter_persons(&self.pool, institution_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn related_persons(
+        &self,
+        user: &huren_access::User,
+        department_reach: bool,
+    ) -> Result<Vec<(i64, String, bool, String)>, StoreError> {
+        related_persons(&self.pool, user, department_reach)
+            .await
+            .map_err(db)
+    }
+
+    async fn records_with_data_at(
+        &self,
+        patient_keys: &[i64],
+        institutions: &[i64],
+    ) -> Result<Vec<i64>, StoreError> {
+        records_with_data_at(&self.pool, patient_keys, institutions)
+            .await
+            .map_err(db)
+    }
 }

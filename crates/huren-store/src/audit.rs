@@ -1,10 +1,17 @@
 //! Reading the audit chain back: its head (for checkpoints) and a full verification
 //! (`huren audit verify`). The chain itself is written by the group-commit writer.
 
-use crate::sqlite::audit_stored_fields;
+use crate::sqlite::*;
+use crate::writer::audit_stored_fields;
+use crate::writer::*;
+use async_trait::async_trait;
+use huren_access::AuditEvent;
+use huren_archive::model::*;
 use huren_archive::ports::StoreError;
+use huren_archive::ports::*;
 use huren_seal::chain::{ChainKey, GENESIS};
 use sqlx::{Row, SqlitePool};
+use tokio::sync::oneshot;
 
 /// A small read connection on the index for the audit chain (checkpoints, verification).
 #[derive(Clone)]
@@ -17,26 +24,26 @@ impl AuditReader {
             .max_connections(1)
             .connect_with(opts)
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend("opening the audit trail", e))?;
         Ok(AuditReader(pool))
     }
 
     pub async fn head(&self) -> Result<Option<Head>, StoreError> {
         head(&self.0)
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(|e| StoreError::backend("reading the chain head", e))
     }
 
     pub async fn verify(&self, key: &ChainKey) -> Result<Verification, StoreError> {
         verify(&self.0, key)
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(|e| StoreError::backend("verifying the chain", e))
     }
 
     pub async fn mac_at(&self, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
         mac_at(&self.0, seq)
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(|e| StoreError::backend("reading a chain link", e))
     }
 }
 
@@ -126,4 +133,69 @@ async fn mac_at(pool: &SqlitePool, seq: i64) -> Result<Option<Vec<u8>>, sqlx::Er
         .bind(seq)
         .fetch_optional(pool)
         .await
+}
+
+pub async fn audit_events(
+    pool: &SqlitePool,
+    f: &huren_archive::model::AuditFilter,
+    limit: u32,
+) -> Result<Vec<huren_archive::model::AuditRow>, sqlx::Error> {
+    // A patient is named by person (`person:…` in the trail) or by one record (`PID@issuer`).
+    let rows = sqlx::query(
+        "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq
+           FROM audit_event
+          WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR id < ?3)
+            AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR institution = ?5)
+            AND (?6 IS NULL OR patient = ?6 OR patient = 'person:' || ?6)
+            AND (?7 IS NULL OR instr(actor, ?7) > 0)
+          ORDER BY id DESC LIMIT ?8",
+    )
+    .bind(f.from)
+    .bind(f.until)
+    .bind(f.before)
+    .bind(f.action.as_deref())
+    .bind(f.institution.as_deref())
+    .bind(f.patient.as_deref())
+    .bind(f.actor.as_deref())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| huren_archive::model::AuditRow {
+            id: r.get(0),
+            at: r.get(1),
+            action: r.get(2),
+            outcome: r.get(3),
+            actor: r.get(4),
+            institution: r.get(5),
+            patient: r.get(6),
+            study_uid: r.get(7),
+            object: r.get(8),
+            source_address: r.get(9),
+            detail: r.get(10),
+            seq: r.get(11),
+        })
+        .collect())
+}
+
+#[async_trait]
+impl AuditIndex for SqliteIndex {
+    async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Audit(ev, tx))
+            .await
+            .map_err(|_| StoreError::broken("index writer stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::broken("index writer stopped"))?
+    }
+
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        audit_events(&self.pool, filter, limit).await.map_err(db)
+    }
 }

@@ -25,7 +25,7 @@ impl LocalBlobs {
         let spool = root.join("spool");
         std::fs::create_dir_all(&spool).map_err(StoreError::from_io)?;
         let store = LocalFileSystem::new_with_prefix(root)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend("opening the object store", e))?;
         Ok(LocalBlobs {
             root: root.to_path_buf(),
             spool,
@@ -93,7 +93,7 @@ fn persist_blocking(source: Source, target: &Path) -> std::io::Result<()> {
 fn backend(e: object_store::Error) -> StoreError {
     match e {
         object_store::Error::NotFound { path, .. } => StoreError::NotFound(path),
-        other => StoreError::Backend(other.to_string()),
+        other => StoreError::backend("object store", other),
     }
 }
 
@@ -111,7 +111,7 @@ impl BlobStore for LocalBlobs {
         };
         tokio::task::spawn_blocking(move || persist_blocking(source, &target))
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(|e| StoreError::backend("persisting an object", e))?
             .map_err(StoreError::from_io)
     }
 

@@ -1,7 +1,10 @@
 //! SQL for the catalog: versions and items, prices, code mappings, study rules, and the study
 //! groups the unmapped-studies report is made of.
 
+use crate::sqlite::*;
+use async_trait::async_trait;
 use huren_archive::catalog::{CatalogVersion, StudyGroup};
+use huren_archive::ports::StoreError;
 use huren_catalog::{CodeMapping, Item, ItemKind, MapKind, Price, StudyRule};
 use sqlx::{Row, SqlitePool};
 
@@ -317,4 +320,155 @@ pub async fn study_groups(pool: &SqlitePool) -> Result<Vec<StudyGroup>, sqlx::Er
             studies: r.get(5),
         })
         .collect())
+}
+
+#[async_trait]
+impl huren_archive::catalog::CatalogStore for SqliteIndex {
+    async fn import_qualifications(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        records: &[huren_catalog::QualificationRecord],
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_qualifications(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            records,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn import_scopes(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        rules: &[huren_catalog::ScopeRule],
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_scopes(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            rules,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn import_policy(
+        &self,
+        set: &huren_archive::catalog::RecognitionSet,
+        document: &str,
+    ) -> Result<i64, StoreError> {
+        crate::recognition::import_policy(
+            &self.pool,
+            &set.source_sha256,
+            set.imported_at,
+            &set.imported_by,
+            set.rows,
+            document,
+        )
+        .await
+        .map_err(db)
+    }
+
+    async fn set_document(&self, set_id: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT document FROM recognition_set WHERE id = ?")
+            .bind(set_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+            .map_err(db)
+    }
+
+    async fn recognition_sets(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<huren_archive::catalog::RecognitionSet>, StoreError> {
+        crate::recognition::sets(&self.pool, limit)
+            .await
+            .map_err(db)
+    }
+
+    async fn recognition_set_at(
+        &self,
+        kind: &str,
+        at: Option<i64>,
+    ) -> Result<Option<huren_archive::catalog::RecognitionSet>, StoreError> {
+        crate::recognition::set_at(&self.pool, kind, at)
+            .await
+            .map_err(db)
+    }
+
+    async fn qualification_records(
+        &self,
+        set_id: i64,
+    ) -> Result<Vec<huren_catalog::QualificationRecord>, StoreError> {
+        crate::recognition::qualifications(&self.pool, set_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn scope_rules(&self, set_id: i64) -> Result<Vec<huren_catalog::ScopeRule>, StoreError> {
+        crate::recognition::scopes(&self.pool, set_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn import_catalog_version(
+        &self,
+        v: &huren_archive::catalog::CatalogVersion,
+        items: &[huren_catalog::Item],
+    ) -> Result<i64, StoreError> {
+        import_version(&self.pool, v, items).await.map_err(db)
+    }
+
+    async fn catalog_versions(
+        &self,
+    ) -> Result<Vec<huren_archive::catalog::CatalogVersion>, StoreError> {
+        versions(&self.pool).await.map_err(db)
+    }
+
+    async fn catalog_items(&self, version_id: i64) -> Result<Vec<huren_catalog::Item>, StoreError> {
+        items(&self.pool, version_id).await.map_err(db)
+    }
+
+    async fn unknown_item_codes(&self, codes: &[&str]) -> Result<Vec<String>, StoreError> {
+        unknown_item_codes(&self.pool, codes).await.map_err(db)
+    }
+
+    async fn upsert_prices(&self, prices: &[huren_catalog::Price]) -> Result<(), StoreError> {
+        upsert_prices(&self.pool, prices).await.map_err(db)
+    }
+
+    async fn item_prices(&self, item_code: &str) -> Result<Vec<huren_catalog::Price>, StoreError> {
+        prices(&self.pool, item_code).await.map_err(db)
+    }
+
+    async fn upsert_code_mappings(
+        &self,
+        maps: &[huren_catalog::CodeMapping],
+    ) -> Result<Result<(), String>, StoreError> {
+        upsert_mappings(&self.pool, maps, now()).await.map_err(db)
+    }
+
+    async fn code_mappings(&self) -> Result<Vec<huren_catalog::CodeMapping>, StoreError> {
+        all_mappings(&self.pool).await.map_err(db)
+    }
+
+    async fn replace_study_rules(
+        &self,
+        rules: &[huren_catalog::StudyRule],
+    ) -> Result<(), StoreError> {
+        replace_rules(&self.pool, rules).await.map_err(db)
+    }
+
+    async fn study_rules(&self) -> Result<Vec<huren_catalog::StudyRule>, StoreError> {
+        rules(&self.pool).await.map_err(db)
+    }
+
+    async fn study_groups(&self) -> Result<Vec<huren_archive::catalog::StudyGroup>, StoreError> {
+        study_groups(&self.pool).await.map_err(db)
+    }
 }

@@ -9,15 +9,23 @@ mod accounts;
 pub mod audit;
 pub mod blob;
 mod catalog;
-mod contacts;
+mod consent;
 mod film;
+mod ingest;
+mod institutions;
+mod linking;
 mod numbering;
+mod oru;
 pub mod outbox;
+mod persons;
 mod quality;
 pub mod query;
 mod recognition;
 mod results;
 pub mod sqlite;
+#[cfg(test)]
+mod trigger_tests;
+mod writer;
 
 pub use blob::LocalBlobs;
 pub use sqlite::SqliteIndex;

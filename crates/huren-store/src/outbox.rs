@@ -35,7 +35,7 @@ impl Notifier for SmsOutbox {
             f.sync_all()
         })
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| StoreError::backend("SMS outbox", e))?
         .map_err(StoreError::from_io)
     }
 }

@@ -1,7 +1,13 @@
 //! QIDO-RS / C-FIND queries as one SQL statement per request, whatever the level: lower-level
 //! keys become EXISTS sub-queries, so round trips do not grow with the hierarchy.
 
+use crate::sqlite::*;
+use async_trait::async_trait;
+use huren_archive::model::*;
+use huren_archive::ports::StoreError;
+use huren_archive::ports::*;
 use huren_archive::query::{Key, Level, Match, Matcher, Query};
+use sqlx::Row as _;
 
 fn column(key: Key) -> (&'static str, Level) {
     match key {
@@ -351,5 +357,117 @@ pub fn to_match(r: Row, level: Level) -> Match {
         blob_key: r.blob_key,
         pixel_layout: r.pixel_layout,
         object_size: r.size,
+    }
+}
+
+#[async_trait]
+impl QueryIndex for SqliteIndex {
+    async fn find(
+        &self,
+        q: &huren_archive::query::Query,
+    ) -> Result<Vec<huren_archive::query::Match>, StoreError> {
+        let (sql, binds) = build(q);
+        // Only fixed fragments are formatted into the statement; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let page: Option<String> = query.fetch_one(&self.pool).await.map_err(db)?.get(0);
+        let rows: Vec<crate::query::Row> = serde_json::from_str(page.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::backend("query page", e))?;
+        Ok(rows.into_iter().map(|r| to_match(r, q.level)).collect())
+    }
+
+    async fn series_etag(
+        &self,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Vec<SeriesTag>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT se.id, se.version, p.id AS pid, p.updated_at, s.institution_id, p.patient_id, p.issuer
+               FROM series se JOIN study s ON s.id = se.study_id
+             JOIN patient p ON p.id = s.patient_id WHERE s.study_uid = ? AND se.series_uid = ? AND se.num_instances > 0",
+        )
+        .bind(study_uid)
+        .bind(series_uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get("id");
+                let etag = format!(
+                    "\"s{id}-v{}-p{}-{}\"",
+                    r.get::<i64, _>("version"),
+                    r.get::<i64, _>("pid"),
+                    r.get::<i64, _>("updated_at")
+                );
+                SeriesTag {
+                    key: id,
+                    etag,
+                    institution_id: r.get("institution_id"),
+                    patient: format!(
+                        "{}@{}",
+                        r.get::<String, _>("patient_id"),
+                        r.get::<String, _>("issuer")
+                    ),
+                }
+            })
+            .collect())
+    }
+
+    async fn cached_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT json FROM series_metadata WHERE series_id = ? AND etag = ?")
+            .bind(series_key)
+            .bind(etag)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn store_series_metadata(
+        &self,
+        series_key: i64,
+        etag: &str,
+        json: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO series_metadata (series_id, etag, json) VALUES (?, ?, ?)
+             ON CONFLICT (series_id) DO UPDATE SET etag = excluded.etag, json = excluded.json",
+        )
+        .bind(series_key)
+        .bind(etag)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn instance_documents(
+        &self,
+        instance_keys: &[i64],
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::with_capacity(instance_keys.len());
+        // Bounded statements: SQLite allows 32 766 parameters; 900 keeps each small.
+        for chunk in instance_keys.chunks(900) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT instance_id, json FROM instance_json WHERE instance_id IN ({marks})"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                query = query.bind(k);
+            }
+            for r in query.fetch_all(&self.pool).await.map_err(db)? {
+                out.push((r.get::<i64, _>("instance_id"), r.get::<Vec<u8>, _>("json")));
+            }
+        }
+        Ok(out)
     }
 }

@@ -3,9 +3,17 @@
 //! keyset cursor, so each page walks an index from where the last one stopped: by code
 //! `lab_result_code`, by person `lab_result_patient`, by date alone `lab_result_observed`.
 
+use crate::sqlite::*;
+use crate::writer::*;
+use async_trait::async_trait;
+use huren_access::AuditEvent;
+use huren_archive::model::*;
+use huren_archive::ports::StoreError;
+use huren_archive::ports::*;
 use huren_archive::results::{Cursor, ObservationRow, OrderRow, ResultQuery};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row, SqlitePool};
+use tokio::sync::oneshot;
 
 enum Val {
     I(i64),
@@ -321,4 +329,132 @@ pub async fn order(pool: &SqlitePool, id: i64) -> Result<Option<OrderRow>, sqlx:
             .await?
             .pop(),
     )
+}
+
+#[async_trait]
+impl ResultIndex for SqliteIndex {
+    async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::Oru(Box::new(oru), audit, tx))
+            .await
+            .map_err(|_| StoreError::broken("index writer stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::broken("index writer dropped the commit"))?
+    }
+
+    async fn search_observations(
+        &self,
+        q: &huren_archive::results::ResultQuery,
+    ) -> Result<Vec<huren_archive::results::ObservationRow>, StoreError> {
+        search_observations(&self.pool, q).await.map_err(db)
+    }
+
+    async fn observation(
+        &self,
+        id: i64,
+    ) -> Result<Option<huren_archive::results::ObservationRow>, StoreError> {
+        observation(&self.pool, id).await.map_err(db)
+    }
+
+    async fn search_orders(
+        &self,
+        q: &huren_archive::results::ResultQuery,
+    ) -> Result<Vec<huren_archive::results::OrderRow>, StoreError> {
+        search_orders(&self.pool, q).await.map_err(db)
+    }
+
+    async fn order(&self, id: i64) -> Result<Option<huren_archive::results::OrderRow>, StoreError> {
+        order(&self.pool, id).await.map_err(db)
+    }
+
+    async fn person_lab_results(
+        &self,
+        public_id: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Vec<TimelineLab>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.code, r.code_text, r.code_system, r.value, r.unit, r.reference_range, r.abnormal_flag,
+                    r.status, r.observed_at, r.observed_instant, r.order_text, i.code, r.performing_lab,
+                    p.patient_id, p.issuer, r.reported_at, r.reported_instant
+               FROM lab_result r JOIN patient p ON p.id = r.patient_id
+               JOIN person pe ON pe.id = p.person_id JOIN institution i ON i.id = r.performing_institution_id
+              WHERE pe.public_id = ?1
+                AND (CASE WHEN ?3 IS NULL THEN r.superseded_by IS NULL
+                          ELSE r.created_at <= ?3 AND (r.superseded_by IS NULL
+                               OR (SELECT n.created_at FROM lab_result n WHERE n.id = r.superseded_by) > ?3) END)
+              ORDER BY r.observed_instant DESC NULLS LAST, r.id DESC LIMIT ?2",
+        )
+        .bind(public_id)
+        .bind(i64::from(limit))
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineLab {
+                id: r.get(0),
+                code: r.get(1),
+                code_text: r.get(2),
+                code_system: r.get(3),
+                value: r.get(4),
+                unit: r.get(5),
+                reference_range: r.get(6),
+                abnormal_flag: r.get(7),
+                status: r.get(8),
+                observed_at: r.get(9),
+                observed_instant: r.get(10),
+                order_text: r.get(11),
+                performing_institution: r.get(12),
+                performing_lab: r.get(13),
+                patient_id: r.get(14),
+                issuer: r.get(15),
+                reported_at: r.get(16),
+                reported_instant: r.get(17),
+                catalog_item: None,
+            })
+            .collect())
+    }
+
+    async fn person_reports(
+        &self,
+        public_id: &str,
+        limit: u32,
+        as_of: Option<i64>,
+    ) -> Result<Vec<TimelineReport>, StoreError> {
+        // As of a moment: received by then, and not yet replaced by a row received by then.
+        let rows = sqlx::query(
+            "SELECT r.id, COALESCE(s.study_uid, r.study_uid), r.accession_number, r.procedure_text, COALESCE(r.text, ''), r.status,
+                    r.reported_at, r.reported_instant, i.code
+               FROM report r JOIN patient p ON p.id = r.patient_id JOIN person pe ON pe.id = p.person_id
+               JOIN institution i ON i.id = r.performing_institution_id LEFT JOIN study s ON s.id = r.study_id
+              WHERE pe.public_id = ?1 AND r.category = 'RAD'
+                AND (CASE WHEN ?3 IS NULL THEN r.superseded_by IS NULL
+                          ELSE r.created_at <= ?3 AND (r.superseded_by IS NULL
+                               OR (SELECT n.created_at FROM report n WHERE n.id = r.superseded_by) > ?3) END)
+              ORDER BY r.reported_instant DESC NULLS LAST, r.id DESC LIMIT ?2",
+        )
+        .bind(public_id)
+        .bind(i64::from(limit))
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| TimelineReport {
+                id: r.get(0),
+                study_instance_uid: r.get(1),
+                accession_number: r.get(2),
+                procedure_text: r.get(3),
+                text: r.get(4),
+                status: r.get(5),
+                reported_at: r.get(6),
+                reported_instant: r.get(7),
+                performing_institution: r.get(8),
+            })
+            .collect())
+    }
 }

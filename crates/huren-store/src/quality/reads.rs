@@ -1,256 +1,7 @@
-//! SQL for image quality control (docs/quality.md): the job queue with leases, per-image
-//! results, and study aggregates.
+//! The QC centre's reads in SQL: grades by study, the roll-up cells (migration 0040), the
+//! lowest studies and the worklist (migration 0041), a study's images.
 
-use huren_archive::model::{QcImageOutcome, QcJob, QcStudyOutcome};
 use sqlx::{Row, SqlitePool};
-
-/// Claims up to `n` jobs for `worker` until `lease_until`: queued ones, and running ones whose
-/// lease has run out (their worker died). One statement, so two workers never claim the same.
-/// One active instance of a study of that UID (optionally of one institution), as a job.
-pub async fn image_source(
-    pool: &SqlitePool,
-    study_uid: &str,
-    sop_uid: &str,
-    institution: Option<i64>,
-) -> Result<Option<QcJob>, sqlx::Error> {
-    let r = sqlx::query(
-        "SELECT i.id, i.study_id, i.series_id, se.series_uid, i.blob_key, i.transfer_syntax_uid,
-                COALESCE(i.pixel_layout, ''), 0, ij.json
-           FROM instance i JOIN series se ON se.id = i.series_id
-           JOIN study st ON st.id = i.study_id
-           LEFT JOIN instance_json ij ON ij.instance_id = i.id
-          WHERE st.study_uid = ?1 AND i.sop_uid = ?2 AND i.lifecycle = 'active'
-            AND (?3 IS NULL OR st.institution_id = ?3)
-          LIMIT 1",
-    )
-    .bind(study_uid)
-    .bind(sop_uid)
-    .bind(institution)
-    .fetch_optional(pool)
-    .await?;
-    Ok(r.as_ref().map(job))
-}
-
-/// A job from the columns both queries select, in their order.
-fn job(r: &sqlx::sqlite::SqliteRow) -> QcJob {
-    QcJob {
-        instance_id: r.get(0),
-        study_id: r.get(1),
-        series_id: r.get(2),
-        series_uid: r.get(3),
-        blob_key: r.get(4),
-        transfer_syntax: r.get(5),
-        pixel_layout: r.get(6),
-        attempts: r.get(7),
-        document: r.get(8),
-    }
-}
-
-pub async fn claim(
-    pool: &SqlitePool,
-    worker: &str,
-    n: i64,
-    now: i64,
-    lease_until: i64,
-) -> Result<Vec<QcJob>, sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE qc_job SET state = 'running', lease_until = ?1, worker = ?2, attempts = attempts + 1
-          WHERE instance_id IN (
-                SELECT instance_id FROM qc_job
-                 WHERE state = 'queued' OR (state = 'running' AND lease_until < ?3)
-                 ORDER BY instance_id LIMIT ?4)
-          RETURNING instance_id",
-    )
-    .bind(lease_until)
-    .bind(worker)
-    .bind(now)
-    .bind(n)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let marks = vec!["?"; ids.len()].join(",");
-    let sql = format!(
-        "SELECT i.id, i.study_id, i.series_id, se.series_uid, i.blob_key, i.transfer_syntax_uid,
-                i.pixel_layout, j.attempts, ij.json
-           FROM instance i JOIN series se ON se.id = i.series_id
-           JOIN qc_job j ON j.instance_id = i.id
-           LEFT JOIN instance_json ij ON ij.instance_id = i.id
-          WHERE i.id IN ({marks})"
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in &ids {
-        q = q.bind(id);
-    }
-    let rows = q.fetch_all(pool).await?;
-    let mut jobs: Vec<QcJob> = rows.iter().map(job).collect();
-    // An instance removed since it was queued (deleted study): its job is done, nothing to do.
-    let found: std::collections::HashSet<i64> = jobs.iter().map(|j| j.instance_id).collect();
-    for id in ids.iter().filter(|id| !found.contains(id)) {
-        sqlx::query("UPDATE qc_job SET state = 'done', finished_at = ?, error = 'instance gone' WHERE instance_id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?;
-    }
-    jobs.sort_by_key(|j| j.instance_id);
-    Ok(jobs)
-}
-
-/// Stores images' results, finishes their jobs and marks their studies for aggregation, in one
-/// transaction (one commit per batch, not per image); applying the same result twice leaves
-/// the same rows.
-pub async fn finish(
-    pool: &SqlitePool,
-    all: &[QcImageOutcome],
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for o in all {
-        finish_one(&mut tx, o, now).await?;
-    }
-    tx.commit().await
-}
-
-async fn finish_one(
-    tx: &mut sqlx::SqliteConnection,
-    o: &QcImageOutcome,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO qc_image (instance_id, study_id, series_id, scored_at, excluded, score, grade,
-             calibrated, scores)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (instance_id) DO UPDATE SET scored_at = excluded.scored_at,
-             excluded = excluded.excluded, score = excluded.score, grade = excluded.grade,
-             calibrated = excluded.calibrated, scores = excluded.scores",
-    )
-    .bind(o.instance_id)
-    .bind(o.study_id)
-    .bind(o.series_id)
-    .bind(now)
-    .bind(&o.excluded)
-    .bind(o.score)
-    .bind(&o.grade)
-    .bind(o.calibrated)
-    .bind(&o.scores)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE qc_job SET state = 'done', finished_at = ?, lease_until = NULL, error = NULL
-          WHERE instance_id = ?",
-    )
-    .bind(now)
-    .bind(o.instance_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO qc_study (study_id, dirty, changed_at) VALUES (?, 1, ?)
-         ON CONFLICT (study_id) DO UPDATE SET dirty = 1, changed_at = excluded.changed_at",
-    )
-    .bind(o.study_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// A job that failed: queued again until its third attempt, then failed for good (and its
-/// image stays unscored).
-pub async fn fail(
-    pool: &SqlitePool,
-    instance_id: i64,
-    error: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE qc_job SET state = CASE WHEN attempts >= 3 THEN 'failed' ELSE 'queued' END,
-                lease_until = NULL, error = ?, finished_at = CASE WHEN attempts >= 3 THEN ? END
-          WHERE instance_id = ?",
-    )
-    .bind(error)
-    .bind(now)
-    .bind(instance_id)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Studies to aggregate: marked, stable, and with no image still waiting to be scored.
-pub async fn ready_studies(pool: &SqlitePool, n: i64) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT q.study_id, q.changed_at FROM qc_study q JOIN study s ON s.id = q.study_id
-          WHERE q.dirty = 1 AND s.stable_at IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM instance i JOIN qc_job j ON j.instance_id = i.id
-                             WHERE i.study_id = q.study_id AND j.state IN ('queued', 'running'))
-          ORDER BY q.changed_at LIMIT ?",
-    )
-    .bind(n)
-    .fetch_all(pool)
-    .await
-}
-
-/// The results of a study's active images: (series UID, excluded reason, scores JSON).
-pub async fn study_images(
-    pool: &SqlitePool,
-    study_id: i64,
-) -> Result<Vec<(String, Option<String>, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT se.series_uid, q.excluded, q.scores
-           FROM qc_image q JOIN instance i ON i.id = q.instance_id AND i.lifecycle = 'active'
-           JOIN series se ON se.id = q.series_id
-          WHERE q.study_id = ? ORDER BY se.series_uid, i.instance_number, i.id",
-    )
-    .bind(study_id)
-    .fetch_all(pool)
-    .await
-}
-
-/// Stores a study's aggregate; it stays marked when an image was scored after `seen`.
-pub async fn store_study(
-    pool: &SqlitePool,
-    o: &QcStudyOutcome,
-    seen: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE qc_study SET dirty = CASE WHEN changed_at > ? THEN 1 ELSE 0 END, aggregated_at = ?,
-                score = ?, grade = ?, calibrated = ?, not_assessable = ?, complete = ?, images = ?,
-                excluded = ?, detail = ?
-          WHERE study_id = ?",
-    )
-    .bind(seen)
-    .bind(now)
-    .bind(o.score)
-    .bind(&o.grade)
-    .bind(o.calibrated)
-    .bind(o.not_assessable)
-    .bind(o.complete)
-    .bind(o.images)
-    .bind(o.excluded)
-    .bind(&o.detail)
-    .bind(o.study_id)
-    .execute(pool)
-    .await?;
-    // The grading history, so a recognition can be judged again as of any moment.
-    sqlx::query(
-        "INSERT OR REPLACE INTO qc_grade_history
-                (study_id, graded_at, grade, calibrated, complete, not_assessable)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(o.study_id)
-    .bind(now)
-    .bind(&o.grade)
-    .bind(o.calibrated)
-    .bind(o.complete)
-    .bind(o.not_assessable)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
 
 /// Study grades by StudyInstanceUID: (uid, performing institution code, grade, calibrated),
 /// for those aggregated.
@@ -287,15 +38,6 @@ pub async fn grades(
         q = q.bind(u);
     }
     q.fetch_all(pool).await
-}
-
-/// Jobs waiting and the oldest one's enqueue time (the backlog).
-pub async fn backlog(pool: &SqlitePool) -> Result<(i64, Option<i64>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT COUNT(*), MIN(enqueued_at) FROM qc_job WHERE state IN ('queued', 'running')",
-    )
-    .fetch_one(pool)
-    .await
 }
 
 /// Graded studies performed on study dates `[from, until]` (YYYYMMDD), optionally of one
@@ -389,12 +131,13 @@ pub async fn cells(
 }
 
 /// The roll-up's histogram columns, and the same bins counted from `q.score`.
-const HIST_COLS: &str = "SUM(r.h0), SUM(r.h1), SUM(r.h2), SUM(r.h3), SUM(r.h4), SUM(r.h5), SUM(r.h6), SUM(r.h7), SUM(r.h8), SUM(r.h9), SUM(r.h10), SUM(r.h11), SUM(r.h12), SUM(r.h13), SUM(r.h14), SUM(r.h15), SUM(r.h16), SUM(r.h17), SUM(r.h18), SUM(r.h19), SUM(r.h20)";
-const HIST_RAW: &str = "SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 0), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 1), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 2), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 3), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 4), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 5), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 6), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 7), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 8), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 9), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 10), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 11), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 12), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 13), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 14), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 15), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 16), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 17), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 18), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 19), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 20)";
+pub(crate) const HIST_COLS: &str = "SUM(r.h0), SUM(r.h1), SUM(r.h2), SUM(r.h3), SUM(r.h4), SUM(r.h5), SUM(r.h6), SUM(r.h7), SUM(r.h8), SUM(r.h9), SUM(r.h10), SUM(r.h11), SUM(r.h12), SUM(r.h13), SUM(r.h14), SUM(r.h15), SUM(r.h16), SUM(r.h17), SUM(r.h18), SUM(r.h19), SUM(r.h20)";
+pub(crate) const HIST_RAW: &str = "SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 0), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 1), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 2), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 3), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 4), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 5), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 6), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 7), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 8), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 9), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 10), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 11), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 12), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 13), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 14), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 15), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 16), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 17), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 18), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 19), SUM(q.score IS NOT NULL AND MIN(20, CAST(q.score / 5 AS INTEGER)) = 20)";
 
 /// The columns of a study in the QC centre's list, after `s` (study), `i` (institution) and
 /// `q` (its qc_study row, if any); `s.id` first, the total count (a window) last.
-const LIST_COLUMNS: &str = "s.id, s.study_uid, i.code, s.modalities, NULLIF(s.study_date, ''),
+pub(crate) const LIST_COLUMNS: &str =
+    "s.id, s.study_uid, i.code, s.modalities, NULLIF(s.study_date, ''),
        (SELECT MIN(x.received_at) FROM instance x WHERE x.study_id = s.id) AS arrived,
        q.aggregated_at, q.score, q.grade, COALESCE(q.calibrated, 0), COALESCE(q.not_assessable, 0),
        q.complete, COALESCE(q.images, 0), COALESCE(q.excluded, 0),
@@ -402,7 +145,7 @@ const LIST_COLUMNS: &str = "s.id, s.study_uid, i.code, s.modalities, NULLIF(s.st
        (SELECT COUNT(*) FROM qc_image g WHERE g.study_id = s.id),
        q.detail, (SELECT COUNT(*) FROM qc_review r WHERE r.study_id = s.id), COUNT(*) OVER ()";
 
-fn list_row(r: &sqlx::sqlite::SqliteRow) -> (i64, huren_archive::model::QcListRow, i64) {
+pub(crate) fn list_row(r: &sqlx::sqlite::SqliteRow) -> (i64, huren_archive::model::QcListRow, i64) {
     (
         r.get(0),
         huren_archive::model::QcListRow {
@@ -500,7 +243,7 @@ pub async fn list_studies(
 /// `qc_study_graded_score` (migration 0041) until a page is found, and the few graded ones
 /// without a StudyDate or without a score are added. The number matching comes from the
 /// statistics' roll-up for whole months (plus the undated), else from counting.
-async fn graded_by_score(
+pub(crate) async fn graded_by_score(
     pool: &SqlitePool,
     f: &huren_archive::model::QcStudyFilter,
 ) -> Result<(i64, Vec<huren_archive::model::QcListRow>), sqlx::Error> {
@@ -584,7 +327,7 @@ async fn graded_by_score(
 }
 
 /// The list's parameters, ?1 to ?10, in the order its queries number them.
-fn bind_filter<'q>(
+pub(crate) fn bind_filter<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
     f: &'q huren_archive::model::QcStudyFilter,
     status: Option<&'static str>,
@@ -602,7 +345,7 @@ fn bind_filter<'q>(
 }
 
 /// A count over the filter's parameters (?1–?7, as in the list).
-async fn count(
+pub(crate) async fn count(
     pool: &SqlitePool,
     sql: &str,
     f: &huren_archive::model::QcStudyFilter,

@@ -1,0 +1,323 @@
+//! An HL7 ORU message's commit inside the writer's group: order, results and report rows,
+//! the patient record and its person, and the message's audit event.
+
+use crate::linking::*;
+use crate::sqlite::*;
+use crate::writer::*;
+use huren_access::AuditEvent;
+use huren_archive::model::*;
+use huren_archive::ports::StoreError;
+use sqlx::SqliteConnection;
+
+/// One HL7 message inside the group transaction, in its own savepoint: the message (unique per
+/// sender and MSH-10), the patient record and its person, identity numbers, all results in one
+/// multi-row statement, supersession of earlier results, reports, the audit event.
+pub(crate) async fn commit_oru_in(
+    conn: &mut SqliteConnection,
+    oru: &NewOru,
+    audit: &AuditEvent,
+    chain: &mut Chain,
+) -> Result<OruOutcome, StoreError> {
+    match oru_statements(conn, oru, audit, chain).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK TO one; RELEASE one;")
+                .execute(&mut *conn)
+                .await;
+            Err(db(e))
+        }
+    }
+}
+
+/// Two round trips to SQLite's thread for a message without identity numbers (each trip is a
+/// pair of thread wake-ups, which bounded throughput when there were seven): first the message
+/// row (a duplicate ends here) or the FHIR `If-None-Exist` check, which also reads where the new
+/// rows' ids start; then everything else as one multi-statement query whose `?` are bound in
+/// order. New orders and results get explicit ids from those starting points (the writer is
+/// the only one writing), so results point at their order and the caller learns the ids
+/// without another trip. The patient row is found by its natural key in each statement.
+pub(crate) async fn oru_statements(
+    conn: &mut SqliteConnection,
+    oru: &NewOru,
+    audit: &AuditEvent,
+    chain: &mut Chain,
+) -> Result<OruOutcome, sqlx::Error> {
+    let ts = now();
+    const BASES: &str =
+        "(SELECT COALESCE(max(id), 0) FROM report), (SELECT COALESCE(max(id), 0) FROM lab_result)";
+    let (message, source, report_base, result_base): (Option<i64>, &str, i64, i64) = match &oru
+        .source
+    {
+        ResultSource::Hl7 {
+            sender_id,
+            control_id,
+            message_type,
+            version,
+            sha256,
+        } => {
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SAVEPOINT one;
+                     INSERT INTO hl7_message (sender_id, control_id, message_type, version, received_at, sha256)
+                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, control_id) DO NOTHING
+                     RETURNING id, {BASES}"
+                )))
+                .bind(sender_id)
+                .bind(control_id)
+                .bind(message_type)
+                .bind(version)
+                .bind(ts)
+                .bind(sha256)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some((message, r, l)) = row else {
+                sqlx::query("RELEASE one").execute(&mut *conn).await?;
+                return Ok(OruOutcome::Duplicate);
+            };
+            (Some(message), "hl7v2", r, l)
+        }
+        ResultSource::Fhir { if_none_exist } => {
+            let (table, system, value) = match if_none_exist {
+                Some(c) => (
+                    if c.on_report { "report" } else { "lab_result" },
+                    c.system.as_deref(),
+                    Some(c.value.as_str()),
+                ),
+                None => ("report", None, None),
+            };
+            // The newest current row with the identifier (a missing system matches any) that
+            // the sender's own institutions performed.
+            let performers = match if_none_exist {
+                Some(c) if !c.performers.is_empty() => c
+                    .performers
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => "NULL".to_owned(),
+            };
+            // `performers` holds integers from the index, never request text.
+            let (existing, r, l): (Option<i64>, i64, i64) =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SAVEPOINT one;
+                     SELECT (SELECT id FROM {table} WHERE identifier_value = ?
+                               AND (? IS NULL OR identifier_system = ?)
+                               AND performing_institution_id IN ({performers})
+                              ORDER BY superseded_by IS NULL DESC, id DESC LIMIT 1), {BASES}"
+                )))
+                .bind(value)
+                .bind(system)
+                .bind(system)
+                .fetch_one(&mut *conn)
+                .await?;
+            if let Some(id) = existing {
+                sqlx::query("RELEASE one").execute(&mut *conn).await?;
+                return Ok(OruOutcome::Exists { id });
+            }
+            (None, "fhir", r, l)
+        }
+        ResultSource::Registration => {
+            let (r, l): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SAVEPOINT one; SELECT {BASES}"
+            )))
+            .fetch_one(&mut *conn)
+            .await?;
+            (None, "registration", r, l)
+        }
+    };
+    const PATIENT: &str = "(SELECT id FROM patient WHERE issuer = ? AND patient_id = ?)";
+    let mut sql = String::from(
+        "INSERT INTO patient (issuer, patient_id, name_raw, name_alphabetic, name_ideographic, birth_date, sex, updated_at, name_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (issuer, patient_id) DO UPDATE SET
+           name_raw = COALESCE(excluded.name_raw, name_raw),
+           name_alphabetic = COALESCE(excluded.name_alphabetic, name_alphabetic),
+           name_ideographic = COALESCE(excluded.name_ideographic, name_ideographic),
+           birth_date = COALESCE(excluded.birth_date, birth_date),
+           sex = COALESCE(excluded.sex, sex),
+           name_key = COALESCE(excluded.name_key, name_key),
+           updated_at = excluded.updated_at;
+",
+    );
+    sql.push_str(NEW_RECORD_PERSON);
+    for _ in &oru.orders {
+        // The study (imaging): by UID (preferring the performer's), else by the performer's
+        // AccessionNumber; unlinked when neither is found (the report is still kept). A later
+        // order of the same category and study, order number or identifier replaces the
+        // earlier one, which stays as history.
+        sql.push_str(&format!(
+            "INSERT INTO report (id, message_id, source, patient_id, performing_institution_id, category, study_id, study_uid,
+               accession_number, placer_order, filler_order, identifier_system, identifier_value, procedure_code,
+               procedure_code_system, procedure_text, text, status, specimen, effective_at, effective_instant,
+               reported_at, reported_instant, created_at)
+             VALUES (?, ?, ?, {PATIENT}, ?, ?, COALESCE(
+               (SELECT id FROM study WHERE study_uid = ? ORDER BY (institution_id = ?) DESC, id DESC LIMIT 1),
+               (SELECT id FROM study WHERE institution_id = ? AND accession_number = ? ORDER BY id DESC LIMIT 1)),
+               ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+             UPDATE report AS old SET superseded_by = n.id FROM report AS n
+              WHERE n.id = ? AND old.patient_id = n.patient_id AND old.superseded_by IS NULL AND old.id < n.id
+                AND old.category = n.category
+                AND ((old.study_id IS NOT NULL AND old.study_id = n.study_id)
+                  OR (old.filler_order IS NOT NULL AND old.filler_order = n.filler_order)
+                  OR (n.filler_order IS NULL AND old.filler_order IS NULL AND old.placer_order = n.placer_order)
+                  OR (old.identifier_value = n.identifier_value AND old.identifier_system IS n.identifier_system));"
+        ));
+    }
+    let results: Vec<(Option<i64>, &NewLabResult)> = oru
+        .orders
+        .iter()
+        .enumerate()
+        .flat_map(|(k, o)| {
+            o.results
+                .iter()
+                .map(move |r| (Some(report_base + 1 + k as i64), r))
+        })
+        .chain(oru.loose_results.iter().map(|r| (None, r)))
+        .collect();
+    if !results.is_empty() {
+        // All results in one statement (33 values each).
+        let row = format!(
+            "(?, ?, ?, ?, {PATIENT}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        sql.push_str(&format!(
+            "INSERT INTO lab_result (id, message_id, source, report_id, patient_id, performing_institution_id, performing_lab,
+               placer_order, filler_order, order_code, order_text, set_id, identifier_system, identifier_value, value_type,
+               code, code_text, code_system, value, value_num, comparator, unit, unit_ucum, reference_range,
+               abnormal_flag, status, specimen, observed_at, observed_instant, reported_at, reported_instant, created_at)
+             VALUES {};",
+            vec![row.as_str(); results.len()].join(", ")
+        ));
+        // The newest result for the same record, order (filler, else placer) or identifier and
+        // code is current — a final after a preliminary, a correction after a final; earlier
+        // ones stay as history. New rows are those above the starting id.
+        // `+n.code`: new rows are found by their id range (a handful), never through the code
+        // index (every result with that code ever stored).
+        const SAME: &str = "+n.code = old.code AND ((n.filler_order = old.filler_order)
+                 OR (n.filler_order IS NULL AND old.filler_order IS NULL AND n.placer_order = old.placer_order)
+                 OR (n.identifier_value = old.identifier_value AND n.identifier_system IS old.identifier_system))";
+        sql.push_str(&format!(
+            "UPDATE lab_result AS old SET superseded_by = (
+               SELECT n.id FROM lab_result n WHERE n.id > ? AND {SAME} ORDER BY n.id DESC LIMIT 1)
+             WHERE old.patient_id = {PATIENT} AND old.superseded_by IS NULL AND old.id <= ?
+               AND EXISTS (SELECT 1 FROM lab_result n WHERE n.id > ? AND {SAME});"
+        ));
+    }
+    sql.push_str(
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+    );
+    if oru.identifiers.is_empty() {
+        sql.push_str("RELEASE one;");
+    }
+    let (issuer, pid) = (&oru.patient_issuer, &oru.patient_id);
+    let performer = oru.performing_institution_id;
+    // Built only from the constant pieces above, never from values.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuer)
+        .bind(pid)
+        .bind(&oru.patient_name)
+        .bind(&oru.name_alphabetic)
+        .bind(&oru.name_ideographic)
+        .bind(&oru.birth_date)
+        .bind(&oru.sex)
+        .bind(ts)
+        .bind(&oru.name_key);
+    let actor = match source {
+        "hl7v2" => "hl7",
+        other => other,
+    };
+    q = bind_new_record_person(q, (issuer, pid), &oru.new_person_public_id, actor, ts);
+    for (k, o) in oru.orders.iter().enumerate() {
+        let id = report_base + 1 + k as i64;
+        let (isys, ival) = split_identifier(&o.identifier);
+        q = q
+            .bind(id)
+            .bind(message)
+            .bind(source)
+            .bind(issuer)
+            .bind(pid)
+            .bind(performer)
+            .bind(o.category.code())
+            .bind(&o.study_uid)
+            .bind(performer)
+            .bind(performer)
+            .bind(&o.accession_number)
+            .bind(&o.study_uid)
+            .bind(&o.accession_number)
+            .bind(&o.placer_order)
+            .bind(&o.filler_order)
+            .bind(isys)
+            .bind(ival)
+            .bind(&o.procedure_code)
+            .bind(&o.procedure_code_system)
+            .bind(&o.procedure_text)
+            .bind(&o.text)
+            .bind(&o.status)
+            .bind(&o.specimen)
+            .bind(&o.effective_at)
+            .bind(o.effective_instant)
+            .bind(&o.reported_at)
+            .bind(o.reported_instant)
+            .bind(ts)
+            .bind(id);
+    }
+    if !results.is_empty() {
+        for (j, (report_id, r)) in results.iter().enumerate() {
+            let (isys, ival) = split_identifier(&r.identifier);
+            q = q
+                .bind(result_base + 1 + j as i64)
+                .bind(message)
+                .bind(source)
+                .bind(*report_id)
+                .bind(issuer)
+                .bind(pid)
+                .bind(performer)
+                .bind(&r.performing_lab)
+                .bind(&r.placer_order)
+                .bind(&r.filler_order)
+                .bind(&r.order_code)
+                .bind(&r.order_text)
+                .bind(r.set_id)
+                .bind(isys)
+                .bind(ival)
+                .bind(&r.value_type)
+                .bind(&r.code)
+                .bind(&r.code_text)
+                .bind(&r.code_system)
+                .bind(&r.value)
+                .bind(r.value_num)
+                .bind(&r.comparator)
+                .bind(&r.unit)
+                .bind(&r.unit_ucum)
+                .bind(&r.reference_range)
+                .bind(&r.abnormal_flag)
+                .bind(&r.status)
+                .bind(&r.specimen)
+                .bind(&r.observed_at)
+                .bind(r.observed_instant)
+                .bind(&r.reported_at)
+                .bind(r.reported_instant)
+                .bind(ts);
+        }
+        q = q
+            .bind(result_base)
+            .bind(issuer)
+            .bind(pid)
+            .bind(result_base)
+            .bind(result_base);
+    }
+    bind_audit(q, audit, chain).execute(&mut *conn).await?;
+    if !oru.identifiers.is_empty() {
+        for ident in &oru.identifiers {
+            link_identifier(conn, (issuer, pid), ident, ts).await?;
+        }
+        sqlx::query("RELEASE one").execute(&mut *conn).await?;
+    }
+    Ok(OruOutcome::Stored {
+        report_ids: (0..oru.orders.len() as i64)
+            .map(|k| report_base + 1 + k)
+            .collect(),
+        result_ids: (0..results.len() as i64)
+            .map(|j| result_base + 1 + j)
+            .collect(),
+    })
+}
