@@ -31,6 +31,7 @@ pub mod reach;
 pub mod recognition;
 pub mod registration;
 pub mod results;
+pub mod retrieve;
 pub mod spool;
 pub mod submit;
 pub mod time;
@@ -1361,7 +1362,7 @@ impl Archive {
             let mut doc = match huren_dicom::json::inflate(raw) {
                 Ok(serde_json::Value::Object(o)) => o,
                 _ => {
-                    return Err(StoreError::Backend(format!(
+                    return Err(StoreError::broken(format!(
                         "stored metadata of {:?} is unreadable",
                         m.sop_instance_uid
                     )));
@@ -1457,7 +1458,7 @@ impl Archive {
             out.push(v);
         }
         let text = serde_json::to_vec(&serde_json::Value::Array(out))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend("series metadata", e))?;
         self.index
             .store_series_metadata(key, etag, &huren_dicom::json::deflate_bytes(&text))
             .await?;

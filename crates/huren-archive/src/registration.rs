@@ -115,9 +115,9 @@ impl Archive {
                         NumberError::Invalid(e) => {
                             SubmitError::Invalid(format!("identifier {system}: {e}"))
                         }
-                        NumberError::Seal(e) => {
-                            SubmitError::Store(crate::ports::StoreError::Backend(e.to_string()))
-                        }
+                        NumberError::Seal(e) => SubmitError::Store(
+                            crate::ports::StoreError::backend("sealing an identifier", e),
+                        ),
                     })
             })
             .collect()

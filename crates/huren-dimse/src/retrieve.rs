@@ -145,6 +145,7 @@ struct Incoming<'a> {
 async fn store_one<C: Channel>(
     ch: &mut C,
     archive: &Archive,
+    grant: &ReadGrant,
     m: &Match,
     msg_id: u16,
     originator: Option<(&str, u16)>,
@@ -164,42 +165,18 @@ async fn store_one<C: Channel>(
     let Some((pc_id, _, pc_ts)) = exact.or(converted).cloned() else {
         return Ok(None);
     };
-    let key = m.blob_key.clone().unwrap_or_default();
-    let stored_path = archive
-        .blobs
-        .local_path(&key)
-        .ok_or_else(|| SubOpError::Object("object is not on local storage".into()))?;
-    let spool = archive.blobs.spool_dir().to_path_buf();
-    let convert = (pc_ts != ts).then_some(pc_ts);
-    // The temporary copy (when re-encoded) lives until this sub-operation ends.
-    let (path, _temp, start, size) = tokio::task::spawn_blocking(
-        move || -> Result<(std::path::PathBuf, Option<tempfile::TempPath>, u64, u64), String> {
-            let (path, temp) = match convert {
-                Some(target) => {
-                    let mut tmp =
-                        tempfile::NamedTempFile::new_in(spool).map_err(|e| e.to_string())?;
-                    huren_dicom::transcode::transcode_file(
-                        &stored_path,
-                        &target,
-                        tmp.as_file_mut(),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    let t = tmp.into_temp_path();
-                    (t.to_path_buf(), Some(t))
-                }
-                None => (stored_path, None),
-            };
-            let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            let size = f.metadata().map_err(|e| e.to_string())?.len();
-            let mut src = huren_dicom::parse::SeekSource::new(std::io::BufReader::new(f), 0)
-                .map_err(|e| e.to_string())?;
-            let meta = huren_dicom::parse::read_file_meta(&mut src).map_err(|e| e.to_string())?;
-            Ok((path, temp, meta.dataset_offset, size))
-        },
-    )
-    .await
-    .map_err(|e| SubOpError::Object(e.to_string()))?
-    .map_err(SubOpError::Object)?;
+    let convert = (pc_ts != ts).then_some(pc_ts.as_str());
+    // The object (re-encoded when the peer takes another syntax) is opened by the retrieval
+    // use case; a re-encoded copy lives until this sub-operation ends.
+    let opened = archive
+        .open_instance(grant, m, convert)
+        .await
+        .map_err(|e| SubOpError::Object(e.to_string()))?;
+    let start = opened
+        .dataset_offset()
+        .await
+        .map_err(|e| SubOpError::Object(e.to_string()))?;
+    let size = opened.size;
     let mut cmd = Command::default();
     cmd.set_u16(tag::COMMAND_FIELD, field::C_STORE_RQ)
         .set_u16(tag::MESSAGE_ID, msg_id)
@@ -217,7 +194,8 @@ async fn store_one<C: Channel>(
     const READ: u64 = 1 << 20;
     while at < size {
         let end = (at + READ).min(size);
-        let bytes = read_range(&path, at, end)
+        let bytes = opened
+            .read(at..end)
             .await
             .map_err(|e| SubOpError::Object(e.to_string()))?;
         for (i, chunk) in bytes.chunks(max).enumerate() {
@@ -267,15 +245,6 @@ async fn store_one<C: Channel>(
             incoming.pending.push_back(pdu);
         }
     }
-}
-
-async fn read_range(path: &std::path::Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(std::io::SeekFrom::Start(start)).await?;
-    let mut buf = vec![0u8; (end - start) as usize];
-    f.read_exact(&mut buf).await?;
-    Ok(buf)
 }
 
 fn progress(
@@ -410,7 +379,7 @@ where
             break;
         }
         let msg_id = (i % 0xFFFE + 1) as u16;
-        let outcome = store_one(assoc, archive, m, msg_id, None, &mut incoming).await;
+        let outcome = store_one(assoc, archive, grant, m, msg_id, None, &mut incoming).await;
         tally(&mut c, m, outcome)?;
         send_command(
             assoc,
@@ -584,6 +553,7 @@ where
         let outcome = store_one(
             &mut sub,
             archive,
+            grant,
             m,
             msg_id,
             Some((calling_ae, job.message_id)),

@@ -72,6 +72,11 @@ impl From<huren_archive::ports::StoreError> for ApiError {
     fn from(e: huren_archive::ports::StoreError) -> Self {
         use huren_archive::ports::StoreError::*;
         match e {
+            Backend { .. } => {
+                // The step and the driver's own error go to the log only.
+                tracing::error!(error = %e, "storage back end failed");
+                ApiError::internal("internal error")
+            }
             NotFound(m) => ApiError::not_found(m),
             Conflict(m) => ApiError::conflict(m),
             Invalid(m) => ApiError::bad_request(m),
@@ -79,10 +84,18 @@ impl From<huren_archive::ports::StoreError> for ApiError {
                 tracing::error!(error = %m, "out of space");
                 ApiError::insufficient_storage("storage is full")
             }
-            Backend(m) => {
-                tracing::error!(error = %m, "storage back end failed");
-                ApiError::internal("internal error")
-            }
+        }
+    }
+}
+
+impl From<huren_archive::retrieve::RetrieveError> for ApiError {
+    fn from(e: huren_archive::retrieve::RetrieveError) -> Self {
+        use huren_archive::retrieve::RetrieveError::*;
+        match e {
+            NotFound(m) => ApiError::not_found(m),
+            NotAcceptable(m) => ApiError::not_acceptable(m),
+            Transcode(t) => ApiError::not_acceptable(t.to_string()),
+            Store(s) => s.into(),
         }
     }
 }

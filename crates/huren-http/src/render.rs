@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiQuery};
-use crate::wado::{Part, Reading, instances, not_acceptable, open_part, scope};
+use crate::wado::{Reading, instances, not_acceptable, scope};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -340,7 +340,7 @@ pub async fn wado_uri(
         .split(',')
         .any(|c| c.trim() == "application/dicom")
     {
-        let (_grant, found) = instances(&s, &p, scope(uids.0, Some(uids.1), Some(uids.2))).await?;
+        let (grant, found) = instances(&s, &p, scope(uids.0, Some(uids.1), Some(uids.2))).await?;
         let m = &found[0];
         let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
         let convert = match q.get("transferSyntax") {
@@ -354,16 +354,11 @@ pub async fn wado_uri(
             }
             _ => None,
         };
-        let part = Part {
-            key: m.blob_key.clone().unwrap_or_default(),
-            stored,
-            convert,
-        };
-        let (reading, preamble) = open_part(&part, &s.archive.blobs).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot open object");
-            ApiError::internal("cannot read the object")
-        })?;
-        let mut resp = Response::new(Body::from_stream(object_stream(reading, preamble)));
+        let opened = s
+            .archive
+            .open_instance(&grant, m, convert.as_deref())
+            .await?;
+        let mut resp = Response::new(Body::from_stream(object_stream(Reading::new(opened))));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/dicom"),
@@ -410,14 +405,8 @@ pub async fn wado_uri(
     .await
 }
 
-fn object_stream(
-    reading: Reading,
-    preamble: Vec<u8>,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures::stream::unfold((Some(preamble), reading), |(pre, mut r)| async move {
-        if let Some(p) = pre {
-            return Some((Ok(Bytes::from(p)), (None, r)));
-        }
-        r.next_chunk().await.map(|chunk| (chunk, (None, r)))
+fn object_stream(reading: Reading) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(reading, |mut r| async move {
+        r.next_chunk().await.map(|chunk| (chunk, r))
     })
 }

@@ -13,12 +13,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use huren_access::grant_read;
+use huren_access::{ReadGrant, grant_read};
 use huren_archive::query::{Key, Level, Match};
+use huren_archive::retrieve::Opened;
 use huren_dicom::pixel::PixelLayout;
 use serde_json::Value;
 
-const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+use huren_archive::retrieve::EXPLICIT_VR_LE;
 const BOUNDARY: &str = "huren-7b1c2d0e-boundary";
 
 pub(crate) async fn instances(
@@ -229,7 +230,7 @@ async fn retrieve(
     headers: HeaderMap,
     scope: Vec<(Key, String)>,
 ) -> Result<Response, ApiError> {
-    let (_grant, found) = instances(&state, &p, scope).await?;
+    let (grant, found) = instances(&state, &p, scope).await?;
     let requested =
         requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
     let mut parts = Vec::with_capacity(found.len());
@@ -246,12 +247,11 @@ async fn retrieve(
             )));
         };
         parts.push(Part {
-            key: m.blob_key.clone().unwrap_or_default(),
-            stored,
+            instance: m.clone(),
             convert,
         });
     }
-    let stream = multipart_stream(parts, state.archive.blobs.clone());
+    let stream = multipart_stream(parts, state.archive.clone(), grant);
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -264,40 +264,41 @@ async fn retrieve(
 }
 
 pub(crate) struct Part {
-    pub(crate) key: String,
-    pub(crate) stored: String,
+    pub(crate) instance: Match,
     /// Re-encode to this native syntax on the way out.
     pub(crate) convert: Option<String>,
 }
 
-/// Where one part's bytes are read from: the stored object, or a transcoded temporary copy
-/// (removed when the part has been sent).
+/// An opened object read 1 MiB at a time, preamble first.
 pub(crate) struct Reading {
-    pub(crate) path: std::path::PathBuf,
-    pub(crate) _temp: Option<tempfile::TempPath>,
-    pub(crate) at: u64,
-    pub(crate) size: u64,
+    opened: Opened,
+    preamble: Option<Vec<u8>>,
+    at: u64,
 }
 
 impl Reading {
-    /// The next 1 MiB (or less) of the part, or `None` at its end.
+    pub(crate) fn new(opened: Opened) -> Self {
+        let preamble = Some(opened.preamble.clone());
+        Reading {
+            opened,
+            preamble,
+            at: 0,
+        }
+    }
+
+    /// The next 1 MiB (or less) of the object, or `None` at its end.
     pub(crate) async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         const CHUNK: u64 = 1024 * 1024;
-        if self.at >= self.size {
+        if let Some(p) = self.preamble.take().filter(|p| !p.is_empty()) {
+            return Some(Ok(Bytes::from(p)));
+        }
+        if self.at >= self.opened.size {
             return None;
         }
-        let end = (self.at + CHUNK).min(self.size);
-        let read = async {
-            let mut f = tokio::fs::File::open(&self.path).await?;
-            f.seek(std::io::SeekFrom::Start(self.at)).await?;
-            let mut buf = vec![0u8; (end - self.at) as usize];
-            f.read_exact(&mut buf).await?;
-            Ok(Bytes::from(buf))
-        }
-        .await;
+        let end = (self.at + CHUNK).min(self.opened.size);
+        let read = self.opened.read(self.at..end).await;
         self.at = end;
-        Some(read)
+        Some(read.map_err(|e| std::io::Error::other(e.to_string())))
     }
 }
 
@@ -334,14 +335,19 @@ enum PartState {
 }
 
 /// One part after another, 1 MiB per read: memory stays bounded for any study or object size.
+/// A part that cannot be opened or read ends the stream with an error, so the client sees a
+/// broken response rather than a short object.
 fn multipart_stream(
     parts: Vec<Part>,
-    blobs: std::sync::Arc<dyn huren_archive::ports::BlobStore>,
+    archive: huren_archive::Archive,
+    grant: ReadGrant,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let parts = std::sync::Arc::new(parts);
+    let grant = std::sync::Arc::new(grant);
     futures::stream::unfold(PartState::Start(0), move |st| {
         let parts = parts.clone();
-        let blobs = blobs.clone();
+        let archive = archive.clone();
+        let grant = grant.clone();
         async move {
             match st {
                 PartState::End => None,
@@ -352,79 +358,32 @@ fn multipart_stream(
                 PartState::Start(i) => {
                     let part = &parts[i];
                     let lead = if i == 0 { "" } else { "\r\n" };
-                    let ts = part.convert.as_deref().unwrap_or(&part.stored);
-                    let mut head = format!("{lead}--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={ts}\r\n\r\n").into_bytes();
-                    match open_part(part, &blobs).await {
-                        Ok((reading, preamble)) => {
-                            head.extend_from_slice(&preamble);
-                            Some((Ok(Bytes::from(head)), PartState::Body(i, reading)))
+                    match archive
+                        .open_instance(&grant, &part.instance, part.convert.as_deref())
+                        .await
+                    {
+                        Ok(opened) => {
+                            let head = format!(
+                                "{lead}--{BOUNDARY}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
+                                opened.transfer_syntax
+                            );
+                            Some((
+                                Ok(Bytes::from(head)),
+                                PartState::Body(i, Reading::new(opened)),
+                            ))
                         }
-                        Err(e) => Some((Err(e), PartState::End)),
+                        Err(e) => Some((Err(std::io::Error::other(e.to_string())), PartState::End)),
                     }
                 }
                 PartState::Body(i, mut r) => match r.next_chunk().await {
                     Some(Ok(b)) => Some((Ok(b), PartState::Body(i, r))),
                     Some(Err(e)) => Some((Err(e), PartState::End)),
-                    // Next part; the temporary copy (if any) is dropped here.
+                    // Next part; a re-encoded copy (if any) is dropped here.
                     None => Some((Ok(Bytes::new()), PartState::Start(i + 1))),
                 },
             }
         }
     })
-}
-
-/// Opens a part for reading (transcoding first when asked) and says what must precede its
-/// bytes: objects stored without the 128-byte preamble (some STOW clients) get it here, so
-/// every part is a Part 10 file.
-pub(crate) async fn open_part(
-    part: &Part,
-    blobs: &std::sync::Arc<dyn huren_archive::ports::BlobStore>,
-) -> std::io::Result<(Reading, Vec<u8>)> {
-    let path = blobs
-        .local_path(&part.key)
-        .ok_or_else(|| std::io::Error::other("object is not on local storage"))?;
-    if let Some(target) = part.convert.clone() {
-        let spool = blobs.spool_dir().to_path_buf();
-        return tokio::task::spawn_blocking(move || -> std::io::Result<(Reading, Vec<u8>)> {
-            let mut tmp = tempfile::NamedTempFile::new_in(spool)?;
-            huren_dicom::transcode::transcode_file(&path, &target, tmp.as_file_mut())
-                .map_err(std::io::Error::other)?;
-            let size = tmp.as_file().metadata()?.len();
-            let temp = tmp.into_temp_path();
-            Ok((
-                Reading {
-                    path: temp.to_path_buf(),
-                    _temp: Some(temp),
-                    at: 0,
-                    size,
-                },
-                Vec::new(),
-            ))
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-    }
-    let head = blobs
-        .read_range(&part.key, 0..132)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut pre = Vec::new();
-    if head.len() < 132 || &head[128..132] != b"DICM" {
-        pre = vec![0u8; 128];
-        if !head.starts_with(b"DICM") {
-            pre.extend_from_slice(b"DICM");
-        }
-    }
-    let size = tokio::fs::metadata(&path).await?.len();
-    Ok((
-        Reading {
-            path,
-            _temp: None,
-            at: 0,
-            size,
-        },
-        pre,
-    ))
 }
 
 pub(crate) fn not_acceptable(msg: &str) -> ApiError {
@@ -475,7 +434,7 @@ pub async fn frames(
     let requested =
         requested_syntax(&headers, EXPLICIT_VR_LE).unwrap_or_else(|| EXPLICIT_VR_LE.into());
     if matches!(layout, PixelLayout::Deflated) {
-        return deflated_frames(&state, m, &numbers).await;
+        return deflated_frames(&state, &p, m, &numbers).await;
     }
     let native = matches!(layout, PixelLayout::Native { .. });
     // Native little-endian frames are already Explicit VR Little Endian frames.
@@ -530,29 +489,7 @@ pub async fn frames(
     multipart_response(media, parts)
 }
 
-/// The image pixel module of an instance, from its stored JSON.
-pub(crate) async fn pixel_module(
-    state: &AppState,
-    p: &huren_access::Principal,
-    m: &Match,
-) -> Result<huren_dicom::render::PixelModule, ApiError> {
-    let grant = grant_read(p)?;
-    let doc = state
-        .archive
-        .instance_metadata(&grant, std::slice::from_ref(m))
-        .await?
-        .into_iter()
-        .next()
-        .map(Value::Object)
-        .unwrap_or_default();
-    huren_dicom::render::PixelModule::from_json(&doc)
-        .ok_or_else(|| not_acceptable("this instance has no image pixel module"))
-}
-
-/// Frame `idx` (0-based) as stored: a native frame by range read (packed 1-bit frames re-aligned
-/// to bit 0, PS3.5 §8.1.1; big-endian samples swapped to little endian when `swap_big_endian`,
-/// PS3.5 §A.3), or the concatenated fragments of an encapsulated frame. The pixel module is
-/// read (once, into `pm`) only when the layout needs it.
+/// Frame `idx` (0-based) as stored (`Archive::read_frame`).
 pub(crate) async fn read_frame(
     state: &AppState,
     p: &huren_access::Principal,
@@ -562,117 +499,25 @@ pub(crate) async fn read_frame(
     pm: &mut Option<huren_dicom::render::PixelModule>,
     swap_big_endian: bool,
 ) -> Result<Vec<u8>, ApiError> {
-    let key = m.blob_key.clone().unwrap_or_default();
-    let big_endian = m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.2");
-    if let PixelLayout::Native {
-        offset,
-        packed_bits: true,
-        ..
-    } = layout
-    {
-        if pm.is_none() {
-            *pm = Some(pixel_module(state, p, m).await?);
-        }
-        let Some(x) = pm.as_ref() else {
-            return Err(not_acceptable("no image pixel module"));
-        };
-        let frame_bits = u64::from(x.rows)
-            * u64::from(x.columns)
-            * u64::from(x.samples_per_pixel)
-            * u64::from(x.bits_allocated);
-        let first_bit = frame_bits * idx as u64;
-        let start = offset + first_bit / 8;
-        let shift = (first_bit % 8) as u32;
-        let len = (frame_bits + u64::from(shift)).div_ceil(8);
-        let b = state
-            .archive
-            .blobs
-            .read_range(&key, start..start + len)
-            .await?;
-        return Ok(huren_dicom::pixel::realign_bits(&b, shift, frame_bits));
-    }
-    let Some(ranges) = layout.frame_ranges(idx as u32) else {
-        return Err(not_acceptable(
-            "this frame layout (deflated, or fragments that cannot be mapped to frames) is not served here",
-        ));
-    };
-    let mut b = Vec::new();
-    for r in ranges {
-        b.extend_from_slice(&state.archive.blobs.read_range(&key, r).await?);
-    }
-    if matches!(layout, PixelLayout::Native { .. }) && big_endian && swap_big_endian {
-        if pm.is_none() {
-            *pm = Some(pixel_module(state, p, m).await?);
-        }
-        let bits = pm.as_ref().map_or(16, |x| x.bits_allocated);
-        if bits > 8 {
-            b.chunks_exact_mut((bits / 8) as usize)
-                .for_each(<[u8]>::reverse);
-        }
-    }
-    Ok(b)
+    let grant = grant_read(p)?;
+    Ok(state
+        .archive
+        .read_frame(&grant, m, layout, idx, pm, swap_big_endian)
+        .await?)
 }
 
-/// Frames of a deflated object (PS3.5 §A.5): the data set is inflated into a temporary
-/// Explicit VR Little Endian copy, whose frames are then read like any native frames.
+/// Frames of a deflated object, inflated (`Archive::deflated_frames`), one part each.
 async fn deflated_frames(
     state: &AppState,
+    p: &huren_access::Principal,
     m: &Match,
     numbers: &[u32],
 ) -> Result<Response, ApiError> {
-    let path = state
+    let grant = grant_read(p)?;
+    let parts = state
         .archive
-        .blobs
-        .local_path(m.blob_key.as_deref().unwrap_or(""))
-        .ok_or_else(|| ApiError::internal("object not on local storage"))?;
-    let spool = state.archive.blobs.spool_dir().to_path_buf();
-    let numbers = numbers.to_vec();
-    let parts = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>, String> {
-        use std::io::{Read, Seek};
-        let mut tmp = tempfile::NamedTempFile::new_in(spool).map_err(|e| e.to_string())?;
-        huren_dicom::transcode::transcode_file(&path, EXPLICIT_VR_LE, tmp.as_file_mut())
-            .map_err(|e| e.to_string())?;
-        let scanned = huren_dicom::scan_part10(tmp.path(), huren_dicom::charset::Assumed::Declared)
-            .map_err(|e| e.to_string())?;
-        let PixelLayout::Native {
-            offset,
-            frame_length,
-            frames,
-            packed_bits: false,
-            ..
-        } = scanned.pixel
-        else {
-            return Err("no byte-aligned native pixel data".into());
-        };
-        let mut f = tmp.reopen().map_err(|e| e.to_string())?;
-        numbers
-            .iter()
-            .map(|n| {
-                if *n > frames {
-                    return Err(format!(
-                        "frame {n} does not exist; the instance has {frames}"
-                    ));
-                }
-                let mut buf = vec![0u8; frame_length as usize];
-                f.seek(std::io::SeekFrom::Start(
-                    offset + frame_length * u64::from(*n - 1),
-                ))
-                .map_err(|e| e.to_string())?;
-                f.read_exact(&mut buf).map_err(|e| e.to_string())?;
-                Ok(buf)
-            })
-            .collect()
-    })
-    .await
-    .map_err(|_| ApiError::internal("inflate task failed"))?
-    .map_err(|e| {
-        if e.contains("does not exist") {
-            ApiError::not_found(e)
-        } else {
-            not_acceptable(&e)
-        }
-    })?;
-    let parts = parts
+        .deflated_frames(&grant, m, numbers)
+        .await?
         .into_iter()
         .map(|b| {
             (
@@ -698,16 +543,7 @@ async fn decoded_frames(
         )));
     }
     let grant = grant_read(p)?;
-    let doc = state
-        .archive
-        .instance_metadata(&grant, std::slice::from_ref(m))
-        .await?
-        .into_iter()
-        .next()
-        .map(Value::Object)
-        .unwrap_or_default();
-    let pm = huren_dicom::render::PixelModule::from_json(&doc)
-        .ok_or_else(|| not_acceptable("no image pixel module"))?;
+    let pm = state.archive.pixel_module(&grant, m).await?;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
         let (bytes, _) = crate::render::native_frame(state, p, m, &pm, (*n - 1) as usize).await?;
@@ -733,9 +569,8 @@ pub async fn bulk(
         .split_once('-')
         .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
         .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
-    let (_grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
+    let (grant, found) = instances(&state, &p, scope(study, Some(series), Some(instance))).await?;
     let m = &found[0];
-    let key = m.blob_key.clone().unwrap_or_default();
     // A value lies inside its object (a deflated object's offsets are into the inflated data,
     // whose end the inflater finds).
     let deflated = m.transfer_syntax_uid.as_deref() == Some("1.2.840.10008.1.2.1.99");
@@ -784,30 +619,7 @@ pub async fn bulk(
         .checked_add(from)
         .filter(|b| b.checked_add(count).is_some())
         .ok_or_else(|| ApiError::not_found("no such bulk data"))?;
-    let bytes: Vec<u8> = if deflated {
-        let path = state
-            .archive
-            .blobs
-            .local_path(&key)
-            .ok_or_else(|| ApiError::internal("object not on local storage"))?;
-        tokio::task::spawn_blocking(move || {
-            huren_dicom::transcode::read_deflated_range(&path, begin, count)
-        })
-        .await
-        .map_err(|_| ApiError::internal("inflate task failed"))?
-        .map_err(|_| ApiError::not_found("no such bulk data"))?
-    } else {
-        let b = state
-            .archive
-            .blobs
-            .read_range(&key, begin..begin + count)
-            .await
-            .map_err(|_| ApiError::not_found("no such bulk data"))?;
-        if b.len() as u64 != count {
-            return Err(ApiError::not_found("no such bulk data"));
-        }
-        b.to_vec()
-    };
+    let bytes = state.archive.read_bulk(&grant, m, begin, count).await?;
     if sub.is_some() {
         let mut resp = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
         let h = resp.headers_mut();
