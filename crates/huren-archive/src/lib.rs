@@ -13,6 +13,7 @@
 pub mod accounts;
 mod attribution;
 pub mod breakglass;
+pub mod callers;
 pub mod catalog;
 pub mod consent;
 pub mod film;
@@ -198,9 +199,11 @@ impl IdentityPolicy {
 
 #[derive(Clone)]
 pub struct Archive {
-    pub index: Arc<dyn Index>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub catalog: Arc<dyn catalog::CatalogStore>,
+    // Private: adapters reach data only through use cases that take a grant (or, before a
+    // caller is known, through `callers`).
+    index: Arc<dyn Index>,
+    blobs: Arc<dyn BlobStore>,
+    catalog: Arc<dyn catalog::CatalogStore>,
     film: Arc<dyn film::FilmStore>,
     pub config: ArchiveConfig,
     attribution: Arc<attribution::AttributionCache>,

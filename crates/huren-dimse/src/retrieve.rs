@@ -443,11 +443,7 @@ where
         )
     };
     // Destinations are registered peers with a port; their titles are unique.
-    let peers = archive.index.list_aes().await.unwrap_or_default();
-    let Some(peer) = peers
-        .iter()
-        .find(|p| p.port.is_some() && p.ae_title.as_str() == dest.trim())
-    else {
+    let Ok(Some(peer)) = archive.move_destination(&dest).await else {
         return send_command(assoc, job.pc_id, &fail(0xA801, "move destination unknown")).await;
     };
     // A system moves studies only into its own institution's systems: sending a patient's
@@ -467,7 +463,7 @@ where
             source_address: None,
             detail: serde_json::json!({ "refused": "move destination belongs to another institution", "destination_institution": peer.institution_code }),
         };
-        if let Err(e) = archive.index.record_audit(ev).await {
+        if let Err(e) = archive.audit_refusal(ev).await {
             tracing::error!(error = %e, "could not record a refused move");
         }
         return send_command(

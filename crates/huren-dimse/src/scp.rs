@@ -208,7 +208,7 @@ async fn association(
     cfg: &ScpConfig,
     tls: bool,
 ) -> Result<(), AssocError> {
-    let peers = archive.index.list_aes().await?;
+    let peers = archive.dimse_peers().await?;
     let matched = Arc::new(Mutex::new(None));
     let refused = Arc::new(Mutex::new(None));
     let access = PeerAccess {
@@ -451,7 +451,9 @@ async fn audit_rejection(archive: &Archive, peer_addr: SocketAddr, r: Refused) {
             "called_ae_title": r.called,
         }),
     };
-    let _ = archive.index.record_audit(ev).await;
+    if let Err(e) = archive.audit_refusal(ev).await {
+        tracing::error!(error = %e, "could not record a rejected association");
+    }
     metrics::counter!("huren_dimse_associations_rejected_total").increment(1);
     tracing::info!(peer = %peer_addr, reason = r.reason, calling = %r.calling, "association rejected");
 }

@@ -54,20 +54,14 @@ async fn on_behalf(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or("");
-    let account = state
+    let person = state
         .archive
-        .index
-        .user_account(name)
+        .person_for_system(sender, name)
         .await
         .map_err(|e| (ApiError::from(e), None))?;
-    match account {
-        // A system acts only for its own institution's people.
-        Some(a) if a.user.institution_id == sender.institution_id && !a.disabled => {
-            Ok(Authenticated(Principal::User(huren_access::User {
-                via: Some(system.label()),
-                ..a.user
-            })))
-        }
+    match person {
+        // A system acts only for its own institution's people (`Archive::person_for_system`).
+        Some(user) => Ok(Authenticated(Principal::User(user))),
         _ => Err((
             ApiError::forbidden(format!(
                 "X-Huren-On-Behalf-Of {:?} names no active user of this system's institution",
@@ -195,7 +189,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
     }
     let principal = state
         .archive
-        .index
         .principal_for_token(&hash)
         .await
         .map_err(|e| (ApiError::from(e), None))?;

@@ -85,7 +85,6 @@ pub async fn sender_grant(
         )
         .await?;
     let principal = archive
-        .index
         .principal_for_token(&huren_access::hash_token(&token.secret))
         .await?
         .context("token just created")?;
