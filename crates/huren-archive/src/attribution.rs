@@ -180,12 +180,7 @@ impl AttributionCache {
         {
             return Ok(v.clone());
         }
-        let on = format!(
-            "{:04}-{:02}-{:02}",
-            today.year(),
-            u8::from(today.month()),
-            today.day()
-        );
+        let on = huren_types::day::iso(today);
         let v = match index.institution_identifier_system(performer, &on).await? {
             Some(sys) => sys,
             None => format!(

@@ -140,10 +140,7 @@ impl From<AdminError> for CatalogError {
     }
 }
 
-pub(crate) fn iso(d: time::Date) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    d.format(f).unwrap_or_default()
-}
+pub(crate) use huren_types::day::iso;
 
 pub fn fen_to_yuan(fen: i64) -> String {
     format!("{}.{:02}", fen / 100, (fen % 100).abs())

@@ -57,11 +57,8 @@ fn line(r: &[String]) -> Result<(NewInstitution, bool), String> {
         ),
         None => None,
     };
-    let valid_from = time::Date::parse(
-        r[8].trim(),
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| format!("valid_from {:?} is not a date (YYYY-MM-DD)", r[8]))?;
+    let valid_from = huren_types::day::parse_iso(&r[8])
+        .ok_or_else(|| format!("valid_from {:?} is not a date (YYYY-MM-DD)", r[8]))?;
     Ok((
         NewInstitution {
             code,

@@ -1127,7 +1127,7 @@ impl Archive {
         }
         let today = ::time::OffsetDateTime::now_utc().date();
         let from = match self.index.sweep_watermark().await? {
-            Some(p) => parse_partition_date(&p).unwrap_or(today),
+            Some(p) => huren_types::day::parse_iso(&p).unwrap_or(today),
             // First start: sweep everything once.
             None => ::time::Date::MIN,
         };
@@ -1171,12 +1171,7 @@ impl Archive {
             }
         }
         self.index
-            .set_sweep_watermark(&format!(
-                "{:04}-{:02}-{:02}",
-                today.year(),
-                u8::from(today.month()),
-                today.day()
-            ))
+            .set_sweep_watermark(&huren_types::day::iso(today))
             .await?;
         Ok(removed)
     }
@@ -1496,12 +1491,4 @@ pub fn prefix_bulk_uris(v: &mut serde_json::Value, prefix: &str) {
         }
         _ => {}
     }
-}
-
-fn parse_partition_date(p: &str) -> Option<::time::Date> {
-    let mut it = p.split('-');
-    let y: i32 = it.next()?.parse().ok()?;
-    let m: u8 = it.next()?.parse().ok()?;
-    let d: u8 = it.next()?.parse().ok()?;
-    ::time::Date::from_calendar_date(y, ::time::Month::try_from(m).ok()?, d).ok()
 }

@@ -758,9 +758,7 @@ fn series_view(uid: &str, aggregate: Option<&q::SeriesResult>, first: QcImageVie
     }
 }
 
-fn iso(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
-}
+use huren_types::day::iso;
 
 impl Archive {
     /// The QC centre marks a study reviewed with a comment for the hospital (appended; audited).

@@ -1575,11 +1575,8 @@ impl Archive {
 }
 
 fn parse_iso(day: &str) -> Result<time::Date, AdminError> {
-    time::Date::parse(
-        day,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|e| AdminError::Invalid(format!("{day}: {e}")))
+    huren_types::day::parse_iso(day)
+        .ok_or_else(|| AdminError::Invalid(format!("{day:?} is not a day; write YYYY-MM-DD")))
 }
 
 #[cfg(test)]

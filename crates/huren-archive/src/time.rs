@@ -1,7 +1,7 @@
 //! DICOM dates and times carry no zone (PS3.5 §6.2, DA/TM); huren keeps the original strings
 //! and adds an instant computed in the region's configured zone (default Asia/Shanghai).
 
-use time::{Date, Month, PrimitiveDateTime, Time};
+use time::{PrimitiveDateTime, Time};
 use time_tz::{PrimitiveDateTimeExt, Tz};
 
 /// Parses DA (`YYYYMMDD`, also the ACR-NEMA `YYYY.MM.DD`) and an optional TM
@@ -21,21 +21,7 @@ pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// A day as a DICOM DA value (YYYYMMDD), the form study dates are kept in.
-pub fn da(d: Date) -> String {
-    format!("{:04}{:02}{:02}", d.year(), d.month() as u8, d.day())
-}
-
-pub fn parse_da(da: &str) -> Option<Date> {
-    let d: String = da.trim().chars().filter(|c| *c != '.').collect();
-    if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let y: i32 = d[0..4].parse().ok()?;
-    let m: u8 = d[4..6].parse().ok()?;
-    let day: u8 = d[6..8].parse().ok()?;
-    Date::from_calendar_date(y, Month::try_from(m).ok()?, day).ok()
-}
+pub use huren_types::day::{da, parse_da};
 
 pub fn parse_tm(tm: &str) -> Option<Time> {
     let t: String = tm.trim().chars().filter(|c| *c != ':').collect();

@@ -6,7 +6,6 @@ use crate::{
     CodeMapping, Evaluator, ITEM_HEADER, Item, MAPPING_HEADER, MapKind, PRICE_HEADER, Price,
     QUALIFICATION_HEADER, QualificationRecord, RULE_HEADER, SCOPE_HEADER, ScopeRule, StudyRule,
 };
-use time::Date;
 
 /// Rows under a file's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +34,7 @@ impl Table {
     }
 }
 
-fn day(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
-}
+use huren_types::day::iso as day;
 
 fn or_empty(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()

@@ -281,8 +281,7 @@ fn opt(s: &str) -> Option<String> {
 }
 
 fn date(s: &str) -> Result<Date, String> {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, f).map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    huren_types::day::parse_iso(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Rows of any CSV file with this header, each read by `one` with its line number: every bad

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use huren_access::grant_admin;
 use huren_archive::model::*;
-use huren_types::{AeTitle, InstitutionCode, InstitutionLevel, Lifecycle, Ownership};
+use huren_types::{InstitutionCode, InstitutionLevel, Lifecycle, Ownership};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -172,12 +172,8 @@ async fn show_person(
     }
 }
 
-pub fn parse_date(s: &str) -> Result<time::Date, ApiError> {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, f).or_else(|_| {
-        huren_archive::time::parse_da(s)
-            .ok_or_else(|| ApiError::bad_request(format!("invalid date {s:?}; use YYYY-MM-DD")))
-    })
+pub(crate) fn parse_date(s: &str) -> Result<time::Date, ApiError> {
+    huren_types::day::parse_day(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -342,54 +338,13 @@ async fn list_aes(
     Ok(Json(json!(s.archive.list_aes(&grant).await?)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AeBody {
-    pub institution: String,
-    pub ae_title: String,
-    pub host: String,
-    pub port: Option<u16>,
-    pub assumed_charset: Option<String>,
-    pub stable_after_secs: Option<i64>,
-    pub default_performer: Option<String>,
-    /// Accept this peer only over DICOM TLS.
-    #[serde(default)]
-    pub require_tls: bool,
-}
-
-/// A host is an IP address or a CIDR network ("localhost" means 127.0.0.1).
-pub fn parse_network(host: &str) -> Result<ipnet::IpNet, String> {
-    huren_archive::peers_file::network(host)
-}
-
-impl AeBody {
-    pub fn into_new_ae(self) -> Result<NewAe, String> {
-        Ok(NewAe {
-            institution_code: InstitutionCode::parse(&self.institution)
-                .map_err(|e| e.to_string())?,
-            ae_title: AeTitle::parse(&self.ae_title).map_err(|e| e.to_string())?,
-            network: parse_network(&self.host)?,
-            port: self.port,
-            assumed_charset: self.assumed_charset,
-            stable_after_secs: self.stable_after_secs,
-            default_performer_code: self
-                .default_performer
-                .as_deref()
-                .map(InstitutionCode::parse)
-                .transpose()
-                .map_err(|e| e.to_string())?,
-            require_tls: self.require_tls,
-        })
-    }
-}
-
 async fn add_ae(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
-    ApiJson(b): ApiJson<AeBody>,
+    ApiJson(b): ApiJson<huren_archive::peers_file::AeFields>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     let grant = grant_admin(&p)?;
-    let ae = b.into_new_ae().map_err(ApiError::bad_request)?;
+    let ae = b.check().map_err(ApiError::bad_request)?;
     let id = s.archive.add_ae(&grant, ae).await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "id": id }))))
 }

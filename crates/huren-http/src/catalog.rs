@@ -35,8 +35,8 @@ impl From<CatalogError> for ApiError {
 }
 
 pub(crate) fn date(s: &str) -> Result<time::Date, ApiError> {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, f).map_err(|_| ApiError::bad_request(format!("{s:?} is not YYYY-MM-DD")))
+    huren_types::day::parse_iso(s)
+        .ok_or_else(|| ApiError::bad_request(format!("{s:?} is not YYYY-MM-DD")))
 }
 
 pub(crate) fn csv_text(body: &Bytes) -> Result<&str, ApiError> {

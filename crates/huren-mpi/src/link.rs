@@ -141,7 +141,7 @@ impl Decision {
 
 /// One digit changed, or two adjacent digits swapped (YYYYMMDD).
 fn near_date(a: Date, b: Date) -> bool {
-    let f = |d: Date| format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    let f = huren_types::day::da;
     typing_slip(&f(a), &f(b))
 }
 

@@ -356,7 +356,7 @@ fn written(rng: &mut Rng, p: &Person, today: Date) -> Record {
 /// Two adjacent digits of MMDD swapped, or one digit of the year changed, when that is still a
 /// real date.
 fn typo_date(rng: &mut Rng, d: Date, today: Date) -> Date {
-    let s = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
+    let s = huren_types::day::da(d);
     let mut b = s.into_bytes();
     if rng.chance(0.5) {
         let i = 4 + rng.below(3);

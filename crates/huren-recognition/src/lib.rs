@@ -380,9 +380,7 @@ fn qualified<'a>(f: &'a Facts, item: &Item, day: Date) -> Qualified<'a> {
     }
 }
 
-fn iso(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
+use huren_types::day::iso;
 
 /// The decision for one prior result. Deterministic: the same facts give the same decision.
 pub fn decide(f: &Facts) -> Decision {

@@ -8,10 +8,7 @@ use huren_archive::ports::StoreError;
 use huren_catalog::{CodeMapping, Item, ItemKind, MapKind, Price, StudyRule};
 use sqlx::{Row, SqlitePool};
 
-pub(crate) fn parse_date(s: &str) -> Option<time::Date> {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, f).ok()
-}
+pub(crate) use huren_types::day::parse_iso as parse_date;
 
 pub async fn import_version(
     pool: &SqlitePool,

@@ -35,9 +35,7 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
     StoreError::backend("index", e)
 }
 
-pub(crate) fn iso(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
+pub(crate) use huren_types::day::iso;
 
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -15,6 +15,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod day;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("UID is empty")]
@@ -31,6 +33,8 @@ pub enum ParseError {
     AeTitle(String),
     #[error("institution code must be 1–32 characters of A–Z, a–z, 0–9, '-', '_': {0:?}")]
     InstitutionCode(String),
+    #[error("{0:?} is not a day; write YYYY-MM-DD")]
+    Day(String),
     #[error(
         "institution level must be one of 三级/二级/一级/other (or tertiary/secondary/primary): {0:?}"
     )]

@@ -98,8 +98,7 @@ fn day_start(state: &AppState, s: &str, after: bool) -> Result<Option<i64>, ()> 
     if s.is_empty() {
         return Ok(None);
     }
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let mut day = time::Date::parse(s, &fmt).map_err(|_| ())?;
+    let mut day = huren_types::day::parse_iso(s).ok_or(())?;
     if after {
         day = day.next_day().ok_or(())?;
     }

@@ -262,11 +262,7 @@ pub async fn show(
         Err(r) => return *r,
     };
     let q: ShowQuery = crate::pages::query(raw);
-    let as_of = time::Date::parse(
-        q.as_of.trim(),
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok();
+    let as_of = huren_types::day::parse_iso(&q.as_of);
     let outcome = Outcome {
         kind: "catalog".into(),
         as_of,
@@ -303,11 +299,8 @@ pub async fn import(State(state): State<AppState>, d: Doctor, body: axum::body::
     let t = crate::i18n::T { lang: d.lang };
     let archive = &state.archive;
     let result: Result<String, CatalogError> = match f.kind.as_str() {
-        "catalog" => match time::Date::parse(
-            f.effective_from.trim(),
-            time::macros::format_description!("[year]-[month]-[day]"),
-        ) {
-            Ok(from) => archive
+        "catalog" => match huren_types::day::parse_iso(&f.effective_from) {
+            Some(from) => archive
                 .import_catalog(&grant, &f.label, from, &f.text)
                 .await
                 .map(|v| {
@@ -319,7 +312,7 @@ pub async fn import(State(state): State<AppState>, d: Doctor, body: axum::body::
                         t.t("config_items")
                     )
                 }),
-            Err(_) => Err(CatalogError::Invalid(t.t("config_bad_date").to_owned())),
+            None => Err(CatalogError::Invalid(t.t("config_bad_date").to_owned())),
         },
         "prices" | "mappings" | "study_rules" => {
             let file = match f.kind.as_str() {

@@ -75,22 +75,19 @@ pub fn period(
     until: &str,
     default_from: impl Fn(time::Date) -> Option<time::Date>,
 ) -> Option<(time::Date, time::Date)> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
     let until = match until.trim() {
         "" => today,
-        s => time::Date::parse(s, &fmt).ok()?,
+        s => huren_types::day::parse_iso(s)?,
     };
     let from = match from.trim() {
         "" => default_from(until)?,
-        s => time::Date::parse(s, &fmt).ok()?,
+        s => huren_types::day::parse_iso(s)?,
     };
     (from <= until).then_some((from, until))
 }
 
 /// A day as the pages write it (YYYY-MM-DD).
-pub fn day(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
+pub use huren_types::day::iso as day;
 
 /// The CSV of an aggregate API over the page's period and grouping.
 pub fn csv_link(api: &str, from: &str, until: &str, by: &str) -> String {

@@ -309,12 +309,7 @@ fn dicom_date(today: time::Date, days: i64) -> String {
     let day = today
         .checked_sub(time::Duration::days(days))
         .unwrap_or(today);
-    format!(
-        "{:04}{:02}{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
+    huren_types::day::da(day)
 }
 
 /// One synthetic study to store.

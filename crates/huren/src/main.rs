@@ -622,7 +622,7 @@ async fn console(dir: &DataDir) -> anyhow::Result<(Archive, AdminGrant)> {
 /// Chongqing it is still yesterday in UTC.
 fn date_or_today(s: Option<&str>, archive: &Archive) -> anyhow::Result<time::Date> {
     match s {
-        Some(s) => huren_http::admin::parse_date(s).map_err(|e| anyhow::anyhow!(e.message)),
+        Some(s) => Ok(huren_types::day::parse_day(s)?),
         None => Ok(archive.today()),
     }
 }
@@ -658,7 +658,7 @@ async fn run() -> anyhow::Result<()> {
             require_tls,
         }) => {
             let (archive, grant) = console(&dir).await?;
-            let body = huren_http::admin::AeBody {
+            let fields = huren_archive::peers_file::AeFields {
                 institution,
                 ae_title,
                 host,
@@ -668,7 +668,7 @@ async fn run() -> anyhow::Result<()> {
                 default_performer: performer,
                 require_tls,
             };
-            let ae = body.into_new_ae().map_err(anyhow::Error::msg)?;
+            let ae = fields.check().map_err(anyhow::Error::msg)?;
             let id = archive.add_ae(&grant, ae).await?;
             println!("{id}");
             Ok(())
@@ -1279,11 +1279,8 @@ async fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
             effective_from,
         } => {
             let (archive, grant) = console(&dir).await?;
-            let day = time::Date::parse(
-                &effective_from,
-                time::macros::format_description!("[year]-[month]-[day]"),
-            )
-            .context("--effective-from is YYYY-MM-DD")?;
+            let day = huren_types::day::parse_iso(&effective_from)
+                .context("--effective-from is YYYY-MM-DD")?;
             let v = archive
                 .import_catalog(&grant, &label, day, &read_text(&file)?)
                 .await
