@@ -1,10 +1,18 @@
-//! Imaging use cases of the regional archive: ingest (from C-STORE and STOW-RS alike),
-//! institutions and their senders, object lifecycle, start-up recovery and study stability.
+//! The regional archive's use cases: imaging (ingest from C-STORE and STOW-RS alike, query,
+//! retrieval, object lifecycle, start-up recovery, study stability), institutions and their
+//! senders, patients (persons, registration at the first visit, numbering), people's accounts
+//! and sessions, consent and break-glass, lab results (HL7 v2 and FHIR through one
+//! `store_results`), the recognition catalog and decisions, image quality control and the
+//! patient's cloud film.
 //!
-//! Owns the ports it needs ([`ports::Index`], [`ports::BlobStore`]); adapters (`huren-dimse`,
-//! `huren-http`) call it, storage (`huren-store`) implements it. It knows nothing of sockets,
-//! SQL or HTTP. Every entry point takes a capability from `huren-access` ([`IngestGrant`],
-//! [`AdminGrant`]), so an unauthorized call does not compile.
+//! Owns the ports it needs ([`ports::Index`] — composed of one port per feature —,
+//! [`ports::BlobStore`], [`catalog::CatalogStore`], [`film::FilmStore`], [`ports::Notifier`]);
+//! adapters (`huren-dimse`, `huren-http`, `huren-web`, `huren-mllp`) call it, storage
+//! (`huren-store`) implements it, and `Archive`'s handles on those ports are private. It knows
+//! nothing of sockets, SQL or HTTP. Every entry point takes a capability from `huren-access`
+//! (`IngestGrant`, `AdminGrant`, `ReadGrant`, …), so an unauthorized call does not compile;
+//! the few questions asked before a caller is known (whose token, which DIMSE peer) are in
+//! [`callers`].
 //!
 //! ```ignore
 //! let status = archive.ingest(&grant, IngestRequest { spooled, expected, source, settings }).await;

@@ -328,7 +328,7 @@ pub trait AccountIndex: Send + Sync {
 #[async_trait]
 pub trait ConsentIndex: Send + Sync {
     /// Records a change of a person's SMS number: one without a code takes effect in the same
-    /// transaction; one with a code waits for [`Index::confirm_contact_change`]. None: no such
+    /// transaction; one with a code waits for [`ConsentIndex::confirm_contact_change`]. None: no such
     /// person.
     async fn record_contact_change(&self, c: NewContactChange) -> Result<Option<i64>, StoreError>;
     /// A pending change confirmed with its code (five attempts, until it expires, once);
@@ -480,7 +480,7 @@ pub trait ResultIndex: Send + Sync {
         q: &crate::results::ResultQuery,
     ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
     async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
-    /// With `as_of`, as for [`Index::person_reports`].
+    /// With `as_of`, as for [`ResultIndex::person_reports`].
     async fn person_lab_results(
         &self,
         public_id: &str,

@@ -2,8 +2,11 @@
 //! as C-FIND), each goes out as a C-STORE sub-operation — on the same association for C-GET
 //! (the requestor took the SCP role for storage, PS3.7 D.3.3.4), on a new association to a
 //! registered destination for C-MOVE. Objects are sent in their stored transfer syntax when
-//! the peer accepted it, else re-encoded to a native syntax it accepted (no pixel codec yet:
-//! a compressed object the peer will not take as stored counts as a failed sub-operation).
+//! the peer accepted it, else re-encoded to a native syntax it accepted — compressed objects
+//! are decoded when `huren_dicom::transcode::can_transcode` says so; one the peer takes in no
+//! syntax huren can give counts as a failed sub-operation (huren encodes into no compressed
+//! syntax). Objects are opened and read through the retrieval use case
+//! (`huren_archive::retrieve`), never as local files.
 
 use crate::command::{self, Command, field, tag};
 use crate::find::{FindJob, JobKind, plan};

@@ -1,6 +1,9 @@
 //! Rendered images: WADO-RS `rendered` and `thumbnail` (PS3.18 §10.4.1.1.3, §8.3.5) and
-//! WADO-URI (PS3.18 §9). Native frames are read by range at the offsets indexed at ingest and
-//! rendered in huren_dicom::render; compressed frames need a decoder (not yet: 406).
+//! WADO-URI (PS3.18 §9), including WADO-URI's `application/dicom` object. Frames come from the
+//! retrieval use case (`Archive::read_frame`: native frames by range at the offsets indexed at
+//! ingest, encapsulated frames as their fragments), compressed ones are decoded
+//! (`huren_dicom::decode`: JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HTJ2K, RLE) and
+//! rendered in `huren_dicom::render`. Deflated objects are not rendered (406).
 
 use crate::AppState;
 use crate::auth::Authenticated;

@@ -1,8 +1,10 @@
-//! WADO-RS (PS3.18 §10.4): metadata from the JSON built at ingest, instances as stored, frames
+//! WADO-RS (PS3.18 §10.4) as a formatter of the retrieval use case (`huren_archive::retrieve`):
+//! metadata from the JSON built at ingest, instances streamed part by part as stored, frames
 //! and bulk data by range reads at the offsets indexed at ingest — nothing is parsed or decoded
 //! per request unless a client asks for another transfer syntax than the stored one: then the
-//! object is re-encoded (`huren_dicom::transcode`) into a temporary copy when huren can, and
-//! the request gets 406 when it cannot (encoding into compressed syntaxes is not built).
+//! use case re-encodes the object (compressed → native included) into a temporary copy, and the
+//! request gets 406 when it cannot (huren encodes into no compressed syntax). This module
+//! chooses the syntax from the Accept header and writes the multipart responses.
 
 use crate::AppState;
 use crate::auth::Authenticated;
