@@ -1,0 +1,73 @@
+//! The one error table and the problem details (RFC 9457) clients get from it.
+
+use crate::common::{ADMIN, harness};
+use axum::body::Body;
+use axum::http::Request;
+
+/// Every code the API can answer, with its status: a change here is a change clients see.
+#[test]
+fn the_error_table() {
+    let table: Vec<String> = huren_http::error::ERROR_CODES
+        .iter()
+        .map(|(code, status)| format!("{status} {code}"))
+        .collect();
+    insta::assert_snapshot!(table.join("\n"));
+}
+
+/// What each kind of refusal looks like on the wire: status, media type, body.
+#[tokio::test]
+async fn problem_details() {
+    let h = harness().await;
+    let mut seen = Vec::new();
+    let mut look = |what: &str, r: crate::common::Reply| {
+        assert_eq!(r.content_type(), "application/problem+json", "{what}");
+        seen.push(
+            serde_json::json!({ "case": what, "status": r.status.as_u16(), "body": r.json() }),
+        );
+    };
+    look("no credentials", h.get("/dicom-web/studies", None).await);
+    look(
+        "an unknown token",
+        h.get("/dicom-web/studies", Some("hr_not-a-token")).await,
+    );
+    look(
+        "no such endpoint",
+        h.get("/dicom-web/nothing-here", Some(&h.system)).await,
+    );
+    look(
+        "a system asking for the operators' API",
+        h.get("/api/admin/institutions", Some(&h.system)).await,
+    );
+    look(
+        "a QIDO key that is not an attribute",
+        h.get("/dicom-web/studies?NoSuchKeyword=1", Some(&h.system))
+            .await,
+    );
+    let json = |body: &str| {
+        Request::post("/api/admin/institutions")
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    };
+    look("malformed JSON", h.send(json("{\"code\": ")).await);
+    look(
+        "a second spelling of an institution code",
+        h.send(json(
+            r#"{"code": "h500002", "name": "又一个", "level": "二级"}"#,
+        ))
+        .await,
+    );
+    look(
+        "a body that is not JSON",
+        h.send(
+            Request::post("/api/admin/institutions")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .header("content-type", "text/plain")
+                .body(Body::from("code=x"))
+                .expect("request"),
+        )
+        .await,
+    );
+    insta::assert_json_snapshot!(seen);
+}
