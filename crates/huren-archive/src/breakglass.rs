@@ -21,8 +21,9 @@ fn reason_text(reason: &str) -> Result<&str, AdminError> {
     let r = reason.trim();
     let n = r.chars().count();
     if !(4..=500).contains(&n) {
-        return Err(AdminError::Invalid(
-            "break-glass needs a reason (4–500 characters)".into(),
+        return Err(AdminError::refused(
+            crate::refusal::Rule::ReasonRequired,
+            "break-glass needs a reason (4–500 characters)",
         ));
     }
     Ok(r)
@@ -48,10 +49,16 @@ impl Archive {
         let hits = self.index.find_persons(&search, 2).await?;
         let person = match hits.as_slice() {
             [one] => one.person.clone(),
-            [] => return Err(AdminError::Invalid("no patient has that identifier".into())),
+            [] => {
+                return Err(AdminError::refused(
+                    crate::refusal::Rule::PatientNotFound,
+                    "no patient has that identifier",
+                ));
+            }
             _ => {
-                return Err(AdminError::Invalid(
-                    "that identifier names more than one patient; use a record number".into(),
+                return Err(AdminError::refused(
+                    crate::refusal::Rule::PatientAmbiguous,
+                    "that identifier names more than one patient; use a record number",
                 ));
             }
         };
@@ -62,7 +69,12 @@ impl Archive {
             .index
             .start_break_glass(user, &person, reason, t, expires_at)
             .await?
-            .ok_or_else(|| AdminError::Invalid("the patient is no longer known".into()))?;
+            .ok_or_else(|| {
+                AdminError::refused(
+                    crate::refusal::Rule::PatientNotFound,
+                    "the patient is no longer known",
+                )
+            })?;
         self.index
             .record_audit(AuditEvent {
                 action: AuditAction::EmergencyOverride,
@@ -114,9 +126,10 @@ impl Archive {
             .review_break_glass(id, user, verdict, note.trim(), now())
             .await?
         {
-            return Err(AdminError::Invalid(format!(
-                "break-glass {id} is not this institution's or was reviewed before"
-            )));
+            return Err(AdminError::refused(
+                crate::refusal::Rule::BreakGlassNotReviewable,
+                format!("break-glass {id} is not this institution's or was reviewed before"),
+            ));
         }
         self.index
             .record_audit(AuditEvent {

@@ -133,9 +133,10 @@ impl From<AdminError> for CatalogError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::Store(s) => CatalogError::Store(s),
-            AdminError::Invalid(m) | AdminError::Forbidden(m) | AdminError::TooMany(m) => {
-                CatalogError::Invalid(m)
-            }
+            AdminError::Invalid(m)
+            | AdminError::Forbidden(m)
+            | AdminError::TooMany(m)
+            | AdminError::Refused(_, m) => CatalogError::Invalid(m),
         }
     }
 }

@@ -84,7 +84,12 @@ impl Archive {
             .identity
             .as_ref()
             .map(|p| &p.sealer)
-            .ok_or_else(|| AdminError::Invalid("sealing keys are not configured (mpi keys)".into()))
+            .ok_or_else(|| {
+                AdminError::refused(
+                    crate::refusal::Rule::KeysNotConfigured,
+                    "sealing keys are not configured (mpi keys)",
+                )
+            })
     }
 
     /// The HIS registers the mobile number of one of its patients (a record in its own
@@ -123,10 +128,13 @@ impl Archive {
             .next()
             .map(|h| h.person)
             .ok_or_else(|| {
-                AdminError::Invalid(format!(
-                    "no record {}@{issuer}: register the patient first",
-                    req.patient_id.trim()
-                ))
+                AdminError::refused(
+                    crate::refusal::Rule::RecordNotRegistered,
+                    format!(
+                        "no record {}@{issuer}: register the patient first",
+                        req.patient_id.trim()
+                    ),
+                )
             })?;
         let old = self.patient_phone(&person).await?;
         if old.as_deref() == Some(phone.as_str()) {
@@ -224,8 +232,9 @@ impl Archive {
         else {
             self.audit_contact(grant, "", id, "code_rejected", Outcome::Failure, None)
                 .await?;
-            return Err(AdminError::Invalid(
-                "wrong, expired or used code (five attempts at most)".into(),
+            return Err(AdminError::refused(
+                crate::refusal::Rule::ConsentCodeRejected,
+                "wrong, expired or used code (five attempts at most)",
             ));
         };
         let hospital = self
@@ -246,10 +255,12 @@ impl Archive {
     }
 
     async fn record_change(&self, c: NewContactChange) -> Result<i64, AdminError> {
-        self.index
-            .record_contact_change(c)
-            .await?
-            .ok_or_else(|| AdminError::Invalid("the patient is not known".into()))
+        self.index.record_contact_change(c).await?.ok_or_else(|| {
+            AdminError::refused(
+                crate::refusal::Rule::PatientNotFound,
+                "the patient is not known",
+            )
+        })
     }
 
     async fn tell_old_number(
@@ -331,8 +342,9 @@ impl Archive {
         let search = self.person_search(lookup)?;
         let hits = self.index.find_persons(&search, 2).await?;
         let [hit] = hits.as_slice() else {
-            return Err(AdminError::Invalid(
-                "that identifier does not name exactly one patient".into(),
+            return Err(AdminError::refused(
+                crate::refusal::Rule::PatientAmbiguous,
+                "that identifier does not name exactly one patient",
             ));
         };
         // Each request sends the patient an SMS: a few a day per patient (from any clinic) and
@@ -364,7 +376,10 @@ impl Archive {
             ));
         }
         let phone = self.patient_phone(&hit.person).await?.ok_or_else(|| {
-            AdminError::Invalid("the patient has no registered mobile number".into())
+            AdminError::refused(
+                crate::refusal::Rule::NoRegisteredMobile,
+                "the patient has no registered mobile number",
+            )
         })?;
         let sealer = self.sealer()?;
         let code = one_time_code();
@@ -444,8 +459,9 @@ impl Archive {
                     serde_json::json!({}),
                 )
                 .await?;
-                Err(AdminError::Invalid(
-                    "wrong, expired or used code (five attempts at most)".into(),
+                Err(AdminError::refused(
+                    crate::refusal::Rule::ConsentCodeRejected,
+                    "wrong, expired or used code (five attempts at most)",
                 ))
             }
         }
@@ -462,9 +478,10 @@ impl Archive {
             .revoke_authorization(id, grant.user().institution_id, now())
             .await?
         {
-            return Err(AdminError::Invalid(format!(
-                "no live authorization {id} for this institution"
-            )));
+            return Err(AdminError::refused(
+                crate::refusal::Rule::AuthorizationNotLive,
+                format!("no live authorization {id} for this institution"),
+            ));
         }
         self.audit_consent(grant, "", id, "revoked", serde_json::json!({}))
             .await

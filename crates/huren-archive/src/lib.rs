@@ -38,6 +38,7 @@ pub mod quality;
 pub mod query;
 pub mod reach;
 pub mod recognition;
+pub mod refusal;
 pub mod registration;
 pub mod results;
 pub mod retrieve;
@@ -83,8 +84,9 @@ pub enum PersonChange<'a> {
 fn required_reason(reason: &str) -> Result<&str, AdminError> {
     let r = reason.trim();
     if r.is_empty() || r.chars().count() > 500 {
-        return Err(AdminError::Invalid(
-            "a reason (1–500 characters) is required".into(),
+        return Err(AdminError::refused(
+            refusal::Rule::ReasonRequired,
+            "a reason (1–500 characters) is required",
         ));
     }
     Ok(r)
@@ -245,6 +247,15 @@ pub enum AdminError {
     /// requests that each send the patient an SMS.
     #[error("{0}")]
     TooMany(String),
+    /// A named rule refused it (`refusal::Rule`): the caller gets the rule's stable code.
+    #[error("{1}")]
+    Refused(refusal::Rule, String),
+}
+
+impl AdminError {
+    pub(crate) fn refused(rule: refusal::Rule, message: impl Into<String>) -> Self {
+        AdminError::Refused(rule, message.into())
+    }
 }
 
 impl Archive {
@@ -346,7 +357,17 @@ impl Archive {
             self.require_free_numbering(system, None).await?;
         }
         let detail = serde_json::to_value(&inst).unwrap_or_default();
-        let id = self.index.add_institution(inst).await?;
+        let id = self
+            .index
+            .add_institution(inst)
+            .await
+            .map_err(|e| match e {
+                // The code (in any case) is held already; the store names the spelling.
+                StoreError::Conflict(m) => {
+                    AdminError::refused(refusal::Rule::InstitutionCodeTaken, m)
+                }
+                e => e.into(),
+            })?;
         self.audit_config(grant, format!("institution:{code}"), detail)
             .await;
         Ok(id)
@@ -370,13 +391,15 @@ impl Archive {
         };
         match self.numbering(system).await? {
             numbering::Numbering::Institution(owner) if Some(owner) != mine => {
-                Err(AdminError::Invalid(format!(
-                    "{system} is already another institution's patient numbering"
-                )))
+                Err(AdminError::refused(
+                    refusal::Rule::NumberingTaken,
+                    format!("{system} is already another institution's patient numbering"),
+                ))
             }
-            numbering::Numbering::Person => Err(AdminError::Invalid(format!(
-                "{system} is an identity-number system, not a hospital's numbering"
-            ))),
+            numbering::Numbering::Person => Err(AdminError::refused(
+                refusal::Rule::NumberingTaken,
+                format!("{system} is an identity-number system, not a hospital's numbering"),
+            )),
             _ => Ok(()),
         }
     }
@@ -576,7 +599,10 @@ impl Archive {
             ));
         }
         if reason.trim().is_empty() {
-            return Err(AdminError::Invalid("a reason is required".into()));
+            return Err(AdminError::refused(
+                refusal::Rule::ReasonRequired,
+                "a reason is required",
+            ));
         }
         let change = self
             .index

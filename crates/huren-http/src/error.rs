@@ -12,33 +12,83 @@ pub struct ApiError {
 }
 
 macro_rules! error_codes {
-    ($($name:ident => ($code:literal, $status:ident)),* $(,)?) => {
+    ($($name:ident => ($code:literal, $status:ident, $fhir:literal)),* $(,)?) => {
         impl ApiError {
             $(pub fn $name(message: impl Into<String>) -> Self {
                 ApiError { code: $code, status: StatusCode::$status, message: message.into() }
             })*
         }
-        /// Every code the API can return, for documentation and tests.
-        pub const ERROR_CODES: &[(&str, u16)] = &[$(($code, StatusCode::$status.as_u16())),*];
+        /// Every code the API can return with its status and FHIR issue type (R4 IssueType),
+        /// for documentation and tests.
+        pub const ERROR_CODES: &[(&str, u16, &str)] =
+            &[$(($code, StatusCode::$status.as_u16(), $fhir)),*];
     };
 }
 
+// The one table. The first rows are protocol-level (what HTTP says when nothing more precise
+// applies); the rest are the domain's named refusals (`huren_archive::refusal::Rule`), one row
+// each. FHIR answers with an OperationOutcome whose issue type is the third column and whose
+// `details` carry the code, so problem details and FHIR name the same rule.
 error_codes! {
-    unauthorized => ("unauthorized", UNAUTHORIZED),
-    forbidden => ("forbidden", FORBIDDEN),
-    not_found => ("not_found", NOT_FOUND),
-    bad_request => ("bad_request", BAD_REQUEST),
-    conflict => ("conflict", CONFLICT),
-    unprocessable => ("unprocessable", UNPROCESSABLE_ENTITY),
-    locked => ("account_locked", LOCKED),
-    too_many_requests => ("too_many_requests", TOO_MANY_REQUESTS),
-    not_acceptable => ("not_acceptable", NOT_ACCEPTABLE),
-    unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
-    range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE),
-    payload_too_large => ("payload_too_large", PAYLOAD_TOO_LARGE),
-    insufficient_storage => ("insufficient_storage", INSUFFICIENT_STORAGE),
-    bad_gateway => ("bad_gateway", BAD_GATEWAY),
-    internal => ("internal", INTERNAL_SERVER_ERROR),
+    unauthorized => ("unauthorized", UNAUTHORIZED, "security"),
+    forbidden => ("forbidden", FORBIDDEN, "forbidden"),
+    not_found => ("not_found", NOT_FOUND, "not-found"),
+    bad_request => ("bad_request", BAD_REQUEST, "invalid"),
+    not_supported => ("not_supported", BAD_REQUEST, "not-supported"),
+    required => ("required", BAD_REQUEST, "required"),
+    malformed_body => ("malformed_body", BAD_REQUEST, "structure"),
+    conflict => ("conflict", CONFLICT, "conflict"),
+    unprocessable => ("unprocessable", UNPROCESSABLE_ENTITY, "processing"),
+    locked => ("account_locked", LOCKED, "lock-error"),
+    too_many_requests => ("too_many_requests", TOO_MANY_REQUESTS, "throttled"),
+    not_acceptable => ("not_acceptable", NOT_ACCEPTABLE, "not-supported"),
+    unsupported_media_type => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "not-supported"),
+    range_not_satisfiable => ("range_not_satisfiable", RANGE_NOT_SATISFIABLE, "invalid"),
+    payload_too_large => ("payload_too_large", PAYLOAD_TOO_LARGE, "too-long"),
+    insufficient_storage => ("insufficient_storage", INSUFFICIENT_STORAGE, "transient"),
+    bad_gateway => ("bad_gateway", BAD_GATEWAY, "transient"),
+    internal => ("internal", INTERNAL_SERVER_ERROR, "exception"),
+    consent_code_rejected => ("consent_code_rejected", BAD_REQUEST, "security"),
+    authorization_not_live => ("authorization_not_live", NOT_FOUND, "not-found"),
+    no_registered_mobile => ("no_registered_mobile", CONFLICT, "business-rule"),
+    patient_not_found => ("patient_not_found", NOT_FOUND, "not-found"),
+    patient_ambiguous => ("patient_ambiguous", CONFLICT, "multiple-matches"),
+    record_not_registered => ("record_not_registered", CONFLICT, "business-rule"),
+    institution_code_taken => ("institution_code_taken", CONFLICT, "duplicate"),
+    numbering_taken => ("numbering_taken", CONFLICT, "business-rule"),
+    reason_required => ("reason_required", BAD_REQUEST, "required"),
+    break_glass_not_reviewable => ("break_glass_not_reviewable", CONFLICT, "business-rule"),
+    keys_not_configured => ("keys_not_configured", SERVICE_UNAVAILABLE, "not-supported"),
+    source_domain_unknown => ("source_domain_unknown", BAD_REQUEST, "code-invalid"),
+    target_domain_unknown => ("target_domain_unknown", FORBIDDEN, "code-invalid"),
+}
+
+impl ApiError {
+    /// The FHIR R4 issue type of this error's code (the table's third column).
+    pub fn fhir_issue(&self) -> &'static str {
+        ERROR_CODES
+            .iter()
+            .find(|(c, _, _)| *c == self.code)
+            .map_or("exception", |(_, _, t)| t)
+    }
+
+    /// The row of the table for a named refusal of the domain.
+    pub fn refused(rule: huren_archive::refusal::Rule, message: String) -> Self {
+        use huren_archive::refusal::Rule::*;
+        match rule {
+            ConsentCodeRejected => ApiError::consent_code_rejected(message),
+            AuthorizationNotLive => ApiError::authorization_not_live(message),
+            NoRegisteredMobile => ApiError::no_registered_mobile(message),
+            PatientNotFound => ApiError::patient_not_found(message),
+            PatientAmbiguous => ApiError::patient_ambiguous(message),
+            RecordNotRegistered => ApiError::record_not_registered(message),
+            InstitutionCodeTaken => ApiError::institution_code_taken(message),
+            NumberingTaken => ApiError::numbering_taken(message),
+            ReasonRequired => ApiError::reason_required(message),
+            BreakGlassNotReviewable => ApiError::break_glass_not_reviewable(message),
+            KeysNotConfigured => ApiError::keys_not_configured(message),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -107,6 +157,7 @@ impl From<huren_archive::AdminError> for ApiError {
             huren_archive::AdminError::Invalid(m) => ApiError::bad_request(m),
             huren_archive::AdminError::Forbidden(m) => ApiError::forbidden(m),
             huren_archive::AdminError::TooMany(m) => ApiError::too_many_requests(m),
+            huren_archive::AdminError::Refused(rule, m) => ApiError::refused(rule, m),
         }
     }
 }

@@ -48,19 +48,18 @@ struct AskForm {
     days: String,
 }
 
-/// The message for a refused request. The use case's errors carry their cause only as text
-/// so far (issue #21 gives them kinds); the known causes are told apart here and anything else
-/// is shown as an invalid request.
+/// The message for a refused request, by the rule that refused it.
 fn ask_error(e: &AdminError) -> (StatusCode, &'static str) {
+    use huren_archive::refusal::Rule;
     match e {
         AdminError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, k("ask_too_many")),
-        AdminError::Invalid(m) if m.contains("mobile number") => {
+        AdminError::Refused(Rule::NoRegisteredMobile, _) => {
             (StatusCode::UNPROCESSABLE_ENTITY, k("ask_no_phone"))
         }
-        AdminError::Invalid(m) if m.contains("exactly one patient") => {
+        AdminError::Refused(Rule::PatientAmbiguous | Rule::PatientNotFound, _) => {
             (StatusCode::UNPROCESSABLE_ENTITY, k("ask_no_patient"))
         }
-        AdminError::Invalid(_) | AdminError::Forbidden(_) => {
+        AdminError::Invalid(_) | AdminError::Forbidden(_) | AdminError::Refused(..) => {
             (StatusCode::BAD_REQUEST, k("ask_invalid"))
         }
         AdminError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, k("error_title")),

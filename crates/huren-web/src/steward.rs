@@ -236,7 +236,9 @@ fn steward_form(d: &Doctor, body: &[u8]) -> Result<(ChangeForm, StewardGrant), B
 
 fn change_error(e: &AdminError) -> &'static str {
     match e {
-        AdminError::Invalid(m) if m.contains("reason") => k("steward_reason_needed"),
+        AdminError::Refused(huren_archive::refusal::Rule::ReasonRequired, _) => {
+            k("steward_reason_needed")
+        }
         AdminError::Forbidden(_) => k("steward_not_yours"),
         AdminError::Store(_) => k("error_title"),
         _ => k("steward_refused"),

@@ -6,7 +6,7 @@
 use super::FhirQuery;
 use super::results::date_time;
 use super::search::date_params;
-use super::{base, fhir_json, from_api, outcome};
+use super::{base, fhir_json, from_api};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -150,35 +150,25 @@ pub async fn search(
             "_count" => match v.parse::<u32>() {
                 Ok(n) => count = n.clamp(1, 500),
                 Err(_) => {
-                    return outcome(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        "_count must be a number",
-                    );
+                    return from_api(ApiError::bad_request("_count must be a number"));
                 }
             },
             "_cursor" => match v.parse::<i64>() {
                 Ok(n) => before = Some(n),
                 Err(_) => {
-                    return outcome(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        "_cursor is not one huren gave",
-                    );
+                    return from_api(ApiError::bad_request("_cursor is not one huren gave"));
                 }
             },
             other => {
-                return outcome(
-                    StatusCode::BAD_REQUEST,
-                    "not-supported",
-                    &format!("search parameter {other} is not supported"),
-                );
+                return from_api(ApiError::not_supported(format!(
+                    "search parameter {other} is not supported"
+                )));
             }
         }
     }
     let range = match date_params(dates.iter().copied(), zone) {
         Ok(r) => r,
-        Err(e) => return outcome(StatusCode::BAD_REQUEST, "invalid", &e),
+        Err(e) => return from_api(ApiError::bad_request(&e)),
     };
     let rows = match state
         .archive

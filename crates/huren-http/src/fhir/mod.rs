@@ -33,17 +33,6 @@ pub(crate) fn fhir_json(status: StatusCode, body: Value) -> Response {
     resp
 }
 
-/// OperationOutcome (R4 §2.36) with one issue; `code` from the IssueType value set.
-pub(crate) fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
-    fhir_json(
-        status,
-        json!({
-            "resourceType": "OperationOutcome",
-            "issue": [{ "severity": "error", "code": code, "diagnostics": diagnostics }]
-        }),
-    )
-}
-
 /// The largest FHIR request body: a transaction Bundle of a large lab panel with its reports is
 /// well under this; above it the answer is 413 with an OperationOutcome.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -57,11 +46,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for FhirBody {
     async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Response> {
         match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
             Ok(b) => Ok(FhirBody(b)),
-            Err(_) => Err(outcome(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-long",
-                &format!("the request body is larger than {} MiB", MAX_BODY >> 20),
-            )),
+            Err(_) => Err(from_api(ApiError::payload_too_large(format!(
+                "the request body is larger than {} MiB",
+                MAX_BODY >> 20
+            )))),
         }
     }
 }
@@ -81,20 +69,20 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     ) -> Result<Self, Response> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(FhirQuery(v)),
-            Err(e) => Err(outcome(StatusCode::BAD_REQUEST, "invalid", &e.body_text())),
+            Err(e) => Err(from_api(ApiError::bad_request(e.body_text()))),
         }
     }
 }
 
-/// A FHIR error before it becomes a response (small, so `Result<_, Fail>` stays cheap).
+/// A FHIR error before it becomes a response: an [`ApiError`] from the one error table, so
+/// FHIR and the rest of the API name every refusal the same way.
 pub(crate) enum Fail {
-    Outcome(StatusCode, &'static str, String),
     Api(ApiError),
 }
 
 impl Fail {
     pub(crate) fn invalid(msg: impl Into<String>) -> Fail {
-        Fail::Outcome(StatusCode::BAD_REQUEST, "invalid", msg.into())
+        Fail::Api(ApiError::bad_request(msg))
     }
 }
 
@@ -107,28 +95,30 @@ impl From<ApiError> for Fail {
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
         match self {
-            Fail::Outcome(status, code, text) => outcome(status, code, &text),
             Fail::Api(e) => from_api(e),
         }
     }
 }
 
-/// The API's errors in FHIR's terms (the status stays; 401 keeps its Bearer challenge).
+/// An error of the one table as an OperationOutcome: the status stays, the issue type is the
+/// table's FHIR column, and `details` carry the table's code (system
+/// `https://huren.dev/errors`); 401 keeps its Bearer challenge, and a refusal (`forbidden`) is
+/// marked for the refusal audit as on every other route.
 pub(crate) fn from_api(e: ApiError) -> Response {
-    let code = match e.status {
-        StatusCode::NOT_FOUND => "not-found",
-        StatusCode::BAD_REQUEST => "invalid",
-        StatusCode::UNPROCESSABLE_ENTITY => "processing",
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "security",
-        _ => "exception",
-    };
-    let code = if e.status == StatusCode::FORBIDDEN {
-        "forbidden"
-    } else {
-        code
-    };
-    let mut resp = outcome(e.status, code, &e.message);
-    if e.status == StatusCode::FORBIDDEN {
+    let mut resp = fhir_json(
+        e.status,
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{
+                "severity": "error",
+                "code": e.fhir_issue(),
+                "details": { "coding": [{ "system": "https://huren.dev/errors", "code": e.code }] },
+                "diagnostics": e.message,
+            }]
+        }),
+    );
+
+    if e.code == "forbidden" {
         resp.extensions_mut()
             .insert(crate::auth::RefusalReason(e.message.clone()));
     }
@@ -311,11 +301,7 @@ pub async fn read(
             StatusCode::OK,
             patient(&view.public_id, &view.records, view.merged_into.as_deref()),
         ),
-        Ok(None) => outcome(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            &format!("Patient/{id} is not known"),
-        ),
+        Ok(None) => from_api(ApiError::not_found(format!("Patient/{id} is not known"))),
         Err(e) => from_api(e.into()),
     }
 }
@@ -334,31 +320,21 @@ pub async fn search(
         .keys()
         .find(|k| !matches!(k.as_str(), "identifier" | "name" | "_count"))
     {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
-            &format!("search parameter {unknown} is not supported"),
-        );
+        return from_api(ApiError::not_supported(format!(
+            "search parameter {unknown} is not supported"
+        )));
     }
     let count: usize = match params.get("_count").map(|c| c.parse::<usize>()) {
         None => 50,
         Some(Ok(n)) => n.min(50),
         Some(Err(_)) => {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "_count must be a number",
-            );
+            return from_api(ApiError::bad_request("_count must be a number"));
         }
     };
     let hits: Vec<PersonHit> = match (params.get("identifier"), params.get("name")) {
         (Some(ident), None) => {
             let Some((system, value)) = ident.split_once('|') else {
-                return outcome(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "identifier is system|value",
-                );
+                return from_api(ApiError::bad_request("identifier is system|value"));
             };
             // An identity-number system is looked up by blind index; any other system is a
             // record's assigning authority.
@@ -377,11 +353,9 @@ pub async fn search(
             Err(e) => return from_api(e.into()),
         },
         _ => {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "invalid",
+            return from_api(ApiError::bad_request(
                 "search by exactly one of identifier or name",
-            );
+            ));
         }
     };
     let base = base(&state, &headers);
@@ -408,11 +382,6 @@ pub async fn search(
     fhir_json(StatusCode::OK, resp)
 }
 
-/// PIXm outcome with the diagnostics the profile prescribes (ITI-83 §3.83.4.2.2).
-fn pix_error(status: StatusCode, code: &str, diagnostics: &str) -> Response {
-    outcome(status, code, diagnostics)
-}
-
 /// IHE PIXm `GET [base]/Patient/$ihe-pix?sourceIdentifier=system|value[&targetSystem=…]`
 /// (ITI-83): the person's other identifiers. Found → 200 Parameters (`targetIdentifier` per
 /// record in the target domains, `targetId` the Patient); unknown identifier in a known domain
@@ -435,34 +404,34 @@ pub async fn pix(
             "targetSystem" => targets.extend(v.split(',').map(str::to_owned)),
             "_format" => {}
             other => {
-                return outcome(
-                    StatusCode::BAD_REQUEST,
-                    "not-supported",
-                    &format!("parameter {other} is not supported"),
-                );
+                return from_api(ApiError::not_supported(format!(
+                    "parameter {other} is not supported"
+                )));
             }
         }
     }
     let Some((system, value)) = source.as_deref().and_then(|s| s.split_once('|')) else {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "required",
+        return from_api(ApiError::required(
             "sourceIdentifier=system|value is required",
-        );
+        ));
     };
-    for (domain, status, text) in std::iter::once((
+    // The statuses and diagnostics PIXm prescribes (ITI-83 §3.83.4.2.2).
+    type Row = fn(&'static str) -> ApiError;
+    for (domain, row, text) in std::iter::once((
         system,
-        StatusCode::BAD_REQUEST,
+        ApiError::source_domain_unknown as Row,
         "sourceIdentifier Assigning Authority not found",
     ))
-    .chain(
-        targets
-            .iter()
-            .map(|t| (t.as_str(), StatusCode::FORBIDDEN, "targetSystem not found")),
-    ) {
+    .chain(targets.iter().map(|t| {
+        (
+            t.as_str(),
+            ApiError::target_domain_unknown as Row,
+            "targetSystem not found",
+        )
+    })) {
         match state.archive.identifier_domain_known(&grant, domain).await {
             Ok(true) => {}
-            Ok(false) => return pix_error(status, "code-invalid", text),
+            Ok(false) => return from_api(row(text)),
             Err(e) => return from_api(e.into()),
         }
     }
@@ -474,11 +443,9 @@ pub async fn pix(
         Err(e) => return from_api(e.into()),
     };
     if hits.is_empty() {
-        return pix_error(
-            StatusCode::NOT_FOUND,
-            "not-found",
+        return from_api(ApiError::patient_not_found(
             "sourceIdentifier Patient Identifier not found",
-        );
+        ));
     }
     let mut parameters = Vec::new();
     for h in &hits {

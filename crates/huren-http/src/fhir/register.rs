@@ -9,7 +9,7 @@
 
 use super::search::token;
 use super::write::{check_type, parse_body, parse_patient, writer};
-use super::{Fail, FhirBody, base, fhir_json, outcome, patient};
+use super::{Fail, FhirBody, base, fhir_json, from_api, patient};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -54,11 +54,9 @@ pub(crate) async fn register(
 /// The stored record as a Patient resource, with its Location.
 fn answer(state: &AppState, headers: &HeaderMap, r: &Registered, status: StatusCode) -> Response {
     let Some(person) = &r.person else {
-        return outcome(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "exception",
+        return from_api(ApiError::internal(
             "the record was stored but its person was not found",
-        );
+        ));
     };
     let records: Vec<_> = r.record.iter().cloned().collect();
     let mut resp = fhir_json(status, patient(person, &records, None));
@@ -73,18 +71,14 @@ fn condition(criteria: &str, p: &SubmittedPatient, what: &str) -> Result<(String
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(criteria.trim_start_matches('?'))
         .map_err(|_| Fail::invalid(format!("{what} is not a query")))?;
     let [(k, v)] = pairs.as_slice() else {
-        return Err(Fail::Outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
-            format!("{what} supports identifier=system|value only"),
-        ));
+        return Err(Fail::Api(ApiError::not_supported(format!(
+            "{what} supports identifier=system|value only"
+        ))));
     };
     if k != "identifier" {
-        return Err(Fail::Outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
-            format!("{what} supports identifier=system|value only"),
-        ));
+        return Err(Fail::Api(ApiError::not_supported(format!(
+            "{what} supports identifier=system|value only"
+        ))));
     }
     let (system, value) = token(v);
     let Some(system) = system.filter(|s| !s.is_empty()) else {

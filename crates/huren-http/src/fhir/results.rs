@@ -6,7 +6,7 @@
 
 use super::FhirQuery;
 use super::search::{date_params, token};
-use super::{base, fhir_json, from_api, outcome, reader};
+use super::{base, fhir_json, from_api, reader};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -339,7 +339,7 @@ pub fn diagnostic_report(o: &OrderRow, zone: &'static time_tz::Tz) -> Value {
 }
 
 fn bad(msg: &str) -> Response {
-    outcome(StatusCode::BAD_REQUEST, "invalid", msg)
+    from_api(ApiError::bad_request(msg))
 }
 
 /// `Patient/<id>` or `<id>`.
@@ -443,11 +443,9 @@ async fn parse(
                     Some(Cursor::decode(v).ok_or_else(|| bad("_cursor is not one huren gave"))?);
             }
             other => {
-                return Err(outcome(
-                    StatusCode::BAD_REQUEST,
-                    "not-supported",
-                    &format!("search parameter {other} is not supported"),
-                ));
+                return Err(from_api(ApiError::not_supported(format!(
+                    "search parameter {other} is not supported"
+                ))));
             }
         }
     }
@@ -636,11 +634,10 @@ async fn read(
     };
     match found {
         Ok(Some(r)) => fhir_json(StatusCode::OK, r),
-        Ok(None) => outcome(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            &format!("{}/{id} is not known", kind.name()),
-        ),
+        Ok(None) => from_api(ApiError::not_found(format!(
+            "{}/{id} is not known",
+            kind.name()
+        ))),
         Err(e) => from_api(e),
     }
 }

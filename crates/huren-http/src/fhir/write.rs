@@ -10,7 +10,7 @@
 
 use super::results::{Kind, fetch, stored_system};
 use super::search::interval;
-use super::{Fail, FhirBody, base, fhir_json, from_api, outcome};
+use super::{Fail, FhirBody, base, fhir_json, from_api};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -406,21 +406,17 @@ fn if_none_exist(criteria: &str, on_report: bool) -> Result<IfNoneExist, Fail> {
                 performers: Vec::new(),
             })
         }
-        _ => Err(Fail::Outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
-            "If-None-Exist supports identifier=system|value only".into(),
-        )),
+        _ => Err(Fail::Api(ApiError::not_supported(
+            "If-None-Exist supports identifier=system|value only",
+        ))),
     }
 }
 
 pub(crate) fn parse_body(body: &Bytes) -> Result<Value, Fail> {
     serde_json::from_slice(body).map_err(|e| {
-        Fail::Outcome(
-            StatusCode::BAD_REQUEST,
-            "structure",
-            format!("the body is not JSON: {e}"),
-        )
+        Fail::Api(ApiError::malformed_body(format!(
+            "the body is not JSON: {e}"
+        )))
     })
 }
 
@@ -430,7 +426,7 @@ pub(crate) fn writer(auth: Result<Authenticated, ApiError>) -> Result<IngestGran
 }
 
 fn invalid(msg: Invalid) -> Response {
-    outcome(StatusCode::BAD_REQUEST, "invalid", &msg)
+    from_api(ApiError::bad_request(&msg))
 }
 
 pub(crate) fn check_type(v: &Value, want: &str) -> Result<(), Fail> {
@@ -609,11 +605,9 @@ pub async fn transaction(
         return r.into_response();
     }
     if v.get("type").and_then(Value::as_str) != Some("transaction") {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            "not-supported",
+        return from_api(ApiError::not_supported(
             "only transaction Bundles are accepted",
-        );
+        ));
     }
     let zone = state.archive.zone();
     let entries: &[Value] = v
@@ -636,20 +630,14 @@ pub async fn transaction(
         let method = e.pointer("/request/method").and_then(Value::as_str);
         if method != Some("POST") || e.pointer("/request/url").and_then(Value::as_str) != Some(kind)
         {
-            return outcome(
-                StatusCode::BAD_REQUEST,
-                "not-supported",
-                &format!("entry {i}: only POST of the entry's resource type is supported"),
-            );
+            return from_api(ApiError::not_supported(format!(
+                "entry {i}: only POST of the entry's resource type is supported"
+            )));
         }
         let full_url = s(e, "fullUrl").unwrap_or_default();
         if let Some(c) = e.pointer("/request/ifNoneExist").and_then(Value::as_str) {
             if cond.is_some() {
-                return outcome(
-                    StatusCode::BAD_REQUEST,
-                    "not-supported",
-                    "one conditional entry per Bundle",
-                );
+                return from_api(ApiError::not_supported("one conditional entry per Bundle"));
             }
             cond = match if_none_exist(c, kind == "DiagnosticReport") {
                 Ok(c) => Some(c),
@@ -802,11 +790,7 @@ pub async fn transaction(
             }
         }
         OruOutcome::Duplicate => {
-            return outcome(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                "unexpected duplicate",
-            );
+            return from_api(ApiError::internal("unexpected duplicate"));
         }
     };
     let location = |slot: &Slot| -> Option<String> {

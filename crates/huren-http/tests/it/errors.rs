@@ -9,9 +9,24 @@ use axum::http::Request;
 fn the_error_table() {
     let table: Vec<String> = huren_http::error::ERROR_CODES
         .iter()
-        .map(|(code, status)| format!("{status} {code}"))
+        .map(|(code, status, fhir)| format!("{status} {code} (FHIR {fhir})"))
         .collect();
     insta::assert_snapshot!(table.join("\n"));
+}
+
+/// Every named refusal of the domain has its row, under the rule's own code.
+#[test]
+fn every_rule_has_its_row() {
+    for rule in huren_archive::refusal::Rule::ALL {
+        let e = huren_http::error::ApiError::refused(rule, String::new());
+        assert_eq!(e.code, rule.code(), "{rule:?}");
+        assert!(
+            huren_http::error::ERROR_CODES
+                .iter()
+                .any(|(c, s, _)| *c == e.code && *s == e.status.as_u16()),
+            "{rule:?} has no row"
+        );
+    }
 }
 
 /// What each kind of refusal looks like on the wire: status, media type, body.
@@ -69,5 +84,36 @@ async fn problem_details() {
         )
         .await,
     );
+    insta::assert_json_snapshot!(seen);
+}
+
+/// FHIR answers from the same table: an OperationOutcome whose issue type is the table's FHIR
+/// column and whose details carry the table's code.
+#[tokio::test]
+async fn fhir_refusals_come_from_the_same_table() {
+    let h = harness().await;
+    let mut seen = Vec::new();
+    for (case, uri, token) in [
+        ("no credentials", "/fhir/Patient?name=Li", None),
+        (
+            "an unsupported search parameter",
+            "/fhir/Observation?no-such-parameter=1",
+            Some(h.system.as_str()),
+        ),
+        (
+            "a malformed cursor",
+            "/fhir/Observation?_cursor=not-ours",
+            Some(h.system.as_str()),
+        ),
+    ] {
+        let r = h.get(uri, token).await;
+        assert!(
+            r.content_type().starts_with("application/fhir+json"),
+            "{case}"
+        );
+        seen.push(
+            serde_json::json!({ "case": case, "status": r.status.as_u16(), "body": r.json() }),
+        );
+    }
     insta::assert_json_snapshot!(seen);
 }
