@@ -1,8 +1,7 @@
 //! Mutual recognition in SQL (`RecognitionIndex`): a person's studies as recognition sees
 //! them, decisions and reminders (`decisions`), the statistics roll-up and its prices
-//! (`rollup`), and the recognition configuration sets read by the catalog store (`config`).
+//! (`rollup`). The recognition configuration sets are the catalog store's (`crate::catalog`).
 
-pub(crate) mod config;
 pub(crate) mod decisions;
 pub(crate) mod rollup;
 #[cfg(test)]
@@ -10,7 +9,6 @@ mod tests;
 
 use crate::sqlite::*;
 use async_trait::async_trait;
-pub(crate) use config::*;
 pub(crate) use decisions::*;
 use huren_archive::model::*;
 use huren_archive::ports::StoreError;
