@@ -1411,9 +1411,10 @@ impl Archive {
     pub async fn series_etag(
         &self,
         grant: &huren_access::ReadGrant,
-        study_uid: &str,
-        series_uid: &str,
+        study_uid: &huren_types::Uid,
+        series_uid: &huren_types::Uid,
     ) -> Result<Option<(i64, String)>, StoreError> {
+        let (study_uid, series_uid) = (study_uid.as_str(), series_uid.as_str());
         // The cached path does not look at persons: a reader limited by relationship takes the
         // uncached one, which goes through `find` (and its person filter). A system takes it
         // for its own institutions' series.
@@ -1448,9 +1449,10 @@ impl Archive {
         grant: &huren_access::ReadGrant,
         key: i64,
         etag: &str,
-        study_uid: &str,
-        series_uid: &str,
+        study_uid: &huren_types::Uid,
+        series_uid: &huren_types::Uid,
     ) -> Result<Vec<u8>, StoreError> {
+        let (study_uid, series_uid) = (study_uid.as_str(), series_uid.as_str());
         if let Some(cached) = self.index.cached_series_metadata(key, etag).await?
             && let Ok(text) = huren_dicom::json::inflate_bytes(&cached)
         {

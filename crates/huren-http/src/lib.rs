@@ -19,6 +19,7 @@ pub mod render;
 pub mod revoke_link;
 pub mod session;
 pub mod stow;
+pub mod uids;
 pub mod wado;
 
 use auth::Authenticated;

@@ -5,7 +5,8 @@
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiQuery};
-use axum::extract::{Path, State};
+use crate::uids::Uids;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::grant_read;
@@ -38,7 +39,7 @@ pub async fn study_series(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path(study): Path<String>,
+    Uids([study]): Uids<1>,
     ApiQuery(p): Params,
 ) -> Result<Response, ApiError> {
     search(
@@ -47,7 +48,7 @@ pub async fn study_series(
         h,
         p,
         Level::Series,
-        vec![(Key::StudyInstanceUid, study)],
+        vec![(Key::StudyInstanceUid, study.into())],
     )
     .await
 }
@@ -65,7 +66,7 @@ pub async fn study_instances(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path(study): Path<String>,
+    Uids([study]): Uids<1>,
     ApiQuery(p): Params,
 ) -> Result<Response, ApiError> {
     search(
@@ -74,7 +75,7 @@ pub async fn study_instances(
         h,
         p,
         Level::Instance,
-        vec![(Key::StudyInstanceUid, study)],
+        vec![(Key::StudyInstanceUid, study.into())],
     )
     .await
 }
@@ -83,7 +84,7 @@ pub async fn series_instances(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path((study, series)): Path<(String, String)>,
+    Uids([study, series]): Uids<2>,
     ApiQuery(p): Params,
 ) -> Result<Response, ApiError> {
     search(
@@ -93,8 +94,8 @@ pub async fn series_instances(
         p,
         Level::Instance,
         vec![
-            (Key::StudyInstanceUid, study),
-            (Key::SeriesInstanceUid, series),
+            (Key::StudyInstanceUid, study.into()),
+            (Key::SeriesInstanceUid, series.into()),
         ],
     )
     .await

@@ -8,6 +8,7 @@
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiQuery};
+use crate::uids::Uids;
 use crate::wado::{Reading, instances, not_acceptable, scope};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use huren_archive::query::Match;
 use huren_dicom::pixel::PixelLayout;
 use huren_dicom::render::{PixelModule, RenderOptions, render};
+use huren_types::Uid;
 use std::collections::HashMap;
 
 type Params = ApiQuery<HashMap<String, String>>;
@@ -123,7 +125,7 @@ pub(crate) async fn native_frame(
 async fn rendered_image(
     state: &AppState,
     p: &huren_access::Principal,
-    uids: (String, String, String),
+    uids: (Uid, Uid, Uid),
     frame: usize,
     opts: RenderOptions,
 ) -> Result<Response, ApiError> {
@@ -158,22 +160,22 @@ pub async fn instance_rendered(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     h: HeaderMap,
-    Path(uids): Path<(String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
     ApiQuery(q): Params,
 ) -> Result<Response, ApiError> {
     let opts = options(&q, &h, false)?;
-    rendered_image(&s, &p, uids, 0, opts).await
+    rendered_image(&s, &p, (st, se, i), 0, opts).await
 }
 
 pub async fn instance_thumbnail(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     h: HeaderMap,
-    Path(uids): Path<(String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
     ApiQuery(q): Params,
 ) -> Result<Response, ApiError> {
     let opts = options(&q, &h, true)?;
-    rendered_image(&s, &p, uids, 0, opts).await
+    rendered_image(&s, &p, (st, se, i), 0, opts).await
 }
 
 /// A study's thumbnail for the doctor's timeline (issue #19): the middle image of its largest
@@ -185,7 +187,7 @@ pub async fn study_thumbnail(
     p: &huren_access::Principal,
     study: &str,
 ) -> Result<Response, ApiError> {
-    let (_, found) = instances(state, p, scope(study.to_owned(), None, None)).await?;
+    let (_, found) = instances(state, p, scope(uid(study, "study")?, None, None)).await?;
     let mut by_series: HashMap<&str, Vec<&Match>> = HashMap::new();
     for m in &found {
         if m.pixel_layout.is_some() {
@@ -203,9 +205,9 @@ pub async fn study_thumbnail(
     images.sort_by_key(|m| m.instance_number.unwrap_or(0));
     let m = images[images.len() / 2];
     let uids = (
-        study.to_owned(),
-        m.series_instance_uid.clone().unwrap_or_default(),
-        m.sop_instance_uid.clone().unwrap_or_default(),
+        uid(study, "study")?,
+        uid(m.series_instance_uid.as_deref().unwrap_or(""), "series")?,
+        uid(m.sop_instance_uid.as_deref().unwrap_or(""), "instance")?,
     );
     let opts = RenderOptions {
         window: None,
@@ -240,7 +242,7 @@ pub async fn study_images(
     p: &huren_access::Principal,
     study: &str,
 ) -> Result<(Option<String>, Vec<StudyImage>), ApiError> {
-    let (_, found) = instances(state, p, scope(study.to_owned(), None, None)).await?;
+    let (_, found) = instances(state, p, scope(uid(study, "study")?, None, None)).await?;
     let description = found.first().and_then(|m| m.study_description.clone());
     let mut images: Vec<StudyImage> = found
         .iter()
@@ -278,13 +280,22 @@ pub async fn study_image(
         quality: 85,
         png: false,
     };
-    let uids = (study.to_owned(), series.to_owned(), instance.to_owned());
+    let uids = (
+        uid(study, "study")?,
+        uid(series, "series")?,
+        uid(instance, "instance")?,
+    );
     let mut resp = rendered_image(state, p, uids, 0, opts).await?;
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=600"),
     );
     Ok(resp)
+}
+
+/// A UID named outside a DICOMweb path (WADO-URI's parameters, a study's own rows).
+fn uid(s: &str, what: &str) -> Result<Uid, ApiError> {
+    Uid::parse_lenient(s).map_err(|e| ApiError::bad_request(format!("{what} is not a UID: {e}")))
 }
 
 fn frame_index(f: &str) -> Result<usize, ApiError> {
@@ -299,7 +310,8 @@ pub async fn frame_rendered(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     h: HeaderMap,
-    Path((st, se, i, f)): Path<(String, String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
+    Path((_, _, _, f)): Path<(String, String, String, String)>,
     ApiQuery(q): Params,
 ) -> Result<Response, ApiError> {
     let opts = options(&q, &h, false)?;
@@ -310,7 +322,8 @@ pub async fn frame_thumbnail(
     State(s): State<AppState>,
     Authenticated(p): Authenticated,
     h: HeaderMap,
-    Path((st, se, i, f)): Path<(String, String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
+    Path((_, _, _, f)): Path<(String, String, String, String)>,
     ApiQuery(q): Params,
 ) -> Result<Response, ApiError> {
     let opts = options(&q, &h, true)?;
@@ -331,8 +344,8 @@ pub async fn wado_uri(
     }
     let get = |k: &str| {
         q.get(k)
-            .cloned()
             .ok_or_else(|| ApiError::bad_request(format!("{k} is required")))
+            .and_then(|v| uid(v, k))
     };
     let uids = (get("studyUID")?, get("seriesUID")?, get("objectUID")?);
     let content_type = q

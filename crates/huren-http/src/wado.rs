@@ -10,6 +10,7 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::qido::{base_url, parse_query};
+use crate::uids::Uids;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,6 +20,7 @@ use huren_access::{ReadGrant, grant_read};
 use huren_archive::query::{Key, Level, Match};
 use huren_archive::retrieve::Opened;
 use huren_dicom::pixel::PixelLayout;
+use huren_types::Uid;
 use serde_json::Value;
 
 use huren_archive::retrieve::EXPLICIT_VR_LE;
@@ -59,17 +61,14 @@ pub(crate) async fn instances(
     Ok((grant, found))
 }
 
-pub(crate) fn scope(
-    study: String,
-    series: Option<String>,
-    instance: Option<String>,
-) -> Vec<(Key, String)> {
-    let mut v = vec![(Key::StudyInstanceUid, study)];
+/// Matching keys for the study, series and instance UIDs of a request path.
+pub(crate) fn scope(study: Uid, series: Option<Uid>, instance: Option<Uid>) -> Vec<(Key, String)> {
+    let mut v = vec![(Key::StudyInstanceUid, study.into())];
     if let Some(s) = series {
-        v.push((Key::SeriesInstanceUid, s));
+        v.push((Key::SeriesInstanceUid, s.into()));
     }
     if let Some(i) = instance {
-        v.push((Key::SopInstanceUid, i));
+        v.push((Key::SopInstanceUid, i.into()));
     }
     v
 }
@@ -80,7 +79,7 @@ pub async fn study_metadata(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path(study): Path<String>,
+    Uids([study]): Uids<1>,
 ) -> Result<Response, ApiError> {
     metadata(s, a, h, scope(study, None, None)).await
 }
@@ -90,7 +89,7 @@ pub async fn series_metadata(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
     headers: HeaderMap,
-    Path((st, se)): Path<(String, String)>,
+    Uids([st, se]): Uids<2>,
 ) -> Result<Response, ApiError> {
     let grant = grant_read(&p)?;
     let Some((key, etag)) = state.archive.series_etag(&grant, &st, &se).await? else {
@@ -140,7 +139,7 @@ pub async fn instance_metadata(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path((st, se, i)): Path<(String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
 ) -> Result<Response, ApiError> {
     metadata(s, a, h, scope(st, Some(se), Some(i))).await
 }
@@ -205,7 +204,7 @@ pub async fn retrieve_study(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path(study): Path<String>,
+    Uids([study]): Uids<1>,
 ) -> Result<Response, ApiError> {
     retrieve(s, a, h, scope(study, None, None)).await
 }
@@ -213,7 +212,7 @@ pub async fn retrieve_series(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path((st, se)): Path<(String, String)>,
+    Uids([st, se]): Uids<2>,
 ) -> Result<Response, ApiError> {
     retrieve(s, a, h, scope(st, Some(se), None)).await
 }
@@ -221,7 +220,7 @@ pub async fn retrieve_instance(
     s: State<AppState>,
     a: Authenticated,
     h: HeaderMap,
-    Path((st, se, i)): Path<(String, String, String)>,
+    Uids([st, se, i]): Uids<3>,
 ) -> Result<Response, ApiError> {
     retrieve(s, a, h, scope(st, Some(se), Some(i))).await
 }
@@ -416,7 +415,8 @@ pub async fn frames(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
     headers: HeaderMap,
-    Path((study, series, instance, list)): Path<(String, String, String, String)>,
+    Uids([study, series, instance]): Uids<3>,
+    Path((_, _, _, list)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let numbers: Vec<u32> = list
         .split(',')
@@ -565,7 +565,8 @@ pub async fn bulk(
     State(state): State<AppState>,
     Authenticated(p): Authenticated,
     headers: HeaderMap,
-    Path((study, series, instance, range)): Path<(String, String, String, String)>,
+    Uids([study, series, instance]): Uids<3>,
+    Path((_, _, _, range)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let (start, len) = range
         .split_once('-')

@@ -54,6 +54,11 @@ async fn problem_details() {
         h.get("/api/admin/institutions", Some(&h.system)).await,
     );
     look(
+        "a path segment that is no UID",
+        h.get("/dicom-web/studies/1.2.abc/series", Some(&h.system))
+            .await,
+    );
+    look(
         "a QIDO key that is not an attribute",
         h.get("/dicom-web/studies?NoSuchKeyword=1", Some(&h.system))
             .await,
