@@ -45,7 +45,8 @@ pub mod retrieve;
 pub mod spool;
 pub mod submit;
 pub mod time;
-pub mod units;
+/// Units → UCUM live with the lab model (`huren_labs::units`).
+pub use huren_labs::units;
 
 use huren_access::{AdminGrant, AuditAction, AuditEvent, Outcome};
 pub use ingest::{Expected, IngestRequest, IngestStatus, Refusal, SenderSettings, Warning};

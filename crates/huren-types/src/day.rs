@@ -4,7 +4,8 @@
 //! attributes (`YYYYMMDD`, PS3.5 §6.2 DA).
 
 use crate::ParseError;
-use time::{Date, Month};
+use time::{Date, Month, PrimitiveDateTime, Time};
+use time_tz::{PrimitiveDateTimeExt, Tz};
 
 /// `YYYY-MM-DD`.
 pub fn iso(d: Date) -> String {
@@ -41,6 +42,37 @@ pub fn parse_day(s: &str) -> Result<Date, ParseError> {
     parse_iso(s)
         .or_else(|| parse_da(s))
         .ok_or_else(|| ParseError::Day(s.trim().chars().take(40).collect()))
+}
+
+/// Parses DA (`YYYYMMDD`, also the ACR-NEMA `YYYY.MM.DD`) and an optional TM
+/// (`HH[MM[SS[.F{1-6}]]]`, also `HH:MM:SS`) into unix seconds in `zone`.
+pub fn instant(da: &str, tm: Option<&str>, zone: &Tz) -> Option<i64> {
+    let date = parse_da(da)?;
+    let t = tm.and_then(parse_tm).unwrap_or(Time::MIDNIGHT);
+    let local = PrimitiveDateTime::new(date, t);
+    // Ambiguous or skipped local times (historic DST, 1986–1991 in China) take the earlier one.
+    let offset = local.assume_timezone(zone);
+    let odt = offset.take_first().or_else(|| offset.take_second())?;
+    Some(odt.unix_timestamp())
+}
+
+pub fn parse_tm(tm: &str) -> Option<Time> {
+    let t: String = tm.trim().chars().filter(|c| *c != ':').collect();
+    let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
+    if whole.len() < 2 || whole.len() % 2 == 1 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let h: u8 = whole.get(0..2)?.parse().ok()?;
+    let m: u8 = whole.get(2..4).map_or(Some(0), |s| s.parse().ok())?;
+    // TM allows 60 for leap seconds; clamp to 59.
+    let s: u8 = whole.get(4..6).map_or(Some(0), |s| s.parse().ok())?.min(59);
+    let micro: u32 = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(6).collect();
+        digits.parse::<u32>().ok()? * 10u32.pow(6 - digits.len() as u32)
+    };
+    Time::from_hms_micro(h, m, s, micro).ok()
 }
 
 fn ymd(y: &str, m: &str, d: &str) -> Option<Date> {

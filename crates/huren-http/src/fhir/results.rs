@@ -18,14 +18,9 @@ use huren_archive::model::ReportCategory;
 use huren_archive::results::{CodeFilter, Cursor, ObservationRow, OrderRow, ResultQuery};
 use serde_json::{Value, json};
 
-/// HL7 v2 coding-system names (table 0396) that have a FHIR URI.
-const SYSTEMS: &[(&str, &str)] = &[
-    ("LN", "http://loinc.org"),
-    ("SCT", "http://snomed.info/sct"),
-    ("DCM", "http://dicom.nema.org/resources/ontology/DCM"),
-    ("UCUM", "http://unitsofmeasure.org"),
-    ("I10", "http://hl7.org/fhir/sid/icd-10"),
-];
+use huren_labs::fhir::SYSTEMS;
+pub use huren_labs::fhir::stored_system;
+
 const LOCAL: &str = "urn:huren:local:";
 pub const INSTITUTION_SYSTEM: &str = "urn:huren:institution";
 /// Codes of the region's recognition catalog (docs/catalog.md).
@@ -43,16 +38,6 @@ pub fn system_uri(stored: Option<&str>, institution: &str) -> String {
             .unwrap_or_else(|| format!("{LOCAL}{institution}:{s}")),
         None => format!("{LOCAL}{institution}:L"),
     }
-}
-
-/// How a FHIR system is stored: HL7 name for known URIs (HL7 v2 sends those), the URI itself
-/// otherwise (FHIR clients send those).
-pub fn stored_system(uri: &str) -> String {
-    SYSTEMS
-        .iter()
-        .find(|(_, u)| *u == uri)
-        .map(|(n, _)| (*n).to_owned())
-        .unwrap_or_else(|| uri.to_owned())
 }
 
 fn code_filter(v: &str) -> CodeFilter {

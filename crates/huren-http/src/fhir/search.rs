@@ -2,8 +2,7 @@
 //! `system|code`, comma alternatives. Pure; dates resolve in the region's zone when a value
 //! carries no offset (a date alone has none: 2025-03-01 means that day in Asia/Shanghai).
 
-use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
-use time_tz::{PrimitiveDateTimeExt, Tz};
+use time_tz::Tz;
 
 /// `[from, until)` in unix seconds; either end open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,91 +27,7 @@ impl Range {
     }
 }
 
-fn local(zone: &Tz, d: Date, t: Time) -> Option<i64> {
-    let r = PrimitiveDateTime::new(d, t).assume_timezone(zone);
-    r.take_first()
-        .or_else(|| r.take_second())
-        .map(OffsetDateTime::unix_timestamp)
-}
-
-/// The interval a FHIR date/dateTime value denotes at its precision.
-pub fn interval(value: &str, zone: &Tz) -> Result<(i64, i64), String> {
-    let bad = || format!("{value:?} is not a FHIR date or dateTime");
-    let (date, rest) = value.split_at(value.find('T').unwrap_or(value.len()));
-    let parts: Vec<&str> = date.split('-').collect();
-    let num = |s: &str, n: usize| -> Result<i64, String> {
-        if s.len() == n && s.bytes().all(|b| b.is_ascii_digit()) {
-            s.parse().map_err(|_| bad())
-        } else {
-            Err(bad())
-        }
-    };
-    let year = num(parts.first().copied().unwrap_or(""), 4)? as i32;
-    let month = parts.get(1).map(|m| num(m, 2)).transpose()?;
-    let day = parts.get(2).map(|d| num(d, 2)).transpose()?;
-    if parts.len() > 3 {
-        return Err(bad());
-    }
-    let mon = |m: i64| Month::try_from(m as u8).map_err(|_| bad());
-    let first = Date::from_calendar_date(year, mon(month.unwrap_or(1))?, day.unwrap_or(1) as u8)
-        .map_err(|_| bad())?;
-    if rest.is_empty() {
-        let next = match (month, day) {
-            (None, _) => Date::from_calendar_date(year + 1, Month::January, 1).ok(),
-            (Some(m), None) => {
-                let (y, m) = if m == 12 {
-                    (year + 1, 1)
-                } else {
-                    (year, m + 1)
-                };
-                Date::from_calendar_date(y, mon(m)?, 1).ok()
-            }
-            (Some(_), Some(_)) => first.next_day(),
-        }
-        .ok_or_else(bad)?;
-        let from = local(zone, first, Time::MIDNIGHT).ok_or_else(bad)?;
-        let until = local(zone, next, Time::MIDNIGHT).ok_or_else(bad)?;
-        return Ok((from, until));
-    }
-    if day.is_none() {
-        return Err(bad());
-    }
-    // hh:mm[:ss[.fff]] then Z or ±hh:mm (optional here: the region's zone when absent).
-    let t = &rest[1..];
-    let zpos = t.find(['Z', '+', '-']).unwrap_or(t.len());
-    let (clock, offset) = t.split_at(zpos);
-    let c: Vec<&str> = clock.split(':').collect();
-    let h = num(c.first().copied().unwrap_or(""), 2)? as u8;
-    let mi = num(c.get(1).copied().unwrap_or(""), 2)? as u8;
-    let (sec, precision) = match c.get(2) {
-        Some(s) => {
-            let whole = s.split('.').next().unwrap_or("");
-            (num(whole, 2)? as u8, 1)
-        }
-        None => (0, 60),
-    };
-    if c.len() > 3 {
-        return Err(bad());
-    }
-    let time = Time::from_hms(h, mi, sec.min(59)).map_err(|_| bad())?;
-    let from = if offset.is_empty() {
-        local(zone, first, time).ok_or_else(bad)?
-    } else {
-        let off = if offset == "Z" {
-            UtcOffset::UTC
-        } else {
-            let sign = if offset.starts_with('-') { -1 } else { 1 };
-            let hm: Vec<&str> = offset[1..].split(':').collect();
-            let oh = num(hm.first().copied().unwrap_or(""), 2)? as i8;
-            let om = num(hm.get(1).copied().unwrap_or("00"), 2)? as i8;
-            UtcOffset::from_hms(sign * oh, sign * om, 0).map_err(|_| bad())?
-        };
-        PrimitiveDateTime::new(first, time)
-            .assume_offset(off)
-            .unix_timestamp()
-    };
-    Ok((from, from + Duration::seconds(precision).whole_seconds()))
-}
+pub use huren_labs::fhir::interval;
 
 /// One `date` parameter (`ge2025-01-01`, `lt2025-02`, `2025-03-01`, …) as a range; `ne` and
 /// `ap` are refused rather than guessed.
