@@ -1,10 +1,10 @@
 //! DICOMweb in-process: an object stored by STOW-RS is found by QIDO-RS and given back by
 //! WADO-RS — its DICOM JSON pinned by snapshot, its bytes identical to what was sent.
 
-use crate::common::harness;
 use axum::body::Body;
 use axum::http::Request;
 use huren_dicom::synth::{self, SynthImage, SynthPatient};
+use huren_testkit::harness;
 
 const BOUNDARY: &str = "it-boundary-1f2e";
 

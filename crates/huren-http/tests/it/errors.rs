@@ -1,8 +1,8 @@
 //! The one error table and the problem details (RFC 9457) clients get from it.
 
-use crate::common::{ADMIN, harness};
 use axum::body::Body;
 use axum::http::Request;
+use huren_testkit::{ADMIN, harness};
 
 /// Every code the API can answer, with its status: a change here is a change clients see.
 #[test]
@@ -34,7 +34,7 @@ fn every_rule_has_its_row() {
 async fn problem_details() {
     let h = harness().await;
     let mut seen = Vec::new();
-    let mut look = |what: &str, r: crate::common::Reply| {
+    let mut look = |what: &str, r: huren_testkit::Reply| {
         assert_eq!(r.content_type(), "application/problem+json", "{what}");
         seen.push(
             serde_json::json!({ "case": what, "status": r.status.as_u16(), "body": r.json() }),

@@ -4,6 +4,5 @@
 //! DICOM JSON) with snapshots (`insta`; review changes with `cargo insta review` or by reading
 //! the `.snap` files). The end-to-end suite (tests/e2e) keeps testing against real peers.
 
-mod common;
 mod dicomweb;
 mod errors;

@@ -1,5 +1,7 @@
-//! One archive per test: a temporary data directory with its index and objects, an operator's
-//! token, an institution `H500002` with a system token, and the router over them.
+//! In-process test harness for the adapter crates' `tests/it` binaries (dev-only, never in the
+//! binary): one archive per test — a temporary data directory with its SQLite index and object
+//! files, an operator's token, an institution `H500002` with a system token — and the real
+//! router (API, and the web pages when given) over them, driven with `tower::oneshot`.
 
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +21,8 @@ pub const ADMIN: &str = "it-admin-token";
 
 pub struct Harness {
     pub app: Router,
+    /// The use cases behind the router, for setting up what a test needs.
+    pub archive: Archive,
     /// The system token of institution `H500002`.
     pub system: String,
     _dir: tempfile::TempDir,
@@ -43,7 +47,13 @@ impl Reply {
     }
 }
 
+/// The API alone.
 pub async fn harness() -> Harness {
+    harness_with(Router::new()).await
+}
+
+/// The API with `pages` (huren-web's routes) merged in, as the binary serves them.
+pub async fn harness_with(pages: Router<AppState>) -> Harness {
     let dir = tempfile::tempdir().expect("temporary directory");
     let index = Arc::new(
         SqliteIndex::open(&dir.path().join("index.sqlite"))
@@ -91,7 +101,7 @@ pub async fn harness() -> Harness {
         .expect("token")
         .secret;
     let state = AppState {
-        archive,
+        archive: archive.clone(),
         bootstrap_admin_hash: Some(huren_access::hash_token(ADMIN)),
         max_stow_bytes: 64 << 20,
         public_url: Some("http://huren.test".into()),
@@ -109,7 +119,8 @@ pub async fn harness() -> Harness {
         audit_integrity: None,
     };
     Harness {
-        app: huren_http::router(state),
+        app: huren_http::router_with(state, pages),
+        archive,
         system,
         _dir: dir,
     }
@@ -137,6 +148,15 @@ impl Harness {
             headers: parts.headers,
             body,
         }
+    }
+
+    /// `GET uri` with these headers.
+    pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::get(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::empty()).expect("request")).await
     }
 
     pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
