@@ -9,7 +9,10 @@ bash scripts/install-test-tools.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/huren/target}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --quiet
+# Snapshots (insta) are read from this clone: a test binary reused from a shared target
+# directory was compiled in another clone, whose path it would otherwise look in. In CI (CI
+# set) a snapshot that differs fails the test instead of being written.
+INSTA_WORKSPACE_ROOT="$PWD" cargo test --workspace --quiet
 cargo build --quiet -p huren
 export HUREN_BIN="$CARGO_TARGET_DIR/debug/huren"
 cd tests/e2e
