@@ -3,11 +3,13 @@
 //! which studies no rule maps (aggregates, no patient data). Parsing and matching are
 //! `huren_catalog`'s (pure); this is loading, checking against the database, and audit.
 
+pub use crate::imports::CatalogError;
 use crate::ports::StoreError;
+use crate::recognition_config::Config as RecognitionConfig;
 use crate::{AdminError, Archive};
 use async_trait::async_trait;
 use huren_access::{AdminGrant, CatalogGrant};
-use huren_catalog::{CodeMapping, Item, LineError, MapKind, Price, StudyFacts, StudyRule};
+use huren_catalog::{CodeMapping, Item, MapKind, Price, StudyFacts, StudyRule};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -117,16 +119,6 @@ pub struct EffectivePrice {
     pub price_region: String,
     pub institution_grade: String,
     pub valid_from: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("the file has {} bad line(s)", .0.len())]
-    Lines(Vec<LineError>),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl From<AdminError> for CatalogError {
@@ -654,7 +646,7 @@ impl Archive {
 pub(crate) struct CatalogCache(
     std::sync::Mutex<Option<(std::time::Instant, Arc<Snapshot>)>>,
     /// The recognition configuration (catalog items, scopes, qualifications) likewise.
-    pub(crate) std::sync::Mutex<Option<(std::time::Instant, Arc<crate::recognition::Config>)>>,
+    pub(crate) std::sync::Mutex<Option<(std::time::Instant, Arc<RecognitionConfig>)>>,
 );
 
 #[derive(Default)]

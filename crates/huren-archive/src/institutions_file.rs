@@ -7,7 +7,7 @@
 //! CLI's and the admin API's.
 
 use crate::Archive;
-use crate::catalog::CatalogError;
+use crate::imports::CatalogError;
 use crate::model::{AttributeChange, InstitutionAttribute, NewInstitution};
 use huren_access::AdminGrant;
 use huren_catalog::LineError;

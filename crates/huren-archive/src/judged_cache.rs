@@ -15,8 +15,9 @@
 //! it looks here, and the parts the reader may see (images, results) are part of the key.
 
 use crate::catalog::Snapshot;
+use crate::model::RecognitionView;
 use crate::model::Timeline;
-use crate::recognition::{Config, RecognitionView};
+use crate::recognition_config::Config;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

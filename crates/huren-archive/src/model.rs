@@ -1124,3 +1124,200 @@ pub struct QcCell {
     pub score_sum: f64,
     pub histogram: [u64; 21],
 }
+
+/// What quality feedback is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QualityBy {
+    Institution,
+    Modality,
+    Month,
+    /// Month, institution and modalities together (the roll-up's own cells).
+    Cell,
+}
+
+impl QualityBy {
+    pub fn parse(s: &str) -> Option<QualityBy> {
+        Some(match s {
+            "institution" => QualityBy::Institution,
+            "modality" => QualityBy::Modality,
+            "month" => QualityBy::Month,
+            _ => return None,
+        })
+    }
+}
+
+/// What statistics are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsBy {
+    Item,
+    Institution,
+    Department,
+    Month,
+}
+
+impl StatsBy {
+    pub fn parse(s: &str) -> Option<StatsBy> {
+        Some(match s {
+            "item" => StatsBy::Item,
+            "institution" => StatsBy::Institution,
+            "department" => StatsBy::Department,
+            "month" => StatsBy::Month,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultQuery {
+    /// Persons (public ids); `Some(empty)` matches nothing.
+    pub persons: Option<Vec<String>>,
+    pub codes: Vec<CodeFilter>,
+    /// `[from, until)` in unix seconds.
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    /// Status codes as stored (HL7 OBX-11 / OBR-25: F, P, C, …).
+    pub statuses: Option<Vec<String>>,
+    pub category: Option<ReportCategory>,
+    /// A business identifier: (system, value); no system matches any.
+    pub identifier: Option<(Option<String>, String)>,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+    /// A hospital system's reach: only rows of these persons (public ids) or performed by
+    /// these institutions. Set by the use case from the grant, never by adapters.
+    pub reach_or: Option<(Vec<String>, Vec<i64>)>,
+}
+
+/// One stored result with what FHIR needs to show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationRow {
+    pub id: i64,
+    pub person: String,
+    pub issuer: String,
+    pub patient_id: String,
+    pub institution: String,
+    pub performing_lab: Option<String>,
+    pub report_id: Option<i64>,
+    pub identifier: Option<(String, String)>,
+    pub value_type: Option<String>,
+    pub code: String,
+    pub code_text: Option<String>,
+    pub code_system: Option<String>,
+    pub value: Option<String>,
+    pub value_num: Option<f64>,
+    pub comparator: Option<String>,
+    pub unit: Option<String>,
+    pub unit_ucum: Option<String>,
+    pub reference_range: Option<String>,
+    pub abnormal_flag: Option<String>,
+    pub status: Option<String>,
+    pub specimen: Option<String>,
+    pub observed_at: Option<String>,
+    pub observed_instant: Option<i64>,
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
+    pub superseded_by: Option<i64>,
+    /// The catalog item its code maps to (filled by the archive, not the store).
+    pub catalog_item: Option<String>,
+}
+
+/// One order (lab) or imaging report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderRow {
+    pub id: i64,
+    pub person: String,
+    pub issuer: String,
+    pub patient_id: String,
+    pub institution: String,
+    pub category: String,
+    pub study_uid: Option<String>,
+    pub accession_number: Option<String>,
+    pub placer_order: Option<String>,
+    pub filler_order: Option<String>,
+    pub identifier: Option<(String, String)>,
+    pub procedure_code: Option<String>,
+    pub procedure_code_system: Option<String>,
+    pub procedure_text: Option<String>,
+    pub text: Option<String>,
+    pub status: Option<String>,
+    pub specimen: Option<String>,
+    pub effective_at: Option<String>,
+    pub effective_instant: Option<i64>,
+    pub reported_at: Option<String>,
+    pub reported_instant: Option<i64>,
+    pub superseded_by: Option<i64>,
+    /// Its results' ids, in the order they were sent.
+    pub results: Vec<i64>,
+}
+
+/// Where the next page starts: just after this (instant, id) in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub instant: Option<i64>,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// `instant.id`, `-.id` when the last row had no time: opaque to clients.
+    pub fn encode(&self) -> String {
+        match self.instant {
+            Some(t) => format!("{t}.{}", self.id),
+            None => format!("-.{}", self.id),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (t, id) = s.split_once('.')?;
+        Some(Cursor {
+            instant: if t == "-" {
+                None
+            } else {
+                Some(t.parse().ok()?)
+            },
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// A code to match: `code` within any of `systems` (as stored: HL7 coding-system names such as
+/// `LN`, or URIs), or in any system when `systems` is empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CodeFilter {
+    pub systems: Vec<String>,
+    pub code: String,
+    /// For an institution's local code system: only that institution's results.
+    pub institution: Option<String>,
+}
+
+/// One prior result and what the rules say of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorResult {
+    /// `imaging_study` or `lab_result`.
+    pub kind: &'static str,
+    /// The StudyInstanceUID, or the lab result's id.
+    pub id: String,
+    pub item: Option<String>,
+    pub performing_institution: String,
+    pub decision: huren_recognition::Decision,
+    /// An imaging study's image quality as the rules saw it (absent for lab results).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qc: Option<huren_recognition::Qc>,
+    /// Where to open it (a reminder's answer: the DICOMweb study or the FHIR Observation, on
+    /// the origin the caller used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// A person's prior results judged for one receiving institution, with the configuration
+/// versions used (so the decisions can be explained again later).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecognitionView {
+    pub person: String,
+    pub receiver: String,
+    /// The day judged on (region zone).
+    pub today: String,
+    pub catalog_version: Option<String>,
+    pub qualification_set: Option<i64>,
+    pub scope_set: Option<i64>,
+    pub policy_set: Option<i64>,
+    pub results: Vec<PriorResult>,
+}

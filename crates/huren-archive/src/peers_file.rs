@@ -5,7 +5,7 @@
 //! by the same use case, and audit event, as the CLI's and the admin API's.
 
 use crate::Archive;
-use crate::catalog::CatalogError;
+use crate::imports::CatalogError;
 use crate::model::NewAe;
 use huren_access::AdminGrant;
 use huren_catalog::LineError;

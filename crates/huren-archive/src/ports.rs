@@ -468,18 +468,18 @@ pub trait ResultIndex: Send + Sync {
     /// Current results (not superseded) matching `q`, newest first, at most `q.limit`.
     async fn search_observations(
         &self,
-        q: &crate::results::ResultQuery,
-    ) -> Result<Vec<crate::results::ObservationRow>, StoreError>;
+        q: &crate::model::ResultQuery,
+    ) -> Result<Vec<crate::model::ObservationRow>, StoreError>;
     async fn observation(
         &self,
         id: i64,
-    ) -> Result<Option<crate::results::ObservationRow>, StoreError>;
+    ) -> Result<Option<crate::model::ObservationRow>, StoreError>;
     /// Current orders and reports matching `q`, newest first, at most `q.limit`.
     async fn search_orders(
         &self,
-        q: &crate::results::ResultQuery,
-    ) -> Result<Vec<crate::results::OrderRow>, StoreError>;
-    async fn order(&self, id: i64) -> Result<Option<crate::results::OrderRow>, StoreError>;
+        q: &crate::model::ResultQuery,
+    ) -> Result<Vec<crate::model::OrderRow>, StoreError>;
+    async fn order(&self, id: i64) -> Result<Option<crate::model::OrderRow>, StoreError>;
     /// With `as_of`, as for [`ResultIndex::person_reports`].
     async fn person_lab_results(
         &self,
@@ -524,7 +524,7 @@ pub trait RecognitionIndex: Send + Sync {
         from: time::Date,
         until: time::Date,
         institution: Option<i64>,
-        by: crate::recognition::StatsBy,
+        by: crate::model::StatsBy,
     ) -> Result<Vec<crate::model::StatsCell>, StoreError>;
     /// Units whose price is still to be looked up: (institution code, item, decision day).
     async fn unpriced_recognition_units(&self)
@@ -637,7 +637,7 @@ pub trait QualityIndex: Send + Sync {
         &self,
         span: &crate::model::QcSpan,
         institution: Option<i64>,
-        by: crate::quality::QualityBy,
+        by: crate::model::QualityBy,
     ) -> Result<Vec<crate::model::QcCell>, StoreError>;
     /// The QC centre's list: studies matching the filter, one page in the filter's order, and
     /// how many match in all.

@@ -6,6 +6,7 @@
 //! Ingest never waits for any of this: the job row is written with the instance, and scoring
 //! happens after the acknowledgment.
 
+pub use crate::model::QualityBy;
 use crate::model::{QcImageOutcome, QcJob, QcStudyOutcome};
 use crate::ports::StoreError;
 use crate::time::unix_now;
@@ -268,27 +269,6 @@ impl Archive {
                 ((uid, inst), (qc, complete))
             })
             .collect())
-    }
-}
-
-/// What quality feedback is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QualityBy {
-    Institution,
-    Modality,
-    Month,
-    /// Month, institution and modalities together (the roll-up's own cells).
-    Cell,
-}
-
-impl QualityBy {
-    pub fn parse(s: &str) -> Option<QualityBy> {
-        Some(match s {
-            "institution" => QualityBy::Institution,
-            "modality" => QualityBy::Modality,
-            "month" => QualityBy::Month,
-            _ => return None,
-        })
     }
 }
 

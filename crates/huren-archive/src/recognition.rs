@@ -10,7 +10,10 @@
 
 use crate::catalog::iso;
 use crate::judged_cache::{self, JudgedTimeline};
+pub use crate::model::StatsBy;
+pub use crate::model::{PriorResult, RecognitionView};
 use crate::model::{Timeline, TimelineLab, TimelineStudy};
+use crate::recognition_config::Config;
 use crate::time::parse_da;
 use crate::{AdminError, Archive};
 use huren_access::ReadGrant;
@@ -18,40 +21,6 @@ use huren_recognition as rec;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// One prior result and what the rules say of it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PriorResult {
-    /// `imaging_study` or `lab_result`.
-    pub kind: &'static str,
-    /// The StudyInstanceUID, or the lab result's id.
-    pub id: String,
-    pub item: Option<String>,
-    pub performing_institution: String,
-    pub decision: rec::Decision,
-    /// An imaging study's image quality as the rules saw it (absent for lab results).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qc: Option<rec::Qc>,
-    /// Where to open it (a reminder's answer: the DICOMweb study or the FHIR Observation, on
-    /// the origin the caller used).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-}
-
-/// A person's prior results judged for one receiving institution, with the configuration
-/// versions used (so the decisions can be explained again later).
-#[derive(Debug, Clone, Serialize)]
-pub struct RecognitionView {
-    pub person: String,
-    pub receiver: String,
-    /// The day judged on (region zone).
-    pub today: String,
-    pub catalog_version: Option<String>,
-    pub qualification_set: Option<i64>,
-    pub scope_set: Option<i64>,
-    pub policy_set: Option<i64>,
-    pub results: Vec<PriorResult>,
-}
 
 /// A lab status as sent (HL7 OBX-11 or FHIR Observation.status) in the rules' terms; an unknown
 /// or missing status is not taken as final.
@@ -70,43 +39,6 @@ fn evaluated_by(e: huren_catalog::Evaluator) -> rec::EvaluatedBy {
         huren_catalog::Evaluator::City => rec::EvaluatedBy::City,
         huren_catalog::Evaluator::Province => rec::EvaluatedBy::Province,
         huren_catalog::Evaluator::National => rec::EvaluatedBy::National,
-    }
-}
-
-/// The configuration in force: read at most every ten seconds (loads through this process clear
-/// it at once, like the catalog snapshot).
-#[cfg_attr(test, derive(Default))]
-pub(crate) struct Config {
-    catalog_version: Option<String>,
-    items: HashMap<String, huren_catalog::Item>,
-    scopes: HashMap<String, Vec<String>>,
-    qualifications: Vec<rec::Qualification>,
-    qualification_set: Option<i64>,
-    scope_set: Option<i64>,
-    pub(crate) policy: rec::RegionPolicy,
-    pub(crate) policy_set: Option<i64>,
-    /// The scopes' division keys in words (`division:500000` → 重庆市), for explanations.
-    area_names: std::collections::BTreeMap<String, String>,
-}
-
-impl Config {
-    fn item(&self, code: &str) -> Option<rec::Item> {
-        let i = self.items.get(code)?;
-        Some(rec::Item {
-            code: i.code.clone(),
-            name_zh: i.name_zh.clone(),
-            name_en: i.name_en.clone(),
-            validity_days: i.validity_days,
-            scope_label: i.hr_scope.clone(),
-            covers: i
-                .hr_scope
-                .as_ref()
-                .and_then(|l| self.scopes.get(l))
-                .cloned()
-                .unwrap_or_default(),
-            equivalent: i.equivalent.clone(),
-            min_qc: self.policy.min_qc.get(code).copied(),
-        })
     }
 }
 
@@ -1258,27 +1190,6 @@ impl Archive {
             replay,
             same,
         }))
-    }
-}
-
-/// What statistics are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatsBy {
-    Item,
-    Institution,
-    Department,
-    Month,
-}
-
-impl StatsBy {
-    pub fn parse(s: &str) -> Option<StatsBy> {
-        Some(match s {
-            "item" => StatsBy::Item,
-            "institution" => StatsBy::Institution,
-            "department" => StatsBy::Department,
-            "month" => StatsBy::Month,
-            _ => return None,
-        })
     }
 }
 

@@ -222,7 +222,7 @@ where
     let plan = match plan(&job) {
         Ok(p) => p,
         Err((status, comment)) => {
-            return crate::retrieve::send_command(
+            return crate::channel::send_command(
                 assoc,
                 job.pc_id,
                 &rsp(&job, status, Some(&comment), false),
@@ -247,7 +247,7 @@ where
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "C-FIND query failed");
-                return crate::retrieve::send_command(
+                return crate::channel::send_command(
                     assoc,
                     job.pc_id,
                     &rsp(&job, 0xC001, Some("unable to process"), false),
@@ -263,14 +263,14 @@ where
                 continue;
             }
             if cancelled(assoc, &job, pending) {
-                return crate::retrieve::send_command(
+                return crate::channel::send_command(
                     assoc,
                     job.pc_id,
                     &rsp(&job, 0xFE00, None, false),
                 )
                 .await;
             }
-            crate::retrieve::send_command(assoc, job.pc_id, &rsp(&job, pending_status, None, true))
+            crate::channel::send_command(assoc, job.pc_id, &rsp(&job, pending_status, None, true))
                 .await?;
             let data = encode_identifier(&plan, m, explicit, big_endian);
             let chunks: Vec<&[u8]> = data.chunks(max_pdv).collect();
@@ -298,7 +298,7 @@ where
         });
     }
     metrics::counter!("huren_dimse_cfind_matches_total").increment(sent);
-    crate::retrieve::send_command(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await
+    crate::channel::send_command(assoc, job.pc_id, &rsp(&job, 0x0000, None, false)).await
 }
 
 fn cancelled<S>(

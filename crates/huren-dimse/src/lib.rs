@@ -7,6 +7,7 @@
 //! Peers are identified by calling AE title *and* source network; an unknown peer or a wrong
 //! called AE title gets A-ASSOCIATE-RJ (PS3.8 §9.3.4, reasons 3 and 7).
 
+pub mod channel;
 pub mod command;
 pub mod find;
 pub mod retrieve;

@@ -8,12 +8,11 @@
 //! syntax). Objects are opened and read through the retrieval use case
 //! (`huren_archive::retrieve`), never as local files.
 
+use crate::channel::{Channel, send_command};
 use crate::command::{self, Command, field, tag};
 use crate::find::{FindJob, JobKind, plan};
-use dicom_ul::association::{
-    AsyncClientAssociation, AsyncServerAssociation, ClientAssociationOptions,
-};
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
+use dicom_ul::association::{AsyncServerAssociation, ClientAssociationOptions};
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use huren_access::ReadGrant;
 use huren_archive::Archive;
 use huren_archive::query::{Level, Match};
@@ -28,95 +27,6 @@ const MOVE_ORIGINATOR_AE: u32 = 0x0000_1030;
 const MOVE_ORIGINATOR_ID: u32 = 0x0000_1031;
 /// Most instances one C-GET/C-MOVE covers.
 const MAX_INSTANCES: u32 = 100_000;
-
-/// Both ends of an association speak PDUs the same way; sub-operations use either.
-pub trait Channel {
-    fn send_pdu(
-        &mut self,
-        pdu: &Pdu,
-    ) -> impl std::future::Future<Output = Result<(), dicom_ul::association::Error>> + Send;
-    fn receive_pdu(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Pdu, dicom_ul::association::Error>> + Send;
-    /// Largest PDV payload the peer accepts.
-    fn max_pdv(&self) -> usize;
-    /// Accepted contexts: (id, abstract syntax, transfer syntax).
-    fn accepted(&self) -> Vec<(u8, String, String)>;
-}
-
-fn accepted_of(pcs: &[dicom_ul::pdu::PresentationContextNegotiated]) -> Vec<(u8, String, String)> {
-    pcs.iter()
-        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
-        .map(|pc| {
-            (
-                pc.id,
-                pc.abstract_syntax.clone(),
-                pc.transfer_syntax.clone(),
-            )
-        })
-        .collect()
-}
-
-fn pdv_limit(peer_max: u32) -> usize {
-    // A PDV item costs 6 bytes inside the P-DATA-TF; 0 means "no limit" (PS3.8 D.1).
-    (if peer_max == 0 {
-        1 << 20
-    } else {
-        peer_max.clamp(1024, 1 << 20)
-    }) as usize
-        - 6
-}
-
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Channel
-    for AsyncServerAssociation<S>
-{
-    async fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), dicom_ul::association::Error> {
-        self.send(pdu).await
-    }
-    async fn receive_pdu(&mut self) -> Result<Pdu, dicom_ul::association::Error> {
-        self.receive().await
-    }
-    fn max_pdv(&self) -> usize {
-        pdv_limit(self.requestor_max_pdu_length())
-    }
-    fn accepted(&self) -> Vec<(u8, String, String)> {
-        accepted_of(self.presentation_contexts())
-    }
-}
-
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Channel
-    for AsyncClientAssociation<S>
-{
-    async fn send_pdu(&mut self, pdu: &Pdu) -> Result<(), dicom_ul::association::Error> {
-        self.send(pdu).await
-    }
-    async fn receive_pdu(&mut self) -> Result<Pdu, dicom_ul::association::Error> {
-        self.receive().await
-    }
-    fn max_pdv(&self) -> usize {
-        pdv_limit(self.acceptor_max_pdu_length())
-    }
-    fn accepted(&self) -> Vec<(u8, String, String)> {
-        accepted_of(self.presentation_contexts())
-    }
-}
-
-/// Sends one command set as a single P-DATA-TF PDU (command sets are small).
-pub(crate) async fn send_command<C: Channel>(
-    ch: &mut C,
-    pc_id: u8,
-    cmd: &Command,
-) -> Result<(), dicom_ul::association::Error> {
-    let pdu = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: pc_id,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: cmd.encode(),
-        }],
-    };
-    ch.send_pdu(&pdu).await
-}
 
 #[derive(Default)]
 struct Counts {

@@ -1,9 +1,9 @@
 //! The association acceptor: identifies the calling peer (AE title + source network), then
 //! serves C-ECHO and C-STORE on the association until release or abort.
 
+use crate::channel::send_command;
 use crate::command::{self, Command, field, tag};
 use crate::find::{FindJob, JobKind};
-use crate::retrieve::send_command;
 use dicom_ul::association::server::{AccessControl, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,

@@ -111,9 +111,7 @@ impl Actor {
     }
 }
 
-/// Why a request was refused with 403, carried on the response for the refusal audit.
-#[derive(Clone, Debug)]
-pub struct RefusalReason(pub String);
+pub use crate::error::RefusalReason;
 
 /// Records every 403 (a principal asking for what its role or relationship does not allow) as
 /// an `access_denied` audit event, once per principal × endpoint per read-audit window, so the

@@ -4,6 +4,10 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// Why a request was refused with 403, carried on the response for the refusal audit.
+#[derive(Clone, Debug)]
+pub struct RefusalReason(pub String);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub code: &'static str,
@@ -106,7 +110,7 @@ impl IntoResponse for ApiError {
         );
         if self.status == StatusCode::FORBIDDEN {
             resp.extensions_mut()
-                .insert(crate::auth::RefusalReason(self.message.clone()));
+                .insert(RefusalReason(self.message.clone()));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -9,14 +9,13 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiQuery};
 use crate::uids::Uids;
-use crate::wado::{Reading, instances, not_acceptable, scope};
+use crate::wado::{Reading, instances, native_frame, not_acceptable, scope};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use huren_archive::query::Match;
-use huren_dicom::pixel::PixelLayout;
 use huren_dicom::render::{PixelModule, RenderOptions, render};
 use huren_types::Uid;
 use std::collections::HashMap;
@@ -83,43 +82,6 @@ fn options(
         quality,
         png,
     })
-}
-
-/// Reads frame `idx` (0-based) as native little-endian bytes, decoding it when the object is
-/// compressed; returns the pixel module that describes the bytes (decoding may change the
-/// photometric interpretation, e.g. YBR_FULL_422 → RGB).
-pub(crate) async fn native_frame(
-    state: &AppState,
-    p: &huren_access::Principal,
-    m: &Match,
-    pm: &PixelModule,
-    idx: usize,
-) -> Result<(Vec<u8>, PixelModule), ApiError> {
-    let layout: PixelLayout = m
-        .pixel_layout
-        .as_deref()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or(PixelLayout::None);
-    if idx as u32 >= layout.frame_count() {
-        return Err(match layout {
-            PixelLayout::None => not_acceptable("this instance has no pixel data to render"),
-            PixelLayout::Deflated => {
-                not_acceptable("rendering deflated objects is not implemented yet")
-            }
-            _ => ApiError::not_found(format!("frame {} does not exist", idx + 1)),
-        });
-    }
-    let mut known = Some(pm.clone());
-    let bytes = crate::wado::read_frame(state, p, m, &layout, idx, &mut known, true).await?;
-    if !matches!(layout, PixelLayout::Encapsulated { .. }) {
-        return Ok((bytes, pm.clone()));
-    }
-    let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
-    let pm = pm.clone();
-    tokio::task::spawn_blocking(move || huren_dicom::decode::native_frame(&ts, &pm, bytes, true))
-        .await
-        .map_err(|_| ApiError::internal("decode task failed"))?
-        .map_err(|e| not_acceptable(&e.to_string()))
 }
 
 async fn rendered_image(

@@ -548,7 +548,7 @@ async fn decoded_frames(
     let pm = state.archive.pixel_module(&grant, m).await?;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
-        let (bytes, _) = crate::render::native_frame(state, p, m, &pm, (*n - 1) as usize).await?;
+        let (bytes, _) = native_frame(state, p, m, &pm, (*n - 1) as usize).await?;
         parts.push((
             format!("application/octet-stream; transfer-syntax={EXPLICIT_VR_LE}"),
             bytes,
@@ -648,4 +648,41 @@ pub async fn bulk(
 
 fn range_not_satisfiable() -> ApiError {
     ApiError::range_not_satisfiable("the Range header is not a single satisfiable byte range")
+}
+
+/// Reads frame `idx` (0-based) as native little-endian bytes, decoding it when the object is
+/// compressed; returns the pixel module that describes the bytes (decoding may change the
+/// photometric interpretation, e.g. YBR_FULL_422 → RGB).
+pub(crate) async fn native_frame(
+    state: &AppState,
+    p: &huren_access::Principal,
+    m: &Match,
+    pm: &huren_dicom::render::PixelModule,
+    idx: usize,
+) -> Result<(Vec<u8>, huren_dicom::render::PixelModule), ApiError> {
+    let layout: PixelLayout = m
+        .pixel_layout
+        .as_deref()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(PixelLayout::None);
+    if idx as u32 >= layout.frame_count() {
+        return Err(match layout {
+            PixelLayout::None => not_acceptable("this instance has no pixel data to render"),
+            PixelLayout::Deflated => {
+                not_acceptable("rendering deflated objects is not implemented yet")
+            }
+            _ => ApiError::not_found(format!("frame {} does not exist", idx + 1)),
+        });
+    }
+    let mut known = Some(pm.clone());
+    let bytes = crate::wado::read_frame(state, p, m, &layout, idx, &mut known, true).await?;
+    if !matches!(layout, PixelLayout::Encapsulated { .. }) {
+        return Ok((bytes, pm.clone()));
+    }
+    let ts = m.transfer_syntax_uid.clone().unwrap_or_default();
+    let pm = pm.clone();
+    tokio::task::spawn_blocking(move || huren_dicom::decode::native_frame(&ts, &pm, bytes, true))
+        .await
+        .map_err(|_| ApiError::internal("decode task failed"))?
+        .map_err(|e| not_acceptable(&e.to_string()))
 }

@@ -1,5 +1,6 @@
 //! SQL for people's accounts and sessions (issue #6).
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_access::{Role, User};

@@ -1,8 +1,9 @@
 //! Reading the audit chain back: its head (for checkpoints) and a full verification
 //! (`huren audit verify`). The chain itself is written by the group-commit writer.
 
+use crate::chain::audit_stored_fields;
+use crate::sql::*;
 use crate::sqlite::*;
-use crate::writer::audit_stored_fields;
 use crate::writer::*;
 use async_trait::async_trait;
 use huren_access::AuditEvent;

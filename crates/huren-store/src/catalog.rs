@@ -3,6 +3,7 @@
 //! and the recognition configuration sets (qualification records, scope rules, the policy; the
 //! newest set of a kind in force, docs/recognition.md).
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_archive::catalog::RecognitionSet;
@@ -371,8 +372,8 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
             .bind(&p.price_region)
             .bind(&p.institution_grade)
             .bind(p.price_fen)
-            .bind(crate::sqlite::iso(p.valid_from))
-            .bind(p.valid_to.map(crate::sqlite::iso))
+            .bind(crate::sql::iso(p.valid_from))
+            .bind(p.valid_to.map(crate::sql::iso))
             .execute(&mut *tx)
             .await.map_err(db)?;
         }

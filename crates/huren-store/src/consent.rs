@@ -1,6 +1,7 @@
 //! A patient's consent and emergencies in SQL (`ConsentIndex`): mobile-number changes and their
 //! confirmation, authorization by SMS code, break-glass and its review.
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_archive::model::*;

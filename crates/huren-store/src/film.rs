@@ -2,7 +2,8 @@
 //! and the patient's own view of the authorizations they gave. Each change is one statement,
 //! so there is no read-then-write race between two requests with the same code or link.
 
-use crate::sqlite::{SqliteIndex, db};
+use crate::sql::db;
+use crate::sqlite::SqliteIndex;
 use async_trait::async_trait;
 use huren_access::PatientSelf;
 use huren_archive::film::{

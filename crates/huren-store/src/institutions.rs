@@ -1,6 +1,7 @@
 //! Peers and institutions in SQL: DIMSE senders, institutions and their effective-dated
 //! attributes, consortia, tokens, HL7 senders, issuers' owners.
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_access::{Principal, Sender, SenderKind, SystemReads};

@@ -1,8 +1,8 @@
 //! Person linking in SQL, shared by ingest, HL7 and the master patient index: identifiers of
 //! a record, a new record's own person, moving records between persons.
 
-use crate::sqlite::*;
-use crate::writer::*;
+use crate::chain::*;
+use crate::sql::*;
 use huren_archive::model::*;
 use huren_archive::ports::StoreError;
 use sqlx::{Row, SqliteConnection};

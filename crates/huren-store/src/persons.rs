@@ -1,4 +1,5 @@
 use crate::linking::*;
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_archive::model::*;

@@ -1,6 +1,7 @@
 //! QIDO-RS / C-FIND queries as one SQL statement per request, whatever the level: lower-level
 //! keys become EXISTS sub-queries, so round trips do not grow with the hierarchy.
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_archive::model::*;

@@ -3,6 +3,7 @@
 //! keyset cursor, so each page walks an index from where the last one stopped: by code
 //! `lab_result_code`, by person `lab_result_patient`, by date alone `lab_result_observed`.
 
+use crate::sql::*;
 use crate::sqlite::*;
 use crate::writer::*;
 use async_trait::async_trait;

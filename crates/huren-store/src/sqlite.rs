@@ -3,7 +3,9 @@
 //! arrived concurrently into a single transaction (group commit), so many associations share
 //! one fsync; each instance runs inside its own savepoint so one failure fails only itself.
 
-use crate::writer::{Chain, Job, writer};
+use crate::chain::Chain;
+use crate::sql::db;
+use crate::writer::{Job, writer};
 use huren_archive::ports::StoreError;
 use huren_seal::chain::ChainKey;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -19,28 +21,6 @@ pub struct SqliteIndex {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: mpsc::Sender<Job>,
 }
-
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return StoreError::Conflict(d.message().to_owned());
-        }
-        if d.message().contains("disk is full") || d.message().contains("SQLITE_FULL") {
-            return StoreError::OutOfSpace(d.message().to_owned());
-        }
-        if d.is_foreign_key_violation() || d.is_check_violation() {
-            return StoreError::Invalid(d.message().to_owned());
-        }
-    }
-    StoreError::backend("index", e)
-}
-
-pub(crate) use huren_types::day::iso;
-
-pub(crate) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 pub(crate) const OPTIMIZE: &str = "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;";
 
 impl SqliteIndex {

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 
 pub mod audit;
 pub mod register;
+mod resource;
 pub mod results;
 pub mod search;
 pub mod write;

@@ -7,8 +7,8 @@
 //! id is the person's (`Patient/{person}`); the person's records at other hospitals are not
 //! shown to the registering hospital.
 
+use super::resource::{check_type, parse_body, parse_patient, writer};
 use super::search::token;
-use super::write::{check_type, parse_body, parse_patient, writer};
 use super::{Fail, FhirBody, base, fhir_json, from_api, patient};
 use crate::AppState;
 use crate::auth::Authenticated;

@@ -3,6 +3,7 @@
 
 mod reads;
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 use huren_archive::model::*;

@@ -7,6 +7,7 @@ pub(crate) mod rollup;
 #[cfg(test)]
 mod tests;
 
+use crate::sql::*;
 use crate::sqlite::*;
 use async_trait::async_trait;
 pub(crate) use decisions::*;

@@ -1,7 +1,7 @@
 //! The recognition statistics roll-up in SQL: units rebuilt and priced, and statistics read
 //! over any day range as whole years, months and at most half a month of days at each end.
 
-use crate::sqlite::iso;
+use crate::sql::iso;
 use sqlx::SqlitePool;
 
 /// The units by definition (docs/recognition.md, "Units"; `refresh_unit` keeps them one by

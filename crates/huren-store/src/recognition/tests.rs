@@ -6,7 +6,7 @@
 //! list of events.
 use crate::recognition::decisions::*;
 use crate::recognition::rollup::*;
-use crate::sqlite::*;
+use crate::sql::*;
 use huren_archive::model::{NewRecognitionDecision, NewReminder, ReminderListing};
 use huren_archive::recognition::StatsBy;
 use proptest::prelude::*;
