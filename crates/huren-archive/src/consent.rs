@@ -7,6 +7,8 @@
 //! allow five attempts.
 
 use crate::model::{AuthorizationView, NewAuthorization, NewContactChange, SealedContact};
+use crate::ports::StoreError;
+use crate::refusal::Rule;
 use crate::{AdminError, Archive, PatientLookup};
 use huren_access::{AuditAction, AuditEvent, ClinicianGrant, IngestGrant, Outcome, Principal};
 
@@ -78,15 +80,76 @@ pub struct AuthorizationRequest {
     pub code_expires_at: i64,
 }
 
+/// Why a consent step failed — a variant per step, each keeping what caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// The request is malformed: a mobile number's shape, a duration, a scope.
+    #[error("{0}")]
+    Invalid(String),
+    /// A rule refused it: no such patient, a wrong or used code, no live authorization…
+    #[error("{1}")]
+    Refused(Rule, String),
+    /// Too many authorization requests (each sends the patient an SMS) today.
+    #[error("{0}")]
+    TooMany(String),
+    /// The caller may not name this patient (another institution's numbering, not a
+    /// colleague): HTTP 403, audited as a refusal.
+    #[error("{0}")]
+    Denied(String),
+    /// Sealing or opening a mobile number failed (the keys, not the request).
+    #[error("sealing a mobile number failed: {0}")]
+    Sealing(#[source] huren_seal::SealError),
+    /// The SMS gateway did not take a code or a notice.
+    #[error("the SMS gateway failed: {0}")]
+    Notify(#[source] StoreError),
+    /// The index failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ConsentError {
+    fn refused(rule: Rule, message: impl Into<String>) -> Self {
+        ConsentError::Refused(rule, message.into())
+    }
+}
+
+/// The steps consent shares with other use cases (numbering, colleagues, person lookup) keep
+/// their meaning here.
+impl From<AdminError> for ConsentError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(m) => ConsentError::Invalid(m),
+            AdminError::Refused(r, m) => ConsentError::Refused(r, m),
+            AdminError::TooMany(m) => ConsentError::TooMany(m),
+            AdminError::Forbidden(m) => ConsentError::Denied(m),
+            AdminError::Store(s) => ConsentError::Store(s),
+        }
+    }
+}
+
+/// Consent composes into the other use cases that send codes (the cloud film's sign-in).
+impl From<ConsentError> for AdminError {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::Denied(m) => AdminError::Forbidden(m),
+            ConsentError::Invalid(m) => AdminError::Invalid(m),
+            ConsentError::Refused(r, m) => AdminError::Refused(r, m),
+            ConsentError::TooMany(m) => AdminError::TooMany(m),
+            ConsentError::Store(s) | ConsentError::Notify(s) => AdminError::Store(s),
+            ConsentError::Sealing(e) => AdminError::Store(StoreError::backend("sealing", e)),
+        }
+    }
+}
+
 impl Archive {
-    pub(crate) fn sealer(&self) -> Result<&huren_seal::Sealer, AdminError> {
+    pub(crate) fn sealer(&self) -> Result<&huren_seal::Sealer, ConsentError> {
         self.config
             .identity
             .as_ref()
             .map(|p| &p.sealer)
             .ok_or_else(|| {
-                AdminError::refused(
-                    crate::refusal::Rule::KeysNotConfigured,
+                ConsentError::refused(
+                    Rule::KeysNotConfigured,
                     "sealing keys are not configured (mpi keys)",
                 )
             })
@@ -101,10 +164,10 @@ impl Archive {
         &self,
         grant: &IngestGrant,
         req: ContactRequest<'_>,
-    ) -> Result<ContactOutcome, AdminError> {
+    ) -> Result<ContactOutcome, ConsentError> {
         let sender = grant.sender();
         let phone = normalize_phone(req.phone).ok_or_else(|| {
-            AdminError::Invalid("a mobile number has 11 digits starting with 1".into())
+            ConsentError::Invalid("a mobile number has 11 digits starting with 1".into())
         })?;
         let issuer = self
             .issuer_or_own(sender.institution_id, req.issuer)
@@ -128,8 +191,8 @@ impl Archive {
             .next()
             .map(|h| h.person)
             .ok_or_else(|| {
-                AdminError::refused(
-                    crate::refusal::Rule::RecordNotRegistered,
+                ConsentError::refused(
+                    Rule::RecordNotRegistered,
                     format!(
                         "no record {}@{issuer}: register the patient first",
                         req.patient_id.trim()
@@ -143,7 +206,7 @@ impl Archive {
         let sealer = self.sealer()?;
         let sealed = sealer
             .seal(CONTACT_SYSTEM, &phone)
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+            .map_err(ConsentError::Sealing)?;
         let t = now();
         let hospital = self
             .institution_name(sender.institution_code.as_str())
@@ -183,7 +246,8 @@ impl Archive {
                             masked(&phone)
                         ),
                     )
-                    .await?;
+                    .await
+            .map_err(ConsentError::Notify)?;
                 self.audit_contact(grant, &person, id, "requested", Outcome::Success, None)
                     .await?;
                 return Ok(ContactOutcome::Pending {
@@ -222,7 +286,7 @@ impl Archive {
         grant: &IngestGrant,
         id: i64,
         code: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         let sender = grant.sender();
         let hash = self.sealer()?.blind_index(CONTACT_CODE_SYSTEM, code.trim());
         let Some(view) = self
@@ -232,8 +296,8 @@ impl Archive {
         else {
             self.audit_contact(grant, "", id, "code_rejected", Outcome::Failure, None)
                 .await?;
-            return Err(AdminError::refused(
-                crate::refusal::Rule::ConsentCodeRejected,
+            return Err(ConsentError::refused(
+                Rule::ConsentCodeRejected,
                 "wrong, expired or used code (five attempts at most)",
             ));
         };
@@ -249,18 +313,17 @@ impl Archive {
                     &new,
                     &format!("【互认】您在互认平台登记的手机号已由{hospital}更换为本号码。"),
                 )
-                .await?;
+                .await
+                .map_err(ConsentError::Notify)?;
         }
         Ok(())
     }
 
-    async fn record_change(&self, c: NewContactChange) -> Result<i64, AdminError> {
-        self.index.record_contact_change(c).await?.ok_or_else(|| {
-            AdminError::refused(
-                crate::refusal::Rule::PatientNotFound,
-                "the patient is not known",
-            )
-        })
+    async fn record_change(&self, c: NewContactChange) -> Result<i64, ConsentError> {
+        self.index
+            .record_contact_change(c)
+            .await?
+            .ok_or_else(|| ConsentError::refused(Rule::PatientNotFound, "the patient is not known"))
     }
 
     async fn tell_old_number(
@@ -269,7 +332,7 @@ impl Archive {
         hospital: &str,
         new: &str,
         how: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         let why = if how == "in_person" {
             "（本人到院核验）"
         } else {
@@ -283,7 +346,8 @@ impl Archive {
                     masked(new)
                 ),
             )
-            .await?;
+            .await
+            .map_err(ConsentError::Notify)?;
         Ok(())
     }
 
@@ -295,7 +359,7 @@ impl Archive {
         step: &str,
         outcome: Outcome,
         verified_by: Option<String>,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         self.index
             .record_audit(AuditEvent {
                 action: AuditAction::PatientContactChanged,
@@ -320,9 +384,9 @@ impl Archive {
         lookup: PatientLookup<'_>,
         days: i64,
         scope: &str,
-    ) -> Result<AuthorizationRequest, AdminError> {
+    ) -> Result<AuthorizationRequest, ConsentError> {
         if !(1..=30).contains(&days) {
-            return Err(AdminError::Invalid(
+            return Err(ConsentError::Invalid(
                 "an authorization lasts 1–30 days".into(),
             ));
         }
@@ -332,7 +396,7 @@ impl Archive {
             "imaging" => "影像检查结果（不含检验）",
             "lab" => "检验结果及报告（不含影像）",
             _ => {
-                return Err(AdminError::Invalid("scope is all, imaging or lab".into()));
+                return Err(ConsentError::Invalid("scope is all, imaging or lab".into()));
             }
         };
         let user = grant.user();
@@ -342,8 +406,8 @@ impl Archive {
         let search = self.person_search(lookup)?;
         let hits = self.index.find_persons(&search, 2).await?;
         let [hit] = hits.as_slice() else {
-            return Err(AdminError::refused(
-                crate::refusal::Rule::PatientAmbiguous,
+            return Err(ConsentError::refused(
+                Rule::PatientAmbiguous,
                 "that identifier does not name exactly one patient",
             ));
         };
@@ -370,14 +434,14 @@ impl Archive {
                 }),
             )
             .await?;
-            return Err(AdminError::TooMany(
+            return Err(ConsentError::TooMany(
                 "too many authorization requests in the last day for this patient or by this doctor; each one sends the patient an SMS"
                     .into(),
             ));
         }
         let phone = self.patient_phone(&hit.person).await?.ok_or_else(|| {
-            AdminError::refused(
-                crate::refusal::Rule::NoRegisteredMobile,
+            ConsentError::refused(
+                Rule::NoRegisteredMobile,
                 "the patient has no registered mobile number",
             )
         })?;
@@ -405,7 +469,8 @@ impl Archive {
                     "【互认】{clinic}申请查看您的{what}（{days}天），验证码{code}，10分钟内有效。如非本人就诊请勿告知他人。"
                 ),
             )
-            .await?;
+            .await
+            .map_err(ConsentError::Notify)?;
         self.audit_consent(
             grant,
             &hit.person,
@@ -430,7 +495,7 @@ impl Archive {
         id: i64,
         code: &str,
         base_url: &str,
-    ) -> Result<AuthorizationView, AdminError> {
+    ) -> Result<AuthorizationView, ConsentError> {
         let hash = self.sealer()?.blind_index(CODE_SYSTEM, code.trim());
         match self
             .index
@@ -459,8 +524,8 @@ impl Archive {
                     serde_json::json!({}),
                 )
                 .await?;
-                Err(AdminError::refused(
-                    crate::refusal::Rule::ConsentCodeRejected,
+                Err(ConsentError::refused(
+                    Rule::ConsentCodeRejected,
                     "wrong, expired or used code (five attempts at most)",
                 ))
             }
@@ -472,14 +537,14 @@ impl Archive {
         &self,
         grant: &ClinicianGrant,
         id: i64,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         if !self
             .index
             .revoke_authorization(id, grant.user().institution_id, now())
             .await?
         {
-            return Err(AdminError::refused(
-                crate::refusal::Rule::AuthorizationNotLive,
+            return Err(ConsentError::refused(
+                Rule::AuthorizationNotLive,
                 format!("no live authorization {id} for this institution"),
             ));
         }
@@ -488,7 +553,7 @@ impl Archive {
     }
 
     /// The patient's registered mobile number, opened from its seal.
-    pub(crate) async fn patient_phone(&self, person: &str) -> Result<Option<String>, AdminError> {
+    pub(crate) async fn patient_phone(&self, person: &str) -> Result<Option<String>, ConsentError> {
         let Some(contact) = self.index.patient_contact(person).await? else {
             return Ok(None);
         };
@@ -501,17 +566,17 @@ impl Archive {
                     bytes: contact.sealed,
                 },
             )
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+            .map_err(ConsentError::Sealing)?;
         Ok(Some(phone))
     }
 
     /// The clinic's name as the patient knows it (else its code).
-    async fn clinic_name(&self, user: &huren_access::User) -> Result<String, AdminError> {
+    async fn clinic_name(&self, user: &huren_access::User) -> Result<String, ConsentError> {
         self.institution_name(user.institution_code.as_str()).await
     }
 
     /// An institution's name as patients and doctors know it today (else its code).
-    pub async fn institution_name(&self, code: &str) -> Result<String, AdminError> {
+    pub async fn institution_name(&self, code: &str) -> Result<String, ConsentError> {
         Ok(self
             .attribution
             .institution_as_of(self.index.as_ref(), code, self.today())
@@ -525,7 +590,7 @@ impl Archive {
         grant: &ClinicianGrant,
         view: &AuthorizationView,
         base_url: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         let Some(phone) = self.patient_phone(&view.person).await? else {
             return Ok(());
         };
@@ -543,7 +608,8 @@ impl Archive {
                     base = base_url.trim_end_matches('/')
                 ),
             )
-            .await?;
+            .await
+            .map_err(ConsentError::Notify)?;
         Ok(())
     }
 
@@ -591,7 +657,7 @@ impl Archive {
         id: i64,
         what: &str,
         detail: serde_json::Value,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         self.audit_consent_outcome(grant, person, id, what, Outcome::Success, detail)
             .await
     }
@@ -604,7 +670,7 @@ impl Archive {
         what: &str,
         outcome: Outcome,
         mut detail: serde_json::Value,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), ConsentError> {
         let user = grant.user();
         detail["step"] = serde_json::json!(what);
         self.index

@@ -154,6 +154,24 @@ impl From<huren_archive::retrieve::RetrieveError> for ApiError {
     }
 }
 
+impl From<huren_archive::consent::ConsentError> for ApiError {
+    fn from(e: huren_archive::consent::ConsentError) -> Self {
+        use huren_archive::consent::ConsentError::*;
+        match e {
+            Invalid(m) => ApiError::bad_request(m),
+            Refused(rule, m) => ApiError::refused(rule, m),
+            TooMany(m) => ApiError::too_many_requests(m),
+            Denied(m) => ApiError::forbidden(m),
+            Sealing(_) | Notify(_) => {
+                // The keys or the gateway, not the request: logged with the cause, never sent.
+                tracing::error!(error = %e, "consent step failed");
+                ApiError::internal("internal error")
+            }
+            Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<huren_archive::AdminError> for ApiError {
     fn from(e: huren_archive::AdminError) -> Self {
         match e {

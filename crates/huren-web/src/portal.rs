@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use huren_access::{Role, User};
-use huren_archive::AdminError;
+use huren_archive::consent::ConsentError;
 use huren_http::AppState;
 use serde::Deserialize;
 
@@ -48,21 +48,23 @@ struct AskForm {
     days: String,
 }
 
-/// The message for a refused request, by the rule that refused it.
-fn ask_error(e: &AdminError) -> (StatusCode, &'static str) {
+/// The message for a refused request, by the step and rule that refused it.
+fn ask_error(e: &ConsentError) -> (StatusCode, &'static str) {
     use huren_archive::refusal::Rule;
     match e {
-        AdminError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, k("ask_too_many")),
-        AdminError::Refused(Rule::NoRegisteredMobile, _) => {
+        ConsentError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, k("ask_too_many")),
+        ConsentError::Refused(Rule::NoRegisteredMobile, _) => {
             (StatusCode::UNPROCESSABLE_ENTITY, k("ask_no_phone"))
         }
-        AdminError::Refused(Rule::PatientAmbiguous | Rule::PatientNotFound, _) => {
+        ConsentError::Refused(Rule::PatientAmbiguous | Rule::PatientNotFound, _) => {
             (StatusCode::UNPROCESSABLE_ENTITY, k("ask_no_patient"))
         }
-        AdminError::Invalid(_) | AdminError::Forbidden(_) | AdminError::Refused(..) => {
+        ConsentError::Invalid(_) | ConsentError::Denied(_) | ConsentError::Refused(..) => {
             (StatusCode::BAD_REQUEST, k("ask_invalid"))
         }
-        AdminError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, k("error_title")),
+        ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, k("error_title"))
+        }
     }
 }
 
@@ -121,7 +123,10 @@ pub async fn ask(State(state): State<AppState>, d: Doctor, body: axum::body::Byt
     {
         Ok(r) => authorize_page(&d, StatusCode::CREATED, r.id, &r.sent_to, ""),
         Err(e) => {
-            if matches!(e, AdminError::Store(_)) {
+            if matches!(
+                e,
+                ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_)
+            ) {
                 tracing::error!(error = %e, "authorization not requested");
             }
             let (status, key) = ask_error(&e);
@@ -169,7 +174,7 @@ pub async fn confirm(
             [(header::LOCATION, format!("/patients/{}", v.person))],
         )
             .into_response(),
-        Err(AdminError::Store(e)) => {
+        Err(e @ (ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_))) => {
             tracing::error!(error = %e, "authorization not confirmed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }

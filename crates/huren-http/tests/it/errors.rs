@@ -122,3 +122,33 @@ async fn fhir_refusals_come_from_the_same_table() {
     }
     insta::assert_json_snapshot!(seen);
 }
+
+/// Consent's failed steps, each answered by what it was: a refused rule or a denial in the
+/// caller's terms, a broken gateway as an internal error that names nothing inside.
+#[test]
+fn consent_steps_in_the_table() {
+    use huren_archive::consent::ConsentError;
+    use huren_archive::ports::StoreError;
+    use huren_archive::refusal::Rule;
+    let table = |e: ConsentError| {
+        let a = huren_http::error::ApiError::from(e);
+        (a.status.as_u16(), a.code, a.message)
+    };
+    assert_eq!(
+        table(ConsentError::Refused(
+            Rule::ConsentCodeRejected,
+            "wrong code".into()
+        )),
+        (400, "consent_code_rejected", "wrong code".into())
+    );
+    assert_eq!(
+        table(ConsentError::Denied("another hospital's patient".into())).1,
+        "forbidden"
+    );
+    assert_eq!(
+        table(ConsentError::Notify(StoreError::broken(
+            "gateway at 10.0.0.9 refused"
+        ))),
+        (500, "internal", "internal error".into())
+    );
+}
