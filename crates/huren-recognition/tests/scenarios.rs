@@ -1,8 +1,8 @@
 //! Table-driven scenarios: each rule at its boundaries. A base case (a county hospital's chest CT,
 //! graded 甲, reported 2025-03-01, asked about at the city hospital) is recognizable; each row
 //! changes one fact and names the verdict and reasons it must give. The decisions of every row
-//! are also compared with a committed snapshot (tests/snapshots/scenarios.json), so a change in
-//! wording or order is seen in review; `UPDATE_SNAPSHOTS=1` rewrites it.
+//! are also compared with a committed snapshot (insta: tests/snapshots/scenarios__scenarios.snap),
+//! so a change in wording or order is seen in review.
 
 use huren_recognition::*;
 use huren_types::{InstitutionLevel, Ownership};
@@ -469,21 +469,9 @@ fn every_rule_at_its_boundaries() {
         );
         snapshot.push(serde_json::json!({ "scenario": name, "decision": d }));
     }
-    let text = serde_json::to_string_pretty(&snapshot).expect("json") + "\n";
-    // The manifest directory as cargo gives it to the running test, not as compiled in: a
-    // target directory shared between clones (CI's and a developer's) may run a test binary
-    // built in another clone, whose path no longer exists.
-    let manifest = std::env::var("CARGO_MANIFEST_DIR")
-        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    let path = std::path::Path::new(&manifest).join("tests/snapshots/scenarios.json");
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).expect("write snapshot");
-    }
-    let want = std::fs::read_to_string(&path).expect("snapshot (UPDATE_SNAPSHOTS=1 writes it)");
-    assert!(
-        want == text,
-        "decisions differ from tests/snapshots/scenarios.json (UPDATE_SNAPSHOTS=1 after review)"
-    );
+    // Every decision with its reasons and its zh/en explanation, pinned: a change in wording
+    // or order shows in review (`cargo insta review`, or read the .snap file).
+    insta::assert_json_snapshot!("scenarios", snapshot);
 }
 
 #[test]
