@@ -111,6 +111,15 @@ impl ConsentError {
     fn refused(rule: Rule, message: impl Into<String>) -> Self {
         ConsentError::Refused(rule, message.into())
     }
+
+    /// huren failed (the index, the keys, the SMS gateway), not the request: answered as an
+    /// internal error, its cause logged.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_)
+        )
+    }
 }
 
 /// The steps consent shares with other use cases (numbering, colleagues, person lookup) keep

@@ -84,13 +84,25 @@ impl Opened {
     /// Where the data set starts, after the File Meta Information (PS3.10 §7.1): DIMSE sends
     /// data sets, not files.
     pub async fn dataset_offset(&self) -> Result<u64, RetrieveError> {
-        // File Meta is small; 64 KiB holds any real one.
-        let head = self.read(0..self.size.min(64 * 1024)).await?;
-        let mut src = huren_dicom::parse::SeekSource::new(std::io::Cursor::new(head), 0)
-            .map_err(|e| StoreError::backend("reading File Meta", e))?;
-        let meta = huren_dicom::parse::read_file_meta(&mut src)
-            .map_err(|e| RetrieveError::NotAcceptable(format!("stored object: {e}")))?;
-        Ok(meta.dataset_offset)
+        // File Meta is small: 4 KiB holds a usual one (read for every C-STORE sub-operation,
+        // so not more), 64 KiB any real one.
+        let mut last = None;
+        for window in [4 * 1024, 64 * 1024] {
+            let head = self.read(0..self.size.min(window)).await?;
+            let mut src = huren_dicom::parse::SeekSource::new(std::io::Cursor::new(head), 0)
+                .map_err(|e| StoreError::backend("reading File Meta", e))?;
+            match huren_dicom::parse::read_file_meta(&mut src) {
+                Ok(meta) => return Ok(meta.dataset_offset),
+                Err(e) => last = Some(e),
+            }
+            if self.size <= window {
+                break;
+            }
+        }
+        Err(RetrieveError::NotAcceptable(format!(
+            "stored object: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
     }
 }
 

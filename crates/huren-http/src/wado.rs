@@ -278,8 +278,8 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
-    pub(crate) fn new(opened: Opened) -> Self {
-        let preamble = Some(opened.preamble.clone());
+    pub(crate) fn new(mut opened: Opened) -> Self {
+        let preamble = Some(std::mem::take(&mut opened.preamble));
         Reading {
             opened,
             preamble,

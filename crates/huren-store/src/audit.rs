@@ -12,7 +12,6 @@ use huren_archive::ports::StoreError;
 use huren_archive::ports::*;
 use huren_seal::chain::{ChainKey, GENESIS};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::oneshot;
 
 /// A small read connection on the index for the audit chain (checkpoints, verification).
 #[derive(Clone)]
@@ -183,13 +182,7 @@ pub async fn audit_events(
 #[async_trait]
 impl AuditIndex for SqliteIndex {
     async fn record_audit(&self, ev: AuditEvent) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(Job::Audit(ev, tx))
-            .await
-            .map_err(|_| StoreError::broken("index writer stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::broken("index writer stopped"))?
+        self.through_writer(|done| Job::Audit(ev, done)).await
     }
 
     async fn audit_events(

@@ -27,25 +27,25 @@ pub(crate) fn evaluator_str(e: Evaluator) -> &'static str {
     }
 }
 
+/// The row of a new configuration set of `kind` with `rows` rows, as `set` describes its import.
 pub(crate) async fn new_set(
     tx: &mut sqlx::SqliteConnection,
     kind: &str,
-    sha: &str,
+    set: &RecognitionSet,
     rows: usize,
-    at: i64,
-    by: &str,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, StoreError> {
     sqlx::query_scalar(
         "INSERT INTO recognition_set (kind, source_sha256, rows, imported_at, imported_by)
          VALUES (?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(kind)
-    .bind(sha)
+    .bind(&set.source_sha256)
     .bind(rows as i64)
-    .bind(at)
-    .bind(by)
+    .bind(set.imported_at)
+    .bind(&set.imported_by)
     .fetch_one(&mut *tx)
     .await
+    .map_err(db)
 }
 
 pub(crate) fn set(r: &sqlx::sqlite::SqliteRow) -> RecognitionSet {
@@ -66,14 +66,8 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
         set: &huren_archive::catalog::RecognitionSet,
         records: &[huren_catalog::QualificationRecord],
     ) -> Result<i64, StoreError> {
-        let pool = &self.pool;
-        let sha = &set.source_sha256;
-        let at = set.imported_at;
-        let by = &set.imported_by;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let id = new_set(&mut tx, "qualifications", sha, records.len(), at, by)
-            .await
-            .map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let id = new_set(&mut tx, "qualifications", set, records.len()).await?;
         for q in records {
             sqlx::query(
                 "INSERT INTO qualification_record (set_id, record, institution, item, scope, evaluated_by, valid_from, valid_until)
@@ -99,14 +93,8 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
         set: &huren_archive::catalog::RecognitionSet,
         rules: &[huren_catalog::ScopeRule],
     ) -> Result<i64, StoreError> {
-        let pool = &self.pool;
-        let sha = &set.source_sha256;
-        let at = set.imported_at;
-        let by = &set.imported_by;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let id = new_set(&mut tx, "scopes", sha, rules.len(), at, by)
-            .await
-            .map_err(db)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let id = new_set(&mut tx, "scopes", set, rules.len()).await?;
         for r in rules {
             sqlx::query("INSERT INTO scope_rule (set_id, label, covers) VALUES (?, ?, ?)")
                 .bind(id)
@@ -125,21 +113,16 @@ impl huren_archive::catalog::CatalogStore for SqliteIndex {
         set: &huren_archive::catalog::RecognitionSet,
         document: &str,
     ) -> Result<i64, StoreError> {
-        let pool = &self.pool;
-        let sha = &set.source_sha256;
-        let at = set.imported_at;
-        let by = &set.imported_by;
-        let rows = set.rows;
         sqlx::query_scalar(
             "INSERT INTO recognition_set (kind, source_sha256, rows, imported_at, imported_by, document)
              VALUES ('policy', ?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(sha)
-        .bind(rows)
-        .bind(at)
-        .bind(by)
+        .bind(&set.source_sha256)
+        .bind(set.rows)
+        .bind(set.imported_at)
+        .bind(&set.imported_by)
         .bind(document)
-        .fetch_one(pool)
+        .fetch_one(&self.pool)
         .await.map_err(db)
     }
 

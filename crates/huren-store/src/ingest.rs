@@ -12,7 +12,6 @@ use huren_archive::ports::StoreError;
 use huren_archive::ports::*;
 use huren_types::Lifecycle;
 use sqlx::Row;
-use tokio::sync::oneshot;
 
 #[async_trait]
 impl IngestIndex for SqliteIndex {
@@ -21,13 +20,8 @@ impl IngestIndex for SqliteIndex {
         rec: NewInstance,
         audit: AuditEvent,
     ) -> Result<CommitOutcome, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(Job::Instance(Box::new(rec), audit, tx))
+        self.through_writer(|done| Job::Instance(Box::new(rec), audit, done))
             .await
-            .map_err(|_| StoreError::broken("index writer stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::broken("index writer dropped the commit"))?
     }
 
     async fn set_study_lifecycle(

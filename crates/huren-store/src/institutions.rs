@@ -205,13 +205,7 @@ impl InstitutionIndex for SqliteIndex {
         date: time::Date,
     ) -> Result<Option<InstitutionView>, StoreError> {
         // The code as the operator wrote it, whatever spelling the caller used.
-        let found: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, code FROM institution WHERE code = ? COLLATE NOCASE")
-                .bind(code)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        let Some((id, code)) = found else {
+        let Some((id, code)) = self.find_institution(code).await? else {
             return Ok(None);
         };
         let d = iso(date);

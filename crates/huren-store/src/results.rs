@@ -14,7 +14,6 @@ use huren_archive::ports::*;
 use huren_archive::results::{Cursor, ObservationRow, OrderRow, ResultQuery};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row, SqlitePool};
-use tokio::sync::oneshot;
 
 enum Val {
     I(i64),
@@ -335,13 +334,8 @@ pub async fn order(pool: &SqlitePool, id: i64) -> Result<Option<OrderRow>, sqlx:
 #[async_trait]
 impl ResultIndex for SqliteIndex {
     async fn commit_oru(&self, oru: NewOru, audit: AuditEvent) -> Result<OruOutcome, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(Job::Oru(Box::new(oru), audit, tx))
+        self.through_writer(|done| Job::Oru(Box::new(oru), audit, done))
             .await
-            .map_err(|_| StoreError::broken("index writer stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::broken("index writer dropped the commit"))?
     }
 
     async fn search_observations(

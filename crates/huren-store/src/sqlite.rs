@@ -13,7 +13,7 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -103,12 +103,36 @@ impl SqliteIndex {
         &self.pool
     }
 
-    pub(crate) async fn institution_id(&self, code: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT id FROM institution WHERE code = ? COLLATE NOCASE")
+    /// The institution a code names in any case: its key and its code as the operator wrote it.
+    pub(crate) async fn find_institution(
+        &self,
+        code: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query_as("SELECT id, code FROM institution WHERE code = ? COLLATE NOCASE")
             .bind(code)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db)?
+            .map_err(db)
+    }
+
+    pub(crate) async fn institution_id(&self, code: &str) -> Result<i64, StoreError> {
+        self.find_institution(code)
+            .await?
+            .map(|(id, _)| id)
             .ok_or_else(|| StoreError::NotFound(format!("institution {code}")))
+    }
+
+    /// Hands a job to the group-commit writer and waits until its group has committed.
+    pub(crate) async fn through_writer<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(job(tx))
+            .await
+            .map_err(|_| StoreError::broken("index writer stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::broken("index writer dropped the commit"))?
     }
 }

@@ -159,11 +159,14 @@ impl Harness {
         self.send(b.body(Body::empty()).expect("request")).await
     }
 
+    /// `GET uri`, with a bearer token when given.
     pub async fn get(&self, uri: &str, token: Option<&str>) -> Reply {
-        let mut b = Request::get(uri);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
+        match token {
+            Some(t) => {
+                self.get_with(uri, &[("authorization", &format!("Bearer {t}"))])
+                    .await
+            }
+            None => self.get_with(uri, &[]).await,
         }
-        self.send(b.body(Body::empty()).expect("request")).await
     }
 }

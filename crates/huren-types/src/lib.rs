@@ -195,12 +195,11 @@ impl std::hash::Hash for InstitutionCode {
 }
 impl Ord for InstitutionCode {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let l = |s: &str| {
-            s.bytes()
-                .map(|b| b.to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        };
-        l(&self.0).cmp(&l(&other.0))
+        // Byte by byte, lowercased as it goes: no copy of either code.
+        self.0
+            .bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .cmp(other.0.bytes().map(|b| b.to_ascii_lowercase()))
     }
 }
 impl PartialOrd for InstitutionCode {

@@ -59,12 +59,8 @@ fn ask_error(e: &ConsentError) -> (StatusCode, &'static str) {
         ConsentError::Refused(Rule::PatientAmbiguous | Rule::PatientNotFound, _) => {
             (StatusCode::UNPROCESSABLE_ENTITY, k("ask_no_patient"))
         }
-        ConsentError::Invalid(_) | ConsentError::Denied(_) | ConsentError::Refused(..) => {
-            (StatusCode::BAD_REQUEST, k("ask_invalid"))
-        }
-        ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_) => {
-            (StatusCode::SERVICE_UNAVAILABLE, k("error_title"))
-        }
+        e if e.is_internal() => (StatusCode::SERVICE_UNAVAILABLE, k("error_title")),
+        _ => (StatusCode::BAD_REQUEST, k("ask_invalid")),
     }
 }
 
@@ -123,10 +119,7 @@ pub async fn ask(State(state): State<AppState>, d: Doctor, body: axum::body::Byt
     {
         Ok(r) => authorize_page(&d, StatusCode::CREATED, r.id, &r.sent_to, ""),
         Err(e) => {
-            if matches!(
-                e,
-                ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_)
-            ) {
+            if e.is_internal() {
                 tracing::error!(error = %e, "authorization not requested");
             }
             let (status, key) = ask_error(&e);
@@ -174,7 +167,7 @@ pub async fn confirm(
             [(header::LOCATION, format!("/patients/{}", v.person))],
         )
             .into_response(),
-        Err(e @ (ConsentError::Store(_) | ConsentError::Sealing(_) | ConsentError::Notify(_))) => {
+        Err(e) if e.is_internal() => {
             tracing::error!(error = %e, "authorization not confirmed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
