@@ -285,7 +285,10 @@ impl Archive {
 
     pub async fn revoke_token(&self, grant: &AdminGrant, id: i64) -> Result<(), AdminError> {
         if !self.index.revoke_token(id).await? {
-            return Err(AdminError::Invalid(format!("no live token {id}")));
+            return Err(AdminError::refused(
+                refusal::Rule::TokenNotLive,
+                format!("no live token {id}"),
+            ));
         }
         self.audit_config(
             grant,

@@ -129,6 +129,7 @@ impl From<AdminError> for CatalogError {
             | AdminError::Forbidden(m)
             | AdminError::TooMany(m)
             | AdminError::Refused(_, m) => CatalogError::Invalid(m),
+            e @ AdminError::Failed { .. } => CatalogError::Store(StoreError::backend("catalog", e)),
         }
     }
 }

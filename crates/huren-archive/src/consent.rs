@@ -132,6 +132,7 @@ impl From<AdminError> for ConsentError {
             AdminError::TooMany(m) => ConsentError::TooMany(m),
             AdminError::Forbidden(m) => ConsentError::Denied(m),
             AdminError::Store(s) => ConsentError::Store(s),
+            e @ AdminError::Failed { .. } => ConsentError::Store(StoreError::backend("consent", e)),
         }
     }
 }

@@ -452,7 +452,10 @@ impl Archive {
     pub async fn film_end_share(&self, grant: &FilmGrant, id: i64) -> Result<(), AdminError> {
         let me = grant.patient();
         if !self.film().end_share(id, me.person_key, now()).await? {
-            return Err(AdminError::Invalid(format!("no live share {id} of yours")));
+            return Err(AdminError::refused(
+                crate::refusal::Rule::ShareNotLive,
+                format!("no live share {id} of yours"),
+            ));
         }
         self.audit_film(
             AuditAction::StudyShared,
@@ -519,9 +522,10 @@ impl Archive {
             .end_person_authorization(id, me.person_key, now())
             .await?
         else {
-            return Err(AdminError::Invalid(format!(
-                "no live authorization {id} of yours"
-            )));
+            return Err(AdminError::refused(
+                crate::refusal::Rule::AuthorizationNotLive,
+                format!("no live authorization {id} of yours"),
+            ));
         };
         self.audit_film(
             AuditAction::PatientAuthorization,

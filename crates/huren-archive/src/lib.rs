@@ -255,11 +255,25 @@ pub enum AdminError {
     /// A named rule refused it (`refusal::Rule`): the caller gets the rule's stable code.
     #[error("{1}")]
     Refused(refusal::Rule, String),
+    /// A step of huren's own failed, not the request (hashing a password, a rendering task):
+    /// answered as an internal error, its cause logged.
+    #[error("{step} failed")]
+    Failed {
+        step: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl AdminError {
     pub(crate) fn refused(rule: refusal::Rule, message: impl Into<String>) -> Self {
         AdminError::Refused(rule, message.into())
+    }
+
+    pub(crate) fn failed(
+        step: &'static str,
+    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Self {
+        move |source| AdminError::Failed { step, source }
     }
 }
 

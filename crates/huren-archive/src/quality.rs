@@ -605,7 +605,12 @@ impl Archive {
                 self.index
                     .institution_as_of(code, self.today())
                     .await?
-                    .ok_or_else(|| crate::AdminError::Invalid(format!("no institution {code}")))?
+                    .ok_or_else(|| {
+                        crate::AdminError::refused(
+                            crate::refusal::Rule::InstitutionNotFound,
+                            format!("no institution {code}"),
+                        )
+                    })?
                     .id,
             ),
             (None, None) => None,
@@ -764,7 +769,10 @@ impl Archive {
             .qc_add_review(study_uid, institution, user.user_id, &actor, comment, now)
             .await?
             .ok_or_else(|| {
-                crate::AdminError::Invalid(format!("no study {study_uid} of {institution}"))
+                crate::AdminError::refused(
+                    crate::refusal::Rule::StudyNotFound,
+                    format!("no study {study_uid} of {institution}"),
+                )
             })?;
         self.index
             .record_audit(huren_access::AuditEvent {
@@ -825,7 +833,12 @@ impl Archive {
         else {
             return Ok(None);
         };
-        let none = || AdminError::Invalid("this instance has no image to show".into());
+        let none = || {
+            AdminError::refused(
+                crate::refusal::Rule::NoImage,
+                "this instance has no image to show",
+            )
+        };
         let doc = job
             .document
             .as_deref()
@@ -843,7 +856,7 @@ impl Archive {
         let jpeg =
             tokio::task::spawn_blocking(move || render_frame(bytes, encapsulated, &ts, pm, size))
                 .await
-                .map_err(|e| AdminError::Invalid(format!("render task: {e}")))??;
+                .map_err(|e| AdminError::failed("the rendering task")(e.into()))??;
         let reader = grant.principal().label();
         if self.access_log.first_in_window(
             &reader,

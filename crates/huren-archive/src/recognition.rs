@@ -451,10 +451,18 @@ impl Archive {
         let receiver_facts = self
             .institution_facts(receiver, today)
             .await?
-            .ok_or_else(|| AdminError::Invalid(format!("unknown institution {receiver}")))?;
+            .ok_or_else(|| {
+                AdminError::refused(
+                    crate::refusal::Rule::InstitutionNotFound,
+                    format!("unknown institution {receiver}"),
+                )
+            })?;
         let ordered = match ordered_item {
             Some(code) => Some(config.item(code).ok_or_else(|| {
-                AdminError::Invalid(format!("{code} is not an item of the catalog in force"))
+                AdminError::refused(
+                    crate::refusal::Rule::ItemNotInCatalog,
+                    format!("{code} is not an item of the catalog in force"),
+                )
             })?),
             None => None,
         };

@@ -29,6 +29,18 @@ pub enum Rule {
     BreakGlassNotReviewable,
     /// Identity numbers or mobile numbers need sealing keys this server does not have.
     KeysNotConfigured,
+    /// No study by that UID in what the request reaches (or of the institution it named).
+    StudyNotFound,
+    /// No institution by that code (as of today).
+    InstitutionNotFound,
+    /// The item code is not an item of the catalog in force.
+    ItemNotInCatalog,
+    /// No live patient share by that id of the caller's.
+    ShareNotLive,
+    /// No live API token by that id.
+    TokenNotLive,
+    /// The instance has no pixel data that can be shown (a report, a structured document).
+    NoImage,
 }
 
 impl Rule {
@@ -46,11 +58,17 @@ impl Rule {
             Rule::ReasonRequired => "reason_required",
             Rule::BreakGlassNotReviewable => "break_glass_not_reviewable",
             Rule::KeysNotConfigured => "keys_not_configured",
+            Rule::StudyNotFound => "study_not_found",
+            Rule::InstitutionNotFound => "institution_not_found",
+            Rule::ItemNotInCatalog => "item_not_in_catalog",
+            Rule::ShareNotLive => "share_not_live",
+            Rule::TokenNotLive => "token_not_live",
+            Rule::NoImage => "no_image",
         }
     }
 
     /// Every rule, for the error table's completeness test.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 17] = [
         Rule::ConsentCodeRejected,
         Rule::AuthorizationNotLive,
         Rule::NoRegisteredMobile,
@@ -62,5 +80,11 @@ impl Rule {
         Rule::ReasonRequired,
         Rule::BreakGlassNotReviewable,
         Rule::KeysNotConfigured,
+        Rule::StudyNotFound,
+        Rule::InstitutionNotFound,
+        Rule::ItemNotInCatalog,
+        Rule::ShareNotLive,
+        Rule::TokenNotLive,
+        Rule::NoImage,
     ];
 }

@@ -167,7 +167,11 @@ mod tests {
     use super::*;
 
     fn demo(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        // The directory cargo runs the test in, not the one it was compiled in: a binary
+        // reused from a shared target directory may come from another clone's path.
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+        let p = std::path::Path::new(&dir)
             .join("../huren/demo/catalog")
             .join(name);
         std::fs::read_to_string(p).expect("demo catalog file")

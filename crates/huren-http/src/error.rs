@@ -63,6 +63,12 @@ error_codes! {
     reason_required => ("reason_required", BAD_REQUEST, "required"),
     break_glass_not_reviewable => ("break_glass_not_reviewable", CONFLICT, "business-rule"),
     keys_not_configured => ("keys_not_configured", SERVICE_UNAVAILABLE, "not-supported"),
+    study_not_found => ("study_not_found", NOT_FOUND, "not-found"),
+    institution_not_found => ("institution_not_found", NOT_FOUND, "not-found"),
+    item_not_in_catalog => ("item_not_in_catalog", BAD_REQUEST, "code-invalid"),
+    share_not_live => ("share_not_live", NOT_FOUND, "not-found"),
+    token_not_live => ("token_not_live", NOT_FOUND, "not-found"),
+    no_image => ("no_image", CONFLICT, "business-rule"),
     source_domain_unknown => ("source_domain_unknown", BAD_REQUEST, "code-invalid"),
     target_domain_unknown => ("target_domain_unknown", FORBIDDEN, "code-invalid"),
 }
@@ -91,6 +97,12 @@ impl ApiError {
             ReasonRequired => ApiError::reason_required(message),
             BreakGlassNotReviewable => ApiError::break_glass_not_reviewable(message),
             KeysNotConfigured => ApiError::keys_not_configured(message),
+            StudyNotFound => ApiError::study_not_found(message),
+            InstitutionNotFound => ApiError::institution_not_found(message),
+            ItemNotInCatalog => ApiError::item_not_in_catalog(message),
+            ShareNotLive => ApiError::share_not_live(message),
+            TokenNotLive => ApiError::token_not_live(message),
+            NoImage => ApiError::no_image(message),
         }
     }
 }
@@ -180,6 +192,11 @@ impl From<huren_archive::AdminError> for ApiError {
             huren_archive::AdminError::Forbidden(m) => ApiError::forbidden(m),
             huren_archive::AdminError::TooMany(m) => ApiError::too_many_requests(m),
             huren_archive::AdminError::Refused(rule, m) => ApiError::refused(rule, m),
+            e @ huren_archive::AdminError::Failed { .. } => {
+                // The step and its cause go to the log only.
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "use case failed");
+                ApiError::internal("internal error")
+            }
         }
     }
 }

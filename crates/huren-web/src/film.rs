@@ -769,9 +769,12 @@ async fn end(state: &AppState, p: Patient, id: i64, body: &[u8], what: Ending) -
         ),
     };
     match done {
-        Ok(()) | Err(AdminError::Invalid(_)) => {
-            (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
-        }
+        Ok(())
+        | Err(AdminError::Refused(
+            huren_archive::refusal::Rule::ShareNotLive
+            | huren_archive::refusal::Rule::AuthorizationNotLive,
+            _,
+        )) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -829,12 +829,26 @@ async fn record(
             fragment_or_page(headers, d, person, &a, StatusCode::CREATED, html)
         }
         Err(AdminError::Forbidden(m)) => refused(d, &m),
-        // htmx swaps 4xx bodies only when told; 200 with the reason keeps the form usable.
-        Err(AdminError::Invalid(m)) => {
-            let html = DecideFailed { frame, reason: m }.render();
-            fragment_or_page(headers, d, person, &a, StatusCode::OK, html)
-        }
-        Err(e) => unavailable(e),
+        Err(e) => match the_doctors_to_fix(e) {
+            // htmx swaps 4xx bodies only when told; 200 with the reason keeps the form usable.
+            Ok(m) => {
+                let html = DecideFailed { frame, reason: m }.render();
+                fragment_or_page(headers, d, person, &a, StatusCode::OK, html)
+            }
+            Err(e) => unavailable(e),
+        },
+    }
+}
+
+/// A refusal the doctor can mend on the form (a malformed field, an item code outside the
+/// catalog, an unknown receiving institution): said beside the form, not as a failure page.
+/// `Ok` with what to say, or the error back when it is not one of those.
+fn the_doctors_to_fix(e: AdminError) -> Result<String, AdminError> {
+    use huren_archive::refusal::Rule;
+    match e {
+        AdminError::Invalid(m)
+        | AdminError::Refused(Rule::ItemNotInCatalog | Rule::InstitutionNotFound, m) => Ok(m),
+        e => Err(e),
     }
 }
 
@@ -1032,17 +1046,19 @@ pub async fn order_reminder(
         .await;
     let r = match r {
         Ok(r) => r,
-        Err(AdminError::Invalid(m)) => {
-            return render(
-                StatusCode::BAD_REQUEST,
-                &DecideFailed {
-                    frame: d.frame("/"),
-                    reason: m,
-                },
-            );
-        }
         Err(AdminError::Forbidden(m)) => return refused(&d, &m),
-        Err(e) => return unavailable(e),
+        Err(e) => {
+            return match the_doctors_to_fix(e) {
+                Ok(m) => render(
+                    StatusCode::BAD_REQUEST,
+                    &DecideFailed {
+                        frame: d.frame("/"),
+                        reason: m,
+                    },
+                ),
+                Err(e) => unavailable(e),
+            };
+        }
     };
     let names = item_names(&state).await;
     let t = T { lang: d.lang };

@@ -251,7 +251,10 @@ pub async fn dashboard(
         .await
     {
         Ok(p) => p,
-        Err(huren_archive::AdminError::Invalid(_)) => huren_archive::quality::QcStudyPage {
+        Err(huren_archive::AdminError::Refused(
+            huren_archive::refusal::Rule::InstitutionNotFound,
+            _,
+        )) => huren_archive::quality::QcStudyPage {
             total: 0,
             offset: 0,
             limit: LOWEST,
@@ -475,7 +478,7 @@ pub async fn image(
         )
             .into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(huren_archive::AdminError::Invalid(m)) => {
+        Err(huren_archive::AdminError::Refused(huren_archive::refusal::Rule::NoImage, m)) => {
             (StatusCode::NOT_ACCEPTABLE, m).into_response()
         }
         Err(e) => {
@@ -525,6 +528,9 @@ pub async fn review(
             .into_response(),
         Err(huren_archive::AdminError::Invalid(_)) => {
             study_view(&state, &d, &uid, "", k("qc_review_needed")).await
+        }
+        Err(huren_archive::AdminError::Refused(huren_archive::refusal::Rule::StudyNotFound, _)) => {
+            StatusCode::NOT_FOUND.into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "quality review not recorded");

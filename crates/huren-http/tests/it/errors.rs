@@ -89,6 +89,16 @@ async fn problem_details() {
         )
         .await,
     );
+    look(
+        "revoking a token that is not live",
+        h.send(
+            Request::post("/api/admin/tokens/987654/revoke")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await,
+    );
     insta::assert_json_snapshot!(seen);
 }
 
@@ -150,5 +160,20 @@ fn consent_steps_in_the_table() {
             "gateway at 10.0.0.9 refused"
         ))),
         (500, "internal", "internal error".into())
+    );
+}
+
+/// A step of huren's own that failed (hashing, a rendering task) is huren's failure, not the
+/// caller's: 500 with nothing of the cause on the wire.
+#[test]
+fn a_failed_step_is_internal() {
+    let e = huren_archive::AdminError::Failed {
+        step: "hashing a password",
+        source: "argon2: memory cost too high at 10.0.0.9".into(),
+    };
+    let a = huren_http::error::ApiError::from(e);
+    assert_eq!(
+        (a.status.as_u16(), a.code, a.message.as_str()),
+        (500, "internal", "internal error")
     );
 }
