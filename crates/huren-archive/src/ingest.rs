@@ -285,6 +285,12 @@ impl Archive {
             )));
         }
 
+        // An image whose pixel bytes do not match its own header is not a good image: shown, it
+        // would be missing rows or carry stray bytes. Refused, so the sender still holds the
+        // object and sees why (docs/ingest.md, "Damaged pixel data").
+        if let Some(damage) = &scanned.pixel_damage {
+            return refuse(Refusal::CannotUnderstand(damage.clone()));
+        }
         let mut warnings = Vec::new();
         if is_image_storage(&sop_class) && !scanned.has_pixel_data {
             warnings.push(Warning::DoesNotMatchSopClass(format!(

@@ -46,6 +46,8 @@ pub struct Scanned {
     pub json: serde_json::Value,
     pub pixel: PixelLayout,
     pub has_pixel_data: bool,
+    /// Why the Pixel Data cannot be the image its header describes (`pixel::damage`).
+    pub pixel_damage: Option<String>,
     /// Elements out of ascending order or repeated: the index keeps the first occurrence.
     pub misordered_elements: bool,
     /// The declared Specific Character Set named terms huren does not know.
@@ -176,6 +178,7 @@ fn describe(
         json: json::to_json(ds, &cx),
         pixel: pixel::layout(ds, &cx, ts.deflated),
         has_pixel_data: ds.get(parse::PIXEL_DATA).is_some(),
+        pixel_damage: pixel::damage(ds, &cx),
         misordered_elements,
         unknown_charset_terms,
         charset_overridden,

@@ -1200,7 +1200,13 @@ async fn serve(args: ServeArgs, demo: bool) -> anyhow::Result<()> {
             .await
             .context("HTTPS server")?,
         None => axum::serve(
-            http_listener,
+            // Responses leave in several writes (head, then body chunks): with Nagle on, a
+            // small one waits for the peer's delayed ACK (~40 ms on Linux) before its tail.
+            axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            }),
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown())

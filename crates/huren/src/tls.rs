@@ -105,6 +105,8 @@ pub async fn serve(
                 }
             },
         };
+        // No Nagle: a response's last small write must not wait for the peer's delayed ACK.
+        let _ = tcp.set_nodelay(true);
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
