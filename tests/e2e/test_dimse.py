@@ -495,3 +495,34 @@ def test_charsets_decode_like_pydicom(server, name):
         "SELECT p.name_raw FROM instance i JOIN study s ON s.id = i.study_id JOIN patient p ON p.id = s.patient_id "
         "WHERE i.sop_uid = ? ORDER BY i.id DESC", ds.SOPInstanceUID)
     assert row[0][0].rstrip("=") == expected.rstrip("=")
+
+
+def test_a_later_instance_fills_in_and_updates_only_what_changed(server):
+    """The index writes a study's and a record's fields only when an instance brings something
+    new (issue 22: repeating them rewrote every index on them for every instance)."""
+    study, pid = generate_uid(), "FILL" + uuid.uuid4().hex[:6]
+    first = ct(study=study, patient_id=pid)
+    del first.AccessionNumber
+    second = ct(study=study, series=first.SeriesInstanceUID, patient_id=pid)
+    second.AccessionNumber, second.StudyDescription = "ACC-FILL", "胸部平扫"
+    third = ct(study=study, series=first.SeriesInstanceUID, patient_id=pid)
+    third.AccessionNumber, third.StudyDescription = "ACC-OTHER", "另一个"
+    assoc = associate(server.dimse_port, contexts=[(CTImageStorage, ["1.2.840.10008.1.2.1"])])
+    try:
+        assert assoc.send_c_store(first).Status == 0
+        (stamp,) = server.query("SELECT updated_at FROM patient WHERE patient_id = ?", pid)[0]
+        assert server.query("SELECT accession_number, description FROM study WHERE study_uid = ?", study) == [(None, None)]
+        assert assoc.send_c_store(second).Status == 0
+        # Filled from the second; the third's different values do not overwrite them.
+        assert assoc.send_c_store(third).Status == 0
+        assert server.query("SELECT accession_number, description, num_instances FROM study WHERE study_uid = ?", study) == \
+            [("ACC-FILL", "胸部平扫", 3)]
+        # Same demographics: the record was not rewritten.
+        assert server.query("SELECT updated_at FROM patient WHERE patient_id = ?", pid)[0][0] == stamp
+        # A birth date that differs is taken.
+        fourth = ct(study=study, series=first.SeriesInstanceUID, patient_id=pid)
+        fourth.PatientBirthDate = "19800202"
+        assert assoc.send_c_store(fourth).Status == 0
+        assert server.query("SELECT birth_date FROM patient WHERE patient_id = ?", pid) == [("19800202",)]
+    finally:
+        assoc.release()

@@ -60,7 +60,17 @@ pub(crate) async fn commit_one(
            birth_date = COALESCE(excluded.birth_date, birth_date),
            sex = COALESCE(excluded.sex, sex),
            other_ids = CASE WHEN excluded.other_ids = '[]' THEN other_ids ELSE excluded.other_ids END,
-           updated_at = excluded.updated_at;
+           updated_at = excluded.updated_at
+         -- Only when the object brings something new: an UPDATE rewrites every index on the
+         -- columns it sets (ten on patient), and nearly every instance repeats its record.
+         WHERE (excluded.name_key IS NOT NULL AND excluded.name_key IS NOT name_key)
+            OR (excluded.name_raw IS NOT NULL AND excluded.name_raw IS NOT name_raw)
+            OR (excluded.name_alphabetic IS NOT NULL AND excluded.name_alphabetic IS NOT name_alphabetic)
+            OR (excluded.name_ideographic IS NOT NULL AND excluded.name_ideographic IS NOT name_ideographic)
+            OR (excluded.name_phonetic IS NOT NULL AND excluded.name_phonetic IS NOT name_phonetic)
+            OR (excluded.birth_date IS NOT NULL AND excluded.birth_date IS NOT birth_date)
+            OR (excluded.sex IS NOT NULL AND excluded.sex IS NOT sex)
+            OR (excluded.other_ids != '[]' AND excluded.other_ids IS NOT other_ids);
 ",
     );
     sql.push_str(NEW_RECORD_PERSON);
@@ -70,12 +80,18 @@ pub(crate) async fn commit_one(
          VALUES ((SELECT id FROM patient WHERE issuer = ? AND patient_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (study_uid, institution_id) DO UPDATE SET
            last_instance_at = excluded.last_instance_at, stable_at = NULL,
-           stable_after_secs = excluded.stable_after_secs,
-           study_date = COALESCE(study_date, excluded.study_date),
-           study_time = COALESCE(study_time, excluded.study_time),
-           study_instant = COALESCE(study_instant, excluded.study_instant),
-           accession_number = COALESCE(accession_number, excluded.accession_number),
-           description = COALESCE(description, excluded.description);
+           stable_after_secs = excluded.stable_after_secs;
+         -- What the first instance lacked, filled from a later one: a statement of its own, so
+         -- the common case (nothing to fill) does not rewrite the date and accession indexes.
+         -- (Plain `?` bound twice: numbered parameters would not follow the statements' order.)
+         UPDATE study SET
+           study_date = COALESCE(study_date, ?), study_time = COALESCE(study_time, ?),
+           study_instant = COALESCE(study_instant, ?),
+           accession_number = COALESCE(accession_number, ?), description = COALESCE(description, ?)
+          WHERE study_uid = ? AND institution_id = ?
+            AND ((study_date IS NULL AND ? IS NOT NULL) OR (study_time IS NULL AND ? IS NOT NULL)
+              OR (study_instant IS NULL AND ? IS NOT NULL) OR (accession_number IS NULL AND ? IS NOT NULL)
+              OR (description IS NULL AND ? IS NOT NULL));
          INSERT INTO series (study_id, series_uid, modality, series_number, description, body_part, series_date, series_time, station_name, manufacturer, model)
          VALUES ((SELECT id FROM study WHERE study_uid = ? AND institution_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (study_id, series_uid) DO UPDATE SET modality = COALESCE(modality, excluded.modality);",
@@ -159,6 +175,19 @@ pub(crate) async fn commit_one(
     .bind(&a.institution_name)
     .bind(r.received_unix)
     .bind(r.stable_after_secs)
+    // study: what a later instance fills in (the values, the study, the values again)
+    .bind(&a.study_date)
+    .bind(&a.study_time)
+    .bind(r.study_instant)
+    .bind(&a.accession_number)
+    .bind(&a.study_description)
+    .bind(&r.study_instance_uid)
+    .bind(r.performing_institution_id)
+    .bind(&a.study_date)
+    .bind(&a.study_time)
+    .bind(r.study_instant)
+    .bind(&a.accession_number)
+    .bind(&a.study_description)
     // series
     .bind(&r.study_instance_uid)
     .bind(r.performing_institution_id)
