@@ -1,14 +1,7 @@
 //! Objects as files under the data directory, through `object_store`'s LocalFileSystem for
 //! reads, listing and deletes. Persisting writes an in-memory spool straight to its final name
-//! (or renames a spool file): object_store's local `put` does not fsync, and copying a spool
-//! file through it would write every byte twice.
-//!
-//! Two ways to make a persisted object durable (ARCHITECTURE.md, "Durability: one sync a
-//! group"): [`LocalBlobs::open`] fsyncs each file and its directory before `persist` returns;
-//! [`LocalBlobs::open_grouped`] leaves that to the index writer, which syncs the whole object
-//! volume once per group commit ([`VolumeSync`]) before the group's rows commit — so an index
-//! row still never names bytes that are not on disk, and the acknowledgment still waits for
-//! both.
+//! (or renames a spool file) and fsyncs the file and its directory: object_store's local `put`
+//! does not fsync, and copying a spool file through it would write every byte twice.
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -24,27 +17,9 @@ pub struct LocalBlobs {
     root: PathBuf,
     spool: PathBuf,
     store: LocalFileSystem,
-    /// Each persist syncs its own file and directory (`true`), or the index writer syncs the
-    /// volume for a whole group ([`VolumeSync`]).
-    sync_each: bool,
-}
-
-/// Makes every write on the object volume durable at once: `syncfs(2)` on the data directory
-/// (Linux ≥ 5.8 reports write-back errors through it). One call covers every object file,
-/// every new directory entry and every rename of a group, whichever association wrote them.
-#[derive(Clone)]
-pub struct VolumeSync {
-    dir: std::sync::Arc<std::fs::File>,
-}
-
-impl VolumeSync {
-    pub fn sync(&self) -> std::io::Result<()> {
-        rustix::fs::syncfs(self.dir.as_ref()).map_err(std::io::Error::from)
-    }
 }
 
 impl LocalBlobs {
-    /// Objects that are durable when `persist` returns (file and directory fsync'd).
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root).map_err(StoreError::from_io)?;
         let spool = root.join("spool");
@@ -55,23 +30,7 @@ impl LocalBlobs {
             root: root.to_path_buf(),
             spool,
             store,
-            sync_each: true,
         })
-    }
-
-    /// Objects made durable by the index writer, a group at a time: the returned
-    /// [`VolumeSync`] must be given to the index ([`crate::SqliteIndex::open_chained`]), which
-    /// syncs the volume before each group of instance rows commits.
-    pub fn open_grouped(root: &Path) -> Result<(Self, VolumeSync), StoreError> {
-        let mut blobs = Self::open(root)?;
-        blobs.sync_each = false;
-        let dir = std::fs::File::open(root).map_err(StoreError::from_io)?;
-        Ok((
-            blobs,
-            VolumeSync {
-                dir: std::sync::Arc::new(dir),
-            },
-        ))
     }
 }
 
@@ -80,11 +39,10 @@ enum Source {
     Spool(PathBuf),
 }
 
-/// Writes (or moves) the object to `target`; with `sync_each`, then makes it durable: the
-/// file's data, then its directory entry (POSIX: a new name is durable only once the directory
-/// is fsync'd), and the ancestors' entries when directories were just created. Without it the
-/// group's [`VolumeSync`] does all of that at once.
-fn persist_blocking(source: Source, target: &Path, sync_each: bool) -> std::io::Result<()> {
+/// Writes (or moves) the object to `target`, then makes it durable: the file's data, then its
+/// directory entry (POSIX: a new name is durable only once the directory is fsync'd), and the
+/// ancestors' entries when directories were just created.
+fn persist_blocking(source: Source, target: &Path) -> std::io::Result<()> {
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("key has no directory"))?;
@@ -109,7 +67,7 @@ fn persist_blocking(source: Source, target: &Path, sync_each: bool) -> std::io::
                     .create_new(true)
                     .open(target)?;
                 f.write_all(&bytes)?;
-                if sync_each { f.sync_all() } else { Ok(()) }
+                f.sync_all()
             })();
             if let Err(e) = written {
                 let _ = std::fs::remove_file(target);
@@ -117,14 +75,9 @@ fn persist_blocking(source: Source, target: &Path, sync_each: bool) -> std::io::
             }
         }
         Source::Spool(spool) => {
-            if sync_each {
-                std::fs::File::open(&spool)?.sync_all()?;
-            }
+            std::fs::File::open(&spool)?.sync_all()?;
             std::fs::rename(&spool, target)?;
         }
-    }
-    if !sync_each {
-        return Ok(());
     }
     let mut d = dir;
     loop {
@@ -156,8 +109,7 @@ impl BlobStore for LocalBlobs {
             Body::Memory(bytes) => Source::Bytes(bytes.clone()),
             Body::File(guard) => Source::Spool(guard.path().to_path_buf()),
         };
-        let sync_each = self.sync_each;
-        tokio::task::spawn_blocking(move || persist_blocking(source, &target, sync_each))
+        tokio::task::spawn_blocking(move || persist_blocking(source, &target))
             .await
             .map_err(|e| StoreError::backend("persisting an object", e))?
             .map_err(StoreError::from_io)

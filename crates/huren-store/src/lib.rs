@@ -29,5 +29,5 @@ pub mod sqlite;
 mod trigger_tests;
 mod writer;
 
-pub use blob::{LocalBlobs, VolumeSync};
+pub use blob::LocalBlobs;
 pub use sqlite::SqliteIndex;

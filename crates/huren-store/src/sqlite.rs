@@ -43,24 +43,13 @@ impl SqliteIndex {
     /// Opens (creating and migrating) the index at `path` and starts the group-commit writer.
     /// Audit events are not chained (tools and tests); serving uses [`SqliteIndex::open_chained`].
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(Self::connect_options(path), None, None).await
+        Self::open_with(Self::connect_options(path), None).await
     }
 
     /// Opens the index with the audit chain's key: every audit event this process stores is
     /// chained (docs/audit.md).
     pub async fn open_chained(path: &Path, key: Option<Arc<ChainKey>>) -> Result<Self, StoreError> {
-        Self::open_with(Self::connect_options(path), key, None).await
-    }
-
-    /// As [`SqliteIndex::open_chained`], for objects persisted without their own fsync
-    /// ([`crate::LocalBlobs::open_grouped`]): the writer syncs their volume before each group
-    /// that holds instance rows commits.
-    pub async fn open_serving(
-        path: &Path,
-        key: Option<Arc<ChainKey>>,
-        objects: crate::blob::VolumeSync,
-    ) -> Result<Self, StoreError> {
-        Self::open_with(Self::connect_options(path), key, Some(objects)).await
+        Self::open_with(Self::connect_options(path), key).await
     }
 
     /// Opens the index for building a throw-away data set quickly (`huren bench-fill`):
@@ -69,7 +58,6 @@ impl SqliteIndex {
         Self::open_with(
             Self::connect_options(path).synchronous(SqliteSynchronous::Off),
             None,
-            None,
         )
         .await
     }
@@ -77,7 +65,6 @@ impl SqliteIndex {
     async fn open_with(
         opts: SqliteConnectOptions,
         chain_key: Option<Arc<ChainKey>>,
-        objects: Option<crate::blob::VolumeSync>,
     ) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -108,7 +95,7 @@ impl SqliteIndex {
         });
         let conn = SqliteConnection::connect_with(&opts).await.map_err(db)?;
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(writer(conn, rx, Chain::new(chain_key), objects));
+        tokio::spawn(writer(conn, rx, Chain::new(chain_key)));
         Ok(SqliteIndex { pool, writer: tx })
     }
 

@@ -56,15 +56,11 @@ impl Done {
 }
 
 /// The group-commit loop: waits for one request, takes every other one already queued (up to
-/// a bound), and commits them together. With `objects`, a group holding instances first makes
-/// their files durable with one sync of the object volume — started at once, so the disk
-/// works while the group's statements run, and awaited before COMMIT: a row is never durable
-/// before the bytes it names.
+/// a bound), and commits them together.
 pub(crate) async fn writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Job>,
     mut chain: Chain,
-    objects: Option<crate::blob::VolumeSync>,
 ) {
     const MAX_BATCH: usize = 256;
     while let Some(first) = rx.recv().await {
@@ -76,16 +72,9 @@ pub(crate) async fn writer(
             }
         }
         let mut done: Vec<Done> = Vec::with_capacity(batch.len());
-        let objects_synced = objects
-            .as_ref()
-            .filter(|_| batch.iter().any(|j| matches!(j, Job::Instance(..))))
-            .map(|v| {
-                let v = v.clone();
-                tokio::task::spawn_blocking(move || v.sync())
-            });
-        let tx_result: Result<(), StoreError> = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-            chain.load(&mut tx).await.map_err(db)?;
+        let tx_result: Result<(), sqlx::Error> = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            chain.load(&mut tx).await?;
             for job in batch {
                 // Each job runs inside its own savepoint: a refused one leaves no trace and
                 // the rest of the group commits (its audit link is taken back too).
@@ -109,17 +98,10 @@ pub(crate) async fn writer(
                 }
                 done.push(d);
             }
-            if let Some(synced) = objects_synced {
-                // Dropping `tx` rolls the group back: no row without its bytes.
-                synced
-                    .await
-                    .map_err(|e| StoreError::backend("syncing the object volume", e))?
-                    .map_err(StoreError::from_io)?;
-            }
-            tx.commit().await.map_err(db)
+            tx.commit().await
         }
         .await;
-        let failed = tx_result.err();
+        let failed = tx_result.err().map(db);
         if let Some(err) = &failed {
             tracing::error!(error = %err, "group commit failed");
         }

@@ -521,13 +521,10 @@ fn spawn_quality(archive: &Archive, settings: &config::Quality) {
 pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyhow::Result<Archive> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    // Objects are made durable a group at a time by the index writer (ARCHITECTURE.md,
-    // "Durability: one sync a group").
-    let (blobs, volume) = LocalBlobs::open_grouped(data_dir).context("opening object storage")?;
-    let index =
-        SqliteIndex::open_serving(&data_dir.join("index.sqlite"), chain_key(settings)?, volume)
-            .await
-            .context("opening the index")?;
+    let index = SqliteIndex::open_chained(&data_dir.join("index.sqlite"), chain_key(settings)?)
+        .await
+        .context("opening the index")?;
+    let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
     let cfg = archive_config(settings)?;
     let index = Arc::new(index);
     let archive = Archive::new(index.clone(), Arc::new(blobs), index.clone(), index, cfg);
