@@ -16,6 +16,8 @@ command -v ojph_compress >/dev/null 2>&1 || need_apt+=(openjph-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # curl: the HTTPS handshakes in test_tls.py.
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# strace: the durability-order test watches the syscalls of a C-STORE.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 # Headless Chromium for the OHIF viewer test (driven by Playwright, which uses it by path).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
