@@ -188,10 +188,10 @@ impl Archive {
             // A random salt from the OS, in the PHC string with the parameters.
             let hash: Result<PasswordHash, _> = Argon2::default().hash_password(pw.as_bytes());
             hash.map(|h| h.to_string())
-                .map_err(|e| AdminError::failed("hashing a password")(e.to_string().into()))
+                .map_err(|e| AdminError::failed("hashing a password", e.to_string()))
         })
         .await
-        .map_err(|e| AdminError::failed("the password hashing task")(e.into()))??;
+        .map_err(|e| AdminError::failed("the password hashing task", e))??;
         let id = self
             .index
             .add_user(NewUser {

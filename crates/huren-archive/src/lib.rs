@@ -272,8 +272,12 @@ impl AdminError {
 
     pub(crate) fn failed(
         step: &'static str,
-    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Self {
-        move |source| AdminError::Failed { step, source }
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        AdminError::Failed {
+            step,
+            source: source.into(),
+        }
     }
 }
 

@@ -856,7 +856,7 @@ impl Archive {
         let jpeg =
             tokio::task::spawn_blocking(move || render_frame(bytes, encapsulated, &ts, pm, size))
                 .await
-                .map_err(|e| AdminError::failed("the rendering task")(e.into()))??;
+                .map_err(|e| AdminError::failed("the rendering task", e))??;
         let reader = grant.principal().label();
         if self.access_log.first_in_window(
             &reader,

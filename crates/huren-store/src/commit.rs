@@ -83,15 +83,15 @@ pub(crate) async fn commit_one(
            stable_after_secs = excluded.stable_after_secs;
          -- What the first instance lacked, filled from a later one: a statement of its own, so
          -- the common case (nothing to fill) does not rewrite the date and accession indexes.
-         -- (Plain `?` bound twice: numbered parameters would not follow the statements' order.)
          UPDATE study SET
-           study_date = COALESCE(study_date, ?), study_time = COALESCE(study_time, ?),
-           study_instant = COALESCE(study_instant, ?),
-           accession_number = COALESCE(accession_number, ?), description = COALESCE(description, ?)
+           study_date = COALESCE(study_date, v.d), study_time = COALESCE(study_time, v.t),
+           study_instant = COALESCE(study_instant, v.i),
+           accession_number = COALESCE(accession_number, v.a), description = COALESCE(description, v.de)
+          FROM (SELECT ? AS d, ? AS t, ? AS i, ? AS a, ? AS de) AS v
           WHERE study_uid = ? AND institution_id = ?
-            AND ((study_date IS NULL AND ? IS NOT NULL) OR (study_time IS NULL AND ? IS NOT NULL)
-              OR (study_instant IS NULL AND ? IS NOT NULL) OR (accession_number IS NULL AND ? IS NOT NULL)
-              OR (description IS NULL AND ? IS NOT NULL));
+            AND ((study_date IS NULL AND v.d IS NOT NULL) OR (study_time IS NULL AND v.t IS NOT NULL)
+              OR (study_instant IS NULL AND v.i IS NOT NULL) OR (accession_number IS NULL AND v.a IS NOT NULL)
+              OR (description IS NULL AND v.de IS NOT NULL));
          INSERT INTO series (study_id, series_uid, modality, series_number, description, body_part, series_date, series_time, station_name, manufacturer, model)
          VALUES ((SELECT id FROM study WHERE study_uid = ? AND institution_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (study_id, series_uid) DO UPDATE SET modality = COALESCE(modality, excluded.modality);",
@@ -175,7 +175,7 @@ pub(crate) async fn commit_one(
     .bind(&a.institution_name)
     .bind(r.received_unix)
     .bind(r.stable_after_secs)
-    // study: what a later instance fills in (the values, the study, the values again)
+    // study: what a later instance fills in
     .bind(&a.study_date)
     .bind(&a.study_time)
     .bind(r.study_instant)
@@ -183,11 +183,6 @@ pub(crate) async fn commit_one(
     .bind(&a.study_description)
     .bind(&r.study_instance_uid)
     .bind(r.performing_institution_id)
-    .bind(&a.study_date)
-    .bind(&a.study_time)
-    .bind(r.study_instant)
-    .bind(&a.accession_number)
-    .bind(&a.study_description)
     // series
     .bind(&r.study_instance_uid)
     .bind(r.performing_institution_id)
