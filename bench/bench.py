@@ -132,7 +132,7 @@ class Huren:
         env = dict(ENV, HUREN_BOOTSTRAP_ADMIN_TOKEN=TOKEN, RUST_LOG="warn")
         self.proc = subprocess.Popen([HUREN, "serve", "--data-dir", self.dir, "--http", f"127.0.0.1:{self.http}",
                                       "--dimse", f"127.0.0.1:{self.dimse}", "--ae-title", "HUREN"],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "server.log", "ab"))
         wait_port(self.http), wait_port(self.dimse)
         self.aet = "HUREN"
         self.base = f"http://127.0.0.1:{self.http}/dicom-web"
@@ -194,9 +194,9 @@ def storescu(server_port, aet, dirs):
     return time.perf_counter() - t0
 
 
-def split_dirs(src, n, dest):
+def split_files(files, n, dest):
+    """`files` dealt round-robin into n directories of hard links."""
     shutil.rmtree(dest, ignore_errors=True)
-    files = sorted(f for f in src.glob("*.dcm"))
     dirs = []
     for k in range(n):
         d = dest / str(k)
@@ -205,6 +205,10 @@ def split_dirs(src, n, dest):
             os.link(f, d / f.name)
         dirs.append(d)
     return dirs
+
+
+def split_dirs(src, n, dest):
+    return split_files(sorted(src.glob("*.dcm")), n, dest)
 
 
 def storescp_limit(ct_dirs, fork):
@@ -291,7 +295,7 @@ def timed_get(url, headers, accept=None):
 
 
 def wrk(url, headers, seconds=10, clients=8):
-    args = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency"] + sum((["-H", f"{k}: {v}"] for k, v in headers.items()), []) + [url]
+    args = ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds}s", "--latency"] + sum((["-H", f"{k}: {v}"] for k, v in headers.items()), []) + [url]
     out = subprocess.run(args, capture_output=True, text=True).stdout
     def pick(label):
         for line in out.splitlines():
@@ -323,6 +327,9 @@ def main():
     ct4 = split_dirs(ct, 4, WORK / "split" / "ct4")
     small4 = sorted(p for p in small.iterdir() if p.is_dir())
     n_small = sum(len(list(d.glob("*.dcm"))) for d in small4)
+    # Many senders at once (issue 22, item 2): the same small instances over 16 and 64
+    # associations, each its own study set.
+    small_many = {n: split_files(sorted(small.rglob("*.dcm")), n, WORK / "split" / f"small{n}") for n in (16, 64)}
     results = {}
     results["limits"] = {
         "storescp CT 1 assoc (inst/s)": 500 / storescp_limit(ct1, False),
@@ -344,6 +351,11 @@ def main():
         server.start()
         r["c. STOW-RS CT 500, 4 parallel requests (inst/s)"] = 500 / stow(server, stow_bodies(ct4))
         server.stop()
+        for n, dirs in small_many.items():
+            server.start()
+            r[f"b. small, {n} assoc (inst/s)"] = n_small / storescu(server.dimse, server.aet, dirs)
+            r[f"h. peak RSS during (b) over {n} assoc, MiB"] = peak_rss_kib(server.proc.pid) / 1024
+            server.stop()
         server.start()
         r["b. small, 4 assoc (inst/s)"] = n_small / storescu(server.dimse, server.aet, small4)
         r["a2. CT 500 again for (e–g), 4 assoc (inst/s)"] = 500 / storescu(server.dimse, server.aet, ct4)

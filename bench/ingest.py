@@ -4,11 +4,13 @@ CT and the 2,000 small instances of `bench.py --quick`, over 1 and 4 association
 Usage (from the repository root, after `bash bench/run.sh` has installed the tools once):
     HUREN_BIN=target/release/huren .venv/bin/python bench/ingest.py [huren] [orthanc] [old]
 `old` runs a second huren build named by HUREN_OLD_BIN (before/after in the same run).
-Prints instances per second per measure and server.
+Prints instances per second per measure and server; ROUNDS=n alternates the servers n times
+and prints the medians.
 """
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +35,7 @@ def settle(server):
     time.sleep(3)
 
 
-for name in which:
+def measure(name):
     if name == "orthanc":
         server = bench.Orthanc()
     else:
@@ -50,4 +52,19 @@ for name in which:
     r["CT 500, 4 assoc"] = 500 / bench.storescu(server.dimse, server.aet, ct4)
     r["small, 4 assoc"] = n_small / bench.storescu(server.dimse, server.aet, small4)
     server.stop()
-    print(name, json.dumps({k: round(v) for k, v in r.items()}), flush=True)
+    settle(server)
+    return r
+
+
+# Rounds alternate the servers (A B A B …) so that a slow minute of the shared disk falls on
+# both; the median of the rounds is reported.
+rounds = int(os.environ.get("ROUNDS", "1"))
+results = {name: [] for name in which}
+for k in range(rounds):
+    for name in which:
+        r = measure(name)
+        results[name].append(r)
+        print(f"round {k + 1}", name, json.dumps({m: round(v) for m, v in r.items()}), flush=True)
+for name, rs in results.items():
+    med = {m: round(statistics.median(r[m] for r in rs)) for m in rs[0]}
+    print("median", name, json.dumps(med), flush=True)

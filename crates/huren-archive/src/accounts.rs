@@ -426,6 +426,7 @@ impl Archive {
                 open,
             })
             .await?;
+        self.callers.forget_encounters(inst.institution_id);
         let ev = AuditEvent {
             action: AuditAction::EncounterChanged,
             outcome: Outcome::Success,

@@ -18,6 +18,7 @@ impl Archive {
         // may have changed.
         self.attribution.clear();
         self.hl7_senders.clear();
+        self.callers.clear();
         self.audit_admin(
             AuditAction::ConfigurationChanged,
             &grant.principal().label(),

@@ -12,11 +12,19 @@ use huren_access::{AuditEvent, Principal, Sender, User};
 impl Archive {
     /// The principal a bearer token (its SHA-256, `huren_access::hash_token`) stands for: an
     /// operator or an institution's system; `None` for an unknown, revoked or expired token.
+    /// Reused for up to a second (crate::caller_cache says what may lag).
     pub async fn principal_for_token(
         &self,
         token_hash: &str,
     ) -> Result<Option<Principal>, StoreError> {
-        self.index.principal_for_token(token_hash).await
+        if let Some(p) = self.callers.principal(token_hash) {
+            return Ok(Some(p));
+        }
+        let found = self.index.principal_for_token(token_hash).await?;
+        if let Some(p) = &found {
+            self.callers.keep_principal(token_hash, p.clone());
+        }
+        Ok(found)
     }
 
     /// The person a system acts for (`X-Huren-On-Behalf-Of`): an active account of the

@@ -22,6 +22,7 @@ pub mod accounts;
 mod administration;
 mod attribution;
 pub mod breakglass;
+pub mod caller_cache;
 pub mod callers;
 pub mod catalog;
 pub mod consent;
@@ -227,6 +228,7 @@ pub struct Archive {
     catalog_cache: Arc<catalog::CatalogCache>,
     judged_cache: Arc<judged_cache::JudgedCache>,
     access_log: Arc<reach::AccessLog>,
+    callers: Arc<caller_cache::CallerCache>,
     notifier: Arc<dyn ports::Notifier>,
 }
 
@@ -301,6 +303,7 @@ impl Archive {
             catalog_cache: Arc::default(),
             judged_cache: Arc::default(),
             access_log: Arc::default(),
+            callers: Arc::default(),
             notifier: Arc::new(ports::NoNotifier),
         }
     }

@@ -81,6 +81,36 @@ fn cause_text(source: &Option<Cause>) -> String {
     out
 }
 
+/// Whether an instance's object has reached the disk, for the index writer: an instance's rows
+/// may be written while its bytes are still being synced, but they commit only once this
+/// resolves `Ok` (a row is never durable before its object; ARCHITECTURE.md, ingest step 6).
+pub struct BytesDurable(Option<tokio::sync::oneshot::Receiver<Result<(), StoreError>>>);
+
+impl BytesDurable {
+    /// The object is durable already.
+    pub fn already() -> Self {
+        BytesDurable(None)
+    }
+    /// Durable once the sender reports `Ok`; an error or a dropped sender means it is not.
+    pub fn pending() -> (tokio::sync::oneshot::Sender<Result<(), StoreError>>, Self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (tx, BytesDurable(Some(rx)))
+    }
+    /// Waits for the outcome; once `Ok`, later calls return at once.
+    pub async fn wait(&mut self) -> Result<(), StoreError> {
+        let Some(rx) = self.0.as_mut() else {
+            return Ok(());
+        };
+        let r = rx
+            .await
+            .unwrap_or_else(|_| Err(StoreError::broken("persisting an object was abandoned")));
+        if r.is_ok() {
+            self.0 = None;
+        }
+        r
+    }
+}
+
 /// Where object bytes live. Writes are two-phase: bytes are first spooled (in memory or to a
 /// local file, hashed as they arrive), then made durable under their final key by
 /// [`BlobStore::persist`].
@@ -236,10 +266,15 @@ pub trait IngestIndex: Send + Sync {
     /// Commits one instance and its audit event atomically, applying the duplicate-UID policy
     /// inside the same serialized transaction (see ARCHITECTURE.md). May be batched with other
     /// concurrent commits (group commit); returns only once durable.
+    ///
+    /// `durable` gates the commit: the rows are written while the object's bytes are still
+    /// being synced, and commit only once it resolves `Ok`; otherwise nothing of the
+    /// instance is kept and its error is returned.
     async fn commit_instance(
         &self,
         rec: NewInstance,
         audit: AuditEvent,
+        durable: BytesDurable,
     ) -> Result<CommitOutcome, StoreError>;
     async fn set_study_lifecycle(
         &self,

@@ -286,12 +286,20 @@ impl Archive {
             ))),
             ReadScope::Institution(id) => {
                 // Send-for configuration changes rarely (cached like attribution); encounters
-                // open and close all day, so they are read each time.
+                // open and close all day: reused for a second, and read again at once when
+                // one opens or closes here (crate::caller_cache).
                 let institutions = self
                     .attribution
                     .own_institutions(self.index.as_ref(), id)
                     .await?;
-                let persons = self.index.encounter_persons(id).await?;
+                let persons = match self.callers.encounter_persons(id) {
+                    Some(p) => p,
+                    None => {
+                        let p = self.index.encounter_persons(id).await?;
+                        self.callers.keep_encounter_persons(id, p.clone());
+                        p
+                    }
+                };
                 Ok(Reach::Institution {
                     institutions,
                     persons,

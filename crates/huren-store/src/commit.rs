@@ -75,9 +75,13 @@ pub(crate) async fn commit_one(
     );
     sql.push_str(NEW_RECORD_PERSON);
     sql.push_str(
-        "INSERT INTO study (patient_id, study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
-                            description, referring_physician, institution_name, last_instance_at, stable_after_secs)
-         VALUES ((SELECT id FROM patient WHERE issuer = ? AND patient_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "-- The study carries its record's name groups for newest-first name searches
+         -- (migration 0044; its triggers follow later renames and moves).
+         INSERT INTO study (study_uid, institution_id, study_date, study_time, study_instant, accession_number, study_id,
+                            description, referring_physician, institution_name, last_instance_at, stable_after_secs,
+                            patient_id, patient_name_alphabetic, patient_name_ideographic, patient_name_phonetic)
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, p.id, p.name_alphabetic, p.name_ideographic, p.name_phonetic
+           FROM patient p WHERE p.issuer = ? AND p.patient_id = ?
          ON CONFLICT (study_uid, institution_id) DO UPDATE SET
            last_instance_at = excluded.last_instance_at, stable_at = NULL,
            stable_after_secs = excluded.stable_after_secs;
@@ -161,8 +165,6 @@ pub(crate) async fn commit_one(
         ts,
     )
     // study
-    .bind(&r.patient_issuer)
-    .bind(&r.patient_id)
     .bind(&r.study_instance_uid)
     .bind(r.performing_institution_id)
     .bind(&a.study_date)
@@ -175,6 +177,8 @@ pub(crate) async fn commit_one(
     .bind(&a.institution_name)
     .bind(r.received_unix)
     .bind(r.stable_after_secs)
+    .bind(&r.patient_issuer)
+    .bind(&r.patient_id)
     // study: what a later instance fills in
     .bind(&a.study_date)
     .bind(&a.study_time)

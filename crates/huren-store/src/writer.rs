@@ -8,7 +8,7 @@ use crate::commit::{commit_one, commit_oru_in};
 use crate::sql::db;
 use huren_access::AuditEvent;
 use huren_archive::model::*;
-use huren_archive::ports::StoreError;
+use huren_archive::ports::{BytesDurable, StoreError};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,7 @@ pub(crate) enum Job {
     Instance(
         Box<NewInstance>,
         AuditEvent,
+        BytesDurable,
         oneshot::Sender<Result<CommitOutcome, StoreError>>,
     ),
     Oru(
@@ -30,33 +31,29 @@ pub(crate) enum Job {
 }
 
 /// A job's result, held until its group commits.
-pub(crate) enum Done {
-    Instance(
-        oneshot::Sender<Result<CommitOutcome, StoreError>>,
-        Result<CommitOutcome, StoreError>,
-    ),
-    Oru(
-        oneshot::Sender<Result<OruOutcome, StoreError>>,
-        Result<OruOutcome, StoreError>,
-    ),
-    Audit(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    ),
+enum Outcome {
+    Instance(Result<CommitOutcome, StoreError>),
+    Oru(Result<OruOutcome, StoreError>),
+    Audit(Result<(), StoreError>),
 }
 
-impl Done {
+impl Outcome {
     fn failed(&self) -> bool {
         match self {
-            Done::Instance(_, r) => r.is_err(),
-            Done::Oru(_, r) => r.is_err(),
-            Done::Audit(_, r) => r.is_err(),
+            Outcome::Instance(r) => r.is_err(),
+            Outcome::Oru(r) => r.is_err(),
+            Outcome::Audit(r) => r.is_err(),
         }
     }
 }
 
 /// The group-commit loop: waits for one request, takes every other one already queued (up to
 /// a bound), and commits them together.
+///
+/// An instance's bytes may still be on their way to the disk when its job arrives: its rows
+/// are written meanwhile, and the group commits only once every instance in it reports its
+/// object durable. If one does not (a write or sync failed), the whole transaction is rolled
+/// back and the group runs again without it: a row is never durable before its object.
 pub(crate) async fn writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Job>,
@@ -71,63 +68,110 @@ pub(crate) async fn writer(
                 Err(_) => break,
             }
         }
-        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
-        let tx_result: Result<(), sqlx::Error> = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            chain.load(&mut tx).await?;
-            for job in batch {
-                // Each job runs inside its own savepoint: a refused one leaves no trace and
-                // the rest of the group commits (its audit link is taken back too).
-                let mark = chain.mark();
-                let d = match job {
-                    Job::Instance(rec, audit, reply) => {
-                        let r = commit_one(&mut tx, &rec, &audit, &mut chain).await;
-                        Done::Instance(reply, r)
+        // Per job: the object's durability, once known (`None`: not an instance, or not yet
+        // awaited).
+        let mut not_durable: Vec<Option<StoreError>> = batch.iter().map(|_| None).collect();
+        let (failed, outcomes) = loop {
+            let run = run_group(&mut conn, &mut batch, &not_durable, &mut chain).await;
+            match run {
+                Ok(Ok(outcomes)) => break (None, outcomes),
+                // Some objects did not become durable: roll back (dropping the transaction)
+                // and write the group again without them.
+                Ok(Err(newly)) => {
+                    for (slot, e) in not_durable.iter_mut().zip(newly) {
+                        if slot.is_none() {
+                            *slot = e;
+                        }
                     }
-                    Job::Oru(oru, audit, reply) => {
-                        let r = commit_oru_in(&mut tx, &oru, &audit, &mut chain).await;
-                        Done::Oru(reply, r)
-                    }
-                    Job::Audit(ev, reply) => {
-                        let r = insert_audit(&mut tx, &ev, &mut chain).await.map_err(db);
-                        Done::Audit(reply, r)
-                    }
-                };
-                if d.failed() {
-                    chain.reset(mark);
                 }
-                done.push(d);
+                Err(e) => break (Some(db(e)), Vec::new()),
             }
-            tx.commit().await
-        }
-        .await;
-        let failed = tx_result.err().map(db);
+        };
         if let Some(err) = &failed {
             tracing::error!(error = %err, "group commit failed");
         }
-        for d in done {
-            match d {
-                Done::Instance(reply, r) => {
-                    let _ = reply.send(match &failed {
-                        Some(e) => Err(clone_err(e)),
-                        None => r,
+        let mut outcomes = outcomes.into_iter();
+        for (job, gate) in batch.into_iter().zip(not_durable) {
+            let outcome = outcomes.next();
+            let fail = |e: &StoreError| clone_err(failed.as_ref().unwrap_or(e));
+            match job {
+                Job::Instance(_, _, _, reply) => {
+                    let _ = reply.send(match (&failed, gate, outcome) {
+                        (None, None, Some(Outcome::Instance(r))) => r,
+                        (_, Some(e), _) => Err(e),
+                        (Some(e), _, _) => Err(fail(e)),
+                        _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
-                Done::Oru(reply, r) => {
-                    let _ = reply.send(match &failed {
-                        Some(e) => Err(clone_err(e)),
-                        None => r,
+                Job::Oru(_, _, reply) => {
+                    let _ = reply.send(match (&failed, outcome) {
+                        (None, Some(Outcome::Oru(r))) => r,
+                        (Some(e), _) => Err(fail(e)),
+                        _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
-                Done::Audit(reply, r) => {
-                    let _ = reply.send(match &failed {
-                        Some(e) => Err(clone_err(e)),
-                        None => r,
+                Job::Audit(_, reply) => {
+                    let _ = reply.send(match (&failed, outcome) {
+                        (None, Some(Outcome::Audit(r))) => r,
+                        (Some(e), _) => Err(fail(e)),
+                        _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
             }
         }
     }
+}
+
+/// One attempt at a group: every job whose object is not known to have failed, each in its
+/// own savepoint, then — once every instance's object is durable — the commit. `Ok(Err(v))`
+/// when objects failed to become durable (`v` names them; nothing was committed).
+async fn run_group(
+    conn: &mut SqliteConnection,
+    batch: &mut [Job],
+    not_durable: &[Option<StoreError>],
+    chain: &mut Chain,
+) -> Result<Result<Vec<Outcome>, Vec<Option<StoreError>>>, sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    chain.load(&mut tx).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (job, gate) in batch.iter().zip(not_durable) {
+        // Each job runs inside its own savepoint: a refused one leaves no trace and the rest
+        // of the group commits (its audit link is taken back too).
+        let mark = chain.mark();
+        let d = match job {
+            Job::Instance(..) if gate.is_some() => {
+                Outcome::Instance(Err(StoreError::broken("object not durable")))
+            }
+            Job::Instance(rec, audit, _, _) => {
+                Outcome::Instance(commit_one(&mut tx, rec, audit, chain).await)
+            }
+            Job::Oru(oru, audit, _) => {
+                Outcome::Oru(commit_oru_in(&mut tx, oru, audit, chain).await)
+            }
+            Job::Audit(ev, _) => Outcome::Audit(insert_audit(&mut tx, ev, chain).await.map_err(db)),
+        };
+        if d.failed() {
+            chain.reset(mark);
+        }
+        outcomes.push(d);
+    }
+    // The rows are written; now wait for the objects (their syncs ran meanwhile).
+    let mut newly: Vec<Option<StoreError>> = batch.iter().map(|_| None).collect();
+    let mut any = false;
+    for ((job, gate), slot) in batch.iter_mut().zip(not_durable).zip(newly.iter_mut()) {
+        if let (Job::Instance(_, _, durable, _), None) = (job, gate)
+            && let Err(e) = durable.wait().await
+        {
+            *slot = Some(e);
+            any = true;
+        }
+    }
+    if any {
+        // Dropping the transaction rolls it back.
+        return Ok(Err(newly));
+    }
+    tx.commit().await?;
+    Ok(Ok(outcomes))
 }
 
 pub(crate) fn clone_err(e: &StoreError) -> StoreError {

@@ -3,7 +3,9 @@
 //! temporary directory. A second back end (PostgreSQL) is to pass the same tests.
 
 mod audit;
+mod durable_gate;
 mod institutions;
+mod query_plan;
 
 use huren_archive::model::NewInstitution;
 use huren_types::{InstitutionCode, InstitutionLevel, Ownership};
