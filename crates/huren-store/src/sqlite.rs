@@ -21,6 +21,9 @@ pub struct SqliteIndex {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: mpsc::Sender<Job>,
 }
+/// Read connections of the index (the writer has its own).
+const POOL_CONNECTIONS: u32 = 8;
+
 pub(crate) const OPTIMIZE: &str = "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;";
 
 impl SqliteIndex {
@@ -66,8 +69,15 @@ impl SqliteIndex {
         opts: SqliteConnectOptions,
         chain_key: Option<Arc<ChainKey>>,
     ) -> Result<Self, StoreError> {
+        // Every connection opened here, at start, and kept: each has a worker thread, which
+        // inherits the CPU priority of the thread that opened it. A connection opened later
+        // by a background task at low priority (quality scoring runs at nice 19) would serve
+        // interactive reads at that priority.
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(POOL_CONNECTIONS)
+            .min_connections(POOL_CONNECTIONS)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(opts.clone())
             .await
             .map_err(db)?;

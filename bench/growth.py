@@ -1,0 +1,48 @@
+"""Issue 22, item 5: does ingest slow down as the index grows? The same 2,000 small instances
+over 4 associations into an empty index and into a copy of the 1M-instance benchmark index
+(`bench.py --only-large` builds it), alternating, in one run.
+
+Usage (from bench/, after `bash bench/run.sh` or `bench.py --only-large` built the large index):
+    HUREN_BIN=… ../.venv/bin/python growth.py [rounds]
+Prints instances per second per round and the medians.
+"""
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import bench
+
+rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+large = bench.WORK / "huren-large-500000"
+if not (large / "filled").exists():
+    sys.exit("the 1M-instance index is missing: run `bench.py --only-large` first")
+ct, small = bench.generate(True)
+small4 = sorted(p for p in small.iterdir() if p.is_dir())
+n = sum(len(list(d.glob("*.dcm"))) for d in small4)
+rates = {"empty index": [], "1M-instance index": []}
+for k in range(rounds):
+    for label in rates:
+        server = bench.Huren()
+        shutil.rmtree(server.dir, ignore_errors=True)
+        if label == "empty index":
+            server.start()
+        else:
+            server.dir.mkdir(parents=True)
+            for f in ("index.sqlite", "index.sqlite-wal", "system.token"):
+                if (large / f).exists():
+                    shutil.copy(large / f, server.dir / f)
+            # The AE the benchmark sends from, as `Huren.start` registers it for a fresh index.
+            bench.run([bench.HUREN, "ae", "add", "--data-dir", server.dir, "--institution", "bench",
+                       "--ae-title", "STORESCU", "--host", "127.0.0.1"])
+            server.start(fresh=False)
+        os.sync()
+        time.sleep(3)
+        rate = n / bench.storescu(server.dimse, server.aet, small4)
+        server.stop()
+        rates[label].append(rate)
+        print(f"round {k + 1}", label, round(rate), flush=True)
+    shutil.rmtree(bench.WORK / "huren", ignore_errors=True)
+print(json.dumps({label: round(statistics.median(r)) for label, r in rates.items()}))
