@@ -69,7 +69,15 @@ impl SqliteIndex {
         opts: SqliteConnectOptions,
         chain_key: Option<Arc<ChainKey>>,
     ) -> Result<Self, StoreError> {
-        // Every connection opened here, at start, and kept: each has a worker thread, which
+        // The writer's connection first, alone: it creates the file, turns on WAL and
+        // migrates, which several connections opening a new file at once would contend for
+        // (SQLITE_BUSY on the journal mode change).
+        let mut conn = SqliteConnection::connect_with(&opts).await.map_err(db)?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| StoreError::backend("migrating the index", e))?;
+        // Then every read connection, opened now and kept: each has a worker thread, which
         // inherits the CPU priority of the thread that opened it. A connection opened later
         // by a background task at low priority (quality scoring runs at nice 19) would serve
         // interactive reads at that priority.
@@ -81,10 +89,6 @@ impl SqliteIndex {
             .connect_with(opts.clone())
             .await
             .map_err(db)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::backend("migrating the index", e))?;
         // Without statistics SQLite's planner guessed wrong for name wildcards (it scanned
         // studies in date order testing every patient's name: 30× slower at 20k studies).
         // `optimize` gathers them when missing or stale; `analysis_limit` keeps that to a
@@ -103,7 +107,6 @@ impl SqliteIndex {
                 }
             }
         });
-        let conn = SqliteConnection::connect_with(&opts).await.map_err(db)?;
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(writer(conn, rx, Chain::new(chain_key)));
         Ok(SqliteIndex { pool, writer: tx })
