@@ -2,8 +2,9 @@
 //! ([`SqliteIndex`]) and objects as files through object_store ([`LocalBlobs`]). PostgreSQL
 //! and S3 implementations slot in beside these without touching the use cases.
 //!
-//! Layout of a data directory: `index.sqlite` (+ WAL), `objects/YYYY/MM/DD/<uuid7>.dcm`
-//! (one file per received object, never overwritten), `spool/` (objects being received).
+//! Layout of a data directory: `index.sqlite` (+ WAL), `objects/YYYY/MM/DD/XX/<uuid7>.dcm`
+//! (one file per received object, never overwritten; `XX` one of 256 buckets; keys from before
+//! the buckets have none), `spool/` (objects being received).
 
 mod accounts;
 pub mod audit;
