@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+import requests
+
 import bench
 
 which = sys.argv[1:] or ["huren", "old", "orthanc"]
@@ -34,7 +36,6 @@ for name in which:
         bench.storescu(server.dimse, server.aet, [one])
         # make_image names the SOP Instance UID from the series UID and the number.
         base = f"{server.base}/studies/{study}/series/{series}/instances/"
-        import requests
         uids = [e["00080018"]["Value"][0] for e in requests.get(f"{server.base}/studies/{study}/series/{series}/instances", headers=server.headers, timeout=10).json()]
         inst = base + uids[0]
         r = {"size (bytes)": f.stat().st_size}

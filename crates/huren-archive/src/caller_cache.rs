@@ -33,7 +33,12 @@ pub struct CallerCache {
     encounters: Timed<i64, Vec<PersonKey>>,
 }
 
-fn fresh<K: std::hash::Hash + Eq, V: Clone>(map: &Timed<K, V>, key: &K) -> Option<V> {
+fn fresh<K, Q, V>(map: &Timed<K, V>, key: &Q) -> Option<V>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+    V: Clone,
+{
     let m = map.lock().ok()?;
     match m.get(key) {
         Some((at, v)) if at.elapsed() < CALLER_TTL => Some(v.clone()),
@@ -54,7 +59,7 @@ impl CallerCache {
     /// A live token's principal, when asked within the last [`CALLER_TTL`]. Unknown tokens
     /// are not kept: a token created a moment ago works at once.
     pub fn principal(&self, token_hash: &str) -> Option<Principal> {
-        fresh(&self.tokens, &token_hash.to_owned())
+        fresh(&self.tokens, token_hash)
     }
 
     pub fn keep_principal(&self, token_hash: &str, principal: Principal) {

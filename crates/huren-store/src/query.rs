@@ -94,14 +94,20 @@ fn prefix_within_group(m: &Matcher) -> bool {
 /// The same test as [`person_name`] for a prefix within one group, on the name groups the
 /// study carries (migration 0044), so that a newest-first scan reads its index alone.
 fn study_patient_name(m: &Matcher, binds: &mut Vec<String>) -> String {
-    let parts: Vec<String> = [
-        "s.patient_name_alphabetic",
-        "s.patient_name_ideographic",
-        "s.patient_name_phonetic",
-    ]
-    .iter()
-    .map(|c| predicate(c, m, true, binds))
-    .collect();
+    any_column(
+        &[
+            "s.patient_name_alphabetic",
+            "s.patient_name_ideographic",
+            "s.patient_name_phonetic",
+        ],
+        m,
+        binds,
+    )
+}
+
+/// `m` on any of `cols` (names: case-insensitive).
+fn any_column(cols: &[&str], m: &Matcher, binds: &mut Vec<String>) -> String {
+    let parts: Vec<String> = cols.iter().map(|c| predicate(c, m, true, binds)).collect();
     format!("({})", parts.join(" OR "))
 }
 
@@ -120,8 +126,7 @@ fn person_name(m: &Matcher, binds: &mut Vec<String>) -> String {
             "p.name_phonetic",
         ]
     };
-    let parts: Vec<String> = cols.iter().map(|c| predicate(c, m, true, binds)).collect();
-    format!("({})", parts.join(" OR "))
+    any_column(cols, m, binds)
 }
 
 /// How many patient records a name condition must match before a study query is driven by
@@ -466,6 +471,14 @@ impl Drop for ScanBudget {
     }
 }
 
+/// A statement this module built, with its values bound. Only fixed fragments are formatted
+/// into the statement; every value is bound.
+fn bound(sql: String, binds: &[String]) -> crate::chain::Query<'_> {
+    binds
+        .iter()
+        .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, b| q.bind(b))
+}
+
 /// The page as `build` returns it: one JSON text of row arrays.
 fn page_rows(page: Option<String>, level: Level) -> Result<Vec<Match>, StoreError> {
     let rows: Vec<crate::query::Row> = serde_json::from_str(page.as_deref().unwrap_or("[]"))
@@ -488,12 +501,12 @@ impl SqliteIndex {
         // when the reader's reach or other conditions make the matches rare after all, the
         // scan is interrupted and the query ranks its matches as usual.
         if let Some((sql, binds)) = count_named(q, many) {
-            let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-            for b in &binds {
-                count = count.bind(b);
-            }
             let mut conn = self.pool.acquire().await.map_err(db)?;
-            let named = count.fetch_one(&mut *conn).await.map_err(db)?;
+            let named: i64 = bound(sql, &binds)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db)?
+                .get(0);
             if named >= i64::from(many) {
                 // Counted in SQLite's virtual machine steps, not in time: under load a
                 // request's wall time stretches with the queue for the CPU, and a time budget
@@ -510,11 +523,7 @@ impl SqliteIndex {
                         handler.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 1
                     });
                 let (sql, binds) = build_with(q, Plan::NewestFirst);
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for b in &binds {
-                    query = query.bind(b);
-                }
-                let page = query.fetch_one(&mut *conn).await;
+                let page = bound(sql, &binds).fetch_one(&mut *conn).await;
                 conn.lock_handle()
                     .await
                     .map_err(db)?
@@ -532,12 +541,11 @@ impl SqliteIndex {
             }
         }
         let (sql, binds) = build(q);
-        // Only fixed fragments are formatted into the statement; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in &binds {
-            query = query.bind(b);
-        }
-        let page: Option<String> = query.fetch_one(&self.pool).await.map_err(db)?.get(0);
+        let page: Option<String> = bound(sql, &binds)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?
+            .get(0);
         page_rows(page, q.level)
     }
 }

@@ -93,27 +93,26 @@ pub(crate) async fn writer(
         let mut outcomes = outcomes.into_iter();
         for (job, gate) in batch.into_iter().zip(not_durable) {
             let outcome = outcomes.next();
-            let fail = |e: &StoreError| clone_err(failed.as_ref().unwrap_or(e));
             match job {
                 Job::Instance(_, _, _, reply) => {
                     let _ = reply.send(match (&failed, gate, outcome) {
                         (None, None, Some(Outcome::Instance(r))) => r,
                         (_, Some(e), _) => Err(e),
-                        (Some(e), _, _) => Err(fail(e)),
+                        (Some(e), _, _) => Err(clone_err(e)),
                         _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
                 Job::Oru(_, _, reply) => {
                     let _ = reply.send(match (&failed, outcome) {
                         (None, Some(Outcome::Oru(r))) => r,
-                        (Some(e), _) => Err(fail(e)),
+                        (Some(e), _) => Err(clone_err(e)),
                         _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
                 Job::Audit(_, reply) => {
                     let _ = reply.send(match (&failed, outcome) {
                         (None, Some(Outcome::Audit(r))) => r,
-                        (Some(e), _) => Err(fail(e)),
+                        (Some(e), _) => Err(clone_err(e)),
                         _ => Err(StoreError::broken("index writer lost an outcome")),
                     });
                 }
