@@ -34,11 +34,22 @@ if not settled.exists():
 ct, small = bench.generate(True)
 small4 = sorted(p for p in small.iterdir() if p.is_dir())
 n = sum(len(list(d.glob("*.dcm"))) for d in small4)
+bench.purge_retired()
 rates = {"empty index": [], "1M-instance index": []}
+written = {label: [] for label in rates}
+
+
+def io(pid):
+    """Bytes the server passed to write calls (object files, WAL frames, checkpoints)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("wchar"):
+            return int(line.split()[1])
+    return 0
+
 for k in range(rounds):
     for label in rates:
         server = bench.Huren()
-        shutil.rmtree(server.dir, ignore_errors=True)
+        bench.retire(server.dir)
         if label == "empty index":
             server.start()
         else:
@@ -52,9 +63,14 @@ for k in range(rounds):
             server.start(fresh=False)
         os.sync()
         time.sleep(3)
+        before = io(server.proc.pid)
         rate = n / bench.storescu(server.dimse, server.aet, small4)
+        per = (io(server.proc.pid) - before) / n
         server.stop()
         rates[label].append(rate)
-        print(f"round {k + 1}", label, round(rate), flush=True)
-    shutil.rmtree(bench.WORK / "huren", ignore_errors=True)
+        written[label].append(per)
+        print(f"round {k + 1}", label, round(rate), "inst/s,", round(per), "bytes written per instance", flush=True)
+    bench.retire(bench.WORK / "huren")
+bench.purge_retired(wait=False)
 print(json.dumps({label: round(statistics.median(r)) for label, r in rates.items()}))
+print(json.dumps({label + ", bytes written per instance": round(statistics.median(w)) for label, w in written.items()}))

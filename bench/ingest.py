@@ -9,7 +9,6 @@ and prints the medians.
 """
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -27,10 +26,10 @@ n_small = sum(len(list(d.glob("*.dcm"))) for d in small4)
 
 
 def settle(server):
-    """Remove the last run's data and let the disk finish: the syncs of the next run would
-    otherwise wait behind the write-back and block freeing of the one before (measured: the
-    second of two identical builds ran 20–40 % slower without this)."""
-    shutil.rmtree(server.dir, ignore_errors=True)
+    """Set the last run's data aside (`bench.retire`: deleting it just before would make ext4
+    search past its freed inodes) and let the disk finish its write-back, which the next run's
+    syncs would otherwise wait behind (the second of two identical builds ran 20–40 % slower)."""
+    bench.retire(server.dir)
     os.sync()
     time.sleep(3)
 
@@ -59,6 +58,7 @@ def measure(name):
 # Rounds alternate the servers (A B A B …) so that a slow minute of the shared disk falls on
 # both; the median of the rounds is reported.
 rounds = int(os.environ.get("ROUNDS", "1"))
+bench.purge_retired()
 results = {name: [] for name in which}
 for k in range(rounds):
     for name in which:
@@ -68,3 +68,4 @@ for k in range(rounds):
 for name, rs in results.items():
     med = {m: round(statistics.median(r[m] for r in rs)) for m in rs[0]}
     print("median", name, json.dumps(med), flush=True)
+bench.purge_retired(wait=False)
