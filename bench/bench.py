@@ -74,7 +74,6 @@ def make_image(path, patient, study, series, rows, cols, n, modality="CT", sop_c
 
 def generate(quick):
     ct = WORK / "data" / "ct500"
-    small = WORK / "data" / "small"
     ct_marker = WORK / "data" / "ct500.done"
     if not ct_marker.exists():
         shutil.rmtree(ct, ignore_errors=True)
@@ -84,11 +83,11 @@ def generate(quick):
             make_image(ct / f"{i:03}.dcm", ("CT500", "Li^Ming=李^明"), study, series, 512, 512, i + 1)
         ct_marker.write_text(study)
     n_patients = 200 if quick else 2000
+    # Each size in its own directory: the quick runs and the full ones do not regenerate (or
+    # mistake) each other's set.
+    small = WORK / "data" / f"small-{n_patients}"
     marker = WORK / "data" / f"small.done-{n_patients}"
     if not marker.exists():
-        # One set at a time: the marker of a set since replaced must not claim the directory.
-        for stale in (WORK / "data").glob("small.done-*"):
-            stale.unlink()
         shutil.rmtree(small, ignore_errors=True)
         for k in range(4):
             (small / str(k)).mkdir(parents=True)

@@ -1,5 +1,5 @@
 """Issue 22, item 5: does ingest slow down as the index grows? The same 2,000 small instances
-over 4 associations into an empty index and into a copy of the 1M-instance benchmark index
+(`bench.py --quick`'s set) over 4 associations into an empty index and into a copy of the 1M-instance benchmark index
 (`bench.py --only-large` builds it), alternating, in one run.
 
 Usage (from bench/, after `bash bench/run.sh` or `bench.py --only-large` built the large index):
