@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the external peers the test suite drives: DCMTK and dicom3tools (Debian),
 # openjph-tools for HTJ2K samples, and the Python peers (pydicom, pynetdicom, pydicom-data,
-# dicomweb-client, zxing-cpp to read QR codes back) into .venv. Idempotent: does nothing when
+# dicomweb-client, zxing-cpp to read QR codes back, moto's S3 server for the suite's S3 pass)
+# into .venv. Idempotent: does nothing when
 # everything is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null || apt-get install -y -qq cmake dcmtk dicom3tools chromium openssl curl >/dev/null
 fi
 
-PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 hl7apy==1.3.5 jsonschema==4.23.0 fhirclient==4.4.0 cryptography==50.0.2 zxing-cpp==3.1.1 pytest requests playwright)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, data_store, hl7apy, jsonschema, fhirclient, cryptography, zxingcpp, pytest, requests, playwright" 2>/dev/null; then
+PY_PKGS=(pydicom==3.0.2 pynetdicom==3.0.4 pydicom-data==1.0.0 dicomweb-client==0.61.2 hl7apy==1.3.5 jsonschema==4.23.0 fhirclient==4.4.0 cryptography==50.0.2 zxing-cpp==3.1.1 "moto[server]==5.2.5" pytest requests playwright)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pydicom, pynetdicom, dicomweb_client, data_store, hl7apy, jsonschema, fhirclient, cryptography, zxingcpp, moto.server, pytest, requests, playwright" 2>/dev/null; then
   echo "installing Python test peers into .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "${PY_PKGS[@]}"

@@ -17,3 +17,7 @@ cargo build --quiet -p huren
 export HUREN_BIN="$CARGO_TARGET_DIR/debug/huren"
 cd tests/e2e
 ../../.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The same suite again with the objects in an S3 bucket (moto's server on loopback; conftest
+# starts it): every flow must work without a local object path (issue 23).
+echo "end-to-end suite, objects in S3:"
+HUREN_E2E_STORAGE=s3 ../../.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

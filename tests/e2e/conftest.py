@@ -1,10 +1,12 @@
 """End-to-end fixtures: a real `huren serve` process on loopback in its own data directory,
 configured through the real CLI, driven by real peers (DCMTK, pynetdicom, dicomweb-client)."""
+import hashlib
 import os
 import random
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,115 @@ CHARSET_FILES = PYDICOM_DATA / "charset_files"
 ADMIN = "test-admin-token"
 MPI_SM4_KEY = "0123456789abcdeffedcba9876543210"
 MPI_INDEX_KEY = "00112233445566778899aabbccddeeff"
+
+
+# `HUREN_E2E_STORAGE=s3` runs the whole suite with the objects in an S3 bucket (moto's
+# server on loopback) instead of files under each data directory (issue 23). Each data
+# directory gets its own prefix in the bucket, as separate deployments would.
+STORAGE = os.environ.get("HUREN_E2E_STORAGE", "file")
+S3_BUCKET = "huren-e2e"
+_s3 = {}
+
+
+def start_moto():
+    """moto's S3 server on a loopback port, with the suite's bucket; returns (process, endpoint)."""
+    import requests
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while True:
+        try:
+            if requests.put(f"{endpoint}/{S3_BUCKET}", timeout=2).status_code == 200:
+                return proc, endpoint
+        except requests.ConnectionError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("moto_server did not start")
+        time.sleep(0.1)
+
+
+def pytest_configure(config):
+    if STORAGE == "s3":
+        proc, endpoint = start_moto()
+        _s3.update(proc=proc, endpoint=endpoint)
+
+
+def pytest_unconfigure(config):
+    if _s3.get("proc"):
+        _s3["proc"].terminate()
+        _s3["proc"].wait(timeout=10)
+
+
+def s3_prefix(data_dir):
+    return hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def storage_env(data_dir):
+    """The settings that put a data directory's objects in the bucket (empty for files)."""
+    if STORAGE != "s3":
+        return {}
+    return {"HUREN__STORAGE__URL": f"s3://{S3_BUCKET}/{s3_prefix(data_dir)}",
+            "HUREN__STORAGE__ENDPOINT": _s3["endpoint"], "HUREN__STORAGE__ALLOW_HTTP": "true",
+            # One node per prefix here: an orphan may go at once (docs/deploy.md).
+            "HUREN__STORAGE__ORPHAN_GRACE_SECS": "0",
+            "AWS_ACCESS_KEY_ID": "huren-e2e", "AWS_SECRET_ACCESS_KEY": "huren-e2e-secret"}
+
+
+def s3_client(endpoint=None):
+    """A signed client for the suite's bucket (moto answers unsigned requests for some objects
+    and refuses them for others, as a real store refuses them all)."""
+    import boto3
+    return boto3.client("s3", endpoint_url=endpoint or _s3["endpoint"], region_name="us-east-1",
+                        aws_access_key_id="huren-e2e", aws_secret_access_key="huren-e2e-secret")
+
+
+def s3_key(data_dir, key):
+    return f"{s3_prefix(data_dir)}/{key}"
+
+
+def object_bytes(data_dir, key, endpoint=None):
+    """A stored object's bytes, wherever the suite keeps them."""
+    if STORAGE != "s3":
+        return (Path(data_dir) / key).read_bytes()
+    c = s3_client(endpoint)
+    try:
+        return c.get_object(Bucket=S3_BUCKET, Key=s3_key(data_dir, key))["Body"].read()
+    except c.exceptions.NoSuchKey:
+        raise FileNotFoundError(key)
+
+
+def object_exists(data_dir, key):
+    try:
+        object_bytes(data_dir, key)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def object_keys(data_dir, endpoint=None):
+    """Every stored object's key (relative to the data directory or the prefix)."""
+    if STORAGE != "s3":
+        return {str(p.relative_to(data_dir)) for p in (Path(data_dir) / "objects").rglob("*.dcm")}
+    prefix = s3_prefix(data_dir) + "/"
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
+    return {o["Key"][len(prefix):] for page in pages for o in page.get("Contents", [])}
+
+
+def object_etag(data_dir, key):
+    return s3_client().head_object(Bucket=S3_BUCKET, Key=s3_key(data_dir, key))["ETag"].strip('"')
+
+
+def put_object(data_dir, key, data):
+    """Writes an object behind huren's back (what a crash would leave)."""
+    if STORAGE != "s3":
+        path = Path(data_dir) / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return
+    s3_client().put_object(Bucket=S3_BUCKET, Key=s3_key(data_dir, key), Body=data)
 
 
 def region_today():
@@ -62,7 +173,8 @@ def free_port():
 
 
 def cli(data_dir, *args):
-    out = subprocess.run([BIN, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([BIN, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, **storage_env(data_dir)))
     if out.returncode != 0:
         raise RuntimeError(f"huren {' '.join(args)} failed: {out.stderr}")
     return out.stdout.strip()
@@ -83,7 +195,8 @@ class Server:
     def start(self):
         # Test keys for sealing identity numbers (configuration, never the database).
         keys = {"HUREN__MPI__SM4_KEY": MPI_SM4_KEY, "HUREN__MPI__INDEX_KEY": MPI_INDEX_KEY}
-        env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **{**keys, **self.env})
+        env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN=ADMIN, RUST_LOG="warn",
+                   **{**keys, **storage_env(self.data_dir), **self.env})
         self.log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data-dir", str(self.data_dir), "--http", f"127.0.0.1:{self.http_port}",
@@ -113,6 +226,15 @@ class Server:
 
     def db(self):
         return sqlite3.connect(str(self.data_dir / "index.sqlite"))
+
+    def object_bytes(self, key):
+        return object_bytes(self.data_dir, key)
+
+    def object_exists(self, key):
+        return object_exists(self.data_dir, key)
+
+    def object_keys(self):
+        return object_keys(self.data_dir)
 
     def query(self, sql, *params):
         c = self.db()

@@ -9,13 +9,14 @@ import time
 
 import requests
 
-from conftest import BIN, MPI_INDEX_KEY, MPI_SM4_KEY, free_port
+from conftest import BIN, MPI_INDEX_KEY, MPI_SM4_KEY, free_port, storage_env
 
 
 def test_demo_seeds_a_region_a_viewer_can_read(tmp_path):
     http, dimse = free_port(), free_port()
     env = dict(os.environ, HUREN_BOOTSTRAP_ADMIN_TOKEN="demo", RUST_LOG="warn",
-               HUREN__MPI__SM4_KEY=MPI_SM4_KEY, HUREN__MPI__INDEX_KEY=MPI_INDEX_KEY)
+               HUREN__MPI__SM4_KEY=MPI_SM4_KEY, HUREN__MPI__INDEX_KEY=MPI_INDEX_KEY,
+               **storage_env(tmp_path / "data"))
     out = open(tmp_path / "demo.out", "w+")
     proc = subprocess.Popen([BIN, "demo", "--data-dir", str(tmp_path / "data"), "--http", f"127.0.0.1:{http}",
                              "--dimse", f"127.0.0.1:{dimse}"], env=env, stdout=out, stderr=subprocess.STDOUT)

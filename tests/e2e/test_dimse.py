@@ -1,4 +1,5 @@
 """C-ECHO / C-STORE SCP against DCMTK and pynetdicom (PS3.4 Annex A/B, PS3.7, PS3.8)."""
+import io
 import concurrent.futures
 import hashlib
 import uuid
@@ -87,9 +88,9 @@ def test_every_transfer_syntax_is_stored_byte_for_byte(server, ts, name, tmp_pat
     # re-encodes some (group lengths, odd lengths); then the elements must still be equal.
     # Exact byte-for-byte storage of what arrives is proven over STOW (test_http.py).
     original = dataset_bytes(path.read_bytes())
-    stored = dataset_bytes((server.data_dir / key).read_bytes())
+    stored = dataset_bytes(server.object_bytes(key))
     if hashlib.sha256(stored).digest() != hashlib.sha256(original).digest():
-        a, b = pydicom.dcmread(path), pydicom.dcmread(server.data_dir / key)
+        a, b = pydicom.dcmread(path), pydicom.dcmread(io.BytesIO(server.object_bytes(key)))
         strip = lambda d: {e.tag: e.value for e in d if e.tag.element != 0}
         assert strip(a) == strip(b)
 
@@ -155,7 +156,7 @@ def test_assumed_charset_for_undeclared_gbk(server, tmp_path):
     assert status == 0xB000, hex(status)  # coercion of the index's reading, never of the object
     assert server.query("SELECT name_raw FROM patient WHERE patient_id = 'GBK2'") == [("李^四",)]
     key = stored_blob(server, ds.SOPInstanceUID)[-1][0]
-    assert dataset_bytes((server.data_dir / key).read_bytes()) == dataset_bytes(data)
+    assert dataset_bytes(server.object_bytes(key)) == dataset_bytes(data)
 
 
 def test_iso2022_ir58(server, tmp_path):
@@ -309,10 +310,10 @@ def test_lifecycle_reject_and_delete(server):
     cli(server.data_dir, "study", "reject", "--study-uid", a.StudyInstanceUID, "--reason", "wrong patient")
     assert server.query("SELECT lifecycle FROM instance WHERE sop_uid = ?", a.SOPInstanceUID) == [("rejected",)]
     key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", b.SOPInstanceUID)[0][0]
-    assert (server.data_dir / key).exists()
+    assert server.object_exists(key)
     cli(server.data_dir, "study", "delete", "--study-uid", b.StudyInstanceUID, "--reason", "duplicate upload")
     assert server.query("SELECT lifecycle FROM instance WHERE sop_uid = ?", b.SOPInstanceUID) == [("deleted",)]
-    assert not (server.data_dir / key).exists()
+    assert not server.object_exists(key)
     actions = [r[0] for r in server.query("SELECT action FROM audit_event WHERE study_uid = ?", b.StudyInstanceUID)]
     assert "instance_stored" in actions and "study_lifecycle_changed" in actions
 
@@ -433,7 +434,7 @@ def test_malformed_data_sets_over_dimse(server):
         assert (status, mid) == (0xB006, 15)
         # And the exact bytes sent are what is stored.
         key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", good.SOPInstanceUID)[0][0]
-        assert dataset_bytes((server.data_dir / key).read_bytes()) == data + b"\x08\x00\x60\x00CS\x02\x00MR"
+        assert dataset_bytes(server.object_bytes(key)) == data + b"\x08\x00\x60\x00CS\x02\x00MR"
         # Garbage.
         status, _, _ = raw_store(assoc, CTImageStorage, generate_uid(), b"\x00\x01\x02", msg_id=16)
         assert status == 0xC000

@@ -192,7 +192,7 @@ def test_stow_stores_bytes_as_received_and_warns_b006(server):
     assert r.status_code == 202
     assert r.json()["00081199"]["Value"][0]["00081196"]["Value"] == [0xB006]
     key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", ds.SOPInstanceUID)[0][0]
-    assert hashlib.sha256((server.data_dir / key).read_bytes()).digest() == hashlib.sha256(raw).digest()
+    assert hashlib.sha256(server.object_bytes(key)).digest() == hashlib.sha256(raw).digest()
 
 
 def test_stow_sop_class_mismatch_is_a900(server):

@@ -1,4 +1,5 @@
 """QIDO-RS and WADO-RS (PS3.18 §10.4, §10.6) with dicomweb-client and raw requests."""
+import io
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_wado_instance_as_stored(region, server):
     sop = client.search_for_instances(study, series, limit=1)[0]["00080018"]["Value"][0]
     ds = client.retrieve_instance(study, series, sop, media_types=(("application/dicom", "*"),))
     key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", sop)[0][0]
-    stored = (server.data_dir / key).read_bytes()
+    stored = server.object_bytes(key)
     import io
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
@@ -338,7 +339,7 @@ def test_patient_update_shows_everywhere_without_rewriting_objects(region, serve
     url = f"{server.url}/dicom-web/studies/{study}/series/{series}/metadata"
     before = requests.get(url, headers=h)
     key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ?", ds.SOPInstanceUID)[0][0]
-    stored_before = (server.data_dir / key).read_bytes()
+    stored_before = server.object_bytes(key)
     # What a demographics update (or a merge) will do: change the patient record only.
     c = server.db()
     c.execute("UPDATE patient SET name_raw = 'New^Name=新^名', name_alphabetic = 'New^Name', name_ideographic = '新^名', "
@@ -361,7 +362,7 @@ def test_patient_update_shows_everywhere_without_rewriting_objects(region, serve
     names = [str(i.PatientName) for s, i in a.send_c_find(ident, FIND) if i is not None and s.Status == 0xFF00]
     a.release()
     assert names == ["New^Name=新^名"]
-    assert (server.data_dir / key).read_bytes() == stored_before
+    assert server.object_bytes(key) == stored_before
 
 
 def test_big_endian_frames_served_little_endian(region, server):

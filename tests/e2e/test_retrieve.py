@@ -33,7 +33,7 @@ def study(server):
 
 def stored(server, sop):
     key = server.query("SELECT blob_key FROM instance WHERE sop_uid = ? AND lifecycle = 'active'", sop)[0][0]
-    return dataset_bytes((server.data_dir / key).read_bytes())
+    return dataset_bytes(server.object_bytes(key))
 
 
 def test_movescu_to_storescp(server, study, tmp_path):

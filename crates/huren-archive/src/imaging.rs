@@ -44,6 +44,9 @@ impl Archive {
             }
             v
         };
+        // Objects written since this instant may belong to an ingest still committing on
+        // another node that shares the store.
+        let settled_before = std::time::SystemTime::now() - self.blobs.orphan_grace();
         for prefix in partitions {
             let blobs = self.blobs.list(&prefix).await?;
             if blobs.is_empty() {
@@ -55,8 +58,8 @@ impl Archive {
                 .await?
                 .into_iter()
                 .collect();
-            for key in blobs {
-                if !known.contains(&key) {
+            for ports::Listed { key, modified } in blobs {
+                if !known.contains(&key) && modified <= settled_before {
                     tracing::warn!(key, "removing orphan blob (written but never indexed)");
                     self.blobs.delete(&key).await?;
                     removed += 1;

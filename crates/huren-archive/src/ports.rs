@@ -111,6 +111,13 @@ impl BytesDurable {
     }
 }
 
+/// One object found by [`BlobStore::list`].
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub modified: std::time::SystemTime,
+}
+
 /// Where object bytes live. Writes are two-phase: bytes are first spooled (in memory or to a
 /// local file, hashed as they arrive), then made durable under their final key by
 /// [`BlobStore::persist`].
@@ -132,8 +139,14 @@ pub trait BlobStore: Send + Sync + 'static {
         range: std::ops::Range<u64>,
     ) -> Result<bytes::Bytes, StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Keys under a prefix (startup sweep of recent partitions).
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Objects under a prefix with their last-modified time (the start-up sweep).
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
+    /// How long an object that no index row names may still be another node's object in
+    /// flight (persisted, its row not yet committed): the sweep leaves it alone until then.
+    /// Zero for a store only this node writes (files under its data directory).
+    fn orphan_grace(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     /// Local path of an object when the store is a file system (for scanning in place).
     fn local_path(&self, key: &str) -> Option<PathBuf>;
 }

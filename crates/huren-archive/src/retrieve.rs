@@ -18,6 +18,7 @@ use huren_dicom::render::PixelModule;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 /// Explicit VR Little Endian (PS3.5 §A.2), what deflated objects are inflated into.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -141,7 +142,7 @@ impl Archive {
         let key = m.blob_key.clone().unwrap_or_default();
         let stored = m.transfer_syntax_uid.clone().unwrap_or_default();
         if let Some(target) = convert_to {
-            let local = self.local_object(&key).await?;
+            let local = self.local_object(m).await?;
             let spool = self.blobs.spool_dir().to_path_buf();
             let target = target.to_owned();
             let (temp, size) = tokio::task::spawn_blocking(
@@ -186,24 +187,42 @@ impl Archive {
         })
     }
 
-    async fn local_object(&self, key: &str) -> Result<LocalObject, StoreError> {
+    /// The object as a local file, for re-encoding: the file itself on a local store, else a
+    /// spool copy fetched by ranges of `COPY_CHUNK`, so that a large object from S3 never sits
+    /// whole in memory.
+    async fn local_object(&self, m: &Match) -> Result<LocalObject, StoreError> {
+        const COPY_CHUNK: u64 = 8 * 1024 * 1024;
+        let key = m.blob_key.as_deref().unwrap_or("");
         if let Some(path) = self.blobs.local_path(key) {
             return Ok(LocalObject { path, _copy: None });
         }
-        let bytes = self.blobs.read(key).await?;
         let spool = self.blobs.spool_dir().to_path_buf();
-        tokio::task::spawn_blocking(move || -> Result<LocalObject, StoreError> {
-            use std::io::Write;
-            let mut tmp = tempfile::NamedTempFile::new_in(spool).map_err(StoreError::from_io)?;
-            tmp.write_all(&bytes).map_err(StoreError::from_io)?;
-            let copy = tmp.into_temp_path();
-            Ok(LocalObject {
-                path: copy.to_path_buf(),
-                _copy: Some(copy),
-            })
+        let tmp = tokio::task::spawn_blocking(move || tempfile::NamedTempFile::new_in(spool))
+            .await
+            .map_err(|e| StoreError::backend("copying an object to the spool", e))?
+            .map_err(StoreError::from_io)?;
+        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(StoreError::from_io)?);
+        let copy = tmp.into_temp_path();
+        match m.object_size.and_then(|s| u64::try_from(s).ok()) {
+            Some(size) => {
+                let mut at = 0u64;
+                while at < size {
+                    let end = (at + COPY_CHUNK).min(size);
+                    let chunk = self.blobs.read_range(key, at..end).await?;
+                    file.write_all(&chunk).await.map_err(StoreError::from_io)?;
+                    at = end;
+                }
+            }
+            None => {
+                let bytes = self.blobs.read(key).await?;
+                file.write_all(&bytes).await.map_err(StoreError::from_io)?;
+            }
+        }
+        file.flush().await.map_err(StoreError::from_io)?;
+        Ok(LocalObject {
+            path: copy.to_path_buf(),
+            _copy: Some(copy),
         })
-        .await
-        .map_err(|e| StoreError::backend("copying an object to the spool", e))?
     }
 
     /// The image pixel module of an instance, from its stored JSON.
@@ -292,9 +311,7 @@ impl Archive {
         m: &Match,
         numbers: &[u32],
     ) -> Result<Vec<Vec<u8>>, RetrieveError> {
-        let local = self
-            .local_object(m.blob_key.as_deref().unwrap_or(""))
-            .await?;
+        let local = self.local_object(m).await?;
         let spool = self.blobs.spool_dir().to_path_buf();
         let numbers = numbers.to_vec();
         tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>, RetrieveError> {
@@ -353,7 +370,7 @@ impl Archive {
         let gone = || RetrieveError::NotFound("no such bulk data".into());
         let key = m.blob_key.clone().unwrap_or_default();
         if m.transfer_syntax_uid.as_deref() == Some(DEFLATED) {
-            let local = self.local_object(&key).await?;
+            let local = self.local_object(m).await?;
             return tokio::task::spawn_blocking(move || {
                 huren_dicom::transcode::read_deflated_range(&local.path, begin, count)
             })

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use huren_archive::Body;
-use huren_archive::ports::{BlobStore, StoreError};
+use huren_archive::ports::{BlobStore, Listed, StoreError};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -90,10 +90,54 @@ fn persist_blocking(source: Source, target: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn backend(e: object_store::Error) -> StoreError {
+pub(crate) fn backend(e: object_store::Error) -> StoreError {
     match e {
         object_store::Error::NotFound { path, .. } => StoreError::NotFound(path),
+        object_store::Error::AlreadyExists { path, .. } => {
+            StoreError::Conflict(format!("object {path} already exists"))
+        }
         other => StoreError::backend("object store", other),
+    }
+}
+
+/// Reads, deletes and listings through object_store, the same for files and buckets.
+pub(crate) mod through {
+    use super::*;
+
+    pub async fn read(store: &dyn ObjectStore, key: &str) -> Result<bytes::Bytes, StoreError> {
+        let r = store.get(&ObjectPath::from(key)).await.map_err(backend)?;
+        r.bytes().await.map_err(backend)
+    }
+
+    pub async fn read_range(
+        store: &dyn ObjectStore,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, StoreError> {
+        store
+            .get_range(&ObjectPath::from(key), range)
+            .await
+            .map_err(backend)
+    }
+
+    /// Deleting what is not there is done.
+    pub async fn delete(store: &dyn ObjectStore, key: &str) -> Result<(), StoreError> {
+        match store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    pub async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let p = ObjectPath::from(prefix.trim_end_matches('/'));
+        let metas: Vec<_> = store.list(Some(&p)).try_collect().await.map_err(backend)?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed {
+                key: m.location.to_string(),
+                modified: m.last_modified.into(),
+            })
+            .collect())
     }
 }
 
@@ -116,12 +160,7 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn read(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
-        let r = self
-            .store
-            .get(&ObjectPath::from(key))
-            .await
-            .map_err(backend)?;
-        r.bytes().await.map_err(backend)
+        through::read(&self.store, key).await
     }
 
     async fn read_range(
@@ -129,32 +168,19 @@ impl BlobStore for LocalBlobs {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> Result<bytes::Bytes, StoreError> {
-        self.store
-            .get_range(&ObjectPath::from(key), range)
-            .await
-            .map_err(backend)
+        through::read_range(&self.store, key, range).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.store.delete(&ObjectPath::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        through::delete(&self.store, key).await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let dir = self.root.join(prefix);
-        if !dir.exists() {
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        // A partition not yet written is an empty listing, not an error.
+        if !self.root.join(prefix).exists() {
             return Ok(Vec::new());
         }
-        let p = ObjectPath::from(prefix.trim_end_matches('/'));
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&p))
-            .try_collect()
-            .await
-            .map_err(backend)?;
-        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        through::list(&self.store, prefix).await
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {

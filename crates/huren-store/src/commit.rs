@@ -110,8 +110,8 @@ pub(crate) async fn commit_one(
     sql.push_str(
         "INSERT INTO instance (series_id, study_id, sop_uid, sop_class_uid, instance_number, transfer_syntax_uid, lifecycle, version, supersedes_id,
             sender_institution_id, sender_ae_id, sender_token_id, performing_institution_id, blob_key, size, sha256, received_at,
-            number_of_frames, rows, columns, bits_allocated, photometric, lossy, image_type, content_date, content_time, pixel_layout, uid_conflict, attributes)
-         SELECT se.id, st.id, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+            number_of_frames, rows, columns, bits_allocated, photometric, lossy, image_type, content_date, content_time, pixel_layout, uid_conflict)
+         SELECT se.id, st.id, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
            FROM study st JOIN series se ON se.study_id = st.id
           WHERE st.study_uid = ? AND st.institution_id = ? AND se.series_uid = ?;
          INSERT INTO instance_json (instance_id, json) VALUES (last_insert_rowid(), ?);
@@ -230,7 +230,6 @@ pub(crate) async fn commit_one(
         .bind(&a.content_time)
         .bind(&r.pixel_layout)
         .bind(conflict_with.is_some())
-        .bind(serde_json::to_string(a).unwrap_or_else(|_| "{}".into()))
         .bind(&r.study_instance_uid)
         .bind(r.performing_institution_id)
         .bind(&r.series_instance_uid)

@@ -1,6 +1,7 @@
 //! Storage adapters implementing `huren-archive`'s ports: the index in SQLite through sqlx
-//! ([`SqliteIndex`]) and objects as files through object_store ([`LocalBlobs`]). PostgreSQL
-//! and S3 implementations slot in beside these without touching the use cases.
+//! ([`SqliteIndex`]), objects as files through object_store ([`LocalBlobs`]) or in an
+//! S3-compatible bucket ([`S3Blobs`]). A PostgreSQL index slots in beside these without
+//! touching the use cases.
 //!
 //! Layout of a data directory: `index.sqlite` (+ WAL), `objects/YYYY/MM/DD/XX/<uuid7>.dcm`
 //! (one file per received object, never overwritten; `XX` one of 256 buckets; keys from before
@@ -24,6 +25,7 @@ mod quality;
 pub mod query;
 mod recognition;
 mod results;
+mod s3;
 mod sql;
 pub mod sqlite;
 #[cfg(test)]
@@ -31,4 +33,5 @@ mod trigger_tests;
 mod writer;
 
 pub use blob::LocalBlobs;
+pub use s3::{S3Blobs, S3Settings};
 pub use sqlite::SqliteIndex;

@@ -15,6 +15,7 @@ pub struct Settings {
     pub http: Http,
     pub dimse: Dimse,
     pub archive: ArchiveSettings,
+    pub storage: Storage,
     pub mpi: Mpi,
     pub mllp: Mllp,
     pub audit: Audit,
@@ -277,6 +278,51 @@ pub struct ArchiveSettings {
     pub spool_memory_kib: u64,
 }
 
+/// Where the DICOM objects are kept (docs/deploy.md): files under the data directory (the
+/// default), or an S3-compatible bucket that any number of huren nodes share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// `file` (under the data directory) or `s3://bucket[/prefix]`.
+    pub url: String,
+    /// The S3 service's address when it is not AWS (`http://10.0.0.5:3900`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// S3 credentials; when unset, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are read.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Plain HTTP to the endpoint (only on a private network).
+    pub allow_http: bool,
+    /// Write objects with `If-None-Match: *` so that none is ever replaced; turn off only for
+    /// a server that refuses the header.
+    pub conditional_put: bool,
+    /// One request's time limit, and how long a failing request is retried, in seconds.
+    pub request_timeout_secs: u64,
+    pub retry_secs: u64,
+    /// The start-up sweep removes objects that no index row names (a crash between the upload
+    /// and the commit), but only those older than this: in a bucket that several nodes share,
+    /// a younger one may be another node's ingest still committing. 0 only when one node uses
+    /// the bucket.
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            url: "file".into(),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            conditional_put: true,
+            request_timeout_secs: 60,
+            retry_secs: 30,
+            orphan_grace_secs: 600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
@@ -382,6 +428,12 @@ pub fn load(
 }
 
 fn validate(s: &Settings) -> anyhow::Result<()> {
+    if s.storage.url != "file" && !s.storage.url.starts_with("s3://") {
+        bail!(
+            "storage.url must be \"file\" or an s3:// URL, not {:?}",
+            s.storage.url
+        );
+    }
     huren_types::AeTitle::parse(&s.dimse.ae_title).context("dimse.ae_title")?;
     zone(&s.archive.zone)?;
     if s.dimse.max_pdu_length < 4096 {

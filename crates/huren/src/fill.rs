@@ -43,7 +43,7 @@ impl BlobStore for DiscardBlobs {
     async fn delete(&self, _key: &str) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn list(&self, _prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, _prefix: &str) -> Result<Vec<huren_archive::ports::Listed>, StoreError> {
         Ok(Vec::new())
     }
     fn local_path(&self, _key: &str) -> Option<PathBuf> {

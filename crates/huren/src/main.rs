@@ -549,16 +549,44 @@ pub async fn open_archive(data_dir: &Path, settings: &config::Settings) -> anyho
     let index = SqliteIndex::open_chained(&data_dir.join("index.sqlite"), chain_key(settings)?)
         .await
         .context("opening the index")?;
-    let blobs = LocalBlobs::open(data_dir).context("opening object storage")?;
+    let blobs = open_blobs(data_dir, &settings.storage)?;
     let cfg = archive_config(settings)?;
     let index = Arc::new(index);
-    let archive = Archive::new(index.clone(), Arc::new(blobs), index.clone(), index, cfg);
+    let archive = Archive::new(index.clone(), blobs, index.clone(), index, cfg);
     Ok(match &settings.notify.sms_outbox {
         Some(path) => {
             archive.with_notifier(Arc::new(huren_store::outbox::SmsOutbox::new(path.clone())))
         }
         None => archive,
     })
+}
+
+/// The object store the settings name: files under the data directory, or an S3 bucket (with
+/// the spool still under the data directory).
+fn open_blobs(
+    data_dir: &Path,
+    storage: &config::Storage,
+) -> anyhow::Result<Arc<dyn huren_archive::ports::BlobStore>> {
+    if storage.url == "file" {
+        return Ok(Arc::new(
+            LocalBlobs::open(data_dir).context("opening object storage")?,
+        ));
+    }
+    let s3 = huren_store::S3Settings {
+        url: storage.url.clone(),
+        endpoint: storage.endpoint.clone(),
+        region: storage.region.clone(),
+        access_key_id: storage.access_key_id.clone(),
+        secret_access_key: storage.secret_access_key.clone(),
+        allow_http: storage.allow_http,
+        conditional_put: storage.conditional_put,
+        request_timeout: std::time::Duration::from_secs(storage.request_timeout_secs),
+        retry_for: std::time::Duration::from_secs(storage.retry_secs),
+        orphan_grace: std::time::Duration::from_secs(storage.orphan_grace_secs),
+    };
+    Ok(Arc::new(
+        huren_store::S3Blobs::open(&s3, data_dir).context("opening the S3 object store")?,
+    ))
 }
 
 fn chain_key(
