@@ -19,6 +19,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # strace: the durability-order test watches the syscalls of a C-STORE.
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# PostgreSQL: the index's second dialect (issue 23); scripts/pg-cluster.sh starts a throwaway
+# cluster from its binaries.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # Headless Chromium for the OHIF viewer test (driven by Playwright, which uses it by path).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

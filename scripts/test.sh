@@ -9,6 +9,14 @@ bash scripts/install-test-tools.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/huren/target}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# A throwaway PostgreSQL cluster for the store's PostgreSQL tests (issue 23), stopped on exit.
+pg_dir=$(mktemp -d)
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+root=$PWD
+trap 'bash "$root/scripts/pg-cluster.sh" stop "$pg_dir" || true; rm -rf "$pg_dir"' EXIT
+HUREN_TEST_PG_URL=$(bash scripts/pg-cluster.sh start "$pg_dir" "$pg_port")
+export HUREN_TEST_PG_URL
+export HUREN_REQUIRE_PG=1
 # Snapshots (insta) are read from this clone: a test binary reused from a shared target
 # directory was compiled in another clone, whose path it would otherwise look in. In CI (CI
 # set) a snapshot that differs fails the test instead of being written.

@@ -21,6 +21,7 @@ mod linking;
 mod numbering;
 pub mod outbox;
 mod persons;
+pub mod pg;
 mod quality;
 pub mod query;
 mod recognition;

@@ -5,6 +5,7 @@
 mod audit;
 mod durable_gate;
 mod institutions;
+mod pg_schema;
 mod query_plan;
 
 use huren_archive::model::NewInstitution;

@@ -1,0 +1,44 @@
+//! The index on PostgreSQL (issue 23), for a region whose archive outgrows one machine and for
+//! several huren nodes sharing one index. This is its beginning: the schema (migrations in
+//! `migrations/postgres`, the same meaning as SQLite's, checked column by column by the test
+//! `pg_schema`) and the connection pool. The feature ports are implemented one module at a
+//! time; until all ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
+
+use crate::sql::db;
+use huren_archive::ports::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgIndex {
+    pub(crate) pool: PgPool,
+}
+
+impl PgIndex {
+    /// Connects to `url` (`postgres://user@host:port/db`) and brings the schema up to date.
+    /// Several nodes may start at once: sqlx takes an advisory lock around the migrations, so
+    /// one migrates and the others wait for it.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("index.url: {e}")))?
+            .application_name("huren");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::backend("migrating the PostgreSQL index", e))?;
+        Ok(PgIndex { pool })
+    }
+
+    /// The pool, for the adapter tests that compare the two schemas.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
