@@ -18,15 +18,14 @@ pub(crate) const ATTR_AS_OF: &str = "SELECT value FROM institution_attribute WHE
 #[async_trait]
 impl InstitutionIndex for SqliteIndex {
     async fn find_peer(&self, calling_ae: &str, addr: IpAddr) -> Result<Option<Peer>, StoreError> {
-        let rows = sqlx::query("SELECT ae.*, i.code FROM ae JOIN institution i ON i.id = ae.institution_id WHERE ae.ae_title = ?")
-            .bind(calling_ae)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        let peers = rows
-            .iter()
-            .map(peer_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<PeerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {PEER_COLUMNS} FROM ae JOIN institution i ON i.id = ae.institution_id WHERE ae.ae_title = ?"
+        )))
+        .bind(calling_ae)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let peers = peers(rows)?;
         Ok(match_peer(&peers, calling_ae, addr).cloned())
     }
 
@@ -37,24 +36,14 @@ impl InstitutionIndex for SqliteIndex {
             .await
             .map_err(db)?;
         let Some(row) = row else { return Ok(None) };
-        let id: i64 = row.get("id");
-        Ok(Some(match row.get::<String, _>("scope").as_str() {
-            "admin" => Principal::Admin { token_id: id },
-            _ => {
-                let code: String = row.get("code");
-                Principal::System(Sender {
-                    institution_id: row.get("institution_id"),
-                    institution_code: InstitutionCode::parse(&code)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                    kind: SenderKind::Token { token_id: id },
-                    reads: if row.get::<String, _>("reads") == "region" {
-                        SystemReads::Region
-                    } else {
-                        SystemReads::Institution
-                    },
-                })
-            }
-        }))
+        token_principal(
+            row.get("id"),
+            row.get::<String, _>("scope").as_str(),
+            row.get("institution_id"),
+            row.get("code"),
+            row.get::<String, _>("reads").as_str(),
+        )
+        .map(Some)
     }
 
     async fn map_performer(
@@ -134,16 +123,7 @@ impl InstitutionIndex for SqliteIndex {
         .await
         .map_err(db)?;
         let from = iso(inst.valid_from);
-        let attrs: [(&str, Option<String>); 8] = [
-            ("name", Some(inst.name.clone())),
-            ("level", Some(inst.level.as_str().to_owned())),
-            ("ownership", Some(inst.ownership.as_str().to_owned())),
-            ("identifier_system", inst.identifier_system.clone()),
-            ("region", inst.region.clone()),
-            ("city", inst.city.clone()),
-            ("organization", inst.organization.clone()),
-            ("division", inst.division.clone()),
-        ];
+        let attrs = initial_attributes(&inst);
         for (k, v) in attrs {
             if let Some(v) = v {
                 sqlx::query("INSERT INTO institution_attribute (institution_id, attribute, value, valid_from) VALUES (?, ?, ?, ?)")
@@ -228,26 +208,7 @@ impl InstitutionIndex for SqliteIndex {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut seen = std::collections::HashSet::new();
-        for (name, value) in rows {
-            let Some(attr) = InstitutionAttribute::parse(&name) else {
-                continue;
-            };
-            if !seen.insert(attr.as_str()) {
-                continue;
-            }
-            let v = Some(value);
-            match attr {
-                InstitutionAttribute::Name => view.name = v,
-                InstitutionAttribute::Level => view.level = v,
-                InstitutionAttribute::Ownership => view.ownership = v,
-                InstitutionAttribute::IdentifierSystem => view.identifier_system = v,
-                InstitutionAttribute::Region => view.region = v,
-                InstitutionAttribute::City => view.city = v,
-                InstitutionAttribute::Organization => view.organization = v,
-                InstitutionAttribute::Division => view.division = v,
-            }
-        }
+        fold_attributes(&mut view, rows);
         view.consortia = sqlx::query_scalar(
             "SELECT c.code FROM consortium_member m JOIN consortium c ON c.id = m.consortium_id
              WHERE m.institution_id = ? AND m.valid_from <= ? AND (m.valid_to IS NULL OR m.valid_to >= ?) ORDER BY c.code",
@@ -326,11 +287,13 @@ impl InstitutionIndex for SqliteIndex {
     }
 
     async fn list_aes(&self) -> Result<Vec<Peer>, StoreError> {
-        let rows = sqlx::query("SELECT ae.*, i.code FROM ae JOIN institution i ON i.id = ae.institution_id ORDER BY ae.ae_title")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(peer_from_row).collect()
+        let rows: Vec<PeerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {PEER_COLUMNS} FROM ae JOIN institution i ON i.id = ae.institution_id ORDER BY ae.ae_title"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        peers(rows)
     }
 
     async fn add_send_for(
@@ -376,15 +339,7 @@ impl InstitutionIndex for SqliteIndex {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenView>, StoreError> {
-        let rows: Vec<(
-            i64,
-            String,
-            Option<String>,
-            String,
-            i64,
-            Option<i64>,
-            Option<i64>,
-        )> = sqlx::query_as(
+        let rows: Vec<TokenRow> = sqlx::query_as(
             "SELECT t.id, t.scope, i.code, t.reads, t.created_at, t.expires_at, t.revoked_at
                    FROM token t LEFT JOIN institution i ON i.id = t.institution_id
                   ORDER BY t.id DESC LIMIT 1000",
@@ -392,20 +347,7 @@ impl InstitutionIndex for SqliteIndex {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, scope, institution, reads, created_at, expires_at, revoked_at)| TokenView {
-                    id,
-                    scope,
-                    institution,
-                    reads,
-                    created_at,
-                    expires_at,
-                    revoked_at,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(token_view).collect())
     }
 
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
@@ -425,16 +367,10 @@ impl InstitutionIndex for SqliteIndex {
         scope: TokenScope,
         expires_at: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let (kind, inst, reads) = match &scope {
-            TokenScope::Admin => ("admin", None, "institution"),
-            TokenScope::Institution(code, reads) => (
-                "institution",
-                Some(self.institution_id(code.as_str()).await?),
-                match reads {
-                    SystemReads::Institution => "institution",
-                    SystemReads::Region => "region",
-                },
-            ),
+        let (kind, code, reads) = token_scope(&scope);
+        let inst = match code {
+            Some(c) => Some(self.institution_id(c.as_str()).await?),
+            None => None,
         };
         sqlx::query_scalar("INSERT INTO token (hash, scope, institution_id, reads, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
             .bind(hash)
@@ -449,28 +385,14 @@ impl InstitutionIndex for SqliteIndex {
     }
 
     async fn hl7_senders(&self) -> Result<Vec<Hl7Sender>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<Hl7SenderRow> = sqlx::query_as(
             "SELECT s.id, s.institution_id, i.code, s.network, s.sending_facility, s.default_charset
                FROM hl7_sender s JOIN institution i ON i.id = s.institution_id",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let net: String = r.get(3);
-                Ok(Hl7Sender {
-                    id: r.get(0),
-                    institution_id: r.get(1),
-                    institution_code: r.get(2),
-                    network: net
-                        .parse()
-                        .map_err(|_| StoreError::Invalid(format!("network {net}")))?,
-                    sending_facility: r.get(4),
-                    default_charset: r.get(5),
-                })
-            })
-            .collect()
+        rows.into_iter().map(Hl7Sender::try_from).collect()
     }
 
     async fn add_hl7_sender(
@@ -504,22 +426,181 @@ impl InstitutionIndex for SqliteIndex {
             .map_err(db)
     }
 }
-pub(crate) fn peer_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Peer, StoreError> {
-    let title: String = row.get("ae_title");
-    let network: String = row.get("network");
-    Ok(Peer {
-        id: row.get("id"),
-        institution_id: row.get("institution_id"),
-        institution_code: row.get("code"),
-        ae_title: AeTitle::parse(&title).map_err(|e| StoreError::Invalid(e.to_string()))?,
-        network: ipnet::IpNet::from_str(&network)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?,
-        port: row
-            .get::<Option<i64>, _>("port")
-            .and_then(|p| u16::try_from(p).ok()),
-        assumed_charset: row.get("assumed_charset"),
-        stable_after_secs: row.get("stable_after_secs"),
-        default_performer_id: row.get("default_performer_id"),
-        require_tls: row.get("require_tls"),
+/// An `ae` row joined with its institution's code, as both dialects read it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PeerRow {
+    id: i64,
+    institution_id: i64,
+    code: String,
+    ae_title: String,
+    network: String,
+    port: Option<i64>,
+    assumed_charset: Option<String>,
+    stable_after_secs: Option<i64>,
+    default_performer_id: Option<i64>,
+    require_tls: i64,
+}
+
+/// The columns of [`PeerRow`], for `SELECT {PEER_COLUMNS} FROM ae JOIN institution i …`.
+pub(crate) const PEER_COLUMNS: &str = "ae.id, ae.institution_id, i.code, ae.ae_title, ae.network, ae.port, ae.assumed_charset, ae.stable_after_secs, ae.default_performer_id, ae.require_tls";
+
+impl TryFrom<PeerRow> for Peer {
+    type Error = StoreError;
+
+    fn try_from(r: PeerRow) -> Result<Peer, StoreError> {
+        Ok(Peer {
+            id: r.id,
+            institution_id: r.institution_id,
+            institution_code: r.code,
+            ae_title: AeTitle::parse(&r.ae_title)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            network: ipnet::IpNet::from_str(&r.network)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            port: r.port.and_then(|p| u16::try_from(p).ok()),
+            assumed_charset: r.assumed_charset,
+            stable_after_secs: r.stable_after_secs,
+            default_performer_id: r.default_performer_id,
+            require_tls: r.require_tls != 0,
+        })
+    }
+}
+
+pub(crate) fn peers(rows: Vec<PeerRow>) -> Result<Vec<Peer>, StoreError> {
+    rows.into_iter().map(Peer::try_from).collect()
+}
+
+/// A token row as the principal it stands for.
+pub(crate) fn token_principal(
+    id: i64,
+    scope: &str,
+    institution_id: Option<i64>,
+    code: Option<String>,
+    reads: &str,
+) -> Result<Principal, StoreError> {
+    Ok(match scope {
+        "admin" => Principal::Admin { token_id: id },
+        _ => {
+            let code = code.ok_or_else(|| StoreError::broken("token without institution"))?;
+            Principal::System(Sender {
+                institution_id: institution_id
+                    .ok_or_else(|| StoreError::broken("token without institution"))?,
+                institution_code: InstitutionCode::parse(&code)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                kind: SenderKind::Token { token_id: id },
+                reads: if reads == "region" {
+                    SystemReads::Region
+                } else {
+                    SystemReads::Institution
+                },
+            })
+        }
     })
+}
+
+/// The attributes in force on a day, rows ordered by attribute and newest start first, into
+/// the view: per attribute, the first row wins.
+pub(crate) fn fold_attributes(view: &mut InstitutionView, rows: Vec<(String, String)>) {
+    let mut seen = std::collections::HashSet::new();
+    for (name, value) in rows {
+        let Some(attr) = InstitutionAttribute::parse(&name) else {
+            continue;
+        };
+        if !seen.insert(attr.as_str()) {
+            continue;
+        }
+        let v = Some(value);
+        match attr {
+            InstitutionAttribute::Name => view.name = v,
+            InstitutionAttribute::Level => view.level = v,
+            InstitutionAttribute::Ownership => view.ownership = v,
+            InstitutionAttribute::IdentifierSystem => view.identifier_system = v,
+            InstitutionAttribute::Region => view.region = v,
+            InstitutionAttribute::City => view.city = v,
+            InstitutionAttribute::Organization => view.organization = v,
+            InstitutionAttribute::Division => view.division = v,
+        }
+    }
+}
+
+/// A new institution's attributes, each valid from its registration day.
+pub(crate) fn initial_attributes(inst: &NewInstitution) -> [(&'static str, Option<String>); 8] {
+    [
+        ("name", Some(inst.name.clone())),
+        ("level", Some(inst.level.as_str().to_owned())),
+        ("ownership", Some(inst.ownership.as_str().to_owned())),
+        ("identifier_system", inst.identifier_system.clone()),
+        ("region", inst.region.clone()),
+        ("city", inst.city.clone()),
+        ("organization", inst.organization.clone()),
+        ("division", inst.division.clone()),
+    ]
+}
+
+pub(crate) type TokenRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(crate) fn token_view(
+    (id, scope, institution, reads, created_at, expires_at, revoked_at): TokenRow,
+) -> TokenView {
+    TokenView {
+        id,
+        scope,
+        institution,
+        reads,
+        created_at,
+        expires_at,
+        revoked_at,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Hl7SenderRow {
+    id: i64,
+    institution_id: i64,
+    code: String,
+    network: String,
+    sending_facility: Option<String>,
+    default_charset: Option<String>,
+}
+
+impl TryFrom<Hl7SenderRow> for Hl7Sender {
+    type Error = StoreError;
+
+    fn try_from(r: Hl7SenderRow) -> Result<Hl7Sender, StoreError> {
+        Ok(Hl7Sender {
+            id: r.id,
+            institution_id: r.institution_id,
+            institution_code: r.code,
+            network: r
+                .network
+                .parse()
+                .map_err(|_| StoreError::Invalid(format!("network {}", r.network)))?,
+            sending_facility: r.sending_facility,
+            default_charset: r.default_charset,
+        })
+    }
+}
+
+/// A token's scope as stored: (scope, whether it names an institution, reads).
+pub(crate) fn token_scope(
+    scope: &TokenScope,
+) -> (&'static str, Option<&InstitutionCode>, &'static str) {
+    match scope {
+        TokenScope::Admin => ("admin", None, "institution"),
+        TokenScope::Institution(code, reads) => (
+            "institution",
+            Some(code),
+            match reads {
+                SystemReads::Institution => "institution",
+                SystemReads::Region => "region",
+            },
+        ),
+    }
 }

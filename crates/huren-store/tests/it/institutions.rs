@@ -2,15 +2,50 @@
 //! institution.
 
 use crate::institution;
+use crate::pg_schema::ScratchDb;
 use huren_archive::ports::*;
 use huren_store::SqliteIndex;
+use huren_store::pg::PgIndex;
 
 #[tokio::test]
-async fn codes_are_kept_as_written_and_found_in_any_case() {
+async fn codes_are_kept_as_written_and_found_in_any_case_sqlite() {
     let dir = tempfile::tempdir().expect("dir");
     let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
         .await
         .expect("index");
+    codes_are_kept_as_written_and_found_in_any_case(&index).await;
+    two_registrations_of_one_code_at_once_leave_one(&index).await;
+}
+
+#[tokio::test]
+async fn codes_are_kept_as_written_and_found_in_any_case_postgres() {
+    let Some(scratch) = ScratchDb::create("institutions").await else {
+        return;
+    };
+    let index = PgIndex::open(&scratch.url, 8).await.expect("index");
+    codes_are_kept_as_written_and_found_in_any_case(&index).await;
+    two_registrations_of_one_code_at_once_leave_one(&index).await;
+    index.pool().close().await;
+    scratch.drop().await;
+}
+
+/// Two operators (or two nodes) registering one code in two spellings at the same moment:
+/// exactly one registration stands, the other is told the code is taken.
+async fn two_registrations_of_one_code_at_once_leave_one(index: &impl InstitutionIndex) {
+    let (a, b) = tokio::join!(
+        index.add_institution(institution("CQ-RACE", None)),
+        index.add_institution(institution("cq-race", None))
+    );
+    let ok = [a.is_ok(), b.is_ok()];
+    assert_eq!(ok.iter().filter(|x| **x).count(), 1, "{a:?} {b:?}");
+    for r in [a, b] {
+        if let Err(e) = r {
+            assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        }
+    }
+}
+
+async fn codes_are_kept_as_written_and_found_in_any_case(index: &impl InstitutionIndex) {
     let id = index
         .add_institution(institution("H500002", Some("urn:oid:1.2.156.500002")))
         .await

@@ -1,6 +1,7 @@
 //! In-process tests of the storage adapter at its boundary: each feature port of
 //! `huren_archive::ports` as `SqliteIndex` implements it, against a real SQLite file in a
-//! temporary directory. A second back end (PostgreSQL) is to pass the same tests.
+//! temporary directory, and — port by port, as `PgIndex` gains them — against a scratch database
+//! on the PostgreSQL cluster `HUREN_TEST_PG_URL` names (`pg_schema::ScratchDb`).
 
 mod audit;
 mod durable_gate;

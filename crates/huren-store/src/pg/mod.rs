@@ -2,7 +2,10 @@
 //! several huren nodes sharing one index. This is its beginning: the schema (migrations in
 //! `migrations/postgres`, the same meaning as SQLite's, checked column by column by the test
 //! `pg_schema`) and the connection pool. The feature ports are implemented one module at a
-//! time; until all ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
+//! time (`institutions` so far), each beside its SQLite twin's shared row mapping; until all
+//! ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
+
+mod institutions;
 
 use crate::sql::db;
 use huren_archive::ports::StoreError;
@@ -40,5 +43,24 @@ impl PgIndex {
     /// The pool, for the adapter tests that compare the two schemas.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// An institution by its code in any case, with the code as the operator wrote it.
+    pub(crate) async fn find_institution(
+        &self,
+        code: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        sqlx::query_as("SELECT id, code FROM institution WHERE lower(code) = lower($1)")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    pub(crate) async fn institution_id(&self, code: &str) -> Result<i64, StoreError> {
+        self.find_institution(code)
+            .await?
+            .map(|(id, _)| id)
+            .ok_or_else(|| StoreError::NotFound(format!("institution {code}")))
     }
 }
