@@ -9,7 +9,69 @@ use huren_archive::model::{ContactChangeView, NewContactChange};
 use huren_archive::ports::StoreError;
 use huren_archive::ports::*;
 use sqlx::SqliteConnection;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+
+/// What a code sent by SMS is worth when a patient types it back: five attempts, until it
+/// expires, once. Both dialects' adapters apply this to the row they locked.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CodeCheck {
+    /// Expired or out of attempts: refused without counting.
+    Spent,
+    /// Another code: refused, and the attempt counts.
+    Wrong,
+    Right,
+}
+
+pub(crate) fn check_code(
+    now: i64,
+    expires: i64,
+    attempts: i64,
+    stored: &str,
+    given: &str,
+) -> CodeCheck {
+    if now >= expires || attempts >= 5 {
+        CodeCheck::Spent
+    } else if stored != given {
+        CodeCheck::Wrong
+    } else {
+        CodeCheck::Right
+    }
+}
+
+/// A break-glass row with its doctor's, person's and reviewer's names, as both dialects read it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct BreakGlassRow {
+    id: i64,
+    doctor: String,
+    person: String,
+    reason: String,
+    started_at: i64,
+    expires_at: i64,
+    reviewed_by: Option<String>,
+    reviewed_at: Option<i64>,
+    verdict: Option<String>,
+    review_note: Option<String>,
+}
+
+/// The columns of [`BreakGlassRow`], for `SELECT {BREAK_GLASS_COLUMNS} FROM break_glass b …`.
+pub(crate) const BREAK_GLASS_COLUMNS: &str = "b.id, u.username AS doctor, pe.public_id AS person, b.reason, b.started_at, b.expires_at, r.username AS reviewed_by, b.reviewed_at, b.verdict, b.review_note";
+
+impl From<BreakGlassRow> for huren_archive::model::BreakGlass {
+    fn from(r: BreakGlassRow) -> Self {
+        huren_archive::model::BreakGlass {
+            id: r.id,
+            doctor: r.doctor,
+            person: r.person,
+            reason: r.reason,
+            started_at: r.started_at,
+            expires_at: r.expires_at,
+            reviewed_by: r.reviewed_by,
+            reviewed_at: r.reviewed_at,
+            verdict: r.verdict,
+            review_note: r.review_note,
+        }
+    }
+}
 
 /// Sets the number in force from a change row (in the caller's transaction).
 async fn apply(conn: &mut SqliteConnection, change: i64, now: i64) -> Result<(), sqlx::Error> {
@@ -87,16 +149,17 @@ pub async fn confirm_change(
     let Some((Some(hash), Some(expires), attempts, person)) = row else {
         return Ok(None);
     };
-    if now >= expires || attempts >= 5 {
-        return Ok(None);
-    }
-    if hash != code_hash {
-        sqlx::query("UPDATE contact_change SET attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(None);
+    match check_code(now, expires, attempts, &hash, code_hash) {
+        CodeCheck::Spent => return Ok(None),
+        CodeCheck::Wrong => {
+            sqlx::query("UPDATE contact_change SET attempts = attempts + 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        CodeCheck::Right => {}
     }
     apply(&mut tx, id, now).await?;
     tx.commit().await?;
@@ -131,33 +194,18 @@ pub async fn break_glass_list(
     institution_id: i64,
     open_only: bool,
 ) -> Result<Vec<huren_archive::model::BreakGlass>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT b.id, u.username, pe.public_id, b.reason, b.started_at, b.expires_at, r.username, b.reviewed_at,
-                b.verdict, b.review_note
+    let rows: Vec<BreakGlassRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {BREAK_GLASS_COLUMNS}
            FROM break_glass b JOIN app_user u ON u.id = b.user_id JOIN person pe ON pe.id = b.person_id
            LEFT JOIN app_user r ON r.id = b.reviewed_by
           WHERE b.institution_id = ? AND (? = 0 OR b.reviewed_at IS NULL)
-          ORDER BY b.id",
-    )
+          ORDER BY b.id"
+    )))
     .bind(institution_id)
     .bind(open_only)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| huren_archive::model::BreakGlass {
-            id: r.get(0),
-            doctor: r.get(1),
-            person: r.get(2),
-            reason: r.get(3),
-            started_at: r.get(4),
-            expires_at: r.get(5),
-            reviewed_by: r.get(6),
-            reviewed_at: r.get(7),
-            verdict: r.get(8),
-            review_note: r.get(9),
-        })
-        .collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Records a review; false when the access is not the institution's or was reviewed before.
@@ -243,16 +291,17 @@ pub async fn confirm_authorization(
     let Some((hash, code_expires, attempts, days, person, scope)) = row else {
         return Ok(None);
     };
-    if now >= code_expires || attempts >= 5 {
-        return Ok(None);
-    }
-    if hash != code_hash {
-        sqlx::query("UPDATE patient_authorization SET attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(None);
+    match check_code(now, code_expires, attempts, &hash, code_hash) {
+        CodeCheck::Spent => return Ok(None),
+        CodeCheck::Wrong => {
+            sqlx::query("UPDATE patient_authorization SET attempts = attempts + 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        CodeCheck::Right => {}
     }
     let expires_at = now + days * 86_400;
     sqlx::query("UPDATE patient_authorization SET granted_at = ?, expires_at = ? WHERE id = ?")

@@ -4,6 +4,7 @@
 //! on the PostgreSQL cluster `HUREN_TEST_PG_URL` names (`pg_schema::ScratchDb`).
 
 mod audit;
+mod consent;
 mod durable_gate;
 mod institutions;
 mod pg_schema;
