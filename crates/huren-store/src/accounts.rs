@@ -9,31 +9,114 @@ use huren_archive::model::{NewUser, SessionRecord, UserAccount};
 use huren_archive::ports::StoreError;
 use huren_archive::ports::*;
 use huren_types::InstitutionCode;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
-const ACCOUNT: &str =
+/// Integers from the index itself, never from a request: safe to write into a statement.
+pub(crate) fn id_list(keys: &[i64]) -> String {
+    keys.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A person's account with their institution's code, as both dialects read it (columns named
+/// as in [`ACCOUNT`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    id: i64,
+    username: String,
+    role: String,
+    institution_id: i64,
+    code: String,
+    department: Option<String>,
+    display_name: String,
+    password_hash: String,
+    failed_attempts: i64,
+    locked_until: Option<i64>,
+    disabled: bool,
+}
+
+pub(crate) const ACCOUNT: &str =
     "SELECT u.id, u.username, u.role, u.institution_id, i.code, u.department, u.display_name,
-        u.password_hash, u.failed_attempts, u.locked_until, u.disabled_at IS NOT NULL
+        u.password_hash, u.failed_attempts, u.locked_until, u.disabled_at IS NOT NULL AS disabled
    FROM app_user u JOIN institution i ON i.id = u.institution_id";
 
-fn account(r: &SqliteRow, at: usize) -> Option<UserAccount> {
-    Some(UserAccount {
-        user: User {
-            user_id: r.get(at),
-            username: r.get(at + 1),
-            role: Role::parse(r.get(at + 2))?,
-            institution_id: r.get(at + 3),
-            institution_code: InstitutionCode::parse(r.get::<&str, _>(at + 4)).ok()?,
-            department: r.get(at + 5),
-            via: None,
-        },
-        display_name: r.get(at + 6),
-        password_hash: r.get(at + 7),
-        failed_attempts: r.get(at + 8),
-        locked_until: r.get(at + 9),
-        disabled: r.get(at + 10),
-    })
+impl AccountRow {
+    /// `None` for a role or code this build does not know (a row written by a newer one).
+    pub(crate) fn account(self) -> Option<UserAccount> {
+        Some(UserAccount {
+            user: User {
+                user_id: self.id,
+                username: self.username,
+                role: Role::parse(&self.role)?,
+                institution_id: self.institution_id,
+                institution_code: InstitutionCode::parse(&self.code).ok()?,
+                department: self.department,
+                via: None,
+            },
+            display_name: self.display_name,
+            password_hash: self.password_hash,
+            failed_attempts: self.failed_attempts,
+            locked_until: self.locked_until,
+            disabled: self.disabled,
+        })
+    }
+}
+
+/// A session with its person's account.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    secret_hash: String,
+    user_id: i64,
+    csrf_token: String,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    source_address: Option<String>,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}
+
+/// The columns of [`SessionRow`] over `user_session s JOIN ({ACCOUNT}) a`.
+pub(crate) const SESSION_COLUMNS: &str = "s.secret_hash, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, s.source_address, a.*";
+
+impl SessionRow {
+    pub(crate) fn session(self) -> Option<(SessionRecord, UserAccount)> {
+        let rec = SessionRecord {
+            secret_hash: self.secret_hash,
+            user_id: self.user_id,
+            csrf_token: self.csrf_token,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
+            source_address: self.source_address,
+        };
+        Some((rec, self.account.account()?))
+    }
+}
+
+/// A redeemed launch ticket's row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TicketRow {
+    user_id: i64,
+    encounter_id: Option<i64>,
+    patient_issuer: String,
+    patient_id: Option<String>,
+    id_blind: Option<String>,
+}
+
+impl From<TicketRow> for huren_archive::model::RedeemedTicket {
+    fn from(r: TicketRow) -> Self {
+        huren_archive::model::RedeemedTicket {
+            user_id: r.user_id,
+            encounter_id: r.encounter_id,
+            patient: huren_archive::model::PatientRef::from_columns(
+                r.patient_issuer,
+                r.patient_id,
+                r.id_blind,
+            ),
+        }
+    }
 }
 
 /// `Ok(Err(code))` names an institution that does not exist.
@@ -70,13 +153,13 @@ pub async fn user_account(
     pool: &SqlitePool,
     username: &str,
 ) -> Result<Option<UserAccount>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{ACCOUNT} WHERE u.username = ?"
     )))
     .bind(username)
     .fetch_optional(pool)
     .await?;
-    Ok(row.as_ref().and_then(|r| account(r, 0)))
+    Ok(row.and_then(AccountRow::account))
 }
 
 pub async fn login_failed(
@@ -123,26 +206,14 @@ pub async fn session(
     pool: &SqlitePool,
     secret_hash: &str,
 ) -> Result<Option<(SessionRecord, UserAccount)>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.secret_hash, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, s.source_address,
-                a.* FROM user_session s JOIN ({ACCOUNT}) a ON a.id = s.user_id
+    let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM user_session s JOIN ({ACCOUNT}) a ON a.id = s.user_id
           WHERE s.secret_hash = ? AND s.ended_at IS NULL"
     )))
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|r| {
-        let rec = SessionRecord {
-            secret_hash: r.get(0),
-            user_id: r.get(1),
-            csrf_token: r.get(2),
-            created_at: r.get(3),
-            last_seen_at: r.get(4),
-            expires_at: r.get(5),
-            source_address: r.get(6),
-        };
-        Some((rec, account(&r, 7)?))
-    }))
+    Ok(row.and_then(SessionRow::session))
 }
 
 pub async fn touch_session(
@@ -171,11 +242,12 @@ pub async fn user_account_by_id(
     pool: &SqlitePool,
     id: i64,
 ) -> Result<Option<UserAccount>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE u.id = ?")))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.as_ref().and_then(|r| account(r, 0)))
+    let row: Option<AccountRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{ACCOUNT} WHERE u.id = ?")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(AccountRow::account))
 }
 
 pub async fn upsert_encounter(
@@ -239,7 +311,7 @@ pub async fn redeem_launch_ticket(
     secret_hash: &str,
     now: i64,
 ) -> Result<Option<huren_archive::model::RedeemedTicket>, sqlx::Error> {
-    let row = sqlx::query(
+    let row: Option<TicketRow> = sqlx::query_as(
         "UPDATE launch_ticket SET used_at = ?
           WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ?
           RETURNING user_id, encounter_id, patient_issuer, patient_id, id_blind",
@@ -249,11 +321,7 @@ pub async fn redeem_launch_ticket(
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| huren_archive::model::RedeemedTicket {
-        user_id: r.get(0),
-        encounter_id: r.get(1),
-        patient: huren_archive::model::PatientRef::from_columns(r.get(2), r.get(3), r.get(4)),
-    }))
+    Ok(row.map(Into::into))
 }
 
 /// The persons a person reaches: open encounters at their institution assigned to them or their
@@ -310,14 +378,7 @@ pub async fn records_with_data_at(
     if patient_keys.is_empty() || institutions.is_empty() {
         return Ok(Vec::new());
     }
-    // Integers from the index itself, never from a request: safe to write inline.
-    let list = |keys: &[i64]| {
-        keys.iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (records, own) = (list(patient_keys), list(institutions));
+    let (records, own) = (id_list(patient_keys), id_list(institutions));
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT p.id FROM patient p WHERE p.id IN ({records}) AND (
             EXISTS (SELECT 1 FROM study s WHERE s.patient_id = p.id AND s.institution_id IN ({own}))

@@ -2,9 +2,10 @@
 //! several huren nodes sharing one index. This is its beginning: the schema (migrations in
 //! `migrations/postgres`, the same meaning as SQLite's, checked column by column by the test
 //! `pg_schema`) and the connection pool. The feature ports are implemented one module at a
-//! time (`institutions` and `consent` so far), each beside its SQLite twin's shared row mapping; until all
+//! time (`institutions`, `consent` and `accounts` so far), each beside its SQLite twin's shared row mapping; until all
 //! ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
 
+mod accounts;
 mod consent;
 mod institutions;
 

@@ -3,6 +3,7 @@
 //! temporary directory, and — port by port, as `PgIndex` gains them — against a scratch database
 //! on the PostgreSQL cluster `HUREN_TEST_PG_URL` names (`pg_schema::ScratchDb`).
 
+mod accounts;
 mod audit;
 mod consent;
 mod durable_gate;
