@@ -1,15 +1,11 @@
 //! `AccountIndex` on both dialects: accounts and failed sign-ins, sessions, encounters opened
 //! and closed by the HIS, single-use launch tickets, and the relationships that open a person
-//! to a doctor (an open encounter, break-glass, an authorization). On PostgreSQL also: two
-//! nodes redeeming one launch ticket at once, one succeeds.
+//! to a doctor (an open encounter, break-glass, an authorization); two nodes redeeming one
+//! launch ticket at once, one succeeds.
 
-use crate::institution;
-use crate::pg_schema::ScratchDb;
 use huren_access::{Role, User};
 use huren_archive::model::*;
 use huren_archive::ports::*;
-use huren_store::SqliteIndex;
-use huren_store::pg::PgIndex;
 use huren_types::InstitutionCode;
 
 /// Two persons with a record each at the county hospital, and a study of the first there.
@@ -18,46 +14,7 @@ const FIXTURE: &str = "INSERT INTO person (public_id, created_at) VALUES ('perso
      INSERT INTO study (patient_id, study_uid, institution_id, last_instance_at, stable_after_secs)
           VALUES (1, '1.2.3', 1, 0, 60)";
 
-async fn seed<'c, E: sqlx::Executor<'c>>(index: &impl InstitutionIndex, pool: E) {
-    index
-        .add_institution(institution("county", None))
-        .await
-        .expect("institution");
-    sqlx::raw_sql(FIXTURE).execute(pool).await.expect("fixture");
-}
-
-#[tokio::test]
-async fn accounts_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
-        .await
-        .expect("index");
-    seed(&index, index.pool()).await;
-    accounts(&index).await;
-}
-
-#[tokio::test]
-async fn accounts_postgres() {
-    let Some(scratch) = ScratchDb::create("accounts").await else {
-        return;
-    };
-    let index = PgIndex::open(&scratch.url, 8).await.expect("index");
-    seed(&index, index.pool()).await;
-    accounts(&index).await;
-    let ticket = index
-        .create_launch_ticket(ticket("race"))
-        .await
-        .map(|_| "race");
-    assert!(ticket.is_ok());
-    let (a, b) = tokio::join!(
-        index.redeem_launch_ticket("race", 100),
-        index.redeem_launch_ticket("race", 100)
-    );
-    let redeemed = [&a, &b].iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-    assert_eq!(redeemed, 1, "{a:?} {b:?}");
-    index.pool().close().await;
-    scratch.drop().await;
-}
+crate::on_both_dialects!(on, super::FIXTURE, super::accounts);
 
 fn ticket(secret: &str) -> NewLaunchTicket {
     NewLaunchTicket {
@@ -282,4 +239,15 @@ async fn accounts(index: &(impl AccountIndex + ConsentIndex)) {
             .expect("read")
             .is_empty()
     );
+    // Two nodes redeeming one launch ticket at once: one succeeds.
+    index
+        .create_launch_ticket(ticket("race"))
+        .await
+        .expect("ticket");
+    let (a, b) = tokio::join!(
+        index.redeem_launch_ticket("race", 100),
+        index.redeem_launch_ticket("race", 100)
+    );
+    let redeemed = [&a, &b].iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+    assert_eq!(redeemed, 1, "{a:?} {b:?}");
 }

@@ -1,29 +1,17 @@
 //! `ConsentIndex` on both dialects: a mobile number changed at once or by a code sent to the
 //! old one (five attempts, once), a patient's authorization by SMS code, break-glass opened,
-//! listed and reviewed once. On PostgreSQL also: two nodes confirming one authorization with
-//! the right code at the same moment grant it once.
+//! listed and reviewed once; two nodes confirming one authorization with the right code at the
+//! same moment grant it once.
 
-use crate::institution;
-use crate::pg_schema::ScratchDb;
 use huren_access::{Role, User};
 use huren_archive::model::*;
 use huren_archive::ports::*;
-use huren_store::SqliteIndex;
-use huren_store::pg::PgIndex;
 use huren_types::InstitutionCode;
 
 /// A person and a doctor, written as the person and account ports would (not ported yet).
 const FIXTURE: &str = "INSERT INTO person (public_id, created_at) VALUES ('person-1', 0);
      INSERT INTO app_user (username, display_name, role, institution_id, password_hash, created_at)
           VALUES ('wangli', '王丽', 'doctor', 1, 'x', 0)";
-
-async fn seed<'c, E: sqlx::Executor<'c>>(index: &impl InstitutionIndex, pool: E) {
-    index
-        .add_institution(institution("county", None))
-        .await
-        .expect("institution");
-    sqlx::raw_sql(FIXTURE).execute(pool).await.expect("fixture");
-}
 
 fn doctor() -> User {
     User {
@@ -37,38 +25,7 @@ fn doctor() -> User {
     }
 }
 
-#[tokio::test]
-async fn consent_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
-        .await
-        .expect("index");
-    seed(&index, index.pool()).await;
-    consent_flows(&index).await;
-}
-
-#[tokio::test]
-async fn consent_postgres() {
-    let Some(scratch) = ScratchDb::create("consent").await else {
-        return;
-    };
-    let index = PgIndex::open(&scratch.url, 8).await.expect("index");
-    seed(&index, index.pool()).await;
-    consent_flows(&index).await;
-    // Two nodes confirm one authorization with the right code at once: one grant.
-    let id = index
-        .create_authorization(authorization("code-race"))
-        .await
-        .expect("created");
-    let (a, b) = tokio::join!(
-        index.confirm_authorization(id, 1, "code-race", 100),
-        index.confirm_authorization(id, 1, "code-race", 100)
-    );
-    let granted = [&a, &b].iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-    assert_eq!(granted, 1, "{a:?} {b:?}");
-    index.pool().close().await;
-    scratch.drop().await;
-}
+crate::on_both_dialects!(on, super::FIXTURE, super::consent_flows);
 
 fn authorization(code: &str) -> NewAuthorization {
     NewAuthorization {
@@ -101,6 +58,18 @@ fn change(sealed: &[u8], code: Option<&str>) -> NewContactChange {
 }
 
 async fn consent_flows(index: &(impl ConsentIndex + InstitutionIndex)) {
+    // Two nodes confirm one authorization with the right code at once: one grant.
+    let id = index
+        .create_authorization(authorization("code-race"))
+        .await
+        .expect("created");
+    let (a, b) = tokio::join!(
+        index.confirm_authorization(id, 1, "code-race", 100),
+        index.confirm_authorization(id, 1, "code-race", 100)
+    );
+    let granted = [&a, &b].iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+    assert_eq!(granted, 1, "{a:?} {b:?}");
+
     // A first number takes effect at once; no such person is None.
     assert!(
         index
@@ -216,7 +185,7 @@ async fn consent_flows(index: &(impl ConsentIndex + InstitutionIndex)) {
             .authorization_requests_since("person-1", 1, 0)
             .await
             .expect("counted"),
-        (2, 2)
+        (3, 3)
     );
     assert!(
         index

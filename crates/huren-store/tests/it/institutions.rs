@@ -2,31 +2,13 @@
 //! institution.
 
 use crate::institution;
-use crate::pg_schema::ScratchDb;
 use huren_archive::ports::*;
-use huren_store::SqliteIndex;
-use huren_store::pg::PgIndex;
 
-#[tokio::test]
-async fn codes_are_kept_as_written_and_found_in_any_case_sqlite() {
-    let dir = tempfile::tempdir().expect("dir");
-    let index = SqliteIndex::open(&dir.path().join("index.sqlite"))
-        .await
-        .expect("index");
-    codes_are_kept_as_written_and_found_in_any_case(&index).await;
-    two_registrations_of_one_code_at_once_leave_one(&index).await;
-}
+crate::on_both_dialects!(on, "", super::institutions);
 
-#[tokio::test]
-async fn codes_are_kept_as_written_and_found_in_any_case_postgres() {
-    let Some(scratch) = ScratchDb::create("institutions").await else {
-        return;
-    };
-    let index = PgIndex::open(&scratch.url, 8).await.expect("index");
-    codes_are_kept_as_written_and_found_in_any_case(&index).await;
-    two_registrations_of_one_code_at_once_leave_one(&index).await;
-    index.pool().close().await;
-    scratch.drop().await;
+async fn institutions(index: &impl InstitutionIndex) {
+    codes_are_kept_as_written_and_found_in_any_case(index).await;
+    two_registrations_of_one_code_at_once_leave_one(index).await;
 }
 
 /// Two operators (or two nodes) registering one code in two spellings at the same moment:
