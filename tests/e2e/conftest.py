@@ -113,6 +113,11 @@ def object_keys(data_dir, endpoint=None):
     """Every stored object's key (relative to the data directory or the prefix)."""
     if STORAGE != "s3":
         return {str(p.relative_to(data_dir)) for p in (Path(data_dir) / "objects").rglob("*.dcm")}
+    return bucket_keys(data_dir, endpoint)
+
+
+def bucket_keys(data_dir, endpoint=None):
+    """The keys under a data directory's prefix in the bucket, whatever this pass stores in."""
     prefix = s3_prefix(data_dir) + "/"
     pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
     return {o["Key"][len(prefix):] for page in pages for o in page.get("Contents", [])}

@@ -131,3 +131,13 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--use-gl=swiftshader",
                  "--enable-unsafe-swiftshader"]
+
+
+def multipart_parts(resp):
+    """The bodies of a multipart/related response, in order."""
+    boundary = resp.headers["content-type"].split("boundary=")[1].split(";")[0].strip('"').encode()
+    out = []
+    for chunk in resp.content.split(b"--" + boundary)[1:-1]:
+        _, _, body = chunk.partition(b"\r\n\r\n")
+        out.append(body[:-2] if body.endswith(b"\r\n") else body)
+    return out

@@ -12,7 +12,7 @@ import requests
 from pynetdicom.sop_class import CTImageStorage
 
 from conftest import STORAGE, free_port, object_bytes, object_etag, object_keys, region_reader, start_moto
-from helpers import associate, ct, dataset_bytes, dcmtk, to_bytes
+from helpers import associate, ct, dataset_bytes, dcmtk, multipart_parts, to_bytes
 
 pytestmark = pytest.mark.skipif(STORAGE != "s3", reason="objects are files here (HUREN_E2E_STORAGE=s3)")
 
@@ -37,20 +37,11 @@ def test_a_large_object_goes_up_in_parts_and_reads_back_whole_and_by_frame(serve
     r = requests.get(base, headers={**h, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
     assert r.status_code == 200
     assert hashlib.sha256(dataset_bytes(sent)).digest() in {
-        hashlib.sha256(dataset_bytes(part)).digest() for part in _parts(r)}
+        hashlib.sha256(dataset_bytes(part)).digest() for part in multipart_parts(r)}
     # One frame is read by range from the bucket.
     r = requests.get(base + "/frames/1", headers={**h, "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})
     assert r.status_code == 200
-    assert _parts(r) == [ds.PixelData]
-
-
-def _parts(resp):
-    boundary = resp.headers["content-type"].split("boundary=")[1].split(";")[0].strip('"').encode()
-    out = []
-    for chunk in resp.content.split(b"--" + boundary)[1:-1]:
-        _, _, body = chunk.partition(b"\r\n\r\n")
-        out.append(body[:-2] if body.endswith(b"\r\n") else body)
-    return out
+    assert multipart_parts(r) == [ds.PixelData]
 
 
 class Cuttable:

@@ -13,6 +13,34 @@ use huren_archive::ports::*;
 use huren_types::Lifecycle;
 use sqlx::Row;
 
+/// An object the index names, as `huren migrate objects` copies it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredObject {
+    pub id: i64,
+    pub blob_key: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+impl SqliteIndex {
+    /// The objects of every instance not deleted, by id after `after_id`, a page at a time.
+    pub async fn stored_objects(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, blob_key, size, sha256 FROM instance
+              WHERE id > ? AND lifecycle != 'deleted' ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
+
 #[async_trait]
 impl IngestIndex for SqliteIndex {
     async fn commit_instance(

@@ -34,5 +34,6 @@ mod trigger_tests;
 mod writer;
 
 pub use blob::LocalBlobs;
+pub use ingest::StoredObject;
 pub use s3::{S3Blobs, S3Settings};
 pub use sqlite::SqliteIndex;

@@ -152,6 +152,31 @@ impl S3Blobs {
         &self.described
     }
 
+    /// Uploads a local file under `key` (one PutObject up to 5 MiB, else in parts), leaving
+    /// the file in place: persisting a spool file, and `huren migrate objects`.
+    pub async fn upload_file(&self, path: &Path, key: &str) -> Result<(), StoreError> {
+        let location = ObjectPath::from(key);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(StoreError::from_io)?
+            .len();
+        if size <= MULTIPART_FROM {
+            let bytes = tokio::fs::read(path).await.map_err(StoreError::from_io)?;
+            self.put_once(&location, bytes.into()).await
+        } else {
+            self.put_multipart(&location, path).await
+        }
+    }
+
+    /// The stored size of `key`, or `None` when there is no such object.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn put_once(&self, location: &ObjectPath, bytes: bytes::Bytes) -> Result<(), StoreError> {
         let opts = PutOptions {
             mode: self.mode.clone(),
@@ -204,16 +229,7 @@ impl BlobStore for S3Blobs {
             Body::Memory(bytes) => self.put_once(&location, bytes.clone()).await,
             Body::File(guard) => {
                 let path = guard.path();
-                let size = tokio::fs::metadata(path)
-                    .await
-                    .map_err(StoreError::from_io)?
-                    .len();
-                if size <= MULTIPART_FROM {
-                    let bytes = tokio::fs::read(path).await.map_err(StoreError::from_io)?;
-                    self.put_once(&location, bytes.into()).await?;
-                } else {
-                    self.put_multipart(&location, path).await?;
-                }
+                self.upload_file(path, key).await?;
                 // The caller disarms the spool guard once persisted (the local store moved the
                 // file); here the bytes were copied up, so the spool file goes now.
                 let _ = tokio::fs::remove_file(path).await;

@@ -7,6 +7,7 @@ mod audit;
 mod config;
 mod demo;
 mod fill;
+mod migrate;
 mod tls;
 
 use anyhow::{Context, bail};
@@ -94,6 +95,10 @@ enum Command {
     /// Image quality control (docs/quality.md).
     #[command(subcommand)]
     Quality(QualityCmd),
+    /// Move a data directory's stores: `objects` copies its object files into the S3 bucket
+    /// `storage.url` names, checked by size and SHA-256 and resumable (docs/deploy.md).
+    #[command(subcommand)]
+    Migrate(MigrateCmd),
     /// Benchmarks only: fill the index with synthetic studies through the ingest use case,
     /// without object files and without fsync (see bench/ and docs/benchmarks.md).
     BenchFill {
@@ -111,6 +116,19 @@ enum Command {
         /// Fill lab results instead of images: this many orders of 20 results per patient.
         #[arg(long)]
         orders_per_patient: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateCmd {
+    /// Copy every object the index names into the bucket; run again to resume or to copy
+    /// what arrived since. Exits non-zero when an object is missing or differs.
+    Objects {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Also download objects already in the bucket and check their SHA-256.
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -572,6 +590,11 @@ fn open_blobs(
             LocalBlobs::open(data_dir).context("opening object storage")?,
         ));
     }
+    Ok(Arc::new(s3_blobs(data_dir, storage)?))
+}
+
+/// The S3 bucket the settings name (the spool under the data directory).
+fn s3_blobs(data_dir: &Path, storage: &config::Storage) -> anyhow::Result<huren_store::S3Blobs> {
     let s3 = huren_store::S3Settings {
         url: storage.url.clone(),
         endpoint: storage.endpoint.clone(),
@@ -584,9 +607,7 @@ fn open_blobs(
         retry_for: std::time::Duration::from_secs(storage.retry_secs),
         orphan_grace: std::time::Duration::from_secs(storage.orphan_grace_secs),
     };
-    Ok(Arc::new(
-        huren_store::S3Blobs::open(&s3, data_dir).context("opening the S3 object store")?,
-    ))
+    huren_store::S3Blobs::open(&s3, data_dir).context("opening the S3 object store")
 }
 
 fn chain_key(
@@ -883,6 +904,33 @@ async fn run() -> anyhow::Result<()> {
                 )
                 .await?;
             println!("{id}");
+            Ok(())
+        }
+        Command::Migrate(MigrateCmd::Objects { dir, verify }) => {
+            let settings = config::load(&dir.data_dir, None, config::FlagOverrides::default())?;
+            if !settings.storage.url.starts_with("s3://") {
+                bail!(
+                    "storage.url is {:?}: name the bucket to copy into (s3://bucket[/prefix], docs/deploy.md)",
+                    settings.storage.url
+                );
+            }
+            let s3 = s3_blobs(&dir.data_dir, &settings.storage)?;
+            let r = migrate::objects(&dir.data_dir, &s3, verify).await?;
+            println!(
+                "{} objects: {} copied ({} bytes), {} already in {}, {} failed",
+                r.objects,
+                r.uploaded,
+                r.bytes,
+                r.already,
+                s3.describe(),
+                r.failures.len()
+            );
+            for f in &r.failures {
+                println!("failed: {f}");
+            }
+            if !r.failures.is_empty() {
+                bail!("{} objects were not copied", r.failures.len());
+            }
             Ok(())
         }
         Command::BenchFill {
