@@ -207,34 +207,126 @@ pub(crate) const FACTS: &str = "SELECT p.id, p.person_id, p.name_key, p.name_raw
          WHERE i.patient_id = p.id AND i.blind IS NOT NULL) AS identifiers
   FROM patient p";
 
-pub(crate) fn facts(r: &sqlx::sqlite::SqliteRow) -> Result<RecordFacts, StoreError> {
-    let ids: String = r.get("identifiers");
-    let ids: Vec<(String, String, i64)> = serde_json::from_str(&ids)
-        .map_err(|e| StoreError::backend("reading a record's identifiers", e))?;
-    Ok(RecordFacts {
-        patient_key: r.get("id"),
-        person_id: r.get("person_id"),
-        person_records: r.get("person_records"),
-        name_raw: r.get("name_raw"),
-        birth_date: r.get("birth_date"),
-        sex: r.get("sex"),
-        identifiers: ids.into_iter().map(|(s, b, c)| (s, b, c != 0)).collect(),
-    })
+/// A row of [`FACTS`] (SQLite's `json_group_array` or PostgreSQL's `json_agg`, as text).
+#[derive(sqlx::FromRow)]
+pub(crate) struct FactsRow {
+    id: i64,
+    person_id: i64,
+    pub(crate) name_key: Option<String>,
+    name_raw: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
+    person_records: i64,
+    identifiers: String,
+}
+
+impl FactsRow {
+    pub(crate) fn facts(&self) -> Result<RecordFacts, StoreError> {
+        let ids: Vec<(String, String, serde_json::Value)> = serde_json::from_str(&self.identifiers)
+            .map_err(|e| StoreError::backend("reading a record's identifiers", e))?;
+        Ok(RecordFacts {
+            patient_key: self.id,
+            person_id: self.person_id,
+            person_records: self.person_records,
+            name_raw: self.name_raw.clone(),
+            birth_date: self.birth_date.clone(),
+            sex: self.sex.clone(),
+            // `consistent` is 0/1 in both dialects' columns; JSON may carry it as a number or
+            // (PostgreSQL booleans) true/false.
+            identifiers: ids
+                .into_iter()
+                .map(|(s, b, c)| {
+                    (
+                        s,
+                        b,
+                        c.as_i64().map(|n| n != 0).or(c.as_bool()).unwrap_or(false),
+                    )
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `s` as the start of a LIKE pattern (with `ESCAPE` backslash): its wildcards matched literally.
+pub(crate) fn like_prefix(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("{escaped}%")
 }
 
 pub(crate) const RECORD_VIEW: &str =
     "SELECT p.id, p.issuer, p.patient_id, p.name_raw, p.birth_date, p.sex, pe.public_id
      FROM patient p JOIN person pe ON pe.id = p.person_id";
 
-pub(crate) fn record_view(r: &sqlx::sqlite::SqliteRow) -> RecordView {
-    RecordView {
-        patient_key: r.get(0),
-        issuer: r.get(1),
-        patient_id: r.get(2),
-        name: r.get(3),
-        birth_date: r.get(4),
-        sex: r.get(5),
-        person: r.get(6),
+/// A row of [`RECORD_VIEW`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct RecordRow {
+    id: i64,
+    issuer: String,
+    patient_id: String,
+    name_raw: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
+    public_id: String,
+}
+
+impl From<RecordRow> for RecordView {
+    fn from(r: RecordRow) -> Self {
+        RecordView {
+            patient_key: r.id,
+            issuer: r.issuer,
+            patient_id: r.patient_id,
+            name: r.name_raw,
+            birth_date: r.birth_date,
+            sex: r.sex,
+            person: r.public_id,
+        }
+    }
+}
+
+/// A link review's own columns; its two records are read with [`RECORD_VIEW`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReviewRow {
+    pub(crate) id: i64,
+    pub(crate) reason: String,
+    pub(crate) score: Option<f64>,
+    pub(crate) state: String,
+    pub(crate) created_at: i64,
+    pub(crate) patient_a: i64,
+    pub(crate) patient_b: i64,
+}
+
+pub(crate) const REVIEW: &str =
+    "SELECT id, reason, score, state, created_at, patient_a, patient_b FROM link_review";
+
+/// A person's link history: every move of a record into or out of them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LinkEventRow {
+    at: i64,
+    patient_id: i64,
+    from_public: Option<String>,
+    to_public: String,
+    rule: String,
+    actor: String,
+    reason: Option<String>,
+}
+
+pub(crate) const LINK_HISTORY: &str = "SELECT e.at, e.patient_id, f.public_id AS from_public, t.public_id AS to_public, e.rule, e.actor, e.reason
+   FROM person_link_event e LEFT JOIN person f ON f.id = e.from_person JOIN person t ON t.id = e.to_person";
+
+impl From<LinkEventRow> for LinkEvent {
+    fn from(r: LinkEventRow) -> Self {
+        LinkEvent {
+            at: r.at,
+            patient_key: r.patient_id,
+            from_person: r.from_public,
+            to_person: r.to_public,
+            rule: r.rule,
+            actor: r.actor,
+            reason: r.reason,
+        }
     }
 }
 
@@ -242,50 +334,46 @@ pub(crate) async fn person_records(
     conn: &mut SqliteConnection,
     person: i64,
 ) -> Result<Vec<RecordView>, StoreError> {
-    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{RECORD_VIEW} WHERE p.person_id = ? ORDER BY p.id"
     )))
     .bind(person)
     .fetch_all(&mut *conn)
     .await
-    .map_err(db)?
-    .iter()
-    .map(record_view)
-    .collect())
+    .map_err(db)?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 pub(crate) async fn load_record(
     conn: &mut SqliteConnection,
     key: i64,
 ) -> Result<RecordView, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RECORD_VIEW} WHERE p.id = ?")))
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(record_view(&row))
+    let row: RecordRow =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{RECORD_VIEW} WHERE p.id = ?")))
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    Ok(row.into())
 }
 
 pub(crate) async fn load_review(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<LinkReview, StoreError> {
-    let r = sqlx::query(
-        "SELECT id, reason, score, state, created_at, patient_a, patient_b FROM link_review WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| StoreError::NotFound(format!("link review {id}")))?;
-    let (a, b): (i64, i64) = (r.get("patient_a"), r.get("patient_b"));
+    let r: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{REVIEW} WHERE id = ?")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("link review {id}")))?;
     Ok(LinkReview {
-        id: r.get("id"),
-        reason: r.get("reason"),
-        score: r.get("score"),
-        state: r.get("state"),
-        created_at: r.get("created_at"),
-        a: load_record(conn, a).await?,
-        b: load_record(conn, b).await?,
+        id: r.id,
+        reason: r.reason,
+        score: r.score,
+        state: r.state,
+        created_at: r.created_at,
+        a: load_record(conn, r.patient_a).await?,
+        b: load_record(conn, r.patient_b).await?,
     })
 }

@@ -197,26 +197,14 @@ impl PersonIndex for SqliteIndex {
         };
         let id: i64 = row.get(0);
         let records = person_records(&mut conn, id).await?;
-        let history = sqlx::query(
-            "SELECT e.at, e.patient_id, f.public_id, t.public_id, e.rule, e.actor, e.reason
-               FROM person_link_event e LEFT JOIN person f ON f.id = e.from_person JOIN person t ON t.id = e.to_person
-              WHERE e.to_person = ?1 OR e.from_person = ?1 ORDER BY e.id",
-        )
+        let history: Vec<LinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{LINK_HISTORY} WHERE e.to_person = ?1 OR e.from_person = ?1 ORDER BY e.id"
+        )))
         .bind(id)
         .fetch_all(&mut *conn)
         .await
-        .map_err(db)?
-        .iter()
-        .map(|r| LinkEvent {
-            at: r.get(0),
-            patient_key: r.get(1),
-            from_person: r.get(2),
-            to_person: r.get(3),
-            rule: r.get(4),
-            actor: r.get(5),
-            reason: r.get(6),
-        })
-        .collect();
+        .map_err(db)?;
+        let history = history.into_iter().map(Into::into).collect();
         Ok(Some(PersonView {
             public_id: public_id.to_owned(),
             merged_into: row.get(1),
@@ -232,7 +220,7 @@ impl PersonIndex for SqliteIndex {
         limit: u32,
     ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        let Some(me) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let Some(me): Option<FactsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{FACTS} WHERE p.issuer = ? AND p.patient_id = ? AND p.name_key IS NOT NULL"
         )))
         .bind(issuer)
@@ -243,11 +231,11 @@ impl PersonIndex for SqliteIndex {
         else {
             return Ok(None);
         };
-        let mine = facts(&me)?;
-        let name_key: String = me.get("name_key");
+        let mine = me.facts()?;
+        let name_key = me.name_key.clone().unwrap_or_default();
         // Candidates: the same name sound, and a birth date that shares the year or the
         // month and day (typos), or none on either side.
-        let others = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let others: Vec<FactsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{FACTS} WHERE p.name_key = ?1 AND p.id != ?2 AND (p.birth_date IS NULL OR ?3 IS NULL
                OR substr(p.birth_date, 1, 4) = substr(?3, 1, 4) OR substr(p.birth_date, 5, 4) = substr(?3, 5, 4))
              ORDER BY p.id DESC LIMIT ?4"
@@ -258,10 +246,11 @@ impl PersonIndex for SqliteIndex {
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await
-        .map_err(db)?
-        .iter()
-        .map(facts)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map_err(db)?;
+        let others = others
+            .iter()
+            .map(FactsRow::facts)
+            .collect::<Result<Vec<_>, _>>()?;
         // Only whether the sound is rare matters (≤ 3, ≤ 10, more): count no further.
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT 1 FROM patient WHERE name_key = ? LIMIT 11)",
@@ -342,23 +331,17 @@ impl PersonIndex for SqliteIndex {
                 sound_prefix,
             } => {
                 // LIKE with NOCASE indexes (patient_name_*_nocase) and the name sound.
-                let esc = |s: &str| {
-                    s.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                };
-                let like = format!("{}%", esc(prefix));
                 sqlx::query_scalar(
                     "SELECT DISTINCT person_id FROM patient
                      WHERE name_ideographic LIKE ?1 ESCAPE '\\' OR name_alphabetic LIKE ?1 ESCAPE '\\'
                         OR name_raw LIKE ?1 ESCAPE '\\' OR (?2 != '' AND name_key LIKE ?2 ESCAPE '\\')
                      LIMIT ?3",
                 )
-                .bind(like)
+                .bind(like_prefix(prefix))
                 .bind(if sound_prefix.is_empty() {
                     String::new()
                 } else {
-                    format!("{}%", esc(sound_prefix))
+                    like_prefix(sound_prefix)
                 })
             }
         };

@@ -2,12 +2,13 @@
 //! several huren nodes sharing one index. This is its beginning: the schema (migrations in
 //! `migrations/postgres`, the same meaning as SQLite's, checked column by column by the test
 //! `pg_schema`) and the connection pool. The feature ports are implemented one module at a
-//! time (`institutions`, `consent` and `accounts` so far), each beside its SQLite twin's shared row mapping; until all
+//! time (`institutions`, `consent`, `accounts` and `persons` so far), each beside its SQLite twin's shared row mapping; until all
 //! ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
 
 mod accounts;
 mod consent;
 mod institutions;
+mod persons;
 
 use crate::sql::db;
 use huren_archive::ports::StoreError;

@@ -8,6 +8,7 @@ mod audit;
 mod consent;
 mod durable_gate;
 mod institutions;
+mod persons;
 mod pg_schema;
 mod query_plan;
 

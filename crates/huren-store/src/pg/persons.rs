@@ -1,0 +1,534 @@
+//! `PersonIndex` on PostgreSQL: the master patient index's reviews, merges and searches in
+//! PostgreSQL's dialect, with the rows of `crate::linking`. SQLite serialises every merge by
+//! `BEGIN IMMEDIATE`; here a merge locks the rows it decides on — the two records, or the two
+//! persons, in id order — so that two nodes deciding about the same persons at once take turns
+//! and the second sees what the first did.
+
+use super::PgIndex;
+use crate::linking::{
+    FactsRow, LINK_HISTORY, LinkEventRow, RECORD_VIEW, REVIEW, RecordRow, ReviewRow, like_prefix,
+};
+use crate::sql::*;
+use async_trait::async_trait;
+use huren_archive::model::*;
+use huren_archive::ports::StoreError;
+use huren_archive::ports::*;
+use sqlx::PgConnection;
+
+/// [`crate::linking::FACTS`] in PostgreSQL's dialect.
+const FACTS: &str = "SELECT p.id, p.person_id, p.name_key, p.name_raw, p.birth_date, p.sex,
+       (SELECT COUNT(*) FROM patient q WHERE q.person_id = p.person_id) AS person_records,
+       (SELECT COALESCE(json_agg(json_build_array(i.system, i.blind, i.consistent))::text, '[]')
+          FROM patient_identifier i WHERE i.patient_id = p.id AND i.blind IS NOT NULL) AS identifiers
+  FROM patient p";
+
+async fn person_id(conn: &mut PgConnection, public_id: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM person WHERE public_id = $1")
+        .bind(public_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("person {public_id}")))
+}
+
+/// Locks two persons' rows, lower id first (the order every merge takes them in).
+async fn lock_persons(conn: &mut PgConnection, a: i64, b: i64) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM person WHERE id IN ($1, $2) ORDER BY id FOR UPDATE")
+        .bind(a)
+        .bind(b)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// The rule of `crate::linking::conflicting_numbers`.
+async fn conflicting_numbers(conn: &mut PgConnection, a: i64, b: i64) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM patient_identifier x JOIN patient px ON px.id = x.patient_id
+           JOIN patient_identifier y ON y.system = x.system AND y.blind != x.blind AND y.consistent = 1
+           JOIN patient py ON py.id = y.patient_id
+         WHERE px.person_id = $1 AND py.person_id = $2 AND x.consistent = 1",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(n > 0)
+}
+
+/// The move of `crate::linking::move_person`.
+async fn move_person(
+    conn: &mut PgConnection,
+    survivor: i64,
+    merged: i64,
+    how: (&str, &str, Option<&str>, Option<f64>),
+    ts: i64,
+) -> Result<u64, StoreError> {
+    let (rule, actor, reason, score) = how;
+    sqlx::query(
+        "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason, score)
+           SELECT $1, id, person_id, $2, $3, $4, $5, $6 FROM patient WHERE person_id = $7",
+    )
+    .bind(ts)
+    .bind(survivor)
+    .bind(rule)
+    .bind(actor)
+    .bind(reason)
+    .bind(score)
+    .bind(merged)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    let moved =
+        sqlx::query("UPDATE patient SET person_id = $1, updated_at = $2 WHERE person_id = $3")
+            .bind(survivor)
+            .bind(ts)
+            .bind(merged)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?
+            .rows_affected();
+    sqlx::query("UPDATE person SET merged_into = $1 WHERE id = $2")
+        .bind(survivor)
+        .bind(merged)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(moved)
+}
+
+async fn person_records(
+    conn: &mut PgConnection,
+    person: i64,
+) -> Result<Vec<RecordView>, StoreError> {
+    let rows: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{RECORD_VIEW} WHERE p.person_id = $1 ORDER BY p.id"
+    )))
+    .bind(person)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+async fn load_record(conn: &mut PgConnection, key: i64) -> Result<RecordView, StoreError> {
+    let row: RecordRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{RECORD_VIEW} WHERE p.id = $1"
+    )))
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(row.into())
+}
+
+/// A review with its two records; `lock` takes the review's row for a decision.
+async fn load_review(
+    conn: &mut PgConnection,
+    id: i64,
+    lock: bool,
+) -> Result<LinkReview, StoreError> {
+    let r: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{REVIEW} WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| StoreError::NotFound(format!("link review {id}")))?;
+    Ok(LinkReview {
+        id: r.id,
+        reason: r.reason,
+        score: r.score,
+        state: r.state,
+        created_at: r.created_at,
+        a: load_record(conn, r.patient_a).await?,
+        b: load_record(conn, r.patient_b).await?,
+    })
+}
+
+#[async_trait]
+impl PersonIndex for PgIndex {
+    async fn link_reviews(&self, state: &str, limit: u32) -> Result<Vec<LinkReview>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM link_review WHERE state = $1 ORDER BY id LIMIT $2")
+                .bind(state)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(load_review(&mut conn, id, false).await?);
+        }
+        Ok(out)
+    }
+
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        match load_review(&mut conn, id, false).await {
+            Ok(r) => Ok(Some(r)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn merge_persons(
+        &self,
+        survivor: &str,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let s = person_id(&mut tx, survivor).await?;
+        let m = person_id(&mut tx, merged).await?;
+        if s == m {
+            return Err(StoreError::Invalid(
+                "a person cannot be merged into itself".into(),
+            ));
+        }
+        lock_persons(&mut tx, s, m).await?;
+        if conflicting_numbers(&mut tx, s, m).await? {
+            return Err(StoreError::Conflict(
+                "the two persons hold different identity numbers of one document".into(),
+            ));
+        }
+        let moved = move_person(
+            &mut tx,
+            s,
+            m,
+            ("steward_merge", actor, Some(reason), None),
+            now(),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved as usize)
+    }
+
+    async fn unmerge_person(
+        &self,
+        merged: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let m = person_id(&mut tx, merged).await?;
+        let survivor: Option<i64> =
+            sqlx::query_scalar("SELECT merged_into FROM person WHERE id = $1 FOR UPDATE")
+                .bind(m)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let Some(s) = survivor else {
+            return Err(StoreError::Invalid(format!(
+                "person {merged} is not merged"
+            )));
+        };
+        lock_persons(&mut tx, s, m).await?;
+        // Exactly the records whose latest move was from `merged` to the survivor.
+        let ts = now();
+        let moved = sqlx::query(
+            "WITH back AS (
+               SELECT p.id FROM patient p WHERE p.person_id = $1 AND
+                 (SELECT e.from_person FROM person_link_event e WHERE e.patient_id = p.id ORDER BY e.id DESC LIMIT 1) = $2)
+             INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason)
+               SELECT $3, id, $1, $2, 'steward_unmerge', $4, $5 FROM back",
+        )
+        .bind(s)
+        .bind(m)
+        .bind(ts)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if moved == 0 {
+            return Err(StoreError::Conflict(
+                "no record of that merge is still with the survivor (undo later merges first)"
+                    .into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE patient SET person_id = $2, updated_at = $3 WHERE person_id = $1 AND
+               (SELECT e.rule FROM person_link_event e WHERE e.patient_id = patient.id ORDER BY e.id DESC LIMIT 1) = 'steward_unmerge'",
+        )
+        .bind(s)
+        .bind(m)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE person SET merged_into = NULL WHERE id = $1")
+            .bind(m)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved as usize)
+    }
+
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        link: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<LinkReview, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let review = load_review(&mut tx, id, true).await?;
+        if review.state != "open" {
+            return Err(StoreError::Conflict(format!(
+                "review {id} is already {}",
+                review.state
+            )));
+        }
+        let ts = now();
+        if link {
+            let a = person_id(&mut tx, &review.a.person).await?;
+            let b = person_id(&mut tx, &review.b.person).await?;
+            if a != b {
+                lock_persons(&mut tx, a, b).await?;
+                if conflicting_numbers(&mut tx, a, b).await? {
+                    return Err(StoreError::Conflict(
+                        "the two records' persons hold different identity numbers of one document"
+                            .into(),
+                    ));
+                }
+                let (s, m) = if a < b { (a, b) } else { (b, a) };
+                move_person(
+                    &mut tx,
+                    s,
+                    m,
+                    ("steward_merge", actor, Some(reason), None),
+                    ts,
+                )
+                .await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE link_review SET state = $1, decided_by = $2, decided_at = $3 WHERE id = $4",
+        )
+        .bind(if link { "linked" } else { "rejected" })
+        .bind(actor)
+        .bind(ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let out = load_review(&mut tx, id, false).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn person(&self, public_id: &str) -> Result<Option<PersonView>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT pe.id, (SELECT s.public_id FROM person s WHERE s.id = pe.merged_into)
+               FROM person pe WHERE pe.public_id = $1",
+        )
+        .bind(public_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        let Some((id, merged_into)) = row else {
+            return Ok(None);
+        };
+        let records = person_records(&mut conn, id).await?;
+        let history: Vec<LinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{LINK_HISTORY} WHERE e.to_person = $1 OR e.from_person = $1 ORDER BY e.id"
+        )))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        Ok(Some(PersonView {
+            public_id: public_id.to_owned(),
+            merged_into,
+            records,
+            history: history.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn link_candidates(
+        &self,
+        issuer: &str,
+        patient_id: &str,
+        limit: u32,
+    ) -> Result<Option<(RecordFacts, Vec<RecordFacts>, i64)>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let Some(me): Option<FactsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{FACTS} WHERE p.issuer = $1 AND p.patient_id = $2 AND p.name_key IS NOT NULL"
+        )))
+        .bind(issuer)
+        .bind(patient_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mine = me.facts()?;
+        let name_key = me.name_key.clone().unwrap_or_default();
+        // The candidates of the SQLite adapter: the same name sound, and a birth date that
+        // shares the year or the month and day, or none on either side.
+        let others: Vec<FactsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{FACTS} WHERE p.name_key = $1 AND p.id != $2 AND (p.birth_date IS NULL OR $3::text IS NULL
+               OR substr(p.birth_date, 1, 4) = substr($3, 1, 4) OR substr(p.birth_date, 5, 4) = substr($3, 5, 4))
+             ORDER BY p.id DESC LIMIT $4"
+        )))
+        .bind(&name_key)
+        .bind(mine.patient_key)
+        .bind(&mine.birth_date)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        let others = others
+            .iter()
+            .map(FactsRow::facts)
+            .collect::<Result<Vec<_>, _>>()?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM patient WHERE name_key = $1 LIMIT 11) x",
+        )
+        .bind(&name_key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+        Ok(Some((mine, others, count)))
+    }
+
+    async fn apply_score_decision(
+        &self,
+        a: i64,
+        b: i64,
+        link: bool,
+        score: f64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The two records locked: their persons cannot change under this decision.
+        let persons: Vec<i64> = sqlx::query_scalar(
+            "SELECT person_id FROM patient WHERE id IN ($1, $2) ORDER BY id FOR UPDATE",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let [pa, pb] = persons[..] else {
+            return Err(StoreError::NotFound("patient record".into()));
+        };
+        let ts = now();
+        if pa == pb {
+            return Ok(());
+        }
+        lock_persons(&mut tx, pa, pb).await?;
+        let conflicting = conflicting_numbers(&mut tx, pa, pb).await?;
+        if link && !conflicting {
+            let (s, m) = if pa < pb { (pa, pb) } else { (pb, pa) };
+            move_person(&mut tx, s, m, ("score", "ingest", None, Some(score)), ts).await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO link_review (created_at, patient_a, patient_b, reason, score) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (patient_a, patient_b) DO NOTHING",
+            )
+            .bind(ts)
+            .bind(a.min(b))
+            .bind(a.max(b))
+            .bind(if conflicting { "conflicting_numbers" } else { "possible_match" })
+            .bind(score)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_persons(
+        &self,
+        search: &PersonSearch,
+        limit: u32,
+    ) -> Result<Vec<PersonHit>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let persons: Vec<i64> = match search {
+            PersonSearch::Identifier(key) => sqlx::query_scalar(
+                "SELECT DISTINCT p.person_id FROM patient_identifier i JOIN patient p ON p.id = i.patient_id
+                 WHERE i.system = $1 AND i.blind = $2 AND i.consistent = 1 LIMIT $3",
+            )
+            .bind(&key.system)
+            .bind(&key.blind)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await,
+            PersonSearch::Record { issuer, patient_id } => sqlx::query_scalar(
+                "SELECT person_id FROM patient WHERE issuer = $1 AND patient_id = $2 LIMIT $3",
+            )
+            .bind(issuer)
+            .bind(patient_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await,
+            PersonSearch::NamePrefix { prefix, sound_prefix } => {
+                // SQLite's LIKE ignores ASCII case; PostgreSQL's does not, so both sides are
+                // lowered (the lower() indexes of the schema).
+                sqlx::query_scalar(
+                    "SELECT DISTINCT person_id FROM patient
+                     WHERE lower(name_ideographic) LIKE lower($1) ESCAPE '\\'
+                        OR lower(name_alphabetic) LIKE lower($1) ESCAPE '\\'
+                        OR lower(name_raw) LIKE lower($1) ESCAPE '\\'
+                        OR ($2 != '' AND name_key LIKE $2 ESCAPE '\\')
+                     LIMIT $3",
+                )
+                .bind(like_prefix(prefix))
+                .bind(if sound_prefix.is_empty() {
+                    String::new()
+                } else {
+                    like_prefix(sound_prefix)
+                })
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await
+            }
+        }
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(persons.len());
+        for id in persons {
+            let records = person_records(&mut conn, id).await?;
+            if let Some(first) = records.first() {
+                out.push(PersonHit {
+                    person: first.person.clone(),
+                    records,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn identifier_domain_known(&self, system: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM patient WHERE issuer = $1)
+                 OR EXISTS (SELECT 1 FROM institution_attribute WHERE attribute = 'identifier_system' AND value = $1)",
+        )
+        .bind(system)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn person_revision(&self, public_id: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(r.revision, 0) FROM person pe
+               LEFT JOIN person_revision r ON r.person_id = pe.id WHERE pe.public_id = $1",
+        )
+        .bind(public_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
