@@ -1,7 +1,7 @@
 //! Reading the audit chain back: its head (for checkpoints) and a full verification
 //! (`huren audit verify`). The chain itself is written by the group-commit writer.
 
-use crate::chain::audit_stored_fields;
+use crate::chain::{MAIN_CHAIN, audit_stored_fields};
 use crate::sql::*;
 use crate::sqlite::*;
 use crate::writer::*;
@@ -47,7 +47,8 @@ impl AuditReader {
     }
 }
 
-/// The newest chained event.
+/// The newest event of the chain this node writes (`main`); checkpoints of other nodes' chains
+/// come with several nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub seq: i64,
@@ -56,8 +57,9 @@ pub struct Head {
 
 async fn head(pool: &SqlitePool) -> Result<Option<Head>, sqlx::Error> {
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, mac FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        "SELECT seq, mac FROM audit_event WHERE chain = ? AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
     )
+    .bind(MAIN_CHAIN)
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|(seq, mac)| Head { seq, mac }))
@@ -72,7 +74,7 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
-/// Walks the chain in sequence order, recomputing every MAC from the stored fields and the
+/// Walks every chain in sequence order, recomputing every MAC from the stored fields and the
 /// stored previous MAC (so one altered event is reported as itself, not as everything after
 /// it), and flags unchained rows stored after the chain began.
 async fn verify(pool: &SqlitePool, key: &ChainKey) -> Result<Verification, sqlx::Error> {
@@ -93,43 +95,60 @@ async fn verify(pool: &SqlitePool, key: &ChainKey) -> Result<Verification, sqlx:
             _ => v.before_chain += 1,
         }
     }
-    let rows = sqlx::query(
-        "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac
-           FROM audit_event WHERE seq IS NOT NULL ORDER BY seq",
+    // Each chain on its own (migration 0046: one per node), from its genesis.
+    let chains: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT chain FROM audit_event WHERE seq IS NOT NULL ORDER BY chain",
     )
     .fetch_all(pool)
     .await?;
-    let mut prev = GENESIS.to_vec();
-    let mut expected = 1i64;
-    for r in &rows {
-        let (id, seq, mac): (i64, i64, Vec<u8>) = (r.get(0), r.get(11), r.get(12));
-        if seq != expected {
-            v.problems.push(format!(
-                "sequence jumps from {} to {seq}: events were removed or renumbered",
-                expected - 1
-            ));
+    for chain in chains {
+        let named = |what: String| {
+            if chain == MAIN_CHAIN {
+                what
+            } else {
+                format!("chain {chain}: {what}")
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac
+               FROM audit_event WHERE chain = ? AND seq IS NOT NULL ORDER BY seq",
+        )
+        .bind(&chain)
+        .fetch_all(pool)
+        .await?;
+        let mut prev = GENESIS.to_vec();
+        let mut expected = 1i64;
+        for r in &rows {
+            let (id, seq, mac): (i64, i64, Vec<u8>) = (r.get(0), r.get(11), r.get(12));
+            if seq != expected {
+                v.problems.push(named(format!(
+                    "sequence jumps from {} to {seq}: events were removed or renumbered",
+                    expected - 1
+                )));
+            }
+            let fields = audit_stored_fields(r);
+            let want = key.link(
+                &prev,
+                seq,
+                &fields.iter().map(Option::as_deref).collect::<Vec<_>>(),
+            );
+            if want.as_slice() != mac.as_slice() {
+                v.problems.push(named(format!(
+                    "event seq {seq} (id {id}) does not match its chain link: it was altered, moved, or the chain was recomputed without the key"
+                )));
+            }
+            v.chained += 1;
+            prev = mac;
+            expected = seq + 1;
         }
-        let fields = audit_stored_fields(r);
-        let want = key.link(
-            &prev,
-            seq,
-            &fields.iter().map(Option::as_deref).collect::<Vec<_>>(),
-        );
-        if want.as_slice() != mac.as_slice() {
-            v.problems.push(format!(
-                "event seq {seq} (id {id}) does not match its chain link: it was altered, moved, or the chain was recomputed without the key"
-            ));
-        }
-        v.chained += 1;
-        prev = mac;
-        expected = seq + 1;
     }
     Ok(v)
 }
 
 /// The stored MAC of event `seq`, if there is one.
 async fn mac_at(pool: &SqlitePool, seq: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT mac FROM audit_event WHERE seq = ?")
+    sqlx::query_scalar("SELECT mac FROM audit_event WHERE chain = ? AND seq = ?")
+        .bind(MAIN_CHAIN)
         .bind(seq)
         .fetch_optional(pool)
         .await
@@ -141,7 +160,7 @@ pub async fn audit_events(
     limit: u32,
 ) -> Result<Vec<huren_archive::model::AuditRow>, sqlx::Error> {
     // A patient is named by person (`person:…` in the trail) or by one record (`PID@issuer`).
-    let rows = sqlx::query(
+    let rows: Vec<AuditEventRow> = sqlx::query_as(
         "SELECT id, at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq
            FROM audit_event
           WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR id < ?3)
@@ -160,23 +179,43 @@ pub async fn audit_events(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| huren_archive::model::AuditRow {
-            id: r.get(0),
-            at: r.get(1),
-            action: r.get(2),
-            outcome: r.get(3),
-            actor: r.get(4),
-            institution: r.get(5),
-            patient: r.get(6),
-            study_uid: r.get(7),
-            object: r.get(8),
-            source_address: r.get(9),
-            detail: r.get(10),
-            seq: r.get(11),
-        })
-        .collect())
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// An audit event as the auditors' reads return it, from either dialect.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditEventRow {
+    id: i64,
+    at: i64,
+    action: String,
+    outcome: String,
+    actor: String,
+    institution: Option<String>,
+    patient: Option<String>,
+    study_uid: Option<String>,
+    object: Option<String>,
+    source_address: Option<String>,
+    detail: String,
+    seq: Option<i64>,
+}
+
+impl From<AuditEventRow> for huren_archive::model::AuditRow {
+    fn from(r: AuditEventRow) -> Self {
+        huren_archive::model::AuditRow {
+            id: r.id,
+            at: r.at,
+            action: r.action,
+            outcome: r.outcome,
+            actor: r.actor,
+            institution: r.institution,
+            patient: r.patient,
+            study_uid: r.study_uid,
+            object: r.object,
+            source_address: r.source_address,
+            detail: r.detail,
+            seq: r.seq,
+        }
+    }
 }
 
 #[async_trait]

@@ -15,14 +15,20 @@ pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::S
 /// and put back when a job's savepoint is rolled back.
 pub(crate) struct Chain {
     key: Option<Arc<ChainKey>>,
+    /// The chain's name (migration 0046): `main` for a node that has the index to itself.
+    name: String,
     seq: i64,
     mac: Vec<u8>,
 }
+
+/// The chain a single node writes.
+pub(crate) const MAIN_CHAIN: &str = "main";
 
 impl Chain {
     pub(crate) fn new(key: Option<Arc<ChainKey>>) -> Self {
         Chain {
             key,
+            name: MAIN_CHAIN.to_owned(),
             seq: 0,
             mac: GENESIS.to_vec(),
         }
@@ -33,12 +39,29 @@ impl Chain {
             return Ok(());
         }
         let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, mac FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, mac FROM audit_event WHERE chain = ? AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
         )
+        .bind(&self.name)
         .fetch_optional(&mut *conn)
         .await?;
         (self.seq, self.mac) = head.unwrap_or((0, GENESIS.to_vec()));
         Ok(())
+    }
+
+    /// A chain picked up at `head` (its newest event's seq and MAC; none: a new chain), for an
+    /// adapter that reads the head itself.
+    pub(crate) fn resume(
+        key: Option<Arc<ChainKey>>,
+        name: &str,
+        head: Option<(i64, Vec<u8>)>,
+    ) -> Self {
+        let (seq, mac) = head.unwrap_or((0, GENESIS.to_vec()));
+        Chain {
+            key,
+            name: name.to_owned(),
+            seq,
+            mac,
+        }
     }
 
     pub(crate) fn mark(&self) -> (i64, Vec<u8>) {
@@ -50,7 +73,7 @@ impl Chain {
     }
 
     /// The next event's (seq, mac), or NULLs when no chain key is configured.
-    fn link(&mut self, fields: &[Option<&str>]) -> (Option<i64>, Option<Vec<u8>>) {
+    pub(crate) fn link(&mut self, fields: &[Option<&str>]) -> (Option<i64>, Option<Vec<u8>>) {
         let Some(key) = &self.key else {
             return (None, None);
         };
@@ -101,8 +124,24 @@ pub(crate) fn audit_stored_fields(r: &sqlx::sqlite::SqliteRow) -> [Option<String
     ]
 }
 
-/// Binds the twelve values of an `audit_event` row, in column order, chaining it.
-pub(crate) fn bind_audit<'q>(q: Query<'q>, ev: &AuditEvent, chain: &mut Chain) -> Query<'q> {
+/// The columns [`bind_audit`] binds, in its order.
+pub(crate) const AUDIT_COLUMNS: &str = "at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac, chain";
+
+/// Binds the thirteen values of an `audit_event` row ([`AUDIT_COLUMNS`]), chaining it: for
+/// either dialect's query (the SQLite writer's statements, PostgreSQL's per-chain append).
+pub(crate) fn bind_audit<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    ev: &AuditEvent,
+    chain: &mut Chain,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<i64>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<Vec<u8>>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
     let at = now();
     let f = audit_fields(ev, at);
     let (seq, mac) = chain.link(&f.iter().map(Option::as_deref).collect::<Vec<_>>());
@@ -130,6 +169,7 @@ pub(crate) fn bind_audit<'q>(q: Query<'q>, ev: &AuditEvent, chain: &mut Chain) -
         .bind(detail)
         .bind(seq)
         .bind(mac)
+        .bind(chain.name.clone())
 }
 
 pub(crate) async fn insert_audit(
@@ -137,10 +177,9 @@ pub(crate) async fn insert_audit(
     ev: &AuditEvent,
     chain: &mut Chain,
 ) -> Result<(), sqlx::Error> {
-    let q = sqlx::query(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_event ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )));
     bind_audit(q, ev, chain).execute(&mut *conn).await?;
     Ok(())
 }

@@ -133,8 +133,8 @@ pub(crate) async fn commit_one(
         );
     }
     sql.push_str(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac, chain)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
     // Identity numbers link persons in a second round trip, inside the same savepoint.
     if r.identifiers.is_empty() {
@@ -481,8 +481,8 @@ pub(crate) async fn oru_statements(
         ));
     }
     sql.push_str(
-        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
+        "INSERT INTO audit_event (at, action, outcome, actor, institution, patient, study_uid, object, source_address, detail, seq, mac, chain)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);",
     );
     if oru.identifiers.is_empty() {
         sql.push_str("RELEASE one;");

@@ -2,24 +2,31 @@
 //! several huren nodes sharing one index. This is its beginning: the schema (migrations in
 //! `migrations/postgres`, the same meaning as SQLite's, checked column by column by the test
 //! `pg_schema`) and the connection pool. The feature ports are implemented one module at a
-//! time (`institutions`, `consent`, `accounts` and `persons` so far), each beside its SQLite twin's shared row mapping; until all
+//! time (`institutions`, `consent`, `accounts`, `persons` and `audit` so far), each beside its SQLite twin's shared row mapping; until all
 //! ten are, `index.url` cannot select PostgreSQL and the server runs on SQLite.
 
 mod accounts;
+mod audit;
 mod consent;
 mod institutions;
 mod persons;
 
 use crate::sql::db;
 use huren_archive::ports::StoreError;
+use huren_seal::chain::ChainKey;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PgIndex {
     pub(crate) pool: PgPool,
+    /// The audit chain this node appends to (ARCHITECTURE.md: one chain per node) and its key
+    /// (none: events are stored unchained).
+    pub(crate) chain: String,
+    pub(crate) chain_key: Option<Arc<ChainKey>>,
 }
 
 impl PgIndex {
@@ -40,7 +47,19 @@ impl PgIndex {
             .run(&pool)
             .await
             .map_err(|e| StoreError::backend("migrating the PostgreSQL index", e))?;
-        Ok(PgIndex { pool })
+        Ok(PgIndex {
+            pool,
+            chain: crate::chain::MAIN_CHAIN.to_owned(),
+            chain_key: None,
+        })
+    }
+
+    /// Audit events from this index are chained with `key`, in the chain named `chain` (each
+    /// node its own; `main` for a node alone).
+    pub fn with_audit_chain(mut self, chain: &str, key: Option<Arc<ChainKey>>) -> Self {
+        self.chain = chain.to_owned();
+        self.chain_key = key;
+        self
     }
 
     /// The pool, for the adapter tests that compare the two schemas.
