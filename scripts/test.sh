@@ -24,8 +24,8 @@ INSTA_WORKSPACE_ROOT="$PWD" cargo test --workspace --quiet
 cargo build --quiet -p huren
 export HUREN_BIN="$CARGO_TARGET_DIR/debug/huren"
 cd tests/e2e
-../../.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+../../.venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 "$@"
 # The same suite again with the objects in an S3 bucket (moto's server on loopback; conftest
 # starts it): every flow must work without a local object path (issue 23).
 echo "end-to-end suite, objects in S3:"
-HUREN_E2E_STORAGE=s3 ../../.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+HUREN_E2E_STORAGE=s3 ../../.venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 "$@"
