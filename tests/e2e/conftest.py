@@ -78,12 +78,20 @@ def storage_env(data_dir):
             "AWS_ACCESS_KEY_ID": "huren-e2e", "AWS_SECRET_ACCESS_KEY": "huren-e2e-secret"}
 
 
+_clients = {}
+
+
 def s3_client(endpoint=None):
     """A signed client for the suite's bucket (moto answers unsigned requests for some objects
-    and refuses them for others, as a real store refuses them all)."""
+    and refuses them for others, as a real store refuses them all); one per endpoint, as
+    making a boto3 client costs more than a request."""
     import boto3
-    return boto3.client("s3", endpoint_url=endpoint or _s3["endpoint"], region_name="us-east-1",
-                        aws_access_key_id="huren-e2e", aws_secret_access_key="huren-e2e-secret")
+    endpoint = endpoint or _s3["endpoint"]
+    if endpoint not in _clients:
+        _clients[endpoint] = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                          aws_access_key_id="huren-e2e",
+                                          aws_secret_access_key="huren-e2e-secret")
+    return _clients[endpoint]
 
 
 def s3_key(data_dir, key):
