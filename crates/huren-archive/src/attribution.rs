@@ -9,57 +9,54 @@
 
 use crate::model::InstitutionView;
 use crate::ports::{Index, StoreError};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use crate::timed::TimedMap;
+use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(10);
-
-/// (sender institution, InstitutionName) → performer, with the time it was looked up.
-type PerformerMap = HashMap<(i64, String), (Instant, Option<i64>)>;
+/// Entries per map at most. Some keys come from senders (an InstitutionName as written in the
+/// objects), so every map is bounded: a day's worth of distinct lookups, then start again.
+const MAX_ENTRIES: usize = 50_000;
 
 /// (id, code) of institutions.
 type Institutions = Vec<(i64, String)>;
-/// (institution code, day) → the institution as it was that day, with when it was looked up.
-type AsOf = HashMap<(String, time::Date), (Instant, Option<InstitutionView>)>;
 
-#[derive(Default)]
 pub struct AttributionCache {
-    performer: Mutex<PerformerMap>,
-    issuer: Mutex<HashMap<i64, (Instant, String)>>,
+    /// (sender institution, InstitutionName) → performer.
+    performer: TimedMap<(i64, String), Option<i64>>,
+    issuer: TimedMap<i64, String>,
     /// issuer → the institution whose numbering it is (crate::numbering).
-    owner: Mutex<HashMap<String, (Instant, Option<i64>)>>,
+    owner: TimedMap<String, Option<i64>>,
     /// A system's institution and those it sends for: asked by every read of a system.
-    own: Mutex<HashMap<i64, (Instant, Institutions)>>,
+    own: TimedMap<i64, Institutions>,
     /// Institutions as of a day: recognition asks for each result's performer on its date.
-    as_of: Mutex<AsOf>,
+    as_of: TimedMap<(String, time::Date), Option<InstitutionView>>,
+}
+
+impl Default for AttributionCache {
+    fn default() -> Self {
+        AttributionCache {
+            performer: TimedMap::new(MAX_ENTRIES),
+            issuer: TimedMap::new(MAX_ENTRIES),
+            owner: TimedMap::new(MAX_ENTRIES),
+            own: TimedMap::new(MAX_ENTRIES),
+            as_of: TimedMap::new(MAX_ENTRIES),
+        }
+    }
 }
 
 impl AttributionCache {
     /// Forgets everything (after an administrative change).
     pub fn clear(&self) {
-        if let Ok(mut m) = self.performer.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.issuer.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.own.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.as_of.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.owner.lock() {
-            m.clear();
-        }
+        self.performer.clear();
+        self.issuer.clear();
+        self.own.clear();
+        self.as_of.clear();
+        self.owner.clear();
     }
 
     /// Forgets one issuer's owner (after a claim).
     pub fn forget_issuer(&self, issuer: &str) {
-        if let Ok(mut m) = self.owner.lock() {
-            m.remove(issuer);
-        }
+        self.owner.forget(issuer);
     }
 
     /// The institution whose patient numbering `issuer` is, if any. Asked by every write that
@@ -69,19 +66,11 @@ impl AttributionCache {
         index: &dyn Index,
         issuer: &str,
     ) -> Result<Option<i64>, StoreError> {
-        if let Ok(m) = self.owner.lock()
-            && let Some((at, v)) = m.get(issuer)
-            && at.elapsed() < TTL
-        {
-            return Ok(*v);
+        if let Some(v) = self.owner.fresh(issuer, TTL) {
+            return Ok(v);
         }
         let v = index.issuer_owner(issuer).await?;
-        if let Ok(mut m) = self.owner.lock() {
-            if m.len() > 50_000 {
-                m.clear();
-            }
-            m.insert(issuer.to_owned(), (Instant::now(), v));
-        }
+        self.owner.keep(issuer.to_owned(), v);
         Ok(v)
     }
 
@@ -97,32 +86,19 @@ impl AttributionCache {
         // do not ask for 200 institutions every ten seconds.
         const AS_OF_TTL: Duration = Duration::from_secs(60);
         let key = (code.to_owned(), day);
+        if let Some(v) = self.as_of.fresh(&key, AS_OF_TTL) {
+            return Ok(v);
+        }
         // Expired: this caller reads it again, the others keep the value meanwhile. A patient's
         // results expire together, and twenty HIS calls at once each asking again for every
         // performer-day was the reminder benchmark's slowest percentile.
-        let stale = match self.as_of.lock() {
-            Ok(mut m) => match m.get_mut(&key) {
-                Some((at, v)) if at.elapsed() < AS_OF_TTL => return Ok(v.clone()),
-                Some((at, v)) => {
-                    *at = Instant::now();
-                    Some(v.clone())
-                }
-                None => None,
-            },
-            Err(_) => None,
-        };
+        let stale = self.as_of.renew(&key);
         let v = match (index.institution_as_of(code, day).await, stale) {
             (Ok(v), _) => v,
             (Err(_), Some(stale)) => return Ok(stale),
             (Err(e), None) => return Err(e),
         };
-        if let Ok(mut m) = self.as_of.lock() {
-            // Bounded: a day's worth of lookups, then start again.
-            if m.len() > 50_000 {
-                m.clear();
-            }
-            m.insert(key, (Instant::now(), v.clone()));
-        }
+        self.as_of.keep(key, v.clone());
         Ok(v)
     }
 
@@ -132,16 +108,11 @@ impl AttributionCache {
         index: &dyn Index,
         institution: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        if let Ok(m) = self.own.lock()
-            && let Some((at, v)) = m.get(&institution)
-            && at.elapsed() < TTL
-        {
-            return Ok(v.clone());
+        if let Some(v) = self.own.fresh(&institution, TTL) {
+            return Ok(v);
         }
         let v = index.own_institutions(institution).await?;
-        if let Ok(mut m) = self.own.lock() {
-            m.insert(institution, (Instant::now(), v.clone()));
-        }
+        self.own.keep(institution, v.clone());
         Ok(v)
     }
 
@@ -153,16 +124,11 @@ impl AttributionCache {
         name: &str,
     ) -> Result<Option<i64>, StoreError> {
         let key = (sender_institution, name.to_owned());
-        if let Ok(m) = self.performer.lock()
-            && let Some((at, v)) = m.get(&key)
-            && at.elapsed() < TTL
-        {
-            return Ok(*v);
+        if let Some(v) = self.performer.fresh(&key, TTL) {
+            return Ok(v);
         }
         let v = index.map_performer(sender_institution, name).await?;
-        if let Ok(mut m) = self.performer.lock() {
-            m.insert(key, (Instant::now(), v));
-        }
+        self.performer.keep(key, v);
         Ok(v)
     }
 
@@ -174,11 +140,8 @@ impl AttributionCache {
         performer: i64,
         today: time::Date,
     ) -> Result<String, StoreError> {
-        if let Ok(m) = self.issuer.lock()
-            && let Some((at, v)) = m.get(&performer)
-            && at.elapsed() < TTL
-        {
-            return Ok(v.clone());
+        if let Some(v) = self.issuer.fresh(&performer, TTL) {
+            return Ok(v);
         }
         let on = huren_types::day::iso(today);
         let v = match index.institution_identifier_system(performer, &on).await? {
@@ -191,9 +154,7 @@ impl AttributionCache {
                     .unwrap_or_else(|| performer.to_string())
             ),
         };
-        if let Ok(mut m) = self.issuer.lock() {
-            m.insert(performer, (Instant::now(), v.clone()));
-        }
+        self.issuer.keep(performer, v.clone());
         Ok(v)
     }
 }

@@ -9,10 +9,9 @@
 //! What can lag by up to [`CALLER_TTL`]: a token that expires by its date, and changes made by
 //! another process on the same index (a CLI command, a second node).
 
+use crate::timed::TimedMap;
 use huren_access::Principal;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an answer is reused.
 pub const CALLER_TTL: Duration = Duration::from_secs(1);
@@ -21,37 +20,20 @@ pub const CALLER_TTL: Duration = Duration::from_secs(1);
 /// tokens, for example guessing, cannot grow it).
 const MAX_ENTRIES: usize = 4096;
 
-/// Answers by key, each with the moment it was read.
-type Timed<K, V> = Mutex<HashMap<K, (Instant, V)>>;
-
 /// A person as an encounter names it: internal key, public id.
 type PersonKey = (i64, String);
 
-#[derive(Default)]
 pub struct CallerCache {
-    tokens: Timed<String, Principal>,
-    encounters: Timed<i64, Vec<PersonKey>>,
+    tokens: TimedMap<String, Principal>,
+    encounters: TimedMap<i64, Vec<PersonKey>>,
 }
 
-fn fresh<K, Q, V>(map: &Timed<K, V>, key: &Q) -> Option<V>
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ?Sized,
-    V: Clone,
-{
-    let m = map.lock().ok()?;
-    match m.get(key) {
-        Some((at, v)) if at.elapsed() < CALLER_TTL => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn keep<K: std::hash::Hash + Eq, V>(map: &Timed<K, V>, key: K, value: V) {
-    if let Ok(mut m) = map.lock() {
-        if m.len() >= MAX_ENTRIES {
-            m.clear();
+impl Default for CallerCache {
+    fn default() -> Self {
+        CallerCache {
+            tokens: TimedMap::new(MAX_ENTRIES),
+            encounters: TimedMap::new(MAX_ENTRIES),
         }
-        m.insert(key, (Instant::now(), value));
     }
 }
 
@@ -59,36 +41,30 @@ impl CallerCache {
     /// A live token's principal, when asked within the last [`CALLER_TTL`]. Unknown tokens
     /// are not kept: a token created a moment ago works at once.
     pub fn principal(&self, token_hash: &str) -> Option<Principal> {
-        fresh(&self.tokens, token_hash)
+        self.tokens.fresh(token_hash, CALLER_TTL)
     }
 
     pub fn keep_principal(&self, token_hash: &str, principal: Principal) {
-        keep(&self.tokens, token_hash.to_owned(), principal);
+        self.tokens.keep(token_hash.to_owned(), principal);
     }
 
     pub fn encounter_persons(&self, institution_id: i64) -> Option<Vec<(i64, String)>> {
-        fresh(&self.encounters, &institution_id)
+        self.encounters.fresh(&institution_id, CALLER_TTL)
     }
 
     pub fn keep_encounter_persons(&self, institution_id: i64, persons: Vec<(i64, String)>) {
-        keep(&self.encounters, institution_id, persons);
+        self.encounters.keep(institution_id, persons);
     }
 
     /// An encounter of this institution opened or closed here: its persons are read again.
     pub fn forget_encounters(&self, institution_id: i64) {
-        if let Ok(mut m) = self.encounters.lock() {
-            m.remove(&institution_id);
-        }
+        self.encounters.forget(&institution_id);
     }
 
     /// After any configuration change (a token revoked, an institution or account changed).
     pub fn clear(&self) {
-        if let Ok(mut m) = self.tokens.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.encounters.lock() {
-            m.clear();
-        }
+        self.tokens.clear();
+        self.encounters.clear();
     }
 }
 
@@ -111,23 +87,11 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_older_than_the_ttl_is_not_used() {
-        let c = CallerCache::default();
-        if let Ok(mut m) = c.tokens.lock() {
-            let old = Instant::now()
-                .checked_sub(CALLER_TTL + Duration::from_millis(1))
-                .unwrap_or_else(Instant::now);
-            m.insert("h".into(), (old, Principal::Console));
-        }
-        assert!(c.principal("h").is_none());
-    }
-
-    #[test]
     fn the_maps_stay_bounded() {
         let c = CallerCache::default();
         for n in 0..(MAX_ENTRIES + 10) {
             c.keep_principal(&n.to_string(), Principal::Console);
         }
-        assert!(c.tokens.lock().map(|m| m.len()).unwrap_or(0) <= MAX_ENTRIES);
+        assert!(c.tokens.len() <= MAX_ENTRIES);
     }
 }

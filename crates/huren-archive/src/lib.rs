@@ -51,6 +51,7 @@ pub mod retrieve;
 pub mod spool;
 pub mod submit;
 pub mod time;
+mod timed;
 /// Units → UCUM live with the lab model (`huren_labs::units`).
 pub use huren_labs::units;
 
