@@ -8,8 +8,6 @@ use huren_seal::chain::{ChainKey, GENESIS};
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
 
-pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
-
 /// The audit chain's head as the writer sees it: read from the database at the start of every
 /// group transaction (another process — the CLI — may have appended since), advanced per event,
 /// and put back when a job's savepoint is rolled back.

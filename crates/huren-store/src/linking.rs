@@ -1,7 +1,6 @@
 //! Person linking in SQL, shared by ingest, HL7 and the master patient index: identifiers of
 //! a record, a new record's own person, moving records between persons.
 
-use crate::chain::*;
 use crate::sql::*;
 use huren_archive::model::*;
 use huren_archive::ports::StoreError;

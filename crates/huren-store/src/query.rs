@@ -473,7 +473,7 @@ impl Drop for ScanBudget {
 
 /// A statement this module built, with its values bound. Only fixed fragments are formatted
 /// into the statement; every value is bound.
-fn bound(sql: String, binds: &[String]) -> crate::chain::Query<'_> {
+fn bound(sql: String, binds: &[String]) -> crate::sql::Query<'_> {
     binds
         .iter()
         .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, b| q.bind(b))

@@ -21,6 +21,9 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
 
 pub(crate) use huren_types::day::iso;
 
+/// A SQLite statement being bound, as the modules that build statements pass it around.
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
