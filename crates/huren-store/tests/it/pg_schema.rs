@@ -205,3 +205,32 @@ async fn both_dialects_build_the_same_schema() {
         .collect();
     assert_eq!(expected, pg_triggers, "triggers differ");
 }
+
+/// Every SQLite migration after 0045 has its PostgreSQL twin with the same number and name
+/// (PostgreSQL's 0001 stands for SQLite's 0001–0045): a change that moves data rather than
+/// schema, which the comparison above cannot see, is paired too.
+#[test]
+fn every_later_migration_comes_as_a_pair() {
+    let names = |dialect: &str| -> BTreeSet<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect);
+        std::fs::read_dir(&dir)
+            .expect("migrations")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect()
+    };
+    let number = |n: &String| n.split('_').next().and_then(|v| v.parse::<u32>().ok());
+    let sqlite_later: BTreeSet<String> = names("sqlite")
+        .into_iter()
+        .filter(|n| number(n).is_some_and(|v| v > 45))
+        .collect();
+    let postgres_later: BTreeSet<String> = names("postgres")
+        .into_iter()
+        .filter(|n| number(n).is_some_and(|v| v > 1))
+        .collect();
+    assert!(!sqlite_later.is_empty(), "0046 exists in both dialects");
+    assert_eq!(sqlite_later, postgres_later);
+}
