@@ -75,7 +75,7 @@ pub(crate) async fn link_identifier(
                 .await?;
             continue;
         }
-        if conflicting_numbers(conn, my_person, other_person).await? {
+        if conflicting_numbers::<sqlx::Sqlite>(conn, my_person, other_person).await? {
             review("conflicting_numbers").execute(&mut *conn).await?;
             continue;
         }
@@ -84,7 +84,7 @@ pub(crate) async fn link_identifier(
         } else {
             (my_person, other_person)
         };
-        move_person(
+        move_person::<sqlx::Sqlite>(
             conn,
             survivor,
             merged,
@@ -130,16 +130,23 @@ pub(crate) fn bind_new_record_person<'q>(
 
 /// Whether two persons hold different identity numbers of one document (only numbers that
 /// agree with their records count as a person's own).
-pub(crate) async fn conflicting_numbers(
-    conn: &mut SqliteConnection,
+pub(crate) async fn conflicting_numbers<DB>(
+    conn: &mut DB::Connection,
     a: i64,
     b: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB> + sqlx::Decode<'q, DB>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+{
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM patient_identifier x JOIN patient px ON px.id = x.patient_id
            JOIN patient_identifier y ON y.system = x.system AND y.blind != x.blind AND y.consistent = 1
            JOIN patient py ON py.id = y.patient_id
-         WHERE px.person_id = ? AND py.person_id = ? AND x.consistent = 1",
+         WHERE px.person_id = $1 AND py.person_id = $2 AND x.consistent = 1",
     )
     .bind(a)
     .bind(b)
@@ -150,17 +157,27 @@ pub(crate) async fn conflicting_numbers(
 
 /// Moves every record of `merged` into `survivor` with one link event each; `how` is
 /// (rule, actor, reason, score). Bumps the records' `updated_at` (metadata ETags, ARCHITECTURE.md).
-pub(crate) async fn move_person(
-    conn: &mut SqliteConnection,
+pub(crate) async fn move_person<DB>(
+    conn: &mut DB::Connection,
     survivor: i64,
     merged: i64,
     how: (&str, &str, Option<&str>, Option<f64>),
     ts: i64,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+{
     let (rule, actor, reason, score) = how;
     sqlx::query(
         "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason, score)
-           SELECT ?, id, person_id, ?, ?, ?, ?, ? FROM patient WHERE person_id = ?",
+           SELECT $1, id, person_id, $2, $3, $4, $5, $6 FROM patient WHERE person_id = $7",
     )
     .bind(ts)
     .bind(survivor)
@@ -171,26 +188,35 @@ pub(crate) async fn move_person(
     .bind(merged)
     .execute(&mut *conn)
     .await?;
-    let moved = sqlx::query("UPDATE patient SET person_id = ?, updated_at = ? WHERE person_id = ?")
-        .bind(survivor)
-        .bind(ts)
-        .bind(merged)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    sqlx::query("UPDATE person SET merged_into = ? WHERE id = ?")
+    // RETURNING rather than the result's row count, which sqlx gives per dialect only.
+    let moved: Vec<i64> = sqlx::query_scalar(
+        "UPDATE patient SET person_id = $1, updated_at = $2 WHERE person_id = $3 RETURNING id",
+    )
+    .bind(survivor)
+    .bind(ts)
+    .bind(merged)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE person SET merged_into = $1 WHERE id = $2")
         .bind(survivor)
         .bind(merged)
         .execute(&mut *conn)
         .await?;
-    Ok(moved)
+    Ok(moved.len() as u64)
 }
 
-pub(crate) async fn person_id(
-    conn: &mut SqliteConnection,
+pub(crate) async fn person_id<DB>(
+    conn: &mut DB::Connection,
     public_id: &str,
-) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT id FROM person WHERE public_id = ?")
+) -> Result<i64, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+{
+    sqlx::query_scalar("SELECT id FROM person WHERE public_id = $1")
         .bind(public_id)
         .fetch_optional(&mut *conn)
         .await
@@ -329,12 +355,22 @@ impl From<LinkEventRow> for LinkEvent {
     }
 }
 
-pub(crate) async fn person_records(
-    conn: &mut SqliteConnection,
+// The statements below read the same in both dialects (`$n` parameters, which sqlx binds by
+// number on SQLite as on PostgreSQL), so one generic function serves each adapter's connection.
+
+pub(crate) async fn person_records<DB>(
+    conn: &mut DB::Connection,
     person: i64,
-) -> Result<Vec<RecordView>, StoreError> {
+) -> Result<Vec<RecordView>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> RecordRow: sqlx::FromRow<'r, DB::Row>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
     let rows: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{RECORD_VIEW} WHERE p.person_id = ? ORDER BY p.id"
+        "{RECORD_VIEW} WHERE p.person_id = $1 ORDER BY p.id"
     )))
     .bind(person)
     .fetch_all(&mut *conn)
@@ -343,24 +379,40 @@ pub(crate) async fn person_records(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub(crate) async fn load_record(
-    conn: &mut SqliteConnection,
+pub(crate) async fn load_record<DB>(
+    conn: &mut DB::Connection,
     key: i64,
-) -> Result<RecordView, StoreError> {
-    let row: RecordRow =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{RECORD_VIEW} WHERE p.id = ?")))
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db)?;
+) -> Result<RecordView, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'r> RecordRow: sqlx::FromRow<'r, DB::Row>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let row: RecordRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{RECORD_VIEW} WHERE p.id = $1"
+    )))
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(row.into())
 }
 
-pub(crate) async fn load_review(
-    conn: &mut SqliteConnection,
+pub(crate) async fn load_review<DB>(
+    conn: &mut DB::Connection,
     id: i64,
-) -> Result<LinkReview, StoreError> {
-    let r: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{REVIEW} WHERE id = ?")))
+) -> Result<LinkReview, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'r> ReviewRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> RecordRow: sqlx::FromRow<'r, DB::Row>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let r: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{REVIEW} WHERE id = $1")))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
@@ -372,7 +424,7 @@ pub(crate) async fn load_review(
         score: r.score,
         state: r.state,
         created_at: r.created_at,
-        a: load_record(conn, r.patient_a).await?,
-        b: load_record(conn, r.patient_b).await?,
+        a: load_record::<DB>(conn, r.patient_a).await?,
+        b: load_record::<DB>(conn, r.patient_b).await?,
     })
 }

@@ -20,7 +20,7 @@ impl PersonIndex for SqliteIndex {
                 .map_err(db)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(load_review(&mut conn, id).await?);
+            out.push(load_review::<sqlx::Sqlite>(&mut conn, id).await?);
         }
         Ok(out)
     }
@@ -36,7 +36,7 @@ impl PersonIndex for SqliteIndex {
         if !exists {
             return Ok(None);
         }
-        Ok(Some(load_review(&mut conn, id).await?))
+        Ok(Some(load_review::<sqlx::Sqlite>(&mut conn, id).await?))
     }
 
     async fn merge_persons(
@@ -47,19 +47,22 @@ impl PersonIndex for SqliteIndex {
         reason: &str,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let s = person_id(&mut tx, survivor).await?;
-        let m = person_id(&mut tx, merged).await?;
+        let s = person_id::<sqlx::Sqlite>(&mut tx, survivor).await?;
+        let m = person_id::<sqlx::Sqlite>(&mut tx, merged).await?;
         if s == m {
             return Err(StoreError::Invalid(
                 "a person cannot be merged into itself".into(),
             ));
         }
-        if conflicting_numbers(&mut tx, s, m).await.map_err(db)? {
+        if conflicting_numbers::<sqlx::Sqlite>(&mut tx, s, m)
+            .await
+            .map_err(db)?
+        {
             return Err(StoreError::Conflict(
                 "the two persons hold different identity numbers of one document".into(),
             ));
         }
-        let moved = move_person(
+        let moved = move_person::<sqlx::Sqlite>(
             &mut tx,
             s,
             m,
@@ -79,7 +82,7 @@ impl PersonIndex for SqliteIndex {
         reason: &str,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let m = person_id(&mut tx, merged).await?;
+        let m = person_id::<sqlx::Sqlite>(&mut tx, merged).await?;
         let survivor: Option<i64> =
             sqlx::query_scalar("SELECT merged_into FROM person WHERE id = ?")
                 .bind(m)
@@ -138,7 +141,7 @@ impl PersonIndex for SqliteIndex {
         reason: &str,
     ) -> Result<LinkReview, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let review = load_review(&mut tx, id).await?;
+        let review = load_review::<sqlx::Sqlite>(&mut tx, id).await?;
         if review.state != "open" {
             return Err(StoreError::Conflict(format!(
                 "review {id} is already {}",
@@ -147,17 +150,20 @@ impl PersonIndex for SqliteIndex {
         }
         let ts = now();
         if link {
-            let a = person_id(&mut tx, &review.a.person).await?;
-            let b = person_id(&mut tx, &review.b.person).await?;
+            let a = person_id::<sqlx::Sqlite>(&mut tx, &review.a.person).await?;
+            let b = person_id::<sqlx::Sqlite>(&mut tx, &review.b.person).await?;
             if a != b {
-                if conflicting_numbers(&mut tx, a, b).await.map_err(db)? {
+                if conflicting_numbers::<sqlx::Sqlite>(&mut tx, a, b)
+                    .await
+                    .map_err(db)?
+                {
                     return Err(StoreError::Conflict(
                         "the two records' persons hold different identity numbers of one document"
                             .into(),
                     ));
                 }
                 let (s, m) = if a < b { (a, b) } else { (b, a) };
-                move_person(
+                move_person::<sqlx::Sqlite>(
                     &mut tx,
                     s,
                     m,
@@ -178,7 +184,7 @@ impl PersonIndex for SqliteIndex {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let out = load_review(&mut tx, id).await?;
+        let out = load_review::<sqlx::Sqlite>(&mut tx, id).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
     }
@@ -196,7 +202,7 @@ impl PersonIndex for SqliteIndex {
             return Ok(None);
         };
         let id: i64 = row.get(0);
-        let records = person_records(&mut conn, id).await?;
+        let records = person_records::<sqlx::Sqlite>(&mut conn, id).await?;
         let history: Vec<LinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{LINK_HISTORY} WHERE e.to_person = ?1 OR e.from_person = ?1 ORDER BY e.id"
         )))
@@ -284,10 +290,12 @@ impl PersonIndex for SqliteIndex {
         if pa == pb {
             return Ok(());
         }
-        let conflicting = conflicting_numbers(&mut tx, pa, pb).await.map_err(db)?;
+        let conflicting = conflicting_numbers::<sqlx::Sqlite>(&mut tx, pa, pb)
+            .await
+            .map_err(db)?;
         if link && !conflicting {
             let (s, m) = if pa < pb { (pa, pb) } else { (pb, pa) };
-            move_person(&mut tx, s, m, ("score", "ingest", None, Some(score)), ts)
+            move_person::<sqlx::Sqlite>(&mut tx, s, m, ("score", "ingest", None, Some(score)), ts)
                 .await
                 .map_err(db)?;
         } else {
@@ -352,7 +360,7 @@ impl PersonIndex for SqliteIndex {
             .map_err(db)?;
         let mut out = Vec::with_capacity(persons.len());
         for id in persons {
-            let records = person_records(&mut conn, id).await?;
+            let records = person_records::<sqlx::Sqlite>(&mut conn, id).await?;
             if let Some(first) = records.first() {
                 out.push(PersonHit {
                     person: first.person.clone(),

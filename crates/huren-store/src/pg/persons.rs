@@ -6,7 +6,8 @@
 
 use super::PgIndex;
 use crate::linking::{
-    FactsRow, LINK_HISTORY, LinkEventRow, RECORD_VIEW, REVIEW, RecordRow, ReviewRow, like_prefix,
+    FactsRow, LINK_HISTORY, LinkEventRow, conflicting_numbers, like_prefix, load_review,
+    move_person, person_id, person_records,
 };
 use crate::sql::*;
 use async_trait::async_trait;
@@ -22,15 +23,6 @@ const FACTS: &str = "SELECT p.id, p.person_id, p.name_key, p.name_raw, p.birth_d
           FROM patient_identifier i WHERE i.patient_id = p.id AND i.blind IS NOT NULL) AS identifiers
   FROM patient p";
 
-async fn person_id(conn: &mut PgConnection, public_id: &str) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT id FROM person WHERE public_id = $1")
-        .bind(public_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| StoreError::NotFound(format!("person {public_id}")))
-}
-
 /// Locks two persons' rows, lower id first (the order every merge takes them in).
 async fn lock_persons(conn: &mut PgConnection, a: i64, b: i64) -> Result<(), StoreError> {
     sqlx::query("SELECT id FROM person WHERE id IN ($1, $2) ORDER BY id FOR UPDATE")
@@ -42,112 +34,14 @@ async fn lock_persons(conn: &mut PgConnection, a: i64, b: i64) -> Result<(), Sto
     Ok(())
 }
 
-/// The rule of `crate::linking::conflicting_numbers`.
-async fn conflicting_numbers(conn: &mut PgConnection, a: i64, b: i64) -> Result<bool, StoreError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM patient_identifier x JOIN patient px ON px.id = x.patient_id
-           JOIN patient_identifier y ON y.system = x.system AND y.blind != x.blind AND y.consistent = 1
-           JOIN patient py ON py.id = y.patient_id
-         WHERE px.person_id = $1 AND py.person_id = $2 AND x.consistent = 1",
-    )
-    .bind(a)
-    .bind(b)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(n > 0)
-}
-
-/// The move of `crate::linking::move_person`.
-async fn move_person(
-    conn: &mut PgConnection,
-    survivor: i64,
-    merged: i64,
-    how: (&str, &str, Option<&str>, Option<f64>),
-    ts: i64,
-) -> Result<u64, StoreError> {
-    let (rule, actor, reason, score) = how;
-    sqlx::query(
-        "INSERT INTO person_link_event (at, patient_id, from_person, to_person, rule, actor, reason, score)
-           SELECT $1, id, person_id, $2, $3, $4, $5, $6 FROM patient WHERE person_id = $7",
-    )
-    .bind(ts)
-    .bind(survivor)
-    .bind(rule)
-    .bind(actor)
-    .bind(reason)
-    .bind(score)
-    .bind(merged)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let moved =
-        sqlx::query("UPDATE patient SET person_id = $1, updated_at = $2 WHERE person_id = $3")
-            .bind(survivor)
-            .bind(ts)
-            .bind(merged)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?
-            .rows_affected();
-    sqlx::query("UPDATE person SET merged_into = $1 WHERE id = $2")
-        .bind(survivor)
-        .bind(merged)
+/// Locks a review's row for a decision (the review is then read as any other).
+async fn lock_review(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM link_review WHERE id = $1 FOR UPDATE")
+        .bind(id)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    Ok(moved)
-}
-
-async fn person_records(
-    conn: &mut PgConnection,
-    person: i64,
-) -> Result<Vec<RecordView>, StoreError> {
-    let rows: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{RECORD_VIEW} WHERE p.person_id = $1 ORDER BY p.id"
-    )))
-    .bind(person)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(rows.into_iter().map(Into::into).collect())
-}
-
-async fn load_record(conn: &mut PgConnection, key: i64) -> Result<RecordView, StoreError> {
-    let row: RecordRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{RECORD_VIEW} WHERE p.id = $1"
-    )))
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(row.into())
-}
-
-/// A review with its two records; `lock` takes the review's row for a decision.
-async fn load_review(
-    conn: &mut PgConnection,
-    id: i64,
-    lock: bool,
-) -> Result<LinkReview, StoreError> {
-    let r: ReviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{REVIEW} WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| StoreError::NotFound(format!("link review {id}")))?;
-    Ok(LinkReview {
-        id: r.id,
-        reason: r.reason,
-        score: r.score,
-        state: r.state,
-        created_at: r.created_at,
-        a: load_record(conn, r.patient_a).await?,
-        b: load_record(conn, r.patient_b).await?,
-    })
+    Ok(())
 }
 
 #[async_trait]
@@ -163,14 +57,14 @@ impl PersonIndex for PgIndex {
                 .map_err(db)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(load_review(&mut conn, id, false).await?);
+            out.push(load_review::<sqlx::Postgres>(&mut conn, id).await?);
         }
         Ok(out)
     }
 
     async fn link_review(&self, id: i64) -> Result<Option<LinkReview>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        match load_review(&mut conn, id, false).await {
+        match load_review::<sqlx::Postgres>(&mut conn, id).await {
             Ok(r) => Ok(Some(r)),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -185,27 +79,31 @@ impl PersonIndex for PgIndex {
         reason: &str,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let s = person_id(&mut tx, survivor).await?;
-        let m = person_id(&mut tx, merged).await?;
+        let s = person_id::<sqlx::Postgres>(&mut tx, survivor).await?;
+        let m = person_id::<sqlx::Postgres>(&mut tx, merged).await?;
         if s == m {
             return Err(StoreError::Invalid(
                 "a person cannot be merged into itself".into(),
             ));
         }
         lock_persons(&mut tx, s, m).await?;
-        if conflicting_numbers(&mut tx, s, m).await? {
+        if conflicting_numbers::<sqlx::Postgres>(&mut tx, s, m)
+            .await
+            .map_err(db)?
+        {
             return Err(StoreError::Conflict(
                 "the two persons hold different identity numbers of one document".into(),
             ));
         }
-        let moved = move_person(
+        let moved = move_person::<sqlx::Postgres>(
             &mut tx,
             s,
             m,
             ("steward_merge", actor, Some(reason), None),
             now(),
         )
-        .await?;
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(moved as usize)
     }
@@ -217,7 +115,7 @@ impl PersonIndex for PgIndex {
         reason: &str,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let m = person_id(&mut tx, merged).await?;
+        let m = person_id::<sqlx::Postgres>(&mut tx, merged).await?;
         let survivor: Option<i64> =
             sqlx::query_scalar("SELECT merged_into FROM person WHERE id = $1 FOR UPDATE")
                 .bind(m)
@@ -281,7 +179,8 @@ impl PersonIndex for PgIndex {
         reason: &str,
     ) -> Result<LinkReview, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let review = load_review(&mut tx, id, true).await?;
+        lock_review(&mut tx, id).await?;
+        let review = load_review::<sqlx::Postgres>(&mut tx, id).await?;
         if review.state != "open" {
             return Err(StoreError::Conflict(format!(
                 "review {id} is already {}",
@@ -290,25 +189,29 @@ impl PersonIndex for PgIndex {
         }
         let ts = now();
         if link {
-            let a = person_id(&mut tx, &review.a.person).await?;
-            let b = person_id(&mut tx, &review.b.person).await?;
+            let a = person_id::<sqlx::Postgres>(&mut tx, &review.a.person).await?;
+            let b = person_id::<sqlx::Postgres>(&mut tx, &review.b.person).await?;
             if a != b {
                 lock_persons(&mut tx, a, b).await?;
-                if conflicting_numbers(&mut tx, a, b).await? {
+                if conflicting_numbers::<sqlx::Postgres>(&mut tx, a, b)
+                    .await
+                    .map_err(db)?
+                {
                     return Err(StoreError::Conflict(
                         "the two records' persons hold different identity numbers of one document"
                             .into(),
                     ));
                 }
                 let (s, m) = if a < b { (a, b) } else { (b, a) };
-                move_person(
+                move_person::<sqlx::Postgres>(
                     &mut tx,
                     s,
                     m,
                     ("steward_merge", actor, Some(reason), None),
                     ts,
                 )
-                .await?;
+                .await
+                .map_err(db)?;
             }
         }
         sqlx::query(
@@ -321,7 +224,7 @@ impl PersonIndex for PgIndex {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let out = load_review(&mut tx, id, false).await?;
+        let out = load_review::<sqlx::Postgres>(&mut tx, id).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
     }
@@ -339,7 +242,7 @@ impl PersonIndex for PgIndex {
         let Some((id, merged_into)) = row else {
             return Ok(None);
         };
-        let records = person_records(&mut conn, id).await?;
+        let records = person_records::<sqlx::Postgres>(&mut conn, id).await?;
         let history: Vec<LinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{LINK_HISTORY} WHERE e.to_person = $1 OR e.from_person = $1 ORDER BY e.id"
         )))
@@ -428,10 +331,20 @@ impl PersonIndex for PgIndex {
             return Ok(());
         }
         lock_persons(&mut tx, pa, pb).await?;
-        let conflicting = conflicting_numbers(&mut tx, pa, pb).await?;
+        let conflicting = conflicting_numbers::<sqlx::Postgres>(&mut tx, pa, pb)
+            .await
+            .map_err(db)?;
         if link && !conflicting {
             let (s, m) = if pa < pb { (pa, pb) } else { (pb, pa) };
-            move_person(&mut tx, s, m, ("score", "ingest", None, Some(score)), ts).await?;
+            move_person::<sqlx::Postgres>(
+                &mut tx,
+                s,
+                m,
+                ("score", "ingest", None, Some(score)),
+                ts,
+            )
+            .await
+            .map_err(db)?;
         } else {
             sqlx::query(
                 "INSERT INTO link_review (created_at, patient_a, patient_b, reason, score) VALUES ($1, $2, $3, $4, $5)
@@ -499,7 +412,7 @@ impl PersonIndex for PgIndex {
         .map_err(db)?;
         let mut out = Vec::with_capacity(persons.len());
         for id in persons {
-            let records = person_records(&mut conn, id).await?;
+            let records = person_records::<sqlx::Postgres>(&mut conn, id).await?;
             if let Some(first) = records.first() {
                 out.push(PersonHit {
                     person: first.person.clone(),
