@@ -49,6 +49,24 @@ async fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
     }
 }
 
+/// An object's SHA-256 read back from the bucket by ranges, so that verifying a large object
+/// (with several in flight) never holds it whole in memory.
+async fn bucket_sha256(
+    s3: &S3Blobs,
+    key: &str,
+    size: u64,
+) -> Result<String, huren_archive::ports::StoreError> {
+    const CHUNK: u64 = 8 * 1024 * 1024;
+    let mut h = Sha256::new();
+    let mut at = 0;
+    while at < size {
+        let end = (at + CHUNK).min(size);
+        h.update(s3.read_range(key, at..end).await?);
+        at = end;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 async fn copy_one(s3: &S3Blobs, objects_root: &Path, o: &StoredObject, verify: bool) -> Outcome {
     let fail = |why: String| Outcome::Failed(format!("{} (instance {}): {why}", o.blob_key, o.id));
     match s3.size(&o.blob_key).await {
@@ -56,8 +74,8 @@ async fn copy_one(s3: &S3Blobs, objects_root: &Path, o: &StoredObject, verify: b
             if !verify {
                 return Outcome::Already;
             }
-            return match s3.read(&o.blob_key).await {
-                Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == o.sha256 => Outcome::Already,
+            return match bucket_sha256(s3, &o.blob_key, size).await {
+                Ok(hash) if hash == o.sha256 => Outcome::Already,
                 Ok(_) => fail("in the bucket with other bytes than the index recorded".into()),
                 Err(e) => fail(format!("reading it back: {e}")),
             };
